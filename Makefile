@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine (see README):
+#   make demo   installs into .venv and runs the main job on the embedded Dresden data
+#   make test   installs into .venv and runs the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN ?= runs/dresden
+
+.PHONY: install demo test test-slow bench clean
+
+install: $(VENV)/.installed
+
+# CPU torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/postloc prepare dresden --out $(RUN)/prepared
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,35 @@
+"""postloc: infer where a social-media post was made from its photo, caption and hashtags.
+
+The Python API is usable without the CLI::
+
+    import postloc
+    posts = postloc.read_posts("posts.jsonl")            # streaming iterator of Post
+    result = postloc.prepare("posts.jsonl", "prepared/")  # the paper's cleaning + splits
+    data = postloc.load_prepared("prepared/")             # DataFrames for training
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from postloc.errors import BadInputError, EmptyDatasetError, PostlocError
+from postloc.data.schema import Post
+from postloc.data.readers import read_posts
+from postloc.data.writers import write_posts
+from postloc.data.prepared import PreparedData, load_prepared
+from postloc.data.prepare import PrepareConfig, PrepareResult, prepare
+
+__all__ = [
+    "__version__",
+    "BadInputError",
+    "EmptyDatasetError",
+    "PostlocError",
+    "Post",
+    "read_posts",
+    "write_posts",
+    "PreparedData",
+    "load_prepared",
+    "PrepareConfig",
+    "PrepareResult",
+    "prepare",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from postloc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Post data: the schema, readers and writers, and the `prepare` pipeline."""

@@ -1,0 +1,44 @@
+"""Reading a prepared dataset folder back: what training, evaluation and experiments consume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from postloc.errors import PostlocError
+
+
+@dataclass
+class PreparedData:
+    """Posts (one row each, with ``split``), the POI table and the manifest of a prepared folder."""
+
+    path: Path
+    posts: pd.DataFrame
+    pois: pd.DataFrame
+    manifest: dict[str, Any]
+
+    def split(self, name: str) -> pd.DataFrame:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}; use train, val or test")
+        return self.posts[self.posts["split"] == name].reset_index(drop=True)
+
+    @property
+    def poi_names(self) -> list[str]:
+        return self.pois["poi"].tolist()
+
+
+def load_prepared(path: str | Path) -> PreparedData:
+    """Load the output of ``postloc prepare``; a clear error if the folder is not one."""
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.exists():
+        raise PostlocError(f"{path} is not a prepared dataset (no manifest.json); run `postloc prepare` first")
+    manifest = json.loads(manifest_path.read_text())
+    posts = pd.read_parquet(path / "posts.parquet")
+    pois = pd.read_csv(path / "pois.csv", dtype={"poi": str, "name": str}, keep_default_na=False,
+                       na_values={"lat": [""], "lon": [""]})
+    return PreparedData(path=path, posts=posts, pois=pois, manifest=manifest)

@@ -1,0 +1,99 @@
+"""Streaming readers: JSONL, CSV, Parquet and Instaloader folders, all yielding :class:`Post`.
+
+Each format module turns its input into :class:`RawRecord` items one at a time; this module
+validates them with the shared schema, so every format fails with the same messages and
+``skip_bad`` works the same everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from postloc.data.readers.base import RawRecord, SkipReport
+from postloc.data.schema import Post
+from postloc.errors import BadInputError
+
+FORMATS = ("jsonl", "csv", "parquet", "instaloader")
+
+_SUFFIXES = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".csv": "csv", ".tsv": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+}
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess the format from the path: a folder is an Instaloader download."""
+    p = Path(path)
+    if p.is_dir():
+        return "instaloader"
+    suffixes = [s.lower() for s in p.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".xz", ".bz2"):
+        suffixes = suffixes[:-1]
+    if suffixes and suffixes[-1] in _SUFFIXES:
+        return _SUFFIXES[suffixes[-1]]
+    raise BadInputError(p, None, None, f"cannot tell the format from the name; pass one of {', '.join(FORMATS)}")
+
+
+def read_posts(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    list_sep: str = ";",
+    skip_bad: bool = False,
+    report: SkipReport | None = None,
+) -> Iterator[Post]:
+    """Yield validated posts from ``path`` without holding the file in memory.
+
+    ``columns`` maps exchange-format keys to the input's column names (CSV and Parquet),
+    e.g. ``{"lon": "lng", "user": "user_guid"}``. With ``skip_bad`` a bad record is counted
+    in ``report`` and skipped; without it the first bad record raises :class:`BadInputError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(path, None, None, "no such file or folder")
+    fmt = format or detect_format(path)
+    if fmt == "jsonl":
+        from postloc.data.readers.jsonl import iter_jsonl as source
+        raw = source(path)
+    elif fmt == "csv":
+        from postloc.data.readers.csv import iter_csv
+
+        raw = iter_csv(path, columns=columns or {}, list_sep=list_sep)
+    elif fmt == "parquet":
+        from postloc.data.readers.parquet import iter_parquet
+
+        raw = iter_parquet(path, columns=columns or {})
+    elif fmt == "instaloader":
+        from postloc.data.readers.instaloader import iter_instaloader
+
+        raw = iter_instaloader(path)
+    else:
+        raise BadInputError(path, None, None, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return _validated(raw, skip_bad=skip_bad, report=report if report is not None else SkipReport())
+
+
+def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) -> Iterator[Post]:
+    seen_ids: dict[str, tuple[str, int | None]] = {}
+    for item in raw:
+        try:
+            if item.error is not None:
+                raise item.error
+            post = Post.from_record(item.record, source=item.source, line=item.line, base_dir=item.base_dir)
+            first = seen_ids.get(post.id)
+            if first is not None:
+                where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"
+                raise BadInputError(item.source, item.line, "id", f'"{post.id}" was already used at {where}')
+            seen_ids[post.id] = (item.source, item.line)
+        except BadInputError as error:
+            if not skip_bad:
+                raise
+            report.add(error)
+            continue
+        report.read += 1
+        yield post
+
+
+__all__ = ["FORMATS", "RawRecord", "SkipReport", "detect_format", "read_posts"]

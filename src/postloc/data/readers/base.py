@@ -1,0 +1,61 @@
+"""What the format modules hand to the validator, and the tally of skipped records."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Mapping
+
+from postloc.errors import BadInputError
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One unvalidated record, or the error met while decoding it (so the caller may skip it)."""
+
+    source: str
+    line: int | None
+    record: Mapping[str, Any] | None = None
+    error: BadInputError | None = None
+    base_dir: str | None = None
+
+
+@dataclass
+class SkipReport:
+    """Counts of what ``--skip-bad`` skipped and why, with the first few messages verbatim."""
+
+    read: int = 0
+    skipped: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    max_examples: int = 10
+
+    def add(self, error: BadInputError) -> None:
+        self.skipped += 1
+        self.reasons[f'"{error.key}" {error.problem.split(",")[0]}' if error.key else error.problem.split(":")[0]] += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(str(error))
+
+    def summary(self) -> str:
+        if not self.skipped:
+            return f"read {self.read} posts, skipped none"
+        lines = [f"read {self.read} posts, skipped {self.skipped} bad records:"]
+        lines += [f"  {count:>8}  {reason}" for reason, count in self.reasons.most_common()]
+        lines += ["first skipped:"] + [f"  {example}" for example in self.examples]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "skipped": self.skipped, "reasons": dict(self.reasons), "examples": self.examples}
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a possibly compressed file for reading bytes, with a clear error when it cannot be read."""
+    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix.lower(), open)
+    try:
+        return opener(path, "rb")
+    except OSError as error:
+        raise BadInputError(path, None, None, f"cannot be read: {error.strerror or error}") from None

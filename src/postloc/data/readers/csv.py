@@ -1,0 +1,69 @@
+"""CSV (or TSV) with a column mapping: the way most scraped or exported post tables arrive.
+
+List-valued keys (``hashtags``, ``image``) are split on ``list_sep`` (the Dresden sample uses
+``;``). Line numbers are physical lines, header included, so quoted multi-line cells still
+point at the right place.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from postloc.data.readers.base import RawRecord, open_binary
+from postloc.data.schema import KNOWN_KEYS
+from postloc.errors import BadInputError
+
+_LIST_KEYS = ("hashtags", "image")
+
+
+def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> Iterator[RawRecord]:
+    source, base_dir = str(path), str(path.resolve().parent)
+    unknown = set(columns) - set(KNOWN_KEYS)
+    if unknown:
+        raise BadInputError(path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}")
+    delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    with open_binary(path) as raw_handle:
+        handle = io.TextIOWrapper(raw_handle, encoding="utf-8", errors="strict", newline="")
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
+            raise BadInputError(path, 1, None, f"cannot read the header: {error}") from None
+        missing = [f"{key}<-{col}" for key, col in columns.items() if col not in header]
+        if missing:
+            raise BadInputError(path, 1, None, f"mapped columns not in the header: {', '.join(missing)} (header: {', '.join(header)})")
+        rename = {col: key for key, col in columns.items()}
+        # A column named like an exchange key that the mapping replaces keeps its data as an extra.
+        names = [rename.get(h, f"{h}_raw" if h in columns else h) for h in header]
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as error:
+                # The stream position is lost after a decode error; report and stop honestly.
+                raise BadInputError(path, reader.line_num + 1, None, f"is not valid UTF-8 ({error.reason})") from None
+            except csv.Error as error:
+                yield RawRecord(source, start, error=BadInputError(path, start, None, f"malformed CSV: {error}"))
+                continue
+            except (OSError, EOFError) as error:
+                raise BadInputError(path, None, None, f"cannot be read: {error}") from None
+            line = start
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                yield RawRecord(source, line, error=BadInputError(path, line, None, f"has {len(row)} fields, the header has {len(header)}"))
+                continue
+            record: dict[str, object] = {}
+            for name, cell in zip(names, row):
+                if name in _LIST_KEYS:
+                    record[name] = [part.strip() for part in cell.split(list_sep) if part.strip()]
+                else:
+                    record[name] = cell
+            yield RawRecord(source, line, record=record, base_dir=base_dir)

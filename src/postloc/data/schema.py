@@ -1,0 +1,198 @@
+"""The post record every reader yields and every writer takes (the exchange format).
+
+The keys follow ``docs/post-format.md``. Validation happens here, once, so that JSONL, CSV,
+Parquet and Instaloader input all fail with the same messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from numbers import Real
+from pathlib import Path
+from typing import Any, Mapping
+
+from postloc.errors import BadInputError
+
+#: Keys of the exchange format; everything else in a record is kept in ``Post.extra``.
+KNOWN_KEYS = ("id", "text", "hashtags", "image", "poi", "lat", "lon", "user", "created")
+
+
+@dataclass(slots=True)
+class Post:
+    """One social-media post.
+
+    ``images`` holds absolute paths (readers resolve paths relative to the input file's
+    folder) so a post means the same thing wherever it is written next.
+    """
+
+    id: str
+    text: str = ""
+    hashtags: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    poi: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    user: str | None = None
+    created: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_coordinates(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+    @classmethod
+    def from_record(
+        cls,
+        record: Mapping[str, Any],
+        *,
+        source: str | Path = "<input>",
+        line: int | None = None,
+        base_dir: str | Path | None = None,
+    ) -> "Post":
+        """Validate one raw record (a parsed JSON object, a CSV row, a Parquet row).
+
+        Raises :class:`BadInputError` naming ``source``, ``line`` and the offending key.
+        """
+        if not isinstance(record, Mapping):
+            raise BadInputError(source, line, None, f"expected a JSON object, got {_kind(record)}")
+
+        def bad(key: str, problem: str) -> BadInputError:
+            return BadInputError(source, line, key, problem)
+
+        post_id = _opt_id(record.get("id"), "id", bad)
+        if post_id is None:
+            raise bad("id", "is required")
+        text = record.get("text")
+        if _missing(text):
+            text = ""
+        elif not isinstance(text, str):
+            raise bad("text", f"must be a string, got {_show(text)}")
+
+        hashtags = _string_list(record.get("hashtags"), "hashtags", bad)
+        hashtags = [h.lstrip("#") for h in hashtags if h.lstrip("#")]
+        images = _string_list(record.get("image"), "image", bad, allow_scalar=True)
+        if base_dir is not None:
+            images = [str((Path(base_dir) / p).resolve()) if not Path(p).is_absolute() else p for p in images]
+
+        lat = _coordinate(record.get("lat"), "lat", 90.0, bad)
+        lon = _coordinate(record.get("lon"), "lon", 180.0, bad)
+        if (lat is None) != (lon is None):
+            missing = "lon" if lon is None else "lat"
+            raise bad(missing, "is missing while the other coordinate is given")
+
+        extra = {k: v for k, v in record.items() if k not in KNOWN_KEYS}
+        return cls(
+            id=post_id,
+            text=text,
+            hashtags=hashtags,
+            images=images,
+            poi=_opt_id(record.get("poi"), "poi", bad),
+            lat=lat,
+            lon=lon,
+            user=_opt_id(record.get("user"), "user", bad),
+            created=_created(record.get("created"), bad),
+            extra=extra,
+        )
+
+    def to_record(self, image_base: str | Path | None = None) -> dict[str, Any]:
+        """The exchange-format dict; image paths relative to ``image_base`` when given."""
+        record: dict[str, Any] = {"id": self.id, "text": self.text, "hashtags": list(self.hashtags)}
+        if self.images:
+            record["image"] = [_relative(p, image_base) for p in self.images]
+        for key in ("poi", "lat", "lon", "user", "created"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
+        for key, value in self.extra.items():
+            record.setdefault(key, value)
+        return record
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _opt_id(value: Any, key: str, bad) -> str | None:
+    """Ids may come as strings or integers (JSON numbers, CSV cells); anything else is an error."""
+    if _missing(value) or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        # Parquet/pandas may hand over numpy integers; accept any integral number.
+        if isinstance(value, Real) and float(value).is_integer():
+            return str(int(value))
+        raise bad(key, f"must be a string, got {_show(value)}")
+    return str(value)
+
+
+def _string_list(value: Any, key: str, bad, allow_scalar: bool = False) -> list[str]:
+    if _missing(value):
+        return []
+    if isinstance(value, str):
+        if allow_scalar:
+            return [value] if value else []
+        raise bad(key, f"must be a list of strings, got {_show(value)}")
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()  # numpy arrays from Parquet
+    if not isinstance(value, (list, tuple)):
+        raise bad(key, f"must be a list of strings, got {_show(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise bad(key, f"must contain only strings, got {_show(item)}")
+    return [item for item in value if item]
+
+
+def _coordinate(value: Any, key: str, limit: float, bad) -> float | None:
+    if _missing(value) or value == "":
+        return None
+    number: float | None = None
+    if isinstance(value, Real) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or not -limit <= number <= limit:
+        raise bad(key, f"must be a number in [{-limit:g}, {limit:g}], got {_show(value)}")
+    return number
+
+
+def _created(value: Any, bad) -> str | None:
+    """Normalise posting time to ISO-8601; Unix seconds are read as UTC."""
+    if _missing(value) or value == "":
+        return None
+    if isinstance(value, bool):
+        raise bad("created", f"must be an ISO-8601 string or Unix seconds, got {_show(value)}")
+    if isinstance(value, Real):
+        try:
+            return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
+        except (OverflowError, OSError, ValueError):
+            raise bad("created", f"is not a valid Unix time, got {_show(value)}") from None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+        except ValueError:
+            raise bad("created", f"must be an ISO-8601 string or Unix seconds, got {_show(value)}") from None
+    raise bad("created", f"must be an ISO-8601 string or Unix seconds, got {_show(value)}")
+
+
+def _relative(path: str, base: str | Path | None) -> str:
+    if base is None:
+        return path
+    try:
+        return str(Path(path).relative_to(Path(base).resolve()))
+    except ValueError:
+        return path

@@ -1,0 +1,68 @@
+"""User-disjoint, POI-stratified train/val/test splits.
+
+One user's posts of one place are near-duplicates (same trip, same tags), so a random split
+leaks them across train and test and flatters every model. Users are therefore assigned as a
+whole: largest users first (ties in seeded random order), each to the split whose per-POI
+post quotas it fills best, ties going to the split furthest below its overall share. Small
+users placed last even out what the big blocks left. Cost is linear in the number of users;
+scikit-learn's StratifiedGroupKFold balances similarly but took 36 s on 200k posts / 20k
+users on this project's 2-core machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float = 0.7
+    val: float = 0.1
+    test: float = 0.2
+    seed: int = 0
+
+    def fractions(self) -> np.ndarray:
+        f = np.array([self.train, self.val, self.test], dtype=float)
+        if (f < 0).any() or f.sum() <= 0:
+            raise ValueError(f"split fractions must be non-negative and not all zero, got {f.tolist()}")
+        return f / f.sum()
+
+
+def user_disjoint_split(users: pd.Series, pois: pd.Series, config: SplitConfig) -> pd.Series:
+    """Split name per post. Posts without a user id count as users of their own."""
+    targets = config.fractions()
+    n = len(pois)
+    own = pd.Series([f"\0post:{i}" for i in range(n)], index=users.index)
+    users = users.astype("object").where(users.notna(), own)
+    user_codes, _ = pd.factorize(users, sort=True)
+    poi_codes, poi_names = pd.factorize(pois, sort=True)
+    pairs = pd.DataFrame({"u": user_codes, "p": poi_codes}).value_counts().sort_index()
+    u_of_pair = pairs.index.get_level_values("u").to_numpy()
+    p_of_pair = pairs.index.get_level_values("p").to_numpy()
+    c_of_pair = pairs.to_numpy()
+    n_users = int(user_codes.max()) + 1 if n else 0
+    starts = np.searchsorted(u_of_pair, np.arange(n_users + 1))
+    sizes = np.bincount(user_codes, minlength=n_users)
+
+    need = targets[:, None] * np.bincount(poi_codes, minlength=len(poi_names))[None, :].astype(float)
+    overall = targets * n
+    rng = np.random.default_rng(config.seed)
+    order = np.lexsort((rng.permutation(n_users), -sizes))
+    closed = targets == 0
+    chosen = np.empty(n_users, dtype=np.int64)
+    for user in order:
+        lo, hi = starts[user], starts[user + 1]
+        idx, counts = p_of_pair[lo:hi], c_of_pair[lo:hi]
+        fit = np.minimum(counts[None, :], np.clip(need[:, idx], 0, None)).sum(axis=1)
+        score = fit + 1e-6 * overall / max(n, 1)
+        score[closed] = -np.inf
+        best = int(np.argmax(score))
+        chosen[user] = best
+        need[best, idx] -= counts
+        overall[best] -= counts.sum()
+    return pd.Series(np.array(SPLITS, dtype=object)[chosen[user_codes]], index=pois.index, name="split")

@@ -1,0 +1,34 @@
+"""Exceptions that users see.
+
+Every error about input data names the file, the line (1-based; for CSV the physical
+line including the header) and the key, so that a user can open the file and fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PostlocError(Exception):
+    """Base class of every error postloc raises on purpose."""
+
+
+class BadInputError(PostlocError):
+    """One record of an input file cannot be used.
+
+    The message reads like a compiler error: ``posts.jsonl:1207: "lat" must be a number in
+    [-90, 90], got "abc"``.
+    """
+
+    def __init__(self, source: str | Path, line: int | None, key: str | None, problem: str):
+        self.source = str(source)
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = self.source if line is None else f"{self.source}:{line}"
+        what = f'"{key}" {problem}' if key else problem
+        super().__init__(f"{where}: {what}")
+
+
+class EmptyDatasetError(PostlocError):
+    """Nothing is left after reading or filtering; the message says which step removed what."""

@@ -1,0 +1,1 @@
+"""Text handling shared by data preparation and models: normalisation, hashtags, tokens."""

@@ -1,0 +1,55 @@
+"""Normalisation and tokenisation of captions and hashtags.
+
+Posts are noisy: full-width letters, ligatures, combining accents, emoji. NFKC folds the
+look-alikes so ``ｎｙｃ`` and ``nyc`` meet; ``casefold`` is the matching key (``Straße`` and
+``STRASSE`` meet too). Emoji are kept as tokens of their own because they carry place cues
+(🗽, 🌉) and the paper keeps them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import regex
+
+# An emoji "grapheme": a pictographic char with its modifiers, ZWJ sequences and flags.
+_EMOJI = r"(?:\p{Regional_Indicator}{2}|\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\uFE0F|\u200D\p{Extended_Pictographic})*)"
+# A hashtag: '#' then letters, digits, marks, underscores or emoji; not preceded by a word char or '&' (HTML entities).
+_HASHTAG_RE = regex.compile(rf"(?<![\w&#])#((?:[\p{{L}}\p{{N}}\p{{M}}_]|{_EMOJI})+)")
+_TOKEN_RE = regex.compile(rf"{_EMOJI}|(?<![\w&#])#?[\p{{L}}\p{{N}}\p{{M}}_]+(?:['’][\p{{L}}\p{{N}}\p{{M}}]+)*")
+_SPACE_RE = regex.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC with whitespace collapsed; case is kept (models lowercase through :func:`match_key`)."""
+    return _SPACE_RE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def match_key(token: str) -> str:
+    """The form used to compare and count tokens and hashtags."""
+    return unicodedata.normalize("NFKC", token).casefold().lstrip("#")
+
+
+def extract_hashtags(text: str) -> list[str]:
+    """Hashtags in order of appearance, without '#', as written (after NFKC)."""
+    return _HASHTAG_RE.findall(unicodedata.normalize("NFKC", text))
+
+
+def strip_hashtags(text: str) -> str:
+    """The caption without its hashtags: what language identification should judge."""
+    return _SPACE_RE.sub(" ", _HASHTAG_RE.sub(" ", text)).strip()
+
+
+def tokenize(text: str) -> list[str]:
+    """Word and emoji tokens in matching form; hashtags keep their '#' so models can tell them apart."""
+    return [t.casefold() for t in _TOKEN_RE.findall(unicodedata.normalize("NFKC", text))]
+
+
+def normalize_hashtags(tags: list[str]) -> list[str]:
+    """Matching keys, deduplicated in first-seen order (a tag repeated in one post counts once)."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        key = match_key(tag)
+        if key:
+            seen.setdefault(key, None)
+    return list(seen)

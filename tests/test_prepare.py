@@ -1,0 +1,158 @@
+"""`prepare` end to end: the filters' exact effects, outputs, idempotence, errors, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import postloc
+from postloc import EmptyDatasetError, PrepareConfig, datasets, load_prepared, prepare
+from postloc.cli import main
+from postloc.data.prepare import ReadOptions
+
+SMALL = PrepareConfig(min_hashtag_count=3, min_poi_posts=10, min_poi_users=2, train=0.5, val=0.25, test=0.25)
+
+
+def labelled_posts():
+    """Two labelled POIs, 4 users each; planted non-English, duplicate, rare-tag and empty posts."""
+    records = []
+    for poi, tag, lat in (("bridge", "bridge", 40.70), ("square", "square", 40.75)):
+        for i in range(12):
+            records.append({"id": f"{poi}{i}", "text": f"What a lovely evening walk number {i} #{tag.title()} #nyc",
+                            "poi": poi, "lat": lat, "lon": -73.99, "user": f"{poi}-u{i % 4}",
+                            "image": f"img/{poi}{i}.jpg"})
+    records += [
+        {"id": "german", "text": "Das ist ein wunderschöner Abend an der Brücke", "poi": "bridge", "user": "x"},
+        {"id": "dup", "text": "What a lovely evening walk number 0 #bridge #NYC", "poi": "bridge", "user": "bridge-u0"},
+        {"id": "short", "text": "wow #bridge", "poi": "bridge", "user": "y"},
+        {"id": "rare", "hashtags": ["onlyonce"], "poi": "square", "user": "z"},
+        {"id": "nolabel", "text": "Lovely evening walk again today with friends", "user": "w"},
+    ]
+    return records
+
+
+def test_prepare_applies_each_filter(jsonl_file, tmp_path):
+    result = prepare(jsonl_file(labelled_posts()), tmp_path / "out", SMALL)
+    funnel = result.summary["funnel"]
+    assert funnel["read"] == 29
+    assert funnel["dropped_language"] == 1  # german
+    assert funnel["dropped_duplicate"] == 1  # same user, text (case-insensitive), tags, place
+    assert funnel["dropped_no_poi_label"] == 1
+    assert funnel["dropped_empty"] == 1  # 'rare' lost its only hashtag
+    assert funnel["kept"] == 25
+    data = load_prepared(tmp_path / "out")
+    posts = data.posts.set_index("id")
+    assert "short" in posts.index and "language_undetermined" in posts.loc["short", "flags"]
+    assert list(posts.loc["bridge0", "hashtags"]) == ["bridge", "nyc"]  # lowercased, from the text
+    vocab = pd.read_csv(tmp_path / "out/hashtags.csv")
+    assert set(vocab[vocab.kept].hashtag) == {"bridge", "square", "nyc"}
+    assert vocab.set_index("hashtag").loc["onlyonce", "posts"] == 1
+    assert set(data.pois.poi) == {"bridge", "square"}
+    assert data.pois.set_index("poi").loc["bridge", "lat"] == pytest.approx(40.70)
+    for _, group in data.posts.groupby("user"):
+        assert group["split"].nunique() == 1
+    assert set(data.posts.split) <= {"train", "val", "test"}
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())
+    assert manifest["config"]["min_hashtag_count"] == 3 and len(manifest["input"]["sha256"]) == 64
+    # posts.jsonl is readable by the exchange-format reader, with split/flags as extra keys
+    again = list(postloc.read_posts(tmp_path / "out/posts.jsonl"))
+    assert len(again) == 25 and {p.extra["split"] for p in again} <= {"train", "val", "test"}
+    assert again[0].images[0].endswith(".jpg")
+
+
+def test_min_poi_posts_threshold_is_inclusive(jsonl_file, tmp_path):
+    records = [r for r in labelled_posts() if r.get("poi") == "bridge" and r["id"].startswith("bridge")]
+    records += [dict(r, id=f"s{i}", poi="square", user=f"s{i % 2}") for i, r in enumerate(records[:10])]
+    path = jsonl_file(records)
+    keep10 = prepare(path, tmp_path / "a", PrepareConfig(min_hashtag_count=1, min_poi_posts=10, min_poi_users=2))
+    assert keep10.summary["all"]["pois"] == 2
+    keep11 = prepare(path, tmp_path / "b", PrepareConfig(min_hashtag_count=1, min_poi_posts=11, min_poi_users=2))
+    assert keep11.summary["all"]["pois"] == 1 and keep11.summary["funnel"]["dropped_small_poi"] == 10
+    fewer_users = prepare(path, tmp_path / "c", PrepareConfig(min_hashtag_count=1, min_poi_posts=10, min_poi_users=3))
+    assert fewer_users.summary["all"]["pois"] == 1
+
+
+def test_rerun_is_idempotent_and_replaces_atomically(jsonl_file, tmp_path):
+    path = jsonl_file(labelled_posts())
+    out = tmp_path / "out"
+    prepare(path, out, SMALL)
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    prepare(path, out, SMALL)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    # a failing run (everything filtered out) leaves the previous result untouched and no temp folders
+    with pytest.raises(EmptyDatasetError, match="no posts left after the POI filters"):
+        prepare(path, out, PrepareConfig(min_poi_posts=1000))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "posts0.jsonl"]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_prepared_dataset(jsonl_file, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/thesis.tex").write_text("precious")
+    with pytest.raises(postloc.PostlocError, match="not a prepared dataset"):
+        prepare(jsonl_file(labelled_posts()), tmp_path / "mine", SMALL)
+    assert (tmp_path / "mine/thesis.tex").read_text() == "precious"
+
+
+def test_empty_input_and_bad_lines(jsonl_file, tmp_path):
+    with pytest.raises(EmptyDatasetError, match="the input holds no posts"):
+        prepare(jsonl_file([]), tmp_path / "out", SMALL)
+    records = labelled_posts() + ['{"id": "bad", "lat": "abc", "lon": 1}']
+    path = jsonl_file(records, name="withbad.jsonl")
+    with pytest.raises(postloc.BadInputError, match='withbad.jsonl:30: "lat" must be a number'):
+        prepare(path, tmp_path / "out", SMALL)
+    result = prepare(path, tmp_path / "out", SMALL, ReadOptions(skip_bad=True))
+    assert result.summary["funnel"]["skipped_bad"] == 1 and result.summary["funnel"]["kept"] == 25
+
+
+def test_derived_pois_from_coordinates(jsonl_file, tmp_path):
+    records = []
+    for k, (lat, lon) in enumerate([(51.0526, 13.7415), (51.0600, 13.7600)]):
+        for i in range(40):
+            records.append({"id": f"{k}-{i}", "hashtags": [f"place{k}", "city"], "user": f"u{i % 5}-{k}",
+                            "lat": lat + (i % 7) * 1e-5, "lon": lon + (i % 5) * 1e-5})
+    config = PrepareConfig(min_hashtag_count=1, min_poi_posts=20, min_poi_users=2, poi_min_samples=5,
+                           drop_duplicates=False)
+    result = prepare(jsonl_file(records), tmp_path / "out", config)
+    assert result.summary["poi_method"] == "hdbscan" and result.summary["all"]["pois"] == 2
+    data = load_prepared(tmp_path / "out")
+    assert data.posts.groupby("poi")["hashtags"].apply(lambda s: {t for tags in s for t in tags if t != "city"}).map(len).eq(1).all()
+
+
+def test_dresden_end_to_end(tmp_path):
+    result = prepare(datasets.path("dresden"), tmp_path / "dresden", PrepareConfig(), datasets.read_options("dresden"))
+    summary = result.summary
+    assert summary["funnel"]["read"] == 17879
+    assert 10 <= summary["all"]["pois"] <= 60
+    assert summary["all"]["posts"] > 3000
+    assert summary["all"]["share_hashtags"] == 1.0 and summary["all"]["posts_with_text"] == 0
+    data = load_prepared(tmp_path / "dresden")
+    assert data.posts.groupby("user")["split"].nunique().max() == 1
+    assert set(data.pois.poi) == set(data.posts.poi)
+    assert data.pois["lat"].between(50.9, 51.2).all() and data.pois["lon"].between(13.5, 14.0).all()
+    assert "| #Posts |" in (tmp_path / "dresden/summary.md").read_text()
+
+
+def test_embedded_dataset_loads_with_attribution():
+    posts = datasets.load("dresden")
+    first = next(posts)
+    assert first.lat and first.user and first.hashtags
+    assert "CC-BY" in datasets.attribution("dresden") and "TagMaps" in datasets.attribution("dresden")
+    with pytest.raises(KeyError, match="available: dresden"):
+        datasets.path("paris")
+
+
+def test_cli_prepare_and_errors(jsonl_file, tmp_path, capsys):
+    path = jsonl_file(labelled_posts())
+    code = main(["prepare", str(path), "--out", str(tmp_path / "out"), "--min-hashtag-count", "3",
+                 "--min-poi-posts", "10", "--min-poi-users", "2", "--split", "0.5,0.25,0.25", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| #Posts | 25 |" in out and "#Locations (POIs)" in out
+    code = main(["prepare", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing.jsonl: no such file or folder" in err
+    with pytest.raises(SystemExit):
+        main(["prepare", str(path), "--out", str(tmp_path / "x"), "--split", "0.5,0.5"])
