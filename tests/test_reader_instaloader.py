@@ -295,3 +295,19 @@ def test_unreadable_subfolder_is_skippable_and_root_raises(tree: fx.DownloadTree
     assert report.skipped == 1 and report.examples == [f"{locked}: cannot be read: Permission denied"]
     with pytest.raises(BadInputError, match="cannot be read"):
         list(iter_instaloader(locked))
+
+
+def test_prepare_ingests_an_instaloader_download(tree: fx.DownloadTree, tmp_path: Path) -> None:
+    """`prepare` on the parent folder: POIs from the location ids, centres from their lat/lng."""
+    from postloc import PrepareConfig, load_prepared, prepare
+
+    config = PrepareConfig(min_hashtag_count=1, min_poi_posts=1, min_poi_users=1, languages=())
+    result = prepare(tree.root, tmp_path / "prepared", config)
+    assert result.summary["poi_method"] == "labels"
+    data = load_prepared(tmp_path / "prepared")
+    new_york = data.posts[data.posts["poi"] == str(fx.NEW_YORK["pk"])]
+    assert len(new_york) == 4 and new_york["image"].map(len).sum() >= 12
+    centre = data.pois.set_index("poi").loc[str(fx.NEW_YORK["pk"])]
+    assert (centre["lat"], centre["lon"]) == pytest.approx((fx.NEW_YORK["lat"], fx.NEW_YORK["lng"]))
+    assert centre["name"] == fx.NEW_YORK["name"]
+    assert "coffee" in new_york.set_index("text").filter(like="Caf", axis=0)["hashtags"].iloc[0].tolist()
