@@ -18,14 +18,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The main job: prepare the embedded data, train MRLF, evaluate on the held-out users.
 demo: install
-	$(VENV)/bin/postloc prepare dresden --out $(RUN)/prepared
+	$(VENV)/bin/postloc prepare dresden --out $(RUN)/prepared --quiet
+	rm -rf $(RUN)/mrlf
+	$(VENV)/bin/postloc train --model mrlf --data $(RUN)/prepared --out $(RUN)/mrlf
+	$(VENV)/bin/postloc evaluate $(RUN)/mrlf --split test
 
 test: install
 	$(PY) -m pytest -q
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+bench: install
+	$(PY) benchmarks/bench_prepare.py
+	$(PY) benchmarks/bench_mrlf.py
+	$(PY) benchmarks/bench_images.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

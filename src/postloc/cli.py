@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prepare(sub)
     _add_datasets(sub)
+    from postloc import train_cli
+
+    train_cli.add_parsers(sub)
     return parser
 
 

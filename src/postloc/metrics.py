@@ -1,0 +1,237 @@
+"""Every evaluation number in one place: accuracy, Acc@k, distance errors, macro-F1, per-POI table.
+
+The paper reports Acc and "Mean" (the error between the predicted cluster centre and the
+ground-truth location). Ground truth here is the post's own coordinates when the post has them
+and otherwise the centre of its true POI; the two give different numbers (a correct prediction
+has 0 km error against the centre, but some hundred metres against the post), so every report
+names which one it used in ``distance_reference``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from postloc.data.pois import EARTH_RADIUS_KM
+
+REFERENCE_POST = "post coordinates"
+REFERENCE_CENTRE = "POI centre"
+
+
+def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in km (vectorised; NaN in, NaN out).
+
+    The haversine form stays accurate for the sub-kilometre distances between POIs of one
+    city, where the spherical law of cosines loses digits.
+    """
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=float)) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+
+
+def top_k_accuracy(y_true: Sequence[int], proba: np.ndarray, k: int) -> float:
+    """Share of posts whose true class is among the ``k`` most probable (ties: lower index first)."""
+    y_true = np.asarray(y_true)
+    if len(y_true) == 0:
+        return float("nan")
+    top = top_k_indices(proba, k)
+    return float((top == y_true[:, None]).any(axis=1).mean())
+
+
+def top_k_indices(proba: np.ndarray, k: int) -> np.ndarray:
+    """Class indices by decreasing probability, ``k`` per row; a stable sort keeps ties deterministic."""
+    proba = np.asarray(proba)
+    k = min(k, proba.shape[1])
+    return np.argsort(-proba, axis=1, kind="stable")[:, :k]
+
+
+def macro_f1(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> float:
+    """Unweighted mean F1 over the classes present in truth or prediction (so rare POIs count as much as big ones)."""
+    from sklearn.metrics import f1_score
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = sorted(set(y_true[y_true >= 0].tolist()) | set(y_pred.tolist()))
+    if not labels:
+        return float("nan")
+    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+
+
+def distance_reference(has_post_coordinates: np.ndarray) -> str:
+    """Which ground truth the distances used, in words (see the module docstring)."""
+    has = np.asarray(has_post_coordinates, dtype=bool)
+    n_post, n_centre = int(has.sum()), int((~has).sum())
+    if n_centre == 0:
+        return REFERENCE_POST
+    if n_post == 0:
+        return REFERENCE_CENTRE
+    return f"mixed ({n_post} post / {n_centre} centre)"
+
+
+def truth_coordinates(posts: pd.DataFrame, poi_lat: pd.Series, poi_lon: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lat, lon, from_post)``: the post's own coordinates when known, else its POI's centre."""
+    lat = pd.to_numeric(posts.get("lat"), errors="coerce").to_numpy(dtype=float) if "lat" in posts else np.full(len(posts), np.nan)
+    lon = pd.to_numeric(posts.get("lon"), errors="coerce").to_numpy(dtype=float) if "lon" in posts else np.full(len(posts), np.nan)
+    from_post = ~(np.isnan(lat) | np.isnan(lon))
+    centre_lat = posts["poi"].map(poi_lat).to_numpy(dtype=float)
+    centre_lon = posts["poi"].map(poi_lon).to_numpy(dtype=float)
+    return np.where(from_post, lat, centre_lat), np.where(from_post, lon, centre_lon), from_post
+
+
+def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+    """Counts ``[true, predicted]``; truths outside the class list (-1) are left out."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    ok = y_true >= 0
+    np.add.at(matrix, (y_true[ok], y_pred[ok]), 1)
+    return matrix
+
+
+def evaluate(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, pois: pd.DataFrame,
+             *, ks: Sequence[int] = (3, 5), within_km: float = 1.0) -> dict[str, Any]:
+    """The full report for predicted probabilities ``proba[n, len(classes)]`` of ``posts``.
+
+    ``pois`` is the POI table (``poi, lat, lon[, name]``) giving centres and names.
+    Returns a JSON-ready dict; ``report["per_poi"]`` is a list of rows and
+    ``report["confusion"]`` the matrix as nested lists.
+    """
+    classes = list(classes)
+    proba = np.asarray(proba, dtype=float)
+    if proba.shape != (len(posts), len(classes)):
+        raise ValueError(f"proba has shape {proba.shape}, expected {(len(posts), len(classes))}")
+    index = {c: i for i, c in enumerate(classes)}
+    y_true = np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
+    y_pred = proba.argmax(axis=1) if len(classes) else np.zeros(len(posts), dtype=np.int64)
+
+    table = pois.set_index(pois["poi"].astype(str))
+    poi_lat = pd.to_numeric(table["lat"], errors="coerce")
+    poi_lon = pd.to_numeric(table["lon"], errors="coerce")
+    truth_lat, truth_lon, from_post = truth_coordinates(posts.assign(poi=posts["poi"].astype(str)), poi_lat, poi_lon)
+    pred_lat = poi_lat.reindex(classes).to_numpy(dtype=float)[y_pred] if len(posts) else np.zeros(0)
+    pred_lon = poi_lon.reindex(classes).to_numpy(dtype=float)[y_pred] if len(posts) else np.zeros(0)
+    km = haversine_km(pred_lat, pred_lon, truth_lat, truth_lon)
+    known = ~np.isnan(km)
+
+    report: dict[str, Any] = {
+        "posts": int(len(posts)),
+        "classes": len(classes),
+        "unknown_truth": int((y_true < 0).sum()),
+        "accuracy": accuracy(y_true, y_pred),
+        **{f"acc@{k}": top_k_accuracy(y_true, proba, k) for k in ks},
+        "macro_f1": macro_f1(y_true, y_pred, len(classes)),
+        "mean_km": float(km[known].mean()) if known.any() else float("nan"),
+        "median_km": float(np.median(km[known])) if known.any() else float("nan"),
+        f"acc@{within_km:g}km": float((km[known] <= within_km).mean()) if known.any() else float("nan"),
+        "distance_reference": distance_reference(from_post[known]),
+        "distance_posts": int(known.sum()),
+    }
+    report["per_poi"] = per_poi_table(y_true, y_pred, km, classes, table).to_dict(orient="records")
+    report["confusion"] = confusion(y_true, y_pred, len(classes)).tolist()
+    report["labels"] = classes
+    return _clean(report)
+
+
+def per_poi_table(y_true: np.ndarray, y_pred: np.ndarray, km: np.ndarray, classes: Sequence[str],
+                  pois: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per POI: support, precision, recall, F1 and mean error of its posts."""
+    rows = []
+    for i, poi in enumerate(classes):
+        truth, predicted = y_true == i, y_pred == i
+        tp = int((truth & predicted).sum())
+        precision = tp / predicted.sum() if predicted.sum() else 0.0
+        recall = tp / truth.sum() if truth.sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        errors = km[truth & ~np.isnan(km)]
+        name = ""
+        if pois is not None and poi in pois.index and "name" in pois:
+            name = "" if pd.isna(pois.loc[poi, "name"]) else str(pois.loc[poi, "name"])
+        rows.append({"poi": poi, "name": name, "support": int(truth.sum()), "predicted": int(predicted.sum()),
+                     "precision": precision, "recall": recall, "f1": f1,
+                     "mean_km": float(errors.mean()) if len(errors) else float("nan")})
+    return pd.DataFrame(rows, columns=["poi", "name", "support", "predicted", "precision", "recall", "f1", "mean_km"])
+
+
+def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
+    """A human summary of :func:`evaluate`'s report (headline numbers, then the per-POI table)."""
+    keys = [k for k in report if k.startswith("acc") or k in ("accuracy", "macro_f1", "mean_km", "median_km")]
+    lines = [f"# {title}", "", f"Posts: {report['posts']:,}; classes: {report['classes']}; "
+             f"distances against: **{report['distance_reference']}** ({report['distance_posts']:,} posts)", "",
+             "| metric | value |", "|---|---:|"]
+    for key in keys:
+        lines.append(f"| {key} | {_fmt(report[key])} |")
+    lines += ["", "| POI | name | support | predicted | precision | recall | F1 | mean km |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for row in report.get("per_poi", []):
+        lines.append(f"| {row['poi']} | {row['name']} | {row['support']} | {row['predicted']} | "
+                     f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(row['mean_km'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix as a PNG (rows: truth), so small POIs are as readable as large ones."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix, dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.35 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("predicted POI")
+    ax.set_ylabel("true POI")
+    ax.set_title(title or "confusion (row-normalised)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: str) -> dict[str, Path]:
+    """``<stem>.json``, ``<stem>.md``, ``<stem>-per-poi.csv`` and ``<stem>-confusion.png`` in ``out_dir``."""
+    from postloc.data.atomic import atomic_open
+
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md",
+             "csv": out_dir / f"{stem}-per-poi.csv", "png": out_dir / f"{stem}-confusion.png"}
+    with atomic_open(paths["json"]) as handle:
+        handle.write(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    with atomic_open(paths["md"]) as handle:
+        handle.write(report_markdown(report, title))
+    with atomic_open(paths["csv"]) as handle:
+        pd.DataFrame(report["per_poi"]).to_csv(handle, index=False, lineterminator="\n")
+    plot_confusion(report["confusion"], report["labels"], paths["png"], title)
+    return paths
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _clean(value: Any) -> Any:
+    """NaN -> None and numpy scalars -> Python, so the report is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

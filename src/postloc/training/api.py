@@ -1,0 +1,178 @@
+"""``train`` and ``evaluate``: a prepared folder in, a self-describing run folder out.
+
+Run folder layout::
+
+    RUN/config.json        RunConfig + which prepared data (path, fingerprint, synthetic flag)
+    RUN/data.json          POI table (names, centres) and the prepared hashtag vocabulary,
+                           so prediction needs only the run folder
+    RUN/checkpoints/epoch-NNNN/   newest epoch checkpoints (neural models)
+    RUN/best/              the best-on-validation model (loadable with postloc.models.load_model)
+    RUN/metrics.csv, metrics.jsonl, curves.png   per-epoch log and curves
+    RUN/run.json           summary written when training ends (status, epochs, timings)
+    RUN/eval-<split>.json/.md/-per-poi.csv/-confusion.png   written by evaluate
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from postloc.data.prepared import PreparedData, load_prepared
+from postloc.errors import PostlocError
+from postloc.features import attach_image_features, load_image_features
+from postloc.metrics import evaluate as evaluate_predictions
+from postloc.metrics import write_report
+from postloc.training import checkpoints as ck
+from postloc.training.config import RunConfig, read_run_config
+from postloc.training.trainer import BEST, write_metrics
+
+RUN_CONFIG = "config.json"
+DATA_INFO = "data.json"
+RUN_INFO = "run.json"
+SYNTHETIC_LABEL = "SYNTHETIC DATA"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: Any
+    summary: dict[str, Any]
+
+
+def train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig | None = None, *, resume: bool = False,
+          callbacks: Iterable[Any] = (), progress: bool | None = None) -> TrainResult:
+    """Train ``config.model`` on a prepared folder's train split (val split for early stopping).
+
+    ``resume=True`` continues an interrupted run in ``out_dir`` from its newest checkpoint; the
+    model and its params must be those the run started with (trainer settings such as
+    ``epochs`` may change, e.g. to train longer).
+    """
+    from postloc.models.registry import create_model
+
+    config = config or RunConfig()
+    out = Path(out_dir)
+    prepared = load_prepared(prepared_dir)
+    model = create_model(config.model, config.params, config.trainer)  # bad params fail before any file is written
+    _check_run_folder(out, config, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / RUN_CONFIG, {
+        "config": config.to_dict(), "data": str(Path(prepared_dir).resolve()),
+        "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
+        "synthetic": bool(prepared.manifest.get("synthetic", False)),
+    })
+    _write_json(out / DATA_INFO, data_info(prepared))
+    features = load_image_features(prepared.path)
+    train_df = attach_image_features(prepared.split("train"), features)
+    val_df = attach_image_features(prepared.split("val"), features)
+
+    started = time.perf_counter()
+    model.fit(train_df, val_df, classes=prepared.poi_names, run_dir=out if model.epoch_based else None,
+              resume=resume, callbacks=callbacks, progress=progress)
+    seconds = time.perf_counter() - started
+    if model.epoch_based:
+        state = model.state
+        history = state.history
+        summary = {"epochs_run": state.epoch, "best_epoch": state.best_epoch, "stop_reason": state.stop_reason,
+                   "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])) if history else None}
+    else:
+        ck.write_folder_atomically(out / BEST, model.save)
+        row = {"epoch": 1, "seconds": round(seconds, 3)}
+        if len(val_df):
+            proba = model.predict_proba(val_df)
+            index = {c: i for i, c in enumerate(model.classes_)}
+            y = np.array([index.get(str(p), -1) for p in val_df["poi"]])
+            ok = y >= 0
+            row.update(val_loss=float(-np.log(np.clip(proba[ok, y[ok]], 1e-12, 1)).mean()),
+                       val_acc=float((proba.argmax(axis=1) == y).mean()))
+        write_metrics(out, [row])
+        summary = {"epochs_run": 1, "best_epoch": 1, "stop_reason": "not epoch-based", "seconds_per_epoch": seconds}
+        history = [row]
+    last = [r for r in history if r.get("best")] or history
+    summary.update({
+        "status": "complete", "model": config.model, "train_posts": len(train_df), "val_posts": len(val_df),
+        "classes": len(model.classes_), "seconds": round(seconds, 3),
+        "val_acc": last[-1].get("val_acc") if last else None, "val_loss": last[-1].get("val_loss") if last else None,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "synthetic": bool(prepared.manifest.get("synthetic", False)),
+    })
+    if hasattr(model, "describe"):
+        summary["model_info"] = {k: v for k, v in model.describe().items() if k != "config"}
+    _write_json(out / RUN_INFO, summary)
+    return TrainResult(run_dir=out, model=model, summary=summary)
+
+
+def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate ``RUN/best`` on a split; writes ``eval-<split>.json/.md/-per-poi.csv/-confusion.png`` into the run."""
+    from postloc.models.registry import load_model
+
+    run = Path(run_dir)
+    if not (run / BEST).exists():
+        raise PostlocError(f"{run} has no trained model (no best/ folder); train first")
+    info = json.loads((run / RUN_CONFIG).read_text()) if (run / RUN_CONFIG).exists() else {}
+    data = data or info.get("data")
+    if data is None:
+        raise PostlocError(f"{run}: no prepared data recorded; pass --data")
+    prepared = load_prepared(data)
+    model = load_model(run / BEST)
+    posts = attach_image_features(prepared.split(split), load_image_features(prepared.path))
+    if posts.empty:
+        raise PostlocError(f"{data}: the {split} split is empty")
+    started = time.perf_counter()
+    proba = model.predict_proba(posts)
+    seconds = time.perf_counter() - started
+    report = evaluate_predictions(proba, model.classes_, posts, prepared.pois)
+    synthetic = bool(prepared.manifest.get("synthetic", False))
+    report = {"split": split, "model": model.name, "run": str(run), "data": str(data), "synthetic": synthetic,
+              "predict_seconds": round(seconds, 3), **report}
+    title = f"{model.name} on {Path(str(data)).name}, {split} split" + (f" ({SYNTHETIC_LABEL})" if synthetic else "")
+    write_report(report, run, f"eval-{split}", title)
+    return report
+
+
+def data_info(prepared: PreparedData) -> dict[str, Any]:
+    """What prediction needs from the prepared folder: POI names and centres, kept hashtags."""
+    pois = [{"poi": str(r.poi), "name": "" if pd.isna(r.name) else str(r.name),
+             "lat": None if pd.isna(r.lat) else float(r.lat), "lon": None if pd.isna(r.lon) else float(r.lon)}
+            for r in prepared.pois.itertuples(index=False)]
+    vocabulary = None
+    path = prepared.path / "hashtags.csv"
+    if path.exists():
+        table = pd.read_csv(path, dtype={"hashtag": str}, keep_default_na=False)
+        if "kept" in table:
+            kept = table["kept"].astype(str).str.lower().isin(["true", "1"])
+            vocabulary = sorted(table.loc[kept, "hashtag"].tolist())
+    return {"pois": pois, "hashtag_vocabulary": vocabulary,
+            "min_hashtag_count": prepared.manifest.get("config", {}).get("min_hashtag_count"),
+            "synthetic": bool(prepared.manifest.get("synthetic", False))}
+
+
+def _check_run_folder(out: Path, config: RunConfig, resume: bool) -> None:
+    started = (out / RUN_CONFIG).exists() or ck.latest_checkpoint(out) is not None
+    if resume:
+        if not started:
+            raise PostlocError(f"nothing to resume in {out}: no config.json there")
+        saved = read_run_config(out)
+        if (saved.model, _plain(saved.params)) != (config.model, _plain(config.params)):
+            raise PostlocError(f"{out} was started with model {saved.model!r} params {dict(saved.params)}; "
+                               f"resume must use the same (got {config.model!r} {dict(config.params)})")
+    elif started:
+        raise PostlocError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+
+
+def _plain(params: Any) -> Any:
+    """Params as JSON sees them (tuples become lists), so a saved config compares equal to the original."""
+    return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from postloc.data.atomic import atomic_open
+
+    with atomic_open(path) as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,329 @@
+"""The epoch loop shared by neural models: RMSprop, x0.8 on plateau, early stopping, checkpoints.
+
+The trainer knows nothing about MRLF. It gets a module mapping a batch dict to logits, data
+objects with ``len()`` and ``batch(index) -> dict`` (holding ``y``), and two callables from the
+model: ``export(folder)`` writes a loadable model folder and ``restore(folder)`` reads weights
+back. Everything that makes a run resumable lives in the checkpoint folder: the exported model,
+the optimizer (safetensors + JSON), and ``trainer_state.json`` (epoch, best score, learning
+rate, patience counters, history, RNG states).
+
+Shuffling uses a generator seeded by ``(seed, epoch)``, and the torch RNG state (dropout) is
+restored on resume, so "2 epochs, crash, resume to 4" gives the same weights as 4 epochs in one go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from postloc.training import checkpoints as ck
+from postloc.training.config import TrainerConfig
+
+METRICS_CSV = "metrics.csv"
+METRICS_JSONL = "metrics.jsonl"
+CURVES_PNG = "curves.png"
+BEST = "best"
+
+
+class BatchData(Protocol):
+    def __len__(self) -> int: ...
+
+    def batch(self, index: np.ndarray) -> dict[str, torch.Tensor]: ...
+
+
+class Callback:
+    """Hooks into the loop; tests use them to interrupt a run at a chosen point."""
+
+    def on_batch_end(self, epoch: int, step: int, loss: float) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, row: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class TrainState:
+    """What the trainer must remember between epochs (and across an interruption)."""
+
+    epoch: int = 0  # last completed epoch
+    lr: float = 0.0
+    best_score: float = -math.inf  # higher is better (the negated loss when monitoring a loss)
+    best_epoch: int = 0
+    lr_bad_epochs: int = 0
+    stop_bad_epochs: int = 0
+    finished: bool = False
+    stop_reason: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rng: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, folder: Path) -> "TrainState":
+        return cls(**json.loads((folder / ck.TRAINER_STATE).read_text()))
+
+
+@contextlib.contextmanager
+def deterministic(threads: int) -> Iterator[None]:
+    """Deterministic kernels and a fixed thread count for the duration of a fit, restored after."""
+    previous_threads = torch.get_num_threads()
+    previous_det = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_det, warn_only=previous_warn)
+
+
+class Trainer:
+    """Runs epochs over a module; see the module docstring."""
+
+    def __init__(self, config: TrainerConfig, *, run_dir: str | Path | None = None,
+                 callbacks: Iterable[Callback] = (), progress: bool | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.callbacks = list(callbacks)
+        self.progress = config.progress if progress is None else progress
+
+    def fit(self, module: nn.Module, train: BatchData, val: BatchData | None,
+            export: Callable[[Path], None], restore: Callable[[Path], None],
+            resume_from: Path | None = None) -> TrainState:
+        cfg = self.config
+        optimizer = torch.optim.RMSprop(module.parameters(), lr=cfg.lr)
+        state = TrainState(lr=cfg.lr)
+        if resume_from is not None:
+            state = TrainState.read(resume_from)
+            ck.read_optimizer(resume_from, optimizer)
+            ck.set_rng_state(state.rng)
+            if state.finished and state.epoch < cfg.epochs and state.stop_reason == "epochs":
+                state.finished = False  # more epochs were asked for than the run had: continue it
+        has_val = val is not None and len(val) > 0
+        monitor = cfg.monitor if has_val else "train_loss"
+        best_memory = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            if state.finished:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = state.lr
+            started = time.perf_counter()
+            train_loss, train_acc = self._train_epoch(module, optimizer, train, epoch)
+            seconds = time.perf_counter() - started
+            row: dict[str, Any] = {"epoch": epoch, "lr": state.lr, "train_loss": train_loss, "train_acc": train_acc}
+            if has_val:
+                val_loss, val_acc = evaluate_loss(module, val, cfg.eval_batch_size)
+                row.update(val_loss=val_loss, val_acc=val_acc)
+            row["seconds"] = round(seconds, 3)
+            score = row[monitor] if monitor.endswith("acc") else -row[monitor]
+            improved = score > state.best_score + cfg.min_delta
+            if improved:
+                state.best_score, state.best_epoch = score, epoch
+                state.lr_bad_epochs = state.stop_bad_epochs = 0
+                best_memory = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                if self.run_dir is not None:
+                    ck.write_folder_atomically(self.run_dir / BEST, export)
+            else:
+                state.lr_bad_epochs += 1
+                state.stop_bad_epochs += 1
+                if state.lr_bad_epochs >= cfg.lr_patience:
+                    state.lr = max(state.lr * cfg.lr_factor, cfg.min_lr)
+                    state.lr_bad_epochs = 0
+            row["best"] = improved
+            state.history.append(row)
+            state.epoch = epoch
+            if cfg.early_stopping and state.stop_bad_epochs >= cfg.early_stopping:
+                state.finished, state.stop_reason = True, f"early stopping: no {monitor} improvement in {cfg.early_stopping} epochs"
+            elif epoch == cfg.epochs:
+                state.finished, state.stop_reason = True, "epochs"
+            state.rng = ck.rng_state()
+            if self.run_dir is not None:
+                self._checkpoint(state, optimizer, export)
+                write_metrics(self.run_dir, state.history)
+            if self.progress:
+                _echo(_epoch_line(row, cfg.epochs))
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, row)
+
+        if self.run_dir is not None and (self.run_dir / BEST).exists():
+            restore(self.run_dir / BEST)
+        else:
+            module.load_state_dict(best_memory)
+        if self.run_dir is not None and state.history:
+            plot_curves(state.history, self.run_dir / CURVES_PNG)
+        return state
+
+    def _train_epoch(self, module: nn.Module, optimizer: torch.optim.Optimizer, data: BatchData,
+                     epoch: int) -> tuple[float, float]:
+        cfg = self.config
+        module.train()
+        batches = epoch_batches(data, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = _bar(len(batches), f"epoch {epoch}/{cfg.epochs}", self.progress)
+        for step, index in enumerate(batches, start=1):
+            batch = data.batch(index)
+            logits = module(batch)
+            loss = F.cross_entropy(logits, batch["y"], ignore_index=-1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+            optimizer.step()
+            labelled = batch["y"] >= 0
+            n = int(labelled.sum())
+            loss_value = loss.item()
+            total_loss += loss_value * n
+            correct += int((logits.detach().argmax(dim=1) == batch["y"])[labelled].sum())
+            seen += n
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total_loss / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}")
+            for callback in self.callbacks:
+                callback.on_batch_end(epoch, step, loss_value)
+        if bar is not None:
+            bar.close()
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    def _checkpoint(self, state: TrainState, optimizer: torch.optim.Optimizer, export: Callable[[Path], None]) -> None:
+        def fill(folder: Path) -> None:
+            export(folder)
+            ck.write_optimizer(folder, optimizer)
+            ck.write_json(folder / ck.TRAINER_STATE, asdict(state))
+
+        ck.write_folder_atomically(ck.checkpoint_dir(self.run_dir, state.epoch), fill)
+        ck.prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
+
+
+def epoch_batches(data: BatchData, batch_size: int, rng: np.random.Generator, bucket: int = 50) -> list[np.ndarray]:
+    """Shuffled batches; with ``data.lengths()``, posts of similar length share a batch.
+
+    Each batch is cut to its longest post, so one 200-character hashtag list in a batch of
+    short ones makes the whole batch pay for 200 characters. Sorting within random windows of
+    ``bucket`` batches, then shuffling the batch order, keeps the randomness of SGD while most
+    batches stay short.
+    """
+    order = rng.permutation(len(data))
+    lengths = data.lengths() if hasattr(data, "lengths") else None
+    if lengths is not None:
+        window = batch_size * bucket
+        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                                for chunk in np.array_split(order, max(1, -(-len(order) // window)))]) if len(order) else order
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))] if lengths is not None else batches
+
+
+def evaluate_loss(module: nn.Module, data: BatchData, batch_size: int) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over the labelled posts of ``data`` (eval mode, no grad)."""
+    proba, y = predict_proba_batches(module, data, batch_size, with_labels=True)
+    labelled = y >= 0
+    if not labelled.any():
+        return float("nan"), float("nan")
+    p = np.clip(proba[labelled, y[labelled]], 1e-12, 1.0)
+    return float(-np.log(p).mean()), float((proba[labelled].argmax(axis=1) == y[labelled]).mean())
+
+
+def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *, with_labels: bool = False):
+    """Softmax probabilities for all posts of ``data`` in order, batch by batch, under inference mode."""
+    was_training = module.training
+    module.eval()
+    # Similar lengths batched together (cheaper), results put back in input order.
+    lengths = data.lengths() if hasattr(data, "lengths") else np.zeros(len(data))
+    order = np.argsort(lengths, kind="stable")
+    chunks, labels = [], []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            batch = data.batch(order[start: start + batch_size])
+            chunks.append(torch.softmax(module(batch), dim=1).double().numpy())
+            labels.append(batch["y"].numpy())
+    module.train(was_training)
+    n_classes = module.log_prior.shape[0] if hasattr(module, "log_prior") else 0
+    proba = np.zeros((len(data), n_classes))
+    y = np.zeros(len(data), dtype=np.int64)
+    if chunks:
+        proba[order] = np.concatenate(chunks)
+        y[order] = np.concatenate(labels)
+    proba /= np.maximum(proba.sum(axis=1, keepdims=True), 1e-300)  # exact sum 1 in float64
+    if with_labels:
+        return proba, y
+    return proba
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """The per-epoch log as CSV and JSONL, rewritten whole (atomically) from the trainer state."""
+    from postloc.data.atomic import atomic_open
+
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    with atomic_open(run_dir / METRICS_CSV) as handle:
+        handle.write(buffer.getvalue())
+    with atomic_open(run_dir / METRICS_JSONL) as handle:
+        for row in history:
+            handle.write(json.dumps(row) + "\n")
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy per epoch (train and validation) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax in (("loss", ax_loss), ("acc", ax_acc)):
+        for split in ("train", "val"):
+            values = [r.get(f"{split}_{key}") for r in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    best = [r["epoch"] for r in history if r.get("best")]
+    if best:
+        ax_loss.axvline(best[-1], color="grey", linestyle="--", linewidth=1)
+        ax_acc.axvline(best[-1], color="grey", linestyle="--", linewidth=1)
+    fig.suptitle("training curves (dashed: best epoch)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _epoch_line(row: dict[str, Any], epochs: int) -> str:
+    line = f"epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"
+    if "val_loss" in row:
+        line += f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}"
+    return line + f" | lr {row['lr']:.2g} | {row['seconds']:.1f} s" + (" | best" if row.get("best") else "")
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
+
+
+def _echo(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)

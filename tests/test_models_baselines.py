@@ -1,0 +1,104 @@
+"""Registry and the reference baselines (majority, tfidf-logreg)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from postloc.errors import PostlocError
+from postloc.models import create_model, get_model, list_models, load_model, register
+from postloc.models.base import Estimator
+from postloc.synthetic_features import SyntheticConfig, make_synthetic
+
+
+@pytest.fixture(scope="module")
+def splits():
+    data = make_synthetic(SyntheticConfig(n_pois=5, n_posts=500, seed=2, text_signal=0.3, tag_signal=0.5))
+    return {s: data.posts[data.posts["split"] == s].reset_index(drop=True) for s in ("train", "val", "test")}
+
+
+def test_registry_lists_and_resolves_builtin_models():
+    assert {"mrlf", "majority", "tfidf-logreg"} <= set(list_models())
+    assert get_model("majority").name == "majority"
+    with pytest.raises(PostlocError, match="unknown model 'nope'; available:"):
+        get_model("nope")
+
+
+def test_register_a_custom_model():
+    @dataclass(frozen=True)
+    class Empty:
+        pass
+
+    @register("test-constant")
+    class Constant(Estimator):
+        name = "test-constant"
+        Config = Empty
+
+        def fit(self, train, val=None, **kwargs):
+            self.classes_ = self._resolve_classes(train, kwargs.get("classes"))
+            return self
+
+        def predict_proba(self, posts):
+            return np.full((len(posts), len(self.classes_)), 1 / len(self.classes_))
+
+        def save(self, directory):
+            return directory
+
+        @classmethod
+        def load(cls, directory):
+            return cls()
+
+    assert get_model("test-constant") is Constant
+    model = create_model("test-constant").fit(pd.DataFrame({"poi": ["a", "b"]}))
+    assert model.predict(pd.DataFrame({"x": [1]})) == ["a"]
+    with pytest.raises(ValueError, match="already registered"):
+        register("test-constant")(type("Other", (Constant,), {}))
+
+
+def test_majority_returns_training_frequencies(splits, tmp_path):
+    model = create_model("majority").fit(splits["train"], classes=["syn-poi-00", "syn-poi-01", "syn-poi-02",
+                                                                  "syn-poi-03", "syn-poi-04", "never-trained"])
+    proba = model.predict_proba(splits["test"])
+    expected = splits["train"]["poi"].value_counts(normalize=True)
+    assert proba.shape == (len(splits["test"]), 6)
+    assert np.allclose(proba[0, :5], expected.reindex(model.classes_[:5]).to_numpy())
+    assert proba[0, 5] == 0.0
+    model.save(tmp_path / "maj")
+    assert np.array_equal(load_model(tmp_path / "maj").predict_proba(splits["test"]), proba)
+
+
+def test_tfidf_logreg_learns_and_round_trips_without_pickle(splits, tmp_path):
+    model = create_model("tfidf-logreg").fit(splits["train"], splits["val"])
+    assert model.C_ in model.config.c_grid  # chosen on validation
+    proba = model.predict_proba(splits["test"])
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    accuracy = (np.array(model.predict(splits["test"])) == splits["test"]["poi"].to_numpy()).mean()
+    assert accuracy > splits["test"]["poi"].value_counts(normalize=True).max() + 0.15
+    model.save(tmp_path / "lr")
+    assert sorted(p.name for p in (tmp_path / "lr").iterdir()) == ["model.json", "vocab.json", "weights.safetensors"]
+    assert np.allclose(load_model(tmp_path / "lr").predict_proba(splits["test"]), proba, atol=1e-12)
+
+
+def test_tfidf_transform_matches_scikit_learn(splits):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    model = create_model("tfidf-logreg", {"C": 1.0}).fit(splits["train"])
+    docs = model._docs(splits["test"])
+    reference = TfidfVectorizer(analyzer=lambda d: d, vocabulary=model.vocabulary_, sublinear_tf=True)
+    reference.fit(model._docs(splits["train"]))
+    assert np.allclose(model.idf_, reference.idf_)
+    assert np.allclose(model._transform(docs).toarray(), reference.transform(docs).toarray())
+
+
+def test_tfidf_logreg_degenerate_data():
+    one_class = pd.DataFrame({"text": ["a b", "c"], "hashtags": [["x"], []], "poi": ["p", "p"]})
+    model = create_model("tfidf-logreg", {"min_df": 1}).fit(one_class)
+    assert model.predict_proba(one_class).tolist() == [[1.0], [1.0]]
+    two = pd.DataFrame({"text": ["a", "b", "a", "b"], "hashtags": [[]] * 4, "poi": ["p", "q", "p", "q"]})
+    model = create_model("tfidf-logreg", {"min_df": 1, "C": 10.0}).fit(two)
+    assert model.predict(two) == ["p", "q", "p", "q"]  # scikit-learn's binary case
+    empty_tokens = pd.DataFrame({"text": ["", ""], "hashtags": [[], []], "poi": ["p", "q"]})
+    assert np.allclose(create_model("tfidf-logreg").fit(empty_tokens).predict_proba(empty_tokens), 0.5)
