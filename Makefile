@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/dresden
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow test-browser bench clean
 
 install: $(VENV)/.installed
 
@@ -33,10 +33,16 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# The web page in a real browser: Debian's chromium (Playwright drives it; it never downloads one).
+test-browser: install
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(PY) -m pytest -q -m browser
+
 bench: install
 	$(PY) benchmarks/bench_prepare.py
 	$(PY) benchmarks/bench_mrlf.py
 	$(PY) benchmarks/bench_images.py
+	$(PY) benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

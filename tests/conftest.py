@@ -25,3 +25,14 @@ def jsonl_file(tmp_path):
         return write_jsonl(tmp_path / (name or f"posts{next(counter)}.jsonl"), records)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tests share 2 cores with other work: one torch thread avoids OpenMP spinning (see vision's default_threads)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -11,7 +11,6 @@ from typing import Any, Iterator
 
 import pytest
 
-pytest.importorskip("instaloader")  # a dev dependency: only these tests need it
 
 import instaloader  # noqa: E402
 from instaloader import InstaloaderContext, Post  # noqa: E402

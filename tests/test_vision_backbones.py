@@ -34,13 +34,7 @@ PARAMETERS = {"vgg16": 138_357_544, "vgg19": 143_667_240, "resnet50": 25_557_032
               "densenet121": 7_978_856, "mobilenet_v2": 3_504_872}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tests share 2 cores with other work: one torch thread avoids OpenMP spinning."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

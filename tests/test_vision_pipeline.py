@@ -32,15 +32,7 @@ EXPECTED_BROKEN = {"zero.jpg": "zero_byte", "page.jpg": "not_image", "cut.jpg": 
 EXPECTED_CONVERTED = {"cmyk.jpg": "CMYK", "alpha.png": "alpha", "anim.gif": "frames", "turned.jpg": "orientation 6"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tests share 2 cores with other work: one torch thread avoids OpenMP spinning (see default_threads)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _broken_files(folder: Path) -> None:

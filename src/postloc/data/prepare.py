@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from postloc.data.atomic import write_folder_atomically
 from postloc.data.filters import count_hashtags, duplicate_key, frequent_hashtags, place_key
 from postloc.data.pois import PoiConfig, cluster_coordinates, poi_table
 from postloc.data.readers import SkipReport, read_posts
@@ -111,72 +109,76 @@ def prepare(
     source, out_dir = Path(source), Path(out_dir)
     _check_config(config)
     report = SkipReport()
-    funnel: Counter = Counter()
     known_centres = _read_poi_csv(pois_csv) if pois_csv else None
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        spool = work / "spool.parquet"
-        posts = read_posts(source, format=read.format, columns=read.columns, list_sep=read.list_sep,
-                           skip_bad=read.skip_bad, report=report)
-        _spool_clean_posts(_progress(posts, progress, "reading"), spool, config, funnel)
-        funnel["read"] = report.read
-        funnel["skipped_bad"] = report.skipped
-        meta = pd.read_parquet(spool, columns=["poi", "lat", "lon", "user", "poi_name", "n_text", "n_images"])
-        if meta.empty:
-            raise EmptyDatasetError(_empty_message(source, funnel, "after reading and cleaning"))
+    _refuse_foreign_folder(out_dir)
+    outcome: dict[str, Any] = {}
+    write_folder_atomically(
+        out_dir, lambda work: outcome.update(summary=_build(source, work, config, read, report, known_centres,
+                                                            pois_csv, progress)))
+    return PrepareResult(out_dir=out_dir, summary=outcome["summary"], skip_report=report)
 
-        method = _assign_pois(meta, config, funnel)
-        has_poi = meta["poi"].notna().to_numpy()
-        counts = count_hashtags(_spool_column(spool, "hashtags", has_poi))
-        vocabulary = frequent_hashtags(counts, config.min_hashtag_count)
-        kept_tags = np.fromiter((any(t in vocabulary for t in tags) for tags in _spool_column(spool, "hashtags")), bool, len(meta))
-        has_content = kept_tags | (meta["n_text"].to_numpy() > 0) | (meta["n_images"].to_numpy() > 0)
-        keep = has_poi.copy()
-        if config.drop_empty:
-            funnel["dropped_empty"] = int((keep & ~has_content).sum())
-            keep &= has_content
-        keep = _filter_small_pois(meta, keep, config, funnel)
-        if not keep.any():
-            raise EmptyDatasetError(_empty_message(source, funnel, "after the POI filters"))
-        meta["split"] = None
-        meta.loc[keep, "split"] = user_disjoint_split(meta.loc[keep, "user"], meta.loc[keep, "poi"], config.split_config())
-        funnel["kept"] = int(keep.sum())
 
-        pois = poi_table(meta.loc[keep], known_centres)
-        _write_posts(spool, meta, keep, vocabulary, work, progress)
-        spool.unlink()
-        _write_csv(pois, work / "pois.csv")
-        vocab_stats = pd.DataFrame(
-            sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["hashtag", "posts"]
-        )
-        vocab_stats["kept"] = vocab_stats["hashtag"].isin(vocabulary)
-        _write_csv(vocab_stats, work / "hashtags.csv")
+def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, report: SkipReport,
+           known_centres: pd.DataFrame | None, pois_csv: str | Path | None, progress: bool) -> dict[str, Any]:
+    """Steps 1-7 into the (temporary) folder ``work``; returns the summary."""
+    funnel: Counter = Counter()
+    spool = work / "spool.parquet"
+    posts = read_posts(source, format=read.format, columns=read.columns, list_sep=read.list_sep,
+                       skip_bad=read.skip_bad, report=report)
+    _spool_clean_posts(_progress(posts, progress, "reading"), spool, config, funnel)
+    funnel["read"] = report.read
+    funnel["skipped_bad"] = report.skipped
+    meta = pd.read_parquet(spool, columns=["poi", "lat", "lon", "user", "poi_name", "n_text", "n_images"])
+    if meta.empty:
+        raise EmptyDatasetError(_empty_message(source, funnel, "after reading and cleaning"))
 
-        prepared = pd.read_parquet(work / "posts.parquet", columns=["user", "poi", "split", "hashtags", "image", "text"])
-        summary = build_summary(prepared, funnel, n_vocabulary=len(vocabulary))
-        summary["poi_method"] = method
-        (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        (work / "summary.md").write_text(summary_markdown(summary))
-        manifest = {
-            "postloc_prepared": 1,
-            "input": {"path": source.name, "sha256": fingerprint(source), "format": read.format or "auto",
-                      "columns": dict(read.columns), "list_sep": read.list_sep, "skip_bad": read.skip_bad},
-            "config": asdict(config),
-            "poi_method": method,
-            "pois_csv": Path(pois_csv).name if pois_csv else None,
-            "skipped": report.to_dict(),
-            "funnel": dict(funnel),
-            "outputs": sorted(p.name for p in work.iterdir()) + ["manifest.json"],
-            "versions": _versions(),
-        }
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-        _swap_in(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return PrepareResult(out_dir=out_dir, summary=summary, skip_report=report)
+    method = _assign_pois(meta, config, funnel)
+    has_poi = meta["poi"].notna().to_numpy()
+    counts = count_hashtags(_spool_column(spool, "hashtags", has_poi))
+    vocabulary = frequent_hashtags(counts, config.min_hashtag_count)
+    kept_tags = np.fromiter((any(t in vocabulary for t in tags) for tags in _spool_column(spool, "hashtags")), bool, len(meta))
+    has_content = kept_tags | (meta["n_text"].to_numpy() > 0) | (meta["n_images"].to_numpy() > 0)
+    keep = has_poi.copy()
+    if config.drop_empty:
+        funnel["dropped_empty"] = int((keep & ~has_content).sum())
+        keep &= has_content
+    keep = _filter_small_pois(meta, keep, config, funnel)
+    if not keep.any():
+        raise EmptyDatasetError(_empty_message(source, funnel, "after the POI filters"))
+    meta["split"] = None
+    meta.loc[keep, "split"] = user_disjoint_split(meta.loc[keep, "user"], meta.loc[keep, "poi"], config.split_config())
+    funnel["kept"] = int(keep.sum())
+
+    pois = poi_table(meta.loc[keep], known_centres)
+    _write_posts(spool, meta, keep, vocabulary, work, progress)
+    spool.unlink()
+    _write_csv(pois, work / "pois.csv")
+    vocab_stats = pd.DataFrame(
+        sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["hashtag", "posts"]
+    )
+    vocab_stats["kept"] = vocab_stats["hashtag"].isin(vocabulary)
+    _write_csv(vocab_stats, work / "hashtags.csv")
+
+    prepared = pd.read_parquet(work / "posts.parquet", columns=["user", "poi", "split", "hashtags", "image", "text"])
+    summary = build_summary(prepared, funnel, n_vocabulary=len(vocabulary))
+    summary["poi_method"] = method
+    (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (work / "summary.md").write_text(summary_markdown(summary))
+    manifest = {
+        "postloc_prepared": 1,
+        "input": {"path": source.name, "sha256": fingerprint(source), "format": read.format or "auto",
+                  "columns": dict(read.columns), "list_sep": read.list_sep, "skip_bad": read.skip_bad},
+        "config": asdict(config),
+        "poi_method": method,
+        "pois_csv": Path(pois_csv).name if pois_csv else None,
+        "skipped": report.to_dict(),
+        "funnel": dict(funnel),
+        "outputs": sorted(p.name for p in work.iterdir()) + ["manifest.json"],
+        "versions": _versions(),
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return summary
 
 
 # --- step 1-3: read, normalise, language, duplicates -> spool -----------------------------
@@ -374,17 +376,10 @@ def _read_poi_csv(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def _swap_in(work: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by the finished ``work`` folder; the old result is removed only after."""
-    old = None
-    if out_dir.exists():
-        if not (out_dir / "manifest.json").exists() and any(out_dir.iterdir()):
-            raise PostlocError(f"{out_dir} exists and is not a prepared dataset; refusing to replace it")
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(work, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _refuse_foreign_folder(out_dir: Path) -> None:
+    """Only an earlier prepared dataset (or an empty folder) may be replaced: never a user's other files."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
+        raise PostlocError(f"{out_dir} exists and is not a prepared dataset; refusing to replace it")
 
 
 def fingerprint(path: Path) -> str:

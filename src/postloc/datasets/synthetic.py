@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -32,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from postloc.data.atomic import write_folder_atomically
 from postloc.errors import PostlocError
 
 GENERATOR_VERSION = 1
@@ -373,20 +371,9 @@ def generate(out_dir: str | Path, config: SyntheticConfig = SyntheticConfig()) -
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not _is_synthetic(out_dir):
         raise PostlocError(f"{out_dir} exists and is not a synthetic data set; refusing to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        result = _write(work, config)
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-        os.replace(work, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    results: list[SyntheticResult] = []
+    write_folder_atomically(out_dir, lambda work: results.append(_write(work, config)))
+    result = results[0]
     result.out_dir = out_dir
     return result
 

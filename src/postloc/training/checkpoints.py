@@ -12,16 +12,16 @@ killed at any moment leaves only complete checkpoints (a rename is atomic on one
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from postloc.data.atomic import write_folder_atomically  # noqa: F401  (re-exported: ck.write_folder_atomically)
 
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
@@ -87,35 +87,6 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 # --- folders ---------------------------------------------------------------------------------
 
-def write_folder_atomically(target: str | Path, fill: Callable[[Path], None]) -> Path:
-    """Build a folder with ``fill(tmp)`` and move it to ``target``, replacing an older one.
-
-    A new name is a single rename. An existing folder is first renamed aside and removed after
-    the new one is in place, so at every moment either the old or the new complete folder exists
-    under one of the two names (``latest_checkpoint`` and ``load`` only read complete ones).
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        fill(tmp)
-        for file in tmp.iterdir():
-            _fsync(file)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
 def write_json(path: str | Path, data: Any) -> None:
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n", encoding="utf-8")
 
@@ -168,9 +139,3 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _fsync(path: Path) -> None:
-    try:
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    except OSError:  # some file systems refuse fsync on read-only handles; the rename still orders writes
-        pass
