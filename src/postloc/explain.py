@@ -1,0 +1,155 @@
+"""Which parts of a post give its location away: occlusion of words, hashtags and the image.
+
+Privacy reviewers want to know *why* a post is placed at a POI, not just where. Occlusion is
+model-agnostic and easy to read: remove one part of the post (a caption word, a hashtag, the
+image), predict again, and report how much the probability of the originally predicted POI
+drops. A large positive number means "this part gives the place away"; a negative one means the
+part pointed elsewhere. All occluded variants of a post go through the model in one call.
+
+Rules, chosen so each entry is something a person can delete from a post:
+
+* a *word* is a whitespace-separated caption token that is not a hashtag; removing it removes
+  every occurrence (repeating a word does not hide it);
+* a *hashtag* is one entry of the (normalised, vocabulary-filtered) hashtag list; removing it
+  also removes its ``#tag`` occurrences from the caption, since a user deleting the tag would
+  delete it there too;
+* the *image* is removed by dropping its feature vector (the model then sees a text-only post,
+  exactly like a post without a photo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from postloc.features import IMAGE_COLUMN
+from postloc.text.normalize import extract_hashtags, normalize_hashtags
+
+#: ``rows -> [n_rows, n_classes]`` probabilities; rows are normalised model rows (see :func:`model_proba`).
+ProbaFn = Callable[[list[dict[str, Any]]], np.ndarray]
+
+MAX_PARTS = 512  # more occlusions than this would make one explanation a denial of service
+
+
+@dataclass
+class Contribution:
+    """One removable part of the post and what removing it does to the predicted POI."""
+
+    kind: str  # "word" | "hashtag" | "image"
+    token: str
+    contribution: float  # probability of the target POI with the part minus without it
+    probability_without: float
+    top_poi_without: str
+
+
+@dataclass
+class Explanation:
+    target_poi: str
+    target_name: str
+    probability: float
+    contributions: list[Contribution] = field(default_factory=list)
+    ignored_hashtags: list[str] = field(default_factory=list)  # not in the training vocabulary: no effect
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A plain-text table, largest contribution first (what ``postloc explain`` prints)."""
+        lines = [f"predicted POI: {self.target_poi} {self.target_name!r}  p={self.probability:.4f}", "",
+                 f"{'kind':<8} {'part':<32} {'contribution':>12} {'p without':>10}  top POI without"]
+        for c in self.contributions:
+            lines.append(f"{c.kind:<8} {c.token[:32]:<32} {c.contribution:>+12.4f} {c.probability_without:>10.4f}"
+                         f"  {c.top_poi_without}")
+        if not self.contributions:
+            lines.append("(nothing to remove: the post has no words, hashtags or image)")
+        if self.ignored_hashtags:
+            lines.append("")
+            lines.append("ignored (not in the training vocabulary): " + " ".join("#" + t for t in self.ignored_hashtags))
+        if self.truncated:
+            lines.append(f"(only the first {MAX_PARTS} parts were occluded)")
+        return "\n".join(lines)
+
+
+def model_proba(predictor: Any) -> ProbaFn:
+    """A :data:`ProbaFn` that feeds already normalised rows straight to the model.
+
+    :meth:`Predictor.predict_proba` would normalise again and re-extract hashtags from the
+    caption when a variant's hashtag list is empty, undoing a hashtag occlusion.
+    """
+
+    def proba(rows: list[dict[str, Any]]) -> np.ndarray:
+        import torch
+
+        if not rows:
+            return np.zeros((0, len(predictor.classes)))
+        frame = pd.DataFrame(rows, columns=["id", "text", "hashtags", IMAGE_COLUMN])
+        with torch.inference_mode():
+            return np.asarray(predictor.model.predict_proba(frame))
+
+    return proba
+
+
+def _is_hashtag_word(word: str) -> str | None:
+    tags = normalize_hashtags(extract_hashtags(word))
+    return tags[0] if len(tags) == 1 and word.lstrip().startswith("#") else None
+
+
+def occlusions(row: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[dict[str, Any]], bool]:
+    """The (kind, token) parts of a normalised row and one variant row per part (at most :data:`MAX_PARTS`)."""
+    words = str(row.get("text") or "").split()
+    tags = list(row.get("hashtags") or [])
+    parts: list[tuple[str, str]] = []
+    variants: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for word in words:
+        if word in seen or _is_hashtag_word(word) is not None:
+            continue
+        seen.add(word)
+        parts.append(("word", word))
+        variants.append({**row, "text": " ".join(w for w in words if w != word)})
+    for tag in dict.fromkeys(tags):
+        parts.append(("hashtag", tag))
+        text = " ".join(w for w in words if _is_hashtag_word(w) != tag)
+        variants.append({**row, "text": text, "hashtags": [t for t in tags if t != tag]})
+    if isinstance(row.get(IMAGE_COLUMN), np.ndarray):
+        parts.append(("image", "image"))
+        variants.append({**row, IMAGE_COLUMN: None})
+    truncated = len(parts) > MAX_PARTS
+    return parts[:MAX_PARTS], variants[:MAX_PARTS], truncated
+
+
+def explain_row(row: Mapping[str, Any], proba: ProbaFn, classes: Sequence[str], names: Sequence[str] = (),
+                target: str | None = None) -> Explanation:
+    """Occlusion explanation of one normalised row; the original and all variants in one ``proba`` call."""
+    parts, variants, truncated = occlusions(row)
+    matrix = proba([dict(row)] + variants)
+    base = matrix[0]
+    index = int(np.argmax(base)) if target is None else list(classes).index(target)
+    contributions = [
+        Contribution(kind=kind, token=token, contribution=float(base[index] - p[index]),
+                     probability_without=float(p[index]), top_poi_without=str(classes[int(np.argmax(p))]))
+        for (kind, token), p in zip(parts, matrix[1:])
+    ]
+    contributions.sort(key=lambda c: -c.contribution)
+    return Explanation(target_poi=str(classes[index]), target_name=str(names[index]) if len(names) else "",
+                       probability=float(base[index]), contributions=contributions, truncated=truncated)
+
+
+def explain(predictor: Any, post: Mapping[str, Any], target: str | None = None,
+            proba: ProbaFn | None = None) -> Explanation:
+    """Explain ``predictor``'s top POI (or ``target``) for one raw post (exchange-format dict).
+
+    Hashtags the model never saw in training are listed in ``ignored_hashtags``: they cannot
+    change the prediction, which is itself worth telling a privacy reviewer.
+    """
+    row = predictor.frame([post]).iloc[0].to_dict()
+    raw_tags = post.get("hashtags") or extract_hashtags(str(post.get("text") or ""))
+    ignored = [t for t in normalize_hashtags(list(raw_tags)) if t not in set(row["hashtags"])]
+    names = [p.get("name") or "" for p in predictor.pois]
+    result = explain_row(row, proba or model_proba(predictor), predictor.classes, names, target)
+    result.ignored_hashtags = ignored
+    return result

@@ -1,0 +1,405 @@
+"""The FastAPI app: ``POST /v1/predict`` / ``/v1/explain``, ``GET /v1/pois``, ``/healthz``, the page at ``/``.
+
+Design points (the API faces untrusted clients):
+
+* the model is loaded once (:func:`create_app` takes a loaded predictor) and all model calls go
+  through one :class:`~postloc.serve.batcher.MicroBatcher`, so concurrent requests share batches;
+* limits are enforced before work is done: the rate limit and the body size in an ASGI middleware
+  (Content-Length checked before a byte is read; chunked bodies counted while streaming), the
+  pixel count from the image header before decoding;
+* the photo's type comes from its magic bytes, never from the declared type or the file name, and
+  nothing a request sends becomes a file path (the upload's file name is ignored entirely);
+* every error is ``{"error": {"code", "message"}}`` with its status code; unexpected exceptions
+  are logged on the server and answered with a bare 500, never a stack trace;
+* CORS is off unless origins are configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from postloc.explain import explain_row, occlusions
+from postloc.features import IMAGE_COLUMN
+from postloc.metrics import top_k_indices
+from postloc.serve.batcher import MicroBatcher
+from postloc.serve.images import FeaturizerInfo, ImageRejected, decode_upload
+from postloc.serve.limits import Limits, TokenBucket, sniff_image
+from postloc.serve.schemas import Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
+from postloc.text.normalize import extract_hashtags, normalize_hashtags
+
+log = logging.getLogger("postloc.serve")
+STATIC = Path(__file__).parent / "static"
+FORM_FIELDS = {"text", "hashtags", "top_k", "explain", "photo"}
+PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+@dataclass
+class ServeSettings:
+    limits: Limits = field(default_factory=Limits)
+    tile_url: str | None = None  # e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; off: no network needed
+    tile_attribution: str = ""
+    cors_origins: tuple[str, ...] = ()
+    batch_rows: int = 64
+    batch_wait_ms: float = 5.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status, headers=headers)
+
+
+class GuardMiddleware:
+    """Rate limit (POST /v1/*) and body-size limit, as raw ASGI so nothing is read before the checks."""
+
+    def __init__(self, app, limits: Limits, bucket: TokenBucket):
+        self.app, self.limits, self.bucket = app, limits, bucket
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        if scope["path"].startswith("/v1/"):
+            client = (scope.get("client") or ("unknown", 0))[0]
+            allowed, wait = self.bucket.allow(client)
+            if not allowed:
+                response = error_response(429, "too many requests; slow down",
+                                          {"Retry-After": str(max(1, int(np.ceil(wait))))})
+                return await response(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        limit = self.limits.max_body_bytes
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                return await error_response(400, "invalid Content-Length")(scope, receive, send)
+            if declared > limit:
+                return await error_response(413, f"request body of {declared} bytes exceeds the limit of "
+                                                 f"{limit} bytes", CLOSE)(scope, receive, send)
+        seen = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await error_response(413, f"request body exceeds the limit of {limit} bytes", CLOSE)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+# Closing the connection after a 413 stops the server from draining the rest of a huge body.
+CLOSE = {"Connection": "close"}
+
+
+def create_app(predictor: Any, settings: ServeSettings | None = None, image: FeaturizerInfo | None = None,
+               model_name: str = "") -> FastAPI:
+    """The app around an already loaded :class:`postloc.predict.Predictor`.
+
+    ``image`` is the photo seam: a featurizer (decoded RGB image -> the vector the model was
+    trained on) or ``None`` with the reason shown to clients.
+    """
+    from postloc.explain import model_proba
+
+    settings = settings or ServeSettings()
+    limits = settings.limits
+    image = image or FeaturizerInfo(None, "no image featurizer configured; the photo is not used")
+    batcher = MicroBatcher(model_proba(predictor), settings.batch_rows, settings.batch_wait_ms / 1000)
+    classes = predictor.classes
+    names = [p.get("name") or "" for p in predictor.pois]
+    image_dim = int(getattr(predictor.model, "image_dim", 0) or 0)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="postloc", version="1", lifespan=lifespan,
+                  description="Infer where a social-media post was made (a POI) from its caption, hashtags and "
+                              "photo, and explain which parts give the place away.")
+    app.state.batcher = batcher
+    app.state.predictor = predictor
+    app.add_middleware(GuardMiddleware, limits=limits,
+                       bucket=TokenBucket(limits.rate_per_second, limits.burst, limits.max_clients))
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type"])
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request, error: ApiError):
+        return error_response(error.status, error.message, error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request, error: StarletteHTTPException):
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request, error: RequestValidationError):
+        return error_response(422, _validation_message(error.errors()))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request, error: Exception):
+        log.exception("unexpected error", exc_info=error)
+        return error_response(500, "internal error")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.url.path == "/" or request.url.path.startswith("/static/"):
+            tiles = _origin(settings.tile_url)
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP.format(tiles=tiles).replace("  ", " "))
+        return response
+
+    async def answer(request: Request, force_explain: bool) -> dict[str, Any]:
+        body, photo = await _parse(request, limits)
+        _check_limits(body, limits)
+        status = {"received": photo is not None, "used": False, "message": ""}
+        vector = None
+        if photo is not None:
+            vector, status["message"] = await _photo_vector(photo, limits, image, image_dim)
+            status["used"] = vector is not None
+        post = {"id": "request", "text": body.text, "hashtags": body.hashtags}
+        try:
+            row = predictor.frame([post]).iloc[0].to_dict()
+        except Exception as error:  # noqa: BLE001 - PostlocError from validation: the client's input
+            raise ApiError(422, str(error).replace("<predict>:1: ", "")) from None
+        row[IMAGE_COLUMN] = vector
+        explain = force_explain or body.explain
+        parts, variants, _ = occlusions(row) if explain else ([], [], False)
+        matrix = await batcher([row] + variants)
+        base = matrix[0]
+        top = top_k_indices(base[None, :], min(body.top_k, len(classes)))[0]
+        result: dict[str, Any] = {
+            "predictions": [{"poi": classes[i], "name": names[i], "probability": float(base[i]),
+                             "lat": predictor.pois[i].get("lat"), "lon": predictor.pois[i].get("lon")} for i in top],
+            "hashtags_used": list(row["hashtags"]), "image": status, "explanation": None,
+        }
+        if explain:
+            explanation = explain_row(row, lambda _rows: matrix, classes, names)
+            raw = body.hashtags or extract_hashtags(body.text)
+            explanation.ignored_hashtags = [t for t in normalize_hashtags(list(raw)) if t not in set(row["hashtags"])]
+            result["explanation"] = explanation.to_dict()
+        return result
+
+    openapi_body = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "text": {"type": "string"}, "hashtags": {"type": "string", "description": "space/comma separated"},
+            "top_k": {"type": "integer"}, "explain": {"type": "boolean"},
+            "photo": {"type": "string", "format": "binary", "description": "JPEG, PNG, GIF, BMP or WebP"}}}}}}}
+    errors = {code: {"model": Error} for code in (400, 413, 415, 422, 429)}
+
+    @app.post("/v1/predict", response_model=PredictResponse, openapi_extra=openapi_body, responses=errors)
+    async def predict(request: Request):
+        """Top-k POIs for one post (JSON, or multipart/form-data with a `photo` upload)."""
+        return await answer(request, force_explain=False)
+
+    @app.post("/v1/explain", response_model=PredictResponse, openapi_extra=openapi_body, responses=errors)
+    async def explain(request: Request):
+        """Like /v1/predict, always with the occlusion explanation."""
+        return await answer(request, force_explain=True)
+
+    @app.get("/v1/pois", response_model=POIList)
+    async def pois():
+        """Every POI the model can predict, with its centre."""
+        return {"pois": [{"poi": p["poi"], "name": p.get("name") or "", "lat": p.get("lat"), "lon": p.get("lon")}
+                         for p in predictor.pois]}
+
+    @app.get("/v1/config", response_model=PageConfig)
+    async def config():
+        """What the web page needs to know: tile layer (off by default) and limits."""
+        return {"tile_url": settings.tile_url, "tile_attribution": settings.tile_attribution,
+                "max_body_bytes": limits.max_body_bytes, "max_text_chars": limits.max_text_chars}
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz():
+        return {"status": "ok", "model": model_name or getattr(predictor.model, "name", ""),
+                "classes": len(classes), "image": image.reason}
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # The handlers parse bodies themselves (strict UTF-8, JSON and multipart in one route), so the
+    # request schema is added to the OpenAPI document by hand.
+    _register_schema(app)
+    return app
+
+
+def _register_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = \
+                PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _parse(request: Request, limits: Limits) -> tuple[PredictRequest, bytes | None]:
+    """The request's post and photo bytes; JSON and multipart are parsed here, strictly."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        raw = await request.body()
+        if not raw.strip():
+            raise ApiError(400, "empty request body; send a JSON object like {\"text\": \"...\"}")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ApiError(400, "request body is not valid UTF-8") from None
+        except ValueError as error:
+            raise ApiError(400, f"request body is not valid JSON ({error.msg} at position {error.pos})") from None
+        if not isinstance(data, dict):
+            raise ApiError(422, "request body must be a JSON object")
+        return _validate(data), None
+    if ctype == "multipart/form-data":
+        return await _parse_form(request, limits)
+    if not ctype:
+        raise ApiError(415 if int(request.headers.get("content-length") or 0) else 400,
+                       "missing Content-Type; send application/json or multipart/form-data")
+    raise ApiError(415, f"unsupported Content-Type {ctype[:60]!r}; send application/json or multipart/form-data")
+
+
+async def _parse_form(request: Request, limits: Limits) -> tuple[PredictRequest, bytes | None]:
+    from starlette.datastructures import UploadFile
+
+    try:
+        form = await request.form(max_files=1, max_fields=len(FORM_FIELDS), max_part_size=limits.max_body_bytes)
+    except _BodyTooLarge:
+        raise
+    except UnicodeDecodeError:
+        raise ApiError(400, "a form field is not valid UTF-8") from None
+    except Exception as error:  # noqa: BLE001 - MultiPartException, malformed boundaries, ...
+        detail = getattr(error, "detail", None) or getattr(error, "message", None) or str(error)
+        raise ApiError(400, f"malformed multipart body: {str(detail)[:200]}") from None
+    unknown = sorted(set(form.keys()) - FORM_FIELDS)
+    if unknown:
+        raise ApiError(422, f"unknown form field(s) {', '.join(repr(u[:40]) for u in unknown)}; "
+                            f"expected {', '.join(sorted(FORM_FIELDS))}")
+    data: dict[str, Any] = {}
+    for key in ("text", "top_k", "explain"):
+        value = form.get(key)
+        if isinstance(value, UploadFile):
+            raise ApiError(422, f"form field {key!r} must be text, not a file")
+        if value is not None:
+            data[key] = value
+    tags = form.get("hashtags")
+    if isinstance(tags, UploadFile):
+        raise ApiError(422, "form field 'hashtags' must be text, not a file")
+    if tags:
+        data["hashtags"] = [t for t in re.split(r"[\s,]+", tags) if t]
+    photo = form.get("photo")
+    content = None
+    if photo is not None:
+        if not isinstance(photo, UploadFile):
+            raise ApiError(422, "form field 'photo' must be a file upload")
+        content = await photo.read()  # already bounded: the body limit covers the whole request
+        await photo.close()
+        if not content:
+            raise ApiError(400, "the uploaded photo is empty")
+    await form.close()
+    return _validate(data), content
+
+
+def _validate(data: dict[str, Any]) -> PredictRequest:
+    try:
+        return PredictRequest.model_validate(data)
+    except ValidationError as error:
+        raise ApiError(422, _validation_message(error.errors())) from None
+
+
+def _validation_message(errors) -> str:
+    parts = []
+    for e in list(errors)[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _check_limits(body: PredictRequest, limits: Limits) -> None:
+    if len(body.text) > limits.max_text_chars:
+        raise ApiError(422, f"text has {len(body.text)} characters; the limit is {limits.max_text_chars}")
+    if len(body.hashtags) > limits.max_hashtags:
+        raise ApiError(422, f"{len(body.hashtags)} hashtags; the limit is {limits.max_hashtags}")
+    if any(len(t) > 200 for t in body.hashtags):
+        raise ApiError(422, "a hashtag is longer than 200 characters")
+    if body.top_k > limits.max_top_k:
+        raise ApiError(422, f"top_k is {body.top_k}; the limit is {limits.max_top_k}")
+
+
+async def _photo_vector(data: bytes, limits: Limits, image: FeaturizerInfo, image_dim: int) -> tuple[Any, str]:
+    """The photo's feature vector (or None) and the message for the client; raises for bad photos."""
+    if sniff_image(data) is None:
+        raise ApiError(415, "the uploaded file is not a supported image (JPEG, PNG, GIF, BMP or WebP), "
+                            "judged by its content")
+    loop = asyncio.get_running_loop()
+    try:
+        decoded = await loop.run_in_executor(None, decode_upload, data, limits.max_image_pixels)
+    except ImageRejected as error:
+        raise ApiError(error.status, error.message) from None
+    if image.featurizer is None:
+        return None, image.reason
+    try:
+        vector = await loop.run_in_executor(None, image.featurizer, decoded)
+    except Exception:  # noqa: BLE001
+        log.exception("image featurizer failed")
+        return None, "the photo could not be turned into features; it is not used"
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if vector.shape[0] != image_dim:
+        return None, f"the image featurizer gave {vector.shape[0]} features but the model expects {image_dim}"
+    return vector, image.reason or "photo used"
+
+
+def _origin(url: str | None) -> str:
+    if not url:
+        return ""
+    match = re.match(r"^(https?://[^/]+)", url.replace("{s}.", ""))
+    return match.group(1) if match else ""

@@ -1,0 +1,76 @@
+"""Request limits: body size, image pixels, text length and a per-client token bucket.
+
+The API faces untrusted clients, so every resource a request can consume has a configurable
+cap, enforced as early as possible: the body size before the body is read (Content-Length, then
+a counting ``receive`` for chunked uploads), the pixel count before the image is decoded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 10 * 1024 * 1024  # whole request, photo included
+    max_image_pixels: int = 40_000_000  # width * height of the uploaded photo
+    max_text_chars: int = 2_000
+    max_hashtags: int = 64
+    max_top_k: int = 50
+    rate_per_second: float = 5.0  # token refill per client IP
+    burst: int = 20  # bucket size: requests a client may make at once
+    max_clients: int = 10_000  # buckets kept (least recently seen evicted): bounded memory
+
+
+class TokenBucket:
+    """Per-key token buckets; ``allow(key)`` spends one token or says how long to wait.
+
+    Keyed by client IP. Behind a reverse proxy every client shares the proxy's IP: put the rate
+    limit in the proxy then, or raise ``burst``.
+    """
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 10_000, clock=time.monotonic):
+        self.rate, self.burst, self.max_keys, self.clock = float(rate), int(burst), int(max_keys), clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> tuple[bool, float]:
+        """``(allowed, retry_after_seconds)``."""
+        if self.rate <= 0 and self.burst <= 0:
+            return True, 0.0
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.pop(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= 1.0
+            self._buckets[key] = (tokens, now)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        wait = 0.0 if allowed else ((1.0 - tokens) / self.rate if self.rate > 0 else 60.0)
+        return allowed, wait
+
+
+# Magic bytes of the image formats Pillow decodes and phones produce. The declared content type
+# and the file name are never trusted; only these bytes decide.
+_MAGIC = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image MIME type from the first bytes, or ``None`` when they are no supported image."""
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None

@@ -1,0 +1,84 @@
+"""Pydantic models of the API: what clients send and get back (also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictRequest(BaseModel):
+    """A post as JSON. Unknown fields are rejected (422) so that typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field("", description="caption; hashtags in it count when `hashtags` is empty")
+    hashtags: list[str] = Field(default_factory=list, description="hashtags, with or without '#'")
+    top_k: int = Field(5, ge=1, description="how many POIs to return")
+    explain: bool = Field(False, description="also return the occlusion explanation")
+
+
+class POI(BaseModel):
+    poi: str
+    name: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+class POIScore(POI):
+    probability: float
+
+
+class ImageStatus(BaseModel):
+    received: bool = False
+    used: bool = False
+    message: str = ""
+
+
+class Contribution(BaseModel):
+    kind: str = Field(description="word, hashtag or image")
+    token: str
+    contribution: float = Field(description="drop of the predicted POI's probability when the part is removed")
+    probability_without: float
+    top_poi_without: str
+
+
+class Explanation(BaseModel):
+    target_poi: str
+    target_name: str = ""
+    probability: float
+    contributions: list[Contribution]
+    ignored_hashtags: list[str] = Field(default_factory=list, description="not in the training vocabulary")
+    truncated: bool = False
+
+
+class PredictResponse(BaseModel):
+    predictions: list[POIScore]
+    hashtags_used: list[str] = Field(description="hashtags the model saw after normalisation and vocabulary filter")
+    image: ImageStatus
+    explanation: Explanation | None = None
+
+
+class POIList(BaseModel):
+    pois: list[POI]
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    classes: int
+    image: str
+
+
+class PageConfig(BaseModel):
+    tile_url: str | None = None
+    tile_attribution: str = ""
+    max_body_bytes: int
+    max_text_chars: int
+
+
+class ErrorBody(BaseModel):
+    code: int
+    message: str
+
+
+class Error(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,96 @@
+// postloc page: plain JS, no build step. Talks only to this server (/v1/...).
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const form = $("post-form"), drop = $("drop"), photoInput = $("photo"), preview = $("preview");
+  let photo = null, config = { tile_url: null, max_body_bytes: 10485760 };
+
+  // An empty map: no tile layer unless the server is configured with one (no network needed).
+  const map = L.map("map", { zoomControl: true, attributionControl: true }).setView([0, 0], 1);
+  const layer = L.layerGroup().addTo(map);
+  fetch("/v1/config").then((r) => r.json()).then((c) => {
+    config = c;
+    if (c.tile_url) L.tileLayer(c.tile_url, { attribution: c.tile_attribution || "", maxZoom: 19 }).addTo(map);
+  }).catch(() => {});
+
+  function setPhoto(file) {
+    if (!file) return;
+    if (file.size > config.max_body_bytes) { status("The photo is larger than the server accepts."); return; }
+    photo = file;
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+    $("drop-text").hidden = true;
+  }
+  photoInput.addEventListener("change", () => setPhoto(photoInput.files[0]));
+  ["dragenter", "dragover"].forEach((e) => drop.addEventListener(e, (ev) => { ev.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((e) => drop.addEventListener(e, (ev) => { ev.preventDefault(); drop.classList.remove("over"); }));
+  drop.addEventListener("drop", (ev) => setPhoto(ev.dataTransfer.files[0]));
+
+  function status(text) { $("status").textContent = text || ""; }
+  function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = new FormData();
+    body.append("text", $("text").value);
+    body.append("hashtags", $("hashtags").value);
+    body.append("top_k", $("top_k").value || "5");
+    body.append("explain", "true");
+    if (photo) body.append("photo", photo, "photo");
+    $("submit").disabled = true; status("");
+    try {
+      const response = await fetch("/v1/predict", { method: "POST", body });
+      const data = await response.json();
+      if (!response.ok) { status((data.error && data.error.message) || ("Error " + response.status)); return; }
+      show(data);
+    } catch (e) {
+      status("The server could not be reached.");
+    } finally {
+      $("submit").disabled = false;
+    }
+  });
+
+  function show(data) {
+    const preds = data.predictions;
+    // Map: one circle per POI, radius and opacity by probability, fitted to the POIs' bounds.
+    layer.clearLayers();
+    const points = [];
+    preds.forEach((p, i) => {
+      if (p.lat === null || p.lon === null) return;
+      const ll = [p.lat, p.lon]; points.push(ll);
+      const m = L.circleMarker(ll, { radius: 6 + 24 * Math.sqrt(p.probability), color: i === 0 ? "#d9480f" : "#2a6cf0",
+        fillOpacity: 0.25 + 0.6 * p.probability, weight: 2, className: "poi-marker" });
+      m.bindTooltip(`${i + 1}. ${p.name || p.poi} (${(100 * p.probability).toFixed(1)}%)`, { permanent: i === 0, direction: "top" });
+      m.addTo(layer);
+    });
+    if (points.length === 1) map.setView(points[0], 14);
+    else if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 16 });
+
+    const bars = $("bars"); bars.replaceChildren();
+    preds.forEach((p) => {
+      const li = el("li", "prob");
+      li.append(el("span", "name", p.name || p.poi));
+      const bar = el("div", "bar"); const fill = el("span"); fill.style.width = (100 * p.probability).toFixed(1) + "%";
+      bar.append(fill); li.append(bar, el("span", "num", (100 * p.probability).toFixed(1) + "%"));
+      bars.append(li);
+    });
+    $("image-note").textContent = data.image.received ? "Photo: " + data.image.message : "";
+
+    const tbody = document.querySelector("#explain tbody"); tbody.replaceChildren();
+    const ex = data.explanation;
+    if (ex) {
+      const scale = Math.max(0.01, ...ex.contributions.map((c) => Math.abs(c.contribution)));
+      ex.contributions.forEach((c) => {
+        const tr = el("tr");
+        tr.append(el("td", "", c.kind === "hashtag" ? "#" + c.token : c.kind === "image" ? "(the photo)" : c.token), el("td", "", c.kind));
+        const td = el("td"); const box = el("div", "contrib"); const track = el("div", "track");
+        const fill = el("span", c.contribution >= 0 ? "pos" : "neg");
+        const w = 50 * Math.abs(c.contribution) / scale;
+        fill.style.width = w + "%"; fill.style.left = c.contribution >= 0 ? "50%" : (50 - w) + "%";
+        track.append(fill); box.append(track, el("span", "num", (c.contribution >= 0 ? "+" : "") + (100 * c.contribution).toFixed(1) + " pts"));
+        td.append(box); tr.append(td); tbody.append(tr);
+      });
+      $("ignored").textContent = ex.ignored_hashtags.length ? "Unknown to the model (no effect): " + ex.ignored_hashtags.map((t) => "#" + t).join(" ") : "";
+    }
+  }
+})();

@@ -1,0 +1,72 @@
+"""The web page in a real headless Chromium (Debian's package; never ``playwright install``).
+
+Run with ``make test-browser`` (installs Debian's chromium when missing, then ``pytest -m browser``);
+the default test run deselects it. Saves a screenshot to ``tests/artifacts/page.png`` for a human
+to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import playwright.sync_api as playwright  # noqa: E402
+
+from test_serve_http import serving  # noqa: E402
+from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def test_page_predicts_and_draws_the_map(tmp_path_factory, tmp_path):
+    from postloc.predict import load
+    from postloc.serve.app import ServeSettings, create_app
+
+    run = small_run(tmp_path_factory)
+    tag, poi = decisive_tag(run)
+    predictor = load(run)
+    name = next(p["name"] for p in predictor.pois if p["poi"] == poi)
+    app = create_app(predictor, ServeSettings(), mean_colour_featurizer())
+    photo = tmp_path / "holiday.png"
+    photo.write_bytes(png_bytes((320, 240), (40, 120, 200)))
+    requests_outside: list[str] = []
+    errors: list[str] = []
+
+    with serving(app) as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("request", lambda r: None if r.url.startswith(url) or r.url.startswith(("data:", "blob:"))
+                    else requests_outside.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/")
+            page.fill("#text", "Evening walk with friends")
+            page.fill("#hashtags", f"#{tag} #sunset")
+            page.set_input_files("#photo", str(photo))
+            page.wait_for_selector("#preview:not([hidden])")
+            page.click("#submit")
+            page.wait_for_selector("#bars li", timeout=15_000)
+            page.wait_for_selector("path.poi-marker", state="attached", timeout=15_000)
+            shown = min(5, len(predictor.classes))
+            assert page.locator("path.poi-marker").count() == shown
+            bars = page.locator("#bars li")
+            assert bars.count() == shown and name in bars.first.inner_text()
+            width = page.eval_on_selector("#bars li .bar span", "e => e.getBoundingClientRect().width")
+            assert width > 10
+            rows = page.locator("#explain tbody tr")
+            assert rows.count() >= 4 and f"#{tag}" in rows.first.inner_text()
+            assert "Photo:" in page.inner_text("#image-note")
+            assert "sunset" in page.inner_text("#ignored") or page.inner_text("#ignored") == ""
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not requests_outside, requests_outside  # no CDN, no tiles: the page works offline

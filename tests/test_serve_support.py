@@ -1,0 +1,71 @@
+"""Shared by the serve/predict/explain tests: one small trained run per test session.
+
+Kept in a module (not conftest.py) and cached at module level, so every test file that imports it
+reuses the same run instead of training its own.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
+         "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
+_CACHE: dict[str, object] = {}
+
+
+def small_run(tmp_path_factory) -> Path:
+    """A run trained on synthetic data where hashtags carry most of the signal (image_dim 8)."""
+    if "run" not in _CACHE:
+        from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+        from postloc.training import RunConfig, TrainerConfig, train
+
+        base = tmp_path_factory.mktemp("serve-run")
+        prepared = write_synthetic_prepared(base / "prepared", SyntheticConfig(
+            n_pois=4, n_posts=400, n_users=40, text_signal=0.2, tag_signal=0.9, image_separation=1.5,
+            caption_words=(3, 8), image_dim=8, seed=5))
+        config = RunConfig("mrlf", dict(SMALL), TrainerConfig(epochs=8, batch_size=32, progress=False, threads=1))
+        train(prepared, base / "run", config)
+        _CACHE["run"] = base / "run"
+    return _CACHE["run"]  # type: ignore[return-value]
+
+
+def decisive_tag(run: Path) -> tuple[str, str]:
+    """(hashtag, poi): a kept hashtag that in training almost always means one POI."""
+    import pandas as pd
+
+    from postloc.predict import load
+
+    vocab = load(run).hashtag_vocabulary or set()
+    posts = pd.read_parquet(run.parent / "prepared" / "posts.parquet")
+    by_tag: dict[str, Counter] = {}
+    for tags, poi in zip(posts["hashtags"], posts["poi"]):
+        for t in tags:
+            by_tag.setdefault(t, Counter())[poi] += 1
+    scored = [(c.most_common(1)[0][1] / sum(c.values()), sum(c.values()), t, c.most_common(1)[0][0])
+              for t, c in by_tag.items() if t in vocab and sum(c.values()) >= 10]
+    purity, _, tag, poi = max(scored)
+    assert purity > 0.8, scored[:5]
+    return tag, str(poi)
+
+
+def png_bytes(size: tuple[int, int] = (32, 24), color=(200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def mean_colour_featurizer(dim: int = 8):
+    """A stand-in for a backbone: the photo's mean colour repeated to ``dim`` numbers."""
+    from postloc.serve.images import FeaturizerInfo
+
+    def featurize(image) -> np.ndarray:
+        mean = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0) / 255.0
+        return np.resize(mean, dim).astype(np.float32)
+
+    return FeaturizerInfo(featurize, "test featurizer (mean colour)", "test")
