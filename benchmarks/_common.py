@@ -23,6 +23,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(0),
+        # other work on the machine slows every timing: say how busy it was
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -141,7 +141,8 @@ def main() -> None:
     m = results["machine"]
     lines = [
         "# Data preparation benchmark", "",
-        f"Machine: {m['cores']} cores ({m['cpu']}), GPU: {m['gpu']}, Python {m['python']}, torch {m['torch']}.",
+        f"Machine: {m['cores']} cores ({m['cpu']}), GPU: {m['gpu']}, Python {m['python']}, torch {m['torch']}; "
+        f"load average at start {m['load_average_1_5_15']} (other work slows timings).",
         "Command: `python benchmarks/bench_prepare.py`", "",
         "| measurement | result |", "|---|---|",
         f"| `postloc prepare dresden` (subprocess, start-up included) | {d['seconds']} s -> {d['posts']:,} posts, "
