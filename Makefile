@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/dresden
 
-.PHONY: install demo test test-slow test-browser bench clean
+.PHONY: install demo test test-slow test-browser bench experiments clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ bench: install
 	$(PY) benchmarks/bench_mrlf.py
 	$(PY) benchmarks/bench_images.py
 	$(PY) benchmarks/bench_serve.py
+
+# The paper's studies (Table II, Fig. 2-4) on the embedded data; see docs/experiments.md.
+experiments: install
+	$(VENV)/bin/postloc prepare dresden --out build/dresden --quiet
+	$(VENV)/bin/postloc experiments build/dresden --out build/reports/dresden --seeds 0,1 --epochs 20 --fig4-seeds 0 --thresholds 1,10,50,100
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

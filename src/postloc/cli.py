@@ -126,11 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prepare(sub)
     _add_datasets(sub)
-    from postloc import images_cli, predict_cli, train_cli
+    from postloc import experiments_cli, images_cli, predict_cli, train_cli
 
     images_cli.add_parsers(sub)
     train_cli.add_parsers(sub)
     predict_cli.add_parsers(sub)
+    experiments_cli.add_parsers(sub)
     return parser
 
 

@@ -17,6 +17,9 @@ _BUILTIN = {
     "majority": "postloc.models.majority:Majority",
     "tfidf-logreg": "postloc.models.tfidf_logreg:TfidfLogReg",
 }
+from postloc.models.baselines import BASELINES as _BASELINES  # noqa: E402  (issue 6 baselines)
+
+_BUILTIN.update(_BASELINES)
 _REGISTRY: dict[str, type] = {}
 
 

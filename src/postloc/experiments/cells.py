@@ -1,0 +1,58 @@
+"""Cells: one (model, params, data variant, seed) run, keyed by a hash, stored as one JSON file each.
+
+Studies share cells (MRLF with all modalities is a Table II row, the Fig. 2 "all" bar and the
+Fig. 3 "mrlf" bar): the key hashes only what changes the result, so each is trained once. A
+cell file is written atomically after the cell finished, so "exists" means "done" and a re-run
+skips it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Cell:
+    study: str
+    row: str  # display label of the method / setting
+    model: str
+    params: dict[str, Any]
+    variant: str  # data variant name ("base", "tags-min5", "images-drop", ...)
+    seed: int
+    column: str = ""  # the study's x value where it has one (threshold, noise mode)
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        spec = {"model": self.model, "params": self.params, "variant": self.variant, "seed": self.seed,
+                "trainer": self.trainer}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        where = f" [{self.variant}]" if self.variant != "base" else ""
+        return f"{self.study}: {self.row}{where} seed {self.seed}"
+
+
+class CellStore:
+    """``out/cells/<key>.json`` per finished cell."""
+
+    def __init__(self, root: Path):
+        self.root = root / "cells"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        path = self.path(key)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        from postloc.data.atomic import atomic_open
+
+        with atomic_open(self.path(key)) as handle:
+            handle.write(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,49 @@
+"""Settings of an experiment run: seeds, epochs, which studies, the hashtag-threshold sweep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STUDIES = ("table2", "fig2", "fig3", "table3", "fig4")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 40  # upper bound; early stopping usually ends runs far earlier
+    early_stopping: int = 6
+    threads: int = 2
+    studies: tuple[str, ...] = STUDIES
+    thresholds: tuple[int, ...] = (1, 5, 10, 25, 50, 100)  # Fig. 4 sweep of min_hashtag_count (1: no filter)
+    fig4_models: tuple[str, ...] = ("mrlf", "tfidf-logreg")
+    fig4_seeds: tuple[int, ...] = ()  # seeds of the Fig. 4 sweep (empty: ``seeds``); fewer keep the sweep affordable
+    raw_input: str | None = None  # the raw posts the prepared folder came from (default: from its manifest)
+    quick: bool = False  # tiny models, 2 epochs, for tests
+    progress: bool = True
+    report_only: bool = False  # write the report from the finished cells, run nothing (partial runs)
+    keep_runs: bool = False  # keep each cell's run folder (checkpoints, curves); default: delete after scoring
+
+    def __post_init__(self) -> None:
+        unknown = set(self.studies) - set(STUDIES)
+        if unknown:
+            raise ValueError(f"unknown studies {sorted(unknown)}; use some of {', '.join(STUDIES)}")
+        if not self.seeds:
+            raise ValueError("need at least one seed")
+
+
+def quick_config(**changes) -> ExperimentConfig:
+    """The ``--quick`` settings: one seed, two epochs, a short sweep."""
+    base = dict(seeds=(0,), epochs=2, early_stopping=0, thresholds=(1, 2), quick=True)
+    base.update(changes)
+    return ExperimentConfig(**base)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of a study: a display label, a registered model and its params, and what it needs."""
+
+    label: str
+    model: str
+    params: dict = field(default_factory=dict)
+    needs: tuple[str, ...] = ()  # each item: a modality or "a|b" (either one)
+    max_epochs: int = 0  # a cap below the run's epochs for slow models (0: none)

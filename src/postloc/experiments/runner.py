@@ -1,0 +1,239 @@
+"""Plan the studies' cells, run the missing ones (with a done/remaining display), then report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from postloc.experiments import data as datamod
+from postloc.experiments.cells import Cell, CellStore
+from postloc.experiments.config import ExperimentConfig, Method
+from postloc.experiments.methods import QUICK_PARAMS, fig2_methods, fig3_methods, missing_needs, table2_methods
+from postloc.experiments.noisy_images import noise_variants
+
+DROP_KEYS = ("per_poi", "confusion", "labels")
+
+
+class Plan:
+    """Cells to run and n/a rows, per study, in display order."""
+
+    def __init__(self) -> None:
+        self.cells: list[Cell] = []
+        self.rows: list[dict[str, Any]] = []  # {"study", "row", "column", "model", "na": reason|None, "keys": [...]}
+        self.variants: dict[str, str] = {}  # variant -> prepared folder
+        self.notes: dict[str, list[str]] = {}
+
+    def note(self, study: str, text: str) -> None:
+        self.notes.setdefault(study, []).append(text)
+
+
+def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentConfig = ExperimentConfig()) -> dict[str, Any]:
+    """Run (or resume) every study on ``prepared``; returns the results written to ``out/results.json``."""
+    from postloc.experiments.report import write_report
+
+    prepared, out = Path(prepared).resolve(), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    plan = build_plan(prepared, out, config)
+    store = CellStore(out)
+    unique: dict[str, Cell] = {}
+    for cell in plan.cells:
+        unique.setdefault(cell.key, cell)
+    todo = [c for k, c in unique.items() if store.get(k) is None]
+    if config.report_only:
+        _echo(config, f"--report-only: {len(todo)} of {len(unique)} cells are not done and stay empty in the report")
+        todo = []
+    done_before = len(unique) - len(todo)
+    _echo(config, f"{len(unique)} cells: {done_before} already done, {len(todo)} to run")
+    for i, cell in enumerate(todo, start=1):
+        t0 = time.perf_counter()
+        record = run_cell(cell, plan.variants[cell.variant], out, config)
+        store.put(cell.key, record)
+        acc = record["metrics"].get("accuracy")
+        _echo(config, f"[{done_before + i}/{len(unique)} done, {len(todo) - i} left] {cell.describe()}: "
+                      f"acc {acc:.3f} ({time.perf_counter() - t0:.0f} s)")
+    results = collect(plan, store, prepared, config)
+    results["seconds_this_run"] = round(time.perf_counter() - started, 1)
+    results["cells_run_now"] = len(todo)
+    results["cells_total"] = len(unique)
+    results["cells_missing"] = sum(store.get(k) is None for k in unique)
+    write_report(results, out)
+    return results
+
+
+def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
+    plan = Plan()
+    plan.variants["base"] = str(prepared)
+    available = datamod.available_modalities(prepared)
+    trainer = _trainer(config)
+
+    def add(study: str, method: Method, variant: str, avail: set[str], column: str = "") -> None:
+        seeds = config.fig4_seeds if (study == "fig4" and config.fig4_seeds) else config.seeds
+        missing = missing_needs(method, avail)
+        row = {"study": study, "row": method.label, "column": column, "model": method.model, "keys": [],
+               "na": None, "variant": variant}
+        if missing:
+            row["na"] = "needs " + " and ".join(m.replace("|", " or ") for m in missing) + \
+                        f"; the data has {', '.join(sorted(avail)) or 'nothing'}"
+        else:
+            for seed in seeds:
+                epochs = min(config.epochs, method.max_epochs) if method.max_epochs else config.epochs
+                cell = Cell(study, method.label, method.model, _params(method, avail, config), variant, seed, column,
+                            {**trainer, "seed": seed, "epochs": epochs})
+                plan.cells.append(cell)
+                row["keys"].append(cell.key)
+        plan.rows.append(row)
+
+    if "table2" in config.studies:
+        backbone = datamod.image_backbone(prepared)
+        for method in table2_methods():
+            if method.model in ("resnet50", "resnet101", "densenet121", "vgg16") and backbone and backbone != method.model:
+                method = Method(f"{method.model} (substitute: {backbone} features)", method.model, method.params,
+                                method.needs, method.max_epochs)
+            add("table2", method, "base", available)
+    if "fig2" in config.studies:
+        for method in fig2_methods():
+            add("fig2", method, "base", available)
+    if "fig3" in config.studies:
+        for method in fig3_methods():
+            add("fig3", method, "base", available)
+    if "table3" in config.studies:
+        _plan_table3(plan, prepared, out, config, add)
+    if "fig4" in config.studies:
+        _plan_fig4(plan, prepared, out, config, available, add)
+    plan.note("all", f"modalities in the data: {', '.join(sorted(available)) or 'none'}")
+    return plan
+
+
+def _plan_table3(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, add) -> None:
+    info = noise_variants(prepared, out / "data" / "table3")
+    methods = [Method("MRLF image only", "mrlf", {"modalities": ["image"], "fusion": "concat"}, ("image",)),
+               Method(f"resnet50 head (substitute: {info.get('backbone') or 'pipeline'} features)", "resnet50", {},
+                      ("image",))]
+    if not info.get("ok"):
+        for m in methods:
+            for mode in ("keep", "drop"):
+                plan.rows.append({"study": "table3", "row": m.label, "column": mode, "model": m.model, "keys": [],
+                                  "na": info["reason"], "variant": ""})
+        return
+    plan.note("table3", f"features: {info.get('backbone')}; keep: {info.get('keep_status')}; "
+                        f"drop: {info.get('drop_status')}")
+    for mode in ("keep", "drop"):
+        plan.variants[f"images-{mode}"] = info[mode]
+        avail = datamod.available_modalities(info[mode])
+        for m in methods:
+            add("table3", m, f"images-{mode}", avail, column={"keep": "before removal", "drop": "after removal"}[mode])
+
+
+def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, available: set[str], add) -> None:
+    own = datamod.prepared_threshold(prepared)
+    raw, how = datamod.resolve_raw_input(prepared, config.raw_input)
+    plan.note("fig4", f"prepared folder's own threshold: {own}; raw input: {how}")
+    if "hashtags" not in available:
+        for t in config.thresholds:
+            for model in config.fig4_models:
+                plan.rows.append({"study": "fig4", "row": model, "column": str(t), "model": model, "keys": [],
+                                  "na": "the data has no hashtags", "variant": ""})
+        return
+    synthetic = datamod.is_synthetic(prepared)
+    for t in sorted(set(config.thresholds) | {own}):
+        if t == own:
+            variant, info = "base", {"ok": True, "method": "the prepared folder itself"}
+        else:
+            variant = f"tags-min{t}"
+            info = datamod.hashtag_variant(prepared, t, out / "data" / variant, None if synthetic else raw)
+            if info.get("ok"):
+                plan.variants[variant] = str(out / "data" / variant)
+                plan.note("fig4", f"threshold {t}: {info['method']}; {info.get('posts')} posts "
+                                  f"({info.get('test_posts')} test), {info.get('pois')} POIs, "
+                                  f"{info.get('vocabulary')} distinct tags")
+        for model in config.fig4_models:
+            method = Method(model, model, {}, ("text|hashtags",) if model != "mrlf" else ())
+            if not info.get("ok"):
+                plan.rows.append({"study": "fig4", "row": model, "column": str(t), "model": model, "keys": [],
+                                  "na": info["reason"], "variant": variant})
+            else:
+                avail = available if variant == "base" else datamod.available_modalities(plan.variants[variant])
+                add("fig4", method, variant, avail, column=str(t))
+
+
+def _params(method: Method, available: set[str], config: ExperimentConfig) -> dict[str, Any]:
+    params = dict(QUICK_PARAMS.get(method.model, {})) if config.quick else {}
+    params.update(method.params)
+    if method.model.startswith("mrlf"):
+        # one spelling per setting, so that equal cells of different studies share one key
+        params["modalities"] = sorted(params.get("modalities") or available)
+        params.setdefault("fusion", "mrlf")
+    return params
+
+
+def _trainer(config: ExperimentConfig) -> dict[str, Any]:
+    return {"epochs": config.epochs, "early_stopping": config.early_stopping, "threads": config.threads,
+            "progress": False}
+
+
+def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> dict[str, Any]:
+    """Train one cell, score it on the test split, return the record to store."""
+    from postloc.data.prepared import load_prepared
+    from postloc.features import attach_image_features, load_image_features
+    from postloc.metrics import evaluate
+    from postloc.training.api import train
+    from postloc.training.config import RunConfig, TrainerConfig
+
+    run_dir = out / "runs" / cell.key
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an interrupted cell restarts from scratch
+    trainer = TrainerConfig(**cell.trainer)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(prepared, run_dir, RunConfig(cell.model, cell.params, trainer), progress=False)
+    seconds = time.perf_counter() - started
+    data = load_prepared(prepared)
+    test = attach_image_features(data.split("test"), load_image_features(prepared))
+    proba = result.model.predict_proba(test)
+    metrics = {k: v for k, v in evaluate(proba, result.model.classes_, test, data.pois).items() if k not in DROP_KEYS}
+    if not config.keep_runs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return {"cell": asdict(cell), "key": cell.key, "metrics": metrics, "train_seconds": round(seconds, 2),
+            "epochs_run": result.summary.get("epochs_run"), "best_epoch": result.summary.get("best_epoch"),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "acc@1km", "macro_f1")
+
+
+def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConfig) -> dict[str, Any]:
+    """Mean and std over seeds of every row; n/a rows keep their reason."""
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    rows = []
+    for row in plan.rows:
+        entry = {k: row[k] for k in ("study", "row", "column", "model", "variant", "na")}
+        if not row["na"]:
+            records = [store.get(k) for k in row["keys"]]
+            records = [r for r in records if r is not None]
+            entry["seeds"] = [r["cell"]["seed"] for r in records]
+            entry["test_posts"] = records[0]["metrics"]["posts"] if records else None
+            entry["distance_reference"] = records[0]["metrics"].get("distance_reference") if records else None
+            for metric in METRICS + ("train_seconds", "epochs_run"):
+                values = [(r["metrics"].get(metric) if metric in METRICS else r.get(metric)) for r in records]
+                values = [float(v) for v in values if v is not None]
+                entry[metric] = {"mean": float(np.mean(values)) if values else None,
+                                 "std": float(np.std(values)) if values else None, "values": values}
+        rows.append(entry)
+    return {"prepared": str(prepared), "synthetic": datamod.is_synthetic(prepared),
+            "label": manifest.get("label"), "config": asdict(config), "rows": rows, "notes": plan.notes,
+            "variants": plan.variants, "input": manifest.get("input", {}), "funnel": manifest.get("funnel")}
+
+
+def _echo(config: ExperimentConfig, message: str) -> None:
+    if config.progress:
+        print(message, file=sys.stderr, flush=True)

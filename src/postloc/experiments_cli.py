@@ -1,0 +1,84 @@
+"""``postloc experiments PREPARED --out DIR``: the paper's studies (see :mod:`postloc.experiments`).
+
+``postloc.cli`` calls :func:`add_parsers` with its subparsers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from postloc.errors import PostlocError
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise PostlocError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_parsers(subparsers) -> None:
+    """Register ``experiments``."""
+    from postloc.experiments.config import STUDIES
+
+    p = subparsers.add_parser("experiments", help="run the paper's studies (Table II, Fig. 2-4, Table III) on a "
+                                                  "prepared dataset; resumable",
+                              description="Train and score every applicable method and variant over seeds; write "
+                                          "report.md, results.json and PNG plots into --out. Finished cells are "
+                                          "stored in --out/cells and skipped on a re-run.")
+    p.add_argument("prepared", type=Path, metavar="PREPARED", help="prepared dataset folder")
+    p.add_argument("--out", type=Path, required=True, help="report folder (e.g. reports/NAME)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
+    p.add_argument("--epochs", type=int, help="maximum epochs of neural models (default 40; --quick: 2)")
+    p.add_argument("--early-stopping", type=int, default=6, help="patience in epochs; 0: never (default %(default)s)")
+    p.add_argument("--studies", default=",".join(STUDIES), help="comma-separated subset of %(default)s")
+    p.add_argument("--thresholds", default="1,5,10,25,50,100", help="Fig. 4 min_hashtag_count values (default %(default)s)")
+    p.add_argument("--fig4-models", default="mrlf,tfidf-logreg", help="models of the Fig. 4 sweep (default %(default)s)")
+    p.add_argument("--fig4-seeds", default="", help="seeds of the Fig. 4 sweep (default: --seeds)")
+    p.add_argument("--raw", help="raw input the prepared folder came from (default: found via its manifest.json)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads per run (default %(default)s)")
+    p.add_argument("--keep-runs", action="store_true", help="keep each cell's run folder (checkpoints, curves)")
+    p.add_argument("--report-only", action="store_true", help="write the report from finished cells; run nothing")
+    p.add_argument("--quick", action="store_true", help="tiny models, 2 epochs, 1 seed: for tests and smoke runs")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(run=run_experiments_cli)
+
+
+def run_experiments_cli(args) -> int:
+    from postloc.experiments import ExperimentConfig, run_experiments
+    from postloc.experiments.config import quick_config
+
+    studies = tuple(s.strip() for s in args.studies.split(",") if s.strip())
+    common = dict(studies=studies, thresholds=_ints(args.thresholds), raw_input=args.raw, threads=args.threads,
+                  fig4_models=tuple(m.strip() for m in args.fig4_models.split(",") if m.strip()),
+                  fig4_seeds=_ints(args.fig4_seeds), progress=not args.quiet, keep_runs=args.keep_runs,
+                  report_only=args.report_only)
+    try:
+        if args.epochs is not None:
+            common["epochs"] = args.epochs
+        config = quick_config(**common) if args.quick else ExperimentConfig(
+            seeds=_ints(args.seeds), early_stopping=args.early_stopping, **common)
+    except ValueError as error:
+        raise PostlocError(str(error)) from None
+    results = run_experiments(args.prepared, args.out, config)
+    print(f"wrote {args.out / 'report.md'} ({len(results['rows'])} rows, {results['cells_run_now']} cells run now)")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point until ``postloc.cli`` registers the subcommand."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="postloc")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except PostlocError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The paper's image classifiers (ResNet-50/101, DenseNet-121, VGG-16) as heads on cached features.
+
+Fine-tuning a CNN on 2 CPU cores is out of reach, and the paper's own image branch uses a frozen
+backbone too, so each of these is a classifier (linear, or one hidden layer) on the frozen
+backbone vectors of the prepared folder (``image_vector``). The four names exist so that Table II
+can list them; which backbone produced the vectors is a property of the data, not of the head:
+the experiments read it from ``image_summary.json`` and write e.g.
+"resnet50 (substitute: efficientnet-lite0 features)" when the named network's features are not
+the ones available. Posts without an image get the training prior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from postloc.errors import PostlocError
+from postloc.features import IMAGE_COLUMN, image_dim, image_matrix
+from postloc.models.baselines.neural import ArrayData, NeuralBaseline, PriorHead
+from postloc.models.registry import register
+
+
+@dataclass(frozen=True)
+class ImageHeadConfig:
+    hidden: int = 256  # 0: a linear (logistic-regression) head
+    dropout: float = 0.3
+    standardize: bool = True  # z-score the features with training means/stds (saved)
+
+
+class ImageHeadNet(PriorHead):
+    def __init__(self, config: ImageHeadConfig, dim: int, n_classes: int):
+        super().__init__()
+        if config.hidden > 0:
+            self.head = nn.Sequential(nn.Linear(dim, config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
+                                      nn.Linear(config.hidden, n_classes))
+        else:
+            self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(dim, n_classes))
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.init_prior(n_classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = (batch["image"] - self.mean) / self.std
+        return self.with_prior(self.head(x), batch["present"])
+
+
+def has_image(posts: pd.DataFrame) -> np.ndarray:
+    if IMAGE_COLUMN not in posts:
+        return np.zeros(len(posts), dtype=bool)
+    return np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in posts[IMAGE_COLUMN]],
+                    dtype=bool)
+
+
+class ImageHead(NeuralBaseline):
+    """Shared implementation; the registered subclasses only differ by name and the backbone they stand for."""
+
+    Config = ImageHeadConfig
+    backbone: str = ""
+
+    def _train_rows(self, train: pd.DataFrame) -> pd.DataFrame:
+        return train[has_image(train)]
+
+    def _build_state(self, train: pd.DataFrame) -> dict[str, Any]:
+        """Feature size and (when ``standardize``) the training means/stds, kept in the saved JSON."""
+        dim = image_dim(train)
+        if dim == 0:
+            raise PostlocError(f"{self.name}: the posts have no image vectors (image_features.parquet is missing)")
+        vectors, present = image_matrix(train, dim)
+        state: dict[str, Any] = {"image_dim": dim, "backbone": self.backbone}
+        if self.config.standardize:
+            state["mean"] = vectors[present].mean(axis=0).astype(float).tolist()
+            state["std"] = (vectors[present].std(axis=0) + 1e-6).astype(float).tolist()
+        return state
+
+    def _build_net(self) -> nn.Module:
+        net = ImageHeadNet(self.config, int(self.state_["image_dim"]), len(self.classes_))
+        if "mean" in self.state_:
+            net.mean.copy_(torch.tensor(self.state_["mean"], dtype=torch.float32))
+            net.std.copy_(torch.tensor(self.state_["std"], dtype=torch.float32))
+        return net
+
+    def _encode(self, posts: pd.DataFrame, y: np.ndarray) -> ArrayData:
+        vectors, present = image_matrix(posts, int(self.state_["image_dim"]))
+        return ArrayData({"image": vectors, "present": present}, y)
+
+
+@register("resnet50")
+class ResNet50Head(ImageHead):
+    name = "resnet50"
+    backbone = "resnet50"
+
+
+@register("resnet101")
+class ResNet101Head(ImageHead):
+    name = "resnet101"
+    backbone = "resnet101"
+
+
+@register("densenet121")
+class DenseNet121Head(ImageHead):
+    name = "densenet121"
+    backbone = "densenet121"
+
+
+@register("vgg16")
+class VGG16Head(ImageHead):
+    name = "vgg16"
+    backbone = "vgg16"

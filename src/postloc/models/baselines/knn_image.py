@@ -1,0 +1,102 @@
+"""k nearest neighbours over image feature vectors (cosine): the reference any image model must beat.
+
+Photos of one landmark taken by many people are near-duplicates in a backbone's feature space,
+so a neighbour vote is a strong, training-free image baseline the paper lacks. The vote of the
+``k`` most similar training images is weighted by similarity and mixed with the training prior
+(``prior_weight``) so every class keeps a non-zero probability; posts without an image get the
+prior. Saved as the training matrix and labels in safetensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from postloc.errors import PostlocError
+from postloc.features import image_dim, image_matrix
+from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
+from postloc.models.registry import register
+from postloc.training import checkpoints as ck
+from postloc.training.config import make_dataclass_config
+
+WEIGHTS = "neighbours.safetensors"
+
+
+@dataclass(frozen=True)
+class KnnImageConfig:
+    k: int = 10
+    prior_weight: float = 0.01
+    chunk: int = 1024  # query rows per similarity block (bounds memory)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@register("knn-image")
+class KnnImage(Estimator):
+    name = "knn-image"
+    Config = KnnImageConfig
+
+    def __init__(self, config: Any = None, trainer=None):
+        super().__init__(config, trainer)
+        self.matrix_ = np.zeros((0, 0), dtype=np.float32)
+        self.labels_ = np.zeros(0, dtype=np.int64)
+        self.prior_ = np.zeros(0)
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
+            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
+            progress: bool | None = None) -> "KnnImage":
+        self.classes_ = self._resolve_classes(train, classes)
+        dim = image_dim(train)
+        if dim == 0:
+            raise PostlocError("knn-image: the posts have no image vectors (image_features.parquet is missing)")
+        index = {c: i for i, c in enumerate(self.classes_)}
+        y = np.array([index[str(p)] for p in train["poi"]], dtype=np.int64)
+        vectors, present = image_matrix(train, dim)
+        self.matrix_ = _normalise(vectors[present]).astype(np.float32)
+        self.labels_ = y[present]
+        counts = np.bincount(y, minlength=len(self.classes_)).astype(float) + 1.0
+        self.prior_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        n_classes = len(self.classes_)
+        out = np.tile(self.prior_, (len(posts), 1))
+        vectors, present = image_matrix(posts, self.matrix_.shape[1])
+        rows = np.nonzero(present)[0]
+        k = min(self.config.k, len(self.labels_))
+        for start in range(0, len(rows), self.config.chunk):
+            part = rows[start: start + self.config.chunk]
+            sims = _normalise(vectors[part]) @ self.matrix_.T
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            weights = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None) + 1e-6
+            votes = np.zeros((len(part), n_classes))
+            np.add.at(votes, (np.repeat(np.arange(len(part)), k), self.labels_[top].reshape(-1)), weights.reshape(-1))
+            votes /= votes.sum(axis=1, keepdims=True)
+            w = self.config.prior_weight
+            out[part] = (1 - w) * votes + w * self.prior_
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        self._check_fitted()
+        directory = Path(directory)
+        write_manifest(directory, self._manifest())
+        ck.save_tensors({"matrix": torch.from_numpy(self.matrix_), "labels": torch.from_numpy(self.labels_),
+                         "prior": torch.from_numpy(self.prior_)}, directory / WEIGHTS)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "KnnImage":
+        manifest = read_manifest(directory)
+        model = cls(make_dataclass_config(KnnImageConfig, manifest["config"], "params"), trainer_from_manifest(manifest))
+        model.classes_ = list(manifest["classes"])
+        tensors = ck.load_tensors(Path(directory) / WEIGHTS)
+        model.matrix_, model.labels_, model.prior_ = (tensors[k].numpy() for k in ("matrix", "labels", "prior"))
+        return model
