@@ -7,7 +7,7 @@ epoch: inference cost depends on the layer sizes, not on how well the model lear
 runs in-process (uvicorn in a thread, 127.0.0.1 only, rate limit lifted); every concurrency level
 sends a fixed number of requests and stops by itself. Writes benchmarks/results/serve.{json,md}.
 
-The server is a separate process (``postloc.predict_cli serve``, 127.0.0.1 only, rate limit lifted), so the
+The server is a separate process (``postloc serve``, 127.0.0.1 only, rate limit lifted), so the
 load generator does not share its interpreter; memory is the server's RSS from /proc.
 """
 
@@ -51,7 +51,7 @@ def server_process(run: Path):
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen([sys.executable, "-m", "postloc.predict_cli", "serve", str(run), "--host", "127.0.0.1",
+    process = subprocess.Popen([sys.executable, "-m", "postloc", "serve", str(run), "--host", "127.0.0.1",
                                 "--port", str(port), "--rate", "1e9", "--burst", "1000000000"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -8,7 +8,7 @@ import pytest
 
 from postloc.experiments import run_experiments
 from postloc.experiments.config import quick_config
-from postloc.experiments_cli import main
+from postloc.cli import main
 from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
 
 

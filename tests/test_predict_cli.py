@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from postloc import predict_cli
+from postloc.cli import main
 from postloc.predict import load
 from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
 
@@ -47,7 +48,7 @@ def test_parquet_round_trip_via_the_command_line(run, tmp_path, capsys):
     source = tmp_path / "posts.parquet"
     pd.DataFrame(_posts(12, tag)).to_parquet(source)
     out = tmp_path / "out.parquet"
-    code = predict_cli.main(["predict", str(run), str(source), "-o", str(out), "--top-k", "3",
+    code = main(["predict", str(run), str(source), "-o", str(out), "--top-k", "3",
                              "--batch-size", "4", "--quiet"])
     assert code == 0 and "12 posts" in capsys.readouterr().out
     table = pd.read_parquet(out)
@@ -76,10 +77,10 @@ def test_bad_input_is_a_user_error_and_leaves_no_output(run, tmp_path, capsys):
     source = tmp_path / "posts.jsonl"
     source.write_text('{"id": "1", "text": "ok"}\n{"id": "2", "hashtags": "notalist"}\n')
     out = tmp_path / "out.jsonl"
-    assert predict_cli.main(["predict", str(run), str(source), "-o", str(out), "--quiet", "--batch-size", "1"]) == 2
+    assert main(["predict", str(run), str(source), "-o", str(out), "--quiet", "--batch-size", "1"]) == 2
     assert "hashtags" in capsys.readouterr().err and not out.exists()
     assert not list(tmp_path.glob(".out.jsonl.*"))
-    assert predict_cli.main(["predict", str(run), str(source), "-o", str(out), "--quiet", "--skip-bad"]) == 0
+    assert main(["predict", str(run), str(source), "-o", str(out), "--quiet", "--skip-bad"]) == 0
     assert len(out.read_text().splitlines()) == 1
 
 
@@ -87,12 +88,12 @@ def test_explain_command_prints_a_table(run, tmp_path, capsys):
     tag, poi = decisive_tag(run)
     photo = tmp_path / "p.png"
     photo.write_bytes(png_bytes())
-    code = predict_cli.main(["explain", str(run), "--text", "sunny afternoon", "--hashtags", f"#{tag} other",
+    code = main(["explain", str(run), "--text", "sunny afternoon", "--hashtags", f"#{tag} other",
                              "--image", str(photo)])
     captured = capsys.readouterr()
     assert code == 0 and poi in captured.out and tag in captured.out and "contribution" in captured.out
     assert "not used" in captured.err  # no backbone recorded for the synthetic run
-    assert predict_cli.main(["explain", str(run), "--text", "x", "--json"]) == 0
+    assert main(["explain", str(run), "--text", "x", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["target_poi"]
     (tmp_path / "fake.png").write_text("hello")
-    assert predict_cli.main(["explain", str(run), "--image", str(tmp_path / "fake.png")]) == 2
+    assert main(["explain", str(run), "--image", str(tmp_path / "fake.png")]) == 2

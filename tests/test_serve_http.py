@@ -7,7 +7,6 @@ import threading
 import time
 from contextlib import contextmanager
 
-import pytest
 
 
 from test_serve_support import small_run  # noqa: E402

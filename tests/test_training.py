@@ -161,7 +161,7 @@ def test_resume_after_the_process_is_killed(tmp_path):
         n_pois=4, n_posts=800, n_users=60, caption_words=(3, 8), image_dim=8, seed=6))
     run = tmp_path / "run"
     sets = [item for k, v in SMALL.items() for item in ("--set", f"{k}={v}")]
-    command = [sys.executable, "-m", "postloc.train_cli", "train", "--data", str(prepared), "--out", str(run),
+    command = [sys.executable, "-m", "postloc", "train", "--data", str(prepared), "--out", str(run),
                "--epochs", "6", "--quiet", "--set", "early_stopping=0", "--set", "threads=1", *sets]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -63,22 +63,3 @@ def run_experiments_cli(args) -> int:
     results = run_experiments(args.prepared, args.out, config)
     print(f"wrote {args.out / 'report.md'} ({len(results['rows'])} rows, {results['cells_run_now']} cells run now)")
     return 0
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry point until ``postloc.cli`` registers the subcommand."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="postloc")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except PostlocError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

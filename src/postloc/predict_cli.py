@@ -8,7 +8,6 @@ features with the run's backbone when it can be rebuilt here (see :mod:`postloc.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -305,19 +304,3 @@ def run_explain(args) -> int:
     result = explain(predictor, post)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run these subcommands alone (before they are wired into ``postloc``'s main parser)."""
-    parser = argparse.ArgumentParser(prog="postloc")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except PostlocError as error:
-        print(f"postloc {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

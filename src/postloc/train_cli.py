@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from postloc.errors import PostlocError
@@ -94,16 +93,3 @@ def run_evaluate(args) -> int:
 
 def _f(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-if __name__ == "__main__":  # `python -m postloc.train_cli train ...` works before cli.py is wired
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="postloc")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    arguments = parser.parse_args()
-    try:
-        sys.exit(arguments.run(arguments))
-    except PostlocError as error:
-        print(f"postloc {arguments.command}: error: {error}", file=sys.stderr)
-        sys.exit(2)

@@ -24,6 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from postloc.data.atomic import write_folder_atomically
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.errors import PostlocError
 from postloc.features import attach_image_features, load_image_features
@@ -82,7 +83,7 @@ def train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig | Non
         summary = {"epochs_run": state.epoch, "best_epoch": state.best_epoch, "stop_reason": state.stop_reason,
                    "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])) if history else None}
     else:
-        ck.write_folder_atomically(out / BEST, model.save)
+        write_folder_atomically(out / BEST, model.save)
         row = {"epoch": 1, "seconds": round(seconds, 3)}
         if len(val_df):
             proba = model.predict_proba(val_df)

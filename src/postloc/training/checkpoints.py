@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from postloc.data.atomic import write_folder_atomically  # noqa: F401  (re-exported: ck.write_folder_atomically)
 
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_TENSORS = "optimizer.safetensors"

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from postloc.data.atomic import write_folder_atomically
 from postloc.training import checkpoints as ck
 from postloc.training.config import TrainerConfig
 
@@ -134,7 +135,7 @@ class Trainer:
                 state.lr_bad_epochs = state.stop_bad_epochs = 0
                 best_memory = {k: v.detach().clone() for k, v in module.state_dict().items()}
                 if self.run_dir is not None:
-                    ck.write_folder_atomically(self.run_dir / BEST, export)
+                    write_folder_atomically(self.run_dir / BEST, export)
             else:
                 state.lr_bad_epochs += 1
                 state.stop_bad_epochs += 1
@@ -202,7 +203,7 @@ class Trainer:
             ck.write_optimizer(folder, optimizer)
             ck.write_json(folder / ck.TRAINER_STATE, asdict(state))
 
-        ck.write_folder_atomically(ck.checkpoint_dir(self.run_dir, state.epoch), fill)
+        write_folder_atomically(ck.checkpoint_dir(self.run_dir, state.epoch), fill)
         ck.prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
 
 
