@@ -119,6 +119,7 @@ def test_derived_pois_from_coordinates(jsonl_file, tmp_path):
     assert result.summary["poi_method"] == "hdbscan" and result.summary["all"]["pois"] == 2
     data = load_prepared(tmp_path / "out")
     assert data.posts.groupby("poi")["hashtags"].apply(lambda s: {t for tags in s for t in tags if t != "city"}).map(len).eq(1).all()
+    assert sorted(data.pois["name"].str.split().str[0]) == ["#place0", "#place1"]  # named by their own tag
 
 
 def test_dresden_end_to_end(tmp_path):

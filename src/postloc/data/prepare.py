@@ -34,7 +34,7 @@ import pandas as pd
 
 from postloc.data.atomic import write_folder_atomically
 from postloc.data.filters import count_hashtags, duplicate_key, frequent_hashtags, place_key
-from postloc.data.pois import PoiConfig, cluster_coordinates, poi_table
+from postloc.data.pois import PoiConfig, cluster_coordinates, name_from_hashtags, poi_table
 from postloc.data.readers import SkipReport, read_posts
 from postloc.data.splits import SplitConfig, user_disjoint_split
 from postloc.data.summary import build_summary, summary_markdown
@@ -153,7 +153,6 @@ def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, r
     pois = poi_table(meta.loc[keep], known_centres)
     _write_posts(spool, meta, keep, vocabulary, work, progress)
     spool.unlink()
-    _write_csv(pois, work / "pois.csv")
     vocab_stats = pd.DataFrame(
         sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["hashtag", "posts"]
     )
@@ -161,6 +160,11 @@ def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, r
     _write_csv(vocab_stats, work / "hashtags.csv")
 
     prepared = pd.read_parquet(work / "posts.parquet", columns=["user", "poi", "split", "hashtags", "image", "text"])
+    if method != "labels":
+        named = name_from_hashtags(prepared[prepared["split"] == "train"])
+        unnamed = pois["name"].fillna("").eq("")
+        pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
+    _write_csv(pois, work / "pois.csv")
     summary = build_summary(prepared, funnel, n_vocabulary=len(vocabulary))
     summary["poi_method"] = method
     (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
