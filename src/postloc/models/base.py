@@ -81,6 +81,14 @@ class Estimator(ABC):
         return {"model": self.name, "format": FORMAT_VERSION, "config": asdict(self.config),
                 "trainer": asdict(self.trainer), "classes": list(self.classes_), **extra}
 
+    @classmethod
+    def _from_manifest(cls, directory: str | Path) -> tuple["Estimator", dict[str, Any]]:
+        """A model with the saved config, trainer settings and classes; the caller restores its weights."""
+        manifest = read_manifest(directory)
+        model = cls(manifest.get("config"), trainer_from_manifest(manifest))
+        model.classes_ = list(manifest["classes"])
+        return model, manifest
+
     @staticmethod
     def _resolve_classes(train: pd.DataFrame, classes: Sequence[str] | None) -> list[str]:
         """The class list: given (e.g. every POI of the prepared table) or the sorted training labels."""

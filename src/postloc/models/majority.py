@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
+from postloc.models.base import Estimator, write_manifest
 from postloc.models.registry import register
 
 
@@ -52,8 +52,6 @@ class Majority(Estimator):
 
     @classmethod
     def load(cls, directory: str | Path) -> "Majority":
-        manifest = read_manifest(directory)
-        model = cls(None, trainer_from_manifest(manifest))
-        model.classes_ = list(manifest["classes"])
+        model, manifest = cls._from_manifest(directory)
         model.counts_ = np.asarray(manifest["counts"], dtype=float)
         return model

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from postloc.errors import PostlocError
-from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
+from postloc.models.base import Estimator, write_manifest
 from postloc.models.registry import register
 from postloc.text.normalize import tokenize
 from postloc.training import checkpoints as ck
@@ -129,11 +129,7 @@ class TfidfLogReg(Estimator):
     @classmethod
     def load(cls, directory: str | Path) -> "TfidfLogReg":
         directory = Path(directory)
-        manifest = read_manifest(directory)
-        from postloc.training.config import make_dataclass_config
-
-        model = cls(make_dataclass_config(TfidfLogRegConfig, manifest["config"], "params"), trainer_from_manifest(manifest))
-        model.classes_ = list(manifest["classes"])
+        model, manifest = cls._from_manifest(directory)
         model.seen_ = [int(i) for i in manifest["seen"]]
         model.C_ = float(manifest["C"])
         weights = ck.load_tensors(directory / WEIGHTS)

@@ -19,10 +19,9 @@ import torch
 
 from postloc.errors import PostlocError
 from postloc.features import image_dim, image_matrix
-from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
+from postloc.models.base import Estimator, write_manifest
 from postloc.models.registry import register
 from postloc.training import checkpoints as ck
-from postloc.training.config import make_dataclass_config
 
 WEIGHTS = "neighbours.safetensors"
 
@@ -94,9 +93,7 @@ class KnnImage(Estimator):
 
     @classmethod
     def load(cls, directory: str | Path) -> "KnnImage":
-        manifest = read_manifest(directory)
-        model = cls(make_dataclass_config(KnnImageConfig, manifest["config"], "params"), trainer_from_manifest(manifest))
-        model.classes_ = list(manifest["classes"])
+        model, manifest = cls._from_manifest(directory)
         tensors = ck.load_tensors(Path(directory) / WEIGHTS)
         model.matrix_, model.labels_, model.prior_ = (tensors[k].numpy() for k in ("matrix", "labels", "prior"))
         return model

@@ -19,9 +19,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
+from postloc.models.base import Estimator, write_manifest
 from postloc.models.registry import register
-from postloc.training.config import make_dataclass_config
 
 
 @dataclass(frozen=True)
@@ -107,9 +106,7 @@ class MRLFPlus(Estimator):
         from postloc.models.tfidf_logreg import TfidfLogReg
 
         directory = Path(directory)
-        manifest = read_manifest(directory)
-        model = cls(make_dataclass_config(MRLFPlusConfig, manifest["config"], "params"), trainer_from_manifest(manifest))
-        model.classes_ = list(manifest["classes"])
+        model, manifest = cls._from_manifest(directory)
         model.weight_ = float(manifest["weight"])
         model.mrlf = MRLF.load(directory / "mrlf")
         model.linear = TfidfLogReg.load(directory / "linear")

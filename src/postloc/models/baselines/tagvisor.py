@@ -18,12 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
+from postloc.models.base import Estimator, write_manifest
 from postloc.models.baselines.forest_arrays import ForestArrays
 from postloc.models.baselines.neural import post_tags
 from postloc.models.registry import register
 from postloc.training import checkpoints as ck
-from postloc.training.config import make_dataclass_config
 
 WEIGHTS = "forest.safetensors"
 VOCAB = "vocab.json"
@@ -109,9 +108,7 @@ class TagVisor(Estimator):
     @classmethod
     def load(cls, directory: str | Path) -> "TagVisor":
         directory = Path(directory)
-        manifest = read_manifest(directory)
-        model = cls(make_dataclass_config(TagVisorConfig, manifest["config"], "params"), trainer_from_manifest(manifest))
-        model.classes_ = list(manifest["classes"])
+        model, manifest = cls._from_manifest(directory)
         model.seen_ = [int(i) for i in manifest["seen"]]
         model.prior_ = np.asarray(manifest["prior"], dtype=float)
         if manifest.get("has_forest"):
