@@ -2,6 +2,9 @@
 
 ``postloc.cli`` calls :func:`add_parsers` with its subparsers; each subcommand sets
 ``run=function(args) -> int`` and raises :class:`PostlocError` for mistakes the user can fix.
+
+``postloc train`` also runs data-parallel when started by torchrun, e.g.
+``torchrun --nproc_per_node 2 -m postloc train --data D --out R`` (docs/scale-training.md).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int, help="maximum epochs (trainer.epochs)")
     p.add_argument("--seed", type=int, help="random seed (trainer.seed)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--backend", choices=("auto", "gloo", "nccl"),
+                   help="process-group backend when launched by torchrun (default auto: nccl with CUDA GPUs, "
+                        "else gloo); an error without torchrun")
     p.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
     p.set_defaults(run=run_train)
 
@@ -45,14 +51,23 @@ def _add_evaluate(sub) -> None:
 
 def run_train(args) -> int:
     from postloc.models.registry import list_models
-    from postloc.training.api import train
-    from postloc.training.config import RunConfig, apply_overrides, load_config, read_run_config, with_trainer
+    from postloc.training import distributed as dist
 
     if args.list_models:
         print("\n".join(list_models()))
         return 0
     if args.data is None or args.out is None:
         raise PostlocError("--data and --out are required")
+    with dist.session(args.backend) as ctx:
+        # Under torchrun only rank 0 reads the run folder (for --resume's saved config); the others get its result.
+        config = dist.on_main(lambda: _train_config(args), ctx)
+        return _run_train(args, config, ctx)
+
+
+def _train_config(args):
+    """The run's settings: defaults < --config (or the run's saved config on --resume) < --set < flags."""
+    from postloc.training.config import RunConfig, apply_overrides, load_config, read_run_config, with_trainer
+
     if args.config is not None:
         config = load_config(args.config)
     elif args.resume and (args.out / "config.json").exists():
@@ -68,11 +83,20 @@ def run_train(args) -> int:
         changes["progress"] = False
     if changes:
         config = with_trainer(config, **changes)
-    result = train(args.data, args.out, config, resume=args.resume)
+    return config
+
+
+def _run_train(args, config, ctx) -> int:
+    from postloc.training.api import train
+
+    result = train(args.data, args.out, config, resume=args.resume, backend=args.backend)
+    if ctx is not None and not ctx.is_main:
+        return 0
     s = result.summary
     acc = "n/a" if s.get("val_acc") is None else f"{s['val_acc']:.4f}"
+    processes = f" on {ctx.world_size} process(es) ({ctx.backend})" if ctx is not None else ""
     print(f"{s['model']}: {s['epochs_run']} epoch(s), best epoch {s['best_epoch']} (val acc {acc}); "
-          f"{s['stop_reason']}; {s['seconds']:.1f} s")
+          f"{s['stop_reason']}; {s['seconds']:.1f} s{processes}")
     print(f"wrote {args.out}/ (best/, metrics.csv, metrics.jsonl, run.json"
           f"{', curves.png, checkpoints/' if s['stop_reason'] != 'not epoch-based' else ''})")
     return 0

@@ -92,8 +92,9 @@ class MRLFNet(nn.Module):
                 token = self.image_fc(batch["image"])[:, None, :]
                 mask = batch["image_present"][:, None]
             else:  # enabled, but the data had no image vectors: always missing
-                token = torch.zeros(n, 1, self.config.filters)
-                mask = torch.zeros(n, 1, dtype=torch.bool)
+                device = batch["image_present"].device
+                token = torch.zeros(n, 1, self.config.filters, device=device)
+                mask = torch.zeros(n, 1, dtype=torch.bool, device=device)
             seqs["image"] = (token, mask)
 
         if self.fusion in ("mrlf", "image-text", "image-hashtag"):

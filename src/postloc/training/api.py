@@ -14,7 +14,9 @@ Run folder layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +33,7 @@ from postloc.features import attach_image_features, load_image_features
 from postloc.metrics import evaluate as evaluate_predictions
 from postloc.metrics import write_report
 from postloc.training import checkpoints as ck
+from postloc.training import distributed as dist
 from postloc.training.config import RunConfig, read_run_config
 from postloc.training.trainer import BEST, write_metrics
 
@@ -48,34 +51,59 @@ class TrainResult:
 
 
 def train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig | None = None, *, resume: bool = False,
-          callbacks: Iterable[Any] = (), progress: bool | None = None) -> TrainResult:
+          callbacks: Iterable[Any] = (), progress: bool | None = None, backend: str | None = None) -> TrainResult:
     """Train ``config.model`` on a prepared folder's train split (val split for early stopping).
 
     ``resume=True`` continues an interrupted run in ``out_dir`` from its newest checkpoint; the
     model and its params must be those the run started with (trainer settings such as
     ``epochs`` may change, e.g. to train longer).
+
+    Launched by ``torchrun``, every process calls this and they train one model data-parallel
+    (``backend``: ``gloo``, ``nccl`` or None for NCCL when CUDA is available, else gloo); rank 0
+    alone reads and writes ``out_dir``. Every rank returns the same trained model.
     """
+    with dist.session(backend) as ctx:
+        return _train(prepared_dir, out_dir, config or RunConfig(), resume, callbacks, progress, ctx)
+
+
+def _train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig, resume: bool, callbacks: Iterable[Any],
+           progress: bool | None, ctx: dist.DistContext | None) -> TrainResult:
     from postloc.models.registry import create_model
 
-    config = config or RunConfig()
     out = Path(out_dir)
+    main = ctx is None or ctx.is_main
     prepared = load_prepared(prepared_dir)
     model = create_model(config.model, config.params, config.trainer)  # bad params fail before any file is written
-    _check_run_folder(out, config, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / RUN_CONFIG, {
-        "config": config.to_dict(), "data": str(Path(prepared_dir).resolve()),
-        "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
-        "synthetic": bool(prepared.manifest.get("synthetic", False)),
-    })
-    _write_json(out / DATA_INFO, data_info(prepared))
+    if ctx is not None and not model.epoch_based:
+        raise PostlocError(f"model {config.model!r} is not trained epoch by epoch, so it has nothing to run "
+                           "data-parallel; train it without torchrun")
+    dist.on_main(lambda: _check_run_folder(out, config, resume), ctx)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / RUN_CONFIG, {
+            "config": config.to_dict(), "data": str(Path(prepared_dir).resolve()),
+            "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
+            "synthetic": bool(prepared.manifest.get("synthetic", False)),
+        })
+        _write_json(out / DATA_INFO, data_info(prepared))
     features = load_image_features(prepared.path)
     train_df = attach_image_features(prepared.split("train"), features)
     val_df = attach_image_features(prepared.split("val"), features)
 
-    started = time.perf_counter()
-    model.fit(train_df, val_df, classes=prepared.poi_names, run_dir=out if model.epoch_based else None,
-              resume=resume, callbacks=callbacks, progress=progress)
+    with contextlib.ExitStack() as stack:
+        run_dir: Path | None = out if model.epoch_based else None
+        if ctx is not None and not main:
+            # The other ranks never touch the run folder: they resume from a private copy of
+            # rank 0's newest checkpoint and write nothing (the trainer checks the rank too).
+            mirror = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="postloc-rank-")))
+            run_dir = mirror
+            if resume:
+                dist.mirror_latest_checkpoint(out, mirror, ctx)
+        elif ctx is not None and resume:
+            dist.mirror_latest_checkpoint(out, out, ctx)  # rank 0's half of the exchange
+        started = time.perf_counter()
+        model.fit(train_df, val_df, classes=prepared.poi_names, run_dir=run_dir,
+                  resume=resume, callbacks=callbacks, progress=progress)
     seconds = time.perf_counter() - started
     if model.epoch_based:
         state = model.state
@@ -105,7 +133,11 @@ def train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig | Non
     })
     if hasattr(model, "describe"):
         summary["model_info"] = {k: v for k, v in model.describe().items() if k != "config"}
-    _write_json(out / RUN_INFO, summary)
+    if ctx is not None:
+        summary["processes"] = ctx.world_size
+        summary["backend"] = ctx.backend
+    if main:
+        _write_json(out / RUN_INFO, summary)
     return TrainResult(run_dir=out, model=model, summary=summary)
 
 

@@ -11,6 +11,7 @@ killed at any moment leaves only complete checkpoints (a rename is atomic on one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -21,6 +22,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from postloc.errors import ModelFileError
+
 
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
@@ -30,13 +33,94 @@ TRAINER_STATE = "trainer_state.json"
 
 # --- state dicts <-> files -------------------------------------------------------------------
 
+#: safetensors metadata key holding the SHA-256 of the tensors (names, dtypes, shapes, bytes).
+CHECKSUM_KEY = "postloc.sha256"
+
+
+def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    safetensors checks that a file is well formed but not that its numbers are the ones written;
+    this digest, stored in the file's own metadata, makes a flipped byte in the data detectable.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name].detach().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
 def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """safetensors needs contiguous tensors that share no memory; copies make that so."""
-    save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(path))
+    """safetensors needs contiguous tensors that share no memory; copies make that so.
+
+    The checksum of the tensors goes into the file's metadata (see :func:`load_tensors`).
+    """
+    plain = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}  # GPU tensors too (DDP on CUDA)
+    save_file(plain, str(path), metadata={CHECKSUM_KEY: tensors_digest(plain)})
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+    """Read a safetensors file written by :func:`save_tensors`; refuse a damaged or edited one.
+
+    Files without a checksum (written before it was added) still load: safetensors itself checks
+    the header and the data offsets.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: missing; the saved model or checkpoint folder is incomplete")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            expected = (handle.metadata() or {}).get(CHECKSUM_KEY)
+        tensors = load_file(str(path))
+    except Exception as error:  # noqa: BLE001 - SafetensorError, header JSON errors, bad offsets
+        raise ModelFileError(f"{path}: not a valid safetensors file, it is damaged or truncated ({error})") from None
+    if expected is not None and tensors_digest(tensors) != expected:
+        raise ModelFileError(f"{path}: checksum mismatch; the file was changed or damaged after it was written")
+    return tensors
+
+
+def load_state_into(module: torch.nn.Module, path: str | Path) -> None:
+    """``module.load_state_dict`` from a safetensors file, naming the file when names or shapes do not fit."""
+    tensors = load_tensors(path)
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = "; ".join(line.strip() for line in first[1:4]) or (first[0] if first else "")
+        raise ModelFileError(f"{path}: its tensors do not fit the model described by model.json "
+                             f"(was one of the files edited or mixed up?): {detail[:300]}") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file of a saved model or checkpoint; a missing or damaged one is a :class:`ModelFileError`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing; the saved model or checkpoint folder is incomplete") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ModelFileError(f"{path}: not valid JSON, the file is damaged or truncated ({error})") from None
+
+
+def verify_checkpoint(folder: str | Path) -> None:
+    """Read every file of a checkpoint folder before resuming from it: a damaged one stops the resume.
+
+    The message says which file and that deleting the folder resumes from the previous checkpoint.
+    """
+    folder = Path(folder)
+    try:
+        for name in (TRAINER_STATE, OPTIMIZER_META):
+            read_json(folder / name)
+        for file in sorted(folder.glob("*.json")):
+            read_json(file)
+        for file in [folder / OPTIMIZER_TENSORS, *sorted(folder.glob("*.safetensors"))]:
+            load_tensors(file)
+    except ModelFileError as error:
+        raise ModelFileError(f"cannot resume from {folder}: {error}. Delete that folder to resume from the "
+                             f"previous checkpoint, or start a new run") from None
 
 
 def flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -108,6 +192,22 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def recover_run(run_dir: str | Path) -> None:
+    """Before resuming: put back folders a killed run had moved aside mid-swap (``best/``, checkpoints).
+
+    :func:`~postloc.data.atomic.write_folder_atomically` renames the old folder aside, then the
+    new one in; a SIGKILL between the two leaves the old one under ``.NAME.old-PID``.
+    """
+    from postloc.data.atomic import recover_folder
+
+    run_dir = Path(run_dir)
+    recover_folder(run_dir / "best")
+    folder = run_dir / CHECKPOINTS
+    if folder.is_dir():
+        for aside in folder.glob(".epoch-*.old-*"):
+            recover_folder(folder / aside.name[1:].rsplit(".old-", 1)[0])
+
+
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -124,8 +224,11 @@ def write_optimizer(folder: Path, optimizer: torch.optim.Optimizer) -> None:
 
 def read_optimizer(folder: Path, optimizer: torch.optim.Optimizer) -> None:
     tensors = load_tensors(folder / OPTIMIZER_TENSORS)
-    meta = json.loads((folder / OPTIMIZER_META).read_text())
-    optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
+    meta = read_json(folder / OPTIMIZER_META)
+    try:
+        optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise ModelFileError(f"{folder / OPTIMIZER_META}: the optimizer state does not fit the model ({error})") from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -9,6 +9,13 @@ rate, patience counters, history, RNG states).
 
 Shuffling uses a generator seeded by ``(seed, epoch)``, and the torch RNG state (dropout) is
 restored on resume, so "2 epochs, crash, resume to 4" gives the same weights as 4 epochs in one go.
+
+Under ``torchrun`` (see :mod:`postloc.training.distributed` and docs/scale-training.md) the
+same loop runs data-parallel: the module is wrapped in DistributedDataParallel, each rank
+trains on its share of every epoch's batches (``batch_size`` stays the global batch size),
+validation is split over the ranks and summed, rank 0's numbers drive the schedule and early
+stopping on every rank, and only rank 0 writes files or draws progress bars. Without torchrun
+none of that code runs.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from torch.nn import functional as F
 
 from postloc.data.atomic import write_folder_atomically
 from postloc.training import checkpoints as ck
+from postloc.training import distributed as dist
 from postloc.training.config import TrainerConfig
 
 METRICS_CSV = "metrics.csv"
@@ -103,14 +111,21 @@ class Trainer:
             export: Callable[[Path], None], restore: Callable[[Path], None],
             resume_from: Path | None = None) -> TrainState:
         cfg = self.config
+        ctx = dist.current()
+        writes = self.run_dir is not None and (ctx is None or ctx.is_main)  # only rank 0 touches the run folder
+        if ctx is not None:
+            module.to(ctx.device)
         optimizer = torch.optim.RMSprop(module.parameters(), lr=cfg.lr)
         state = TrainState(lr=cfg.lr)
         if resume_from is not None:
             state = TrainState.read(resume_from)
             ck.read_optimizer(resume_from, optimizer)
-            ck.set_rng_state(state.rng)
+            ck.set_rng_state(dist.rank_rng_state(state.rng, ctx))
             if state.finished and state.epoch < cfg.epochs and state.stop_reason == "epochs":
                 state.finished = False  # more epochs were asked for than the run had: continue it
+        elif ctx is not None:
+            torch.manual_seed(dist.rank_seed(cfg.seed, ctx.rank))  # different dropout masks per rank
+        net = dist.wrap(module, ctx) if ctx is not None else module
         has_val = val is not None and len(val) > 0
         monitor = cfg.monitor if has_val else "train_loss"
         best_memory = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -121,20 +136,23 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = state.lr
             started = time.perf_counter()
-            train_loss, train_acc = self._train_epoch(module, optimizer, train, epoch)
+            train_loss, train_acc = self._train_epoch(net, optimizer, train, epoch, ctx)
             seconds = time.perf_counter() - started
             row: dict[str, Any] = {"epoch": epoch, "lr": state.lr, "train_loss": train_loss, "train_acc": train_acc}
             if has_val:
-                val_loss, val_acc = evaluate_loss(module, val, cfg.eval_batch_size)
+                val_loss, val_acc = (evaluate_loss(module, val, cfg.eval_batch_size) if ctx is None
+                                     else _evaluate_sharded(module, val, cfg.eval_batch_size, ctx))
                 row.update(val_loss=val_loss, val_acc=val_acc)
             row["seconds"] = round(seconds, 3)
+            if ctx is not None:
+                row = dist.broadcast_object(row, ctx)  # rank 0's numbers: every rank takes the same decisions
             score = row[monitor] if monitor.endswith("acc") else -row[monitor]
             improved = score > state.best_score + cfg.min_delta
             if improved:
                 state.best_score, state.best_epoch = score, epoch
                 state.lr_bad_epochs = state.stop_bad_epochs = 0
                 best_memory = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                if self.run_dir is not None:
+                if writes:
                     write_folder_atomically(self.run_dir / BEST, export)
             else:
                 state.lr_bad_epochs += 1
@@ -150,31 +168,46 @@ class Trainer:
             elif epoch == cfg.epochs:
                 state.finished, state.stop_reason = True, "epochs"
             state.rng = ck.rng_state()
-            if self.run_dir is not None:
+            if ctx is not None:
+                state.finished = dist.broadcast_stop(state.finished, ctx)
+                if ctx.world_size > 1:  # each rank's dropout stream, so a resumed run continues every rank's
+                    state.rng = {**state.rng, "ranks": dist.gather_objects(state.rng, ctx)}
+            if writes:
                 self._checkpoint(state, optimizer, export)
                 write_metrics(self.run_dir, state.history)
-            if self.progress:
+            if self.progress and (ctx is None or ctx.is_main):
                 _echo(_epoch_line(row, cfg.epochs))
             for callback in self.callbacks:
                 callback.on_epoch_end(epoch, row)
 
-        if self.run_dir is not None and (self.run_dir / BEST).exists():
+        if writes and (self.run_dir / BEST).exists():
             restore(self.run_dir / BEST)
         else:
             module.load_state_dict(best_memory)
-        if self.run_dir is not None and state.history:
+        if ctx is not None:
+            dist.broadcast_module(module, ctx)  # every rank ends with rank 0's best weights
+            module.to("cpu")  # prediction and saving after training expect CPU tensors
+        if writes and state.history:
             plot_curves(state.history, self.run_dir / CURVES_PNG)
         return state
 
     def _train_epoch(self, module: nn.Module, optimizer: torch.optim.Optimizer, data: BatchData,
-                     epoch: int) -> tuple[float, float]:
+                     epoch: int, ctx: dist.DistContext | None = None) -> tuple[float, float]:
         cfg = self.config
         module.train()
-        batches = epoch_batches(data, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+        rng = np.random.default_rng([cfg.seed, epoch])  # the same on every rank, so the batch plans agree
+        repeats = 0
+        if ctx is None:
+            batches = epoch_batches(data, cfg.batch_size, rng)
+        else:
+            batches = epoch_batches(data, dist.per_rank_batch_size(cfg.batch_size, ctx.world_size), rng)
+            batches, repeats = dist.shard_batches(batches, ctx.rank, ctx.world_size)
         total_loss, correct, seen = 0.0, 0, 0
-        bar = _bar(len(batches), f"epoch {epoch}/{cfg.epochs}", self.progress)
+        bar = _bar(len(batches), f"epoch {epoch}/{cfg.epochs}", self.progress and (ctx is None or ctx.is_main))
         for step, index in enumerate(batches, start=1):
             batch = data.batch(index)
+            if ctx is not None:
+                batch = _to_device(batch, ctx.device)
             logits = module(batch)
             loss = F.cross_entropy(logits, batch["y"], ignore_index=-1)
             optimizer.zero_grad(set_to_none=True)
@@ -182,12 +215,13 @@ class Trainer:
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
             optimizer.step()
-            labelled = batch["y"] >= 0
-            n = int(labelled.sum())
             loss_value = loss.item()
-            total_loss += loss_value * n
-            correct += int((logits.detach().argmax(dim=1) == batch["y"])[labelled].sum())
-            seen += n
+            if step <= len(batches) - repeats:  # the last `repeats` pad this rank's share: trained, not counted
+                labelled = batch["y"] >= 0
+                n = int(labelled.sum())
+                total_loss += loss_value * n
+                correct += int((logits.detach().argmax(dim=1) == batch["y"])[labelled].sum())
+                seen += n
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{total_loss / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}")
@@ -195,6 +229,8 @@ class Trainer:
                 callback.on_batch_end(epoch, step, loss_value)
         if bar is not None:
             bar.close()
+        if ctx is not None:
+            total_loss, correct, seen = dist.all_reduce_sums([total_loss, correct, seen], ctx)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     def _checkpoint(self, state: TrainState, optimizer: torch.optim.Optimizer, export: Callable[[Path], None]) -> None:
@@ -235,6 +271,23 @@ def evaluate_loss(module: nn.Module, data: BatchData, batch_size: int) -> tuple[
     return float(-np.log(p).mean()), float((proba[labelled].argmax(axis=1) == y[labelled]).mean())
 
 
+def _evaluate_sharded(module: nn.Module, data: BatchData, batch_size: int, ctx: dist.DistContext) -> tuple[float, float]:
+    """:func:`evaluate_loss` over the whole of ``data``, each rank scoring every ``world_size``-th post."""
+    proba, y = predict_proba_batches(module, dist.shard_posts(data, ctx), batch_size, with_labels=True)
+    labelled = y >= 0
+    p = np.clip(proba[labelled, y[labelled]], 1e-12, 1.0)
+    nll, correct, n = dist.all_reduce_sums(
+        [float(-np.log(p).sum()), float((proba[labelled].argmax(axis=1) == y[labelled]).sum()), float(labelled.sum())], ctx)
+    if n == 0:
+        return float("nan"), float("nan")
+    return nll / n, correct / n
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch's tensors on ``device`` (the same objects when that is where they already are)."""
+    return {k: v.to(device) for k, v in batch.items()}
+
+
 def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *, with_labels: bool = False):
     """Softmax probabilities for all posts of ``data`` in order, batch by batch, under inference mode."""
     was_training = module.training
@@ -242,12 +295,15 @@ def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *
     # Similar lengths batched together (cheaper), results put back in input order.
     lengths = data.lengths() if hasattr(data, "lengths") else np.zeros(len(data))
     order = np.argsort(lengths, kind="stable")
+    device = next(iter(module.parameters()), torch.empty(0)).device  # CPU except in a data-parallel run on GPUs
     chunks, labels = [], []
     with torch.inference_mode():
         for start in range(0, len(data), batch_size):
             batch = data.batch(order[start: start + batch_size])
-            chunks.append(torch.softmax(module(batch), dim=1).double().numpy())
             labels.append(batch["y"].numpy())
+            if device.type != "cpu":
+                batch = _to_device(batch, device)
+            chunks.append(torch.softmax(module(batch), dim=1).double().cpu().numpy())
     module.train(was_training)
     n_classes = module.log_prior.shape[0] if hasattr(module, "log_prior") else 0
     proba = np.zeros((len(data), n_classes))
