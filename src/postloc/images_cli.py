@@ -86,6 +86,12 @@ def _add_images(sub) -> None:
     g.add_argument("--cache", type=Path, help="cache folder (default PREPARED/image_cache); may be shared")
     g.add_argument("--max-pixels", type=int, default=decode["max_pixels"],
                    help="larger images are refused as decompression bombs (default %(default)s)")
+    g = p.add_argument_group("scaling out (docs/scale-ray.md)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process and its DataLoader workers (default); ray: a Ray Data job whose "
+                        "--workers actors each hold the backbone; per-image rows go to PREPARED/image_vectors/ "
+                        "(needs pip install 'postloc[ray]')")
+    g.add_argument("--ray-address", help="--engine ray: join this cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_run_images)
 
@@ -112,9 +118,18 @@ def _run_images(args) -> int:
         decode=DecodeConfig(max_pixels=args.max_pixels), batch_size=args.batch_size, workers=max(0, args.workers),
         threads=args.threads, cache_dir=str(args.cache) if args.cache else None, thumbnails=max(0, args.thumbnails),
         progress=not args.quiet and sys.stderr.isatty())
-    result = extract_images(args.prepared, config)
+    if args.engine == "ray":
+        from postloc.scale import RaySettings, extract_images_ray
+
+        if args.workers < 1:
+            raise PostlocError("--workers must be at least 1 with --engine ray (it is the number of actors)")
+        result = extract_images_ray(args.prepared, config, workers=args.workers,
+                                    settings=RaySettings(address=args.ray_address, progress=config.progress))
+    else:
+        result = extract_images(args.prepared, config)
     print(result.text, end="")
-    print(f"wrote {args.prepared}/ (image_features.parquet, image_status.csv, image_summary.json)")
+    extra = ", image_vectors/ (one row per image)" if args.engine == "ray" else ""
+    print(f"wrote {args.prepared}/ (image_features.parquet, image_status.csv, image_summary.json{extra})")
     return 0
 
 

@@ -38,6 +38,13 @@ def _add_predict(sub) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip bad input records (reported) instead of stopping")
     p.add_argument("--no-images", action="store_true", help="ignore photo files even when a featurizer is available")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("scaling out (docs/scale-ray.md)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: a Ray Data job, Parquet/JSONL in, "
+                        "a folder of Parquet files out (needs pip install 'postloc[ray]')")
+    g.add_argument("--workers", type=int, default=1, help="--engine ray: actors, each holding the model (default 1)")
+    g.add_argument("--threads", type=int, help="--engine ray: torch threads per actor (default: cores / workers)")
+    g.add_argument("--ray-address", help="--engine ray: join this cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.set_defaults(run=run_predict)
 
 
@@ -107,6 +114,22 @@ def image_vector(paths: list[str], featurize, max_pixels: int) -> np.ndarray | N
     return np.mean(vectors, axis=0) if vectors else None
 
 
+def post_record(post, featurizer, max_pixels: int) -> dict[str, Any]:
+    """What the predictor is given for one validated post: text, hashtags and, when there is one, the
+    image vector (a precomputed ``image_vector`` wins; else the photos through ``featurizer``).
+
+    Shared by the local path and the Ray engine (:mod:`postloc.scale.ray_predict`), so both feed the
+    model exactly the same inputs.
+    """
+    record: dict[str, Any] = {"id": post.id, "text": post.text, "hashtags": list(post.hashtags)}
+    vector = post.extra.get("image_vector")
+    if vector is None and post.images and featurizer is not None:
+        vector = image_vector(post.images, featurizer, max_pixels)
+    if vector is not None:
+        record["image_vector"] = vector
+    return record
+
+
 def predict_file(run: Path, source: Path, out: Path, *, top_k: int = 5, batch_size: int = 1024,
                  fmt: str | None = None, skip_bad: bool = False, images: bool = True, progress: bool = True,
                  predictor=None, featurizer=None) -> dict[str, Any]:
@@ -135,14 +158,9 @@ def predict_file(run: Path, source: Path, out: Path, *, top_k: int = 5, batch_si
         for batch in _batches(posts, batch_size):
             records = []
             for post in batch:
-                record = {"id": post.id, "text": post.text, "hashtags": list(post.hashtags)}
-                vector = post.extra.get("image_vector")
-                if vector is None and post.images and featurizer is not None:
-                    vector = image_vector(post.images, featurizer, Limits().max_image_pixels)
+                record = post_record(post, featurizer, Limits().max_image_pixels)
                 counts["with_images"] += bool(post.images)
-                counts["images_used"] += vector is not None
-                if vector is not None:
-                    record["image_vector"] = vector
+                counts["images_used"] += "image_vector" in record
                 records.append(record)
             ranked = predictor.predict(records, top_k=top_k, batch_size=batch_size)
             writer.write([{"id": r["id"], "predictions": p} for r, p in zip(records, ranked)])
@@ -224,6 +242,8 @@ def _writer(path: Path, fmt: str):
 
 
 def run_predict(args) -> int:
+    if args.engine == "ray":
+        return _run_predict_ray(args)
     counts = predict_file(args.run_dir, args.input, args.out, top_k=args.top_k, batch_size=args.batch_size,
                           fmt=args.format, skip_bad=args.skip_bad, images=not args.no_images,
                           progress=not args.quiet)
@@ -233,6 +253,19 @@ def run_predict(args) -> int:
              if counts["with_images"] else ""))
     if counts.get("image_note"):
         print(f"note: {counts['image_note']}", file=sys.stderr)
+    return 0
+
+
+def _run_predict_ray(args) -> int:
+    from postloc.scale import RaySettings, predict_ray
+
+    counts = predict_ray(args.run_dir, args.input, args.out, workers=args.workers, top_k=args.top_k,
+                         batch_size=args.batch_size, fmt=args.format, skip_bad=args.skip_bad,
+                         images=not args.no_images, threads=args.threads,
+                         settings=RaySettings(address=args.ray_address, progress=not args.quiet))
+    print(f"wrote {args.out}/ ({counts['files']} Parquet files): {counts['posts']} posts with {args.workers} "
+          f"Ray worker(s) in {counts['seconds']} s"
+          + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else ""))
     return 0
 
 
