@@ -7,8 +7,10 @@ Parquet and Instaloader input all fail with the same messages.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from numbers import Real
 from pathlib import Path
 from typing import Any, Mapping
@@ -57,6 +59,10 @@ class Post:
         """
         if not isinstance(record, Mapping):
             raise BadInputError(source, line, None, f"expected a JSON object, got {_kind(record)}")
+        surrogate = _lone_surrogate(record)
+        if surrogate is not None:
+            raise BadInputError(source, line, surrogate, "holds a lone surrogate (an unpaired \\ud800-\\udfff escape): "
+                                                         "not valid Unicode, it cannot be written as UTF-8")
 
         def bad(key: str, problem: str) -> BadInputError:
             return BadInputError(source, line, key, problem)
@@ -73,6 +79,9 @@ class Post:
         hashtags = _string_list(record.get("hashtags"), "hashtags", bad)
         hashtags = [h.lstrip("#") for h in hashtags if h.lstrip("#")]
         images = _string_list(record.get("image"), "image", bad, allow_scalar=True)
+        nul = next((p for p in images if "\x00" in p), None)
+        if nul is not None:  # no file system takes it (os calls raise ValueError)
+            raise bad("image", f"must be a file path without NUL characters, got {_show(nul)}")
         if base_dir is not None:
             images = [str((Path(base_dir) / p).resolve()) if not Path(p).is_absolute() else p for p in images]
 
@@ -108,6 +117,30 @@ class Post:
         for key, value in self.extra.items():
             record.setdefault(key, value)
         return record
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
+    """The top-level key whose value (or name) holds a lone surrogate, if any.
+
+    JSON allows ``"\\ud800"`` escapes, so a parsed record may hold text that no writer can encode.
+    Walked with a stack, not recursion: extra values may be nested about as deep as the parser allows.
+    """
+    for key, value in record.items():
+        stack = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if _SURROGATE.search(item):
+                    return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+            elif isinstance(item, Mapping):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, (list, tuple)):
+                stack.extend(item)
+    return None
 
 
 def _missing(value: Any) -> bool:
@@ -156,12 +189,12 @@ def _coordinate(value: Any, key: str, limit: float, bad) -> float | None:
     if _missing(value) or value == "":
         return None
     number: float | None = None
-    if isinstance(value, Real) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
+    # Decimal: Parquet decimal columns; it is no numbers.Real. An int too large for a float
+    # (JSON allows any length) and a signalling NaN cannot be converted: out of range, not a crash.
+    if isinstance(value, (Real, Decimal, str)) and not isinstance(value, bool):
         try:
             number = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             number = None
     if number is None or not math.isfinite(number) or not -limit <= number <= limit:
         raise bad(key, f"must be a number in [{-limit:g}, {limit:g}], got {_show(value)}")

@@ -295,8 +295,11 @@ async def _parse(request: Request, limits: Limits) -> tuple[PredictRequest, byte
             data = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise ApiError(400, "request body is not valid UTF-8") from None
-        except ValueError as error:
+        except json.JSONDecodeError as error:
             raise ApiError(400, f"request body is not valid JSON ({error.msg} at position {error.pos})") from None
+        except (ValueError, RecursionError) as error:  # nesting past the recursion limit, integers over 4300 digits
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).split(";")[0]
+            raise ApiError(400, f"request body is not valid JSON ({reason})") from None
         if not isinstance(data, dict):
             raise ApiError(422, "request body must be a JSON object")
         return _validate(data), None
@@ -364,7 +367,14 @@ def _validation_message(errors) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+# JSON "\ud800" escapes decode to lone surrogates: no valid text, and they cannot be encoded back to UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _check_limits(body: PredictRequest, limits: Limits) -> None:
+    for where, value in (("text", body.text), *(("hashtags", tag) for tag in body.hashtags)):
+        if _SURROGATE.search(value):
+            raise ApiError(422, f"{where}: contains a lone surrogate (a \\ud800-\\udfff escape), which is not valid Unicode")
     if len(body.text) > limits.max_text_chars:
         raise ApiError(422, f"text has {len(body.text)} characters; the limit is {limits.max_text_chars}")
     if len(body.hashtags) > limits.max_hashtags:
@@ -372,7 +382,8 @@ def _check_limits(body: PredictRequest, limits: Limits) -> None:
     if any(len(t) > 200 for t in body.hashtags):
         raise ApiError(422, "a hashtag is longer than 200 characters")
     if body.top_k > limits.max_top_k:
-        raise ApiError(422, f"top_k is {body.top_k}; the limit is {limits.max_top_k}")
+        shown = str(body.top_k) if body.top_k < 10**20 else f"a {len(str(body.top_k))}-digit number"
+        raise ApiError(422, f"top_k is {shown}; the limit is {limits.max_top_k}")
 
 
 async def _photo_vector(data: bytes, limits: Limits, image: FeaturizerInfo, image_dim: int) -> tuple[Any, str]:

@@ -23,9 +23,16 @@ class MicroBatcher:
         self.proba, self.max_rows, self.max_wait_s = proba, max_rows, max_wait_s
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postloc-model")
+        self._executor: ThreadPoolExecutor | None = None
         self.batches = 0  # statistics, for the benchmark and /healthz
         self.rows = 0
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The model thread; made anew after :meth:`stop`, since an app's lifespan may run again
+        (a second test client, a reload) and a shut-down executor refuses work."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postloc-model")
+        return self._executor
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -38,12 +45,16 @@ class MicroBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        self._executor.shutdown(wait=False)
+        # Without a consumer the queue would swallow later calls forever: they go direct again.
+        self._queue, self._task = None, None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     async def __call__(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """Probabilities for ``rows`` (one request's rows always stay in one model call)."""
         if self._queue is None:  # not started (e.g. used outside the app's lifespan): call directly
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self.proba, rows)
+            return await asyncio.get_running_loop().run_in_executor(self._pool(), self.proba, rows)
         future = asyncio.get_running_loop().create_future()
         await self._queue.put((rows, future))
         return await future
@@ -67,7 +78,7 @@ class MicroBatcher:
                 size += len(job[0])
             rows = [row for job_rows, _ in jobs for row in job_rows]
             try:
-                matrix = await loop.run_in_executor(self._executor, self.proba, rows)
+                matrix = await loop.run_in_executor(self._pool(), self.proba, rows)
             except Exception as error:  # noqa: BLE001 - every waiting request gets the failure
                 for _, future in jobs:
                     if not future.done():

@@ -40,12 +40,15 @@ class FeaturizerInfo:
 
 def decode_upload(data: bytes, max_pixels: int):
     """An RGB PIL image from upload bytes, checking the pixel count from the header before decoding."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # over twice Pillow's own limit: still "too many pixels", not corrupt
+        raise ImageRejected(413, f"the photo has more than {Image.MAX_IMAGE_PIXELS} pixels; "
+                                 f"the limit is {max_pixels} pixels") from None
+    except Exception:  # noqa: BLE001 - UnidentifiedImageError, OSError, SyntaxError...: the client's file
         raise ImageRejected(400, "the photo could not be decoded (corrupt or unsupported image)") from None
     if width * height > max_pixels:
         raise ImageRejected(413, f"the photo has {width}x{height} pixels; the limit is {max_pixels} pixels")

@@ -141,6 +141,8 @@ def _decode(data: bytes, config: DecodeConfig) -> Decoded:
         return Decoded(CORRUPT, note=f"{type(error).__name__}: {str(error)[:200]}")
     except MemoryError:
         return Decoded(TOO_LARGE, note="out of memory while decoding")
+    except Exception as error:  # noqa: BLE001 - Pillow's plugins also raise NotImplementedError, KeyError...
+        return Decoded(CORRUPT, note=f"{type(error).__name__}: {str(error)[:200]}")
     return Decoded(OK, image=rgb, note="; ".join(notes), width=width, height=height)
 
 

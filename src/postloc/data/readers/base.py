@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import lzma
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,25 @@ class SkipReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"read": self.read, "skipped": self.skipped, "reasons": dict(self.reasons), "examples": self.examples}
+
+
+#: What reading a damaged (compressed) stream raises: zlib and lzma have their own error classes.
+STREAM_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+
+def json_problem(error: ValueError | RecursionError) -> str:
+    """The message for a JSON text that ``json.loads`` refused, whatever the reason.
+
+    Besides syntax errors (:class:`json.JSONDecodeError`), ``json.loads`` raises
+    :class:`RecursionError` for nesting deeper than the interpreter's limit and a plain
+    :class:`ValueError` for integers longer than ``sys.get_int_max_str_digits()``; both are bad
+    input, not crashes.
+    """
+    if isinstance(error, json.JSONDecodeError):
+        return f"invalid JSON: {error.msg} (line {error.lineno} column {error.colno})"
+    if isinstance(error, RecursionError):
+        return "invalid JSON: nested too deeply"
+    return f"invalid JSON: {str(error).split(';')[0]}"
 
 
 def open_binary(path: Path) -> IO[bytes]:

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from postloc.data.readers.base import RawRecord, open_binary
+from postloc.data.readers.base import STREAM_ERRORS, RawRecord, open_binary
 from postloc.data.schema import KNOWN_KEYS
 from postloc.errors import BadInputError
 
 _LIST_KEYS = ("hashtags", "image")
+#: Largest cell read (the csv module's default of 128 KiB refuses long captions, which are valid).
+MAX_FIELD_CHARS = 64 * 1024 * 1024
+# Bytes that are not UTF-8 come through as lone surrogates (``surrogateescape``), so the row
+# that holds them is reported with its own line number and the rows after it still read.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> Iterator[RawRecord]:
@@ -25,15 +31,20 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
     if unknown:
         raise BadInputError(path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}")
     delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)  # process-wide, but only ever raised
     with open_binary(path) as raw_handle:
-        handle = io.TextIOWrapper(raw_handle, encoding="utf-8", errors="strict", newline="")
+        # utf-8-sig: a byte-order mark (Excel writes one) must not become part of the first column's name
+        handle = io.TextIOWrapper(raw_handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             return
-        except (UnicodeDecodeError, csv.Error, OSError, EOFError) as error:
+        except (csv.Error, *STREAM_ERRORS) as error:
             raise BadInputError(path, 1, None, f"cannot read the header: {error}") from None
+        if any(_UNDECODABLE.search(name) for name in header):
+            raise BadInputError(path, 1, None, "cannot read the header: it is not valid UTF-8")
         missing = [f"{key}<-{col}" for key, col in columns.items() if col not in header]
         if missing:
             raise BadInputError(path, 1, None, f"mapped columns not in the header: {', '.join(missing)} (header: {', '.join(header)})")
@@ -46,16 +57,18 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
                 row = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as error:
-                # The stream position is lost after a decode error; report and stop honestly.
-                raise BadInputError(path, reader.line_num + 1, None, f"is not valid UTF-8 ({error.reason})") from None
             except csv.Error as error:
                 yield RawRecord(source, start, error=BadInputError(path, start, None, f"malformed CSV: {error}"))
                 continue
-            except (OSError, EOFError) as error:
+            except STREAM_ERRORS as error:
                 raise BadInputError(path, None, None, f"cannot be read: {error}") from None
             line = start
             if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            bad_cell = next((i for i, cell in enumerate(row) if _UNDECODABLE.search(cell)), None)
+            if bad_cell is not None:
+                column = header[bad_cell] if bad_cell < len(header) else None
+                yield RawRecord(source, line, error=BadInputError(path, line, column, "is not valid UTF-8"))
                 continue
             if len(row) != len(header):
                 yield RawRecord(source, line, error=BadInputError(path, line, None, f"has {len(row)} fields, the header has {len(header)}"))

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from postloc.data.readers.base import RawRecord
+from postloc.data.readers.base import RawRecord, json_problem
 from postloc.errors import BadInputError
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -239,8 +239,8 @@ def _load_post_node(path: Path) -> dict[str, Any] | None:
         structure = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise BadInputError(path, None, None, f"is not valid UTF-8 ({error.reason} at byte {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise BadInputError(path, None, None, f"invalid JSON: {error.msg} (line {error.lineno} column {error.colno})") from None
+    except (ValueError, RecursionError) as error:  # syntax, nesting too deep, integer too long
+        raise BadInputError(path, None, None, json_problem(error)) from None
     return _post_node(structure, path)
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from postloc.data.readers.base import RawRecord, open_binary
+from postloc.data.readers.base import STREAM_ERRORS, RawRecord, json_problem, open_binary
 from postloc.errors import BadInputError
 
 
@@ -19,7 +19,8 @@ def iter_jsonl(path: Path) -> Iterator[RawRecord]:
                 if not raw.strip():
                     continue
                 try:
-                    text = raw.decode("utf-8")
+                    # A byte-order mark (Windows editors write one) is no part of the first record.
+                    text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as error:
                     yield RawRecord(source, number, error=BadInputError(source, number, None, f"is not valid UTF-8 ({error.reason} at byte {error.start})"))
                     continue
@@ -28,6 +29,9 @@ def iter_jsonl(path: Path) -> Iterator[RawRecord]:
                 except json.JSONDecodeError as error:
                     yield RawRecord(source, number, error=BadInputError(source, number, None, f"invalid JSON: {error.msg} (column {error.colno})"))
                     continue
+                except (ValueError, RecursionError) as error:  # nesting too deep, integer too long
+                    yield RawRecord(source, number, error=BadInputError(source, number, None, json_problem(error)))
+                    continue
                 yield RawRecord(source, number, record=record, base_dir=base_dir)
-        except (OSError, EOFError) as error:  # truncated or corrupt compressed stream
+        except STREAM_ERRORS as error:  # truncated or corrupt compressed stream
             raise BadInputError(source, None, None, f"cannot be read: {error}") from None

@@ -41,8 +41,8 @@ def iter_parquet(path: Path, *, columns: Mapping[str, str]) -> Iterator[RawRecor
                 if isinstance(extra, str) and extra:
                     try:
                         decoded = json.loads(extra)
-                    except json.JSONDecodeError:
-                        decoded = None
+                    except (ValueError, RecursionError):  # not JSON, nested too deep, integer too long
+                        decoded = None  # then it stays the plain string it is
                     if isinstance(decoded, dict):
                         for key, value in decoded.items():
                             record.setdefault(key, value)
