@@ -74,6 +74,17 @@ def _add_prepare(sub) -> None:
     g.add_argument("--split", type=_fractions, default=(defaults["train"], defaults["val"], defaults["test"]),
                    help="train,val,test shares of posts (default 0.7,0.1,0.2)")
     g.add_argument("--seed", type=int, default=defaults["seed"])
+    g = p.add_argument_group("engine (docs/scale-prepare.md)")
+    g.add_argument("--engine", choices=("memory", "duckdb"), default=defaults["engine"],
+                   help="memory: pandas, the default; duckdb: out-of-core SQL for 10M+ posts, needs "
+                        "pip install 'postloc[duckdb]' (default %(default)s)")
+    g.add_argument("--memory-limit", default=defaults["memory_limit"],
+                   help="duckdb engine: DuckDB memory limit; beyond it, it spills to disk (default %(default)s)")
+    g.add_argument("--workers", type=int, default=defaults["workers"],
+                   help="processes for normalisation and language id; output order is kept (default %(default)s)")
+    g.add_argument("--poi-sample", type=int, default=defaults["poi_sample"],
+                   help="duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the others by "
+                        "nearest cluster centre (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_run_prepare)
 
@@ -97,6 +108,7 @@ def _run_prepare(args) -> int:
         drop_duplicates=not args.keep_duplicates, drop_empty=not args.keep_empty, poi_method=args.poi_method,
         min_poi_posts=args.min_poi_posts, min_poi_users=args.min_poi_users, poi_min_samples=args.poi_min_samples,
         poi_eps_m=args.poi_eps_m, poi_cell_m=args.poi_cell_m, train=train, val=val, test=test, seed=args.seed,
+        engine=args.engine, memory_limit=args.memory_limit, workers=args.workers, poi_sample=args.poi_sample,
     )
     result = prepare(source, args.out, config, read, pois_csv=args.pois, progress=not args.quiet)
     if result.skip_report.skipped:
@@ -146,6 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"postloc {args.command}: interrupted; outputs were left as they were", file=sys.stderr)
         return 130
+    except OSError as error:  # a full disk met outside the atomic writers: still one clear line, no traceback
+        from postloc.data.atomic import is_disk_full
+
+        if not is_disk_full(error):
+            raise
+        where = getattr(args, "out", None) or getattr(args, "prepared", None) or error.filename or "the output"
+        print(f"postloc {args.command}: error: {where}: no space left on device; finished outputs were left "
+              f"as they were", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

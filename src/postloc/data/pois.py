@@ -114,6 +114,11 @@ def poi_table(posts: pd.DataFrame, known_centres: pd.DataFrame | None = None) ->
         rows.append({"poi": poi, "lat": lat, "lon": lon, "name": name,
                      "posts": len(group), "users": group["user"].nunique()})
     table = pd.DataFrame(rows, columns=["poi", "lat", "lon", "name", "posts", "users"])
+    return apply_known_centres(table, known_centres)
+
+
+def apply_known_centres(table: pd.DataFrame, known_centres: pd.DataFrame | None) -> pd.DataFrame:
+    """Replace computed centres (and names) by those of a user's POI table where it has them."""
     if known_centres is not None and len(known_centres):
         known = known_centres.set_index("poi")
         for column in ("lat", "lon", "name"):

@@ -13,7 +13,11 @@ Steps, in order, each counted in the funnel of the summary:
 7. split users (not posts) into train/val/test, stratified by POI.
 
 Memory stays bounded for large inputs: step 1-3 stream into a Parquet spool, later steps
-read only the light columns they need, and the outputs are written in batches. The whole
+read only the light columns they need, and the outputs are written in batches. Two engines
+run steps 3-7 (``PrepareConfig.engine``): ``memory`` (default) holds one light row per post
+in pandas; ``duckdb`` (:mod:`postloc.data.prepare_duckdb`, the optional ``postloc[duckdb]``
+extra) runs them as SQL over the spool under a memory limit, spilling to disk, for 10M+
+posts; both write the same files (docs/scale-prepare.md). The whole
 output folder is built under a temporary name and swapped in at the end, so an interrupted
 run leaves the previous result (or nothing) and a re-run with the same input and settings
 writes the same bytes.
@@ -26,6 +30,8 @@ import json
 import platform
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -43,6 +49,8 @@ from postloc.text.language import detect_language
 from postloc.text.normalize import extract_hashtags, normalize_hashtags, normalize_text
 
 SPOOL_BATCH = 8192
+ENGINES = ("memory", "duckdb")
+WORKER_CHUNK = 2048  # posts per task sent to a --workers process
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,11 @@ class PrepareConfig:
     val: float = 0.1
     test: float = 0.2
     seed: int = 0
+    # how, not what: none of these changes the prepared posts, POIs or splits on data that fits the sample
+    engine: str = "memory"  # memory (pandas, the default) or duckdb (out-of-core, `pip install 'postloc[duckdb]'`)
+    memory_limit: str = "1GB"  # duckdb engine: SET memory_limit; it spills to a temp folder in the output's work folder
+    workers: int = 1  # processes for the per-post stage (NFKC, hashtags, language id); order is kept
+    poi_sample: int = 200_000  # duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the rest by nearest centre
 
     def poi_config(self, method: str) -> PoiConfig:
         return PoiConfig(method=method, min_posts=self.min_poi_posts, min_users=self.min_poi_users,
@@ -108,6 +121,10 @@ def prepare(
     read = read or ReadOptions()
     source, out_dir = Path(source), Path(out_dir)
     _check_config(config)
+    if config.engine == "duckdb":
+        from postloc.data.prepare_duckdb import require_duckdb
+
+        require_duckdb()  # fail before reading a large input
     report = SkipReport()
     known_centres = _read_poi_csv(pois_csv) if pois_csv else None
 
@@ -126,9 +143,39 @@ def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, r
     spool = work / "spool.parquet"
     posts = read_posts(source, format=read.format, columns=read.columns, list_sep=read.list_sep,
                        skip_bad=read.skip_bad, report=report)
-    _spool_clean_posts(_progress(posts, progress, "reading"), spool, config, funnel)
+    out_of_core = config.engine == "duckdb"
+    _spool_clean_posts(_progress(posts, progress, "reading"), spool, config, funnel, keys_only=out_of_core)
     funnel["read"] = report.read
     funnel["skipped_bad"] = report.skipped
+    if out_of_core:
+        from postloc.data.prepare_duckdb import build_duckdb
+
+        summary, method = build_duckdb(spool, work, config, funnel, known_centres, source, progress)
+    else:
+        summary, method = _build_in_memory(spool, work, config, funnel, known_centres, source, progress)
+    spool.unlink()
+    summary["poi_method"] = method
+    (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (work / "summary.md").write_text(summary_markdown(summary))
+    manifest = {
+        "postloc_prepared": 1,
+        "input": {"path": source.name, "sha256": fingerprint(source), "format": read.format or "auto",
+                  "columns": dict(read.columns), "list_sep": read.list_sep, "skip_bad": read.skip_bad},
+        "config": asdict(config),
+        "poi_method": method,
+        "pois_csv": Path(pois_csv).name if pois_csv else None,
+        "skipped": report.to_dict(),
+        "funnel": dict(funnel),
+        "outputs": sorted(p.name for p in work.iterdir()) + ["manifest.json"],
+        "versions": _versions(config.engine),
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return summary
+
+
+def _build_in_memory(spool: Path, work: Path, config: PrepareConfig, funnel: Counter,
+                     known_centres: pd.DataFrame | None, source: Path, progress: bool) -> tuple[dict, str]:
+    """Steps 3-7 with one light pandas row per post; returns (summary, POI method)."""
     meta = pd.read_parquet(spool, columns=["poi", "lat", "lon", "user", "poi_name", "n_text", "n_images"])
     if meta.empty:
         raise EmptyDatasetError(_empty_message(source, funnel, "after reading and cleaning"))
@@ -152,7 +199,6 @@ def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, r
 
     pois = poi_table(meta.loc[keep], known_centres)
     _write_posts(spool, meta, keep, vocabulary, work, progress)
-    spool.unlink()
     vocab_stats = pd.DataFrame(
         sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["hashtag", "posts"]
     )
@@ -165,24 +211,7 @@ def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, r
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
     _write_csv(pois, work / "pois.csv")
-    summary = build_summary(prepared, funnel, n_vocabulary=len(vocabulary))
-    summary["poi_method"] = method
-    (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    (work / "summary.md").write_text(summary_markdown(summary))
-    manifest = {
-        "postloc_prepared": 1,
-        "input": {"path": source.name, "sha256": fingerprint(source), "format": read.format or "auto",
-                  "columns": dict(read.columns), "list_sep": read.list_sep, "skip_bad": read.skip_bad},
-        "config": asdict(config),
-        "poi_method": method,
-        "pois_csv": Path(pois_csv).name if pois_csv else None,
-        "skipped": report.to_dict(),
-        "funnel": dict(funnel),
-        "outputs": sorted(p.name for p in work.iterdir()) + ["manifest.json"],
-        "versions": _versions(),
-    }
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-    return summary
+    return build_summary(prepared, funnel, n_vocabulary=len(vocabulary)), method
 
 
 # --- step 1-3: read, normalise, language, duplicates -> spool -----------------------------
@@ -198,40 +227,87 @@ def _spool_schema():
     ])
 
 
-def _spool_clean_posts(posts, spool: Path, config: PrepareConfig, funnel: Counter) -> None:
+def _clean_post(post, config: PrepareConfig, keys_only: bool) -> dict | None:
+    """One spool row (normalised text, matching hashtags, language), or None if its language is dropped.
+
+    ``_dup`` holds the duplicate key: the tuple itself, or (``keys_only``, for the duckdb
+    engine) a stable 128-bit digest of it that SQL can group by.
+    """
+    text = normalize_text(post.text)
+    tags = normalize_hashtags(post.hashtags or extract_hashtags(text))
+    lang = None
+    if text:
+        lang, _ = detect_language(text, min_letters=config.min_language_letters)
+        if lang is not None and config.languages and lang not in config.languages:
+            return None
+    key = None
+    if config.drop_duplicates:
+        key = duplicate_key(post.user, text, tags, place_key(post.poi, post.lat, post.lon))
+        if key is not None and keys_only:
+            key = hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    extra = dict(post.extra)
+    poi_name = extra.pop("poi_name", None)
+    return {
+        "id": post.id, "text": text, "hashtags": tags, "image": post.images, "poi": post.poi,
+        "poi_name": None if poi_name is None else str(poi_name), "lat": post.lat, "lon": post.lon,
+        "user": post.user, "created": post.created, "lang": lang, "n_text": len(text),
+        "n_images": len(post.images),
+        "extra": json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
+        "_dup": key,
+    }
+
+
+def _clean_chunk(posts: list, config: PrepareConfig, keys_only: bool) -> list[dict | None]:
+    return [_clean_post(post, config, keys_only) for post in posts]
+
+
+def _cleaned(posts, config: PrepareConfig, keys_only: bool) -> Iterator[dict | None]:
+    """Rows in input order; with ``config.workers > 1`` cleaned by a process pool in ordered chunks."""
+    if config.workers <= 1:
+        for post in posts:
+            yield _clean_post(post, config, keys_only)
+        return
+    import multiprocessing
+    from collections import deque
+
+    # a bounded window of chunks in flight (Pool.imap would read the whole input ahead)
+    clean = partial(_clean_chunk, config=config, keys_only=keys_only)
+    pending: deque = deque()
+    with multiprocessing.get_context("spawn").Pool(config.workers) as pool:
+        for chunk in iter(lambda: list(islice(posts, WORKER_CHUNK)), []):
+            pending.append(pool.apply_async(clean, (chunk,)))
+            if len(pending) >= 2 * config.workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
+def _spool_clean_posts(posts, spool: Path, config: PrepareConfig, funnel: Counter, *, keys_only: bool = False) -> None:
+    """Steps 1-3 into ``spool``. The memory engine drops duplicates here (a set of key hashes);
+    with ``keys_only`` each row keeps its key digest in a ``dupkey`` column for SQL instead."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _spool_schema()
+    if keys_only:
+        schema = schema.append(pa.field("dupkey", pa.binary()))
     seen: set[int] = set()
     batch: list[dict] = []
     with pq.ParquetWriter(spool, schema) as writer:
-        for post in posts:
-            text = normalize_text(post.text)
-            tags = normalize_hashtags(post.hashtags or extract_hashtags(text))
-            lang = None
-            if text:
-                lang, _ = detect_language(text, min_letters=config.min_language_letters)
-                if lang is not None and config.languages and lang not in config.languages:
-                    funnel["dropped_language"] += 1
+        for row in _cleaned(iter(posts), config, keys_only):
+            if row is None:
+                funnel["dropped_language"] += 1
+                continue
+            key = row.pop("_dup")
+            if keys_only:
+                row["dupkey"] = key
+            elif key is not None:
+                digest = hash(key)
+                if digest in seen:
+                    funnel["dropped_duplicate"] += 1
                     continue
-            if config.drop_duplicates:
-                key = duplicate_key(post.user, text, tags, place_key(post.poi, post.lat, post.lon))
-                if key is not None:
-                    digest = hash(key)
-                    if digest in seen:
-                        funnel["dropped_duplicate"] += 1
-                        continue
-                    seen.add(digest)
-            extra = dict(post.extra)
-            poi_name = extra.pop("poi_name", None)
-            batch.append({
-                "id": post.id, "text": text, "hashtags": tags, "image": post.images, "poi": post.poi,
-                "poi_name": None if poi_name is None else str(poi_name), "lat": post.lat, "lon": post.lon,
-                "user": post.user, "created": post.created, "lang": lang, "n_text": len(text),
-                "n_images": len(post.images),
-                "extra": json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
-            })
+                seen.add(digest)
+            batch.append(row)
             if len(batch) >= SPOOL_BATCH:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 batch = []
@@ -402,11 +478,12 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
+def _versions(engine: str = "memory") -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for name in ("postloc", "numpy", "pandas", "pyarrow", "scikit-learn", "py3langid"):
+    names = ("postloc", "numpy", "pandas", "pyarrow", "scikit-learn", "py3langid") + (("duckdb",) if engine == "duckdb" else ())
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -421,6 +498,12 @@ def _check_config(config: PrepareConfig) -> None:
         raise PostlocError("min_hashtag_count must be >= 0")
     if config.poi_method not in ("auto", "labels", "hdbscan", "dbscan", "grid"):
         raise PostlocError(f"unknown POI method {config.poi_method!r}; use auto, labels, hdbscan, dbscan or grid")
+    if config.engine not in ENGINES:
+        raise PostlocError(f"unknown engine {config.engine!r}; use {' or '.join(ENGINES)}")
+    if config.workers < 1:
+        raise PostlocError(f"workers must be at least 1, got {config.workers}")
+    if config.poi_sample < 2:
+        raise PostlocError(f"poi_sample must be at least 2, got {config.poi_sample}")
     config.split_config().fractions()
 
 

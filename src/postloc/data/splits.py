@@ -35,21 +35,34 @@ class SplitConfig:
 
 def user_disjoint_split(users: pd.Series, pois: pd.Series, config: SplitConfig) -> pd.Series:
     """Split name per post. Posts without a user id count as users of their own."""
-    targets = config.fractions()
     n = len(pois)
     own = pd.Series([f"\0post:{i}" for i in range(n)], index=users.index)
     users = users.astype("object").where(users.notna(), own)
     user_codes, _ = pd.factorize(users, sort=True)
     poi_codes, poi_names = pd.factorize(pois, sort=True)
     pairs = pd.DataFrame({"u": user_codes, "p": poi_codes}).value_counts().sort_index()
-    u_of_pair = pairs.index.get_level_values("u").to_numpy()
-    p_of_pair = pairs.index.get_level_values("p").to_numpy()
-    c_of_pair = pairs.to_numpy()
     n_users = int(user_codes.max()) + 1 if n else 0
-    starts = np.searchsorted(u_of_pair, np.arange(n_users + 1))
-    sizes = np.bincount(user_codes, minlength=n_users)
+    chosen = assign_users(pairs.index.get_level_values("u").to_numpy(), pairs.index.get_level_values("p").to_numpy(),
+                          pairs.to_numpy(), n_users, len(poi_names), config)
+    return pd.Series(np.array(SPLITS, dtype=object)[chosen[user_codes]], index=pois.index, name="split")
 
-    need = targets[:, None] * np.bincount(poi_codes, minlength=len(poi_names))[None, :].astype(float)
+
+def assign_users(u_of_pair: np.ndarray, p_of_pair: np.ndarray, c_of_pair: np.ndarray, n_users: int, n_pois: int,
+                 config: SplitConfig) -> np.ndarray:
+    """Split index (0 train, 1 val, 2 test) per user code, from (user, POI, posts) pair counts.
+
+    Takes the aggregate rather than one row per post so that an out-of-core engine (DuckDB)
+    can count the pairs and hand over only them: memory grows with users x POIs, not posts.
+    ``u_of_pair`` must be codes ``0..n_users-1`` in the users' sorted order, pairs sorted by
+    (user, POI); every user must have at least one pair.
+    """
+    targets = config.fractions()
+    c_of_pair = np.asarray(c_of_pair, dtype=np.int64)
+    n = int(c_of_pair.sum())
+    starts = np.searchsorted(u_of_pair, np.arange(n_users + 1))
+    sizes = np.bincount(u_of_pair, weights=c_of_pair, minlength=n_users).astype(np.int64)
+
+    need = targets[:, None] * np.bincount(p_of_pair, weights=c_of_pair, minlength=n_pois)[None, :].astype(float)
     overall = targets * n
     rng = np.random.default_rng(config.seed)
     order = np.lexsort((rng.permutation(n_users), -sizes))
@@ -65,4 +78,4 @@ def user_disjoint_split(users: pd.Series, pois: pd.Series, config: SplitConfig) 
         chosen[user] = best
         need[best, idx] -= counts
         overall[best] -= counts.sum()
-    return pd.Series(np.array(SPLITS, dtype=object)[chosen[user_codes]], index=pois.index, name="split")
+    return chosen
