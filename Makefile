@@ -43,6 +43,17 @@ bench: install
 	$(PY) benchmarks/bench_mrlf.py
 	$(PY) benchmarks/bench_images.py
 	$(PY) benchmarks/bench_serve.py
+	$(PY) benchmarks/bench_distributed.py
+	$(PY) benchmarks/bench_ray.py
+	$(PY) benchmarks/bench_prepare_outofcore.py
+
+# The long part of the reliability suite (docs/reliability.md): many more fuzz cases, many
+# seeded SIGKILL points, full-disk cases, and a 10-minute soak of the HTTP server at 16 clients.
+reliability: install
+	$(PY) benchmarks/bench_fuzz.py --profile long
+	$(PY) -m pytest -q -m reliability
+	$(PY) benchmarks/bench_faults.py
+	$(PY) benchmarks/bench_soak.py
 
 # The paper's studies (Table II, Fig. 2-4) on the embedded data; see docs/experiments.md.
 experiments: install

@@ -62,3 +62,18 @@ def test_default_pipeline_runs_without_scale_extras(tmp_path):
     assert result["codes"] == [0, 0, 0, 0], done.stderr[-3000:]
     assert result["loaded"] == []
     assert (tmp_path / "pred.jsonl").stat().st_size > 0
+
+
+def test_prepare_does_not_import_torch(tmp_path):
+    """`postloc prepare` is pure data work: importing torch would add ~0.3 GB and 1-2 s to every run."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from postloc.cli import main
+        code = main(["prepare", "dresden", "--out", sys.argv[1], "--quiet"])
+        print("RESULT", code, "torch" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "prepared")], capture_output=True,
+                          text=True, timeout=300)
+    assert "RESULT 0 False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:
 
 
 def _add_images(sub) -> None:
-    from postloc.vision.backbones import DEFAULT_BACKBONE
+    from postloc.vision.preprocess import DEFAULT_BACKBONE
     from postloc.vision.decode import DecodeConfig
     from postloc.vision.inpaint import InpaintConfig
     from postloc.vision.pipeline import ImagesConfig

@@ -24,11 +24,10 @@ from torch.nn import functional as F
 
 from postloc.errors import PostlocError
 from postloc.vision import deps, nets
-from postloc.vision.preprocess import EFFICIENTNET_LITE, TORCHVISION, Preprocessing
+from postloc.vision.preprocess import DEFAULT_BACKBONE, EFFICIENTNET_LITE, TORCHVISION, Preprocessing
 from postloc.vision.weights import WeightsNotFound, find_weights, load_into
 
 OFFLINE = ("efficientnet-lite0", "mobilenet-v2")
-DEFAULT_BACKBONE = "efficientnet-lite0"
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,22 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
 from postloc.data.atomic import atomic_open, atomic_path
 from postloc.errors import PostlocError
-from postloc.vision.backbones import DEFAULT_BACKBONE, FrozenBackbone, get_backbone
 from postloc.vision.decode import FAILURES, DecodeConfig, content_hash, read_bytes
 from postloc.vision.inpaint import InpaintConfig, check_available
 from postloc.vision.portrait import PortraitConfig, require_mediapipe
+from postloc.vision.preprocess import DEFAULT_BACKBONE
 from postloc.vision.store import ShardStore
 from postloc.vision.work import DROPPED, INPAINTED, KEPT, NoiseMode, WorkItem, WorkResult, WorkSettings, decide, \
     process, transform_key
+
+if TYPE_CHECKING:  # torch is imported only when the pipeline runs
+    from postloc.vision.backbones import FrozenBackbone
 
 IMAGE_FEATURES_FILE = "image_features.parquet"
 STATUS_FILE = "image_status.csv"
@@ -111,6 +114,8 @@ def feature_key(sha: str, backbone: FrozenBackbone, settings: WorkSettings, trea
 def extract_images(prepared_dir: str | Path, config: ImagesConfig = ImagesConfig()) -> ImagesResult:
     """Run the image pipeline over a prepared folder; see the module docstring."""
     import torch
+
+    from postloc.vision.backbones import get_backbone
 
     prepared_dir = Path(prepared_dir)
     posts = _read_posts(prepared_dir)

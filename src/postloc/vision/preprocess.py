@@ -84,3 +84,6 @@ def _center_crop(image: Image.Image, size: int) -> Image.Image:
 
 TORCHVISION = Preprocessing()
 EFFICIENTNET_LITE = Preprocessing(order="crop_resize", interpolation="bicubic", mean=LITE_MEAN, std=LITE_STD)
+
+# Here rather than in backbones.py so that building the CLI parser does not import torch.
+DEFAULT_BACKBONE = "efficientnet-lite0"
