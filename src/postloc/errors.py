@@ -32,3 +32,14 @@ class BadInputError(PostlocError):
 
 class EmptyDatasetError(PostlocError):
     """Nothing is left after reading or filtering; the message says which step removed what."""
+
+
+class ModelFileError(PostlocError):
+    """A saved model or checkpoint file is missing, damaged, edited or from an incompatible version.
+
+    Loading refuses such a file instead of guessing; the message names the file at fault.
+    """
+
+
+class DiskFullError(PostlocError):
+    """The disk filled up while writing; the message names the output, which was left as it was."""

@@ -59,11 +59,14 @@ class MRLF(Estimator):
         the newest one (the checkpoint's config and vocabularies win over the arguments).
         """
         cfg = self.trainer
+        if resume and run_dir is not None:
+            ck.recover_run(run_dir)
         resume_from = ck.latest_checkpoint(run_dir) if (resume and run_dir is not None) else None
         with deterministic(cfg.threads):
             torch.manual_seed(cfg.seed)
             np.random.seed(cfg.seed % 2**32)
             if resume_from is not None:
+                ck.verify_checkpoint(resume_from)
                 self._read_folder(resume_from, keep_trainer=True)
             else:
                 self.classes_ = self._resolve_classes(train, classes)
@@ -117,12 +120,12 @@ class MRLF(Estimator):
             self.trainer = trainer_from_manifest(manifest)
         self.classes_ = list(manifest["classes"])
         self.image_dim = int(manifest.get("image_dim", 0))
-        self.vocabs = Vocabularies.from_dict(json.loads((folder / VOCAB).read_text(encoding="utf-8")))
+        self.vocabs = Vocabularies.from_dict(ck.read_json(folder / VOCAB))
         self.net = self._build_net()
         self._restore_weights(folder)
 
     def _restore_weights(self, folder: Path) -> None:
-        self.net.load_state_dict(ck.load_tensors(folder / WEIGHTS))
+        ck.load_state_into(self.net, folder / WEIGHTS)
 
     def _build_net(self) -> MRLFNet:
         return MRLFNet(self.config, n_chars=len(self.vocabs.chars), n_words=len(self.vocabs.words),

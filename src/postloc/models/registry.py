@@ -62,5 +62,12 @@ def load_model(directory: str | Path):
     """Load any saved model: ``model.json`` names the class."""
     from postloc.models.base import read_manifest
 
+    from postloc.errors import ModelFileError
+    from postloc.models.base import MODEL_FILE
+
     manifest = read_manifest(directory)
-    return get_model(manifest["model"]).load(directory)
+    try:
+        cls = get_model(manifest["model"])
+    except PostlocError as error:
+        raise ModelFileError(f"{Path(directory) / MODEL_FILE}: {error}") from None
+    return cls.load(directory)

@@ -134,7 +134,7 @@ class TfidfLogReg(Estimator):
         model.C_ = float(manifest["C"])
         weights = ck.load_tensors(directory / WEIGHTS)
         model.idf_, model.coef_, model.intercept_ = (weights[k].numpy() for k in ("idf", "coef", "intercept"))
-        model.vocabulary_ = json.loads((directory / VOCAB).read_text(encoding="utf-8"))
+        model.vocabulary_ = ck.read_json(directory / VOCAB)
         return model
 
     # --- internals -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from postloc.data.atomic import atomic_path
+from postloc.data.atomic import atomic_path, remove_stale_temporaries
 
 _OPEN_SHARDS = 16
 
@@ -36,6 +36,8 @@ class ShardStore:
         self._pending: dict[str, tuple[dict[str, np.ndarray], dict[str, str]]] = {}
         self._handles: OrderedDict[int, object] = OrderedDict()
         self._written = 0
+        for leftover in self.root.glob(".shard-*.tmp"):  # a flush killed mid-write (see atomic_path)
+            remove_stale_temporaries(self.root / leftover.name[1:].rsplit(".", 2)[0])
         for path in sorted(self.root.glob("shard-*.safetensors")):
             self._add_shard(path)
 

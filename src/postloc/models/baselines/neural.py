@@ -104,11 +104,14 @@ class NeuralBaseline(Estimator):
             run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
             progress: bool | None = None) -> "NeuralBaseline":
         cfg = self.trainer
+        if resume and run_dir is not None:
+            ck.recover_run(run_dir)
         resume_from = ck.latest_checkpoint(run_dir) if (resume and run_dir is not None) else None
         with deterministic(cfg.threads):
             torch.manual_seed(cfg.seed)
             np.random.seed(cfg.seed % 2**32)
             if resume_from is not None:
+                ck.verify_checkpoint(resume_from)
                 self._read_folder(resume_from, keep_trainer=True)
             else:
                 self.classes_ = self._resolve_classes(train, classes)
@@ -164,12 +167,12 @@ class NeuralBaseline(Estimator):
         if not keep_trainer:
             self.trainer = trainer_from_manifest(manifest)
         self.classes_ = list(manifest["classes"])
-        self.state_ = json.loads((folder / STATE).read_text(encoding="utf-8"))
+        self.state_ = ck.read_json(folder / STATE)
         self.net = self._build_net()
         self._restore_weights(folder)
 
     def _restore_weights(self, folder: Path) -> None:
-        self.net.load_state_dict(ck.load_tensors(folder / WEIGHTS))
+        ck.load_state_into(self.net, folder / WEIGHTS)
 
 
 def post_texts(posts: pd.DataFrame) -> list[str]:

@@ -113,7 +113,7 @@ class TagVisor(Estimator):
         model.prior_ = np.asarray(manifest["prior"], dtype=float)
         if manifest.get("has_forest"):
             model.forest_ = ForestArrays.from_dict({k: v.numpy() for k, v in ck.load_tensors(directory / WEIGHTS).items()})
-        model.vocabulary_ = json.loads((directory / VOCAB).read_text(encoding="utf-8"))
+        model.vocabulary_ = ck.read_json(directory / VOCAB)
         return model
 
     def _matrix(self, tags: list[list[str]]) -> np.ndarray:
