@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import shutil
@@ -117,7 +118,7 @@ def recover_folder(target: str | Path) -> bool:
     target = Path(target)
     if target.exists() or not target.parent.is_dir():
         return False
-    aside = [p for p in target.parent.glob(f".{glob_escape(target.name)}.old-*")
+    aside = [p for p in target.parent.glob(f".{glob.escape(target.name)}.old-*")
              if p.is_dir() and not _alive(_pid_of(p.name, target.name, "old"))]
     if not aside:
         return False
@@ -132,7 +133,7 @@ def remove_stale_temporaries(target: str | Path) -> int:
     if not target.parent.is_dir():
         return 0
     removed = 0
-    for path in target.parent.glob(f".{glob_escape(target.name)}.*"):
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
         pid = None
         for kind in ("tmp", "old", "file"):
             pid = pid or _pid_of(path.name, target.name, kind)
@@ -144,10 +145,6 @@ def remove_stale_temporaries(target: str | Path) -> int:
             path.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _pid_of(name: str, target: str, kind: str) -> int | None:
