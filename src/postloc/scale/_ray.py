@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 from postloc.errors import PostlocError
@@ -119,3 +120,19 @@ def part_names(file_format: str = "parquet") -> Any:
             return f"part-{task_index:06d}-{write_uuid}.{file_format}"
 
     return _Parts(file_format=file_format)
+
+
+def write_parquet_parts(dataset: Any, out: Path, rows_per_file: int) -> None:
+    """Run ``dataset`` into a folder of ``part-*.parquet`` files swapped in atomically at ``out``.
+
+    Both Ray jobs end this way; a failure inside an actor surfaces as the user's own error.
+    """
+    from postloc.data.atomic import write_folder_atomically
+
+    def fill(tmp: Path) -> None:
+        dataset.write_parquet(str(tmp), filename_provider=part_names(), min_rows_per_file=rows_per_file)
+
+    try:
+        write_folder_atomically(out, fill)
+    except Exception as error:  # noqa: BLE001 - Ray wraps the actor's error; show the user's own
+        raise user_error(error) from None

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from postloc.errors import PostlocError
-from postloc.scale._ray import RaySettings, part_names, ray_session, user_error
+from postloc.scale._ray import RaySettings, ray_session, write_parquet_parts
 
 VECTORS_DIR = "image_vectors"
 
@@ -105,7 +105,6 @@ def extract_images_ray(prepared_dir: str | Path, config: Any = None, *, workers:
     """``postloc images --engine ray``: see the module docstring. Returns an :class:`ImagesResult`."""
     import os
 
-    from postloc.data.atomic import write_folder_atomically
     from postloc.scale._ray import require_ray
     from postloc.vision.backbones import backbone_spec
     from postloc.vision.pipeline import ImagesConfig, ImagesResult, _check_dependencies, _read_posts
@@ -136,13 +135,7 @@ def extract_images_ray(prepared_dir: str | Path, config: Any = None, *, workers:
             fn_constructor_kwargs=dict(settings=work, backbone=config.backbone,
                                        weights=str(weights), threads=threads))
 
-        def fill(tmp: Path) -> None:
-            embedded.write_parquet(str(tmp), filename_provider=part_names(), min_rows_per_file=rows_per_file)
-
-        try:
-            write_folder_atomically(out, fill)
-        except Exception as error:  # noqa: BLE001 - Ray wraps the actor's error; show the user's own
-            raise user_error(error) from None
+        write_parquet_parts(embedded, out, rows_per_file)
     compute_seconds = time.perf_counter() - started
     backbone = SimpleNamespace(name=spec.name, dim=spec.dim, weights_path=weights, preprocessing=spec.preprocessing)
     summary = write_artifacts(prepared_dir, posts, out, config, backbone, compute_seconds, started,

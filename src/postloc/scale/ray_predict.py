@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from postloc.errors import BadInputError, PostlocError
-from postloc.scale._ray import RaySettings, part_names, ray_session, user_error
+from postloc.scale._ray import RaySettings, ray_session, write_parquet_parts
 
 PATH_COLUMN = "path"  # added by Ray's readers with include_paths=True
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -132,7 +132,6 @@ def predict_ray(run: str | Path, source: str | Path, out: str | Path, *, workers
     only then), so a failed job leaves no half-written output. ``threads``: torch threads per actor
     (default: this machine's cores shared among the workers).
     """
-    from postloc.data.atomic import write_folder_atomically
     from postloc.predict import load
     from postloc.scale._ray import require_ray
 
@@ -162,13 +161,7 @@ def predict_ray(run: str | Path, source: str | Path, out: str | Path, *, workers
             fn_constructor_kwargs=dict(run=str(run.resolve()), top_k=top_k, fmt=fmt, images=images,
                                        skip_bad=skip_bad, threads=threads, featurizer=featurizer))
 
-        def fill(tmp: Path) -> None:
-            predicted.write_parquet(str(tmp), filename_provider=part_names(), min_rows_per_file=rows_per_file)
-
-        try:
-            write_folder_atomically(out, fill)
-        except Exception as error:  # noqa: BLE001 - Ray wraps the actor's error; show the user's own
-            raise user_error(error) from None
+        write_parquet_parts(predicted, out, rows_per_file)
         counts["seconds"] = round(time.perf_counter() - started, 3)
     files = sorted(out.glob("part-*.parquet"))
     counts["files"] = len(files)
