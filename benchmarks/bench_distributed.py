@@ -5,7 +5,7 @@ Writes ``benchmarks/results/distributed.{json,md}``; the numbers in docs/scale-t
 the tolerance of tests/test_distributed.py come from there.
 
 Part 1, speed and accuracy: MRLF with its default parameters on a SYNTHETIC set
-(``postloc.synthetic_features``, 1,500 posts, 10 POIs), global batch 64, a fixed number of
+(``postloc.datasets.synthetic_features``, 1,500 posts, 10 POIs), global batch 64, a fixed number of
 epochs, in three layouts side by side: 1 process x 2 threads (the default), 1 process x 1
 thread, and ``torchrun --nproc_per_node 2`` x 1 thread each (per-rank batch 32). Reported:
 training seconds per epoch (rank 0's clock, validation excluded), the whole command's wall time
@@ -81,15 +81,15 @@ def main() -> int:
     parser.add_argument("--name", default="distributed", help="results file name (benchmarks/results/NAME.json/.md)")
     args = parser.parse_args()
 
-    from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+    from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 
     info = machine()
     info["cpus_usable"] = len(os.sched_getaffinity(0))  # fewer than cores under taskset / a cgroup CPU set
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-dist-") as tmp:
         base = Path(tmp)
-        speed_data = write_synthetic_prepared(base / "speed", SyntheticConfig(**SPEED_DATA))
-        test_data = write_synthetic_prepared(base / "test", SyntheticConfig(**TEST_DATA))
+        speed_data = write_synthetic_prepared(base / "speed", SyntheticFeaturesConfig(**SPEED_DATA))
+        test_data = write_synthetic_prepared(base / "test", SyntheticFeaturesConfig(**TEST_DATA))
         speed = []
         for seed in args.seeds:
             for processes, threads in ((1, 2), (1, 1), (2, 1)):
@@ -133,7 +133,7 @@ def _markdown(p: dict[str, Any]) -> str:
         f"shared), GPU: {m['gpu']} (not used), Python {m['python']}, torch {m['torch']}; "
         f"total {p['total_seconds'] / 60:.1f} min; 1/5/15-min load average at start {m['load_average_1_5_15']}, "
         f"at end {m['load_average_end']} (other work on the machine slows timings).", "",
-        f"**{SYNTHETIC}** from `postloc.synthetic_features`: the numbers show that the 2-process path learns "
+        f"**{SYNTHETIC}** from `postloc.datasets.synthetic_features`: the numbers show that the 2-process path learns "
         "what the 1-process path learns, nothing about real posts.", "",
         "## Speed and accuracy, same data, side by side", "",
         f"MRLF, default parameters; synthetic set {p['speed']['data']}; global batch {p['speed']['batch_size']} "

@@ -38,17 +38,17 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from postloc.datasets.synthetic import SyntheticConfig, generate
-    from postloc.synthetic_features import SyntheticConfig as FeatureConfig
-    from postloc.synthetic_features import write_synthetic_prepared
+    from postloc.datasets.synthetic import SyntheticPostsConfig, generate
+    from postloc.datasets.synthetic_features import SyntheticFeaturesConfig
+    from postloc.datasets.synthetic_features import write_synthetic_prepared
 
     load_before = machine()["load_average_1_5_15"]
     started = time.perf_counter()
     rows, trials = [], []
     with tempfile.TemporaryDirectory(prefix="postloc-faults-") as tmp, Zygote() as zygote:
         base = Path(tmp)
-        generate(base / "syn", SyntheticConfig(pois=3, posts_per_poi=8, seed=5, width=64, height=48))
-        prepared = write_synthetic_prepared(base / "train-prepared", FeatureConfig(
+        generate(base / "syn", SyntheticPostsConfig(pois=3, posts_per_poi=8, seed=5, width=64, height=48))
+        prepared = write_synthetic_prepared(base / "train-prepared", SyntheticFeaturesConfig(
             n_pois=3, n_posts=150, n_users=24, caption_words=(3, 6), image_dim=8, seed=7))
         prep = PrepareScenario(zygote, base / "syn" / "posts.jsonl", base / "syn" / "pois.csv", base / "prep")
         scenarios = [prep, ImagesScenario(zygote, prep.ref_a, base / "images"),

@@ -128,9 +128,9 @@ def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
 
 def synthetic_set(work: Path, pois: int, posts_per_poi: int, seed: int) -> Path:
     from postloc.data.prepare import PrepareConfig, prepare
-    from postloc.datasets.synthetic import SyntheticConfig, generate
+    from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 
-    config = SyntheticConfig(pois=pois, posts_per_poi=posts_per_poi, seed=seed, selfie_rate=0.15, tourist_rate=0.15)
+    config = SyntheticPostsConfig(pois=pois, posts_per_poi=posts_per_poi, seed=seed, selfie_rate=0.15, tourist_rate=0.15)
     generate(work / "synthetic", config)
     prepare(work / "synthetic" / "posts.jsonl", work / "prepared",
             PrepareConfig(min_hashtag_count=5, min_poi_posts=min(100, posts_per_poi // 2), min_poi_users=3),
@@ -140,7 +140,7 @@ def synthetic_set(work: Path, pois: int, posts_per_poi: int, seed: int) -> Path:
 
 def run_modes(prepared: Path) -> tuple[dict, dict]:
     """Cold runs of keep, drop and inpaint (each with its own cache) and one warm re-run."""
-    from postloc.features import load_image_features
+    from postloc.data.image_features import load_image_features
     from postloc.vision.pipeline import ImagesConfig, extract_images
 
     timings, features = {}, {}

@@ -9,7 +9,7 @@ seeds each: test Acc, Acc@5, mean/median km (mean +- std over seeds), training s
 epoch, prediction throughput through the public API (posts/s at batch 256), single-post latency
 p50/p99, and peak memory. Every (model, seed) runs in a fresh process, so its peak RSS is its own.
 
-Part 2, SYNTHETIC DATA (``postloc.synthetic_features``): every modality subset of MRLF and
+Part 2, SYNTHETIC DATA (``postloc.datasets.synthetic_features``): every modality subset of MRLF and
 every fusion variant, to show that each branch learns and that the full model beats each
 single modality. These numbers say the code learns what was planted, nothing about real posts.
 """
@@ -42,7 +42,7 @@ METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "macro_f1")
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train, evaluate on test, time prediction; returns numbers only (runs in a child process)."""
     from postloc.data.prepared import load_prepared
-    from postloc.predict import load
+    from postloc.inference.predictor import load
     from postloc.training import RunConfig, TrainerConfig, evaluate, train
 
     trainer = TrainerConfig(epochs=job["epochs"], seed=job["seed"], progress=False, threads=job["threads"])
@@ -144,7 +144,7 @@ def markdown(payload: dict[str, Any]) -> str:
                      f"{r['peak_rss_mb']['mean']:.0f} |")
     syn = payload["synthetic"]
     lines += ["", f"## {SYNTHETIC}: modality subsets and fusion variants", "",
-              f"**{SYNTHETIC}** from `postloc.synthetic_features` ({syn['data']}). "
+              f"**{SYNTHETIC}** from `postloc.datasets.synthetic_features` ({syn['data']}). "
               f"Mean ± std over seeds {syn['rows'][0]['seeds']}; test split.", "",
               "| model (SYNTHETIC) | Acc | Acc@5 | mean km | median km | macro-F1 | train s/epoch | epochs |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from postloc import datasets
     from postloc.data.prepare import PrepareConfig, prepare
-    from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+    from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         dresden_rows = run_jobs(jobs)
 
         print(f"writing the {SYNTHETIC} set ...", flush=True)
-        syn_config = SyntheticConfig(n_posts=args.synthetic_posts)
+        syn_config = SyntheticFeaturesConfig(n_posts=args.synthetic_posts)
         synthetic = write_synthetic_prepared(tmp / "synthetic", syn_config)
         variants = [("MRLF text only", {"modalities": ["text"], "fusion": "concat"}),
                     ("MRLF hashtags only", {"modalities": ["hashtags"], "fusion": "concat"}),
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     by_label = {r["label"]: r for r in syn_summary}
     singles = [by_label[f"MRLF {m} only"]["accuracy"]["mean"] for m in ("text", "hashtags", "image")]
     full = by_label["MRLF all, fusion mrlf (paper)"]["accuracy"]["mean"]
-    from postloc.synthetic_features import describe, make_synthetic
+    from postloc.datasets.synthetic_features import describe, make_synthetic
 
     syn_desc = describe(make_synthetic(syn_config))
     payload = {

@@ -62,7 +62,7 @@ def write_inputs(prepared: Path, tmp: Path, copies: int) -> tuple[Path, Path, in
 
 
 def bench_predict(run: Path, single: Path, folder: Path, tmp: Path, batch_size: int) -> list[dict]:
-    from postloc import predict_cli
+    from postloc.cli import predict as predict_cli
     from postloc.scale import predict_ray
 
     rows = []
@@ -99,9 +99,9 @@ def _steady(n: int, seconds: float, n_small: int, seconds_small: float) -> dict:
 
 def synthetic_prepared(tmp: Path, pois: int, per_poi: int) -> tuple[Path, int]:
     from postloc.data.prepare import PrepareConfig, prepare
-    from postloc.datasets.synthetic import SyntheticConfig, generate
+    from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 
-    raw = generate(tmp / "synthetic", SyntheticConfig(pois=pois, posts_per_poi=per_poi, seed=0))
+    raw = generate(tmp / "synthetic", SyntheticPostsConfig(pois=pois, posts_per_poi=per_poi, seed=0))
     prepared = tmp / "synthetic-prepared"
     prepare(raw.out_dir / "posts.jsonl", prepared,
             PrepareConfig(min_poi_posts=5, min_hashtag_count=2, languages=()))

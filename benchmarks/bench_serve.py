@@ -76,10 +76,10 @@ def server_process(run: Path):
 
 
 def make_run(base: Path) -> Path:
-    from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+    from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
     from postloc.training import RunConfig, TrainerConfig, train
 
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticConfig(n_pois=10, n_posts=800, n_users=100,
+    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(n_pois=10, n_posts=800, n_users=100,
                                                                            image_dim=32, seed=3))
     train(prepared, base / "run", RunConfig("mrlf", {}, TrainerConfig(epochs=1, batch_size=64, progress=False)))
     return base / "run"
@@ -131,7 +131,7 @@ async def load_level(url: str, clients: int, total: int) -> dict:
 
 
 def batch_throughput(run: Path, base: Path, posts: int, batch_size: int) -> dict:
-    from postloc import predict_cli
+    from postloc.cli import predict as predict_cli
 
     source = base / "bench-posts.jsonl"
     with open(source, "w") as handle:

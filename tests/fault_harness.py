@@ -107,7 +107,7 @@ def _child(argv: Sequence[str]) -> int:
 # --- zygote: import once, fork per run -------------------------------------------------------
 
 PRELOAD = ("pandas", "pyarrow.parquet", "torch", "safetensors.torch", "postloc.cli", "postloc.data.prepare",
-           "postloc.training.api", "postloc.models.mrlf", "postloc.vision.pipeline", "postloc.predict_cli")
+           "postloc.training.api", "postloc.models.mrlf", "postloc.vision.pipeline", "postloc.cli.predict")
 
 
 def _zygote() -> int:
@@ -401,7 +401,7 @@ class PrepareScenario:
         return rename_points(self.events)
 
     def trial(self, kill_at: int | None = None, kill_after: float | None = None) -> Trial:
-        from postloc.data.atomic import recover_folder
+        from postloc.io.atomic import recover_folder
         from postloc.data.prepared import load_prepared
 
         target = self._reset()
@@ -428,7 +428,7 @@ class PrepareScenario:
 class ImagesScenario:
     """``images`` on a prepared folder: each output file is absent or complete, the cache stays readable.
 
-    Complete = ``image_features.parquet`` loads with :func:`postloc.features.load_image_features`
+    Complete = ``image_features.parquet`` loads with :func:`postloc.data.image_features.load_image_features`
     and equals a clean run's ids and vectors; ``image_status.csv`` equals the clean run's (all
     columns but ``source``, computed/cached); ``image_summary.json`` parses; every cache shard opens and its rows equal the clean run's.
     """
@@ -466,7 +466,7 @@ class ImagesScenario:
 
         import numpy as np
 
-        from postloc.features import load_image_features
+        from postloc.data.image_features import load_image_features
 
         out: dict[str, object] = {}
         if (folder / "image_features.parquet").exists():
@@ -524,8 +524,8 @@ class ImagesScenario:
 class TrainScenario:
     """``train`` killed anywhere, then ``--resume`` (or a plain re-run when no run was started yet).
 
-    Complete = every checkpoint that :func:`postloc.training.checkpoints.list_checkpoints` lists
-    passes :func:`~postloc.training.checkpoints.verify_checkpoint` and loads as a model, ``best/``
+    Complete = every checkpoint that :func:`postloc.nn.checkpoints.list_checkpoints` lists
+    passes :func:`~postloc.nn.checkpoints.verify_checkpoint` and loads as a model, ``best/``
     loads when present, metrics parse. After resuming, ``best/`` must hold the same weights, bit for
     bit, and ``run.json`` the same validation accuracy as an uninterrupted run.
     """
@@ -560,7 +560,7 @@ class TrainScenario:
         import json
 
         from postloc.models import load_model
-        from postloc.training import checkpoints as ck
+        from postloc.nn import checkpoints as ck
 
         problems = []
         for folder in ck.list_checkpoints(run):

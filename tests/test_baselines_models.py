@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from postloc.models.registry import create_model, get_model, list_models, load_model
-from postloc.training.config import TrainerConfig
+from postloc.nn.config import TrainerConfig
 
 TRAINER = TrainerConfig(epochs=6, batch_size=32, lr=5e-3, early_stopping=0, progress=False, seed=0)
 QUICK = {

@@ -2,7 +2,7 @@
 
 The 2-process runs start ``python -m torch.distributed.run --standalone --nproc_per_node 2 -m
 postloc train ...`` in a subprocess (gloo on CPU, one thread per process), exactly as a user
-would. The data are SYNTHETIC (``postloc.synthetic_features``): they show that the
+would. The data are SYNTHETIC (``postloc.datasets.synthetic_features``): they show that the
 data-parallel path learns what the single-process path learns, nothing about real posts.
 """
 
@@ -19,15 +19,15 @@ import pytest
 import torch
 
 from postloc.errors import PostlocError
-from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 from postloc.training import RunConfig, TrainerConfig, evaluate, train
-from postloc.training import distributed as dist
+from postloc.nn import distributed as dist
 
 SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
          "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
 # Keep DATA, TRAINER and SMALL in step with benchmarks/bench_distributed.py, which measures the
 # seed noise that the tolerance below rests on.
-DATA = SyntheticConfig(n_pois=4, n_posts=500, n_users=80, train=0.6, val=0.3, text_signal=0.3, tag_signal=0.5,
+DATA = SyntheticFeaturesConfig(n_pois=4, n_posts=500, n_users=80, train=0.6, val=0.3, text_signal=0.3, tag_signal=0.5,
                        image_separation=1.2, caption_words=(3, 8), image_dim=8, seed=5)
 TRAINER = {"epochs": 6, "batch_size": 32, "lr": 0.003, "early_stopping": 0, "threads": 1}
 # The written run folder: nothing else may appear in it (in particular nothing from rank 1).

@@ -9,13 +9,13 @@ import pytest
 from postloc.experiments import run_experiments
 from postloc.experiments.config import quick_config
 from postloc.cli import main
-from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return write_synthetic_prepared(tmp_path_factory.mktemp("data") / "tiny",
-                                    SyntheticConfig(n_posts=160, n_pois=3, n_users=40, image_dim=8))
+                                    SyntheticFeaturesConfig(n_posts=160, n_pois=3, n_users=40, image_dim=8))
 
 
 def test_quick_run_end_to_end_and_resume(tiny, tmp_path, capsys):

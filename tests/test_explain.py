@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from postloc.explain import MAX_PARTS, explain, explain_row, occlusions
-from postloc.predict import load
+from postloc.inference.explain import MAX_PARTS, explain, explain_row, occlusions
+from postloc.inference.predictor import load
 from test_serve_support import decisive_tag, small_run
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fault_harness import (ImagesScenario, PrepareScenario, TrainScenario, Zygote,  # noqa: E402
                            kill_points, run_postloc)
 
-from postloc.data.atomic import atomic_open, recover_folder, remove_stale_temporaries, write_folder_atomically  # noqa: E402
+from postloc.io.atomic import atomic_open, recover_folder, remove_stale_temporaries, write_folder_atomically  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,10 @@ def zygote():
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     """A SYNTHETIC post set with photos (3 POIs x 8 posts)."""
-    from postloc.datasets.synthetic import SyntheticConfig, generate
+    from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 
     root = tmp_path_factory.mktemp("faults-src")
-    generate(root / "syn", SyntheticConfig(pois=3, posts_per_poi=8, seed=5, width=64, height=48))
+    generate(root / "syn", SyntheticPostsConfig(pois=3, posts_per_poi=8, seed=5, width=64, height=48))
     return root / "syn"
 
 
@@ -51,10 +51,10 @@ def prepare_scenario(zygote, photos, tmp_path_factory) -> PrepareScenario:
 
 @pytest.fixture(scope="module")
 def train_scenario(zygote, tmp_path_factory) -> TrainScenario:
-    from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+    from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 
     base = tmp_path_factory.mktemp("train")
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticConfig(
+    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
         n_pois=3, n_posts=150, n_users=24, caption_words=(3, 6), image_dim=8, seed=7))
     return TrainScenario(zygote, prepared, base / "work", epochs=3)
 

@@ -67,12 +67,12 @@ def unfill(disk: Path) -> None:
 def world(tmp_path_factory):
     """Earlier outputs made on the normal disk: a prepared folder, a trained run, predictions."""
     from postloc.data.prepare import PrepareConfig, prepare
-    from postloc.datasets.synthetic import SyntheticConfig, generate
-    from postloc.predict_cli import predict_file
+    from postloc.datasets.synthetic import SyntheticPostsConfig, generate
+    from postloc.cli.predict import predict_file
     from postloc.training import RunConfig, TrainerConfig, train
 
     base = tmp_path_factory.mktemp("fulldisk-src")
-    generate(base / "syn", SyntheticConfig(pois=3, posts_per_poi=8, seed=5, width=64, height=48))
+    generate(base / "syn", SyntheticPostsConfig(pois=3, posts_per_poi=8, seed=5, width=64, height=48))
     prepare(base / "syn" / "posts.jsonl", base / "prepared", PrepareConfig(min_hashtag_count=1, min_poi_posts=1,
                                                                           min_poi_users=1),
             pois_csv=base / "syn" / "pois.csv")
@@ -176,7 +176,7 @@ def test_train_on_a_full_disk_new_run_and_resume(world, disk, zygote):
     assert out.returncode == 2 and "no space left" in out.stderr.lower() and "Traceback" not in out.stderr, out.stderr
     assert str(disk / "run") in out.stderr, out.stderr
     from postloc.models import load_model
-    from postloc.training import checkpoints as ck
+    from postloc.nn import checkpoints as ck
 
     for checkpoint in ck.list_checkpoints(disk / "run"):  # the earlier checkpoint is still whole
         ck.verify_checkpoint(checkpoint)

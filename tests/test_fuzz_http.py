@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from fuzz_strategies import budget, json_values, nasty_text, time_limit
-from postloc.predict import load
+from postloc.inference.predictor import load
 from postloc.serve.app import ServeSettings, create_app
 from postloc.serve.limits import Limits
 from test_fuzz_images import image_bytes

@@ -22,8 +22,8 @@ import torch
 from postloc.errors import ModelFileError, PostlocError
 from postloc.models.base import FORMAT_VERSION, MODEL_FILE
 from postloc.models.registry import create_model, list_models, load_model
-from postloc.training import checkpoints as ck
-from postloc.training.config import TrainerConfig
+from postloc.nn import checkpoints as ck
+from postloc.nn.config import TrainerConfig
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "postloc"
 TRAINER = TrainerConfig(epochs=1, batch_size=32, lr=5e-3, early_stopping=0, progress=False, seed=0, threads=1)
@@ -265,11 +265,11 @@ def test_weights_without_checksum_still_load(mrlf_copy):
 
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory) -> tuple[Path, Path]:
-    from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+    from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
     from postloc.training import RunConfig, train
 
     base = tmp_path_factory.mktemp("resume")
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticConfig(
+    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
         n_pois=3, n_posts=120, n_users=20, caption_words=(3, 6), image_dim=8, seed=2))
     config = RunConfig("mrlf", dict(QUICK["mrlf"]), TrainerConfig(epochs=2, batch_size=32, progress=False,
                                                                  threads=1, early_stopping=0))

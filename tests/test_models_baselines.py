@@ -11,12 +11,12 @@ import pytest
 from postloc.errors import PostlocError
 from postloc.models import create_model, get_model, list_models, load_model, register
 from postloc.models.base import Estimator
-from postloc.synthetic_features import SyntheticConfig, make_synthetic
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 
 
 @pytest.fixture(scope="module")
 def splits():
-    data = make_synthetic(SyntheticConfig(n_pois=5, n_posts=500, seed=2, text_signal=0.3, tag_signal=0.5))
+    data = make_synthetic(SyntheticFeaturesConfig(n_pois=5, n_posts=500, seed=2, text_signal=0.3, tag_signal=0.5))
     return {s: data.posts[data.posts["split"] == s].reset_index(drop=True) for s in ("train", "val", "test")}
 
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from postloc.errors import PostlocError
-from postloc.features import (IMAGE_COLUMN, attach_image_features, image_matrix, load_image_features,
+from postloc.data.image_features import (IMAGE_COLUMN, attach_image_features, image_matrix, load_image_features,
                               write_image_features)
-from postloc.models.encoding import Vocabularies, encode_posts
-from postloc.models.mrlf_config import MRLFConfig
+from postloc.models.mrlf.encoding import Vocabularies, encode_posts
+from postloc.models.mrlf.config import MRLFConfig
 from postloc.text.vocab import PAD_ID, UNK_ID, Vocabulary, hashtag_string, pad_batch
 
 

@@ -11,19 +11,19 @@ import pytest
 import torch
 
 from postloc.errors import PostlocError
-from postloc.features import IMAGE_COLUMN
+from postloc.data.image_features import IMAGE_COLUMN
 from postloc.models import create_model, load_model
-from postloc.models.encoding import Vocabularies, encode_posts
-from postloc.models.layers import MultiHeadAttention, masked_max
+from postloc.models.mrlf.encoding import Vocabularies, encode_posts
+from postloc.models.mrlf.layers import MultiHeadAttention, masked_max
 from postloc.models.mrlf import MRLF
-from postloc.models.mrlf_config import FUSIONS, MODALITIES, MRLFConfig
-from postloc.models.mrlf_net import MRLFNet
-from postloc.synthetic_features import SyntheticConfig, make_synthetic
-from postloc.training.config import TrainerConfig
+from postloc.models.mrlf.config import FUSIONS, MODALITIES, MRLFConfig
+from postloc.models.mrlf.net import MRLFNet
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
+from postloc.nn.config import TrainerConfig
 
 SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
          "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
-EASY = SyntheticConfig(n_pois=4, n_posts=360, n_users=60, text_signal=0.35, tag_signal=0.6, image_separation=1.5,
+EASY = SyntheticFeaturesConfig(n_pois=4, n_posts=360, n_users=60, text_signal=0.35, tag_signal=0.6, image_separation=1.5,
                        caption_words=(3, 8), image_dim=8, seed=3)
 
 

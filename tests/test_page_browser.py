@@ -26,7 +26,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_page_predicts_and_draws_the_map(tmp_path_factory, tmp_path):
-    from postloc.predict import load
+    from postloc.inference.predictor import load
     from postloc.serve.app import ServeSettings, create_app
 
     run = small_run(tmp_path_factory)

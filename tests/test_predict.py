@@ -8,8 +8,8 @@ import pytest
 
 from postloc.data.schema import Post
 from postloc.errors import BadInputError, PostlocError
-from postloc.predict import Predictor, load
-from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+from postloc.inference.predictor import Predictor, load
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 from postloc.training import RunConfig, TrainerConfig, train
 
 SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
@@ -19,7 +19,7 @@ SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("predict")
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticConfig(
+    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
         n_pois=4, n_posts=300, n_users=40, text_signal=0.35, tag_signal=0.6, image_separation=1.5,
         caption_words=(3, 8), image_dim=8, seed=11))
     config = RunConfig("mrlf", dict(SMALL), TrainerConfig(epochs=5, batch_size=32, progress=False, threads=1))
@@ -64,7 +64,7 @@ def test_predict_accepts_posts_dataframes_and_matches_training_predictions(run):
     run_dir, posts = run
     predictor = load(run_dir)
     test = posts[posts["split"] == "test"].head(20).reset_index(drop=True)
-    from postloc.features import attach_image_features, load_image_features
+    from postloc.data.image_features import attach_image_features, load_image_features
 
     with_images = attach_image_features(test, load_image_features(run_dir.parent / "prepared"))
     expected = predictor.model.predict_proba(with_images)

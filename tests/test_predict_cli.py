@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloc import predict_cli
+from postloc.cli import predict as predict_cli
 from postloc.cli import main
-from postloc.predict import load
+from postloc.inference.predictor import load
 from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
 
 

@@ -16,10 +16,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from postloc import predict_cli
+from postloc.cli import predict as predict_cli
 from postloc.cli import main
 from postloc.errors import PostlocError
-from postloc.predict import load
+from postloc.inference.predictor import load
 from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
 
 DATA = Path(__file__).parent / "data"
@@ -54,7 +54,7 @@ def _read_folder(folder: Path) -> pd.DataFrame:
 
 
 def test_nothing_imports_ray_by_default():
-    code = ("import sys, postloc, postloc.scale, postloc.predict_cli, postloc.images_cli\n"
+    code = ("import sys, postloc, postloc.scale, postloc.cli.predict, postloc.cli.images\n"
             "from postloc.cli import build_parser\n"
             "build_parser()\n"
             "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray was imported'\n")
@@ -173,7 +173,7 @@ def _local_features(tmp_path: Path, images: dict[str, list[str]]) -> Path:
 
 def _check_same_artifacts(local: Path, remote: Path) -> pd.DataFrame:
     """Same image_features.parquet (what `postloc train` reads) and statuses; returns the per-image rows."""
-    from postloc.features import load_image_features
+    from postloc.data.image_features import load_image_features
 
     want, got = load_image_features(local), load_image_features(remote)
     assert got[0] == want[0] == ["a", "b", "e"]

@@ -42,7 +42,7 @@ def serving(app):
 def test_chunked_upload_over_the_limit_is_cut_off_early(tmp_path_factory):
     import httpx
 
-    from postloc.predict import load
+    from postloc.inference.predictor import load
     from postloc.serve.app import ServeSettings, create_app
     from postloc.serve.limits import Limits
 

@@ -30,7 +30,7 @@ from postloc.serve.limits import Limits  # noqa: E402
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    from postloc.predict import load
+    from postloc.inference.predictor import load
 
     return load(small_run(tmp_path_factory))
 

@@ -20,11 +20,11 @@ _CACHE: dict[str, object] = {}
 def small_run(tmp_path_factory) -> Path:
     """A run trained on synthetic data where hashtags carry most of the signal (image_dim 8)."""
     if "run" not in _CACHE:
-        from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
+        from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
         from postloc.training import RunConfig, TrainerConfig, train
 
         base = tmp_path_factory.mktemp("serve-run")
-        prepared = write_synthetic_prepared(base / "prepared", SyntheticConfig(
+        prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
             n_pois=4, n_posts=400, n_users=40, text_signal=0.2, tag_signal=0.9, image_separation=1.5,
             caption_words=(3, 8), image_dim=8, seed=5))
         config = RunConfig("mrlf", dict(SMALL), TrainerConfig(epochs=8, batch_size=32, progress=False, threads=1))
@@ -37,7 +37,7 @@ def decisive_tag(run: Path) -> tuple[str, str]:
     """(hashtag, poi): a kept hashtag that in training almost always means one POI."""
     import pandas as pd
 
-    from postloc.predict import load
+    from postloc.inference.predictor import load
 
     vocab = load(run).hashtag_vocabulary or set()
     posts = pd.read_parquet(run.parent / "prepared" / "posts.parquet")
@@ -62,7 +62,7 @@ def png_bytes(size: tuple[int, int] = (32, 24), color=(200, 30, 30)) -> bytes:
 
 def mean_colour_featurizer(dim: int = 8):
     """A stand-in for a backbone: the photo's mean colour repeated to ``dim`` numbers."""
-    from postloc.serve.images import FeaturizerInfo
+    from postloc.inference.images import FeaturizerInfo
 
     def featurize(image) -> np.ndarray:
         mean = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0) / 255.0

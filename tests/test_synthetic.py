@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from postloc.data.prepare import PrepareConfig, prepare
-from postloc.datasets.synthetic import SyntheticConfig, generate
+from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 from postloc.errors import PostlocError
 
-SMALL = SyntheticConfig(pois=3, posts_per_poi=12, seed=3, width=96, height=72, selfie_rate=0.2, tourist_rate=0.2)
+SMALL = SyntheticPostsConfig(pois=3, posts_per_poi=12, seed=3, width=96, height=72, selfie_rate=0.2, tourist_rate=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_records_are_complete_and_modalities_go_missing(dataset):
             with Image.open(dataset.out_dir / path) as im:
                 assert im.size == (96, 72)
     assert {r["syn_person"] for r in records} == {"none", "selfie", "tourist"}
-    many = generate(dataset.out_dir.parent / "rates", SyntheticConfig(
+    many = generate(dataset.out_dir.parent / "rates", SyntheticPostsConfig(
         pois=2, posts_per_poi=60, width=48, height=48, missing_image_rate=0.5, missing_text_rate=0.5,
         missing_hashtags_rate=0.5, selfie_rate=0, tourist_rate=0))
     counts = many.manifest["counts"]
@@ -56,18 +56,18 @@ def test_records_are_complete_and_modalities_go_missing(dataset):
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    config = SyntheticConfig(pois=2, posts_per_poi=3, width=64, height=48, seed=7)
+    config = SyntheticPostsConfig(pois=2, posts_per_poi=3, width=64, height=48, seed=7)
     a, b = generate(tmp_path / "a", config), generate(tmp_path / "b", config)
     assert (a.out_dir / "posts.jsonl").read_bytes() == (b.out_dir / "posts.jsonl").read_bytes()
     for path in (a.out_dir / "images").iterdir():
         assert path.read_bytes() == (b.out_dir / "images" / path.name).read_bytes()
-    c = generate(tmp_path / "c", SyntheticConfig(pois=2, posts_per_poi=3, width=64, height=48, seed=8))
+    c = generate(tmp_path / "c", SyntheticPostsConfig(pois=2, posts_per_poi=3, width=64, height=48, seed=8))
     assert (a.out_dir / "posts.jsonl").read_bytes() != (c.out_dir / "posts.jsonl").read_bytes()
 
 
 def test_images_carry_a_per_poi_signature(tmp_path):
     """Mean colour of a POI's photos is closer to its own photos than to other POIs' (what the image branch learns)."""
-    result = generate(tmp_path / "sig", SyntheticConfig(pois=4, posts_per_poi=8, width=64, height=48,
+    result = generate(tmp_path / "sig", SyntheticPostsConfig(pois=4, posts_per_poi=8, width=64, height=48,
                                                         selfie_rate=0, tourist_rate=0, missing_image_rate=0))
     by_poi: dict[str, list[np.ndarray]] = {}
     for r in _records(result):
@@ -91,13 +91,13 @@ def test_refuses_to_replace_a_foreign_folder_and_bad_rates(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     with pytest.raises(PostlocError, match="not a synthetic data set"):
-        generate(tmp_path / "mine", SyntheticConfig(pois=1, posts_per_poi=1))
+        generate(tmp_path / "mine", SyntheticPostsConfig(pois=1, posts_per_poi=1))
     with pytest.raises(PostlocError, match="rates"):
-        generate(tmp_path / "x", SyntheticConfig(selfie_rate=0.8, tourist_rate=0.5))
+        generate(tmp_path / "x", SyntheticPostsConfig(selfie_rate=0.8, tourist_rate=0.5))
 
 
 def test_cli_entry(tmp_path, capsys):
-    from postloc import images_cli
+    from postloc.cli import images as images_cli
 
     parser = argparse.ArgumentParser(prog="postloc")
     images_cli.add_parsers(parser.add_subparsers(dest="command", required=True))

@@ -14,11 +14,11 @@ from torch import nn
 
 from postloc.errors import PostlocError
 from postloc.models import load_model
-from postloc.synthetic_features import SyntheticConfig, write_synthetic_prepared
-from postloc.train_cli import add_parsers
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
+from postloc.cli.train import add_parsers
 from postloc.training import Callback, RunConfig, TrainerConfig, apply_overrides, evaluate, load_config, train
-from postloc.training import checkpoints as ck
-from postloc.training.trainer import Trainer
+from postloc.nn import checkpoints as ck
+from postloc.nn.trainer import Trainer
 
 SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
          "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
@@ -27,7 +27,7 @@ ALLOWED_SUFFIXES = {".json", ".jsonl", ".safetensors", ".csv", ".png", ".md"}
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    config = SyntheticConfig(n_pois=4, n_posts=240, n_users=40, text_signal=0.35, tag_signal=0.6,
+    config = SyntheticFeaturesConfig(n_pois=4, n_posts=240, n_users=40, text_signal=0.35, tag_signal=0.6,
                              image_separation=1.5, caption_words=(3, 8), image_dim=8, seed=5)
     return write_synthetic_prepared(tmp_path_factory.mktemp("syn") / "prepared", config)
 
@@ -157,7 +157,7 @@ def test_resume_after_the_process_is_killed(tmp_path):
     import sys
     import time
 
-    prepared = write_synthetic_prepared(tmp_path / "prepared", SyntheticConfig(
+    prepared = write_synthetic_prepared(tmp_path / "prepared", SyntheticFeaturesConfig(
         n_pois=4, n_posts=800, n_users=60, caption_words=(3, 8), image_dim=8, seed=6))
     run = tmp_path / "run"
     sets = [item for k, v in SMALL.items() for item in ("--set", f"{k}={v}")]

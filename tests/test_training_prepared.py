@@ -9,7 +9,7 @@ import pytest
 
 from postloc import datasets
 from postloc.data.prepare import PrepareConfig, prepare
-from postloc.predict import load
+from postloc.inference.predictor import load
 from postloc.training import RunConfig, TrainerConfig, evaluate, train
 
 SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from postloc.data.prepare import PrepareConfig, prepare
-from postloc.datasets.synthetic import SyntheticConfig, generate
+from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 from postloc.errors import PostlocError
-from postloc.features import load_image_features
+from postloc.data.image_features import load_image_features
 from postloc.vision.backbones import FrozenBackbone, get_backbone
 from postloc.vision.decode import decode_image
 from postloc.vision.deps import MissingDependency
@@ -57,7 +57,7 @@ def _broken_files(folder: Path) -> None:
 def source(tmp_path_factory) -> Path:
     """A synthetic set (3 POIs) plus posts pointing at broken and unusual files, prepared."""
     root = tmp_path_factory.mktemp("images")
-    result = generate(root / "syn", SyntheticConfig(pois=3, posts_per_poi=10, seed=5, width=160, height=120,
+    result = generate(root / "syn", SyntheticPostsConfig(pois=3, posts_per_poi=10, seed=5, width=160, height=120,
                                                     selfie_rate=0.3, tourist_rate=0.2, second_image_rate=0.2))
     _broken_files(root / "syn" / "odd")
     names = list(EXPECTED_BROKEN) + list(EXPECTED_CONVERTED)
@@ -202,7 +202,7 @@ def test_missing_mediapipe_fails_before_any_work(prepared, monkeypatch):
 
 
 def test_cli(prepared, capsys, tmp_path):
-    from postloc import images_cli
+    from postloc.cli import images as images_cli
 
     parser = argparse.ArgumentParser(prog="postloc")
     images_cli.add_parsers(parser.add_subparsers(dest="command", required=True))

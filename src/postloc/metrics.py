@@ -203,7 +203,7 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
 
 def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: str) -> dict[str, Path]:
     """``<stem>.json``, ``<stem>.md``, ``<stem>-per-poi.csv`` and ``<stem>-confusion.png`` in ``out_dir``."""
-    from postloc.data.atomic import atomic_open
+    from postloc.io.atomic import atomic_open
 
     out_dir = Path(out_dir)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md",

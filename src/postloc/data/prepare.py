@@ -38,7 +38,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from postloc.data.atomic import write_folder_atomically
+from postloc.io.atomic import write_folder_atomically
 from postloc.data.filters import count_hashtags, duplicate_key, frequent_hashtags, place_key
 from postloc.data.pois import PoiConfig, cluster_coordinates, name_from_hashtags, poi_table
 from postloc.data.readers import SkipReport, read_posts

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from postloc.data.atomic import atomic_open, atomic_path
+from postloc.io.atomic import atomic_open, atomic_path
 from postloc.data.schema import Post
 
 BATCH_ROWS = 8192

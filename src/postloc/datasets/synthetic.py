@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from postloc.data.atomic import write_folder_atomically
+from postloc.io.atomic import write_folder_atomically
 from postloc.errors import PostlocError
 
 GENERATOR_VERSION = 1
@@ -66,7 +66,7 @@ TIMES = ("morning", "afternoon", "evening", "weekend", "holiday", "sunrise", "ni
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticPostsConfig:
     """Size, noise and missing-modality rates of a synthetic data set."""
 
     pois: int = 8
@@ -139,7 +139,7 @@ def _palette(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def _make_pois(config: SyntheticConfig, rng: np.random.Generator) -> list[_Poi]:
+def _make_pois(config: SyntheticPostsConfig, rng: np.random.Generator) -> list[_Poi]:
     names: set[str] = set()
     pois = []
     km_lat = 1 / 110.574
@@ -226,7 +226,7 @@ def _draw_landmark(draw: ImageDraw.ImageDraw, kind: str, cx: float, base: float,
         draw.ellipse((cx - 0.08 * s, base - 0.95 * s, cx + 0.08 * s, base - 0.8 * s), fill=(255, 230, 120))
 
 
-def render_scene(poi: _Poi, config: SyntheticConfig, rng: np.random.Generator) -> Image.Image:
+def render_scene(poi: _Poi, config: SyntheticPostsConfig, rng: np.random.Generator) -> Image.Image:
     """One photo of ``poi``: its signature under this post's camera, light and noise."""
     look, noise = poi.look, config.visual_noise
     W, H = config.width, config.height
@@ -342,7 +342,7 @@ def _typo(word: str, rng: np.random.Generator) -> str:
     return word[:i] + word[i] + word[i:]  # double
 
 
-def _caption(poi: _Poi, others: list[_Poi], config: SyntheticConfig, rng: np.random.Generator) -> str:
+def _caption(poi: _Poi, others: list[_Poi], config: SyntheticPostsConfig, rng: np.random.Generator) -> str:
     feature, feature2 = rng.choice(poi.words[1:], size=2, replace=False)
     if others and rng.random() < config.other_poi_word_rate:
         feature2 = str(rng.choice(rng.choice(others).words[1:]))
@@ -354,7 +354,7 @@ def _caption(poi: _Poi, others: list[_Poi], config: SyntheticConfig, rng: np.ran
     return " ".join(words)
 
 
-def _hashtags(poi: _Poi, others: list[_Poi], config: SyntheticConfig, rng: np.random.Generator) -> list[str]:
+def _hashtags(poi: _Poi, others: list[_Poi], config: SyntheticPostsConfig, rng: np.random.Generator) -> list[str]:
     n_own = int(rng.integers(1, 4))
     tags = [str(t) for t in rng.choice(poi.tags, size=n_own, replace=False)]
     tags += [str(t) for t in rng.choice(SHARED_TAGS, size=int(rng.integers(0, 3)), replace=False)]
@@ -365,7 +365,7 @@ def _hashtags(poi: _Poi, others: list[_Poi], config: SyntheticConfig, rng: np.ra
 
 # --- writing -------------------------------------------------------------------------------
 
-def generate(out_dir: str | Path, config: SyntheticConfig = SyntheticConfig()) -> SyntheticResult:
+def generate(out_dir: str | Path, config: SyntheticPostsConfig = SyntheticPostsConfig()) -> SyntheticResult:
     """Write a synthetic data set to ``out_dir`` (replaced atomically if it holds a previous one)."""
     _check(config)
     out_dir = Path(out_dir)
@@ -378,7 +378,7 @@ def generate(out_dir: str | Path, config: SyntheticConfig = SyntheticConfig()) -
     return result
 
 
-def _check(config: SyntheticConfig) -> None:
+def _check(config: SyntheticPostsConfig) -> None:
     if config.pois < 1 or config.posts_per_poi < 1:
         raise PostlocError("--pois and --posts-per-poi must be at least 1")
     rates = (config.selfie_rate, config.tourist_rate, config.missing_image_rate, config.missing_text_rate,
@@ -396,7 +396,7 @@ def _is_synthetic(path: Path) -> bool:
         return False
 
 
-def _write(work: Path, config: SyntheticConfig) -> SyntheticResult:
+def _write(work: Path, config: SyntheticPostsConfig) -> SyntheticResult:
     rng = np.random.default_rng(config.seed)
     pois = _make_pois(config, rng)
     total = config.pois * config.posts_per_poi
@@ -429,7 +429,7 @@ def _write(work: Path, config: SyntheticConfig) -> SyntheticResult:
     return SyntheticResult(work, counts["posts"], counts["images"], config.pois, manifest)
 
 
-def _post(poi: _Poi, others: list[_Poi], k: int, config: SyntheticConfig, rng: np.random.Generator, work: Path,
+def _post(poi: _Poi, others: list[_Poi], k: int, config: SyntheticPostsConfig, rng: np.random.Generator, work: Path,
           start: datetime, n_users: int, counts: dict[str, int]) -> dict[str, Any]:
     post_id = f"syn-p{poi.index:03d}-{k:05d}"
     has_image = rng.random() >= config.missing_image_rate

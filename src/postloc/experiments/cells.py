@@ -52,7 +52,7 @@ class CellStore:
         return json.loads(path.read_text()) if path.exists() else None
 
     def put(self, key: str, record: dict[str, Any]) -> None:
-        from postloc.data.atomic import atomic_open
+        from postloc.io.atomic import atomic_open
 
         with atomic_open(self.path(key)) as handle:
             handle.write(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")

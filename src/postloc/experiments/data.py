@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from postloc.data.prepared import load_prepared
-from postloc.features import IMAGE_FEATURES_FILE, load_image_features
+from postloc.data.image_features import IMAGE_FEATURES_FILE, load_image_features
 
 
 def available_modalities(prepared: str | Path) -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from postloc.experiments.config import Method
-from postloc.models.mrlf_config import FUSIONS
+from postloc.models.mrlf.config import FUSIONS
 
 IMAGE_HEADS = ("resnet50", "resnet101", "densenet121", "vgg16")
 

@@ -133,7 +133,7 @@ _PLOTS = {"table2": _plot_bars, "fig2": _plot_bars, "fig3": _plot_bars, "table3"
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
-    from postloc.data.atomic import atomic_open
+    from postloc.io.atomic import atomic_open
 
     suffix = f" ({SYNTHETIC})" if results.get("synthetic") else ""
     for study, plot in _PLOTS.items():

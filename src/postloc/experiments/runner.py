@@ -183,7 +183,7 @@ def _trainer(config: ExperimentConfig) -> dict[str, Any]:
 def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> dict[str, Any]:
     """Train one cell, score it on the test split, return the record to store."""
     from postloc.data.prepared import load_prepared
-    from postloc.features import attach_image_features, load_image_features
+    from postloc.data.image_features import attach_image_features, load_image_features
     from postloc.metrics import evaluate
     from postloc.training.api import train
     from postloc.training.config import RunConfig, TrainerConfig

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from postloc.errors import ModelFileError, PostlocError
-from postloc.training.config import TrainerConfig, make_dataclass_config
+from postloc.nn.config import TrainerConfig
+from postloc.settings import make_dataclass_config
 
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1

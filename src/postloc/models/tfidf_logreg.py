@@ -25,7 +25,7 @@ from postloc.errors import PostlocError
 from postloc.models.base import Estimator, write_manifest
 from postloc.models.registry import register
 from postloc.text.normalize import tokenize
-from postloc.training import checkpoints as ck
+from postloc.nn import checkpoints as ck
 
 WEIGHTS = "weights.safetensors"
 VOCAB = "vocab.json"

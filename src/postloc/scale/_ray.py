@@ -127,7 +127,7 @@ def write_parquet_parts(dataset: Any, out: Path, rows_per_file: int) -> None:
 
     Both Ray jobs end this way; a failure inside an actor surfaces as the user's own error.
     """
-    from postloc.data.atomic import write_folder_atomically
+    from postloc.io.atomic import write_folder_atomically
 
     def fill(tmp: Path) -> None:
         dataset.write_parquet(str(tmp), filename_provider=part_names(), min_rows_per_file=rows_per_file)

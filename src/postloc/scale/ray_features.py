@@ -13,7 +13,7 @@ Flow, for a folder written by ``postloc prepare`` (the same input as ``postloc i
    ``portrait_ratio``, ``person_gate``, ``vector`` (null unless the status is kept/inpainted).
    A missing, corrupt or not-an-image file is a row with its status; it never stops the job.
 5. On the driver, the per-image rows are pooled into exactly the artifacts ``postloc images``
-   writes next to the prepared data: ``image_features.parquet`` (the :mod:`postloc.features`
+   writes next to the prepared data: ``image_features.parquet`` (the :mod:`postloc.data.image_features`
    contract that ``postloc train`` reads: id, mean vector of the post's usable images, in
    ``posts.parquet`` order), ``image_status.csv`` and ``image_summary.json`` (which names the
    backbone, so ``postloc predict``/``serve`` can rebuild it). Training needs nothing new.
@@ -155,8 +155,8 @@ def write_artifacts(prepared_dir: Path, posts, vectors_dir: Path, config: Any, b
 
     import pyarrow.dataset as ds
 
-    from postloc.data.atomic import atomic_open
-    from postloc.features import write_image_features
+    from postloc.io.atomic import atomic_open
+    from postloc.data.image_features import write_image_features
     from postloc.vision.decode import MISSING, UNREADABLE, ZERO_BYTE
     from postloc.vision.pipeline import (
         IMAGE_FEATURES_FILE,

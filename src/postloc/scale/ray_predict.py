@@ -7,9 +7,9 @@ predicts batch after batch; the results are written by ``write_parquet`` as they
 per write task. Memory on every process stays bounded by a few blocks, whatever the input size.
 
 Every row goes through the same code as ``postloc predict``: validation by
-:meth:`postloc.data.schema.Post.from_record`, then :func:`postloc.predict_cli.post_record` (the
+:meth:`postloc.data.schema.Post.from_record`, then :func:`postloc.cli.predict.post_record` (the
 precomputed ``image_vector`` or the photos through the run's backbone), then
-:meth:`postloc.predict.Predictor.predict`. The output has the columns ``postloc predict`` writes to
+:meth:`postloc.inference.predictor.Predictor.predict`. The output has the columns ``postloc predict`` writes to
 Parquet: ``id`` and ``predictions`` (list of ``{poi, name, probability, lat, lon}``).
 
 Photos are embedded by the actor itself, with the backbone the run was trained with (loaded once
@@ -78,8 +78,8 @@ class PredictActor:
                  featurizer: Callable | None = None, max_pixels: int | None = None):
         import torch
 
-        from postloc.predict import load
-        from postloc.serve.images import featurizer_for_run
+        from postloc.inference.predictor import load
+        from postloc.inference.images import featurizer_for_run
         from postloc.serve.limits import Limits
 
         torch.set_num_threads(max(1, threads))
@@ -95,7 +95,7 @@ class PredictActor:
         import pyarrow as pa
 
         from postloc.data.schema import Post
-        from postloc.predict_cli import post_record
+        from postloc.cli.predict import post_record
 
         records = []
         for row in batch.to_pylist():
@@ -132,7 +132,7 @@ def predict_ray(run: str | Path, source: str | Path, out: str | Path, *, workers
     only then), so a failed job leaves no half-written output. ``threads``: torch threads per actor
     (default: this machine's cores shared among the workers).
     """
-    from postloc.predict import load
+    from postloc.inference.predictor import load
     from postloc.scale._ray import require_ray
 
     require_ray()

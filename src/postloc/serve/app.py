@@ -33,11 +33,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from postloc.explain import explain_row, occlusions
-from postloc.features import IMAGE_COLUMN
+from postloc.inference.explain import explain_row, occlusions
+from postloc.data.image_features import IMAGE_COLUMN
 from postloc.metrics import top_k_indices
 from postloc.serve.batcher import MicroBatcher
-from postloc.serve.images import FeaturizerInfo, ImageRejected, decode_upload
+from postloc.inference.images import FeaturizerInfo, ImageRejected, decode_upload
 from postloc.serve.limits import Limits, TokenBucket, sniff_image
 from postloc.serve.schemas import Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
 from postloc.text.normalize import extract_hashtags, normalize_hashtags
@@ -131,12 +131,12 @@ CLOSE = {"Connection": "close"}
 
 def create_app(predictor: Any, settings: ServeSettings | None = None, image: FeaturizerInfo | None = None,
                model_name: str = "") -> FastAPI:
-    """The app around an already loaded :class:`postloc.predict.Predictor`.
+    """The app around an already loaded :class:`postloc.inference.predictor.Predictor`.
 
     ``image`` is the photo seam: a featurizer (decoded RGB image -> the vector the model was
     trained on) or ``None`` with the reason shown to clients.
     """
-    from postloc.explain import model_proba
+    from postloc.inference.explain import model_proba
 
     settings = settings or ServeSettings()
     limits = settings.limits

@@ -16,7 +16,7 @@ _EXPORTS = {
     "TrainerConfig": "postloc.training.config",
     "load_config": "postloc.training.config",
     "apply_overrides": "postloc.training.config",
-    "Callback": "postloc.training.trainer",
+    "Callback": "postloc.nn.trainer",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -26,16 +26,16 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from postloc.data.atomic import write_folder_atomically
+from postloc.io.atomic import write_folder_atomically
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.errors import PostlocError
-from postloc.features import attach_image_features, load_image_features
+from postloc.data.image_features import attach_image_features, load_image_features
 from postloc.metrics import evaluate as evaluate_predictions
 from postloc.metrics import write_report
-from postloc.training import checkpoints as ck
-from postloc.training import distributed as dist
+from postloc.nn import checkpoints as ck
+from postloc.nn import distributed as dist
 from postloc.training.config import RunConfig, read_run_config
-from postloc.training.trainer import BEST, write_metrics
+from postloc.nn.trainer import BEST, write_metrics
 
 RUN_CONFIG = "config.json"
 DATA_INFO = "data.json"
@@ -205,7 +205,7 @@ def _plain(params: Any) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    from postloc.data.atomic import atomic_open
+    from postloc.io.atomic import atomic_open
 
     with atomic_open(path) as handle:
         handle.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

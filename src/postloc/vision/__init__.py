@@ -1,7 +1,7 @@
 """The image side of postloc: frozen backbones, the portrait ratio, inpainting and the feature cache.
 
 ``postloc images PREPARED`` (:func:`postloc.vision.pipeline.extract_images`) runs all of it over a
-prepared dataset and writes ``image_features.parquet`` (the contract of :mod:`postloc.features`).
+prepared dataset and writes ``image_features.parquet`` (the contract of :mod:`postloc.data.image_features`).
 Optional dependencies (mediapipe, PyPatchMatch, OpenCV) are imported only when used, and the
 names below are resolved lazily (PEP 562) so that ``import postloc.vision.decode`` or building the
 CLI parser does not import torch (about 0.3 GB and 1-2 s for every `postloc prepare`).

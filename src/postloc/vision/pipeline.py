@@ -7,7 +7,7 @@ Flow (memory stays bounded: images are streamed, vectors live in on-disk shards)
    (key: content hash + backbone + preprocessing + the pixel change the noise mode applies);
 3. only the misses go through a DataLoader (workers decode, segment, inpaint, preprocess) and
    the backbone, in batches; results are appended to the caches shard by shard;
-4. ``image_features.parquet`` (the :mod:`postloc.features` contract: id, vector = mean of the
+4. ``image_features.parquet`` (the :mod:`postloc.data.image_features` contract: id, vector = mean of the
    post's kept images), ``image_status.csv`` (one row per image file) and ``image_summary.json``
    are written atomically.
 
@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
-from postloc.data.atomic import atomic_open, atomic_path
+from postloc.io.atomic import atomic_open, atomic_path
+from postloc.data.image_features import IMAGE_FEATURES_FILE
 from postloc.errors import PostlocError
 from postloc.vision.decode import FAILURES, DecodeConfig, content_hash, read_bytes
 from postloc.vision.inpaint import InpaintConfig, check_available
@@ -45,7 +46,6 @@ from postloc.vision.work import DROPPED, INPAINTED, KEPT, NoiseMode, WorkItem, W
 if TYPE_CHECKING:  # torch is imported only when the pipeline runs
     from postloc.vision.backbones import FrozenBackbone
 
-IMAGE_FEATURES_FILE = "image_features.parquet"
 STATUS_FILE = "image_status.csv"
 SUMMARY_FILE = "image_summary.json"
 USABLE = (KEPT, INPAINTED)

@@ -19,7 +19,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from postloc.data.atomic import atomic_path, remove_stale_temporaries
+from postloc.io.atomic import atomic_path, remove_stale_temporaries
 
 _OPEN_SHARDS = 16
 

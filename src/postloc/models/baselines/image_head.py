@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from postloc.errors import PostlocError
-from postloc.features import IMAGE_COLUMN, image_dim, image_matrix
+from postloc.data.image_features import IMAGE_COLUMN, image_dim, image_matrix
 from postloc.models.baselines.neural import ArrayData, NeuralBaseline, PriorHead
 from postloc.models.registry import register
 

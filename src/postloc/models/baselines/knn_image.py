@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 
 from postloc.errors import PostlocError
-from postloc.features import image_dim, image_matrix
+from postloc.data.image_features import image_dim, image_matrix
 from postloc.models.base import Estimator, write_manifest
 from postloc.models.registry import register
-from postloc.training import checkpoints as ck
+from postloc.nn import checkpoints as ck
 
 WEIGHTS = "neighbours.safetensors"
 

@@ -21,9 +21,9 @@ from torch import nn
 
 from postloc.errors import PostlocError
 from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
-from postloc.training import checkpoints as ck
-from postloc.training.config import make_dataclass_config
-from postloc.training.trainer import Trainer, TrainState, deterministic, predict_proba_batches
+from postloc.nn import checkpoints as ck
+from postloc.settings import make_dataclass_config
+from postloc.nn.trainer import Trainer, TrainState, deterministic, predict_proba_batches
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.json"

@@ -22,7 +22,7 @@ from postloc.models.base import Estimator, write_manifest
 from postloc.models.baselines.forest_arrays import ForestArrays
 from postloc.models.baselines.neural import post_tags
 from postloc.models.registry import register
-from postloc.training import checkpoints as ck
+from postloc.nn import checkpoints as ck
 
 WEIGHTS = "forest.safetensors"
 VOCAB = "vocab.json"

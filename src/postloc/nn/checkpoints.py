@@ -195,10 +195,10 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 def recover_run(run_dir: str | Path) -> None:
     """Before resuming: put back folders a killed run had moved aside mid-swap (``best/``, checkpoints).
 
-    :func:`~postloc.data.atomic.write_folder_atomically` renames the old folder aside, then the
+    :func:`~postloc.io.atomic.write_folder_atomically` renames the old folder aside, then the
     new one in; a SIGKILL between the two leaves the old one under ``.NAME.old-PID``.
     """
-    from postloc.data.atomic import recover_folder
+    from postloc.io.atomic import recover_folder
 
     run_dir = Path(run_dir)
     recover_folder(run_dir / "best")

@@ -314,7 +314,7 @@ def mirror_latest_checkpoint(run_dir: Path, dest: Path, ctx: DistContext) -> Pat
     and no rank but 0 reads the run folder. Returns the folder to resume from (``run_dir`` on
     rank 0, ``dest`` elsewhere), or None when there is no checkpoint.
     """
-    from postloc.training import checkpoints as ck
+    from postloc.nn import checkpoints as ck
 
     def read() -> dict[str, bytes]:
         latest = ck.latest_checkpoint(run_dir)

@@ -10,7 +10,7 @@ rate, patience counters, history, RNG states).
 Shuffling uses a generator seeded by ``(seed, epoch)``, and the torch RNG state (dropout) is
 restored on resume, so "2 epochs, crash, resume to 4" gives the same weights as 4 epochs in one go.
 
-Under ``torchrun`` (see :mod:`postloc.training.distributed` and docs/scale-training.md) the
+Under ``torchrun`` (see :mod:`postloc.nn.distributed` and docs/scale-training.md) the
 same loop runs data-parallel: the module is wrapped in DistributedDataParallel, each rank
 trains on its share of every epoch's batches (``batch_size`` stays the global batch size),
 validation is split over the ranks and summed, rank 0's numbers drive the schedule and early
@@ -35,10 +35,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from postloc.data.atomic import write_folder_atomically
-from postloc.training import checkpoints as ck
-from postloc.training import distributed as dist
-from postloc.training.config import TrainerConfig
+from postloc.io.atomic import write_folder_atomically
+from postloc.nn import checkpoints as ck
+from postloc.nn import distributed as dist
+from postloc.nn.config import TrainerConfig
 
 METRICS_CSV = "metrics.csv"
 METRICS_JSONL = "metrics.jsonl"
@@ -319,7 +319,7 @@ def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """The per-epoch log as CSV and JSONL, rewritten whole (atomically) from the trainer state."""
-    from postloc.data.atomic import atomic_open
+    from postloc.io.atomic import atomic_open
 
     columns: list[str] = []
     for row in history:

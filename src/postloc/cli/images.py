@@ -145,9 +145,9 @@ def backbones_table() -> str:
 
 
 def _add_synthetic(sub) -> None:
-    from postloc.datasets.synthetic import SyntheticConfig
+    from postloc.datasets.synthetic import SyntheticPostsConfig
 
-    d = _defaults(SyntheticConfig)
+    d = _defaults(SyntheticPostsConfig)
     p = sub.add_parser("synthetic", help="write a SYNTHETIC multimodal data set (images, captions, hashtags)",
                        description="Generate labelled synthetic posts at invented POIs, ready for `postloc prepare`. "
                                    "Every output says it is synthetic (ids syn-*, \"synthetic\": true, README).")
@@ -164,10 +164,10 @@ def _add_synthetic(sub) -> None:
 
 
 def _run_synthetic(args) -> int:
-    from postloc.datasets.synthetic import SyntheticConfig, generate
+    from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 
     width, height = args.size
-    config = SyntheticConfig(
+    config = SyntheticPostsConfig(
         pois=args.pois, posts_per_poi=args.posts_per_poi, seed=args.seed, width=width, height=height, users=args.users,
         selfie_rate=args.selfie_rate, tourist_rate=args.tourist_rate, missing_image_rate=args.missing_image_rate,
         missing_text_rate=args.missing_text_rate, missing_hashtags_rate=args.missing_hashtags_rate,

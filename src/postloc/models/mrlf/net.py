@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from postloc.models.layers import CharEncoder, CrossFusion, MultiHeadAttention, SelfAttentionBlock, WordEncoder, masked_max
-from postloc.models.mrlf_config import MRLFConfig
+from postloc.models.mrlf.layers import CharEncoder, CrossFusion, MultiHeadAttention, SelfAttentionBlock, WordEncoder, masked_max
+from postloc.models.mrlf.config import MRLFConfig
 
 SLOTS = {"text": ("char_text", "word_text"), "hashtags": ("char_tag", "word_tag"), "image": ("image",)}
 

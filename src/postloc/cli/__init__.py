@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prepare(sub)
     _add_datasets(sub)
-    from postloc import experiments_cli, images_cli, predict_cli, train_cli
+    from postloc.cli import experiments as experiments_cli, images as images_cli, predict as predict_cli, train as train_cli
 
     images_cli.add_parsers(sub)
     train_cli.add_parsers(sub)
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"postloc {args.command}: interrupted; outputs were left as they were", file=sys.stderr)
         return 130
     except OSError as error:  # a full disk met outside the atomic writers: still one clear line, no traceback
-        from postloc.data.atomic import is_disk_full
+        from postloc.io.atomic import is_disk_full
 
         if not is_disk_full(error):
             raise

@@ -57,7 +57,7 @@ def write_image_features(prepared_dir: str | Path, ids: Sequence[str], matrix: n
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from postloc.data.atomic import atomic_path
+    from postloc.io.atomic import atomic_path
 
     matrix = np.asarray(matrix, dtype=np.float32)
     if matrix.ndim != 2 or len(ids) != matrix.shape[0]:

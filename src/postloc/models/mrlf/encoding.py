@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from postloc.features import image_matrix
-from postloc.models.mrlf_config import MRLFConfig
+from postloc.data.image_features import image_matrix
+from postloc.models.mrlf.config import MRLFConfig
 from postloc.text.normalize import tokenize
 from postloc.text.vocab import PAD_ID, Vocabulary, chars, hashtag_string
 

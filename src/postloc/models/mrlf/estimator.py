@@ -19,15 +19,15 @@ import pandas as pd
 import torch
 
 from postloc.errors import PostlocError
-from postloc.features import image_dim as data_image_dim
+from postloc.data.image_features import image_dim as data_image_dim
 from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
-from postloc.models.encoding import EncodedPosts, Vocabularies, encode_posts
-from postloc.models.mrlf_config import MRLFConfig
-from postloc.models.mrlf_net import MRLFNet
+from postloc.models.mrlf.encoding import EncodedPosts, Vocabularies, encode_posts
+from postloc.models.mrlf.config import MRLFConfig
+from postloc.models.mrlf.net import MRLFNet
 from postloc.models.registry import register
-from postloc.training import checkpoints as ck
-from postloc.training.config import make_dataclass_config
-from postloc.training.trainer import Trainer, TrainState, deterministic, predict_proba_batches
+from postloc.nn import checkpoints as ck
+from postloc.settings import make_dataclass_config
+from postloc.nn.trainer import Trainer, TrainState, deterministic, predict_proba_batches
 
 WEIGHTS = "weights.safetensors"
 VOCAB = "vocab.json"
@@ -35,7 +35,7 @@ VOCAB = "vocab.json"
 
 @register("mrlf")
 class MRLF(Estimator):
-    """The paper's multi-modal representation learning framework (see :mod:`postloc.models.mrlf_net`)."""
+    """The paper's multi-modal representation learning framework (see :mod:`postloc.models.mrlf.net`)."""
 
     name = "mrlf"
     Config = MRLFConfig

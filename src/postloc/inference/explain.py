@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from postloc.features import IMAGE_COLUMN
+from postloc.data.image_features import IMAGE_COLUMN
 from postloc.text.normalize import extract_hashtags, normalize_hashtags
 
 #: ``rows -> [n_rows, n_classes]`` probabilities; rows are normalised model rows (see :func:`model_proba`).

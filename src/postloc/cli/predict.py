@@ -3,7 +3,7 @@
 ``predict`` streams: posts come from the reader in batches of ``--batch-size`` and every batch's
 predictions are written before the next is read, so memory does not grow with the input (a
 million posts never sit in memory at once). Photos are read from disk per batch and turned into
-features with the run's backbone when it can be rebuilt here (see :mod:`postloc.serve.images`).
+features with the run's backbone when it can be rebuilt here (see :mod:`postloc.inference.images`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def image_vector(paths: list[str], featurize, max_pixels: int) -> np.ndarray | None:
     """Mean feature vector of a post's readable photos (as ``postloc images`` does), or None."""
-    from postloc.serve.images import ImageRejected, decode_upload
+    from postloc.inference.images import ImageRejected, decode_upload
     from postloc.serve.limits import sniff_image
 
     vectors = []
@@ -137,8 +137,8 @@ def predict_file(run: Path, source: Path, out: Path, *, top_k: int = 5, batch_si
     from tqdm import tqdm
 
     from postloc.data.readers import SkipReport, read_posts
-    from postloc.predict import load
-    from postloc.serve.images import featurizer_for_run
+    from postloc.inference.predictor import load
+    from postloc.inference.images import featurizer_for_run
     from postloc.serve.limits import Limits
 
     if batch_size < 1 or top_k < 1:
@@ -180,7 +180,7 @@ def predict_file(run: Path, source: Path, out: Path, *, top_k: int = 5, batch_si
 
 class _JsonlWriter:
     def __init__(self, path: Path):
-        from postloc.data.atomic import atomic_open
+        from postloc.io.atomic import atomic_open
 
         self._context = atomic_open(path, "w")
         self._handle = self._context.__enter__()
@@ -207,7 +207,7 @@ class _ParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from postloc.data.atomic import atomic_path
+        from postloc.io.atomic import atomic_path
 
         self.pa = pa
         entry = pa.struct([("poi", pa.string()), ("name", pa.string()), ("probability", pa.float64()),
@@ -273,9 +273,9 @@ def _run_predict_ray(args) -> int:
 
 def build_app(run: Path, settings=None, featurizer=None):
     """Load the run once and build the app (what ``postloc serve`` and the benchmark run)."""
-    from postloc.predict import load
+    from postloc.inference.predictor import load
     from postloc.serve.app import create_app
-    from postloc.serve.images import featurizer_for_run
+    from postloc.inference.images import featurizer_for_run
 
     predictor = load(run)
     info = featurizer if featurizer is not None else featurizer_for_run(
@@ -310,9 +310,9 @@ def run_serve(args) -> int:
 def run_explain(args) -> int:
     import re
 
-    from postloc.explain import explain
-    from postloc.predict import load
-    from postloc.serve.images import ImageRejected, decode_upload, featurizer_for_run
+    from postloc.inference.explain import explain
+    from postloc.inference.predictor import load
+    from postloc.inference.images import ImageRejected, decode_upload, featurizer_for_run
     from postloc.serve.limits import Limits, sniff_image
 
     predictor = load(args.run_dir)

@@ -51,7 +51,7 @@ def _add_evaluate(sub) -> None:
 
 def run_train(args) -> int:
     from postloc.models.registry import list_models
-    from postloc.training import distributed as dist
+    from postloc.nn import distributed as dist
 
     if args.list_models:
         print("\n".join(list_models()))
