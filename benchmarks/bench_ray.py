@@ -62,12 +62,12 @@ def write_inputs(prepared: Path, tmp: Path, copies: int) -> tuple[Path, Path, in
 
 
 def bench_predict(run: Path, single: Path, folder: Path, tmp: Path, batch_size: int) -> list[dict]:
-    from postloc.cli import predict as predict_cli
+    from postloc.inference import batch
     from postloc.scale import predict_ray
 
     rows = []
     start = time.perf_counter()
-    counts = predict_cli.predict_file(run, single, tmp / "local.parquet", top_k=5, batch_size=batch_size,
+    counts = batch.predict_file(run, single, tmp / "local.parquet", top_k=5, batch_size=batch_size,
                                       images=False, progress=False)
     seconds = time.perf_counter() - start
     rows.append({"engine": "local", "workers": "-", "threads": _torch_threads(), "posts": counts["posts"],

@@ -131,7 +131,7 @@ async def load_level(url: str, clients: int, total: int) -> dict:
 
 
 def batch_throughput(run: Path, base: Path, posts: int, batch_size: int) -> dict:
-    from postloc.cli import predict as predict_cli
+    from postloc.inference import batch
 
     source = base / "bench-posts.jsonl"
     with open(source, "w") as handle:
@@ -139,7 +139,7 @@ def batch_throughput(run: Path, base: Path, posts: int, batch_size: int) -> dict
             handle.write(json.dumps({"id": f"b{i}", "text": body["text"], "hashtags": body["hashtags"]}) + "\n")
     out = base / "bench-out.jsonl"
     start = time.perf_counter()
-    counts = predict_cli.predict_file(run, source, out, top_k=5, batch_size=batch_size, progress=False)
+    counts = batch.predict_file(run, source, out, top_k=5, batch_size=batch_size, progress=False)
     seconds = time.perf_counter() - start
     return {"posts": counts["posts"], "batch_size": batch_size, "seconds": round(seconds, 2),
             "posts_per_s": round(counts["posts"] / seconds, 1)}

@@ -107,7 +107,7 @@ def _child(argv: Sequence[str]) -> int:
 # --- zygote: import once, fork per run -------------------------------------------------------
 
 PRELOAD = ("pandas", "pyarrow.parquet", "torch", "safetensors.torch", "postloc.cli", "postloc.data.prepare",
-           "postloc.training.api", "postloc.models.mrlf", "postloc.vision.pipeline", "postloc.cli.predict")
+           "postloc.training.api", "postloc.models.mrlf", "postloc.vision.pipeline", "postloc.inference.batch")
 
 
 def _zygote() -> int:

@@ -68,7 +68,7 @@ def world(tmp_path_factory):
     """Earlier outputs made on the normal disk: a prepared folder, a trained run, predictions."""
     from postloc.data.prepare import PrepareConfig, prepare
     from postloc.datasets.synthetic import SyntheticPostsConfig, generate
-    from postloc.cli.predict import predict_file
+    from postloc.inference.batch import predict_file
     from postloc.training import RunConfig, TrainerConfig, train
 
     base = tmp_path_factory.mktemp("fulldisk-src")

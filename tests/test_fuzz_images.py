@@ -1,7 +1,7 @@
 """Fuzz the image decoder path: any bytes give a status or an RGB picture, never an exception or a hang.
 
 Two decoders face untrusted files: :func:`postloc.vision.decode.decode_image` (photos of a data set;
-a per-image status, never raises) and :func:`postloc.inference.images.decode_upload` (HTTP uploads;
+a per-image status, never raises) and :func:`postloc.inference.photos.decode_upload` (HTTP uploads;
 an RGB image or :class:`ImageRejected` with 400/413). Inputs: random bytes, real images of every
 mode in every format Pillow writes, truncated, bit-flipped, and decompression bombs whose header
 claims far more pixels than the limit.
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fuzz_strategies import budget, time_limit
-from postloc.inference.images import ImageRejected, decode_upload
+from postloc.inference.photos import ImageRejected, decode_upload
 from postloc.vision.decode import FAILURES, OK, TOO_LARGE, DecodeConfig, Decoded, decode_image
 
 # Pillow warns about garbage it still reads (corrupt EXIF, deprecated IM format, bombs under 2x its limit).

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloc.cli import predict as predict_cli
+from postloc.inference import batch
 from postloc.cli import main
 from postloc.inference.predictor import load
 from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
@@ -32,7 +32,7 @@ def test_jsonl_round_trip_streams_in_batches(run, tmp_path, monkeypatch):
     original = predictor.predict
     monkeypatch.setattr(predictor, "predict", lambda posts, **kw: seen.append(len(posts)) or original(posts, **kw))
     out = tmp_path / "out.jsonl"
-    counts = predict_cli.predict_file(run, source, out, top_k=2, batch_size=5, progress=False, predictor=predictor)
+    counts = batch.predict_file(run, source, out, top_k=2, batch_size=5, progress=False, predictor=predictor)
     assert counts["posts"] == 23 and seen == [5, 5, 5, 5, 3]  # never more than one batch in memory
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"p{i}" for i in range(23)]
@@ -65,11 +65,11 @@ def test_photos_are_read_from_disk_through_the_featurizer(run, tmp_path):
     source.write_text(json.dumps({"id": "1", "text": "x", "image": ["a.png", "bad.jpg"]}) + "\n"
                       + json.dumps({"id": "2", "text": "y", "image": "bad.jpg"}) + "\n")
     out = tmp_path / "out.jsonl"
-    counts = predict_cli.predict_file(run, source, out, progress=False,
-                                      featurizer=mean_colour_featurizer().featurizer)
+    counts = batch.predict_file(run, source, out, progress=False,
+                                featurizer=mean_colour_featurizer().featurizer)
     assert counts["with_images"] == 2 and counts["images_used"] == 1
     # the synthetic run records no backbone: photos are reported unused, predictions still made
-    counts = predict_cli.predict_file(run, source, out, progress=False)
+    counts = batch.predict_file(run, source, out, progress=False)
     assert counts["images_used"] == 0 and "not used" in counts["image_note"]
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from postloc.cli import predict as predict_cli
+from postloc.inference import batch
+from postloc.inference.images import FeaturizerInfo, PhotoFeatures
 from postloc.cli import main
 from postloc.errors import PostlocError
 from postloc.inference.predictor import load
@@ -54,7 +55,7 @@ def _read_folder(folder: Path) -> pd.DataFrame:
 
 
 def test_nothing_imports_ray_by_default():
-    code = ("import sys, postloc, postloc.scale, postloc.cli.predict, postloc.cli.images\n"
+    code = ("import sys, postloc, postloc.scale, postloc.cli.predict, postloc.inference.batch, postloc.cli.images\n"
             "from postloc.cli import build_parser\n"
             "build_parser()\n"
             "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray was imported'\n")
@@ -98,10 +99,11 @@ def test_predictions_equal_the_local_predictor(ray_local, run, tmp_path):
     assert table.schema.equals(pq.read_schema(_local_parquet(run, posts, folder, tmp_path, featurizer)))
 
     predictor = load(run)
+    photos = PhotoFeatures(FeaturizerInfo(featurizer, "test"), 10**8)
     records = []
     for post in posts:
         record = {"id": post["id"], "text": post["text"], "hashtags": post["hashtags"]}
-        vector = predict_cli.image_vector([str(folder / p) for p in post.get("image", [])], featurizer, 10**8)
+        vector, _ = photos.post_vector([str(folder / p) for p in post.get("image", [])])
         if vector is not None:
             record["image_vector"] = vector
         records.append(record)
@@ -120,7 +122,7 @@ def _local_parquet(run, posts, folder, tmp_path, featurizer) -> Path:
     source.write_text("".join(json.dumps({**p, "image": [str(folder / i) for i in p.get("image", [])]}) + "\n"
                               for p in posts))
     out = tmp_path / "local.parquet"
-    predict_cli.predict_file(run, source, out, top_k=3, progress=False, featurizer=featurizer)
+    batch.predict_file(run, source, out, top_k=3, progress=False, featurizer=featurizer)
     return out
 
 

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from postloc.inference.predictor import load  # noqa: E402
 from postloc.serve.app import ServeSettings, create_app  # noqa: E402
-from postloc.serve.limits import Limits, TokenBucket, sniff_image  # noqa: E402
+from postloc.inference.photos import sniff_image  # noqa: E402
+from postloc.serve.limits import Limits, TokenBucket  # noqa: E402
 from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run  # noqa: E402
 
 
@@ -245,7 +246,8 @@ def test_featurizer_for_run_says_why_photos_are_unused(run, tmp_path):
 def test_featurizer_rebuilds_the_recorded_backbone(tmp_path):
     import json as _json
 
-    from postloc.inference.images import decode_upload, featurizer_for_run
+    from postloc.inference.images import featurizer_for_run
+    from postloc.inference.photos import decode_upload
     from postloc.vision import backbone_spec, weights_available
 
     name = "efficientnet-lite0"

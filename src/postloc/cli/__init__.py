@@ -138,11 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_prepare(sub)
     _add_datasets(sub)
-    from postloc.cli import experiments as experiments_cli, images as images_cli, predict as predict_cli, train as train_cli
+    from postloc.cli import experiments as experiments_cli, images as images_cli, train as train_cli
+    from postloc.cli import explain, predict, serve
 
     images_cli.add_parsers(sub)
     train_cli.add_parsers(sub)
-    predict_cli.add_parsers(sub)
+    predict.add_parser(sub)
+    serve.add_parser(sub)
+    explain.add_parser(sub)
     experiments_cli.add_parsers(sub)
     return parser
 

@@ -20,13 +20,15 @@ Rules, chosen so each entry is something a person can delete from a post:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from postloc.data.image_features import IMAGE_COLUMN
-from postloc.text.normalize import extract_hashtags, normalize_hashtags
+from postloc.inference.photos import DEFAULT_MAX_PIXELS
+from postloc.text.hashtags import post_hashtags
 
 #: ``rows -> [n_rows, n_classes]`` probabilities; rows are normalised model rows (see :func:`model_proba`).
 ProbaFn = Callable[[list[dict[str, Any]]], np.ndarray]
@@ -94,7 +96,7 @@ def model_proba(predictor: Any) -> ProbaFn:
 
 
 def _is_hashtag_word(word: str) -> str | None:
-    tags = normalize_hashtags(extract_hashtags(word))
+    tags = post_hashtags(None, word)
     return tags[0] if len(tags) == 1 and word.lstrip().startswith("#") else None
 
 
@@ -147,9 +149,47 @@ def explain(predictor: Any, post: Mapping[str, Any], target: str | None = None,
     change the prediction, which is itself worth telling a privacy reviewer.
     """
     row = predictor.frame([post]).iloc[0].to_dict()
-    raw_tags = post.get("hashtags") or extract_hashtags(str(post.get("text") or ""))
-    ignored = [t for t in normalize_hashtags(list(raw_tags)) if t not in set(row["hashtags"])]
+    ignored = ignored_hashtags(post.get("hashtags"), str(post.get("text") or ""), row["hashtags"])
     names = [p.get("name") or "" for p in predictor.pois]
     result = explain_row(row, proba or model_proba(predictor), predictor.classes, names, target)
     result.ignored_hashtags = ignored
     return result
+
+
+def ignored_hashtags(tags: Any, text: str, used: Sequence[str]) -> list[str]:
+    """The post's hashtags (the one rule of :mod:`postloc.text.hashtags`) that the model did not get: not in
+    its training vocabulary, so they cannot change the prediction."""
+    kept = set(used)
+    return [t for t in post_hashtags(tags, text) if t not in kept]
+
+
+def photo_vector(run: str | Path, predictor: Any, path: str | Path,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray | None, str]:
+    """The feature vector of a photo to explain, treated as the run's training photos were, or None.
+
+    Returns the vector (None when the photo is not used) and a note for the user. A file that is not
+    a readable image is the user's error (:class:`~postloc.errors.PostlocError`).
+    """
+    from postloc.errors import PostlocError
+    from postloc.inference.images import photos_for_run
+    from postloc.inference.photos import ImageRejected, decode_upload, sniff_image
+    from postloc.vision.decode import DecodeConfig, read_bytes
+
+    data, failed = read_bytes(path, DecodeConfig(max_pixels=max_pixels))
+    if failed is not None:
+        raise PostlocError(f"{path}: {failed.note}")
+    if sniff_image(data) is None:
+        raise PostlocError(f"{path}: not a supported image (JPEG, PNG, GIF, BMP, WebP)")
+    try:
+        decode_upload(data, max_pixels)
+    except ImageRejected as error:
+        raise PostlocError(f"{path}: {error.message}") from None
+    photos, info = photos_for_run(run, predictor, max_pixels=max_pixels, store=False)
+    if photos is None:
+        return None, info.reason
+    outcome = photos.from_bytes(data)
+    photos.close()
+    notes = list(photos.notes)
+    if outcome.vector is None:
+        notes.append(f"the photo is not used ({outcome.status}{': ' + outcome.note if outcome.note else ''})")
+    return outcome.vector, "; ".join(notes)

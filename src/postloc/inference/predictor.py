@@ -23,7 +23,8 @@ from postloc.data.schema import Post
 from postloc.errors import PostlocError
 from postloc.data.image_features import IMAGE_COLUMN
 from postloc.metrics import top_k_indices
-from postloc.text.normalize import extract_hashtags, normalize_hashtags, normalize_text
+from postloc.text.hashtags import post_hashtags
+from postloc.text.normalize import normalize_text
 
 
 class Predictor:
@@ -89,9 +90,7 @@ class Predictor:
         else:
             raise PostlocError(f"post {position + 1}: expected a dict, a Post or a DataFrame row, got {type(post).__name__}")
         text = normalize_text(text or "")
-        tags = normalize_hashtags(list(tags) if tags is not None and len(tags) else extract_hashtags(text))
-        if self.hashtag_vocabulary is not None:
-            tags = [t for t in tags if t in self.hashtag_vocabulary]
+        tags = post_hashtags(tags, text, self.hashtag_vocabulary)
         if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
             vector = np.asarray(vector, dtype=np.float32)
         else:

@@ -7,16 +7,17 @@ predicts batch after batch; the results are written by ``write_parquet`` as they
 per write task. Memory on every process stays bounded by a few blocks, whatever the input size.
 
 Every row goes through the same code as ``postloc predict``: validation by
-:meth:`postloc.data.schema.Post.from_record`, then :func:`postloc.cli.predict.post_record` (the
-precomputed ``image_vector`` or the photos through the run's backbone), then
+:meth:`postloc.data.schema.Post.from_record`, then :func:`postloc.inference.batch.post_record` (the
+precomputed ``image_vector`` or the photos through the run's image path), then
 :meth:`postloc.inference.predictor.Predictor.predict`. The output has the columns ``postloc predict`` writes to
 Parquet: ``id`` and ``predictions`` (list of ``{poi, name, probability, lat, lon}``).
 
-Photos are embedded by the actor itself, with the backbone the run was trained with (loaded once
-per actor, on first use), rather than joined from a feature table: a join is a shuffle of the whole
-input on a cluster, and a feature table computed by ``postloc images`` covers only the prepared
-training posts (with training's portrait filtering), not new posts. Embedding in the actor gives
-exactly what the local ``postloc predict`` computes for the same post.
+Photos are embedded by the actor itself, through the run's image path (:class:`postloc.inference.images.PhotoFeatures`:
+training's portrait filter, the backbone loaded once per actor on first use, the content-hash cache
+of ``postloc images`` looked up first and extended after each batch), rather than joined from a
+feature table: a join is a shuffle of the whole input on a cluster, and a feature table computed by
+``postloc images`` covers only the prepared training posts, not new posts. Embedding in the actor
+gives exactly what the local ``postloc predict`` computes for the same post.
 
 Limits against the local path: bad records are named by file (the row number is not known inside
 a distributed read); ids are not checked for duplicates across the input (that needs a global
@@ -33,20 +34,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from postloc.errors import BadInputError, PostlocError
+from postloc.inference.batch import post_record, prediction_schema
+from postloc.inference.photos import DEFAULT_MAX_PIXELS
 from postloc.scale._ray import RaySettings, ray_session, write_parquet_parts
 
 PATH_COLUMN = "path"  # added by Ray's readers with include_paths=True
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-def prediction_schema():
-    """The Arrow schema of ``postloc predict``'s Parquet output (shared so both engines agree)."""
-    import pyarrow as pa
-
-    entry = pa.struct([("poi", pa.string()), ("name", pa.string()), ("probability", pa.float64()),
-                       ("lat", pa.float64()), ("lon", pa.float64())])
-    return pa.schema([("id", pa.string()), ("predictions", pa.list_(entry))])
 
 
 def detect_input(source: Path, fmt: str | None) -> str:
@@ -78,16 +72,13 @@ class PredictActor:
                  featurizer: Callable | None = None, max_pixels: int | None = None):
         import torch
 
+        from postloc.inference.images import photos_for_run
         from postloc.inference.predictor import load
-        from postloc.inference.images import featurizer_for_run
-        from postloc.serve.limits import Limits
 
         torch.set_num_threads(max(1, threads))
         self.predictor = load(run)
-        if images and featurizer is None:
-            featurizer = featurizer_for_run(run, int(getattr(self.predictor.model, "image_dim", 0) or 0)).featurizer
-        self.featurizer = featurizer if images else None
-        self.max_pixels = max_pixels or Limits().max_image_pixels
+        self.photos = photos_for_run(run, self.predictor, featurizer, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                                     warn=_log_once)[0] if images else None
         self.top_k, self.fmt, self.skip_bad = top_k, fmt, skip_bad
         self.schema = prediction_schema()
 
@@ -95,7 +86,6 @@ class PredictActor:
         import pyarrow as pa
 
         from postloc.data.schema import Post
-        from postloc.cli.predict import post_record
 
         records = []
         for row in batch.to_pylist():
@@ -107,7 +97,9 @@ class PredictActor:
                 if self.skip_bad:
                     continue
                 raise
-            records.append(post_record(post, self.featurizer, self.max_pixels))
+            records.append(post_record(post, self.photos))
+        if self.photos is not None:
+            self.photos.flush()  # an actor has no end hook: new cache rows are written batch by batch
         ranked = self.predictor.predict(records, top_k=self.top_k, batch_size=max(1, len(records)))
         return pa.Table.from_pylist([{"id": r["id"], "predictions": p} for r, p in zip(records, ranked)],
                                     schema=self.schema)
@@ -120,6 +112,12 @@ class PredictActor:
             return json.loads(line)
         except json.JSONDecodeError as error:
             raise BadInputError(source, None, None, f"a line is not valid JSON ({error.msg}): {line[:80]!r}") from None
+
+
+def _log_once(message: str) -> None:
+    import logging
+
+    logging.getLogger("postloc.scale").warning(message)
 
 
 def predict_ray(run: str | Path, source: str | Path, out: str | Path, *, workers: int = 1, top_k: int = 5,

@@ -33,14 +33,14 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from postloc.inference.explain import explain_row, occlusions
 from postloc.data.image_features import IMAGE_COLUMN
+from postloc.inference.explain import explain_row, ignored_hashtags, occlusions
+from postloc.inference.images import FeaturizerInfo, PhotoFeatures
+from postloc.inference.photos import ImageRejected, decode_upload, sniff_image
 from postloc.metrics import top_k_indices
 from postloc.serve.batcher import MicroBatcher
-from postloc.inference.images import FeaturizerInfo, ImageRejected, decode_upload
-from postloc.serve.limits import Limits, TokenBucket, sniff_image
+from postloc.serve.limits import Limits, TokenBucket
 from postloc.serve.schemas import Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
-from postloc.text.normalize import extract_hashtags, normalize_hashtags
 
 log = logging.getLogger("postloc.serve")
 STATIC = Path(__file__).parent / "static"
@@ -134,13 +134,16 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
     """The app around an already loaded :class:`postloc.inference.predictor.Predictor`.
 
     ``image`` is the photo seam: a featurizer (decoded RGB image -> the vector the model was
-    trained on) or ``None`` with the reason shown to clients.
+    trained on), with the run's photo treatment and cache when :func:`featurizer_for_run` found
+    them, or ``None`` with the reason shown to clients. Uploads are looked up in the run's cache
+    but never added to it (clients must not be able to grow the disk).
     """
     from postloc.inference.explain import model_proba
 
     settings = settings or ServeSettings()
     limits = settings.limits
     image = image or FeaturizerInfo(None, "no image featurizer configured; the photo is not used")
+    photos = PhotoFeatures(image, limits.max_image_pixels, store=False, warn=log.warning) if image.featurizer else None
     batcher = MicroBatcher(model_proba(predictor), settings.batch_rows, settings.batch_wait_ms / 1000)
     classes = predictor.classes
     names = [p.get("name") or "" for p in predictor.pois]
@@ -198,7 +201,7 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
         status = {"received": photo is not None, "used": False, "message": ""}
         vector = None
         if photo is not None:
-            vector, status["message"] = await _photo_vector(photo, limits, image, image_dim)
+            vector, status["message"] = await _photo_vector(photo, limits, image, photos, image_dim)
             status["used"] = vector is not None
         post = {"id": "request", "text": body.text, "hashtags": body.hashtags}
         try:
@@ -218,8 +221,7 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
         }
         if explain:
             explanation = explain_row(row, lambda _rows: matrix, classes, names)
-            raw = body.hashtags or extract_hashtags(body.text)
-            explanation.ignored_hashtags = [t for t in normalize_hashtags(list(raw)) if t not in set(row["hashtags"])]
+            explanation.ignored_hashtags = ignored_hashtags(body.hashtags, body.text, row["hashtags"])
             result["explanation"] = explanation.to_dict()
         return result
 
@@ -268,6 +270,17 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
     # request schema is added to the OpenAPI document by hand.
     _register_schema(app)
     return app
+
+
+def build_app(run: Path, settings: ServeSettings | None = None, featurizer: FeaturizerInfo | None = None) -> FastAPI:
+    """Load the run once and build the app (what ``postloc serve`` and the benchmark run)."""
+    from postloc.inference.images import featurizer_for_run
+    from postloc.inference.predictor import load
+
+    predictor = load(run)
+    info = featurizer if featurizer is not None else featurizer_for_run(
+        run, int(getattr(predictor.model, "image_dim", 0) or 0))
+    return create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
 
 
 def _register_schema(app: FastAPI) -> None:
@@ -386,24 +399,29 @@ def _check_limits(body: PredictRequest, limits: Limits) -> None:
         raise ApiError(422, f"top_k is {shown}; the limit is {limits.max_top_k}")
 
 
-async def _photo_vector(data: bytes, limits: Limits, image: FeaturizerInfo, image_dim: int) -> tuple[Any, str]:
+async def _photo_vector(data: bytes, limits: Limits, image: FeaturizerInfo, photos: PhotoFeatures | None,
+                        image_dim: int) -> tuple[Any, str]:
     """The photo's feature vector (or None) and the message for the client; raises for bad photos."""
     if sniff_image(data) is None:
         raise ApiError(415, "the uploaded file is not a supported image (JPEG, PNG, GIF, BMP or WebP), "
                             "judged by its content")
     loop = asyncio.get_running_loop()
     try:
-        decoded = await loop.run_in_executor(None, decode_upload, data, limits.max_image_pixels)
+        await loop.run_in_executor(None, decode_upload, data, limits.max_image_pixels)
     except ImageRejected as error:
         raise ApiError(error.status, error.message) from None
-    if image.featurizer is None:
+    if photos is None:
         return None, image.reason
     try:
-        vector = await loop.run_in_executor(None, image.featurizer, decoded)
+        outcome = await loop.run_in_executor(None, photos.from_bytes, data)
     except Exception:  # noqa: BLE001
         log.exception("image featurizer failed")
         return None, "the photo could not be turned into features; it is not used"
-    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if outcome.vector is None:
+        if outcome.status == "dropped_portrait":
+            return None, f"the photo is portrait noise ({outcome.note}), which training dropped; it is not used"
+        return None, f"the photo could not be turned into features ({outcome.status}); it is not used"
+    vector = outcome.vector.reshape(-1)
     if vector.shape[0] != image_dim:
         return None, f"the image featurizer gave {vector.shape[0]} features but the model expects {image_dim}"
     return vector, image.reason or "photo used"

@@ -12,11 +12,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from postloc.inference.photos import DEFAULT_MAX_PIXELS
+
 
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 10 * 1024 * 1024  # whole request, photo included
-    max_image_pixels: int = 40_000_000  # width * height of the uploaded photo
+    max_image_pixels: int = DEFAULT_MAX_PIXELS  # width * height of the uploaded photo
     max_text_chars: int = 2_000
     max_hashtags: int = 64
     max_top_k: int = 50
@@ -53,24 +55,3 @@ class TokenBucket:
                 self._buckets.popitem(last=False)
         wait = 0.0 if allowed else ((1.0 - tokens) / self.rate if self.rate > 0 else 60.0)
         return allowed, wait
-
-
-# Magic bytes of the image formats Pillow decodes and phones produce. The declared content type
-# and the file name are never trusted; only these bytes decide.
-_MAGIC = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The image MIME type from the first bytes, or ``None`` when they are no supported image."""
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None

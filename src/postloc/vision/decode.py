@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -61,24 +63,44 @@ class Decoded:
 
 
 def read_bytes(path: str | Path, config: DecodeConfig = DecodeConfig()) -> tuple[bytes | None, Decoded | None]:
-    """The file's content, or a failed :class:`Decoded` (missing, unreadable, empty, too large)."""
+    """The file's content, or a failed :class:`Decoded` (missing, unreadable, empty, too large).
+
+    The one reader of photo files for training and prediction alike. A post names its photos, so a
+    path may point anywhere: only a regular file is read, and never more than ``max_bytes``. The
+    file is opened without blocking and checked on the open descriptor, so a FIFO (which would
+    wait forever for a writer), a device (``/dev/zero`` never ends) or a file swapped for one
+    after a check is refused, not read.
+    """
     path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
-        size = path.stat().st_size
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None, Decoded(MISSING, note="file not found")
     except OSError as error:
         return None, Decoded(UNREADABLE, note=str(error))
-    if not path.is_file():
-        return None, Decoded(UNREADABLE, note="not a regular file")
-    if size == 0:
-        return None, Decoded(ZERO_BYTE, note="empty file", sha256=hashlib.sha256(b"").hexdigest())
-    if size > config.max_bytes:
-        return None, Decoded(TOO_LARGE, note=f"{size} bytes > max_bytes {config.max_bytes}")
     try:
-        return path.read_bytes(), None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, Decoded(UNREADABLE, note="not a regular file")
+        if info.st_size > config.max_bytes:
+            return None, Decoded(TOO_LARGE, note=f"{info.st_size} bytes > max_bytes {config.max_bytes}")
+        chunks, size = [], 0
+        while size <= config.max_bytes:  # the file may grow after fstat: read at most one byte past the cap
+            chunk = os.read(fd, min(1 << 20, config.max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
     except OSError as error:
         return None, Decoded(UNREADABLE, note=str(error))
+    finally:
+        os.close(fd)
+    if size > config.max_bytes:
+        return None, Decoded(TOO_LARGE, note=f"more than max_bytes {config.max_bytes} bytes")
+    if size == 0:
+        return None, Decoded(ZERO_BYTE, note="empty file", sha256=hashlib.sha256(b"").hexdigest())
+    return b"".join(chunks), None
 
 
 def content_hash(data: bytes) -> str:

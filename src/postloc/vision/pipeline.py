@@ -197,7 +197,7 @@ def _hash_all(paths: list[str], config: ImagesConfig) -> dict[str, ImageRecord]:
         return {r.path: r for r in _progress(results, config.progress, "hashing", len(paths), "img")}
 
 
-def _portrait_key(sha: str, settings: WorkSettings) -> str:
+def portrait_key(sha: str, settings: WorkSettings) -> str:
     return f"{sha}|{settings.portrait.key()}|{settings.decode.key()}"
 
 
@@ -220,7 +220,7 @@ def _plan(records: dict[str, ImageRecord], features: ShardStore, ratios: ShardSt
             continue
         ratio, gate = math.nan, ""
         if settings.noise != "keep":
-            row = ratios.get(_portrait_key(record.sha256, settings))
+            row = ratios.get(portrait_key(record.sha256, settings))
             if row is not None:
                 ratio, gate = float(row["ratio"]), str(row["gate"])
                 record.width, record.height = int(row["width"]), int(row["height"])
@@ -315,7 +315,7 @@ def _compute(items: list[WorkItem], records: dict[str, ImageRecord], features: S
                     failures.put(_failure_key(result.sha256, settings), {"failed": 1.0},
                                  {"status": result.status, "note": result.note})
                 elif result.ratio_computed:
-                    ratios.put(_portrait_key(result.sha256, settings),
+                    ratios.put(portrait_key(result.sha256, settings),
                                {"ratio": result.ratio, "width": result.width, "height": result.height},
                                {"gate": result.gate})
                 key = ""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 
 from postloc.vision.decode import OK, DecodeConfig, decode_image
 from postloc.vision.inpaint import InpaintConfig, inpaint_person, thumbnail
@@ -101,26 +102,54 @@ def process(item: WorkItem, settings: WorkSettings) -> WorkResult:
                           f"{type(error).__name__}: {str(error)[:200]}")
 
 
+@dataclass
+class Treatment:
+    """What the portrait decision does to one decoded picture (see :func:`treat`)."""
+
+    status: str  # kept, inpainted or dropped_portrait
+    image: Image.Image | None  # what the backbone sees; None when dropped
+    ratio: float
+    gate: str = ""
+    ratio_computed: bool = False
+    thumb: bytes | None = field(default=None, repr=False)
+
+
+def treat(image: Image.Image, settings: WorkSettings, ratio: float = math.nan, gate: str = "") -> Treatment:
+    """Measure the portrait ratio when it is not known, decide, and inpaint when the decision says so.
+
+    The one place the noise mode touches pixels: ``postloc images`` (through :func:`process`) and
+    prediction (:mod:`postloc.inference.images`) both call it, so a photo is treated the same way
+    whether it was seen in training or arrives with a new post.
+    """
+    mask = None
+    computed = False
+    if settings.noise != "keep" and math.isnan(ratio):
+        measured = segmenter(settings.portrait).measure(image)
+        ratio, gate, computed, mask = measured.ratio, measured.gate, True, measured.mask
+    status = decide(settings.noise, ratio, settings.portrait, settings.inpaint)
+    if status == DROPPED:
+        return Treatment(status, None, ratio, gate, computed)
+    thumb = None
+    if status == INPAINTED:
+        if mask is None:
+            mask = segmenter(settings.portrait).measure(image).mask
+        filled = inpaint_person(image, mask, settings.inpaint)
+        if settings.thumbnails:
+            thumb = thumbnail(image, mask, filled)
+        image = filled
+    return Treatment(status, image, ratio, gate, computed, thumb)
+
+
 def _process(item: WorkItem, settings: WorkSettings) -> WorkResult:
     decoded = decode_image(item.path, settings.decode)
     sha = decoded.sha256 or item.sha256
     result = WorkResult(item.path, sha, item.sha256, decoded.status, decoded.note, decoded.width, decoded.height, item.ratio, item.gate)
     if decoded.status != OK:
         return result
-    image = decoded.image
-    mask = None
-    if settings.noise != "keep" and (math.isnan(item.ratio) or sha != item.sha256):
-        measured = segmenter(settings.portrait).measure(image)
-        result.ratio, result.gate, result.ratio_computed, mask = measured.ratio, measured.gate, True, measured.mask
-    result.status = decide(settings.noise, result.ratio, settings.portrait, settings.inpaint)
-    if result.status == DROPPED:
-        return result
-    if result.status == INPAINTED:
-        if mask is None:
-            mask = segmenter(settings.portrait).measure(image).mask
-        filled = inpaint_person(image, mask, settings.inpaint)
-        if settings.thumbnails:
-            result.thumb = thumbnail(image, mask, filled)
-        image = filled
-    result.pixels = settings.preprocessing(image)
+    known = item.ratio if sha == item.sha256 else math.nan  # a file changed since planning is measured again
+    treated = treat(decoded.image, settings, known, item.gate)
+    result.status, result.ratio, result.gate = treated.status, treated.ratio, treated.gate
+    result.ratio_computed, result.thumb = treated.ratio_computed, treated.thumb
+    if treated.image is not None:
+        result.pixels = settings.preprocessing(treated.image)
     return result

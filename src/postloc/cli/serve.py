@@ -1,0 +1,54 @@
+"""``postloc serve``: the HTTP API and web page for a trained run (the app is :mod:`postloc.serve.app`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from postloc.errors import PostlocError
+
+
+def add_parser(sub) -> None:
+    from postloc.serve.limits import Limits
+
+    d = Limits()
+    p = sub.add_parser("serve", help="HTTP API and web page for a trained run",
+                       description="Serve RUN: POST /v1/predict, /v1/explain, GET /v1/pois, /healthz, /docs, page at /.")
+    p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (local only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
+    g = p.add_argument_group("limits")
+    g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="(default %(default)s)")
+    g.add_argument("--max-image-pixels", type=int, default=d.max_image_pixels, help="(default %(default)s)")
+    g.add_argument("--max-text-chars", type=int, default=d.max_text_chars, help="(default %(default)s)")
+    g.add_argument("--rate", type=float, default=d.rate_per_second, help="requests/s per client IP (default %(default)s)")
+    g.add_argument("--burst", type=int, default=d.burst, help="token bucket size per client (default %(default)s)")
+    g = p.add_argument_group("page")
+    g.add_argument("--tiles", default=None, help="tile URL template for the map, e.g. "
+                                                 "https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none)")
+    g.add_argument("--tile-attribution", default="")
+    g.add_argument("--cors-origin", action="append", default=[], help="allow this origin (repeatable; default: CORS off)")
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise PostlocError("postloc serve needs the serve extra: pip install 'postloc[serve]'") from None
+    from postloc.serve.app import ServeSettings, build_app
+    from postloc.serve.limits import Limits
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_image_pixels=args.max_image_pixels,
+                    max_text_chars=args.max_text_chars, rate_per_second=args.rate, burst=args.burst)
+    settings = ServeSettings(limits=limits, tile_url=args.tiles, tile_attribution=args.tile_attribution,
+                             cors_origins=tuple(args.cors_origin))
+    app = build_app(args.run_dir, settings)
+    print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+    return 0

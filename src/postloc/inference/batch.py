@@ -1,0 +1,195 @@
+"""Batch prediction: a file of posts through a run's model into a JSONL or Parquet file, streaming.
+
+Posts come from the reader in batches of ``batch_size`` and every batch's predictions are written
+before the next is read, so memory does not grow with the input (a million posts never sit in
+memory at once). Photos are read from disk per batch and turned into vectors the way the run's
+training photos were (:class:`postloc.inference.images.PhotoFeatures`: the portrait filter, the
+backbone and the feature cache of ``postloc images``). The Ray engine
+(:mod:`postloc.scale.ray_predict`) feeds the model through :func:`post_record` too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from postloc.errors import PostlocError
+from postloc.inference.images import USED, ImageFeaturizer, PhotoFeatures, photos_for_run
+from postloc.inference.photos import DEFAULT_MAX_PIXELS
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def post_record(post, photos: PhotoFeatures | None, tally: Counter | None = None) -> dict[str, Any]:
+    """What the predictor is given for one validated post: text, hashtags and, when there is one, the
+    image vector (a precomputed ``image_vector`` wins; else the photos through ``photos``).
+
+    Shared by the local path and the Ray engine (:mod:`postloc.scale.ray_predict`), so both feed the
+    model exactly the same inputs. ``tally`` counts each photo's status (kept, dropped_portrait, ...).
+    """
+    record: dict[str, Any] = {"id": post.id, "text": post.text, "hashtags": list(post.hashtags)}
+    vector = post.extra.get("image_vector")
+    if vector is None and post.images and photos is not None:
+        vector, outcomes = photos.post_vector(post.images)
+        if tally is not None:
+            tally.update(o.status for o in outcomes)
+    if vector is not None:
+        record["image_vector"] = vector
+    return record
+
+
+def predict_file(run: Path, source: Path, out: Path, *, top_k: int = 5, batch_size: int = 1024,
+                 fmt: str | None = None, skip_bad: bool = False, images: bool = True, progress: bool = True,
+                 predictor=None, featurizer: ImageFeaturizer | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+    """Stream ``source`` through the run's model into ``out``; returns counts.
+
+    ``photos`` in the counts: each photo's outcome (``kept``, ``inpainted``, ``dropped_portrait``,
+    ``kept_unfiltered`` or why it could not be read), so the summary can say what happened to them.
+    """
+    from tqdm import tqdm
+
+    from postloc.data.readers import SkipReport, read_posts
+    from postloc.inference.predictor import load
+
+    if batch_size < 1 or top_k < 1:
+        raise PostlocError("--batch-size and --top-k must be at least 1")
+    out_fmt = "parquet" if out.suffix.lower() in (".parquet", ".pq") else "jsonl"
+    predictor = predictor or load(run)
+    photos, info = photos_for_run(run, predictor, featurizer, max_pixels=max_pixels) if images else (None, None)
+    report = SkipReport()
+    posts = read_posts(source, format=fmt, skip_bad=skip_bad, report=report)
+    counts: dict[str, Any] = {"posts": 0, "with_images": 0, "images_used": 0}
+    tally: Counter = Counter()
+    bar = tqdm(desc="predict", unit="post", disable=not progress, file=sys.stderr)
+    writer = _writer(out, out_fmt)
+    try:
+        for batch in batches(posts, batch_size):
+            records = []
+            for post in batch:
+                record = post_record(post, photos, tally)
+                counts["with_images"] += bool(post.images)
+                counts["images_used"] += "image_vector" in record
+                records.append(record)
+            ranked = predictor.predict(records, top_k=top_k, batch_size=batch_size)
+            writer.write([{"id": r["id"], "predictions": p} for r, p in zip(records, ranked)])
+            counts["posts"] += len(batch)
+            bar.update(len(batch))
+            if photos is not None:
+                photos.flush()
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+        if photos is not None:
+            photos.close()
+    counts["skipped"] = report.skipped
+    counts["photos"] = dict(sorted(tally.items()))
+    counts["image_notes"] = list(photos.notes) if photos is not None else []
+    if info is not None and counts["with_images"] and not counts["images_used"]:
+        counts["image_note"] = info.reason
+    return counts
+
+
+def photo_summary(photos: dict[str, int]) -> str:
+    """``12 photos: 9 used, 2 dropped as portrait noise, 1 unreadable (missing 1)`` for a summary line."""
+    used = sum(n for status, n in photos.items() if status in USED)
+    dropped = photos.get("dropped_portrait", 0)
+    failed = {status: n for status, n in photos.items() if status not in USED and status != "dropped_portrait"}
+    parts = [f"{used} used"]
+    if dropped:
+        parts.append(f"{dropped} dropped as portrait noise")
+    if photos.get("kept_unfiltered"):
+        parts.append(f"{photos['kept_unfiltered']} of the used without the portrait filter")
+    if failed:
+        detail = ", ".join(f"{status} {n}" for status, n in sorted(failed.items()))
+        parts.append(f"{sum(failed.values())} unreadable ({detail})")
+    return f"{sum(photos.values())} photos: " + ", ".join(parts)
+
+
+class _JsonlWriter:
+    def __init__(self, path: Path):
+        from postloc.io.atomic import atomic_open
+
+        self._context = atomic_open(path, "w")
+        self._handle = self._context.__enter__()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        error = RuntimeError("aborted")
+        try:
+            self._context.__exit__(RuntimeError, error, None)
+        except RuntimeError:
+            pass
+
+
+class _ParquetWriter:
+    """One row group per batch: id plus a list of (poi, name, probability, lat, lon) structs."""
+
+    def __init__(self, path: Path):
+        import pyarrow.parquet as pq
+
+        from postloc.io.atomic import atomic_path
+
+        self.schema = prediction_schema()
+        self._context = atomic_path(path)
+        self._tmp = self._context.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, self.schema)
+        self._rows = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+
+        self._writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        self._rows += len(rows)
+
+    def close(self) -> None:
+        if self._rows == 0:
+            self.write([])
+        self._writer.close()
+        self._context.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self._writer.close()
+        error = RuntimeError("aborted")
+        try:
+            self._context.__exit__(RuntimeError, error, None)
+        except RuntimeError:
+            pass
+
+
+def prediction_schema():
+    """The Arrow schema of Parquet predictions: ``id`` and a list of ``{poi, name, probability, lat, lon}``.
+
+    Shared by ``postloc predict`` and the Ray engine, so both write the same files.
+    """
+    import pyarrow as pa
+
+    entry = pa.struct([("poi", pa.string()), ("name", pa.string()), ("probability", pa.float64()),
+                       ("lat", pa.float64()), ("lon", pa.float64())])
+    return pa.schema([("id", pa.string()), ("predictions", pa.list_(entry))])
+
+
+def _writer(path: Path, fmt: str):
+    return _ParquetWriter(path) if fmt == "parquet" else _JsonlWriter(path)
