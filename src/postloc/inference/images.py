@@ -28,14 +28,14 @@ import numpy as np
 
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
 from postloc.vision.decode import OK, DecodeConfig, Decoded, content_hash, decode_image, read_bytes
-from postloc.vision.work import DROPPED, KEPT, WorkSettings, decide
+from postloc.vision.work import DROPPED, INPAINTED, KEPT, PROCESSING_ERROR, WorkSettings, decide
 
 #: ``decoded RGB PIL image -> feature vector`` (float32, the model's image_dim).
 ImageFeaturizer = Callable[[Any], np.ndarray]
 
 #: Status of a photo used although training would have treated it first (see :class:`PhotoFeatures`).
 UNFILTERED = "kept_unfiltered"
-USED = (KEPT, "inpainted", UNFILTERED)
+USED = (KEPT, INPAINTED, UNFILTERED)
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ class PhotoFeatures:
             try:
                 treated = treat(image, self.settings, ratio)
             except Exception as error:  # noqa: BLE001 - a model failing on one odd photo must not stop a batch
-                return PhotoOutcome("processing_error", note=f"{type(error).__name__}: {str(error)[:200]}")
+                return PhotoOutcome(PROCESSING_ERROR, note=f"{type(error).__name__}: {str(error)[:200]}")
             if treated.ratio_computed and self._stores is not None:
                 self._stores.put_ratio(self._ratio_key(sha), treated, decoded)
             if treated.status == DROPPED:
