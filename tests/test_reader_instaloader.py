@@ -204,9 +204,9 @@ def test_posts_are_read_one_at_a_time(tree: fx.DownloadTree, monkeypatch: pytest
     loaded: list[str] = []
     original = reader._load_post_node
 
-    def counting(path: Path) -> Any:
+    def counting(path: Path, *args: Any) -> Any:
         loaded.append(path.name)
-        return original(path)
+        return original(path, *args)
 
     monkeypatch.setattr(reader, "_load_post_node", counting)
     stream = iter_instaloader(tree.folders["new_york"])

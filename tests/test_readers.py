@@ -181,3 +181,27 @@ def test_reader_streams(tmp_path):
     assert next(stream).id == "first"
     with pytest.raises(BadInputError):
         next(stream)
+
+
+@pytest.mark.parametrize("lat", ["5_1", "\u0665\u0661", "51.0\u0660", "inf", "nan", "0x10", "1e400"])
+def test_coordinates_accept_only_plain_decimal_text(tmp_path, lat):
+    """Issue 17, item 11: Python's float() rules let "5_1" and Arabic-Indic digits through as numbers."""
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "x", "lat": lat, "lon": "13.7"}) + "\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match='"lat" must be a number'):
+        list(read_posts(path))
+
+
+def test_coordinates_in_plain_text_still_read(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "x", "lat": " 51.05 ", "lon": "-1.5e1"}) + "\n")
+    post = next(read_posts(path))
+    assert (post.lat, post.lon) == (51.05, -15.0)
+
+
+def test_boolean_id_is_refused(tmp_path):
+    """Issue 17, item 11: ``id: true`` became "1" (a bool is an int in Python)."""
+    path = tmp_path / "posts.jsonl"
+    path.write_text(json.dumps({"id": True, "text": "x"}) + "\n")
+    with pytest.raises(BadInputError, match='"id" must be a string'):
+        list(read_posts(path))

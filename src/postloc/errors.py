@@ -43,3 +43,10 @@ class ModelFileError(PostlocError):
 
 class DiskFullError(PostlocError):
     """The disk filled up while writing; the message names the output, which was left as it was."""
+
+
+class OutputPathError(PostlocError):
+    """An output path postloc may not write: a directory, a block device, a parent it cannot write into.
+
+    Raised before anything is written, so nothing of the user's is touched.
+    """

@@ -160,7 +160,9 @@ def _opt_id(value: Any, key: str, bad) -> str | None:
     """Ids may come as strings or integers (JSON numbers, CSV cells); anything else is an error."""
     if _missing(value) or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if isinstance(value, bool):  # a JSON true is no id (and would become "1" below: bool is an int)
+        raise bad(key, f"must be a string, got {_show(value)}")
+    if not isinstance(value, (str, int)):
         # Parquet/pandas may hand over numpy integers; accept any integral number.
         if isinstance(value, Real) and float(value).is_integer():
             return str(int(value))
@@ -185,13 +187,19 @@ def _string_list(value: Any, key: str, bad, allow_scalar: bool = False) -> list[
     return [item for item in value if item]
 
 
+#: A coordinate given as text: plain ASCII decimal notation, as every export writes numbers.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _coordinate(value: Any, key: str, limit: float, bad) -> float | None:
     if _missing(value) or value == "":
         return None
     number: float | None = None
     # Decimal: Parquet decimal columns; it is no numbers.Real. An int too large for a float
     # (JSON allows any length) and a signalling NaN cannot be converted: out of range, not a crash.
-    if isinstance(value, (Real, Decimal, str)) and not isinstance(value, bool):
+    # Text must be plain decimal: float() would also read "5_1", Arabic-Indic digits and "inf".
+    plain = not isinstance(value, str) or _PLAIN_DECIMAL.fullmatch(value.strip()) is not None
+    if plain and isinstance(value, (Real, Decimal, str)) and not isinstance(value, bool):
         try:
             number = float(value)
         except (ValueError, OverflowError):

@@ -1,5 +1,13 @@
 """Write-then-rename, so that an interrupted run never leaves a half-written output behind.
 
+What an output path names decides how it is written (:func:`output_target`): a regular file,
+or a name not yet taken, is replaced by a rename (a symbolic link is followed, and the file it
+points to is replaced, the link kept); ``-``, a character device (``/dev/null``, a terminal) or
+a FIFO is written straight to, because renaming over it would destroy it; a directory or a
+block device is refused with an :class:`~postloc.errors.OutputPathError` before anything is
+written. New files get the permissions the umask allows (``0o666 & ~umask``, like ``open``),
+a replaced file keeps its own.
+
 Temporary names start with ``.`` and carry the writer's process id, so that a later write of the
 same output can tell a leftover of a killed process (removed) from a concurrent writer (left
 alone). A full disk becomes a :class:`~postloc.errors.DiskFullError` naming the output, and the
@@ -14,11 +22,16 @@ import glob
 import os
 import re
 import shutil
+import stat
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
-from postloc.errors import DiskFullError
+from postloc.errors import DiskFullError, OutputPathError
+
+STDOUT = "-"
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -42,17 +55,87 @@ def disk_full_as_error(target: str | Path) -> Iterator[None]:
         raise
 
 
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where an output really goes: ``path`` to write, and whether it is a stream (no rename)."""
+
+    path: Path
+    stream: bool
+    mode: int | None  # permissions to give the new file; None for streams
+
+
+def output_target(path: str | Path) -> OutputTarget:
+    """Classify an output path (see the module docstring); raises :class:`OutputPathError` when refused."""
+    if str(path) == STDOUT:
+        return OutputTarget(Path("/dev/stdout"), stream=True, mode=None)
+    target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        info = None
+    except OSError as error:
+        raise OutputPathError(f"{path}: cannot be written ({error.strerror or error})") from None
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise OutputPathError(f"{path}: is a directory; give a file name for the output")
+        if stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode):
+            return OutputTarget(target, stream=True, mode=None)
+        if not stat.S_ISREG(info.st_mode):
+            raise OutputPathError(f"{path}: is not a regular file (a block device or socket); "
+                                  f"postloc writes only files, pipes and character devices")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputPathError(f"{path}: cannot create its folder {parent} ({error.strerror or error})") from None
+    if not parent.is_dir():
+        raise OutputPathError(f"{path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{path}: cannot write into {parent} (permission denied)")
+    mode = stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~current_umask()
+    return OutputTarget(target, stream=False, mode=mode)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (else set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; it replaces ``path`` only if the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Yield a path to write ``path``'s new content to; a file replaces ``path`` only if the block succeeds.
+
+    For a stream target (``-``, a FIFO, a character device) the yielded path is the target itself.
+    """
+    out = output_target(path)
+    if out.stream:
+        yield out.path
+        return
+    target = out.path
     remove_stale_temporaries(target)
     with disk_full_as_error(target):
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
+        except OSError as error:
+            if is_disk_full(error):
+                raise
+            raise OutputPathError(f"{path}: cannot write into {target.parent} ({error.strerror or error})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        if out.mode is not None:
+            os.chmod(tmp_path, out.mode)
         with disk_full_as_error(target):
             yield tmp_path
             os.replace(tmp_path, target)
@@ -63,14 +146,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file for writing; it is renamed over ``path`` on success only."""
+    """Open a temporary file for writing; it is renamed over ``path`` on success only.
+
+    ``-`` writes to standard output (left open), and a FIFO or character device is opened and
+    written directly (see :func:`output_target`).
+    """
     if "b" in mode:
         encoding = None
+    if str(path) == STDOUT:
+        stream = sys.stdout.buffer if encoding is None else sys.stdout
+        yield stream
+        stream.flush()
+        return
     with atomic_path(path) as tmp:
         with open(tmp, mode, encoding=encoding, newline="" if encoding else None) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if _is_regular(tmp):  # fsync of a pipe or device fails (EINVAL) and orders nothing
+                os.fsync(handle.fileno())
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def write_folder_atomically(target: str | Path, fill: Callable[[Path], None]) -> Path:
@@ -89,6 +189,7 @@ def write_folder_atomically(target: str | Path, fill: Callable[[Path], None]) ->
     with disk_full_as_error(target):
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a finished folder gets normal permissions
         with disk_full_as_error(target):
             fill(tmp)
             for file in tmp.rglob("*"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from postloc.data.readers.base import RawRecord, SkipReport
+from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, SkipReport
 from postloc.data.schema import Post
 from postloc.errors import BadInputError
 
@@ -44,12 +44,15 @@ def read_posts(
     list_sep: str = ";",
     skip_bad: bool = False,
     report: SkipReport | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[Post]:
     """Yield validated posts from ``path`` without holding the file in memory.
 
     ``columns`` maps exchange-format keys to the input's column names (CSV and Parquet),
     e.g. ``{"lon": "lng", "user": "user_guid"}``. With ``skip_bad`` a bad record is counted
     in ``report`` and skipped; without it the first bad record raises :class:`BadInputError`.
+    ``max_record_bytes`` bounds one JSONL line or one Instaloader structure file (decompressed):
+    a larger one is a bad record, read through without being held in memory.
     """
     path = Path(path)
     if not path.exists():
@@ -57,7 +60,7 @@ def read_posts(
     fmt = format or detect_format(path)
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
-        raw = source(path)
+        raw = source(path, max_record_bytes)
     elif fmt == "csv":
         from postloc.data.readers.csv import iter_csv
 
@@ -69,7 +72,7 @@ def read_posts(
     elif fmt == "instaloader":
         from postloc.data.readers.instaloader import iter_instaloader
 
-        raw = iter_instaloader(path)
+        raw = iter_instaloader(path, max_record_bytes)
     else:
         raise BadInputError(path, None, None, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     return _validated(raw, skip_bad=skip_bad, report=report if report is not None else SkipReport())
@@ -96,4 +99,4 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
         yield post
 
 
-__all__ = ["FORMATS", "RawRecord", "SkipReport", "detect_format", "read_posts"]
+__all__ = ["FORMATS", "MAX_RECORD_BYTES", "RawRecord", "SkipReport", "detect_format", "read_posts"]

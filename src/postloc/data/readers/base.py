@@ -10,7 +10,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any, Iterator, Mapping
 
 from postloc.errors import BadInputError
 
@@ -71,6 +71,44 @@ def json_problem(error: ValueError | RecursionError) -> str:
     if isinstance(error, RecursionError):
         return "invalid JSON: nested too deeply"
     return f"invalid JSON: {str(error).split(';')[0]}"
+
+
+#: Largest record (a JSONL line, an Instaloader JSON file after decompression) read by default: a
+#: real post is a few kB, so 10 MiB leaves room for any caption while a decompression bomb or a
+#: file without newlines fails fast at its first record instead of filling memory.
+MAX_RECORD_BYTES = 10 * 2**20
+
+#: Bytes read at a time while skipping the rest of an over-long line (memory stays bounded).
+_SKIP_CHUNK = 1 << 20
+
+
+def bounded_lines(handle: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, line)`` for each line of ``handle``; ``line`` is None for one longer than ``max_bytes``.
+
+    An over-long line is read through in chunks and dropped, so memory never holds more than
+    ``max_bytes`` of it, and the following lines keep their numbers.
+    """
+    number = 0
+    while True:
+        line = handle.readline(max_bytes + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > max_bytes and not line.endswith(b"\n"):  # the newline may be byte max_bytes + 1
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(_SKIP_CHUNK)
+            yield number, None
+            continue
+        yield number, line
+
+
+def read_bounded(handle: IO[bytes], max_bytes: int, source: str | Path) -> bytes:
+    """The whole content of ``handle``, refused with a :class:`BadInputError` past ``max_bytes``."""
+    data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise BadInputError(source, None, None, f"is larger than {max_bytes:,} bytes (uncompressed); a post record "
+                                                f"is a few kB, so this is not one (limit: max_record_bytes)")
+    return data
 
 
 def open_binary(path: Path) -> IO[bytes]:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from postloc.data.readers.base import RawRecord, json_problem
+from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, json_problem, read_bounded
 from postloc.errors import BadInputError
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -79,17 +79,20 @@ class _Malformed(Exception):
         self.problem = problem
 
 
-def iter_instaloader(path: str | Path) -> Iterator[RawRecord]:
-    """Yield one record per post in an Instaloader download folder (or a folder of such folders)."""
+def iter_instaloader(path: str | Path, max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+    """Yield one record per post in an Instaloader download folder (or a folder of such folders).
+
+    A structure file larger than ``max_record_bytes`` once decompressed is a bad record.
+    """
     root = Path(path)
     if not root.exists():
         raise BadInputError(root, None, None, "no such folder")
     if not root.is_dir():
         raise BadInputError(root, None, None, "is not a folder; an Instaloader download is a folder of <date>_UTC.* files")
-    return _walk(root, is_root=True, seen=set())
+    return _walk(root, is_root=True, seen=set(), max_bytes=max_record_bytes)
 
 
-def _walk(folder: Path, *, is_root: bool, seen: set[str]) -> Iterator[RawRecord]:
+def _walk(folder: Path, *, is_root: bool, seen: set[str], max_bytes: int) -> Iterator[RawRecord]:
     """This folder's posts, then each subfolder's, depth first in name order (symlink loops cut)."""
     real = os.path.realpath(folder)
     if real in seen:
@@ -105,11 +108,11 @@ def _walk(folder: Path, *, is_root: bool, seen: set[str]) -> Iterator[RawRecord]
     location_id = _folder_location(folder)
     base_dir = str(folder.resolve())
     for post_files in _group(files):
-        item = _post_item(folder, base_dir, post_files, location_id)
+        item = _post_item(folder, base_dir, post_files, location_id, max_bytes)
         if item is not None:
             yield item
     for name in subfolders:
-        yield from _walk(folder / name, is_root=False, seen=seen)
+        yield from _walk(folder / name, is_root=False, seen=seen, max_bytes=max_bytes)
 
 
 def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
@@ -197,12 +200,13 @@ def _image_owner(base: str, posts: Mapping[str, _PostFiles], shared: set[str]) -
     return base, 0
 
 
-def _post_item(folder: Path, base_dir: str, files: _PostFiles, location_id: str | None) -> RawRecord | None:
+def _post_item(folder: Path, base_dir: str, files: _PostFiles, location_id: str | None,
+               max_bytes: int = MAX_RECORD_BYTES) -> RawRecord | None:
     """The record of one post, the error that spoils it, or None for a non-post structure."""
     try:
         if files.structure is not None:
             source = str(folder / files.structure)
-            node = _load_post_node(folder / files.structure)
+            node = _load_post_node(folder / files.structure, max_bytes)
             if node is None:
                 return None
             try:
@@ -224,11 +228,11 @@ def _post_item(folder: Path, base_dir: str, files: _PostFiles, location_id: str 
     return RawRecord(source, None, record=record, base_dir=base_dir)
 
 
-def _load_post_node(path: Path) -> dict[str, Any] | None:
+def _load_post_node(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any] | None:
     """The ``node`` of a saved Post structure; None for other Instaloader structures."""
     try:
         with (lzma.open(path, "rb") if path.name.endswith(".xz") else open(path, "rb")) as handle:
-            data = handle.read()
+            data = read_bounded(handle, max_bytes, path)
     except lzma.LZMAError as error:
         raise BadInputError(path, None, None, f"is not a valid .xz file ({error})") from None
     except EOFError:

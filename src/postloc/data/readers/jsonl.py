@@ -6,16 +6,24 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from postloc.data.readers.base import STREAM_ERRORS, RawRecord, json_problem, open_binary
+from postloc.data.readers.base import MAX_RECORD_BYTES, STREAM_ERRORS, RawRecord, bounded_lines, json_problem, open_binary
 from postloc.errors import BadInputError
 
 
-def iter_jsonl(path: Path) -> Iterator[RawRecord]:
-    """One record per non-blank line; each line is decoded on its own so one bad byte costs one line."""
+def iter_jsonl(path: Path, max_line_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+    """One record per non-blank line; each line is decoded on its own so one bad byte costs one line.
+
+    A line longer than ``max_line_bytes`` is one bad record (skipped without being held in memory).
+    """
     source, base_dir = str(path), str(path.resolve().parent)
     with open_binary(path) as handle:
         try:
-            for number, raw in enumerate(handle, start=1):
+            for number, raw in bounded_lines(handle, max_line_bytes):
+                if raw is None:
+                    yield RawRecord(source, number, error=BadInputError(
+                        source, number, None, f"line is longer than {max_line_bytes:,} bytes; a post record is a "
+                                              f"few kB, so this is not one (limit: max_record_bytes)"))
+                    continue
                 if not raw.strip():
                     continue
                 try:

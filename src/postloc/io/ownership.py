@@ -1,0 +1,100 @@
+"""Which output folders postloc may replace or write into: only its own, and never one holding the input.
+
+A command that writes a folder (``prepare --out``, ``train --out``, ``experiments --out``) may
+replace or fill it only when it is missing, empty, or was written by postloc as the same kind of
+folder, which its marker file says (a prepared folder's ``manifest.json`` carries
+``"postloc_prepared"``; a run's ``config.json`` carries its ``"config"``). A folder that merely
+holds a file *named* ``manifest.json`` is someone else's. And an output that is, or contains,
+one of the command's inputs is refused outright: replacing it would delete the input.
+
+Every refusal is an :class:`~postloc.errors.OutputPathError` raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from postloc.errors import OutputPathError
+
+#: bytes read of a marker file at most: a marker is a small JSON object, never a data file
+MARKER_MAX_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class FolderKind:
+    """A kind of folder postloc writes: its name for messages, its marker file and the test of its content."""
+
+    name: str
+    marker: str
+    is_ours: Callable[[Mapping[str, Any]], bool]
+
+
+PREPARED = FolderKind("prepared dataset", "manifest.json", lambda m: "postloc_prepared" in m)
+RUN = FolderKind("training run", "config.json", lambda m: isinstance(m.get("config"), Mapping))
+REPORT = FolderKind("experiment report", "results.json",
+                    lambda m: isinstance(m.get("rows"), list) and "config" in m)
+
+
+def read_marker(folder: Path, kind: FolderKind) -> Mapping[str, Any] | None:
+    """The folder's marker as a JSON object, or None when missing, too large, unreadable or not an object."""
+    path = folder / kind.marker
+    try:
+        if not path.is_file() or path.stat().st_size > MARKER_MAX_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_own_folder(folder: Path, kind: FolderKind) -> bool:
+    marker = read_marker(folder, kind)
+    return marker is not None and bool(kind.is_ours(marker))
+
+
+def check_output_folder(out: str | Path, kind: FolderKind, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse ``out`` unless postloc may write ``kind`` there (see the module docstring); returns ``out``.
+
+    ``inputs`` are the paths the command reads (files or folders); an output that is one of them,
+    lies inside one, or contains one is refused.
+    """
+    out = Path(out)
+    check_not_input(out, inputs)
+    if out.is_symlink() and not out.is_dir():
+        raise OutputPathError(f"{out}: is a link to something that is not a folder; give a folder for the output")
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{out}: exists and is not a folder; refusing to replace it (give a folder name)")
+    if out.is_dir() and _has_entries(out) and not is_own_folder(out, kind):
+        raise OutputPathError(f"{out} exists and is not a {kind.name} written by postloc (no valid {kind.marker}); "
+                              f"refusing to replace it: choose a new or empty folder")
+    return out
+
+
+def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse an output path that is an input, lies inside an input folder, or contains an input."""
+    target = _real(Path(out))
+    for source in inputs:
+        if source is None:
+            continue
+        real = _real(Path(source))
+        if real == target:
+            raise OutputPathError(f"{out}: is the input {source}; choose another output")
+        if real in target.parents:
+            raise OutputPathError(f"{out}: lies inside the input {source}; choose an output outside it")
+        if target in real.parents:
+            raise OutputPathError(f"{out}: contains the input {source}; replacing it would delete the input, "
+                                  f"choose an output outside it")
+
+
+def _real(path: Path) -> Path:
+    """The absolute path with links resolved as far as they exist (a missing tail is kept as written)."""
+    return Path(os.path.realpath(path))
+
+
+def _has_entries(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return next(entries, None) is not None

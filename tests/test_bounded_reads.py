@@ -1,0 +1,74 @@
+"""Unbounded reads (docs/reliability.md): one record can never fill memory.
+
+Regression tests of issue 17, item 4: a 2 MB ``.jsonl.gz`` holding one 2 GiB line ran for minutes
+and grew to 8.7 GB; an Instaloader ``.json.xz`` was read whole. Both are bounded by
+``max_record_bytes`` now, with a file:line error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import resource
+
+import pytest
+
+from postloc.data.readers import read_posts
+from postloc.data.readers.base import SkipReport, bounded_lines
+from postloc.errors import BadInputError
+
+GOOD = b'{"id": "a", "text": "hello", "lat": 51.05, "lon": 13.74, "user": "u1", "poi": "p"}\n'
+
+
+def _bomb(path, line_bytes: int) -> None:
+    """A gzip file whose second line is ``line_bytes`` long (compresses to almost nothing)."""
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(GOOD)
+        handle.write(b'{"id": "b", "text": "')
+        chunk = b"x" * (1 << 20)
+        for _ in range(line_bytes // len(chunk)):
+            handle.write(chunk)
+        handle.write(b'"}\n')
+        handle.write(GOOD.replace(b'"a"', b'"c"'))
+
+
+def test_long_line_is_a_file_line_error(tmp_path):
+    path = tmp_path / "bomb.jsonl.gz"
+    _bomb(path, 64 << 20)
+    with pytest.raises(BadInputError, match=r"bomb\.jsonl\.gz:2: line is longer than 1,048,576 bytes"):
+        list(read_posts(path, max_record_bytes=1 << 20))
+
+
+def test_long_line_is_skipped_in_bounded_memory(tmp_path):
+    path = tmp_path / "bomb.jsonl.gz"
+    _bomb(path, 256 << 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = SkipReport()
+    posts = list(read_posts(path, skip_bad=True, report=report, max_record_bytes=1 << 20))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert [p.id for p in posts] == ["a", "c"], "the lines after the long one keep coming"
+    assert report.skipped == 1
+    assert grown_mb < 128, f"peak memory grew by {grown_mb:.0f} MB for a 256 MB line"
+
+
+def test_default_limit_applies(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(b'{"id": "x", "text": "' + b"y" * (11 << 20) + b'"}\n')
+    with pytest.raises(BadInputError, match=r"one\.jsonl:1: line is longer than 10,485,760 bytes"):
+        list(read_posts(path))
+
+
+def test_line_of_exactly_the_limit_is_kept():
+    import io
+
+    lines = list(bounded_lines(io.BytesIO(b"abcd\nabcde\nab"), 4))
+    assert lines == [(1, b"abcd\n"), (2, None), (3, b"ab")]
+
+
+def test_instaloader_structure_bomb_is_refused(tmp_path):
+    folder = tmp_path / "loc"
+    folder.mkdir()
+    with lzma.open(folder / "2023-01-01_12-00-00_UTC.json.xz", "wb", preset=0) as handle:
+        handle.write(b'{"node": {"x": "' + b"z" * (4 << 20) + b'"}}')
+    with pytest.raises(BadInputError, match="is larger than 1,048,576 bytes"):
+        list(read_posts(folder, max_record_bytes=1 << 20))
