@@ -97,3 +97,31 @@ def test_explain_command_prints_a_table(run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["target_poi"]
     (tmp_path / "fake.png").write_text("hello")
     assert main(["explain", str(run), "--image", str(tmp_path / "fake.png")]) == 2
+
+
+def test_output_targets_are_never_destroyed(run, tmp_path, capsys):
+    """Issue 17, items 1, 2 and 10: -o /dev/null, -, a directory, the input itself, a file of the run."""
+    import os
+    import stat
+
+    source = tmp_path / "posts.jsonl"
+    source.write_text("".join(json.dumps(p) + "\n" for p in _posts(3, "x")))
+    before = os.stat("/dev/null")
+    assert main(["predict", str(run), str(source), "-o", "/dev/null", "--quiet"]) == 0
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    capsys.readouterr()
+
+    assert main(["predict", str(run), str(source), "-o", "-", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["id"] for line in captured.out.splitlines()] == ["p0", "p1", "p2"]
+    assert "wrote -: 3 posts" in captured.err
+
+    original = source.read_bytes()
+    for out, problem in ((tmp_path, "is a directory"), (source, "is the input"),
+                         (run / "best" / "model.json", "inside the input")):
+        assert main(["predict", str(run), str(source), "-o", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert problem in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert source.read_bytes() == original
+    assert load(run).classes  # the run still loads

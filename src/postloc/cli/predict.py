@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
                        description="Top-k POIs with probability and centre for every post of INPUT.")
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder (or a saved model folder)")
     p.add_argument("input", type=Path, help="posts: JSONL, CSV or Parquet in the exchange format")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output .jsonl or .parquet (written atomically)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output .jsonl or .parquet (written atomically), or - for JSONL on stdout")
     p.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="input format (default: from the name)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=1024, help="posts read, predicted and written at a time")
@@ -36,11 +36,13 @@ def run_predict(args) -> int:
     counts = predict_file(args.run_dir, args.input, args.out, top_k=args.top_k, batch_size=args.batch_size,
                           fmt=args.format, skip_bad=args.skip_bad, images=not args.no_images,
                           progress=not args.quiet)
+    # With -o - the predictions are the standard output: the summary goes to stderr, out of their way.
+    summary = sys.stderr if str(args.out) == "-" else sys.stdout
     print(f"wrote {args.out}: {counts['posts']} posts"
           + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else "")
           + (f", photos used for {counts['images_used']} of {counts['with_images']} posts with photos"
              if counts["with_images"] else "")
-          + (f" ({photo_summary(counts['photos'])})" if counts.get("photos") else ""))
+          + (f" ({photo_summary(counts['photos'])})" if counts.get("photos") else ""), file=summary)
     for note in counts.get("image_notes", []):
         print(f"note: {note}", file=sys.stderr)
     if counts.get("image_note"):

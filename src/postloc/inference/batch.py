@@ -19,6 +19,8 @@ from typing import Any, Iterable, Iterator
 from postloc.errors import PostlocError
 from postloc.inference.images import USED, ImageFeaturizer, PhotoFeatures, photos_for_run
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
+from postloc.io.atomic import output_target
+from postloc.io.ownership import check_not_input
 
 
 def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -67,6 +69,10 @@ def predict_file(run: Path, source: Path, out: Path, *, top_k: int = 5, batch_si
 
     if batch_size < 1 or top_k < 1:
         raise PostlocError("--batch-size and --top-k must be at least 1")
+    # Checked before the model loads: a directory, a block device or an output that would replace
+    # the input or a file of the run is refused with nothing written ("-" streams to stdout).
+    output_target(out)
+    check_not_input(out, [source, run])
     out_fmt = "parquet" if out.suffix.lower() in (".parquet", ".pq") else "jsonl"
     predictor = predictor or load(run)
     photos, info = photos_for_run(run, predictor, featurizer, max_pixels=max_pixels) if images else (None, None)
