@@ -9,9 +9,10 @@ from postloc.errors import PostlocError
 
 
 def add_parser(sub) -> None:
-    from postloc.serve.limits import Limits
+    from postloc.serve.limits import ConnectionLimits, Limits
 
     d = Limits()
+    c = ConnectionLimits()
     p = sub.add_parser("serve", help="HTTP API and web page for a trained run",
                        description="Serve RUN: POST /v1/predict, /v1/explain, GET /v1/pois, /healthz, /docs, page at /.")
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
@@ -24,6 +25,16 @@ def add_parser(sub) -> None:
     g.add_argument("--max-text-chars", type=int, default=d.max_text_chars, help="(default %(default)s)")
     g.add_argument("--rate", type=float, default=d.rate_per_second, help="requests/s per client IP (default %(default)s)")
     g.add_argument("--burst", type=int, default=d.burst, help="token bucket size per client (default %(default)s)")
+    g = p.add_argument_group("connections (slow and idle clients)")
+    g.add_argument("--header-timeout", type=float, default=c.header_timeout,
+                   help="seconds a client has to send the request line and headers (default %(default)s)")
+    g.add_argument("--body-timeout", type=float, default=c.body_timeout,
+                   help="seconds without a byte while a request body is read (default %(default)s)")
+    g.add_argument("--keep-alive", type=float, default=c.keep_alive,
+                   help="seconds an idle keep-alive connection stays open (default %(default)s)")
+    g.add_argument("--max-connections", type=int, default=None,
+                   help="connections at once; past it the oldest idle one is closed (default: 1000, "
+                        "or less when the open-file limit is lower)")
     g = p.add_argument_group("page")
     g.add_argument("--tiles", default=None, help="tile URL template for the map, e.g. "
                                                  "https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none)")
@@ -38,8 +49,15 @@ def run_serve(args) -> int:
     except ImportError:
         raise PostlocError("postloc serve needs the serve extra: pip install 'postloc[serve]'") from None
     from postloc.serve.app import ServeSettings, build_app
-    from postloc.serve.limits import Limits
+    from postloc.serve.connections import guarded_protocol
+    from postloc.serve.limits import ConnectionLimits, Limits
 
+    connections = ConnectionLimits(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                                   keep_alive=args.keep_alive, max_connections=args.max_connections)
+    if min(connections.header_timeout, connections.body_timeout, connections.keep_alive) <= 0:
+        raise PostlocError("--header-timeout, --body-timeout and --keep-alive must be positive")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise PostlocError("--max-connections must be at least 1")
     if args.threads:
         import torch
 
@@ -50,5 +68,6 @@ def run_serve(args) -> int:
                              cors_origins=tuple(args.cors_origin))
     app = build_app(args.run_dir, settings)
     print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False,
+                http=guarded_protocol(connections), timeout_keep_alive=connections.keep_alive)
     return 0

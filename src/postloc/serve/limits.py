@@ -7,6 +7,7 @@ a counting ``receive`` for chunked uploads), the pixel count before the image is
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +26,24 @@ class Limits:
     rate_per_second: float = 5.0  # token refill per client IP
     burst: int = 20  # bucket size: requests a client may make at once
     max_clients: int = 10_000  # buckets kept (least recently seen evicted): bounded memory
+
+
+#: descriptors kept free for the model, files, logs and the listening socket
+RESERVED_DESCRIPTORS = 64
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout: float = 10.0  # seconds from the first byte to the end of the headers
+    body_timeout: float = 10.0  # seconds without a byte while the body is read
+    keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)
+    max_connections: int | None = None  # None: 1,000, or less where the descriptor limit is lower
+
+    def connection_cap(self) -> int:
+        """The cap actually used: the configured one, never above the descriptor limit less a reserve."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        ceiling = max(16, soft - RESERVED_DESCRIPTORS) if soft != resource.RLIM_INFINITY else 1_000_000
+        return max(1, min(self.max_connections or 1_000, ceiling))
 
 
 class TokenBucket:
