@@ -145,6 +145,37 @@ def test_too_many_pixels_is_413(predictor):
         assert_error(c.post("/v1/predict", files={"photo": ("a.png", png_bytes((20, 20)), "image/png")}), 413, "pixels")
 
 
+def test_wide_png_is_413_before_it_is_decoded(predictor, monkeypatch):
+    """Issue 17, item 6: a 16-bit RGBA PNG just under the pixel limit cost ~400 MB per request."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (200, 100)).save(buffer, format="PNG")  # 80,000 bytes decoded
+    loads = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(self.size) or real_load(self))
+    with make_client(predictor, mean_colour_featurizer(), max_decoded_bytes=50_000) as c:
+        response = c.post("/v1/predict", files={"photo": ("a.png", buffer.getvalue(), "image/png")})
+        assert_error(response, 413, "decoded")
+    assert (200, 100) not in loads, "the picture was decoded although its header already said it is too large"
+
+
+def test_photo_is_not_decoded_when_the_model_has_no_use_for_it(predictor, monkeypatch):
+    """Issue 17, item 6: photos were decoded even when the run ignores photos."""
+    from PIL import Image
+
+    photo = png_bytes((64, 48))
+    loads = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: loads.append(self.size) or real_load(self))
+    with make_client(predictor) as c:  # no featurizer: the photo cannot be used
+        response = c.post("/v1/predict", files={"photo": ("a.png", photo, "image/png")})
+    assert response.status_code == 200, response.text
+    assert (64, 48) not in loads
+
+
 def test_huge_upload_is_refused_before_it_is_read(predictor):
     with make_client(predictor, max_body_bytes=2000) as c:
         big = b"\x89PNG\r\n\x1a\n" + b"\x00" * 50_000

@@ -7,11 +7,15 @@ its HTTP status codes (carried by :class:`ImageRejected`) and request limits, no
 
 from __future__ import annotations
 
+import ctypes
 import io
 
 #: Pixels a photo may have (width * height) unless the caller sets its own limit (``postloc serve
 #: --max-image-pixels``): the pixel count is read from the header and checked before decoding.
 DEFAULT_MAX_PIXELS = 40_000_000
+
+#: Memory one decoded photo may take (see :class:`postloc.vision.decode.DecodeConfig`).
+DEFAULT_MAX_DECODED_BYTES = 128 * 1024 * 1024
 
 # Magic bytes of the image formats Pillow decodes and phones produce. The declared content type
 # and the file name are never trusted; only these bytes decide.
@@ -43,13 +47,20 @@ class ImageRejected(Exception):
         self.message = message
 
 
-def decode_upload(data: bytes, max_pixels: int):
-    """An RGB PIL image from upload bytes, checking the pixel count from the header before decoding."""
-    from PIL import Image, ImageOps
+def check_upload(data: bytes, max_pixels: int, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> None:
+    """Refuse a photo from its header alone (no pixel is decoded): unreadable, too many pixels, too wide.
+
+    The decoded size only counts for formats that cannot be decoded at a reduced scale: a JPEG is
+    drafted down to the backbone's size when it is decoded (:mod:`postloc.vision.decode`).
+    """
+    from PIL import Image
+
+    from postloc.vision.decode import decoded_bytes
 
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
+            size = decoded_bytes(probe) if probe.format != "JPEG" else 0
     except Image.DecompressionBombError:  # over twice Pillow's own limit: still "too many pixels", not corrupt
         raise ImageRejected(413, f"the photo has more than {Image.MAX_IMAGE_PIXELS} pixels; "
                                  f"the limit is {max_pixels} pixels") from None
@@ -57,6 +68,24 @@ def decode_upload(data: bytes, max_pixels: int):
         raise ImageRejected(400, "the photo could not be decoded (corrupt or unsupported image)") from None
     if width * height > max_pixels:
         raise ImageRejected(413, f"the photo has {width}x{height} pixels; the limit is {max_pixels} pixels")
+    if size > max_decoded_bytes:
+        raise ImageRejected(413, f"the photo ({width}x{height}) would take {size / 2**20:.0f} MB decoded; the limit "
+                                 f"is {max_decoded_bytes / 2**20:.0f} MB (send a JPEG or a smaller picture)")
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps it after a burst of large decodes)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def decode_upload(data: bytes, max_pixels: int, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES):
+    """An RGB PIL image from upload bytes, checked from the header (:func:`check_upload`) before decoding."""
+    from PIL import Image, ImageOps
+
+    check_upload(data, max_pixels, max_decoded_bytes)
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()

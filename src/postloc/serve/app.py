@@ -36,11 +36,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from postloc.data.image_features import IMAGE_COLUMN
 from postloc.inference.explain import explain_row, ignored_hashtags, occlusions
 from postloc.inference.images import FeaturizerInfo, PhotoFeatures
-from postloc.inference.photos import ImageRejected, decode_upload, sniff_image
+from postloc.inference.photos import ImageRejected, check_upload, release_memory, sniff_image
+from postloc.vision.decode import CORRUPT, NOT_IMAGE, TOO_LARGE, TRUNCATED
 from postloc.metrics import top_k_indices
 from postloc.serve.batcher import MicroBatcher
 from postloc.serve.limits import Limits, TokenBucket
 from postloc.serve.schemas import Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
+
+#: decoder statuses that mean the client's file is broken (a 400, as before any featurizer runs)
+UNDECODABLE = (CORRUPT, TRUNCATED, NOT_IMAGE)
 
 log = logging.getLogger("postloc.serve")
 STATIC = Path(__file__).parent / "static"
@@ -405,18 +409,26 @@ async def _photo_vector(data: bytes, limits: Limits, image: FeaturizerInfo, phot
     if sniff_image(data) is None:
         raise ApiError(415, "the uploaded file is not a supported image (JPEG, PNG, GIF, BMP or WebP), "
                             "judged by its content")
-    loop = asyncio.get_running_loop()
-    try:
-        await loop.run_in_executor(None, decode_upload, data, limits.max_image_pixels)
+    try:  # from the header alone: a photo the model will not use is never decoded
+        check_upload(data, limits.max_image_pixels, limits.max_decoded_bytes)
     except ImageRejected as error:
         raise ApiError(error.status, error.message) from None
     if photos is None:
         return None, image.reason
+    loop = asyncio.get_running_loop()
     try:
         outcome = await loop.run_in_executor(None, photos.from_bytes, data)
     except Exception:  # noqa: BLE001
         log.exception("image featurizer failed")
         return None, "the photo could not be turned into features; it is not used"
+    finally:
+        if len(data) > 1 << 20:
+            release_memory()  # a large decode's heap goes back to the system, not kept for the next burst
+    if outcome.status in UNDECODABLE:
+        raise ApiError(400, f"the photo could not be decoded ({outcome.status}: corrupt, truncated or unsupported "
+                            f"image)")
+    if outcome.status == TOO_LARGE:
+        raise ApiError(413, f"the photo is too large to decode ({outcome.note}); send a smaller picture")
     if outcome.vector is None:
         if outcome.status == "dropped_portrait":
             return None, f"the photo is portrait noise ({outcome.note}), which training dropped; it is not used"

@@ -13,13 +13,14 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from postloc.inference.photos import DEFAULT_MAX_PIXELS
+from postloc.inference.photos import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 10 * 1024 * 1024  # whole request, photo included
     max_image_pixels: int = DEFAULT_MAX_PIXELS  # width * height of the uploaded photo
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES  # memory of the decoded photo (non-JPEG, from the header)
     max_text_chars: int = 2_000
     max_hashtags: int = 64
     max_top_k: int = 50

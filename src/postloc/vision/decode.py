@@ -37,7 +37,8 @@ class DecodeConfig:
     """Limits of the decoder.
 
     ``max_pixels`` guards against decompression bombs (Pillow's own default is 89 M pixels and
-    only warns below twice that); ``max_bytes`` against absurd files; ``draft_side`` lets JPEG
+    only warns below twice that); ``max_bytes`` against absurd files; ``max_decoded_bytes`` against
+    pictures whose pixels are few enough but wide (a 40 MP 16-bit RGBA PNG decodes to ~320 MB); ``draft_side`` lets JPEG
     decode at 1/2, 1/4 or 1/8 scale when the photo is much larger than needed (a 12 MP phone
     photo decodes 4-8x faster and every later step sees at least this many pixels on the short side).
     """
@@ -45,6 +46,9 @@ class DecodeConfig:
     max_pixels: int = 64_000_000
     max_bytes: int = 64 * 1024 * 1024
     draft_side: int | None = 640
+    #: memory the decoded picture may take (after JPEG draft scaling); formats that cannot decode at
+    #: a reduced scale (PNG, WebP, ...) are refused past it instead of costing hundreds of MB each
+    max_decoded_bytes: int = 128 * 1024 * 1024
 
     def key(self) -> str:
         return f"draft{self.draft_side}"
@@ -146,6 +150,12 @@ def _decode(data: bytes, config: DecodeConfig) -> Decoded:
                     if scale >= 2:
                         image.draft("RGB", (max(1, int(width / scale)), max(1, int(height / scale))))
                         notes.append(f"decoded at reduced scale {image.size[0]}x{image.size[1]}")
+                size = decoded_bytes(image)
+                if size > config.max_decoded_bytes:
+                    return Decoded(TOO_LARGE, note=f"{image.size[0]}x{image.size[1]} {image.mode} decodes to "
+                                                   f"{size / 2**20:.0f} MB > max_decoded_bytes "
+                                                   f"{config.max_decoded_bytes / 2**20:.0f} MB",
+                                   width=width, height=height)
                 image.load()
                 image = _apply_exif(image, notes)
                 rgb = _to_rgb(image, notes)
@@ -166,6 +176,17 @@ def _decode(data: bytes, config: DecodeConfig) -> Decoded:
     except Exception as error:  # noqa: BLE001 - Pillow's plugins also raise NotImplementedError, KeyError...
         return Decoded(CORRUPT, note=f"{type(error).__name__}: {str(error)[:200]}")
     return Decoded(OK, image=rgb, note="; ".join(notes), width=width, height=height)
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """Memory Pillow needs to hold ``image`` decoded (at its current, possibly drafted, size).
+
+    Pillow keeps 1 byte per pixel for ``1``/``L``/``P``, 2 for 16-bit greyscale and 4 for every
+    other mode (RGB included); the RGB copy made afterwards costs as much again.
+    """
+    mode = image.mode
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return image.size[0] * image.size[1] * per_pixel
 
 
 def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
