@@ -32,7 +32,7 @@ def split_stats(posts: int, users: int, pois: int, with_text: int, with_tags: in
 def assemble_summary(stats_of: Callable[[str | None], dict[str, Any]], funnel: Mapping[str, int],
                      n_vocabulary: int) -> dict[str, Any]:
     """The summary from ``stats_of(split)`` (``None``: all posts), the funnel and the vocabulary size."""
-    summary = {"all": stats_of(None), "hashtag_vocabulary": n_vocabulary,
+    summary: dict[str, Any] = {"all": stats_of(None), "hashtag_vocabulary": n_vocabulary,
                "funnel": {k: int(funnel.get(k, 0)) for k in FUNNEL_ORDER}}
     summary["funnel"]["pois_dropped"] = int(funnel.get("pois_dropped", 0))
     for split in SPLITS:

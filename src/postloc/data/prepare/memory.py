@@ -49,9 +49,8 @@ def build_in_memory(spool: Path, work: Path, config: PrepareConfig, funnel: Coun
 
     pois = poi_table(meta.loc[keep], known_centres)
     _write_posts(spool, meta, keep, vocabulary, work, show_progress)
-    vocab_stats = pd.DataFrame(
-        sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["hashtag", "posts"]
-    )
+    by_use: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    vocab_stats = pd.DataFrame(by_use, columns=["hashtag", "posts"])
     vocab_stats["kept"] = vocab_stats["hashtag"].isin(vocabulary)
     write_csv(vocab_stats, work / "hashtags.csv")
 

@@ -102,12 +102,12 @@ def _read_poi_csv(path: str | Path) -> pd.DataFrame:
     missing = {"poi", "lat", "lon"} - set(table.columns)
     if missing:
         raise BadInputError(path, 1, None, f"POI table needs columns poi,lat,lon[,name]; missing {sorted(missing)}")
-    for number, row in enumerate(table.itertuples(index=False), start=2):
-        lat, lon = pd.to_numeric(row.lat, errors="coerce"), pd.to_numeric(row.lon, errors="coerce")
+    for number, (given_lat, given_lon) in enumerate(zip(table["lat"], table["lon"]), start=2):
+        lat, lon = pd.to_numeric(given_lat, errors="coerce"), pd.to_numeric(given_lon, errors="coerce")
         if not (-90 <= lat <= 90):
-            raise BadInputError(path, number, "lat", f"must be a number in [-90, 90], got {row.lat!r}")
+            raise BadInputError(path, number, "lat", f"must be a number in [-90, 90], got {given_lat!r}")
         if not (-180 <= lon <= 180):
-            raise BadInputError(path, number, "lon", f"must be a number in [-180, 180], got {row.lon!r}")
+            raise BadInputError(path, number, "lon", f"must be a number in [-180, 180], got {given_lon!r}")
     return table
 
 

@@ -56,7 +56,7 @@ def clean_post(post, config: PrepareConfig, keys_only: bool) -> dict | None:
         lang, _ = detect_language(text, min_letters=config.min_language_letters)
         if lang is not None and config.languages and lang not in config.languages:
             return None
-    key = None
+    key: tuple | bytes | None = None
     if config.drop_duplicates:
         key = duplicate_key(post.user, text, tags, place_key(post.poi, post.lat, post.lon))
         if key is not None and keys_only:
@@ -246,8 +246,8 @@ class _NoBar:
     def __enter__(self) -> _NoBar:
         return self
 
-    def __exit__(self, *exc) -> bool:
-        return False
+    def __exit__(self, *exc) -> None:
+        return None
 
     def update(self, n: int) -> None:
         pass
