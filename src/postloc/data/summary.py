@@ -33,7 +33,7 @@ def assemble_summary(stats_of: Callable[[str | None], dict[str, Any]], funnel: M
                      n_vocabulary: int) -> dict[str, Any]:
     """The summary from ``stats_of(split)`` (``None``: all posts), the funnel and the vocabulary size."""
     summary: dict[str, Any] = {"all": stats_of(None), "hashtag_vocabulary": n_vocabulary,
-               "funnel": {k: int(funnel.get(k, 0)) for k in FUNNEL_ORDER}}
+                               "funnel": {k: int(funnel.get(k, 0)) for k in FUNNEL_ORDER}}
     summary["funnel"]["pois_dropped"] = int(funnel.get("pois_dropped", 0))
     for split in SPLITS:
         summary[split] = stats_of(split)
@@ -52,6 +52,7 @@ def _stats(posts: pd.DataFrame) -> dict[str, Any]:
 
 
 def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
+    """The summary of prepared ``posts`` held in a DataFrame (the memory engine)."""
     return assemble_summary(lambda split: _stats(posts if split is None else posts[posts["split"] == split]),
                             funnel, n_vocabulary)
 
