@@ -130,7 +130,7 @@ def test_tiny_memory_limit_spills_and_still_agrees(jsonl_file, tmp_path):
 
 
 def test_connection_is_bounded_and_spills_into_the_work_folder(tmp_path):
-    from postloc.data.prepare_duckdb import connect
+    from postloc.data.prepare.duckdb_connection import connect
 
     con = connect(tmp_path / "scratch", "64MB")
     try:
@@ -164,7 +164,7 @@ def test_sampled_clustering_assigns_by_nearest_centre(jsonl_file, tmp_path):
 
 
 def test_nearest_cluster_radius_rule():
-    from postloc.data.poi_sample import nearest_cluster, sample_centres
+    from postloc.data.prepare.poi_sample import nearest_cluster, sample_centres
     from postloc.data.pois import to_unit_xyz
 
     lat = np.array([51.0, 51.0001, 51.0002, 52.0, 52.0001])

@@ -2,43 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
 from postloc.data.splits import SPLITS
 
-_FUNNEL_ORDER = (
+FUNNEL_ORDER = (
     "read", "skipped_bad", "dropped_language", "dropped_duplicate", "dropped_no_poi_label",
     "dropped_no_coordinates", "dropped_outside_pois", "dropped_empty", "dropped_small_poi", "kept",
 )
 
 
-def _stats(posts: pd.DataFrame) -> dict[str, Any]:
-    n = len(posts)
-    with_text = int((posts["text"].str.len() > 0).sum())
-    with_tags = int(posts["hashtags"].map(len).gt(0).sum())
-    with_images = int(posts["image"].map(lambda v: v is not None and len(v) > 0).sum())
+def split_stats(posts: int, users: int, pois: int, with_text: int, with_tags: int, with_images: int) -> dict[str, Any]:
+    """One column of the summary from its counts (both prepare engines count them their own way)."""
     return {
-        "posts": n,
-        "users": int(posts["user"].nunique()),
-        "pois": int(posts["poi"].nunique()),
+        "posts": posts,
+        "users": users,
+        "pois": pois,
         "posts_with_text": with_text,
         "posts_with_hashtags": with_tags,
         "posts_with_images": with_images,
-        "share_text": with_text / n if n else 0.0,
-        "share_hashtags": with_tags / n if n else 0.0,
-        "share_images": with_images / n if n else 0.0,
+        "share_text": with_text / posts if posts else 0.0,
+        "share_hashtags": with_tags / posts if posts else 0.0,
+        "share_images": with_images / posts if posts else 0.0,
     }
 
 
-def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
-    summary = {"all": _stats(posts), "hashtag_vocabulary": n_vocabulary,
-               "funnel": {k: int(funnel.get(k, 0)) for k in _FUNNEL_ORDER}}
+def assemble_summary(stats_of: Callable[[str | None], dict[str, Any]], funnel: Mapping[str, int],
+                     n_vocabulary: int) -> dict[str, Any]:
+    """The summary from ``stats_of(split)`` (``None``: all posts), the funnel and the vocabulary size."""
+    summary: dict[str, Any] = {"all": stats_of(None), "hashtag_vocabulary": n_vocabulary,
+                               "funnel": {k: int(funnel.get(k, 0)) for k in FUNNEL_ORDER}}
     summary["funnel"]["pois_dropped"] = int(funnel.get("pois_dropped", 0))
     for split in SPLITS:
-        summary[split] = _stats(posts[posts["split"] == split])
+        summary[split] = stats_of(split)
     return summary
+
+
+def _stats(posts: pd.DataFrame) -> dict[str, Any]:
+    return split_stats(
+        len(posts),
+        int(posts["user"].nunique()),
+        int(posts["poi"].nunique()),
+        int((posts["text"].str.len() > 0).sum()),
+        int(posts["hashtags"].map(len).gt(0).sum()),
+        int(posts["image"].map(lambda v: v is not None and len(v) > 0).sum()),
+    )
+
+
+def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
+    """The summary of prepared ``posts`` held in a DataFrame (the memory engine)."""
+    return assemble_summary(lambda split: _stats(posts if split is None else posts[posts["split"] == split]),
+                            funnel, n_vocabulary)
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from postloc.data.pois import PoiConfig, cluster_coordinates, to_unit_xyz
+from postloc.data.prepare.duckdb_connection import arrow_batches
 
 BATCH_ROWS = 262_144
 
@@ -68,8 +69,6 @@ def assign_to_sample_clusters(con, points_sql: str, n_points: int, config: PoiCo
     centres, radii = sample_centres(lat, lon, labels)
     schema = pa.schema([("rn", pa.int64()), ("c", pa.int64())])
     with pq.ParquetWriter(out, schema) as writer:
-        from postloc.data.prepare_duckdb import arrow_batches
-
         for batch in arrow_batches(con, points_sql, rows=BATCH_ROWS):
             lat_b = batch.column(1).to_numpy()
             lon_b = batch.column(2).to_numpy()

@@ -8,7 +8,7 @@ output's work folder, so it spills to disk instead of growing:
 * duplicates: the first post (input order) of each duplicate-key digest is kept;
 * POIs: labels, grid cells (SQL), or HDBSCAN/DBSCAN on at most ``poi_sample`` seeded points
   with every post assigned to the nearest cluster centre within that cluster's radius
-  (:mod:`postloc.data.poi_sample`); below ``poi_sample`` points it clusters them all, exactly
+  (:mod:`postloc.data.prepare.poi_sample`); below ``poi_sample`` points it clusters them all, exactly
   as the default engine does;
 * hashtag counts, the empty-post and small-POI filters, (user, POI) pair counts for the
   splits, the POI table, the summary and the POI names.
@@ -29,101 +29,55 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from postloc.data.poi_sample import assign_to_sample_clusters
 from postloc.data.pois import EARTH_RADIUS_KM, POI_METHODS, apply_known_centres, cluster_coordinates
+from postloc.data.prepare.config import PrepareConfig
+from postloc.data.prepare.duckdb_connection import FETCH_ROWS, arrow_batches, connect, quote, scalar
+from postloc.data.prepare.poi_sample import assign_to_sample_clusters
+from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_message, progress_bar, write_csv
 from postloc.data.splits import SPLITS, assign_users
+from postloc.data.summary import assemble_summary, split_stats
 from postloc.errors import EmptyDatasetError, PostlocError
 
-INSTALL_HINT = "pip install 'postloc[duckdb]'"
-FETCH_ROWS = 65_536
 
-
-def require_duckdb():
-    """The duckdb module, or a clear error saying how to install it."""
-    try:
-        import duckdb
-    except ImportError:
-        raise PostlocError(f"--engine duckdb needs the DuckDB package, which is not installed: {INSTALL_HINT}") from None
-    return duckdb
-
-
-def connect(scratch: Path, memory_limit: str):
-    """A DuckDB database file in ``scratch`` that spills to ``scratch/tmp`` beyond ``memory_limit``."""
-    duckdb = require_duckdb()
-    scratch.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(scratch / "prepare.duckdb"))
-    try:
-        con.execute(f"SET memory_limit = '{_quote(memory_limit)}'")
-    except duckdb.Error as error:
-        con.close()
-        raise PostlocError(f"--memory-limit {memory_limit!r} is not a size DuckDB understands "
-                           f"(e.g. 512MB, 4GB): {error}") from None
-    con.execute(f"SET temp_directory = '{_quote(str(scratch / 'tmp'))}'")
-    con.execute("SET preserve_insertion_order = false")  # every query that needs an order says ORDER BY
-    return con
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
-
-
-def build_duckdb(spool: Path, work: Path, config, funnel: Counter, known_centres: pd.DataFrame | None,
-                 source: Path, progress: bool) -> tuple[dict[str, Any], str]:
+def build_duckdb(spool: Path, work: Path, config: PrepareConfig, funnel: Counter,
+                 known_centres: pd.DataFrame | None, source: Path, show_progress: bool) -> tuple[dict[str, Any], str]:
     """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method)."""
     scratch = work / ".duckdb"
     con = connect(scratch, config.memory_limit)
     try:
-        return _build(con, spool, work, scratch, config, funnel, known_centres, source, progress)
+        return _build(con, spool, work, scratch, config, funnel, known_centres, source, show_progress)
     finally:
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _build(con, spool: Path, work: Path, scratch: Path, config, funnel: Counter,
-           known_centres: pd.DataFrame | None, source: Path, progress: bool) -> tuple[dict[str, Any], str]:
-    from postloc.data.prepare import _empty_message, _write_csv
-
+def _build(con, spool: Path, work: Path, scratch: Path, config: PrepareConfig, funnel: Counter,
+           known_centres: pd.DataFrame | None, source: Path, show_progress: bool) -> tuple[dict[str, Any], str]:
     n_spool = _load_spool(con, spool)
-    n_posts = _scalar(con, "SELECT count(*) FROM p")
+    n_posts = scalar(con, "SELECT count(*) FROM p")
     if n_spool - n_posts:
         funnel["dropped_duplicate"] += n_spool - n_posts
     if n_posts == 0:
-        raise EmptyDatasetError(_empty_message(source, funnel, "after reading and cleaning"))
+        raise EmptyDatasetError(empty_message(source, funnel, "after reading and cleaning"))
 
     method = _assign_pois(con, scratch, config, funnel)
     vocabulary = _count_hashtags(con, config)
     _filter(con, config, funnel)
-    if _scalar(con, "SELECT count(*) FROM kept") == 0:
-        raise EmptyDatasetError(_empty_message(source, funnel, "after the POI filters"))
+    if scalar(con, "SELECT count(*) FROM kept") == 0:
+        raise EmptyDatasetError(empty_message(source, funnel, "after the POI filters"))
     _split(con, config)
-    funnel["kept"] = _scalar(con, "SELECT count(*) FROM kept")
+    funnel["kept"] = scalar(con, "SELECT count(*) FROM kept")
 
     pois = _poi_table(con, known_centres)
-    _write_posts(con, spool, vocabulary, work, n_posts, progress)
+    _write_posts(con, spool, vocabulary, work, n_posts, show_progress)
     _write_hashtags(con, work / "hashtags.csv", config.min_hashtag_count)
-    posts_parquet = _quote(str(work / "posts.parquet"))
+    posts_parquet = quote(str(work / "posts.parquet"))
     if method != "labels":
         named = _names_from_hashtags(con, posts_parquet)
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
-    _write_csv(pois, work / "pois.csv")
+    write_csv(pois, work / "pois.csv")
     return _summary(con, posts_parquet, funnel, len(vocabulary)), method
-
-
-def arrow_batches(con, sql: str, params: list | dict | None = None, rows: int = FETCH_ROWS):
-    """Arrow record batches of a query, in its ORDER BY order.
-
-    Through the relation API: in DuckDB 2.0 an Arrow reader over an ``execute()`` result
-    copies the rows and does not keep their order.
-    """
-    relation = con.sql(sql, params=params) if params else con.sql(sql)
-    if hasattr(relation, "to_arrow_reader"):
-        return relation.to_arrow_reader(rows)
-    return relation.fetch_arrow_reader(rows)  # DuckDB 1.x
-
-
-def _scalar(con, sql: str, params: list | None = None) -> int:
-    return int(con.execute(sql, params or []).fetchall()[0][0])  # fetchall: a half-read result blocks con.sql
 
 
 # --- step 3: duplicates --------------------------------------------------------------------
@@ -131,7 +85,7 @@ def _scalar(con, sql: str, params: list | None = None) -> int:
 def _load_spool(con, spool: Path) -> int:
     """Table ``p``: the light columns of every post but later duplicates, with ``rn`` (spool row)
     and ``k`` (position among the de-duplicated posts: what the default engine's spool row is)."""
-    src = f"read_parquet('{_quote(str(spool))}', file_row_number = true)"
+    src = f"read_parquet('{quote(str(spool))}', file_row_number = true)"
     con.execute(f"""
         CREATE TABLE p AS
         WITH s AS (SELECT file_row_number AS rn, poi, poi_name, lat, lon, "user", n_text, n_images, hashtags, dupkey
@@ -140,27 +94,27 @@ def _load_spool(con, spool: Path) -> int:
         SELECT row_number() OVER (ORDER BY rn) - 1 AS k, s.* EXCLUDE (dupkey)
         FROM s WHERE dupkey IS NULL OR rn IN (SELECT rn FROM first)
     """)
-    return _scalar(con, f"SELECT count(*) FROM {src}")
+    return scalar(con, f"SELECT count(*) FROM {src}")
 
 
 # --- step 4: POIs --------------------------------------------------------------------------
 
-def _assign_pois(con, scratch: Path, config, funnel: Counter) -> str:
+def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> str:
     """Fill ``p.poi`` (NULL where a post has no POI) and return the method used."""
-    n_labelled = _scalar(con, "SELECT count(*) FROM p WHERE poi IS NOT NULL")
+    n_labelled = scalar(con, "SELECT count(*) FROM p WHERE poi IS NOT NULL")
     method = config.poi_method
     if method == "auto":
         method = "labels" if n_labelled else "hdbscan"
     if method == "labels":
         if not n_labelled:
             raise PostlocError("--poi-method labels: no post has a \"poi\" label; use hdbscan, dbscan or grid")
-        funnel["dropped_no_poi_label"] = _scalar(con, "SELECT count(*) FROM p WHERE poi IS NULL")
+        funnel["dropped_no_poi_label"] = scalar(con, "SELECT count(*) FROM p WHERE poi IS NULL")
         return method
     if method not in POI_METHODS:
         raise PostlocError(f"unknown POI method {method!r}; use one of {', '.join(POI_METHODS)}")
     has_xy = "lat IS NOT NULL AND lon IS NOT NULL"
-    n_xy = _scalar(con, f"SELECT count(*) FROM p WHERE {has_xy}")
-    funnel["dropped_no_coordinates"] = _scalar(con, "SELECT count(*) FROM p") - n_xy
+    n_xy = scalar(con, f"SELECT count(*) FROM p WHERE {has_xy}")
+    funnel["dropped_no_coordinates"] = scalar(con, "SELECT count(*) FROM p") - n_xy
     poi_config = config.poi_config(method)
     if method == "grid":
         cell_deg = poi_config.cell_m / 1000.0 / EARTH_RADIUS_KM * 180.0 / np.pi
@@ -182,21 +136,21 @@ def _assign_pois(con, scratch: Path, config, funnel: Counter) -> str:
         path = scratch / "assign.parquet"
         assign_to_sample_clusters(con, f"SELECT rn, lat, lon FROM p WHERE {has_xy}", n_xy, poi_config,
                                   sample=config.poi_sample, seed=config.seed, out=path)
-        con.execute(f"CREATE TABLE assign AS SELECT * FROM read_parquet('{_quote(str(path))}')")
+        con.execute(f"CREATE TABLE assign AS SELECT * FROM read_parquet('{quote(str(path))}')")
     # ids ordered by cluster size, largest first (as pois._relabel_by_size), named poi-000...
     con.execute("""
         CREATE TABLE ranked AS
         WITH sizes AS (SELECT c, count(*) AS n FROM assign WHERE c >= 0 GROUP BY c)
         SELECT c, row_number() OVER (ORDER BY n DESC, c) - 1 AS r FROM sizes
     """)
-    n_clusters = _scalar(con, "SELECT count(*) FROM ranked")
+    n_clusters = scalar(con, "SELECT count(*) FROM ranked")
     width = max(3, len(str(max(n_clusters - 1, 0))))
     con.execute(f"""
         CREATE OR REPLACE TABLE p AS
         SELECT p.* REPLACE ('poi-' || lpad(ranked.r::VARCHAR, {width}, '0') AS poi)
         FROM p LEFT JOIN assign USING (rn) LEFT JOIN ranked ON assign.c = ranked.c
     """)
-    funnel["dropped_outside_pois"] = _scalar(con, f"SELECT count(*) FROM p WHERE {has_xy} AND poi IS NULL")
+    funnel["dropped_outside_pois"] = scalar(con, f"SELECT count(*) FROM p WHERE {has_xy} AND poi IS NULL")
     con.execute("DROP TABLE assign; DROP TABLE ranked")
     return method
 
@@ -208,7 +162,7 @@ def _fetch_numpy(con, sql: str) -> list[np.ndarray]:
 
 # --- step 5 and 6: hashtags, empty posts, small POIs --------------------------------------
 
-def _count_hashtags(con, config) -> set[str]:
+def _count_hashtags(con, config: PrepareConfig) -> set[str]:
     """Table ``tags`` (posts per hashtag over posts with a POI); returns the kept vocabulary."""
     con.execute("""
         CREATE TABLE tags AS
@@ -220,9 +174,9 @@ def _count_hashtags(con, config) -> set[str]:
     return {tag for (tag,) in rows}
 
 
-def _filter(con, config, funnel: Counter) -> None:
+def _filter(con, config: PrepareConfig, funnel: Counter) -> None:
     """Table ``kept``: posts with a POI and some content, at POIs with enough posts and users."""
-    n_poi = _scalar(con, "SELECT count(*) FROM p WHERE poi IS NOT NULL")
+    n_poi = scalar(con, "SELECT count(*) FROM p WHERE poi IS NOT NULL")
     content = "TRUE"
     if config.drop_empty:
         content = """(n_text > 0 OR n_images > 0 OR rn IN (
@@ -232,20 +186,20 @@ def _filter(con, config, funnel: Counter) -> None:
                     WHERE poi IS NOT NULL AND {content}""",
                 {"min_tag": config.min_hashtag_count} if config.drop_empty else {})
     if config.drop_empty:
-        funnel["dropped_empty"] = n_poi - _scalar(con, "SELECT count(*) FROM kept")
+        funnel["dropped_empty"] = n_poi - scalar(con, "SELECT count(*) FROM kept")
     con.execute("""
         CREATE TABLE poi_stats AS
         SELECT poi, count(*) >= $posts AND count(DISTINCT "user") >= $users AS good FROM kept GROUP BY poi
     """, {"posts": config.min_poi_posts, "users": config.min_poi_users})
-    before = _scalar(con, "SELECT count(*) FROM kept")
+    before = scalar(con, "SELECT count(*) FROM kept")
     con.execute("DELETE FROM kept WHERE poi IN (SELECT poi FROM poi_stats WHERE NOT good)")
-    funnel["dropped_small_poi"] = before - _scalar(con, "SELECT count(*) FROM kept")
-    funnel["pois_dropped"] = _scalar(con, "SELECT count(*) FROM poi_stats WHERE NOT good")
+    funnel["dropped_small_poi"] = before - scalar(con, "SELECT count(*) FROM kept")
+    funnel["pois_dropped"] = scalar(con, "SELECT count(*) FROM poi_stats WHERE NOT good")
 
 
 # --- step 7: splits ------------------------------------------------------------------------
 
-def _split(con, config) -> None:
+def _split(con, config: PrepareConfig) -> None:
     """Add ``kept.split``: users.assign_users on (user, POI) pair counts counted in SQL.
 
     Posts without a user are users of their own, keyed ``\\0post:<position among kept posts>``
@@ -306,28 +260,21 @@ def _kept_stream(con) -> Iterator[tuple]:
         yield from zip(*(batch.column(i).to_pylist() for i in range(4)))
 
 
-def _write_posts(con, spool: Path, vocabulary: set[str], work: Path, n_posts: int, progress: bool) -> None:
-    """posts.parquet + posts.jsonl, formatted by the default engine's code in input order.
+def _write_posts(con, spool: Path, vocabulary: set[str], work: Path, n_posts: int, show_progress: bool) -> None:
+    """posts.parquet + posts.jsonl, formatted by the shared writer in input order.
 
     Row groups follow the default engine's spool batches (``k // SPOOL_BATCH``, empty ones
     included) so the Parquet file is byte-identical to the default engine's.
     """
-    import json
-
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from postloc.data.prepare import SPOOL_BATCH, _exchange_record, _flags, _progress, prepared_schema
-
-    schema = prepared_schema()
     n_batches = -(-n_posts // SPOOL_BATCH)
     kept = _kept_stream(con)
     nxt = next(kept, None)
-    current, rows = 0, []
+    current = 0
     columns = ["id", "text", "hashtags", "image", "poi_name", "lat", "lon", "user", "created", "lang", "extra"]
-    with pq.ParquetWriter(work / "posts.parquet", schema) as writer, \
-            open(work / "posts.jsonl", "w", encoding="utf-8", newline="\n") as jsonl, \
-            _progress(None, progress, "writing", total=n_batches, unit="batch") if progress else _NoBar() as bar:
+    with PreparedPostsWriter(work, vocabulary) as writer, \
+            progress_bar(show_progress, "writing", total=n_batches, unit="batch") as bar:
         offset = 0
         for batch in pq.ParquetFile(spool).iter_batches(batch_size=FETCH_ROWS, columns=columns):
             end = offset + batch.num_rows
@@ -339,32 +286,16 @@ def _write_posts(con, spool: Path, vocabulary: set[str], work: Path, n_posts: in
                     continue
                 _, k, poi, split = nxt
                 while current < k // SPOOL_BATCH:
-                    writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-                    rows, current = [], current + 1
+                    writer.end_row_group()
+                    current += 1
                     bar.update(1)
-                tags = [t for t in row["hashtags"] if t in vocabulary]
-                out = {key: row[key] for key in ("id", "text", "image", "poi_name", "lat", "lon", "user",
-                                                 "created", "lang", "extra")}
-                out.update(hashtags=tags, poi=poi, split=split, flags=_flags(row["text"], tags, row["image"], row["lang"]))
-                rows.append(out)
-                jsonl.write(json.dumps(_exchange_record(out), ensure_ascii=False) + "\n")
+                writer.add(row, poi, split)
                 nxt = next(kept, None)
             offset = end
         while current < n_batches:
-            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-            rows, current = [], current + 1
+            writer.end_row_group()
+            current += 1
             bar.update(1)
-
-
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
 
 
 def _write_hashtags(con, path: Path, min_count: int) -> None:
@@ -406,22 +337,14 @@ def _names_from_hashtags(con, posts_parquet: str, *, top: int = 2, min_share: fl
 
 def _summary(con, posts_parquet: str, funnel: Counter, n_vocabulary: int) -> dict[str, Any]:
     """summary.build_summary from SQL counts over the written posts."""
-    from postloc.data.summary import _FUNNEL_ORDER
 
-    def stats(where: str) -> dict[str, Any]:
-        n, users, pois, text, tags, images = con.execute(f"""
+    def stats(split: str | None) -> dict[str, Any]:
+        where = "TRUE" if split is None else f"split = '{split}'"
+        return split_stats(*con.execute(f"""
             SELECT count(*), count(DISTINCT "user"), count(DISTINCT poi),
                    count(*) FILTER (length(text) > 0), count(*) FILTER (len(hashtags) > 0),
                    count(*) FILTER (image IS NOT NULL AND len(image) > 0)
             FROM read_parquet('{posts_parquet}') WHERE {where}
-        """).fetchall()[0]
-        return {"posts": n, "users": users, "pois": pois, "posts_with_text": text, "posts_with_hashtags": tags,
-                "posts_with_images": images, "share_text": text / n if n else 0.0,
-                "share_hashtags": tags / n if n else 0.0, "share_images": images / n if n else 0.0}
+        """).fetchall()[0])
 
-    summary: dict[str, Any] = {"all": stats("TRUE"), "hashtag_vocabulary": n_vocabulary,
-                               "funnel": {k: int(funnel.get(k, 0)) for k in _FUNNEL_ORDER}}
-    summary["funnel"]["pois_dropped"] = int(funnel.get("pois_dropped", 0))
-    for split in SPLITS:
-        summary[split] = stats(f"split = '{split}'")
-    return summary
+    return assemble_summary(stats, funnel, n_vocabulary)

@@ -1,0 +1,131 @@
+"""The default engine of ``prepare`` (``--engine memory``): steps 3-7 with one light pandas row per post.
+
+Only the light columns (POI, coordinates, user, content counts) are held in memory; hashtags
+are streamed from the spool when counted, and the output rows are streamed from it when
+written, so memory grows with the number of posts, not with their text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from postloc.data.filters import count_hashtags, frequent_hashtags
+from postloc.data.pois import cluster_coordinates, name_from_hashtags, poi_table
+from postloc.data.prepare.config import PrepareConfig
+from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_message, progress, write_csv
+from postloc.data.splits import user_disjoint_split
+from postloc.data.summary import build_summary
+from postloc.errors import EmptyDatasetError, PostlocError
+
+
+def build_in_memory(spool: Path, work: Path, config: PrepareConfig, funnel: Counter,
+                    known_centres: pd.DataFrame | None, source: Path, show_progress: bool) -> tuple[dict[str, Any], str]:
+    """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method)."""
+    meta = pd.read_parquet(spool, columns=["poi", "lat", "lon", "user", "poi_name", "n_text", "n_images"])
+    if meta.empty:
+        raise EmptyDatasetError(empty_message(source, funnel, "after reading and cleaning"))
+
+    method = _assign_pois(meta, config, funnel)
+    has_poi = meta["poi"].notna().to_numpy()
+    counts = count_hashtags(_spool_column(spool, "hashtags", has_poi))
+    vocabulary = frequent_hashtags(counts, config.min_hashtag_count)
+    kept_tags = np.fromiter((any(t in vocabulary for t in tags) for tags in _spool_column(spool, "hashtags")), bool, len(meta))
+    has_content = kept_tags | (meta["n_text"].to_numpy() > 0) | (meta["n_images"].to_numpy() > 0)
+    keep = has_poi.copy()
+    if config.drop_empty:
+        funnel["dropped_empty"] = int((keep & ~has_content).sum())
+        keep &= has_content
+    keep = _filter_small_pois(meta, keep, config, funnel)
+    if not keep.any():
+        raise EmptyDatasetError(empty_message(source, funnel, "after the POI filters"))
+    meta["split"] = None
+    meta.loc[keep, "split"] = user_disjoint_split(meta.loc[keep, "user"], meta.loc[keep, "poi"], config.split_config())
+    funnel["kept"] = int(keep.sum())
+
+    pois = poi_table(meta.loc[keep], known_centres)
+    _write_posts(spool, meta, keep, vocabulary, work, show_progress)
+    by_use: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    vocab_stats = pd.DataFrame(by_use, columns=["hashtag", "posts"])
+    vocab_stats["kept"] = vocab_stats["hashtag"].isin(vocabulary)
+    write_csv(vocab_stats, work / "hashtags.csv")
+
+    prepared = pd.read_parquet(work / "posts.parquet", columns=["user", "poi", "split", "hashtags", "image", "text"])
+    if method != "labels":
+        named = name_from_hashtags(prepared[prepared["split"] == "train"])
+        unnamed = pois["name"].fillna("").eq("")
+        pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
+    write_csv(pois, work / "pois.csv")
+    return build_summary(prepared, funnel, n_vocabulary=len(vocabulary)), method
+
+
+def _spool_column(spool: Path, column: str, mask: np.ndarray | None = None) -> Iterator[list]:
+    """Values of one column, batch by batch, optionally only where ``mask`` is true."""
+    import pyarrow.parquet as pq
+
+    offset = 0
+    for batch in pq.ParquetFile(spool).iter_batches(batch_size=SPOOL_BATCH, columns=[column]):
+        values = batch.column(0).to_pylist()
+        if mask is None:
+            yield from values
+        else:
+            yield from (v for v, m in zip(values, mask[offset:offset + len(values)]) if m)
+        offset += len(values)
+
+
+# --- step 4 and 6: POIs ------------------------------------------------------------------
+
+def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> str:
+    """Fill ``meta.poi`` (None where a post has no POI) and return the method used."""
+    labelled = meta["poi"].notna()
+    method = config.poi_method
+    if method == "auto":
+        method = "labels" if labelled.any() else "hdbscan"
+    if method == "labels":
+        if not labelled.any():
+            raise PostlocError("--poi-method labels: no post has a \"poi\" label; use hdbscan, dbscan or grid")
+        funnel["dropped_no_poi_label"] = int((~labelled).sum())
+        return method
+    has_xy = meta["lat"].notna() & meta["lon"].notna()
+    funnel["dropped_no_coordinates"] = int((~has_xy).sum())
+    clusters = cluster_coordinates(meta.loc[has_xy, "lat"].to_numpy(), meta.loc[has_xy, "lon"].to_numpy(),
+                                   config.poi_config(method))
+    width = max(3, len(str(max(int(clusters.max(initial=-1)), 0))))
+    names = np.array([f"poi-{c:0{width}d}" if c >= 0 else None for c in clusters], dtype=object)
+    meta["poi"] = None
+    meta.loc[has_xy, "poi"] = names
+    funnel["dropped_outside_pois"] = int((has_xy & meta["poi"].isna()).sum())
+    return method
+
+
+def _filter_small_pois(meta: pd.DataFrame, keep: np.ndarray, config: PrepareConfig, funnel: Counter) -> np.ndarray:
+    kept = meta.loc[keep]
+    stats = kept.groupby("poi").agg(posts=("poi", "size"), users=("user", "nunique"))
+    good = stats.index[(stats["posts"] >= config.min_poi_posts) & (stats["users"] >= config.min_poi_users)]
+    small = keep & ~meta["poi"].isin(good).to_numpy()
+    funnel["dropped_small_poi"] = int(small.sum())
+    funnel["pois_dropped"] = int(len(stats) - len(good))
+    return keep & ~small
+
+
+# --- step 7 and outputs --------------------------------------------------------------------
+
+def _write_posts(spool: Path, meta: pd.DataFrame, keep: np.ndarray, vocabulary: set[str], work: Path,
+                 show_progress: bool) -> None:
+    """The kept posts, one row group per spool batch."""
+    import pyarrow.parquet as pq
+
+    poi, split = meta["poi"].to_numpy(), meta["split"].to_numpy()
+    offset = 0
+    with PreparedPostsWriter(work, vocabulary) as writer:
+        batches = pq.ParquetFile(spool).iter_batches(batch_size=SPOOL_BATCH)
+        for batch in progress(batches, show_progress, "writing", total=-(-len(meta) // SPOOL_BATCH), unit="batch"):
+            for i, row in enumerate(batch.to_pylist(), start=offset):
+                if keep[i]:
+                    writer.add(row, poi[i], split[i])
+            offset += batch.num_rows
+            writer.end_row_group()

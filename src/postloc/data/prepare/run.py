@@ -1,0 +1,148 @@
+"""Run ``prepare``: pick the engine, build the output folder atomically, write the manifest.
+
+The whole output folder is built under a temporary name and swapped in at the end, so an
+interrupted run leaves the previous result (or nothing), and a re-run with the same input
+and settings writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from postloc.data.prepare.config import PrepareConfig, PrepareResult, ReadOptions
+from postloc.data.prepare.memory import build_in_memory
+from postloc.data.prepare.steps import progress, spool_clean_posts
+from postloc.data.readers import SkipReport, read_posts
+from postloc.data.summary import summary_markdown
+from postloc.errors import BadInputError, PostlocError
+from postloc.io.atomic import write_folder_atomically
+
+
+def prepare(
+    source: str | Path,
+    out_dir: str | Path,
+    config: PrepareConfig | None = None,
+    read: ReadOptions | None = None,
+    *,
+    pois_csv: str | Path | None = None,
+    progress: bool = False,
+) -> PrepareResult:
+    """Clean ``source`` into ``out_dir``: posts (JSONL + Parquet), POI table, hashtag stats, manifest, summary."""
+    config = config or PrepareConfig()
+    read = read or ReadOptions()
+    source, out_dir = Path(source), Path(out_dir)
+    config.check()
+    if config.engine == "duckdb":
+        from postloc.data.prepare.duckdb_connection import require_duckdb
+
+        require_duckdb()  # fail before reading a large input
+    report = SkipReport()
+    known_centres = _read_poi_csv(pois_csv) if pois_csv else None
+
+    _refuse_foreign_folder(out_dir)
+    outcome: dict[str, Any] = {}
+    write_folder_atomically(
+        out_dir, lambda work: outcome.update(summary=_build(source, work, config, read, report, known_centres,
+                                                            pois_csv, progress)))
+    return PrepareResult(out_dir=out_dir, summary=outcome["summary"], skip_report=report)
+
+
+def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, report: SkipReport,
+           known_centres: pd.DataFrame | None, pois_csv: str | Path | None, show_progress: bool) -> dict[str, Any]:
+    """Steps 1-7 into the (temporary) folder ``work``; returns the summary."""
+    funnel: Counter = Counter()
+    spool = work / "spool.parquet"
+    posts = read_posts(source, format=read.format, columns=read.columns, list_sep=read.list_sep,
+                       skip_bad=read.skip_bad, report=report)
+    out_of_core = config.engine == "duckdb"
+    spool_clean_posts(progress(posts, show_progress, "reading"), spool, config, funnel, keys_only=out_of_core)
+    funnel["read"] = report.read
+    funnel["skipped_bad"] = report.skipped
+    if out_of_core:
+        from postloc.data.prepare.duckdb_engine import build_duckdb  # the optional extra: only when asked for
+
+        summary, method = build_duckdb(spool, work, config, funnel, known_centres, source, show_progress)
+    else:
+        summary, method = build_in_memory(spool, work, config, funnel, known_centres, source, show_progress)
+    spool.unlink()
+    summary["poi_method"] = method
+    (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (work / "summary.md").write_text(summary_markdown(summary))
+    manifest = {
+        "postloc_prepared": 1,
+        "input": {"path": source.name, "sha256": fingerprint(source), "format": read.format or "auto",
+                  "columns": dict(read.columns), "list_sep": read.list_sep, "skip_bad": read.skip_bad},
+        "config": asdict(config),
+        "poi_method": method,
+        "pois_csv": Path(pois_csv).name if pois_csv else None,
+        "skipped": report.to_dict(),
+        "funnel": dict(funnel),
+        "outputs": sorted(p.name for p in work.iterdir()) + ["manifest.json"],
+        "versions": _versions(config.engine),
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return summary
+
+
+def _read_poi_csv(path: str | Path) -> pd.DataFrame:
+    """``--pois``: a POI table whose centres replace the derived ones; checked row by row."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"poi": str})
+    except (OSError, ValueError) as error:
+        raise BadInputError(path, None, None, f"cannot be read as a POI table: {error}") from None
+    missing = {"poi", "lat", "lon"} - set(table.columns)
+    if missing:
+        raise BadInputError(path, 1, None, f"POI table needs columns poi,lat,lon[,name]; missing {sorted(missing)}")
+    for number, (given_lat, given_lon) in enumerate(zip(table["lat"], table["lon"]), start=2):
+        lat, lon = pd.to_numeric(given_lat, errors="coerce"), pd.to_numeric(given_lon, errors="coerce")
+        if not (-90 <= lat <= 90):
+            raise BadInputError(path, number, "lat", f"must be a number in [-90, 90], got {given_lat!r}")
+        if not (-180 <= lon <= 180):
+            raise BadInputError(path, number, "lon", f"must be a number in [-180, 180], got {given_lon!r}")
+    return table
+
+
+def _refuse_foreign_folder(out_dir: Path) -> None:
+    """Only an earlier prepared dataset (or an empty folder) may be replaced: never a user's other files."""
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
+        raise PostlocError(f"{out_dir} exists and is not a prepared dataset; refusing to replace it")
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's file names and contents (images by size only, to stay fast)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        if file.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".mp4") and path.is_dir():
+            digest.update(str(file.stat().st_size).encode())
+            continue
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _versions(engine: str = "memory") -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    names = ("postloc", "numpy", "pandas", "pyarrow", "scikit-learn", "py3langid") + (("duckdb",) if engine == "duckdb" else ())
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
