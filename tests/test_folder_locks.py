@@ -24,8 +24,8 @@ def test_second_holder_is_refused_then_admitted(tmp_path):
                 pass
     with folder_lock(out):  # released at the end of the block
         pass
-    assert not out.exists(), "locking creates nothing but the lock file beside the folder"
-    assert lock_path(out).exists()
+    assert list(tmp_path.iterdir()) == [], "locking writes nothing among the user's files"
+    assert lock_path(out).exists() and lock_path(tmp_path / "." / "run") == lock_path(out)
 
 
 def test_lock_held_by_another_process_and_released_when_it_dies(tmp_path):

@@ -96,6 +96,33 @@ def test_refuses_to_replace_a_folder_that_is_not_a_prepared_dataset(jsonl_file, 
     assert (tmp_path / "mine/thesis.tex").read_text() == "precious"
 
 
+def test_foreign_manifest_and_input_inside_the_output_are_refused(jsonl_file, tmp_path, capsys):
+    """Issue 17, item 2: a folder with someone else's manifest.json was replaced whole, and
+    ``prepare proj/raw/posts.jsonl --out proj`` deleted the input; ``--out`` the input file was a traceback."""
+    from postloc.cli import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text('{"name": "my-app", "version": "1.0"}')
+    (mine / "index.js").write_text("precious")
+    with pytest.raises(postloc.PostlocError, match="not a prepared dataset written by postloc"):
+        prepare(jsonl_file(labelled_posts()), mine, SMALL)
+    assert (mine / "index.js").read_text() == "precious"
+
+    project = tmp_path / "proj"
+    (project / "raw").mkdir(parents=True)
+    source = project / "raw" / "posts.jsonl"
+    source.write_bytes(jsonl_file(labelled_posts()).read_bytes())
+    with pytest.raises(postloc.PostlocError, match="contains the input"):
+        prepare(source, project, SMALL)
+    assert source.exists()
+    for out in (project, source):
+        assert main(["prepare", str(source), "--out", str(out), "--quiet", "--min-poi-posts", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "error:" in err and "Traceback" not in err
+    assert source.exists() and sorted(p.name for p in project.rglob("*")) == ["posts.jsonl", "raw"]
+
+
 def test_empty_input_and_bad_lines(jsonl_file, tmp_path):
     with pytest.raises(EmptyDatasetError, match="the input holds no posts"):
         prepare(jsonl_file([]), tmp_path / "out", SMALL)

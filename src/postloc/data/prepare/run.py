@@ -24,6 +24,8 @@ from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
 from postloc.errors import BadInputError, PostlocError
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.locks import folder_lock
+from postloc.io.ownership import PREPARED, check_output_folder
 
 
 def prepare(
@@ -45,13 +47,16 @@ def prepare(
 
         require_duckdb()  # fail before reading a large input
     report = SkipReport()
+    # Only a folder of our own is replaced, never one holding the input (docs/reliability.md).
+    check_output_folder(out_dir, PREPARED, inputs=[source, pois_csv])
     known_centres = _read_poi_csv(pois_csv) if pois_csv else None
 
-    _refuse_foreign_folder(out_dir)
     outcome: dict[str, Any] = {}
-    write_folder_atomically(
-        out_dir, lambda work: outcome.update(summary=_build(source, work, config, read, report, known_centres,
-                                                            pois_csv, progress)))
+    with folder_lock(out_dir):
+        check_output_folder(out_dir, PREPARED, inputs=[source, pois_csv])  # as it is now we hold the lock
+        write_folder_atomically(
+            out_dir, lambda work: outcome.update(summary=_build(source, work, config, read, report, known_centres,
+                                                                pois_csv, progress)))
     return PrepareResult(out_dir=out_dir, summary=outcome["summary"], skip_report=report)
 
 
@@ -109,12 +114,6 @@ def _read_poi_csv(path: str | Path) -> pd.DataFrame:
         if not (-180 <= lon <= 180):
             raise BadInputError(path, number, "lon", f"must be a number in [-180, 180], got {given_lon!r}")
     return table
-
-
-def _refuse_foreign_folder(out_dir: Path) -> None:
-    """Only an earlier prepared dataset (or an empty folder) may be replaced: never a user's other files."""
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
-        raise PostlocError(f"{out_dir} exists and is not a prepared dataset; refusing to replace it")
 
 
 def fingerprint(path: Path) -> str:
