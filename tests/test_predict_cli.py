@@ -125,3 +125,22 @@ def test_output_targets_are_never_destroyed(run, tmp_path, capsys):
         assert problem in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert source.read_bytes() == original
     assert load(run).classes  # the run still loads
+
+
+@pytest.mark.parametrize("vector,problem", [
+    ([float("nan")] * 8, "finite"), ([1e39] * 8, "finite"), ("abc", "list of numbers"),
+    ([[1.0, 2.0]], "only numbers"), ([True] * 8, "only numbers"), ([1.0, 2.0], "8 finite numbers"),
+])
+def test_bad_image_vectors_are_file_line_errors(run, tmp_path, capsys, vector, problem):
+    """Issue 17, item 8: NaN/1e39 vectors gave bare NaN in the JSON output; "abc" a traceback."""
+    source = tmp_path / "posts.jsonl"
+    good = {"id": "ok", "text": "caption"}
+    source.write_text(json.dumps(good) + "\n" + json.dumps({"id": "bad", "text": "x", "image_vector": vector},
+                                                           allow_nan=True) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(run), str(source), "-o", str(out), "--quiet", "--no-images"]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and "image_vector" in err and "Traceback" not in err
+    assert not out.exists()
+    if problem != "8 finite numbers":  # the record itself is bad: the reader names file and line
+        assert "posts.jsonl:2" in err

@@ -92,6 +92,8 @@ class Post:
             raise bad(missing, "is missing while the other coordinate is given")
 
         extra = {k: v for k, v in record.items() if k not in KNOWN_KEYS}
+        if not _missing(extra.get(IMAGE_VECTOR_KEY)):
+            extra[IMAGE_VECTOR_KEY] = image_vector(extra[IMAGE_VECTOR_KEY], bad)
         return cls(
             id=post_id,
             text=text,
@@ -189,6 +191,38 @@ def _string_list(value: Any, key: str, bad, allow_scalar: bool = False) -> list[
 
 #: A coordinate given as text: plain ASCII decimal notation, as every export writes numbers.
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+#: A precomputed image feature vector may ride along in a record (kept in ``Post.extra``).
+IMAGE_VECTOR_KEY = "image_vector"
+#: Longest image vector accepted (the largest backbone gives 4,096 numbers).
+MAX_IMAGE_VECTOR = 65_536
+
+
+def image_vector(value: Any, bad) -> list[float]:
+    """A precomputed image vector: a flat list of finite numbers, else ``bad("image_vector", ...)``.
+
+    NaN or infinite entries would make every probability NaN (and the JSON output invalid);
+    strings and nested lists would fail deep inside a model without naming the record.
+    """
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()  # numpy arrays from Parquet
+    if not isinstance(value, (list, tuple)) or not value:
+        raise bad(IMAGE_VECTOR_KEY, f"must be a non-empty list of numbers, got {_show(value)}")
+    if len(value) > MAX_IMAGE_VECTOR:
+        raise bad(IMAGE_VECTOR_KEY, f"has {len(value):,} numbers; at most {MAX_IMAGE_VECTOR:,} are accepted")
+    numbers = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, Real):
+            raise bad(IMAGE_VECTOR_KEY, f"must contain only numbers, got {_show(item)}")
+        try:
+            number = float(item)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or abs(number) > 3.4e38:  # beyond float32: infinite once stored
+            raise bad(IMAGE_VECTOR_KEY, f"must contain only finite numbers, got {_show(item)}")
+        numbers.append(number)
+    return numbers
 
 
 def _coordinate(value: Any, key: str, limit: float, bad) -> float | None:

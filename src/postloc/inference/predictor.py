@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.schema import Post
-from postloc.errors import PostlocError
+from postloc.errors import BadInputError, PostlocError
 from postloc.data.image_features import IMAGE_COLUMN
 from postloc.metrics import top_k_indices
 from postloc.text.hashtags import post_hashtags
@@ -83,16 +83,23 @@ class Predictor:
                 record["id"] = str(position)
             vector = record.pop(IMAGE_COLUMN, None)
             fields = {k: record[k] for k in ("id", "text", "hashtags") if k in record}
+            if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
+                fields[IMAGE_COLUMN] = vector  # validated with the post: finite numbers, flat
             if _is_paths(record.get("image")):  # image files are not read yet; kept for validation only
                 fields["image"] = record["image"]
             parsed = Post.from_record(fields, source="<predict>", line=position + 1)
-            text, tags, post_id = parsed.text, parsed.hashtags, parsed.id
+            text, tags, post_id, vector = parsed.text, parsed.hashtags, parsed.id, parsed.extra.get(IMAGE_COLUMN)
         else:
             raise PostlocError(f"post {position + 1}: expected a dict, a Post or a DataFrame row, got {type(post).__name__}")
         text = normalize_text(text or "")
         tags = post_hashtags(tags, text, self.hashtag_vocabulary)
         if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
             vector = np.asarray(vector, dtype=np.float32)
+            expected = int(getattr(self.model, "image_dim", 0) or 0)
+            if vector.ndim != 1 or not np.isfinite(vector).all() or (expected and vector.shape[0] != expected):
+                raise BadInputError(f"post {post_id!r}", None, IMAGE_COLUMN,
+                                    f"must be {expected or 'a list of'} finite numbers (the model's image "
+                                    f"features), got shape {vector.shape}")
         else:
             vector = None
         return {"id": str(post_id), "text": text, "hashtags": tags, IMAGE_COLUMN: vector}
