@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from postloc.errors import PostlocError
-from postloc.models import create_model, describe_models, get_model, list_models, load_model, register
-from postloc.models import registry
+from postloc.models import create_model, describe_models, get_model, list_models, load_model, register, registry
 from postloc.models.base import Estimator
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 
