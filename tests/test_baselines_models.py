@@ -76,3 +76,19 @@ def test_image_head_without_image_vectors_is_a_clear_error():
     data = planted(30).assign(image_vector=None)
     with pytest.raises(PostlocError, match="no image vectors"):
         create_model("resnet50", {}, TRAINER).fit(data)
+
+
+def test_mrlf_plus_config_takes_mrlf_fields_and_saves_the_same_keys():
+    from dataclasses import asdict, fields
+
+    from postloc.models.baselines.mrlf_plus import MRLFPlusConfig
+    from postloc.models.mrlf import MRLFConfig
+
+    config = asdict(MRLFPlusConfig())
+    assert sorted(config) == ["char_dim", "filters", "fusion", "heads", "hidden", "max_hashtag_chars",
+                              "max_text_chars", "modalities", "weights", "word_dim"]
+    mrlf = {f.name: f for f in fields(MRLFConfig)}
+    for f in fields(MRLFPlusConfig):
+        if f.name != "weights":
+            assert (f.type, f.default) == (mrlf[f.name].type, mrlf[f.name].default)
+    assert get_model("mrlf-plus")({"filters": 8, "heads": 2}).config.filters == 8

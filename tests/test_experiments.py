@@ -48,3 +48,16 @@ def test_missing_modality_rows_are_na():
 
     assert missing_needs(Method("x", "knn-image", needs=("image",)), {"hashtags"}) == ["image"]
     assert missing_needs(Method("x", "deepgeo", needs=("text|hashtags",)), {"hashtags"}) == []
+
+
+def test_table2_needs_and_quick_params_are_the_model_classes_facts():
+    from postloc.experiments.methods import quick_params, table2_methods
+    from postloc.models import get_model
+
+    methods = {m.model: m for m in table2_methods()}
+    assert methods["tagvisor"].needs == ("hashtags",) and methods["knn-image"].needs == ("image",)
+    assert methods["majority"].needs == () and methods["mrlf"].needs == ("text|hashtags|image",)
+    for method in methods.values():
+        assert method.needs == tuple(get_model(method.model).requires)
+    assert quick_params("mrlf-plus") == quick_params("mrlf") and quick_params("majority") == {}
+    assert quick_params("loctwi") == {"buckets": 1009, "dim": 8}

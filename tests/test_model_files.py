@@ -3,7 +3,7 @@
 Why: a model folder is something people download and share. Loading one must never run code
 (no pickle, no ``torch.load``), and a damaged, truncated or edited file must stop with a
 :class:`~postloc.errors.ModelFileError` that names the file, not load wrong numbers silently or
-die with a traceback (docs: the compatibility rule in :mod:`postloc.models.base`).
+die with a traceback (docs: the compatibility rule in :mod:`postloc.io.model_files`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from postloc.errors import ModelFileError, PostlocError
-from postloc.models.base import FORMAT_VERSION, MODEL_FILE
+from postloc.io.model_files import FORMAT_VERSION, MODEL_FILE, load_tensors
 from postloc.models.registry import create_model, list_models, load_model
 from postloc.nn import checkpoints as ck
 from postloc.nn.config import TrainerConfig
@@ -91,7 +91,7 @@ def test_every_model_saves_only_safetensors_and_json(saved):
             header = json.loads(raw[start:data])
             assert all(v["dtype"] in {"F32", "F64", "I64", "I32", "U8", "BOOL", "F16", "BF16", "I8", "I16"}
                        for k, v in header.items() if k != "__metadata__"), (file, header)
-            assert ck.load_tensors(file)  # and its checksum holds
+            assert load_tensors(file)  # and its checksum holds
 
 
 def test_loading_never_unpickles(saved, monkeypatch):
@@ -257,7 +257,7 @@ def test_weights_without_checksum_still_load(mrlf_copy):
     from safetensors.torch import save_file
 
     weights = mrlf_copy / "weights.safetensors"
-    save_file(ck.load_tensors(weights), str(weights))
+    save_file(load_tensors(weights), str(weights))
     load_model(mrlf_copy)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 import pytest
 
 from postloc.errors import PostlocError
-from postloc.models import create_model, get_model, list_models, load_model, register
+from postloc.models import create_model, describe_models, get_model, list_models, load_model, register, registry
 from postloc.models.base import Estimator
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 
@@ -27,35 +29,57 @@ def test_registry_lists_and_resolves_builtin_models():
         get_model("nope")
 
 
-def test_register_a_custom_model():
+def test_register_a_custom_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # leave no test model behind
+
     @dataclass(frozen=True)
     class Empty:
         pass
 
-    @register("test-constant")
+    @register
     class Constant(Estimator):
+        """A custom model only says its facts, fits, predicts and names what it keeps; save/load are the base's."""
+
         name = "test-constant"
         Config = Empty
 
-        def fit(self, train, val=None, **kwargs):
-            self.classes_ = self._resolve_classes(train, kwargs.get("classes"))
+        def fit(self, train, val=None, *, classes=None):
+            self.classes_ = self._resolve_classes(train, classes)
             return self
 
         def predict_proba(self, posts):
             return np.full((len(posts), len(self.classes_)), 1 / len(self.classes_))
 
-        def save(self, directory):
-            return directory
+        def _manifest_extra(self):
+            return {"note": "kept"}
 
-        @classmethod
-        def load(cls, directory):
-            return cls()
+        def _read_files(self, folder, manifest):
+            self.note = manifest["note"]
 
     assert get_model("test-constant") is Constant
     model = create_model("test-constant").fit(pd.DataFrame({"poi": ["a", "b"]}))
     assert model.predict(pd.DataFrame({"x": [1]})) == ["a"]
+    again = load_model(model.save(tmp_path / "constant"))
+    assert type(again) is Constant and again.classes_ == ["a", "b"] and again.note == "kept"
     with pytest.raises(ValueError, match="already registered"):
         register("test-constant")(type("Other", (Constant,), {}))
+    assert register("test-other-name")(type("Other", (Constant,), {})).name == "test-constant"  # the older spelling
+    assert get_model("test-other-name").__name__ == "Other"
+
+
+def test_every_builtin_model_carries_its_registry_name():
+    """The lazy table says where each name's class lives; the name itself is written on the class."""
+    for name in registry.BUILTIN:
+        cls = get_model(name)
+        assert cls.name == name
+        assert all(set(need.split("|")) <= {"text", "hashtags", "image"} for need in cls.requires), name
+        create_model(name, dict(cls.quick_params))  # the quick settings are valid params
+    assert [d["name"] for d in describe_models()] == list_models()
+
+
+def test_importing_the_models_package_imports_no_model():
+    code = "import sys, postloc.models; assert 'torch' not in sys.modules and 'sklearn' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_majority_returns_training_frequencies(splits, tmp_path):

@@ -1,39 +1,44 @@
-"""Which methods each study runs, and which inputs they need (so missing ones become n/a rows)."""
+"""Which methods each study runs, and which inputs they need (so missing ones become n/a rows).
+
+What a model needs and its ``--quick`` settings are facts of the model, read from its class
+(``requires``, ``quick_params``); a study adds only what differs per row (an ablation's
+modalities, a fusion variant's pair).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from postloc.experiments.config import Method
 from postloc.models.mrlf.config import FUSIONS
+from postloc.models.registry import get_model
 
 IMAGE_HEADS = ("resnet50", "resnet101", "densenet121", "vgg16")
 
-#: tiny settings used by ``--quick`` (tests); keys are model names
-QUICK_PARAMS = {
-    "mrlf": {"filters": 16, "heads": 2, "hidden": 16, "char_dim": 8, "word_dim": 8, "max_text_chars": 60,
-             "max_hashtag_chars": 40},
-    "mrlf-plus": {"filters": 16, "heads": 2, "hidden": 16, "char_dim": 8, "word_dim": 8, "max_text_chars": 60,
-                  "max_hashtag_chars": 40},
-    "deepgeo": {"char_dim": 8, "hidden": 8, "attention": 8, "max_chars": 40},
-    "loctwi": {"buckets": 1009, "dim": 8},
-    "tagvisor": {"n_estimators": 5},
-    **{name: {"hidden": 8} for name in IMAGE_HEADS},
-}
+
+def quick_params(model: str) -> dict[str, Any]:
+    """The tiny settings ``--quick`` (tests) trains ``model`` with."""
+    return dict(get_model(model).quick_params)
+
+
+def _method(label: str, model: str, **kw: Any) -> Method:
+    """A row running ``model`` as is: it needs what the model requires."""
+    return Method(label, model, needs=tuple(get_model(model).requires), **kw)
 
 
 def table2_methods() -> list[Method]:
     """Table II: the paper's baselines, the references it lacks, and MRLF."""
     methods = [
-        Method("majority", "majority"),
-        Method("tfidf-logreg (text+hashtags)", "tfidf-logreg", needs=("text|hashtags",)),
-        Method("TagVisor (random forest, hashtags)", "tagvisor", needs=("hashtags",)),
-        Method("DeepGeo (char BiLSTM + attention)", "deepgeo", needs=("text|hashtags",), max_epochs=10),
-        Method("LocTwi (subword n-grams)", "loctwi", needs=("text|hashtags",)),
+        _method("majority", "majority"),
+        _method("tfidf-logreg (text+hashtags)", "tfidf-logreg"),
+        _method("TagVisor (random forest, hashtags)", "tagvisor"),
+        _method("DeepGeo (char BiLSTM + attention)", "deepgeo", max_epochs=10),
+        _method("LocTwi (subword n-grams)", "loctwi"),
     ]
-    methods += [Method(name, name, needs=("image",)) for name in IMAGE_HEADS]
-    methods += [Method("knn-image (cosine, k=10)", "knn-image", needs=("image",)),
-                Method("MRLF (paper)", "mrlf", needs=("text|hashtags|image",)),
-                Method("mrlf-plus (MRLF x tfidf-logreg late fusion; ours, not the paper's)", "mrlf-plus",
-                       needs=("text|hashtags",))]
+    methods += [_method(name, name) for name in IMAGE_HEADS]
+    methods += [_method("knn-image (cosine, k=10)", "knn-image"),
+                _method("MRLF (paper)", "mrlf"),
+                _method("mrlf-plus (MRLF x tfidf-logreg late fusion; ours, not the paper's)", "mrlf-plus")]
     return methods
 
 

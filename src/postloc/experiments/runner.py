@@ -16,7 +16,7 @@ import numpy as np
 from postloc.experiments import data as datamod
 from postloc.experiments.cells import Cell, CellStore
 from postloc.experiments.config import ExperimentConfig, Method
-from postloc.experiments.methods import QUICK_PARAMS, fig2_methods, fig3_methods, missing_needs, table2_methods
+from postloc.experiments.methods import fig2_methods, fig3_methods, missing_needs, quick_params, table2_methods
 from postloc.experiments.noisy_images import noise_variants
 
 DROP_KEYS = ("per_poi", "confusion", "labels")
@@ -166,7 +166,7 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
 
 
 def _params(method: Method, available: set[str], config: ExperimentConfig) -> dict[str, Any]:
-    params = dict(QUICK_PARAMS.get(method.model, {})) if config.quick else {}
+    params = quick_params(method.model) if config.quick else {}
     params.update(method.params)
     if method.model.startswith("mrlf"):
         # one spelling per setting, so that equal cells of different studies share one key

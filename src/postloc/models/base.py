@@ -1,18 +1,28 @@
 """The one interface every location model implements, in the manner of scikit-learn estimators.
 
-``fit`` learns from a DataFrame of prepared posts (columns ``text``, ``hashtags``, ``poi`` and,
-when image features exist, ``image_vector``), ``predict_proba`` returns one probability row per
-post over ``classes_`` (POI labels), ``save``/``load`` use a folder holding ``model.json`` plus
-model-specific files (safetensors and JSON; never pickle, so a saved model cannot run code).
-Keeping the interface this small lets the training CLI, the evaluation, the benchmark and the
-prediction API treat MRLF and the baselines alike.
+``fit(train, val=None, *, classes=None)`` learns from a DataFrame of prepared posts (columns
+``text``, ``hashtags``, ``poi`` and, when image features exist, ``image_vector``);
+``predict_proba`` returns one probability row per post over ``classes_`` (POI labels);
+``save``/``load`` use a folder holding ``model.json`` plus model-specific files (safetensors and
+JSON; never pickle, so a saved model cannot run code). Keeping the interface this small lets the
+training CLI, the evaluation, the benchmark and the prediction API treat MRLF and the baselines alike.
 
-Compatibility of saved models: ``model.json`` holds ``format`` (an integer, :data:`FORMAT_VERSION`)
-and the ``postloc_version`` that wrote it. ``format`` changes only when a saved folder can no
-longer be read the old way; a postloc reads exactly its own format, whatever package version wrote
-it, and refuses any other format with a message naming both versions. A ``model.json`` without
-``format`` (none was ever written without it, but hand-made files exist) is read as format 1.
-Every ``load`` (and the resume path ``_read_folder``) turns a damaged, truncated, edited or missing
+Run arguments: models trained epoch by epoch (``epoch_based = True``, the subclasses of
+:class:`~postloc.models.torch_estimator.TorchEstimator`) also take the run's arguments as
+keywords of ``fit``: ``run_dir`` (checkpoints, ``best/``, curves), ``resume``, ``callbacks`` and
+``progress``. The others have no epochs, checkpoints or curves, so their ``fit`` takes none; a
+caller (the training API) passes them only where ``epoch_based`` is true.
+
+What a model is, written once on its class: ``name`` (the registry key; ``@register`` reads it),
+``Config`` (a frozen dataclass of hyperparameters), ``requires`` (the inputs it needs, each item
+a modality or ``"a|b"`` for either one) and ``quick_params`` (tiny settings for ``--quick`` runs).
+
+Saving and loading go one way for every model: :meth:`Estimator.save` writes ``model.json``
+(name, format, config, trainer settings, classes and the small fitted facts of
+:meth:`~Estimator._manifest_extra`) then :meth:`~Estimator._write_files`; :meth:`Estimator.load`
+reads the manifest back into a new instance and hands it to :meth:`~Estimator._read_files`.
+The file formats and their compatibility rules live in :mod:`postloc.io.model_files`. Every
+``load`` (and the resume path ``_read_folder``) turns a damaged, truncated, edited or missing
 file into a :class:`~postloc.errors.ModelFileError` naming the file or folder, never a traceback.
 """
 
@@ -20,60 +30,54 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from postloc.errors import ModelFileError, PostlocError
+from postloc.io.model_files import (FORMAT_VERSION, MODEL_FILE, check_format, package_version, read_manifest,
+                                    write_manifest)
 from postloc.nn.config import TrainerConfig
 from postloc.settings import make_dataclass_config
 
-MODEL_FILE = "model.json"
-FORMAT_VERSION = 1
+__all__ = ["Estimator", "FORMAT_VERSION", "MODEL_FILE", "check_format", "model_file_errors", "read_manifest",
+           "trainer_from_manifest", "write_manifest"]
 
 
 class Estimator(ABC):
     """Base class of the registered models.
 
-    Subclasses set ``name`` (the registry key) and ``Config`` (a frozen dataclass of their
-    hyperparameters), and implement the four abstract methods.
+    Subclasses set the class facts (``name``, ``Config``, ``requires``, ``quick_params``),
+    implement ``fit`` and ``predict_proba``, and say what a fitted model keeps:
+    :meth:`_manifest_extra` (small values, in ``model.json``), :meth:`_write_files` (files beside
+    it) and :meth:`_read_files` (the inverse of both).
     """
 
     name: ClassVar[str]
     Config: ClassVar[type]
-    #: whether ``fit`` runs epochs through the trainer (checkpoints, resume, curves)
+    #: inputs the model needs, each a modality or "a|b" (either one); the experiments mark it n/a without them
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: tiny hyperparameters for ``--quick`` runs (tests, smoke runs)
+    quick_params: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    #: whether ``fit`` runs epochs through the trainer (checkpoints, resume, curves; see the module docstring)
     epoch_based: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Wrap each subclass's ``load`` and ``_read_folder`` so damaged files give clear errors.
+        """Wrap a subclass's own ``load`` and ``_read_folder`` so damaged files give clear errors.
 
-        Done once here rather than in every model, so a new model cannot forget it.
+        The built-in models inherit the guarded ones below; this keeps a model that overrides
+        them (a third-party one, say) just as safe, without it having to remember.
         """
         super().__init_subclass__(**kwargs)
         if isinstance(cls.__dict__.get("load"), classmethod):
-            original_load = cls.__dict__["load"].__func__
-
-            @functools.wraps(original_load)
-            def load(klass, directory, *args, **kw):
-                with model_file_errors(directory, getattr(klass, "name", klass.__name__)):
-                    model = original_load(klass, directory, *args, **kw)
-                    _self_test(model, directory)
-                    return model
-
-            cls.load = classmethod(load)  # type: ignore[method-assign]
-        read_folder = cls.__dict__.get("_read_folder")
-        if callable(read_folder):
-            @functools.wraps(read_folder)
-            def _read_folder(self, folder, *args, **kw):
-                with model_file_errors(folder, getattr(self, "name", type(self).__name__)):
-                    return read_folder(self, folder, *args, **kw)
-
-            cls._read_folder = _read_folder  # type: ignore[attr-defined]
+            cls.load = classmethod(_guarded_load(cls.__dict__["load"].__func__))  # type: ignore[method-assign]
+        if callable(cls.__dict__.get("_read_folder")):
+            cls._read_folder = _guarded_read_folder(cls.__dict__["_read_folder"])  # type: ignore[method-assign]
 
     def __init__(self, config: Any = None, trainer: TrainerConfig | None = None):
         if config is None:
@@ -85,28 +89,64 @@ class Estimator(ABC):
         self.classes_: list[str] = []
 
     @abstractmethod
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "Estimator":
-        """Learn from ``train`` (``val`` steers early stopping where the model has epochs)."""
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
+            classes: Sequence[str] | None = None) -> "Estimator":
+        """Learn from ``train`` (``val`` steers model selection where the model has any)."""
 
     @abstractmethod
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         """``[len(posts), len(classes_)]`` probabilities, rows summing to 1."""
 
-    @abstractmethod
-    def save(self, directory: str | Path) -> Path:
-        """Write the fitted model into ``directory`` (created if needed)."""
-
-    @classmethod
-    @abstractmethod
-    def load(cls, directory: str | Path) -> "Estimator":
-        """Read a model written by :meth:`save`."""
-
     def predict(self, posts: pd.DataFrame) -> list[str]:
         """The most probable POI label per post."""
         proba = self.predict_proba(posts)
         return [self.classes_[i] for i in proba.argmax(axis=1)]
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the fitted model into ``directory`` (created if needed)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._write_folder(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Estimator":
+        """Read a model written by :meth:`save`."""
+        model = cls()
+        model._read_folder(Path(directory))
+        return model
+
+    def _write_folder(self, folder: Path) -> None:
+        """``model.json`` and the model's files (also what every checkpoint and ``RUN/best`` hold)."""
+        write_manifest(folder, {
+            "model": self.name, "format": FORMAT_VERSION, "postloc_version": package_version(),
+            "config": asdict(self.config), "trainer": asdict(self.trainer), "classes": list(self.classes_),
+            **self._manifest_extra()})
+        self._write_files(folder)
+
+    def _read_folder(self, folder: Path, *, keep_trainer: bool = False) -> None:
+        """Become the model saved in ``folder``; ``keep_trainer`` (resuming) keeps this run's trainer settings."""
+        manifest = read_manifest(folder)
+        if manifest["model"] != self.name:
+            raise PostlocError(f"{folder} holds a {manifest['model']!r} model, not {self.name!r}")
+        self.config = make_dataclass_config(self.Config, manifest.get("config") or {}, "params")
+        if not keep_trainer:
+            self.trainer = trainer_from_manifest(manifest)
+        self.classes_ = list(manifest["classes"])
+        self._read_files(folder, manifest)
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """Fitted values small enough for ``model.json`` (class counts, a chosen weight); none by default."""
+        return {}
+
+    def _write_files(self, folder: Path) -> None:
+        """The fitted state that does not fit in ``model.json`` (weights, vocabularies); none by default."""
+
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        """Restore what :meth:`_manifest_extra` and :meth:`_write_files` saved; config and classes are set."""
 
     # --- helpers shared by subclasses -------------------------------------------------------
 
@@ -114,18 +154,12 @@ class Estimator(ABC):
         if not self.classes_:
             raise PostlocError(f"{self.name} model is not fitted yet; call fit() or load()")
 
-    def _manifest(self, **extra: Any) -> dict[str, Any]:
-        return {"model": self.name, "format": FORMAT_VERSION, "postloc_version": _package_version(),
-                "config": asdict(self.config),
-                "trainer": asdict(self.trainer), "classes": list(self.classes_), **extra}
-
-    @classmethod
-    def _from_manifest(cls, directory: str | Path) -> tuple["Estimator", dict[str, Any]]:
-        """A model with the saved config, trainer settings and classes; the caller restores its weights."""
-        manifest = read_manifest(directory)
-        model = cls(manifest.get("config"), trainer_from_manifest(manifest))
-        model.classes_ = list(manifest["classes"])
-        return model, manifest
+    def _class_index(self, posts: pd.DataFrame) -> np.ndarray:
+        """Each post's index into ``classes_`` (-1: a POI outside them, or no ``poi`` column)."""
+        if "poi" not in posts:
+            return np.full(len(posts), -1, dtype=np.int64)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        return np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
 
     @staticmethod
     def _resolve_classes(train: pd.DataFrame, classes: Sequence[str] | None) -> list[str]:
@@ -143,48 +177,32 @@ class Estimator(ABC):
         return found
 
 
-def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / MODEL_FILE
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+def _guarded_load(load):
+    """``load`` with damaged files turned into :class:`ModelFileError` and the loaded model self-tested."""
+
+    @functools.wraps(load)
+    def guarded(klass, directory, *args, **kw):
+        with model_file_errors(directory, getattr(klass, "name", klass.__name__)):
+            model = load(klass, directory, *args, **kw)
+            _self_test(model, directory)
+            return model
+
+    return guarded
 
 
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """``model.json`` of a saved model, checked for a supported format (see the module docstring)."""
-    path = Path(directory) / MODEL_FILE
-    if not path.exists():
-        raise ModelFileError(f"{directory} holds no saved model ({MODEL_FILE} is missing)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ModelFileError(f"{path}: not valid JSON, the file is damaged or truncated ({error})") from None
-    if not isinstance(manifest, dict):
-        raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
-    check_format(manifest, path)
-    if not isinstance(manifest.get("model"), str):
-        raise ModelFileError(f"{path}: no model name (\"model\") in it")
-    classes = manifest.get("classes")
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise ModelFileError(f"{path}: \"classes\" must be a non-empty list of POI labels")
-    if not isinstance(manifest.get("config", {}), dict) or not isinstance(manifest.get("trainer") or {}, dict):
-        raise ModelFileError(f"{path}: \"config\" and \"trainer\" must be JSON objects")
-    return manifest
+def _guarded_read_folder(read_folder):
+    """``_read_folder`` with damaged files turned into :class:`ModelFileError` naming the folder."""
+
+    @functools.wraps(read_folder)
+    def guarded(self, folder, *args, **kw):
+        with model_file_errors(folder, getattr(self, "name", type(self).__name__)):
+            return read_folder(self, folder, *args, **kw)
+
+    return guarded
 
 
-def check_format(manifest: dict[str, Any], path: str | Path) -> None:
-    """Refuse a ``model.json`` of another format, saying which postloc wrote it and which this is."""
-    found = manifest.get("format", 1)
-    if found == FORMAT_VERSION and not isinstance(found, bool):
-        return
-    writer = manifest.get("postloc_version") or "an unknown version"
-    if isinstance(found, int) and not isinstance(found, bool) and found > FORMAT_VERSION:
-        advice = "it was written by a newer postloc; upgrade postloc to load it"
-    else:
-        advice = "it is not a format this postloc can read; retrain the model with this version"
-    raise ModelFileError(f"{path}: model format {found!r} (written by postloc {writer}) is incompatible with "
-                         f"postloc {_package_version()}, which reads format {FORMAT_VERSION}: {advice}")
+Estimator.load = classmethod(_guarded_load(Estimator.__dict__["load"].__func__))  # type: ignore[method-assign]
+Estimator._read_folder = _guarded_read_folder(Estimator.__dict__["_read_folder"])  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -214,13 +232,6 @@ def _self_test(model: "Estimator", directory: str | Path) -> None:
         raise ModelFileError(f"{Path(directory) / MODEL_FILE} lists {len(model.classes_)} classes but the saved "
                              f"{model.name} model gives {proba.shape[-1] if proba.ndim else 0} scores per post "
                              f"(or non-finite ones); the folder's files do not belong together")
-
-
-@functools.lru_cache(maxsize=1)
-def _package_version() -> str:
-    from postloc import __version__
-
-    return __version__
 
 
 def trainer_from_manifest(manifest: dict[str, Any]) -> TrainerConfig:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from postloc.models.base import Estimator, write_manifest
+from postloc.models.base import Estimator
 from postloc.models.registry import register
 
 
@@ -23,7 +23,7 @@ class MajorityConfig:
     """No hyperparameters; the dataclass keeps the interface uniform."""
 
 
-@register("majority")
+@register
 class Majority(Estimator):
     name = "majority"
     Config = MajorityConfig
@@ -32,12 +32,10 @@ class Majority(Estimator):
         super().__init__(config, trainer)
         self.counts_: np.ndarray = np.zeros(0)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "Majority":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
+            classes: Sequence[str] | None = None) -> "Majority":
         self.classes_ = self._resolve_classes(train, classes)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        self.counts_ = np.bincount([index[str(p)] for p in train["poi"]], minlength=len(self.classes_)).astype(float)
+        self.counts_ = np.bincount(self._class_index(train), minlength=len(self.classes_)).astype(float)
         return self
 
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
@@ -45,13 +43,8 @@ class Majority(Estimator):
         prior = self.counts_ / self.counts_.sum()
         return np.tile(prior, (len(posts), 1))
 
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        write_manifest(directory, self._manifest(counts=self.counts_.tolist()))
-        return Path(directory)
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"counts": self.counts_.tolist()}
 
-    @classmethod
-    def load(cls, directory: str | Path) -> "Majority":
-        model, manifest = cls._from_manifest(directory)
-        model.counts_ = np.asarray(manifest["counts"], dtype=float)
-        return model
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.counts_ = np.asarray(manifest["counts"], dtype=float)

@@ -11,21 +11,21 @@ exactly as scikit-learn's TfidfVectorizer does) and the softmax by hand.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from postloc.errors import PostlocError
-from postloc.models.base import Estimator, write_manifest
+from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
+from postloc.models.base import Estimator
 from postloc.models.registry import register
+from postloc.text.hashtags import frame_hashtags
 from postloc.text.normalize import tokenize
-from postloc.nn import checkpoints as ck
 
 WEIGHTS = "weights.safetensors"
 VOCAB = "vocab.json"
@@ -52,10 +52,11 @@ def post_tokens(text: Any, hashtags: Any, ngram_max: int = 1) -> list[str]:
     return tokens
 
 
-@register("tfidf-logreg")
+@register
 class TfidfLogReg(Estimator):
     name = "tfidf-logreg"
     Config = TfidfLogRegConfig
+    requires = ("text|hashtags",)
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
@@ -66,16 +67,14 @@ class TfidfLogReg(Estimator):
         self.seen_: list[int] = []  # indices into classes_ of the classes the regression saw
         self.C_ = 0.0
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "TfidfLogReg":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
+            classes: Sequence[str] | None = None) -> "TfidfLogReg":
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
         cfg = self.config
         self.classes_ = self._resolve_classes(train, classes)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        y = np.array([index[str(p)] for p in train["poi"]])
+        y = self._class_index(train)
         docs = self._docs(train)
         vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens, min_df=min(cfg.min_df, max(1, len(docs))),
                                      max_features=cfg.max_features, sublinear_tf=True)
@@ -97,7 +96,7 @@ class TfidfLogReg(Estimator):
             lr.fit(X, y)
             score = 0.0
             if len(grid) > 1:
-                y_val = np.array([index.get(str(p), -1) for p in val["poi"]])
+                y_val = self._class_index(val)
                 proba = self._softmax(self._transform(self._docs(val)), lr.coef_, lr.intercept_)
                 pred = np.asarray(lr.classes_)[proba.argmax(axis=1)]
                 score = float((pred == y_val).mean())
@@ -117,31 +116,26 @@ class TfidfLogReg(Estimator):
             out[:, self.seen_] = self._softmax(self._transform(self._docs(posts)), self.coef_, self.intercept_)
         return out
 
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        directory = Path(directory)
-        write_manifest(directory, self._manifest(seen=self.seen_, C=self.C_))
-        ck.save_tensors({"idf": torch.from_numpy(self.idf_), "coef": torch.from_numpy(self.coef_),
-                         "intercept": torch.from_numpy(self.intercept_)}, directory / WEIGHTS)
-        (directory / VOCAB).write_text(json.dumps(self.vocabulary_, ensure_ascii=False) + "\n", encoding="utf-8")
-        return directory
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"seen": self.seen_, "C": self.C_}
 
-    @classmethod
-    def load(cls, directory: str | Path) -> "TfidfLogReg":
-        directory = Path(directory)
-        model, manifest = cls._from_manifest(directory)
-        model.seen_ = [int(i) for i in manifest["seen"]]
-        model.C_ = float(manifest["C"])
-        weights = ck.load_tensors(directory / WEIGHTS)
-        model.idf_, model.coef_, model.intercept_ = (weights[k].numpy() for k in ("idf", "coef", "intercept"))
-        model.vocabulary_ = ck.read_json(directory / VOCAB)
-        return model
+    def _write_files(self, folder: Path) -> None:
+        save_tensors({"idf": torch.from_numpy(self.idf_), "coef": torch.from_numpy(self.coef_),
+                      "intercept": torch.from_numpy(self.intercept_)}, folder / WEIGHTS)
+        write_compact_json(folder / VOCAB, self.vocabulary_)
+
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.seen_ = [int(i) for i in manifest["seen"]]
+        self.C_ = float(manifest["C"])
+        weights = load_tensors(folder / WEIGHTS)
+        self.idf_, self.coef_, self.intercept_ = (weights[k].numpy() for k in ("idf", "coef", "intercept"))
+        self.vocabulary_ = read_json(folder / VOCAB)
 
     # --- internals -------------------------------------------------------------------------
 
     def _docs(self, posts: pd.DataFrame) -> list[list[str]]:
         texts = posts["text"] if "text" in posts else [""] * len(posts)
-        tags = posts["hashtags"] if "hashtags" in posts else [[]] * len(posts)
+        tags = frame_hashtags(posts.get("hashtags"), len(posts))
         return [post_tokens(t, h, self.config.ngram_max) for t, h in zip(texts, tags)]
 
     def _transform(self, docs: list[list[str]]):

@@ -1,5 +1,9 @@
 """Checkpoints as plain files: safetensors for tensors, JSON for everything else, no pickle.
 
+A checkpoint folder is an exported model (written by the model, through
+:mod:`postloc.io.model_files`) plus the trainer's part kept here: the optimizer, the RNG states
+and the epoch counters, and the folder logic (list, latest, prune, recover, verify).
+
 ``torch.save`` pickles, and unpickling a downloaded checkpoint can run arbitrary code; a
 safetensors file holds only named arrays. The optimizer's state (nested dicts of tensors and
 numbers) is therefore flattened into ``state.<param>.<key>`` tensors plus a JSON file for the
@@ -11,8 +15,6 @@ killed at any moment leaves only complete checkpoints (a rename is atomic on one
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import shutil
 from pathlib import Path
@@ -20,9 +22,9 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from postloc.errors import ModelFileError
+from postloc.io.model_files import load_tensors, read_json, save_tensors, write_json
 
 
 CHECKPOINTS = "checkpoints"
@@ -31,79 +33,7 @@ OPTIMIZER_META = "optimizer.json"
 TRAINER_STATE = "trainer_state.json"
 
 
-# --- state dicts <-> files -------------------------------------------------------------------
-
-#: safetensors metadata key holding the SHA-256 of the tensors (names, dtypes, shapes, bytes).
-CHECKSUM_KEY = "postloc.sha256"
-
-
-def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
-
-    safetensors checks that a file is well formed but not that its numbers are the ones written;
-    this digest, stored in the file's own metadata, makes a flipped byte in the data detectable.
-    """
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        value = tensors[name].detach().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    return digest.hexdigest()
-
-
-def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """safetensors needs contiguous tensors that share no memory; copies make that so.
-
-    The checksum of the tensors goes into the file's metadata (see :func:`load_tensors`).
-    """
-    plain = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}  # GPU tensors too (DDP on CUDA)
-    save_file(plain, str(path), metadata={CHECKSUM_KEY: tensors_digest(plain)})
-
-
-def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file written by :func:`save_tensors`; refuse a damaged or edited one.
-
-    Files without a checksum (written before it was added) still load: safetensors itself checks
-    the header and the data offsets.
-    """
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: missing; the saved model or checkpoint folder is incomplete")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            expected = (handle.metadata() or {}).get(CHECKSUM_KEY)
-        tensors = load_file(str(path))
-    except Exception as error:  # noqa: BLE001 - SafetensorError, header JSON errors, bad offsets
-        raise ModelFileError(f"{path}: not a valid safetensors file, it is damaged or truncated ({error})") from None
-    if expected is not None and tensors_digest(tensors) != expected:
-        raise ModelFileError(f"{path}: checksum mismatch; the file was changed or damaged after it was written")
-    return tensors
-
-
-def load_state_into(module: torch.nn.Module, path: str | Path) -> None:
-    """``module.load_state_dict`` from a safetensors file, naming the file when names or shapes do not fit."""
-    tensors = load_tensors(path)
-    try:
-        module.load_state_dict(tensors)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        detail = "; ".join(line.strip() for line in first[1:4]) or (first[0] if first else "")
-        raise ModelFileError(f"{path}: its tensors do not fit the model described by model.json "
-                             f"(was one of the files edited or mixed up?): {detail[:300]}") from None
-
-
-def read_json(path: str | Path) -> Any:
-    """A JSON file of a saved model or checkpoint; a missing or damaged one is a :class:`ModelFileError`."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing; the saved model or checkpoint folder is incomplete") from None
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ModelFileError(f"{path}: not valid JSON, the file is damaged or truncated ({error})") from None
-
+# --- optimizer and RNG state <-> files -------------------------------------------------------
 
 def verify_checkpoint(folder: str | Path) -> None:
     """Read every file of a checkpoint folder before resuming from it: a damaged one stops the resume.
@@ -169,10 +99,6 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 # --- folders ---------------------------------------------------------------------------------
-
-def write_json(path: str | Path, data: Any) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n", encoding="utf-8")
-
 
 def checkpoint_dir(run_dir: str | Path, epoch: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"epoch-{epoch:04d}"

@@ -101,9 +101,11 @@ def _train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig, res
                 dist.mirror_latest_checkpoint(out, mirror, ctx)
         elif ctx is not None and resume:
             dist.mirror_latest_checkpoint(out, out, ctx)  # rank 0's half of the exchange
+        # only models trained in epochs take the run's arguments (see postloc.models.base)
+        run_args = ({"run_dir": run_dir, "resume": resume, "callbacks": callbacks, "progress": progress}
+                    if model.epoch_based else {})
         started = time.perf_counter()
-        model.fit(train_df, val_df, classes=prepared.poi_names, run_dir=run_dir,
-                  resume=resume, callbacks=callbacks, progress=progress)
+        model.fit(train_df, val_df, classes=prepared.poi_names, **run_args)
     seconds = time.perf_counter() - started
     if model.epoch_based:
         state = model.state

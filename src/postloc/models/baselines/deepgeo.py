@@ -19,8 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from postloc.models.baselines.neural import ArrayData, NeuralBaseline, PriorHead, post_tags, post_texts
+from postloc.models.baselines.neural import ArrayData, PriorHead, post_tags, post_texts
 from postloc.models.registry import register
+from postloc.models.torch_estimator import TorchEstimator
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,12 @@ class DeepGeoNet(PriorHead):
         return self.with_prior(self.out(pooled), present)
 
 
-@register("deepgeo")
-class DeepGeo(NeuralBaseline):
+@register
+class DeepGeo(TorchEstimator):
     name = "deepgeo"
     Config = DeepGeoConfig
+    requires = ("text|hashtags",)
+    quick_params = {"char_dim": 8, "hidden": 8, "attention": 8, "max_chars": 40}
 
     def _strings(self, posts: pd.DataFrame) -> list[str]:
         return [char_string(t, g)[: self.config.max_chars] for t, g in zip(post_texts(posts), post_tags(posts))]

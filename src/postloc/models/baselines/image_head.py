@@ -21,8 +21,9 @@ from torch import nn
 
 from postloc.errors import PostlocError
 from postloc.data.image_features import IMAGE_COLUMN, image_dim, image_matrix
-from postloc.models.baselines.neural import ArrayData, NeuralBaseline, PriorHead
+from postloc.models.baselines.neural import ArrayData, PriorHead
 from postloc.models.registry import register
+from postloc.models.torch_estimator import TorchEstimator
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,12 @@ def has_image(posts: pd.DataFrame) -> np.ndarray:
                     dtype=bool)
 
 
-class ImageHead(NeuralBaseline):
+class ImageHead(TorchEstimator):
     """Shared implementation; the registered subclasses only differ by name and the backbone they stand for."""
 
     Config = ImageHeadConfig
+    requires = ("image",)
+    quick_params = {"hidden": 8}
     backbone: str = ""
 
     def _train_rows(self, train: pd.DataFrame) -> pd.DataFrame:
@@ -89,25 +92,14 @@ class ImageHead(NeuralBaseline):
         return ArrayData({"image": vectors, "present": present}, y)
 
 
-@register("resnet50")
-class ResNet50Head(ImageHead):
-    name = "resnet50"
-    backbone = "resnet50"
+def _head(class_name: str, backbone: str) -> type[ImageHead]:
+    """The registered head standing for ``backbone``, named after it."""
+    cls = type(class_name, (ImageHead,), {"name": backbone, "backbone": backbone, "__module__": __name__,
+                                          "__doc__": f"Classifier head standing for {backbone} (see the module docstring)."})
+    return register(cls)
 
 
-@register("resnet101")
-class ResNet101Head(ImageHead):
-    name = "resnet101"
-    backbone = "resnet101"
-
-
-@register("densenet121")
-class DenseNet121Head(ImageHead):
-    name = "densenet121"
-    backbone = "densenet121"
-
-
-@register("vgg16")
-class VGG16Head(ImageHead):
-    name = "vgg16"
-    backbone = "vgg16"
+ResNet50Head = _head("ResNet50Head", "resnet50")
+ResNet101Head = _head("ResNet101Head", "resnet101")
+DenseNet121Head = _head("DenseNet121Head", "densenet121")
+VGG16Head = _head("VGG16Head", "vgg16")

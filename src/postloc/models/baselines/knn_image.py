@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,9 @@ import torch
 
 from postloc.errors import PostlocError
 from postloc.data.image_features import image_dim, image_matrix
-from postloc.models.base import Estimator, write_manifest
+from postloc.io.model_files import load_tensors, save_tensors
+from postloc.models.base import Estimator
 from postloc.models.registry import register
-from postloc.nn import checkpoints as ck
 
 WEIGHTS = "neighbours.safetensors"
 
@@ -37,10 +37,11 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-@register("knn-image")
+@register
 class KnnImage(Estimator):
     name = "knn-image"
     Config = KnnImageConfig
+    requires = ("image",)
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
@@ -48,15 +49,13 @@ class KnnImage(Estimator):
         self.labels_ = np.zeros(0, dtype=np.int64)
         self.prior_ = np.zeros(0)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "KnnImage":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
+            classes: Sequence[str] | None = None) -> "KnnImage":
         self.classes_ = self._resolve_classes(train, classes)
         dim = image_dim(train)
         if dim == 0:
             raise PostlocError("knn-image: the posts have no image vectors (image_features.parquet is missing)")
-        index = {c: i for i, c in enumerate(self.classes_)}
-        y = np.array([index[str(p)] for p in train["poi"]], dtype=np.int64)
+        y = self._class_index(train)
         vectors, present = image_matrix(train, dim)
         self.matrix_ = _normalise(vectors[present]).astype(np.float32)
         self.labels_ = y[present]
@@ -83,17 +82,10 @@ class KnnImage(Estimator):
             out[part] = (1 - w) * votes + w * self.prior_
         return out
 
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        directory = Path(directory)
-        write_manifest(directory, self._manifest())
-        ck.save_tensors({"matrix": torch.from_numpy(self.matrix_), "labels": torch.from_numpy(self.labels_),
-                         "prior": torch.from_numpy(self.prior_)}, directory / WEIGHTS)
-        return directory
+    def _write_files(self, folder: Path) -> None:
+        save_tensors({"matrix": torch.from_numpy(self.matrix_), "labels": torch.from_numpy(self.labels_),
+                      "prior": torch.from_numpy(self.prior_)}, folder / WEIGHTS)
 
-    @classmethod
-    def load(cls, directory: str | Path) -> "KnnImage":
-        model, manifest = cls._from_manifest(directory)
-        tensors = ck.load_tensors(Path(directory) / WEIGHTS)
-        model.matrix_, model.labels_, model.prior_ = (tensors[k].numpy() for k in ("matrix", "labels", "prior"))
-        return model
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        tensors = load_tensors(folder / WEIGHTS)
+        self.matrix_, self.labels_, self.prior_ = (tensors[k].numpy() for k in ("matrix", "labels", "prior"))

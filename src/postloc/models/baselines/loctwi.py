@@ -18,8 +18,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from postloc.models.baselines.neural import ArrayData, NeuralBaseline, PriorHead, post_tags, post_texts
+from postloc.models.baselines.neural import ArrayData, PriorHead, post_tags, post_texts
 from postloc.models.registry import register
+from postloc.models.torch_estimator import TorchEstimator
 from postloc.text.normalize import tokenize
 
 
@@ -63,10 +64,12 @@ class LocTwiNet(PriorHead):
         return self.with_prior(self.out(self.embed(ids)), present)
 
 
-@register("loctwi")
-class LocTwi(NeuralBaseline):
+@register
+class LocTwi(TorchEstimator):
     name = "loctwi"
     Config = LocTwiConfig
+    requires = ("text|hashtags",)
+    quick_params = {"buckets": 1009, "dim": 8}
 
     def _build_state(self, train: pd.DataFrame) -> dict[str, Any]:
         return {}

@@ -12,29 +12,30 @@ characters) and adds the linear model's calibrated token evidence. Saved as two 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import field, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from postloc.models.base import Estimator, write_manifest
+from postloc.models.base import Estimator
+from postloc.models.mrlf import MRLF, MRLFConfig
 from postloc.models.registry import register
+from postloc.models.tfidf_logreg import TfidfLogReg
 
+#: the MRLF settings mrlf-plus exposes; their types and defaults are MRLFConfig's
+MRLF_FIELDS = ("modalities", "fusion", "filters", "heads", "hidden", "char_dim", "word_dim", "max_text_chars",
+               "max_hashtag_chars")
 
-@dataclass(frozen=True)
-class MRLFPlusConfig:
-    modalities: tuple[str, ...] = ("text", "hashtags", "image")
-    fusion: str = "mrlf"
-    filters: int = 128
-    heads: int = 4
-    hidden: int = 256
-    char_dim: int = 32
-    word_dim: int = 100
-    max_text_chars: int = 280
-    max_hashtag_chars: int = 200
-    weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # MRLF's share, chosen on validation log-loss
+#: MRLF's exposed settings plus the mixing weights (MRLF's share, chosen on validation log-loss);
+#: the saved ``config`` has exactly these keys
+MRLFPlusConfig = make_dataclass(
+    "MRLFPlusConfig",
+    [(f.name, f.type, field(default=f.default)) for f in fields(MRLFConfig) if f.name in MRLF_FIELDS]
+    + [("weights", "tuple[float, ...]", field(default=(0.0, 0.25, 0.5, 0.75, 1.0)))],
+    frozen=True)
+MRLFPlusConfig.__module__ = __name__
 
 
 def _log(p: np.ndarray) -> np.ndarray:
@@ -48,10 +49,12 @@ def _mix(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-@register("mrlf-plus")
+@register
 class MRLFPlus(Estimator):
     name = "mrlf-plus"
     Config = MRLFPlusConfig
+    requires = ("text|hashtags",)
+    quick_params = MRLF.quick_params
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
@@ -60,28 +63,21 @@ class MRLFPlus(Estimator):
         self.weight_ = 0.5
 
     def _mrlf_params(self) -> dict[str, Any]:
-        c = self.config
-        return {"modalities": list(c.modalities), "fusion": c.fusion, "filters": c.filters, "heads": c.heads,
-                "hidden": c.hidden, "char_dim": c.char_dim, "word_dim": c.word_dim,
-                "max_text_chars": c.max_text_chars, "max_hashtag_chars": c.max_hashtag_chars}
+        params = {name: getattr(self.config, name) for name in MRLF_FIELDS}
+        return {**params, "modalities": list(params["modalities"])}
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "MRLFPlus":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
+            classes: Sequence[str] | None = None) -> "MRLFPlus":
         import warnings
-
-        from postloc.models.mrlf import MRLF
-        from postloc.models.tfidf_logreg import TfidfLogReg
 
         self.classes_ = self._resolve_classes(train, classes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.mrlf = MRLF(self._mrlf_params(), self.trainer)
-        self.mrlf.fit(train, val, classes=self.classes_, callbacks=callbacks, progress=progress)
+        self.mrlf.fit(train, val, classes=self.classes_)
         self.linear = TfidfLogReg({}, self.trainer).fit(train, val, classes=self.classes_)
         if val is not None and len(val):
-            index = {c: i for i, c in enumerate(self.classes_)}
-            y = np.array([index.get(str(p), -1) for p in val["poi"]])
+            y = self._class_index(val)
             ok = y >= 0
             a, b = self.mrlf.predict_proba(val), self.linear.predict_proba(val)
             losses = [(-_log(_mix(a, b, w))[ok, y[ok]].mean(), w) for w in self.config.weights]
@@ -92,22 +88,14 @@ class MRLFPlus(Estimator):
         self._check_fitted()
         return _mix(self.mrlf.predict_proba(posts), self.linear.predict_proba(posts), self.weight_)
 
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        directory = Path(directory)
-        write_manifest(directory, self._manifest(weight=self.weight_))
-        self.mrlf.save(directory / "mrlf")
-        self.linear.save(directory / "linear")
-        return directory
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"weight": self.weight_}
 
-    @classmethod
-    def load(cls, directory: str | Path) -> "MRLFPlus":
-        from postloc.models.mrlf import MRLF
-        from postloc.models.tfidf_logreg import TfidfLogReg
+    def _write_files(self, folder: Path) -> None:
+        self.mrlf.save(folder / "mrlf")
+        self.linear.save(folder / "linear")
 
-        directory = Path(directory)
-        model, manifest = cls._from_manifest(directory)
-        model.weight_ = float(manifest["weight"])
-        model.mrlf = MRLF.load(directory / "mrlf")
-        model.linear = TfidfLogReg.load(directory / "linear")
-        return model
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.weight_ = float(manifest["weight"])
+        self.mrlf = MRLF.load(folder / "mrlf")
+        self.linear = TfidfLogReg.load(folder / "linear")

@@ -8,21 +8,20 @@ saved as tree arrays (:mod:`postloc.models.baselines.forest_arrays`), never pick
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from postloc.models.base import Estimator, write_manifest
+from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
+from postloc.models.base import Estimator
 from postloc.models.baselines.forest_arrays import ForestArrays
-from postloc.models.baselines.neural import post_tags
 from postloc.models.registry import register
-from postloc.nn import checkpoints as ck
+from postloc.text.hashtags import frame_hashtags
 
 WEIGHTS = "forest.safetensors"
 VOCAB = "vocab.json"
@@ -39,10 +38,12 @@ class TagVisorConfig:
     seed: int = -1  # -1: the trainer's seed
 
 
-@register("tagvisor")
+@register
 class TagVisor(Estimator):
     name = "tagvisor"
     Config = TagVisorConfig
+    requires = ("hashtags",)
+    quick_params = {"n_estimators": 5}
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
@@ -51,18 +52,16 @@ class TagVisor(Estimator):
         self.seen_: list[int] = []
         self.prior_ = np.zeros(0)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "TagVisor":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
+            classes: Sequence[str] | None = None) -> "TagVisor":
         from sklearn.ensemble import RandomForestClassifier
 
         cfg = self.config
         self.classes_ = self._resolve_classes(train, classes)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        y = np.array([index[str(p)] for p in train["poi"]], dtype=np.int64)
+        y = self._class_index(train)
         counts = np.bincount(y, minlength=len(self.classes_)).astype(float) + 1.0
         self.prior_ = counts / counts.sum()
-        tags = post_tags(train)
+        tags = frame_hashtags(train.get("hashtags"), len(train))
         df = Counter(t for row in tags for t in set(row))
         self.vocabulary_ = sorted(t for t, n in df.items() if n >= cfg.min_df)
         X = self._matrix(tags)
@@ -86,7 +85,8 @@ class TagVisor(Estimator):
         if self.forest_ is None or not len(posts):
             return out
         for start in range(0, len(posts), 1024):
-            X = self._matrix(post_tags(posts.iloc[start: start + 1024]))
+            part = posts.iloc[start: start + 1024]
+            X = self._matrix(frame_hashtags(part.get("hashtags"), len(part)))
             usable = X.any(axis=1)
             if usable.any():
                 block = np.zeros((int(usable.sum()), len(self.classes_)))
@@ -94,27 +94,21 @@ class TagVisor(Estimator):
                 out[start + np.nonzero(usable)[0]] = block
         return out
 
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        directory = Path(directory)
-        write_manifest(directory, self._manifest(seen=self.seen_, prior=self.prior_.tolist(),
-                                                 has_forest=self.forest_ is not None))
-        if self.forest_ is not None:
-            ck.save_tensors({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.forest_.to_dict().items()},
-                            directory / WEIGHTS)
-        (directory / VOCAB).write_text(json.dumps(self.vocabulary_, ensure_ascii=False) + "\n", encoding="utf-8")
-        return directory
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"seen": self.seen_, "prior": self.prior_.tolist(), "has_forest": self.forest_ is not None}
 
-    @classmethod
-    def load(cls, directory: str | Path) -> "TagVisor":
-        directory = Path(directory)
-        model, manifest = cls._from_manifest(directory)
-        model.seen_ = [int(i) for i in manifest["seen"]]
-        model.prior_ = np.asarray(manifest["prior"], dtype=float)
+    def _write_files(self, folder: Path) -> None:
+        if self.forest_ is not None:
+            save_tensors({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.forest_.to_dict().items()},
+                         folder / WEIGHTS)
+        write_compact_json(folder / VOCAB, self.vocabulary_)
+
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.seen_ = [int(i) for i in manifest["seen"]]
+        self.prior_ = np.asarray(manifest["prior"], dtype=float)
         if manifest.get("has_forest"):
-            model.forest_ = ForestArrays.from_dict({k: v.numpy() for k, v in ck.load_tensors(directory / WEIGHTS).items()})
-        model.vocabulary_ = ck.read_json(directory / VOCAB)
-        return model
+            self.forest_ = ForestArrays.from_dict({k: v.numpy() for k, v in load_tensors(folder / WEIGHTS).items()})
+        self.vocabulary_ = read_json(folder / VOCAB)
 
     def _matrix(self, tags: list[list[str]]) -> np.ndarray:
         column = {t: i for i, t in enumerate(self.vocabulary_)}

@@ -17,6 +17,7 @@ import torch
 
 from postloc.data.image_features import image_matrix
 from postloc.models.mrlf.config import MRLFConfig
+from postloc.text.hashtags import frame_hashtags
 from postloc.text.normalize import tokenize
 from postloc.text.vocab import PAD_ID, Vocabulary, chars, hashtag_string
 
@@ -32,7 +33,7 @@ class Vocabularies:
     @classmethod
     def build(cls, posts: pd.DataFrame, config: MRLFConfig) -> "Vocabularies":
         texts = [_text(t) for t in posts["text"]]
-        tags = [_tags(t)[: config.max_hashtags] for t in posts["hashtags"]]
+        tags = [t[: config.max_hashtags] for t in frame_hashtags(posts["hashtags"], len(posts))]
         char_seqs = [chars(t[: config.max_text_chars]) for t in texts]
         char_seqs += [chars(hashtag_string(t)[: config.max_hashtag_chars]) for t in tags]
         return cls(
@@ -88,7 +89,7 @@ def encode_posts(posts: pd.DataFrame, vocabs: Vocabularies, config: MRLFConfig, 
                  classes: Sequence[str] | None = None) -> EncodedPosts:
     """Encode a DataFrame of prepared posts (``text``, ``hashtags``, optional ``image_vector``, ``poi``)."""
     texts = [_text(t) for t in posts["text"]] if "text" in posts else [""] * len(posts)
-    tag_lists = [_tags(t)[: config.max_hashtags] for t in posts["hashtags"]] if "hashtags" in posts else [[]] * len(posts)
+    tag_lists = [t[: config.max_hashtags] for t in frame_hashtags(posts.get("hashtags"), len(posts))]
     text_chars = _pad([vocabs.chars.encode(chars(t), config.max_text_chars) for t in texts], config.max_text_chars)
     tag_chars = _pad([vocabs.chars.encode(chars(hashtag_string(t)), config.max_hashtag_chars) for t in tag_lists],
                      config.max_hashtag_chars)
@@ -105,12 +106,6 @@ def encode_posts(posts: pd.DataFrame, vocabs: Vocabularies, config: MRLFConfig, 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _tags(value: Any) -> list[str]:
-    if value is None or isinstance(value, float):
-        return []
-    return [str(t) for t in value]
 
 
 def _pad(rows: Iterable[list[int]], width: int) -> np.ndarray:

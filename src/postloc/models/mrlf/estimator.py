@@ -1,4 +1,4 @@
-"""MRLF as an estimator: vocabularies + network + trainer behind fit / predict_proba / save / load.
+"""MRLF as an estimator: vocabularies + network on the shared torch-estimator base.
 
 Saved folder (also the content of every checkpoint and of ``RUN/best``)::
 
@@ -9,130 +9,65 @@ Saved folder (also the content of every checkpoint and of ``RUN/best``)::
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from postloc.errors import PostlocError
 from postloc.data.image_features import image_dim as data_image_dim
-from postloc.models.base import Estimator, read_manifest, trainer_from_manifest, write_manifest
-from postloc.models.mrlf.encoding import EncodedPosts, Vocabularies, encode_posts
 from postloc.models.mrlf.config import MRLFConfig
+from postloc.models.mrlf.encoding import EncodedPosts, Vocabularies, encode_posts
 from postloc.models.mrlf.net import MRLFNet
 from postloc.models.registry import register
-from postloc.nn import checkpoints as ck
-from postloc.settings import make_dataclass_config
-from postloc.nn.trainer import Trainer, TrainState, deterministic, predict_proba_batches
-
-WEIGHTS = "weights.safetensors"
-VOCAB = "vocab.json"
+from postloc.models.torch_estimator import TorchEstimator
 
 
-@register("mrlf")
-class MRLF(Estimator):
+@register
+class MRLF(TorchEstimator):
     """The paper's multi-modal representation learning framework (see :mod:`postloc.models.mrlf.net`)."""
 
     name = "mrlf"
     Config = MRLFConfig
-    epoch_based = True
+    requires = ("text|hashtags|image",)
+    quick_params = {"filters": 16, "heads": 2, "hidden": 16, "char_dim": 8, "word_dim": 8, "max_text_chars": 60,
+                    "max_hashtag_chars": 40}
+    state_file = "vocab.json"
 
     def __init__(self, config: MRLFConfig | dict | None = None, trainer=None):
         super().__init__(config, trainer)
-        self.vocabs: Vocabularies | None = None
-        self.net: MRLFNet | None = None
+        self.state_: Vocabularies | None = None
         self.image_dim = 0
-        self.state: TrainState | None = None
 
-    # --- fitting ---------------------------------------------------------------------------
+    @property
+    def vocabs(self) -> Vocabularies | None:
+        """The character, word and hashtag vocabularies (this model's learned state)."""
+        return self.state_
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "MRLF":
-        """Train on ``train``; ``val`` drives the learning-rate schedule, early stopping and best weights.
+    def _build_state(self, train: pd.DataFrame) -> Vocabularies:
+        self.image_dim = data_image_dim(train) if "image" in self.config.modalities else 0
+        return Vocabularies.build(train, self.config)
 
-        With ``run_dir``, a checkpoint is written every epoch and ``resume=True`` continues from
-        the newest one (the checkpoint's config and vocabularies win over the arguments).
-        """
-        cfg = self.trainer
-        if resume and run_dir is not None:
-            ck.recover_run(run_dir)
-        resume_from = ck.latest_checkpoint(run_dir) if (resume and run_dir is not None) else None
-        with deterministic(cfg.threads):
-            torch.manual_seed(cfg.seed)
-            np.random.seed(cfg.seed % 2**32)
-            if resume_from is not None:
-                ck.verify_checkpoint(resume_from)
-                self._read_folder(resume_from, keep_trainer=True)
-            else:
-                self.classes_ = self._resolve_classes(train, classes)
-                self.image_dim = data_image_dim(train) if "image" in self.config.modalities else 0
-                self.vocabs = Vocabularies.build(train, self.config)
-                self.net = self._build_net()
-            train_data = self._encode(train)
-            if (train_data.y < 0).any():
-                raise PostlocError("some training posts have POIs outside the model's classes")
-            if resume_from is None:
-                self.net.set_prior(torch.from_numpy(np.bincount(train_data.y, minlength=len(self.classes_))))
-            val_data = self._encode(val) if val is not None and len(val) else None
-            trainer = Trainer(cfg, run_dir=run_dir, callbacks=callbacks, progress=progress)
-            self.state = trainer.fit(self.net, train_data, val_data, export=self._write_folder,
-                                     restore=self._restore_weights, resume_from=resume_from)
-        return self
+    def _state_to_json(self, state: Vocabularies) -> dict[str, Any]:
+        return state.to_dict()
 
-    # --- prediction ------------------------------------------------------------------------
+    def _state_from_json(self, data: Any) -> Vocabularies:
+        return Vocabularies.from_dict(data)
 
-    def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
-        self._check_fitted()
-        data = self._encode(posts, labels=False)
-        return predict_proba_batches(self.net, data, self.trainer.eval_batch_size)
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"image_dim": self.image_dim}
 
-    # --- persistence -----------------------------------------------------------------------
-
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self._write_folder(directory)
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> "MRLF":
-        model = cls()
-        model._read_folder(Path(directory), keep_trainer=False)
-        return model
-
-    def _write_folder(self, folder: Path) -> None:
-        write_manifest(folder, self._manifest(image_dim=self.image_dim))
-        ck.save_tensors(self.net.state_dict(), folder / WEIGHTS)
-        (folder / VOCAB).write_text(json.dumps(self.vocabs.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
-
-    def _read_folder(self, folder: Path, *, keep_trainer: bool) -> None:
-        manifest = read_manifest(folder)
-        if manifest["model"] != self.name:
-            raise PostlocError(f"{folder} holds a {manifest['model']!r} model, not {self.name!r}")
-        self.config = make_dataclass_config(MRLFConfig, manifest["config"], "params")
-        if not keep_trainer:
-            self.trainer = trainer_from_manifest(manifest)
-        self.classes_ = list(manifest["classes"])
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.image_dim = int(manifest.get("image_dim", 0))
-        self.vocabs = Vocabularies.from_dict(ck.read_json(folder / VOCAB))
-        self.net = self._build_net()
-        self._restore_weights(folder)
-
-    def _restore_weights(self, folder: Path) -> None:
-        ck.load_state_into(self.net, folder / WEIGHTS)
+        super()._read_files(folder, manifest)
 
     def _build_net(self) -> MRLFNet:
         return MRLFNet(self.config, n_chars=len(self.vocabs.chars), n_words=len(self.vocabs.words),
                        n_hashtags=len(self.vocabs.hashtags), image_dim=self.image_dim, n_classes=len(self.classes_))
 
-    def _encode(self, posts: pd.DataFrame, labels: bool = True) -> EncodedPosts:
-        return encode_posts(posts, self.vocabs, self.config, self.image_dim, self.classes_ if labels else None)
+    def _encode(self, posts: pd.DataFrame, y: np.ndarray) -> EncodedPosts:
+        return replace(encode_posts(posts, self.vocabs, self.config, self.image_dim), y=y)
 
     def describe(self) -> dict[str, Any]:
         """Sizes worth printing: parameters, vocabularies, active fusion."""

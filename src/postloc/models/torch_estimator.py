@@ -1,0 +1,143 @@
+"""The base of every PyTorch model (MRLF, DeepGeo, LocTwi, the image heads): fit with resume, predict, save, load.
+
+A torch model differs from another in four things only, which its subclass provides:
+
+* :meth:`TorchEstimator._build_state`: what it learns from the training posts before the network
+  exists (vocabularies, input sizes); saved as JSON in :attr:`TorchEstimator.state_file`;
+* :meth:`TorchEstimator._build_net`: the network for that state and ``classes_``; it keeps a
+  ``log_prior`` buffer (the trainer reads the class count from it) set by ``set_prior`` from the
+  training class counts, the answer for a post with no usable input;
+* :meth:`TorchEstimator._encode`: posts to the batches the network reads;
+* optionally :meth:`TorchEstimator._train_rows`: which posts to learn from (image heads: those with an image).
+
+Everything else lives here once, in the manner of sentence-transformers' modules
+(``save_config``/``load_torch_weights``): seeding and deterministic kernels, resuming from the
+newest checkpoint of ``run_dir`` (whose config and state win over the arguments), the epoch
+:class:`~postloc.nn.trainer.Trainer`, batched prediction, and the saved folder::
+
+    model.json           name, format, config, trainer settings, classes (+ a subclass's extras)
+    weights.safetensors  the network's state dict (including the class prior buffer)
+    state.json           the JSON state (MRLF names it vocab.json)
+
+which is also the content of every checkpoint and of ``RUN/best``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from postloc.errors import PostlocError
+from postloc.io.model_files import load_state_into, read_json, save_tensors, write_compact_json
+from postloc.models.base import Estimator
+from postloc.nn import checkpoints as ck
+from postloc.nn.trainer import BatchData, Trainer, TrainState, deterministic, predict_proba_batches
+
+
+class TorchEstimator(Estimator):
+    """An estimator whose model is a torch network trained epoch by epoch (see the module docstring)."""
+
+    epoch_based = True
+    #: file names of the saved folder (a subclass may rename the state file; MRLF keeps ``vocab.json``)
+    weights_file: ClassVar[str] = "weights.safetensors"
+    state_file: ClassVar[str] = "state.json"
+
+    def __init__(self, config: Any = None, trainer=None):
+        super().__init__(config, trainer)
+        self.state_: Any = {}  # learned from the training posts before the network (see _build_state)
+        self.net: nn.Module | None = None
+        self.state: TrainState | None = None  # the trainer's record of the last fit (epochs, history)
+
+    # --- what a subclass provides ----------------------------------------------------------
+
+    @abstractmethod
+    def _build_state(self, train: pd.DataFrame) -> Any:
+        """Vocabularies and input sizes from the training posts (saved through :meth:`_state_to_json`)."""
+
+    @abstractmethod
+    def _build_net(self) -> nn.Module:
+        """The network for ``self.state_`` and ``self.classes_``, with a ``log_prior`` buffer and ``set_prior``."""
+
+    @abstractmethod
+    def _encode(self, posts: pd.DataFrame, y: np.ndarray) -> BatchData:
+        """Batches of ``posts``; ``y`` are the class indices (-1: unknown)."""
+
+    def _train_rows(self, posts: pd.DataFrame) -> pd.DataFrame:
+        """Which posts to learn (and validate) from: all of them unless a model needs an input."""
+        return posts
+
+    def _state_to_json(self, state: Any) -> Any:
+        """``state_`` as JSON (it is JSON already unless a subclass keeps richer objects)."""
+        return state
+
+    def _state_from_json(self, data: Any) -> Any:
+        """Inverse of :meth:`_state_to_json`."""
+        return data
+
+    # --- fitting ---------------------------------------------------------------------------
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
+            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
+            progress: bool | None = None) -> "TorchEstimator":
+        """Train on ``train``; ``val`` drives the learning-rate schedule, early stopping and best weights.
+
+        With ``run_dir``, a checkpoint is written every epoch and ``resume=True`` continues from
+        the newest one (the checkpoint's config and state win over the arguments); ``callbacks``
+        see every batch and epoch, ``progress`` overrides the trainer setting for progress bars.
+        """
+        cfg = self.trainer
+        if resume and run_dir is not None:
+            ck.recover_run(run_dir)
+        resume_from = ck.latest_checkpoint(run_dir) if (resume and run_dir is not None) else None
+        with deterministic(cfg.threads):
+            torch.manual_seed(cfg.seed)
+            np.random.seed(cfg.seed % 2**32)
+            if resume_from is not None:
+                ck.verify_checkpoint(resume_from)
+                self._read_folder(resume_from, keep_trainer=True)
+            else:
+                self.classes_ = self._resolve_classes(train, classes)
+                self.state_ = self._build_state(train)
+                self.net = self._build_net()
+                counts = np.bincount(self._class_index(train), minlength=len(self.classes_))
+                self.net.set_prior(torch.from_numpy(counts))
+            rows = self._train_rows(train)
+            if not len(rows):
+                raise PostlocError(f"{self.name}: no training post has the input this model needs")
+            y = self._class_index(rows)
+            if (y < 0).any():
+                raise PostlocError("some training posts have POIs outside the model's classes")
+            train_data = self._encode(rows, y)
+            val_rows = self._train_rows(val) if val is not None and len(val) else None
+            val_data = self._encode(val_rows, self._class_index(val_rows)) if val_rows is not None and len(val_rows) else None
+            trainer = Trainer(cfg, run_dir=run_dir, callbacks=callbacks, progress=progress)
+            self.state = trainer.fit(self.net, train_data, val_data, export=self._write_folder,
+                                     restore=self._restore_weights, resume_from=resume_from)
+        return self
+
+    # --- prediction ------------------------------------------------------------------------
+
+    def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        data = self._encode(posts, np.full(len(posts), -1, dtype=np.int64))
+        return predict_proba_batches(self.net, data, self.trainer.eval_batch_size)
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def _write_files(self, folder: Path) -> None:
+        save_tensors(self.net.state_dict(), folder / self.weights_file)
+        write_compact_json(folder / self.state_file, self._state_to_json(self.state_))
+
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.state_ = self._state_from_json(read_json(folder / self.state_file))
+        self.net = self._build_net()
+        self._restore_weights(folder)
+
+    def _restore_weights(self, folder: Path) -> None:
+        load_state_into(self.net, folder / self.weights_file)
