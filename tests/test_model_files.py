@@ -181,11 +181,67 @@ def test_weights_of_another_shape_are_refused(saved, tmp_path):
     assert "do not fit" in _refused(folder, "weights.safetensors")
 
 
+def test_weights_of_another_run_with_the_same_shape_are_refused(saved, tmp_path):
+    """Each file is well formed and fits: only model.json's digests tell that they do not belong together."""
+    from dataclasses import replace
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(saved["mrlf"], folder)
+    other = create_model("mrlf", QUICK["mrlf"], replace(TRAINER, seed=TRAINER.seed + 1)).fit(planted(), classes=CLASSES)
+    other.save(tmp_path / "other")
+    shutil.copy(tmp_path / "other" / "weights.safetensors", folder / "weights.safetensors")
+    assert "differs from the one recorded" in _refused(folder, "weights.safetensors")
+
+
+def _unseal(folder: Path) -> None:
+    """Drop the digests from model.json, as a model saved by an earlier postloc has none."""
+    manifest = json.loads((folder / MODEL_FILE).read_text())
+    manifest.pop("sha256", None)
+    manifest.pop("files", None)
+    (folder / MODEL_FILE).write_text(json.dumps(manifest))
+
+
 def test_model_json_with_a_wrong_class_count_is_refused(mrlf_copy):
     manifest = json.loads((mrlf_copy / MODEL_FILE).read_text())
     manifest["classes"] = manifest["classes"] + ["poi-extra"]
     (mrlf_copy / MODEL_FILE).write_text(json.dumps(manifest))
+    assert "edited" in _refused(mrlf_copy, MODEL_FILE)
+    _unseal(mrlf_copy)
     _refused(mrlf_copy, "weights.safetensors")
+
+
+def test_swapped_or_repeated_class_names_are_refused(mrlf_copy):
+    """Issue 17, item 7: two swapped class names loaded and answered #zwinger with "Blaues Wunder"."""
+    path = mrlf_copy / MODEL_FILE
+    good = json.loads(path.read_text())
+    swapped = dict(good)
+    swapped["classes"] = [good["classes"][1], good["classes"][0], *good["classes"][2:]]
+    path.write_text(json.dumps(swapped))
+    assert "edited" in _refused(mrlf_copy, MODEL_FILE)
+    repeated = dict(good)
+    repeated["classes"] = [good["classes"][0], *good["classes"][:-1]]
+    repeated.pop("sha256")
+    path.write_text(json.dumps(repeated))
+    assert "more than once" in _refused(mrlf_copy, MODEL_FILE)
+
+
+def test_edited_vocabulary_or_config_is_refused(mrlf_copy):
+    """The JSON beside the weights is covered by model.json's digests, and model.json by its own."""
+    vocab = mrlf_copy / "vocab.json"
+    original = vocab.read_text()
+    vocab.write_text(original.replace('"', "'", 0) + " ")
+    assert "edited or damaged" in _refused(mrlf_copy, "vocab.json")
+    vocab.write_text(original)
+    path = mrlf_copy / MODEL_FILE
+    manifest = json.loads(path.read_text())
+    manifest["config"]["heads"] = 0
+    manifest.pop("sha256")  # even without the seal, the value itself is refused, naming the field
+    path.write_text(json.dumps(manifest))
+    assert "params.heads" in _refused(mrlf_copy, MODEL_FILE)
+    manifest["config"]["heads"] = 4
+    manifest["config"]["max_text_words"] = 10**15
+    path.write_text(json.dumps(manifest))
+    assert "params.max_text_words" in _refused(mrlf_copy, MODEL_FILE)
 
 
 @pytest.mark.parametrize("name", ["tfidf-logreg", "tagvisor", "knn-image", "majority", "loctwi", "mrlf-plus"])
@@ -209,6 +265,7 @@ def test_other_models_refuse_an_edited_class_list_or_truncated_files(saved, tmp_
 
 def test_unknown_model_name_and_broken_json(mrlf_copy):
     path = mrlf_copy / MODEL_FILE
+    _unseal(mrlf_copy)  # hand-made files without digests: the name itself must still be checked
     good = path.read_text()
     path.write_text(good.replace('"model": "mrlf"', '"model": "mrlf-from-the-future"'))
     assert "unknown model" in _refused(mrlf_copy, MODEL_FILE)
@@ -247,6 +304,7 @@ def test_incompatible_format_says_so(mrlf_copy):
 def test_current_format_without_the_field_still_loads(mrlf_copy):
     """Files of the current format written without ``format``/``postloc_version`` load (rule: missing = 1)."""
     path = mrlf_copy / MODEL_FILE
+    _unseal(mrlf_copy)  # such files predate the digests too
     manifest = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("format", "postloc_version")}
     path.write_text(json.dumps(manifest))
     assert load_model(mrlf_copy).predict_proba(planted(4, seed=3)).shape == (4, 3)
@@ -258,6 +316,7 @@ def test_weights_without_checksum_still_load(mrlf_copy):
 
     weights = mrlf_copy / "weights.safetensors"
     save_file(load_tensors(weights), str(weights))
+    _unseal(mrlf_copy)  # such files predate the folder digests too
     load_model(mrlf_copy)
 
 

@@ -25,7 +25,7 @@ def make_dataclass_config(cls, values: Mapping[str, Any], section: str):
             coerced[f.name] = _coerce(values[f.name], f.type, f"{section}.{f.name}")
     try:
         return cls(**coerced)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ArithmeticError) as error:
         raise PostlocError(f"bad {section} settings: {error}") from None
 
 
@@ -61,3 +61,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     except (TypeError, ValueError):
         raise PostlocError(f"{where}: expected {kind}, got {value!r}") from None
     return value
+
+
+def check_ranges(config: Any, ranges: Mapping[str, tuple[float, float]], section: str = "params") -> None:
+    """Refuse a setting outside its range, naming it: a config file (or an edited ``model.json``) with
+    ``heads: 0`` or ``max_text_words: 1e15`` must fail when read, not divide by zero or try to
+    allocate petabytes when the first post arrives."""
+    for name, (low, high) in ranges.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not low <= value <= high:
+            raise PostlocError(f"{section}.{name} must be between {low:,} and {high:,}, got {value!r}")

@@ -59,6 +59,65 @@ def read_json(path: str | Path) -> Any:
 
 # --- the manifest (model.json) ---------------------------------------------------------------
 
+#: ``model.json`` keys that make the whole folder tamper-evident: the SHA-256 of each file the
+#: model wrote beside it, and of the manifest itself (its canonical JSON without this key). An
+#: edited class list, config or vocabulary is refused on load instead of answering wrongly.
+FILES_KEY = "files"
+SEAL_KEY = "sha256"
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != SEAL_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_stamps(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Size, modification time and inode of each file in ``folder``: what a save changes."""
+    if not folder.is_dir():
+        return {}
+    stamps = {}
+    for path in folder.iterdir():
+        if path.is_file() and not path.is_symlink():
+            info = path.stat()
+            stamps[path.name] = (info.st_size, info.st_mtime_ns, info.st_ino)
+    return stamps
+
+
+def seal_manifest(folder: Path, manifest: dict[str, Any], written: list[str]) -> dict[str, Any]:
+    """``manifest`` with the digests of the ``written`` files and of itself (see :data:`SEAL_KEY`)."""
+    sealed = dict(manifest)
+    sealed[FILES_KEY] = {name: file_digest(folder / name) for name in sorted(written)}
+    sealed[SEAL_KEY] = manifest_digest(sealed)
+    return sealed
+
+
+def verify_folder(folder: str | Path, manifest: Mapping[str, Any]) -> None:
+    """Check the digests a sealed manifest lists; a folder saved before sealing existed has none to check."""
+    folder = Path(folder)
+    files = manifest.get(FILES_KEY) or {}
+    if not isinstance(files, dict):
+        raise ModelFileError(f"{folder / MODEL_FILE}: \"{FILES_KEY}\" must map file names to SHA-256 digests")
+    for name, expected in files.items():
+        path = folder / str(name)
+        if Path(str(name)).name != name:
+            raise ModelFileError(f"{folder / MODEL_FILE}: \"{FILES_KEY}\" names {name!r}, which is not a file "
+                                 f"of this folder")
+        if not path.is_file():
+            raise ModelFileError(f"{path}: missing; the saved model in {folder} is incomplete")
+        if file_digest(path) != expected:
+            raise ModelFileError(f"{path}: its SHA-256 differs from the one recorded in {MODEL_FILE} when the "
+                                 f"model was saved; the file was edited or damaged")
+
+
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -79,11 +138,18 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     check_format(manifest, path)
+    if SEAL_KEY in manifest and manifest[SEAL_KEY] != manifest_digest(manifest):
+        raise ModelFileError(f"{path}: its content differs from the SHA-256 recorded when the model was saved; "
+                             f"the file was edited or damaged (a hand edit is refused: retrain or restore it)")
     if not isinstance(manifest.get("model"), str):
         raise ModelFileError(f"{path}: no model name (\"model\") in it")
     classes = manifest.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ModelFileError(f"{path}: \"classes\" must be a non-empty list of POI labels")
+    repeated = sorted({c for c in classes if classes.count(c) > 1}) if len(set(classes)) != len(classes) else []
+    if repeated:
+        raise ModelFileError(f"{path}: \"classes\" lists {repeated[:5]} more than once; each POI label must be "
+                             f"unique")
     if not isinstance(manifest.get("config", {}), dict) or not isinstance(manifest.get("trainer") or {}, dict):
         raise ModelFileError(f"{path}: \"config\" and \"trainer\" must be JSON objects")
     return manifest

@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from postloc.errors import ModelFileError, PostlocError
-from postloc.io.model_files import (FORMAT_VERSION, MODEL_FILE, check_format, package_version, read_manifest,
-                                    write_manifest)
+from postloc.io.model_files import (FORMAT_VERSION, MODEL_FILE, check_format, file_stamps, package_version,
+                                    read_manifest, seal_manifest, verify_folder, write_manifest)
 from postloc.nn.config import TrainerConfig
 from postloc.settings import make_dataclass_config
 
@@ -120,23 +120,40 @@ class Estimator(ABC):
         return model
 
     def _write_folder(self, folder: Path) -> None:
-        """``model.json`` and the model's files (also what every checkpoint and ``RUN/best`` hold)."""
-        write_manifest(folder, {
+        """``model.json`` and the model's files (also what every checkpoint and ``RUN/best`` hold).
+
+        The files are written first, then ``model.json`` with their digests and its own (sealed),
+        so any later edit of the folder is refused on load (:func:`verify_folder`).
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        before = file_stamps(folder)
+        self._write_files(folder)
+        written = [name for name, stamp in file_stamps(folder).items()
+                   if name != MODEL_FILE and before.get(name) != stamp]
+        manifest = {
             "model": self.name, "format": FORMAT_VERSION, "postloc_version": package_version(),
             "config": asdict(self.config), "trainer": asdict(self.trainer), "classes": list(self.classes_),
-            **self._manifest_extra()})
-        self._write_files(folder)
+            **self._manifest_extra()}
+        write_manifest(folder, seal_manifest(folder, manifest, written))
 
     def _read_folder(self, folder: Path, *, keep_trainer: bool = False) -> None:
         """Become the model saved in ``folder``; ``keep_trainer`` (resuming) keeps this run's trainer settings."""
         manifest = read_manifest(folder)
         if manifest["model"] != self.name:
             raise PostlocError(f"{folder} holds a {manifest['model']!r} model, not {self.name!r}")
-        self.config = make_dataclass_config(self.Config, manifest.get("config") or {}, "params")
-        if not keep_trainer:
-            self.trainer = trainer_from_manifest(manifest)
+        try:  # an edited value (heads: 0, a size of 1e15) is refused here, naming the file and the field
+            self.config = make_dataclass_config(self.Config, manifest.get("config") or {}, "params")
+            if not keep_trainer:
+                self.trainer = trainer_from_manifest(manifest)
+        except ModelFileError:
+            raise
+        except PostlocError as error:
+            raise ModelFileError(f"{folder / MODEL_FILE}: {error}") from None
         self.classes_ = list(manifest["classes"])
         self._read_files(folder, manifest)
+        # after the readers, whose messages say more about a truncated or malformed file; reading is
+        # harmless (JSON and safetensors, never code), answering with an edited file is not
+        verify_folder(folder, manifest)
 
     def _manifest_extra(self) -> dict[str, Any]:
         """Fitted values small enough for ``model.json`` (class counts, a chosen weight); none by default."""

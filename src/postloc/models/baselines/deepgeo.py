@@ -22,6 +22,18 @@ from torch import nn
 from postloc.models.baselines.neural import ArrayData, PriorHead, post_tags, post_texts
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
+from postloc.settings import check_ranges
+
+
+#: what a config (or an edited model.json) may ask for; refused on load past it
+RANGES = {
+    "max_chars": (1, 100_000),
+    "char_min_count": (1, 10**9),
+    "char_dim": (1, 4_096),
+    "hidden": (1, 4_096),
+    "attention": (1, 4_096),
+    "dropout": (0, 0.99),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,9 @@ class DeepGeoConfig:
     hidden: int = 32  # per direction (the original: 100+; kept small for 2 CPU cores)
     attention: int = 32
     dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        check_ranges(self, RANGES)
 
 
 def char_string(text: str, tags: list[str]) -> str:

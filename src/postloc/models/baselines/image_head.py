@@ -24,6 +24,14 @@ from postloc.data.image_features import IMAGE_COLUMN, image_dim, image_matrix
 from postloc.models.baselines.neural import ArrayData, PriorHead
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
+from postloc.settings import check_ranges
+
+
+#: what a config (or an edited model.json) may ask for; refused on load past it
+RANGES = {
+    "hidden": (0, 16_384),
+    "dropout": (0, 0.99),
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,9 @@ class ImageHeadConfig:
     hidden: int = 256  # 0: a linear (logistic-regression) head
     dropout: float = 0.3
     standardize: bool = True  # z-score the features with training means/stds (saved)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, RANGES)
 
 
 class ImageHeadNet(PriorHead):

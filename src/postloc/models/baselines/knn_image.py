@@ -22,8 +22,17 @@ from postloc.data.image_features import image_dim, image_matrix
 from postloc.io.model_files import load_tensors, save_tensors
 from postloc.models.base import Estimator
 from postloc.models.registry import register
+from postloc.settings import check_ranges
 
 WEIGHTS = "neighbours.safetensors"
+
+
+#: what a config (or an edited model.json) may ask for; refused on load past it
+RANGES = {
+    "k": (1, 100_000),
+    "prior_weight": (0, 1e6),
+    "chunk": (1, 1_000_000),
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,9 @@ class KnnImageConfig:
     k: int = 10
     prior_weight: float = 0.01
     chunk: int = 1024  # query rows per similarity block (bounds memory)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, RANGES)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

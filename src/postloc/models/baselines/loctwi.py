@@ -22,6 +22,18 @@ from postloc.models.baselines.neural import ArrayData, PriorHead, post_tags, pos
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
 from postloc.text.normalize import tokenize
+from postloc.settings import check_ranges
+
+
+#: what a config (or an edited model.json) may ask for; refused on load past it
+RANGES = {
+    "buckets": (1, 10_000_000),
+    "dim": (1, 4_096),
+    "min_n": (1, 32),
+    "max_n": (1, 32),
+    "max_features": (1, 100_000),
+    "dropout": (0, 0.99),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,9 @@ class LocTwiConfig:
     max_n: int = 5
     max_features: int = 400  # hashed features per post
     dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_ranges(self, RANGES)
 
 
 def fnv1a(text: str) -> int:

@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 from postloc.errors import PostlocError
+from postloc.settings import check_ranges
 
 MODALITIES = ("text", "hashtags", "image")
 
@@ -20,6 +21,17 @@ FUSIONS = {
     "concat": None,  # plain concatenation of branch representations (eq. 9 without fusion)
     "image-text": ("image", "text"),  # early: image token <-> text characters
     "image-hashtag": ("image", "hashtags"),  # early: image token <-> hashtag characters
+}
+
+
+#: Sizes a config may ask for: at least 1, and at most what a CPU model could hold (a larger value
+#: in a config or an edited model.json is refused on load instead of allocating at predict time).
+RANGES = {
+    "max_text_chars": (1, 100_000), "max_hashtag_chars": (1, 100_000), "max_text_words": (1, 10_000),
+    "max_hashtags": (1, 10_000), "char_dim": (1, 4_096), "word_dim": (1, 4_096), "char_kernel": (1, 1_024),
+    "word_kernel": (1, 1_024), "char_pool": (1, 1_024), "filters": (1, 16_384), "heads": (1, 1_024),
+    "hidden": (1, 16_384), "char_min_count": (1, 10**9), "word_min_count": (1, 10**9),
+    "max_words": (1, 10_000_000), "max_hashtag_vocab": (1, 10_000_000),
 }
 
 
@@ -67,12 +79,9 @@ class MRLFConfig:
         object.__setattr__(self, "modalities", modalities)
         if self.fusion not in FUSIONS:
             raise PostlocError(f"unknown fusion {self.fusion!r}; use one of {', '.join(FUSIONS)}")
+        check_ranges(self, RANGES)
         if self.filters % self.heads:
             raise PostlocError(f"filters ({self.filters}) must be divisible by heads ({self.heads})")
-        for name in ("max_text_chars", "max_hashtag_chars", "max_text_words", "max_hashtags", "char_dim",
-                     "word_dim", "char_kernel", "word_kernel", "char_pool", "filters", "heads", "hidden"):
-            if getattr(self, name) < 1:
-                raise PostlocError(f"params.{name} must be at least 1, got {getattr(self, name)}")
         if not (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1):
             raise PostlocError("dropout rates must be in [0, 1)")
         pair = FUSIONS[self.fusion]
