@@ -30,7 +30,7 @@ def table2_methods() -> list[Method]:
         Method("LocTwi (subword n-grams)", "loctwi", needs=("text|hashtags",)),
     ]
     methods += [Method(name, name, needs=("image",)) for name in IMAGE_HEADS]
-    methods += [Method("knn-image (cosine, k=10)", "knn-image", needs=("image",)),
+    methods += [Method("knn-image (cosine, k={k})", "knn-image", needs=("image",)),
                 Method("MRLF (paper)", "mrlf", needs=("text|hashtags|image",)),
                 Method("mrlf-plus (MRLF x tfidf-logreg late fusion; ours, not the paper's)", "mrlf-plus",
                        needs=("text|hashtags",))]

@@ -78,15 +78,21 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
     def add(study: str, method: Method, variant: str, avail: set[str], column: str = "") -> None:
         seeds = config.fig4_seeds if (study == "fig4" and config.fig4_seeds) else config.seeds
         missing = missing_needs(method, avail)
-        row = {"study": study, "row": method.label, "column": column, "model": method.model, "keys": [],
+        params = _params(method, avail, config)
+        label = caption(method, params)
+        row = {"study": study, "row": label, "column": column, "model": method.model, "keys": [],
                "na": None, "variant": variant}
         if missing:
             row["na"] = "needs " + " and ".join(m.replace("|", " or ") for m in missing) + \
                         f"; the data has {', '.join(sorted(avail)) or 'nothing'}"
         else:
+            epochs = min(config.epochs, method.max_epochs) if method.max_epochs else config.epochs
+            if epochs < config.epochs:
+                note = f"{label}: at most {epochs} epochs (a cap for its cost; the others: {config.epochs})"
+                if note not in plan.notes.get(study, []):
+                    plan.note(study, note)
             for seed in seeds:
-                epochs = min(config.epochs, method.max_epochs) if method.max_epochs else config.epochs
-                cell = Cell(study, method.label, method.model, _params(method, avail, config), variant, seed, column,
+                cell = Cell(study, label, method.model, dict(params), variant, seed, column,
                             {**trainer, "seed": seed, "epochs": epochs})
                 plan.cells.append(cell)
                 row["keys"].append(cell.key)
@@ -178,6 +184,19 @@ def _params(method: Method, available: set[str], config: ExperimentConfig) -> di
 def _trainer(config: ExperimentConfig) -> dict[str, Any]:
     return {"epochs": config.epochs, "early_stopping": config.early_stopping, "threads": config.threads,
             "progress": False}
+
+
+def caption(method: Method, params: dict[str, Any]) -> str:
+    """The method's row label, its ``{field}`` placeholders filled from the model's effective settings
+    (the model's config defaults overlaid with ``params``): "knn-image (cosine, k={k})" shows the
+    k the run really uses, so a caption cannot drift from the code."""
+    if "{" not in method.label:
+        return method.label
+    from postloc.models.registry import get_model
+    from postloc.settings import make_dataclass_config
+
+    settings = make_dataclass_config(get_model(method.model).Config, params, "params")
+    return method.label.format_map(asdict(settings))
 
 
 def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> dict[str, Any]:
