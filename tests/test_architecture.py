@@ -31,7 +31,7 @@ What is allowed.
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import postloc
@@ -42,15 +42,22 @@ PACKAGE = Path(postloc.__file__).resolve().parent
 #: the root ``__init__``). A module may import its own unit and units of lower layers only.
 #: docs/architecture.md shows the same table; keep the two together.
 LAYERS: dict[str, int] = {
-    "errors": 0, "": 0,  # the typed errors every layer raises; the root's __version__
-    "settings": 1, "io": 1,  # dataclass settings from dicts; atomic file writes, model-file IO
+    "errors": 0,
+    "": 0,  # the typed errors every layer raises; the root's __version__
+    "settings": 1,
+    "io": 1,  # dataclass settings from dicts; atomic file writes, model-file IO
     "text": 2,  # normalisation, vocabulary, language id, the hashtag rule
     "data": 3,  # schema, readers, writers, prepare, POIs, splits, prepared folders, image-feature files
-    "datasets": 4, "vision": 4, "metrics": 4,  # embedded and synthetic data; images to vectors; scores
+    "datasets": 4,
+    "vision": 4,
+    "metrics": 4,  # embedded and synthetic data; images to vectors; scores
     "nn": 5,  # the epoch loop, its settings, checkpoints, DDP; knows no model
     "models": 6,  # estimators, the registry, MRLF and the baselines
-    "training": 7, "inference": 7,  # run folders (train, evaluate); load a model, predict, batch files, explain
-    "serve": 8, "scale": 8, "experiments": 8,  # HTTP API; Ray jobs; the paper's studies
+    "training": 7,
+    "inference": 7,  # run folders (train, evaluate); load a model, predict, batch files, explain
+    "serve": 8,
+    "scale": 8,
+    "experiments": 8,  # HTTP API; Ray jobs; the paper's studies
     "predict": 8,  # postloc.predict: the README's import path, a re-export of inference
     "cli": 9,  # the command line, which nothing in the library imports
     "__main__": 10,  # python -m postloc
@@ -62,11 +69,12 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _modules() -> dict[str, tuple[Path, ast.Module]]:
     """Dotted name -> (file, parsed tree) of every module under src/postloc."""
-    return {_module_name(p): (p, ast.parse(p.read_text(encoding="utf-8"), str(p)))
-            for p in sorted(PACKAGE.rglob("*.py"))}
+    return {
+        _module_name(p): (p, ast.parse(p.read_text(encoding="utf-8"), str(p))) for p in sorted(PACKAGE.rglob("*.py"))
+    }
 
 
 def _is_package(name: str) -> bool:
@@ -105,7 +113,7 @@ def _resolve_name(base: str, name: str) -> str:
     return base
 
 
-@lru_cache(maxsize=None)
+@cache
 def _graph() -> dict[str, set[str]]:
     """Module -> the postloc modules it imports (anywhere in its body)."""
     modules = _modules()
@@ -201,20 +209,28 @@ def test_no_import_cycles():
 
 
 def test_no_upward_or_sideways_imports():
-    wrong = sorted(f"{m} ({_unit(m) or 'postloc'}, layer {LAYERS[_unit(m)]}) imports {t} "
-                   f"({_unit(t) or 'postloc'}, layer {LAYERS[_unit(t)]})"
-                   for m, targets in _graph().items() if m != "postloc" for t in targets
-                   if _unit(t) != _unit(m) and LAYERS[_unit(t)] >= LAYERS[_unit(m)])
-    assert not wrong, ("imports from a higher layer or a unit of the same layer (docs/architecture.md):\n  "
-                       + "\n  ".join(wrong))
+    wrong = sorted(
+        f"{m} ({_unit(m) or 'postloc'}, layer {LAYERS[_unit(m)]}) imports {t} "
+        f"({_unit(t) or 'postloc'}, layer {LAYERS[_unit(t)]})"
+        for m, targets in _graph().items()
+        if m != "postloc"
+        for t in targets
+        if _unit(t) != _unit(m) and LAYERS[_unit(t)] >= LAYERS[_unit(m)]
+    )
+    assert not wrong, (
+        "imports from a higher layer or a unit of the same layer (docs/architecture.md):\n  " + "\n  ".join(wrong)
+    )
 
 
 def test_the_named_rules():
     """The rules the issue names, spelt out so that a failure says which one broke."""
     graph = _graph()
-    broken = sorted(f"{m} imports {t}" for m, targets in graph.items() for t in targets
-                    if (_unit(t) in ("cli", "__main__") and _unit(m) not in ("cli", "__main__"))
-                    or (_unit(m) == "models" and _unit(t) == "training")
-                    or (_unit(m) == "inference" and _unit(t) in ("serve", "scale")))
-    assert not broken, ("library -> cli, models -> training or inference -> serve/scale:\n  "
-                        + "\n  ".join(broken))
+    broken = sorted(
+        f"{m} imports {t}"
+        for m, targets in graph.items()
+        for t in targets
+        if (_unit(t) in ("cli", "__main__") and _unit(m) not in ("cli", "__main__"))
+        or (_unit(m) == "models" and _unit(t) == "training")
+        or (_unit(m) == "inference" and _unit(t) in ("serve", "scale"))
+    )
+    assert not broken, "library -> cli, models -> training or inference -> serve/scale:\n  " + "\n  ".join(broken)

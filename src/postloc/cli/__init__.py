@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from postloc import __version__
 from postloc.errors import PostlocError
@@ -24,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     from postloc.cli import datasets, evaluate, experiments, images, predict, prepare, synthetic, train
 
     try:
-        from postloc.cli import explain, serve
+        from postloc.cli import explain, serve  # type: ignore[attr-defined]
     except ImportError:  # TODO(merge): drop this fallback once the inference branch adds cli/serve.py, cli/explain.py
-        serve = explain = None  # type: ignore[assignment]
+        serve = explain = None
 
     parser = argparse.ArgumentParser(prog="postloc", description="Infer where a social-media post was made.")
     parser.add_argument("--version", action="version", version=f"postloc {__version__}")
@@ -58,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not is_disk_full(error):
             raise
         where = getattr(args, "out", None) or getattr(args, "prepared", None) or error.filename or "the output"
-        print(f"postloc {args.command}: error: {where}: no space left on device; finished outputs were left "
-              f"as they were", file=sys.stderr)
+        print(
+            f"postloc {args.command}: error: {where}: no space left on device; finished outputs were left as they were",
+            file=sys.stderr,
+        )
         return 2
 
 

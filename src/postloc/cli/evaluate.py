@@ -23,10 +23,12 @@ def run(args) -> int:
 
     report = evaluate(args.run_dir, args.split, args.data)
     label = " (SYNTHETIC DATA)" if report.get("synthetic") else ""
-    print(f"{report['model']} on {args.split}{label}: acc {_f(report['accuracy'])}, acc@3 {_f(report['acc@3'])}, "
-          f"acc@5 {_f(report['acc@5'])}, macro-F1 {_f(report['macro_f1'])}, mean {_f(report['mean_km'])} km, "
-          f"median {_f(report['median_km'])} km, acc@1km {_f(report['acc@1km'])} "
-          f"(distances against {report['distance_reference']})")
+    print(
+        f"{report['model']} on {args.split}{label}: acc {_f(report['accuracy'])}, acc@3 {_f(report['acc@3'])}, "
+        f"acc@5 {_f(report['acc@5'])}, macro-F1 {_f(report['macro_f1'])}, mean {_f(report['mean_km'])} km, "
+        f"median {_f(report['median_km'])} km, acc@1km {_f(report['acc@1km'])} "
+        f"(distances against {report['distance_reference']})"
+    )
     print(f"wrote {args.run_dir}/eval-{args.split}.json, .md, -per-poi.csv, -confusion.png")
     return 0
 

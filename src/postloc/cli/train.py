@@ -16,22 +16,36 @@ from postloc.errors import PostlocError
 
 def add_parser(sub) -> None:
     """Register ``train``."""
-    p = sub.add_parser("train", help="train a model (mrlf or a baseline) on a prepared dataset",
-                       description="Train on the train split, early-stop on val, write checkpoints, best/ and "
-                                   "curves into --out. Settings: defaults < --config TOML < --set < --epochs/--seed.")
+    p = sub.add_parser(
+        "train",
+        help="train a model (mrlf or a baseline) on a prepared dataset",
+        description="Train on the train split, early-stop on val, write checkpoints, best/ and "
+        "curves into --out. Settings: defaults < --config TOML < --set < --epochs/--seed.",
+    )
     p.add_argument("--model", help="registered model name (default: the config's, else mrlf); see --list-models")
     p.add_argument("--data", type=Path, help="prepared dataset folder (output of `postloc prepare`)")
     p.add_argument("--out", type=Path, help="run folder to create (or to continue with --resume)")
     p.add_argument("--config", type=Path, help="TOML file with model = ..., [params] and [trainer] tables")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set trainer.lr=5e-4 --set params.fusion=concat (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out from its newest checkpoint")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set trainer.lr=5e-4 --set params.fusion=concat (repeatable)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the interrupted run in --out from its newest checkpoint"
+    )
     p.add_argument("--epochs", type=int, help="maximum epochs (trainer.epochs)")
     p.add_argument("--seed", type=int, help="random seed (trainer.seed)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--backend", choices=("auto", "gloo", "nccl"),
-                   help="process-group backend when launched by torchrun (default auto: nccl with CUDA GPUs, "
-                        "else gloo); an error without torchrun")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "gloo", "nccl"),
+        help="process-group backend when launched by torchrun (default auto: nccl with CUDA GPUs, "
+        "else gloo); an error without torchrun",
+    )
     p.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
     p.set_defaults(run=run)
 
@@ -82,8 +96,12 @@ def _run_train(args, config, ctx) -> int:
     s = result.summary
     acc = "n/a" if s.get("val_acc") is None else f"{s['val_acc']:.4f}"
     processes = f" on {ctx.world_size} process(es) ({ctx.backend})" if ctx is not None else ""
-    print(f"{s['model']}: {s['epochs_run']} epoch(s), best epoch {s['best_epoch']} (val acc {acc}); "
-          f"{s['stop_reason']}; {s['seconds']:.1f} s{processes}")
-    print(f"wrote {args.out}/ (best/, metrics.csv, metrics.jsonl, run.json"
-          f"{', curves.png, checkpoints/' if s['stop_reason'] != 'not epoch-based' else ''})")
+    print(
+        f"{s['model']}: {s['epochs_run']} epoch(s), best epoch {s['best_epoch']} (val acc {acc}); "
+        f"{s['stop_reason']}; {s['seconds']:.1f} s{processes}"
+    )
+    print(
+        f"wrote {args.out}/ (best/, metrics.csv, metrics.jsonl, run.json"
+        f"{', curves.png, checkpoints/' if s['stop_reason'] != 'not epoch-based' else ''})"
+    )
     return 0

@@ -8,8 +8,9 @@ a stale one from an earlier run.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 TITLES = {
     "table2": "Table II: methods compared",
@@ -18,9 +19,16 @@ TITLES = {
     "table3": "Table III: image-only, before / after noisy-image removal",
     "fig4": "Fig. 4: low-frequency hashtag filter (min_hashtag_count sweep)",
 }
-COLUMNS = (("accuracy", "Acc", 3), ("acc@5", "Acc@5", 3), ("mean_km", "mean km", 3), ("median_km", "median km", 3),
-           ("acc@1km", "Acc@1km", 3), ("macro_f1", "macro-F1", 3), ("train_seconds", "train s", 1),
-           ("epochs_run", "epochs", 1))
+COLUMNS = (
+    ("accuracy", "Acc", 3),
+    ("acc@5", "Acc@5", 3),
+    ("mean_km", "mean km", 3),
+    ("median_km", "median km", 3),
+    ("acc@1km", "Acc@1km", 3),
+    ("macro_f1", "macro-F1", 3),
+    ("train_seconds", "train s", 1),
+    ("epochs_run", "epochs", 1),
+)
 SYNTHETIC = "SYNTHETIC DATA"
 
 
@@ -41,16 +49,26 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
     lines = [title, ""]
     if synthetic:
         label = str(results.get("label") or "generated posts, not real ones").removeprefix(f"{SYNTHETIC}: ")
-        lines += [f"**{SYNTHETIC}**: {label}. Numbers show what the "
-                  "code learns from planted signal, not how well anything works on real posts.", ""]
-    lines += [f"Prepared data: `{results['prepared']}` (input: `{results.get('input', {}).get('path')}`). "
-              f"Seeds {list(cfg['seeds'])} (mean ± std over seeds where more than one); at most {cfg['epochs']} "
-              f"epochs, early stopping {cfg['early_stopping']}; {cfg['threads']} torch threads"
-              + ("; **--quick** (tiny models: not comparable numbers)" if cfg.get("quick") else "") + ".",
-              "All numbers on the test split. n/a rows say why the method cannot run on this data.", ""]
+        lines += [
+            f"**{SYNTHETIC}**: {label}. Numbers show what the "
+            "code learns from planted signal, not how well anything works on real posts.",
+            "",
+        ]
+    lines += [
+        f"Prepared data: `{results['prepared']}` (input: `{results.get('input', {}).get('path')}`). "
+        f"Seeds {list(cfg['seeds'])} (mean ± std over seeds where more than one); at most {cfg['epochs']} "
+        f"epochs, early stopping {cfg['early_stopping']}; {cfg['threads']} torch threads"
+        + ("; **--quick** (tiny models: not comparable numbers)" if cfg.get("quick") else "")
+        + ".",
+        "All numbers on the test split. n/a rows say why the method cannot run on this data.",
+        "",
+    ]
     if results.get("cells_missing"):
-        lines += [f"**Incomplete**: {results['cells_missing']} of {results['cells_total']} cells have not run yet "
-                  "(shown as –); re-run the same command to finish them.", ""]
+        lines += [
+            f"**Incomplete**: {results['cells_missing']} of {results['cells_total']} cells have not run yet "
+            "(shown as –); re-run the same command to finish them.",
+            "",
+        ]
     for note in results.get("notes", {}).get("all", []):
         lines.append(f"- {note}")
     lines.append("")
@@ -94,8 +112,13 @@ def _plot_bars(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         return False
     labels = [r["row"] + (f" [{r['column']}]" if r["column"] else "") for r in rows]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5))
-    ax.barh(range(len(rows)), [r["accuracy"]["mean"] for r in rows], xerr=[r["accuracy"]["std"] for r in rows],
-            color="#4C72B0", capsize=3)
+    ax.barh(
+        range(len(rows)),
+        [r["accuracy"]["mean"] for r in rows],
+        xerr=[r["accuracy"]["std"] for r in rows],
+        color="#4C72B0",
+        capsize=3,
+    )
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy (mean ± std over seeds)")
@@ -113,10 +136,13 @@ def _plot_fig4(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     for model in dict.fromkeys(r["row"] for r in rows):
-        points = sorted((int(r["column"]), r["accuracy"]["mean"], r["accuracy"]["std"]) for r in rows
-                        if r["row"] == model and not r["na"] and r["accuracy"]["mean"] is not None)
+        points = sorted(
+            (int(r["column"]), r["accuracy"]["mean"], r["accuracy"]["std"])
+            for r in rows
+            if r["row"] == model and not r["na"] and r["accuracy"]["mean"] is not None
+        )
         if points:
-            x, y, e = zip(*points)
+            x, y, e = zip(*points, strict=True)
             ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=model)
             drawn = True
     if not drawn:
