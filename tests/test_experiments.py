@@ -6,16 +6,18 @@ import json
 
 import pytest
 
-from postloc.experiments import run_experiments
-from postloc.experiments.config import quick_config
 from postloc.cli import main
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
+from postloc.experiments import run_experiments
+from postloc.experiments.config import quick_config
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return write_synthetic_prepared(tmp_path_factory.mktemp("data") / "tiny",
-                                    SyntheticFeaturesConfig(n_posts=160, n_pois=3, n_users=40, image_dim=8))
+    return write_synthetic_prepared(
+        tmp_path_factory.mktemp("data") / "tiny",
+        SyntheticFeaturesConfig(n_posts=160, n_pois=3, n_users=40, image_dim=8),
+    )
 
 
 def test_quick_run_end_to_end_and_resume(tiny, tmp_path, capsys):
@@ -35,8 +37,25 @@ def test_quick_run_end_to_end_and_resume(tiny, tmp_path, capsys):
     assert len(list((out / "cells").glob("*.json"))) == first["cells_run_now"]
 
     # re-running (through the CLI) finds every cell done and trains nothing
-    assert main(["experiments", str(tiny), "--out", str(out), "--quick", "--studies", "table2,table3,fig4",
-                 "--thresholds", "3", "--epochs", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "experiments",
+                str(tiny),
+                "--out",
+                str(out),
+                "--quick",
+                "--studies",
+                "table2,table3,fig4",
+                "--thresholds",
+                "3",
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     again = json.loads((out / "results.json").read_text())
     assert again["cells_run_now"] == 0
     assert again["rows"] == json.loads(json.dumps(first["rows"]))
@@ -61,3 +80,79 @@ def test_table2_needs_and_quick_params_are_the_model_classes_facts():
         assert method.needs == tuple(get_model(method.model).requires)
     assert quick_params("mrlf-plus") == quick_params("mrlf") and quick_params("majority") == {}
     assert quick_params("loctwi") == {"buckets": 1009, "dim": 8}
+
+
+def _row(study: str, row: str, column: str = "", accuracy: float | None = None, na: str | None = None) -> dict:
+    stat = {
+        "mean": accuracy,
+        "std": 0.0 if accuracy is not None else None,
+        "values": [accuracy] if accuracy is not None else [],
+    }
+    metrics = {
+        k: stat
+        for k in ("accuracy", "acc@5", "mean_km", "median_km", "acc@1km", "macro_f1", "train_seconds", "epochs_run")
+    }
+    return {
+        "study": study,
+        "row": row,
+        "column": column,
+        "model": "m",
+        "variant": "base",
+        "na": na,
+        "test_posts": None if na else 10,
+        **({} if na else metrics),
+    }
+
+
+def test_report_links_only_the_plots_it_wrote(tmp_path):
+    """Table III all n/a and a Fig. 4 without points: no table3.png / fig4.png, and no link to one."""
+    import re
+
+    from postloc.experiments.report import write_report
+
+    (tmp_path / "table3.png").write_bytes(b"a plot of an earlier run")
+    rows = [
+        _row("table2", "majority", accuracy=0.4),
+        _row("table2", "knn-image", na="needs image"),
+        _row("fig2", "MRLF text", accuracy=0.5),
+        _row("table3", "MRLF image only", "keep", na="no image files"),
+        _row("table3", "MRLF image only", "drop", na="no image files"),
+        _row("fig4", "mrlf", "1", na="the data has no hashtags"),
+    ]
+    results = {
+        "prepared": str(tmp_path / "prepared"),
+        "synthetic": True,
+        "label": None,
+        "rows": rows,
+        "notes": {},
+        "config": {"seeds": [0], "epochs": 2, "early_stopping": 0, "threads": 1, "quick": True},
+    }
+    assert write_report(results, tmp_path) == ["table2", "fig2"]
+    report = (tmp_path / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert links == ["table2.png", "fig2.png"]
+    assert all((tmp_path / link).is_file() for link in links)
+    assert not (tmp_path / "table3.png").exists() and not (tmp_path / "fig4.png").exists()
+    assert "## Table III" in report and "## Fig. 4" in report  # the n/a tables stay, with their reasons
+
+
+def test_captions_follow_the_code(tiny, tmp_path):
+    """A caption naming a setting shows the value the model really uses; capped epochs are said."""
+    from dataclasses import replace
+
+    from postloc.experiments.methods import table2_methods
+    from postloc.experiments.runner import build_plan, caption
+    from postloc.models.baselines.knn_image import KnnImageConfig
+
+    knn = next(m for m in table2_methods() if m.model == "knn-image")
+    assert caption(knn, {}) == f"knn-image (cosine, k={KnnImageConfig().k})"
+    assert caption(knn, {"k": 3}) == "knn-image (cosine, k=3)"
+    assert all("{" not in caption(m, {}) for m in table2_methods())
+
+    deepgeo = next(m for m in table2_methods() if m.model == "deepgeo")
+    config = replace(quick_config(studies=("table2",)), epochs=deepgeo.max_epochs + 5)
+    plan = build_plan(tiny.resolve(), tmp_path, config)
+    assert any(r["row"] == caption(knn, {}) for r in plan.rows)
+    capped = [c for c in plan.cells if c.model == "deepgeo"]
+    assert capped and all(c.trainer["epochs"] == deepgeo.max_epochs for c in capped)
+    assert f"{deepgeo.label}: at most {deepgeo.max_epochs} epochs" in " ".join(plan.notes["table2"])

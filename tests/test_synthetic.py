@@ -97,10 +97,10 @@ def test_refuses_to_replace_a_foreign_folder_and_bad_rates(tmp_path):
 
 
 def test_cli_entry(tmp_path, capsys):
-    from postloc.cli import images as images_cli
+    from postloc.cli import synthetic as synthetic_cli
 
     parser = argparse.ArgumentParser(prog="postloc")
-    images_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
+    synthetic_cli.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["synthetic", "--out", str(tmp_path / "cli"), "--pois", "2", "--posts-per-poi", "4",
                               "--seed", "1", "--size", "64x48"])
     assert args.run(args) == 0

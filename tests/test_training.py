@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from torch import nn
 from postloc.errors import PostlocError
 from postloc.models import load_model
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
-from postloc.cli.train import add_parsers
+from postloc.cli import build_parser
 from postloc.training import Callback, RunConfig, TrainerConfig, apply_overrides, evaluate, load_config, train
 from postloc.nn import checkpoints as ck
 from postloc.nn.trainer import Trainer
@@ -234,9 +233,7 @@ def test_learning_rate_decays_on_plateau_and_training_stops_early():
 # --- CLI and evaluate ----------------------------------------------------------------------
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="postloc")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.run(args)
 
 

@@ -205,7 +205,7 @@ def test_cli(prepared, capsys, tmp_path):
     from postloc.cli import images as images_cli
 
     parser = argparse.ArgumentParser(prog="postloc")
-    images_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
+    images_cli.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["images", str(prepared), "--image-noise", "keep", "--workers", "0", "--threads", "1",
                               "--quiet"])
     assert args.run(args) == 0

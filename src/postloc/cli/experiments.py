@@ -1,12 +1,14 @@
 """``postloc experiments PREPARED --out DIR``: the paper's studies (see :mod:`postloc.experiments`).
 
-``postloc.cli`` calls :func:`add_parsers` with its subparsers.
+Parses its options into an ``ExperimentConfig`` (or ``quick_config`` with ``--quick``) and calls
+``run_experiments``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from postloc.cli._args import defaults
 from postloc.errors import PostlocError
 
 
@@ -17,47 +19,79 @@ def _ints(text: str) -> tuple[int, ...]:
         raise PostlocError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def add_parsers(subparsers) -> None:
-    """Register ``experiments``."""
-    from postloc.experiments.config import STUDIES
+def _joined(values) -> str:
+    return ",".join(str(v) for v in values)
 
-    p = subparsers.add_parser("experiments", help="run the paper's studies (Table II, Fig. 2-4, Table III) on a "
-                                                  "prepared dataset; resumable",
-                              description="Train and score every applicable method and variant over seeds; write "
-                                          "report.md, results.json and PNG plots into --out. Finished cells are "
-                                          "stored in --out/cells and skipped on a re-run.")
+
+def add_parser(sub) -> None:
+    """Register ``experiments``."""
+    from postloc.experiments.config import STUDIES, ExperimentConfig, quick_config
+
+    d, quick = defaults(ExperimentConfig), quick_config()
+    p = sub.add_parser(
+        "experiments",
+        help="run the paper's studies (Table II, Fig. 2-4, Table III) on a prepared dataset; resumable",
+        description="Train and score every applicable method and variant over seeds; write "
+        "report.md, results.json and PNG plots into --out. Finished cells are "
+        "stored in --out/cells and skipped on a re-run.",
+    )
     p.add_argument("prepared", type=Path, metavar="PREPARED", help="prepared dataset folder")
     p.add_argument("--out", type=Path, required=True, help="report folder (e.g. reports/NAME)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default %(default)s)")
-    p.add_argument("--epochs", type=int, help="maximum epochs of neural models (default 40; --quick: 2)")
-    p.add_argument("--early-stopping", type=int, default=6, help="patience in epochs; 0: never (default %(default)s)")
-    p.add_argument("--studies", default=",".join(STUDIES), help="comma-separated subset of %(default)s")
-    p.add_argument("--thresholds", default="1,5,10,25,50,100", help="Fig. 4 min_hashtag_count values (default %(default)s)")
-    p.add_argument("--fig4-models", default="mrlf,tfidf-logreg", help="models of the Fig. 4 sweep (default %(default)s)")
+    p.add_argument("--seeds", default=_joined(d["seeds"]), help="comma-separated seeds (default %(default)s)")
+    p.add_argument(
+        "--epochs", type=int, help=f"maximum epochs of neural models (default {d['epochs']}; --quick: {quick.epochs})"
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        default=d["early_stopping"],
+        help="patience in epochs; 0: never (default %(default)s)",
+    )
+    p.add_argument("--studies", default=_joined(STUDIES), help="comma-separated subset of %(default)s")
+    p.add_argument(
+        "--thresholds", default=_joined(d["thresholds"]), help="Fig. 4 min_hashtag_count values (default %(default)s)"
+    )
+    p.add_argument(
+        "--fig4-models", default=_joined(d["fig4_models"]), help="models of the Fig. 4 sweep (default %(default)s)"
+    )
     p.add_argument("--fig4-seeds", default="", help="seeds of the Fig. 4 sweep (default: --seeds)")
     p.add_argument("--raw", help="raw input the prepared folder came from (default: found via its manifest.json)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads per run (default %(default)s)")
+    p.add_argument("--threads", type=int, default=d["threads"], help="torch threads per run (default %(default)s)")
     p.add_argument("--keep-runs", action="store_true", help="keep each cell's run folder (checkpoints, curves)")
     p.add_argument("--report-only", action="store_true", help="write the report from finished cells; run nothing")
-    p.add_argument("--quick", action="store_true", help="tiny models, 2 epochs, 1 seed: for tests and smoke runs")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny models, {quick.epochs} epochs, {len(quick.seeds)} seed: for tests and smoke runs",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(run=run_experiments_cli)
+    p.set_defaults(run=run)
 
 
-def run_experiments_cli(args) -> int:
+def run(args) -> int:
     from postloc.experiments import ExperimentConfig, run_experiments
     from postloc.experiments.config import quick_config
 
     studies = tuple(s.strip() for s in args.studies.split(",") if s.strip())
-    common = dict(studies=studies, thresholds=_ints(args.thresholds), raw_input=args.raw, threads=args.threads,
-                  fig4_models=tuple(m.strip() for m in args.fig4_models.split(",") if m.strip()),
-                  fig4_seeds=_ints(args.fig4_seeds), progress=not args.quiet, keep_runs=args.keep_runs,
-                  report_only=args.report_only)
+    common = dict(
+        studies=studies,
+        thresholds=_ints(args.thresholds),
+        raw_input=args.raw,
+        threads=args.threads,
+        fig4_models=tuple(m.strip() for m in args.fig4_models.split(",") if m.strip()),
+        fig4_seeds=_ints(args.fig4_seeds),
+        progress=not args.quiet,
+        keep_runs=args.keep_runs,
+        report_only=args.report_only,
+    )
     try:
         if args.epochs is not None:
             common["epochs"] = args.epochs
-        config = quick_config(**common) if args.quick else ExperimentConfig(
-            seeds=_ints(args.seeds), early_stopping=args.early_stopping, **common)
+        config = (
+            quick_config(**common)
+            if args.quick
+            else ExperimentConfig(seeds=_ints(args.seeds), early_stopping=args.early_stopping, **common)
+        )
     except ValueError as error:
         raise PostlocError(str(error)) from None
     results = run_experiments(args.prepared, args.out, config)

@@ -42,7 +42,7 @@ def quick_config(**changes) -> ExperimentConfig:
 class Method:
     """One row of a study: a display label, a registered model and its params, and what it needs."""
 
-    label: str
+    label: str  # may name the model's settings, e.g. "k={k}": filled from the code by runner.caption
     model: str
     params: dict = field(default_factory=dict)
     needs: tuple[str, ...] = ()  # each item: a modality or "a|b" (either one)

@@ -36,7 +36,7 @@ def table2_methods() -> list[Method]:
         _method("LocTwi (subword n-grams)", "loctwi"),
     ]
     methods += [_method(name, name) for name in IMAGE_HEADS]
-    methods += [_method("knn-image (cosine, k=10)", "knn-image"),
+    methods += [_method("knn-image (cosine, k={k})", "knn-image"),
                 _method("MRLF (paper)", "mrlf"),
                 _method("mrlf-plus (MRLF x tfidf-logreg late fusion; ours, not the paper's)", "mrlf-plus")]
     return methods

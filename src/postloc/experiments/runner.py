@@ -35,10 +35,14 @@ class Plan:
         self.notes.setdefault(study, []).append(text)
 
 
-def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentConfig = ExperimentConfig()) -> dict[str, Any]:
-    """Run (or resume) every study on ``prepared``; returns the results written to ``out/results.json``."""
+def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentConfig | None = None) -> dict[str, Any]:
+    """Run (or resume) every study on ``prepared``; returns the results written to ``out/results.json``.
+
+    ``config`` defaults to ``ExperimentConfig()``: every study, three seeds.
+    """
     from postloc.experiments.report import write_report
 
+    config = config or ExperimentConfig()
     prepared, out = Path(prepared).resolve(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -58,8 +62,11 @@ def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentCon
         record = run_cell(cell, plan.variants[cell.variant], out, config)
         store.put(cell.key, record)
         acc = record["metrics"].get("accuracy")
-        _echo(config, f"[{done_before + i}/{len(unique)} done, {len(todo) - i} left] {cell.describe()}: "
-                      f"acc {acc:.3f} ({time.perf_counter() - t0:.0f} s)")
+        _echo(
+            config,
+            f"[{done_before + i}/{len(unique)} done, {len(todo) - i} left] {cell.describe()}: "
+            f"acc {acc:.3f} ({time.perf_counter() - t0:.0f} s)",
+        )
     results = collect(plan, store, prepared, config)
     results["seconds_this_run"] = round(time.perf_counter() - started, 1)
     results["cells_run_now"] = len(todo)
@@ -78,16 +85,40 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
     def add(study: str, method: Method, variant: str, avail: set[str], column: str = "") -> None:
         seeds = config.fig4_seeds if (study == "fig4" and config.fig4_seeds) else config.seeds
         missing = missing_needs(method, avail)
-        row = {"study": study, "row": method.label, "column": column, "model": method.model, "keys": [],
-               "na": None, "variant": variant}
+        params = _params(method, avail, config)
+        label = caption(method, params)
+        row: dict[str, Any] = {
+            "study": study,
+            "row": label,
+            "column": column,
+            "model": method.model,
+            "keys": [],
+            "na": None,
+            "variant": variant,
+        }
         if missing:
-            row["na"] = "needs " + " and ".join(m.replace("|", " or ") for m in missing) + \
-                        f"; the data has {', '.join(sorted(avail)) or 'nothing'}"
+            row["na"] = (
+                "needs "
+                + " and ".join(m.replace("|", " or ") for m in missing)
+                + f"; the data has {', '.join(sorted(avail)) or 'nothing'}"
+            )
         else:
+            epochs = min(config.epochs, method.max_epochs) if method.max_epochs else config.epochs
+            if epochs < config.epochs:
+                note = f"{label}: at most {epochs} epochs (a cap for its cost; the others: {config.epochs})"
+                if note not in plan.notes.get(study, []):
+                    plan.note(study, note)
             for seed in seeds:
-                epochs = min(config.epochs, method.max_epochs) if method.max_epochs else config.epochs
-                cell = Cell(study, method.label, method.model, _params(method, avail, config), variant, seed, column,
-                            {**trainer, "seed": seed, "epochs": epochs})
+                cell = Cell(
+                    study,
+                    label,
+                    method.model,
+                    dict(params),
+                    variant,
+                    seed,
+                    column,
+                    {**trainer, "seed": seed, "epochs": epochs},
+                )
                 plan.cells.append(cell)
                 row["keys"].append(cell.key)
         plan.rows.append(row)
@@ -95,9 +126,18 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
     if "table2" in config.studies:
         backbone = datamod.image_backbone(prepared)
         for method in table2_methods():
-            if method.model in ("resnet50", "resnet101", "densenet121", "vgg16") and backbone and backbone != method.model:
-                method = Method(f"{method.model} (substitute: {backbone} features)", method.model, method.params,
-                                method.needs, method.max_epochs)
+            if (
+                method.model in ("resnet50", "resnet101", "densenet121", "vgg16")
+                and backbone
+                and backbone != method.model
+            ):
+                method = Method(
+                    f"{method.model} (substitute: {backbone} features)",
+                    method.model,
+                    method.params,
+                    method.needs,
+                    method.max_epochs,
+                )
             add("table2", method, "base", available)
     if "fig2" in config.studies:
         for method in fig2_methods():
@@ -115,17 +155,30 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
 
 def _plan_table3(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, add) -> None:
     info = noise_variants(prepared, out / "data" / "table3")
-    methods = [Method("MRLF image only", "mrlf", {"modalities": ["image"], "fusion": "concat"}, ("image",)),
-               Method(f"resnet50 head (substitute: {info.get('backbone') or 'pipeline'} features)", "resnet50", {},
-                      ("image",))]
+    methods = [
+        Method("MRLF image only", "mrlf", {"modalities": ["image"], "fusion": "concat"}, ("image",)),
+        Method(
+            f"resnet50 head (substitute: {info.get('backbone') or 'pipeline'} features)", "resnet50", {}, ("image",)
+        ),
+    ]
     if not info.get("ok"):
         for m in methods:
             for mode in ("keep", "drop"):
-                plan.rows.append({"study": "table3", "row": m.label, "column": mode, "model": m.model, "keys": [],
-                                  "na": info["reason"], "variant": ""})
+                plan.rows.append(
+                    {
+                        "study": "table3",
+                        "row": m.label,
+                        "column": mode,
+                        "model": m.model,
+                        "keys": [],
+                        "na": info["reason"],
+                        "variant": "",
+                    }
+                )
         return
-    plan.note("table3", f"features: {info.get('backbone')}; keep: {info.get('keep_status')}; "
-                        f"drop: {info.get('drop_status')}")
+    plan.note(
+        "table3", f"features: {info.get('backbone')}; keep: {info.get('keep_status')}; drop: {info.get('drop_status')}"
+    )
     for mode in ("keep", "drop"):
         plan.variants[f"images-{mode}"] = info[mode]
         avail = datamod.available_modalities(info[mode])
@@ -140,8 +193,17 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
     if "hashtags" not in available:
         for t in config.thresholds:
             for model in config.fig4_models:
-                plan.rows.append({"study": "fig4", "row": model, "column": str(t), "model": model, "keys": [],
-                                  "na": "the data has no hashtags", "variant": ""})
+                plan.rows.append(
+                    {
+                        "study": "fig4",
+                        "row": model,
+                        "column": str(t),
+                        "model": model,
+                        "keys": [],
+                        "na": "the data has no hashtags",
+                        "variant": "",
+                    }
+                )
         return
     synthetic = datamod.is_synthetic(prepared)
     for t in sorted(set(config.thresholds) | {own}):
@@ -152,14 +214,26 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
             info = datamod.hashtag_variant(prepared, t, out / "data" / variant, None if synthetic else raw)
             if info.get("ok"):
                 plan.variants[variant] = str(out / "data" / variant)
-                plan.note("fig4", f"threshold {t}: {info['method']}; {info.get('posts')} posts "
-                                  f"({info.get('test_posts')} test), {info.get('pois')} POIs, "
-                                  f"{info.get('vocabulary')} distinct tags")
+                plan.note(
+                    "fig4",
+                    f"threshold {t}: {info['method']}; {info.get('posts')} posts "
+                    f"({info.get('test_posts')} test), {info.get('pois')} POIs, "
+                    f"{info.get('vocabulary')} distinct tags",
+                )
         for model in config.fig4_models:
             method = Method(model, model, {}, ("text|hashtags",) if model != "mrlf" else ())
             if not info.get("ok"):
-                plan.rows.append({"study": "fig4", "row": model, "column": str(t), "model": model, "keys": [],
-                                  "na": info["reason"], "variant": variant})
+                plan.rows.append(
+                    {
+                        "study": "fig4",
+                        "row": model,
+                        "column": str(t),
+                        "model": model,
+                        "keys": [],
+                        "na": info["reason"],
+                        "variant": variant,
+                    }
+                )
             else:
                 avail = available if variant == "base" else datamod.available_modalities(plan.variants[variant])
                 add("fig4", method, variant, avail, column=str(t))
@@ -176,14 +250,32 @@ def _params(method: Method, available: set[str], config: ExperimentConfig) -> di
 
 
 def _trainer(config: ExperimentConfig) -> dict[str, Any]:
-    return {"epochs": config.epochs, "early_stopping": config.early_stopping, "threads": config.threads,
-            "progress": False}
+    return {
+        "epochs": config.epochs,
+        "early_stopping": config.early_stopping,
+        "threads": config.threads,
+        "progress": False,
+    }
+
+
+def caption(method: Method, params: dict[str, Any]) -> str:
+    """The method's row label, its ``{field}`` placeholders filled from the model's effective settings
+    (the model's config defaults overlaid with ``params``): "knn-image (cosine, k={k})" shows the
+    k the run really uses, so a caption cannot drift from the code."""
+    if "{" not in method.label:
+        return method.label
+    from postloc.models.registry import get_model
+    from postloc.settings import make_dataclass_config
+
+    model_class: Any = get_model(method.model)
+    settings = make_dataclass_config(model_class.Config, params, "params")
+    return method.label.format_map(asdict(settings))
 
 
 def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> dict[str, Any]:
     """Train one cell, score it on the test split, return the record to store."""
-    from postloc.data.prepared import load_prepared
     from postloc.data.image_features import attach_image_features, load_image_features
+    from postloc.data.prepared import load_prepared
     from postloc.metrics import evaluate
     from postloc.training.api import train
     from postloc.training.config import RunConfig, TrainerConfig
@@ -203,9 +295,15 @@ def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> 
     metrics = {k: v for k, v in evaluate(proba, result.model.classes_, test, data.pois).items() if k not in DROP_KEYS}
     if not config.keep_runs:
         shutil.rmtree(run_dir, ignore_errors=True)
-    return {"cell": asdict(cell), "key": cell.key, "metrics": metrics, "train_seconds": round(seconds, 2),
-            "epochs_run": result.summary.get("epochs_run"), "best_epoch": result.summary.get("best_epoch"),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "cell": asdict(cell),
+        "key": cell.key,
+        "metrics": metrics,
+        "train_seconds": round(seconds, 2),
+        "epochs_run": result.summary.get("epochs_run"),
+        "best_epoch": result.summary.get("best_epoch"),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "acc@1km", "macro_f1")
@@ -218,20 +316,30 @@ def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConf
     for row in plan.rows:
         entry = {k: row[k] for k in ("study", "row", "column", "model", "variant", "na")}
         if not row["na"]:
-            records = [store.get(k) for k in row["keys"]]
-            records = [r for r in records if r is not None]
+            records = [r for r in (store.get(k) for k in row["keys"]) if r is not None]
             entry["seeds"] = [r["cell"]["seed"] for r in records]
             entry["test_posts"] = records[0]["metrics"]["posts"] if records else None
             entry["distance_reference"] = records[0]["metrics"].get("distance_reference") if records else None
             for metric in METRICS + ("train_seconds", "epochs_run"):
-                values = [(r["metrics"].get(metric) if metric in METRICS else r.get(metric)) for r in records]
-                values = [float(v) for v in values if v is not None]
-                entry[metric] = {"mean": float(np.mean(values)) if values else None,
-                                 "std": float(np.std(values)) if values else None, "values": values}
+                found = [(r["metrics"].get(metric) if metric in METRICS else r.get(metric)) for r in records]
+                values = [float(v) for v in found if v is not None]
+                entry[metric] = {
+                    "mean": float(np.mean(values)) if values else None,
+                    "std": float(np.std(values)) if values else None,
+                    "values": values,
+                }
         rows.append(entry)
-    return {"prepared": str(prepared), "synthetic": datamod.is_synthetic(prepared),
-            "label": manifest.get("label"), "config": asdict(config), "rows": rows, "notes": plan.notes,
-            "variants": plan.variants, "input": manifest.get("input", {}), "funnel": manifest.get("funnel")}
+    return {
+        "prepared": str(prepared),
+        "synthetic": datamod.is_synthetic(prepared),
+        "label": manifest.get("label"),
+        "config": asdict(config),
+        "rows": rows,
+        "notes": plan.notes,
+        "variants": plan.variants,
+        "input": manifest.get("input", {}),
+        "funnel": manifest.get("funnel"),
+    }
 
 
 def _echo(config: ExperimentConfig, message: str) -> None:

@@ -1,0 +1,37 @@
+"""``postloc evaluate``: the argparse front end of :func:`postloc.training.api.evaluate`.
+
+Scores a trained run on one split and prints the headline metrics; the JSON, Markdown, per-POI
+table and confusion plot go into the run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    """Register ``evaluate``."""
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a split (JSON + Markdown into the run folder)")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="run folder written by `postloc train`")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--data", type=Path, help="prepared dataset (default: the one the run was trained on)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from postloc.training.api import evaluate
+
+    report = evaluate(args.run_dir, args.split, args.data)
+    label = " (SYNTHETIC DATA)" if report.get("synthetic") else ""
+    print(
+        f"{report['model']} on {args.split}{label}: acc {_f(report['accuracy'])}, acc@3 {_f(report['acc@3'])}, "
+        f"acc@5 {_f(report['acc@5'])}, macro-F1 {_f(report['macro_f1'])}, mean {_f(report['mean_km'])} km, "
+        f"median {_f(report['median_km'])} km, acc@1km {_f(report['acc@1km'])} "
+        f"(distances against {report['distance_reference']})"
+    )
+    print(f"wrote {args.run_dir}/eval-{args.split}.json, .md, -per-poi.csv, -confusion.png")
+    return 0
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
