@@ -86,7 +86,7 @@ def make_run(base: Path) -> Path:
 
 
 def payloads(n: int) -> list[dict]:
-    words = "sunset bridge river old town coffee friends walk evening market church square".split()
+    words = ["sunset", "bridge", "river", "old", "town", "coffee", "friends", "walk", "evening", "market", "church", "square"]
     return [{"text": " ".join(words[(i + j) % len(words)] for j in range(3 + i % 8)),
              "hashtags": [words[i % len(words)], words[(i * 7) % len(words)]], "top_k": 5} for i in range(n)]
 

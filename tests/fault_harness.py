@@ -184,7 +184,7 @@ class Zygote:
 
     def run(self, args: Sequence[str], watch: str | Path, *, kill_at: int | None = None,
             kill_after: float | None = None, count: bool = False,
-            env: Mapping[str, str] | None = None) -> "Outcome":
+            env: Mapping[str, str] | None = None) -> Outcome:
         tag = f"{os.getpid()}-{time.time_ns()}"
         side = Path(watch).parent
         stderr = side / f".stderr-{tag}"
@@ -215,7 +215,7 @@ class Zygote:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "Zygote":
+    def __enter__(self) -> Zygote:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,8 +13,14 @@ from hypothesis import strategies as st
 
 from fuzz_strategies import budget, huge_text, nasty_text, time_limit
 from postloc.text.language import detect_language
-from postloc.text.normalize import (extract_hashtags, match_key, normalize_hashtags, normalize_text, strip_hashtags,
-                                    tokenize)
+from postloc.text.normalize import (
+    extract_hashtags,
+    match_key,
+    normalize_hashtags,
+    normalize_text,
+    strip_hashtags,
+    tokenize,
+)
 from postloc.text.vocab import PAD_ID, UNK_ID, Vocabulary, chars, hashtag_string, pad_batch
 
 

@@ -10,8 +10,9 @@ names which one it used in ``distance_reference``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,10 +77,20 @@ def distance_reference(has_post_coordinates: np.ndarray) -> str:
     return f"mixed ({n_post} post / {n_centre} centre)"
 
 
-def truth_coordinates(posts: pd.DataFrame, poi_lat: pd.Series, poi_lon: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def truth_coordinates(
+    posts: pd.DataFrame, poi_lat: pd.Series, poi_lon: pd.Series
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(lat, lon, from_post)``: the post's own coordinates when known, else its POI's centre."""
-    lat = pd.to_numeric(posts.get("lat"), errors="coerce").to_numpy(dtype=float) if "lat" in posts else np.full(len(posts), np.nan)
-    lon = pd.to_numeric(posts.get("lon"), errors="coerce").to_numpy(dtype=float) if "lon" in posts else np.full(len(posts), np.nan)
+    lat = (
+        pd.to_numeric(posts.get("lat"), errors="coerce").to_numpy(dtype=float)
+        if "lat" in posts
+        else np.full(len(posts), np.nan)
+    )
+    lon = (
+        pd.to_numeric(posts.get("lon"), errors="coerce").to_numpy(dtype=float)
+        if "lon" in posts
+        else np.full(len(posts), np.nan)
+    )
     from_post = ~(np.isnan(lat) | np.isnan(lon))
     centre_lat = posts["poi"].map(poi_lat).to_numpy(dtype=float)
     centre_lon = posts["poi"].map(poi_lon).to_numpy(dtype=float)
@@ -95,8 +106,15 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> n
     return matrix
 
 
-def evaluate(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, pois: pd.DataFrame,
-             *, ks: Sequence[int] = (3, 5), within_km: float = 1.0) -> dict[str, Any]:
+def evaluate(
+    proba: np.ndarray,
+    classes: Sequence[str],
+    posts: pd.DataFrame,
+    pois: pd.DataFrame,
+    *,
+    ks: Sequence[int] = (3, 5),
+    within_km: float = 1.0,
+) -> dict[str, Any]:
     """The full report for predicted probabilities ``proba[n, len(classes)]`` of ``posts``.
 
     ``pois`` is the POI table (``poi, lat, lon[, name]``) giving centres and names.
@@ -139,8 +157,9 @@ def evaluate(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, poi
     return _clean(report)
 
 
-def per_poi_table(y_true: np.ndarray, y_pred: np.ndarray, km: np.ndarray, classes: Sequence[str],
-                  pois: pd.DataFrame | None = None) -> pd.DataFrame:
+def per_poi_table(
+    y_true: np.ndarray, y_pred: np.ndarray, km: np.ndarray, classes: Sequence[str], pois: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per POI: support, precision, recall, F1 and mean error of its posts."""
     rows = []
     for i, poi in enumerate(classes):
@@ -153,25 +172,45 @@ def per_poi_table(y_true: np.ndarray, y_pred: np.ndarray, km: np.ndarray, classe
         name = ""
         if pois is not None and poi in pois.index and "name" in pois:
             name = "" if pd.isna(pois.loc[poi, "name"]) else str(pois.loc[poi, "name"])
-        rows.append({"poi": poi, "name": name, "support": int(truth.sum()), "predicted": int(predicted.sum()),
-                     "precision": precision, "recall": recall, "f1": f1,
-                     "mean_km": float(errors.mean()) if len(errors) else float("nan")})
+        rows.append(
+            {
+                "poi": poi,
+                "name": name,
+                "support": int(truth.sum()),
+                "predicted": int(predicted.sum()),
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "mean_km": float(errors.mean()) if len(errors) else float("nan"),
+            }
+        )
     return pd.DataFrame(rows, columns=["poi", "name", "support", "predicted", "precision", "recall", "f1", "mean_km"])
 
 
 def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     """A human summary of :func:`evaluate`'s report (headline numbers, then the per-POI table)."""
     keys = [k for k in report if k.startswith("acc") or k in ("accuracy", "macro_f1", "mean_km", "median_km")]
-    lines = [f"# {title}", "", f"Posts: {report['posts']:,}; classes: {report['classes']}; "
-             f"distances against: **{report['distance_reference']}** ({report['distance_posts']:,} posts)", "",
-             "| metric | value |", "|---|---:|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Posts: {report['posts']:,}; classes: {report['classes']}; "
+        f"distances against: **{report['distance_reference']}** ({report['distance_posts']:,} posts)",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+    ]
     for key in keys:
         lines.append(f"| {key} | {_fmt(report[key])} |")
-    lines += ["", "| POI | name | support | predicted | precision | recall | F1 | mean km |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| POI | name | support | predicted | precision | recall | F1 | mean km |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in report.get("per_poi", []):
-        lines.append(f"| {row['poi']} | {row['name']} | {row['support']} | {row['predicted']} | "
-                     f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(row['mean_km'])} |")
+        lines.append(
+            f"| {row['poi']} | {row['name']} | {row['support']} | {row['predicted']} | "
+            f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(row['mean_km'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -206,8 +245,12 @@ def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: 
     from postloc.io.atomic import atomic_open
 
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md",
-             "csv": out_dir / f"{stem}-per-poi.csv", "png": out_dir / f"{stem}-confusion.png"}
+    paths = {
+        "json": out_dir / f"{stem}.json",
+        "md": out_dir / f"{stem}.md",
+        "csv": out_dir / f"{stem}-per-poi.csv",
+        "png": out_dir / f"{stem}-confusion.png",
+    }
     with atomic_open(paths["json"]) as handle:
         handle.write(json.dumps(report, indent=2, allow_nan=False) + "\n")
     with atomic_open(paths["md"]) as handle:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
 from postloc.data.splits import SPLITS
 
 _FUNNEL_ORDER = (
-    "read", "skipped_bad", "dropped_language", "dropped_duplicate", "dropped_no_poi_label",
-    "dropped_no_coordinates", "dropped_outside_pois", "dropped_empty", "dropped_small_poi", "kept",
+    "read",
+    "skipped_bad",
+    "dropped_language",
+    "dropped_duplicate",
+    "dropped_no_poi_label",
+    "dropped_no_coordinates",
+    "dropped_outside_pois",
+    "dropped_empty",
+    "dropped_small_poi",
+    "kept",
 )
 
 
@@ -33,8 +42,11 @@ def _stats(posts: pd.DataFrame) -> dict[str, Any]:
 
 
 def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
-    summary = {"all": _stats(posts), "hashtag_vocabulary": n_vocabulary,
-               "funnel": {k: int(funnel.get(k, 0)) for k in _FUNNEL_ORDER}}
+    summary = {
+        "all": _stats(posts),
+        "hashtag_vocabulary": n_vocabulary,
+        "funnel": {k: int(funnel.get(k, 0)) for k in _FUNNEL_ORDER},
+    }
     summary["funnel"]["pois_dropped"] = int(funnel.get("pois_dropped", 0))
     for split in SPLITS:
         summary[split] = _stats(posts[posts["split"] == split])
@@ -44,7 +56,9 @@ def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     columns = ("all",) + SPLITS
     rows = [
-        ("#Posts", "posts", None), ("#Users", "users", None), ("#Locations (POIs)", "pois", None),
+        ("#Posts", "posts", None),
+        ("#Users", "users", None),
+        ("#Locations (POIs)", "pois", None),
         ("#Posts with images", "posts_with_images", "share_images"),
         ("#Posts with hashtags", "posts_with_hashtags", "share_hashtags"),
         ("#Posts with text", "posts_with_text", "share_text"),
@@ -62,5 +76,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     lines.append(f"| Hashtag vocabulary (kept) | {summary['hashtag_vocabulary']:,} |" + " |" * (len(columns) - 1))
     funnel = summary["funnel"]
     lines += ["", "| step | posts |", "|---|---:|"]
-    lines += [f"| {key.replace('_', ' ')} | {value:,} |" for key, value in funnel.items() if value or key in ("read", "kept")]
+    lines += [
+        f"| {key.replace('_', ' ')} | {value:,} |" for key, value in funnel.items() if value or key in ("read", "kept")
+    ]
     return "\n".join(lines) + "\n"

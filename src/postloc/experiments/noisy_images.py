@@ -29,12 +29,18 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
     if marker.exists():
         return json.loads(marker.read_text())
     if not frame_has_images(prepared):
-        return {"ok": False, "reason": "the prepared posts have no image files (only precomputed or no vectors), "
-                                       "so features cannot be recomputed with and without the portrait filter"}
+        return {
+            "ok": False,
+            "reason": "the prepared posts have no image files (only precomputed or no vectors), "
+            "so features cannot be recomputed with and without the portrait filter",
+        }
     missing = _missing_files(prepared)
     if missing:
-        return {"ok": False, "reason": f"the image files named in the posts do not exist (e.g. {missing}), so "
-                                       "features cannot be recomputed with and without the portrait filter"}
+        return {
+            "ok": False,
+            "reason": f"the image files named in the posts do not exist (e.g. {missing}), so "
+            "features cannot be recomputed with and without the portrait filter",
+        }
     try:
         from postloc.vision.pipeline import ImagesConfig, extract_images
     except Exception as error:  # the image pipeline is another component and may be incomplete
@@ -71,8 +77,10 @@ def _copy_with_absolute_images(prepared: Path, target: Path) -> None:
             shutil.copy2(prepared / name, target / name)
     posts = pd.read_parquet(prepared / "posts.parquet")
     base = prepared.resolve()
-    posts["image"] = [[str(p) if Path(p).is_absolute() else str((base / p).resolve()) for p in (list(v) if v is not None else [])]
-                      for v in posts["image"]]
+    posts["image"] = [
+        [str(p) if Path(p).is_absolute() else str((base / p).resolve()) for p in (list(v) if v is not None else [])]
+        for v in posts["image"]
+    ]
     import pyarrow as pa
 
     from postloc.data.prepare import prepared_schema

@@ -15,8 +15,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 from postloc.errors import DiskFullError
 
@@ -37,8 +38,9 @@ def disk_full_as_error(target: str | Path) -> Iterator[None]:
         raise
     except Exception as error:  # noqa: BLE001 - only disk-full errors are translated, the rest re-raised
         if is_disk_full(error):
-            raise DiskFullError(f"{target}: no space left on device while writing it; "
-                                f"the earlier version (if any) was left as it was") from error
+            raise DiskFullError(
+                f"{target}: no space left on device while writing it; the earlier version (if any) was left as it was"
+            ) from error
         raise
 
 
@@ -66,11 +68,10 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     """Open a temporary file for writing; it is renamed over ``path`` on success only."""
     if "b" in mode:
         encoding = None
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, encoding=encoding, newline="" if encoding else None) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding, newline="" if encoding else None) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_folder_atomically(target: str | Path, fill: Callable[[Path], None]) -> Path:
@@ -118,8 +119,11 @@ def recover_folder(target: str | Path) -> bool:
     target = Path(target)
     if target.exists() or not target.parent.is_dir():
         return False
-    aside = [p for p in target.parent.glob(f".{glob.escape(target.name)}.old-*")
-             if p.is_dir() and not _alive(_pid_of(p.name, target.name, "old"))]
+    aside = [
+        p
+        for p in target.parent.glob(f".{glob.escape(target.name)}.old-*")
+        if p.is_dir() and not _alive(_pid_of(p.name, target.name, "old"))
+    ]
     if not aside:
         return False
     newest = max(aside, key=lambda p: p.stat().st_mtime)
@@ -149,8 +153,11 @@ def remove_stale_temporaries(target: str | Path) -> int:
 
 def _pid_of(name: str, target: str, kind: str) -> int | None:
     """The pid in ``.TARGET.tmp-PID-xxx`` (folder), ``.TARGET.old-PID`` or ``.TARGET.PID-xxx.tmp`` (file)."""
-    patterns = {"tmp": rf"\.{re.escape(target)}\.tmp-(\d+)-[^/]*", "old": rf"\.{re.escape(target)}\.old-(\d+)",
-                "file": rf"\.{re.escape(target)}\.(\d+)-[^/]*\.tmp"}
+    patterns = {
+        "tmp": rf"\.{re.escape(target)}\.tmp-(\d+)-[^/]*",
+        "old": rf"\.{re.escape(target)}\.old-(\d+)",
+        "file": rf"\.{re.escape(target)}\.(\d+)-[^/]*\.tmp",
+    }
     match = re.fullmatch(patterns[kind], name)
     return int(match.group(1)) if match else None
 

@@ -26,9 +26,10 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class TrainState:
     rng: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, folder: Path) -> "TrainState":
+    def read(cls, folder: Path) -> TrainState:
         return cls(**json.loads((folder / ck.TRAINER_STATE).read_text()))
 
 
@@ -100,16 +101,28 @@ def deterministic(threads: int) -> Iterator[None]:
 class Trainer:
     """Runs epochs over a module; see the module docstring."""
 
-    def __init__(self, config: TrainerConfig, *, run_dir: str | Path | None = None,
-                 callbacks: Iterable[Callback] = (), progress: bool | None = None):
+    def __init__(
+        self,
+        config: TrainerConfig,
+        *,
+        run_dir: str | Path | None = None,
+        callbacks: Iterable[Callback] = (),
+        progress: bool | None = None,
+    ):
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = list(callbacks)
         self.progress = config.progress if progress is None else progress
 
-    def fit(self, module: nn.Module, train: BatchData, val: BatchData | None,
-            export: Callable[[Path], None], restore: Callable[[Path], None],
-            resume_from: Path | None = None) -> TrainState:
+    def fit(
+        self,
+        module: nn.Module,
+        train: BatchData,
+        val: BatchData | None,
+        export: Callable[[Path], None],
+        restore: Callable[[Path], None],
+        resume_from: Path | None = None,
+    ) -> TrainState:
         cfg = self.config
         ctx = dist.current()
         writes = self.run_dir is not None and (ctx is None or ctx.is_main)  # only rank 0 touches the run folder
@@ -140,8 +153,11 @@ class Trainer:
             seconds = time.perf_counter() - started
             row: dict[str, Any] = {"epoch": epoch, "lr": state.lr, "train_loss": train_loss, "train_acc": train_acc}
             if has_val:
-                val_loss, val_acc = (evaluate_loss(module, val, cfg.eval_batch_size) if ctx is None
-                                     else _evaluate_sharded(module, val, cfg.eval_batch_size, ctx))
+                val_loss, val_acc = (
+                    evaluate_loss(module, val, cfg.eval_batch_size)
+                    if ctx is None
+                    else _evaluate_sharded(module, val, cfg.eval_batch_size, ctx)
+                )
                 row.update(val_loss=val_loss, val_acc=val_acc)
             row["seconds"] = round(seconds, 3)
             if ctx is not None:
@@ -164,7 +180,10 @@ class Trainer:
             state.history.append(row)
             state.epoch = epoch
             if cfg.early_stopping and state.stop_bad_epochs >= cfg.early_stopping:
-                state.finished, state.stop_reason = True, f"early stopping: no {monitor} improvement in {cfg.early_stopping} epochs"
+                state.finished, state.stop_reason = (
+                    True,
+                    f"early stopping: no {monitor} improvement in {cfg.early_stopping} epochs",
+                )
             elif epoch == cfg.epochs:
                 state.finished, state.stop_reason = True, "epochs"
             state.rng = ck.rng_state()
@@ -191,8 +210,14 @@ class Trainer:
             plot_curves(state.history, self.run_dir / CURVES_PNG)
         return state
 
-    def _train_epoch(self, module: nn.Module, optimizer: torch.optim.Optimizer, data: BatchData,
-                     epoch: int, ctx: dist.DistContext | None = None) -> tuple[float, float]:
+    def _train_epoch(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: BatchData,
+        epoch: int,
+        ctx: dist.DistContext | None = None,
+    ) -> tuple[float, float]:
         cfg = self.config
         module.train()
         rng = np.random.default_rng([cfg.seed, epoch])  # the same on every rank, so the batch plans agree
@@ -255,9 +280,17 @@ def epoch_batches(data: BatchData, batch_size: int, rng: np.random.Generator, bu
     lengths = data.lengths() if hasattr(data, "lengths") else None
     if lengths is not None:
         window = batch_size * bucket
-        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
-                                for chunk in np.array_split(order, max(1, -(-len(order) // window)))]) if len(order) else order
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+        order = (
+            np.concatenate(
+                [
+                    chunk[np.argsort(lengths[chunk], kind="stable")]
+                    for chunk in np.array_split(order, max(1, -(-len(order) // window)))
+                ]
+            )
+            if len(order)
+            else order
+        )
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))] if lengths is not None else batches
 
 
@@ -271,13 +304,17 @@ def evaluate_loss(module: nn.Module, data: BatchData, batch_size: int) -> tuple[
     return float(-np.log(p).mean()), float((proba[labelled].argmax(axis=1) == y[labelled]).mean())
 
 
-def _evaluate_sharded(module: nn.Module, data: BatchData, batch_size: int, ctx: dist.DistContext) -> tuple[float, float]:
+def _evaluate_sharded(
+    module: nn.Module, data: BatchData, batch_size: int, ctx: dist.DistContext
+) -> tuple[float, float]:
     """:func:`evaluate_loss` over the whole of ``data``, each rank scoring every ``world_size``-th post."""
     proba, y = predict_proba_batches(module, dist.shard_posts(data, ctx), batch_size, with_labels=True)
     labelled = y >= 0
     p = np.clip(proba[labelled, y[labelled]], 1e-12, 1.0)
     nll, correct, n = dist.all_reduce_sums(
-        [float(-np.log(p).sum()), float((proba[labelled].argmax(axis=1) == y[labelled]).sum()), float(labelled.sum())], ctx)
+        [float(-np.log(p).sum()), float((proba[labelled].argmax(axis=1) == y[labelled]).sum()), float(labelled.sum())],
+        ctx,
+    )
     if n == 0:
         return float("nan"), float("nan")
     return nll / n, correct / n
@@ -299,7 +336,7 @@ def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *
     chunks, labels = [], []
     with torch.inference_mode():
         for start in range(0, len(data), batch_size):
-            batch = data.batch(order[start: start + batch_size])
+            batch = data.batch(order[start : start + batch_size])
             labels.append(batch["y"].numpy())
             if device.type != "cpu":
                 batch = _to_device(batch, device)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from postloc.errors import PostlocError
 
@@ -27,8 +28,9 @@ def require_ray() -> Any:
         import ray
         import ray.data  # noqa: F401 - the [data] extra (pyarrow, fsspec) is what the engine uses
     except ImportError as error:
-        raise PostlocError(f"--engine ray needs Ray Data, which is not installed ({error}); "
-                           f"install it with: {INSTALL}") from None
+        raise PostlocError(
+            f"--engine ray needs Ray Data, which is not installed ({error}); install it with: {INSTALL}"
+        ) from None
     return ray
 
 

@@ -43,8 +43,9 @@ class Preprocessing:
     def key(self) -> str:
         """A short stable description; part of the feature-cache key."""
         fmt = lambda v: ",".join(f"{x:.4f}" for x in v)  # noqa: E731
-        return (f"{self.order}:{self.size}:{self.crop_fraction:.4f}:{self.interpolation}:"
-                f"m{fmt(self.mean)}:s{fmt(self.std)}")
+        return (
+            f"{self.order}:{self.size}:{self.crop_fraction:.4f}:{self.interpolation}:m{fmt(self.mean)}:s{fmt(self.std)}"
+        )
 
     def geometry(self, image: Image.Image) -> Image.Image:
         """Resize + centre crop to ``size`` x ``size`` (RGB uint8 still)."""

@@ -7,8 +7,8 @@ validates them with the shared schema, so every format fails with the same messa
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from postloc.data.readers.base import RawRecord, SkipReport
 from postloc.data.schema import Post
@@ -17,9 +17,13 @@ from postloc.errors import BadInputError
 FORMATS = ("jsonl", "csv", "parquet", "instaloader")
 
 _SUFFIXES = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-    ".csv": "csv", ".tsv": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 
 
@@ -57,6 +61,7 @@ def read_posts(
     fmt = format or detect_format(path)
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
+
         raw = source(path)
     elif fmt == "csv":
         from postloc.data.readers.csv import iter_csv

@@ -8,9 +8,10 @@ import json
 import lzma
 import zlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 from postloc.errors import BadInputError
 

@@ -44,8 +44,9 @@ class Transition(nn.Sequential):
 
 
 class DenseNet(nn.Module):
-    def __init__(self, blocks=(6, 12, 24, 16), growth: int = 32, init: int = 64, bn_size: int = 4,
-                 num_classes: int = 1000):
+    def __init__(
+        self, blocks=(6, 12, 24, 16), growth: int = 32, init: int = 64, bn_size: int = 4, num_classes: int = 1000
+    ):
         super().__init__()
         self.features = nn.Sequential()
         self.features.add_module("conv0", nn.Conv2d(3, init, 7, 2, 3, bias=False))
