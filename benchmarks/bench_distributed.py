@@ -1,6 +1,7 @@
 """Data-parallel MRLF training: 1 process vs 2 processes (torchrun, gloo) on the same SYNTHETIC data.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_distributed.py`` (about 3 minutes on 2 idle cores, 8 on the busy shared 2-core CPU).
+Run: ``PYTHONPATH=src python benchmarks/bench_distributed.py`` (about 3 minutes on 2 idle cores, 8 on the busy
+shared 2-core CPU).
 Writes ``benchmarks/results/distributed.{json,md}``; the numbers in docs/scale-training.md and
 the tolerance of tests/test_distributed.py come from there.
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 SYNTHETIC = "SYNTHETIC DATA"
 SPEED_DATA = {"n_pois": 10, "n_posts": 1500, "n_users": 200, "seed": 0}

@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SURFACES = {
@@ -51,7 +51,7 @@ def parse_statistics(output: str) -> dict[str, dict[str, int]]:
             continue
         counts = _COUNTS.search(line)
         if counts and current is not None:
-            for key, value in zip(("passing", "failing", "invalid"), counts.groups()):
+            for key, value in zip(("passing", "failing", "invalid"), counts.groups(), strict=True):
                 tests[current][key] += int(value)
     return tests
 
@@ -125,7 +125,8 @@ def markdown(rows: list[dict], info: dict, command: str) -> str:
         f"Machine: {info['cores']} cores ({info['cpu']}), shared; load average (1/5/15 min) at the start "
         f"{info['load_average_1_5_15']}, at the end {info['load_average_end']}. Python {info['python']}.",
         "",
-        "| surface | property tests | cases run | failing cases | invalid (filtered) | pytest tests | failed tests | wall s |",
+        "| surface | property tests | cases run | failing cases | invalid (filtered) | pytest tests | failed tests "
+        "| wall s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 LEVELS = (1, 8, 32)
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _common import machine, write_results  # noqa: E402
-from bench_serve import rss_mb, server_process  # noqa: E402
+from _common import machine, write_results
+from bench_serve import rss_mb, server_process
 
 SMALL = {"filters": 32, "heads": 2, "char_dim": 16, "word_dim": 16, "hidden": 32}
 WORDS = [

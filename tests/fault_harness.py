@@ -133,8 +133,9 @@ def _zygote() -> int:
                 err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(null, 1)
                 os.dup2(err, 2)
-                sys.stdout = open(1, "w", closefd=False)
-                sys.stderr = open(2, "w", closefd=False)
+                # the forked child's streams for the rest of its life, which ends in os._exit below
+                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
                 os.environ.update(request.get("env") or {})
                 report = install_hook(request["watch"], request.get("kill_at"), request.get("count_to"))
                 from postloc.cli import main
@@ -573,7 +574,7 @@ class TrainScenario:
             if (run / name).exists():
                 try:
                     load_model(run / name)
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:  # noqa: BLE001 - reported, counted as corrupt
                     problems.append(f"{name}: {error}")
         for name in ("metrics.jsonl",):
             if (run / name).exists():

@@ -22,10 +22,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fault_harness import (ImagesScenario, PrepareScenario, TrainScenario, Zygote,  # noqa: E402
+from fault_harness import (ImagesScenario, PrepareScenario, TrainScenario, Zygote,
                            kill_points, run_postloc)
 
-from postloc.io.atomic import atomic_open, recover_folder, remove_stale_temporaries, write_folder_atomically  # noqa: E402
+from postloc.io.atomic import atomic_open, recover_folder, remove_stale_temporaries, write_folder_atomically
 
 
 @pytest.fixture(scope="module")

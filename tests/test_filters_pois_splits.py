@@ -34,7 +34,7 @@ def test_duplicate_key():
 def _blobs(centres, sizes, spread_m, seed=0):
     rng = np.random.default_rng(seed)
     lat, lon = [], []
-    for (clat, clon), n in zip(centres, sizes):
+    for (clat, clon), n in zip(centres, sizes, strict=True):
         dlat = rng.normal(0, spread_m / 111_000, n)
         dlon = rng.normal(0, spread_m / (111_000 * np.cos(np.radians(clat))), n)
         lat.append(clat + dlat)

@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fault_harness import SMALL_MRLF, Zygote, snapshot  # noqa: E402
+from fault_harness import SMALL_MRLF, Zygote, snapshot
 
 INSIDE = "POSTLOC_TEST_FULL_DISK_NAMESPACE"
 SIZE_MB = 16

@@ -234,7 +234,10 @@ def test_nan_inf_and_out_of_range_coordinates_in_every_format(tmp_path_factory, 
             )
     result = check(path)
     nan_lat, nan_lon = math.isnan(lat), math.isnan(lon)
-    valid = lambda v, limit: math.isfinite(v) and -limit <= v <= limit  # noqa: E731
+
+    def valid(v: float, limit: float) -> bool:
+        return math.isfinite(v) and -limit <= v <= limit
+
     # A NaN number means "missing" (pandas' convention, JSON and Parquet); the text "nan" in a CSV
     # cell is no number and is refused like any other text.
     nan_is_missing = fmt != "csv"

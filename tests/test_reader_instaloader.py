@@ -10,16 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import instaloader  # noqa: E402
+import instaloader
 import pytest
-from instaloader import InstaloaderContext, Post  # noqa: E402
+from instaloader import InstaloaderContext, Post
 
-import instaloader_fixtures as fx  # noqa: E402
-from postloc.data.readers import SkipReport, read_posts  # noqa: E402
-from postloc.data.readers import instaloader as reader  # noqa: E402
-from postloc.data.readers.instaloader import iter_instaloader  # noqa: E402
-from postloc.data.schema import Post as SchemaPost  # noqa: E402
-from postloc.errors import BadInputError  # noqa: E402
+import instaloader_fixtures as fx
+from postloc.data.readers import SkipReport, read_posts
+from postloc.data.readers import instaloader as reader
+from postloc.data.readers.instaloader import iter_instaloader
+from postloc.data.schema import Post as SchemaPost
+from postloc.errors import BadInputError
 
 
 @pytest.fixture(autouse=True)

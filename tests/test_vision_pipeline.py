@@ -24,7 +24,7 @@ from postloc.vision.inpaint import InpaintConfig
 from postloc.vision.pipeline import ImagesConfig, extract_images
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_vision_decode import png_bomb  # noqa: E402
+from test_vision_decode import png_bomb
 
 DATA = Path(__file__).parent / "data"
 EXPECTED_BROKEN = {"zero.jpg": "zero_byte", "page.jpg": "not_image", "cut.jpg": "truncated", "bomb.png": "too_large",

@@ -145,7 +145,7 @@ def make_synthetic(config: SyntheticFeaturesConfig = SyntheticFeaturesConfig()) 
     )
     posts["flags"] = [_flags(r.text, r.hashtags, r.image) for r in posts.itertuples()]
     matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), config.image_dim)
-    by_id = dict(zip(image_ids, matrix))
+    by_id = dict(zip(image_ids, matrix, strict=True))
     posts["image_vector"] = [by_id.get(p) for p in posts["id"]]
     return SyntheticData(posts=posts, pois=pois, image_ids=image_ids, image_matrix=matrix, config=config)
 

@@ -21,7 +21,7 @@ import pandas as pd
 def generic_tags(train: pd.DataFrame, top: int = 10) -> set[str]:
     """Tags used by the most distinct POIs in training (they say "this city", not "this place")."""
     spread = Counter()
-    for poi, group in train.groupby("poi"):
+    for _, group in train.groupby("poi"):
         spread.update({t for tags in group["hashtags"] for t in tags})
     return {t for t, _ in spread.most_common(top)}
 
@@ -84,7 +84,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         "most predicted POI: share of predictions / of truth | POIs predicted |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+
+    def f(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
     for name, m in report["models"].items():
         lines.append(
             f"| {name} | {f(m['accuracy'])} | {f(m['acc_all_generic_posts'])} | {f(m['acc_other_posts'])} | "

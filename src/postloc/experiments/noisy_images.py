@@ -23,7 +23,8 @@ MODES = ("keep", "drop")
 
 
 def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
-    """``{"ok": True, "keep": path, "drop": path, "backbone": ..., "dropped": n}`` or ``{"ok": False, "reason": ...}``."""
+    """``{"ok": True, "keep": path, "drop": path, "backbone": ..., "dropped": n}``, or
+    ``{"ok": False, "reason": ...}``."""
     prepared = Path(prepared)
     marker = work / "table3.json"
     if marker.exists():
@@ -43,7 +44,7 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
         }
     try:
         from postloc.vision.pipeline import ImagesConfig, extract_images
-    except Exception as error:  # the image pipeline is another component and may be incomplete
+    except Exception as error:  # noqa: BLE001 - the image pipeline is another component and may be incomplete
         return {"ok": False, "reason": f"the image pipeline cannot be imported: {error}"}
     info: dict[str, Any] = {"ok": True}
     try:
@@ -54,7 +55,7 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
             info[mode] = str(target)
             info["backbone"] = result.summary.get("backbone")
             info[f"{mode}_status"] = result.summary.get("status")
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the study reports the failure instead of stopping the others
         return {"ok": False, "reason": f"the image pipeline failed: {type(error).__name__}: {error}"}
     marker.write_text(json.dumps(info, indent=2, default=str) + "\n")
     return info

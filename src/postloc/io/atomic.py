@@ -36,7 +36,7 @@ def disk_full_as_error(target: str | Path) -> Iterator[None]:
         yield
     except DiskFullError:
         raise
-    except Exception as error:  # noqa: BLE001 - only disk-full errors are translated, the rest re-raised
+    except Exception as error:  # only disk-full errors are translated, the rest re-raised
         if is_disk_full(error):
             raise DiskFullError(
                 f"{target}: no space left on device while writing it; the earlier version (if any) was left as it was"

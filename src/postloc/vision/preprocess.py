@@ -42,7 +42,10 @@ class Preprocessing:
 
     def key(self) -> str:
         """A short stable description; part of the feature-cache key."""
-        fmt = lambda v: ",".join(f"{x:.4f}" for x in v)  # noqa: E731
+
+        def fmt(values: tuple[float, float, float]) -> str:
+            return ",".join(f"{x:.4f}" for x in values)
+
         return (
             f"{self.order}:{self.size}:{self.crop_fraction:.4f}:{self.interpolation}:m{fmt(self.mean)}:s{fmt(self.std)}"
         )
@@ -53,10 +56,7 @@ class Preprocessing:
         filt = _FILTERS[self.interpolation]
         if self.order == "resize_crop":
             short = int(round(self.size / self.crop_fraction))
-            if w <= h:
-                new = (short, int(short * h / w))
-            else:
-                new = (int(short * w / h), short)
+            new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
             if new != (w, h):
                 image = image.resize(new, filt)
             return _center_crop(image, self.size)

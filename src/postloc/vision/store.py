@@ -83,7 +83,7 @@ class ShardStore:
         number, row = where
         handle = self._handle(number)
         out: dict[str, np.ndarray | str] = {}
-        for name in handle.keys():
+        for name in handle.keys():  # noqa: SIM118 - a safetensors file handle, not a dict: it has no __iter__
             out[name] = np.asarray(handle.get_slice(name)[row : row + 1])[0]
         strings = json.loads((handle.metadata() or {}).get("strings", "{}"))
         for name, values in strings.items():

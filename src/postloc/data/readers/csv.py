@@ -82,7 +82,7 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
                 )
                 continue
             record: dict[str, object] = {}
-            for name, cell in zip(names, row):
+            for name, cell in zip(names, row, strict=True):
                 if name in _LIST_KEYS:
                     record[name] = [part.strip() for part in cell.split(list_sep) if part.strip()]
                 else:

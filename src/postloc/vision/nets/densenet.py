@@ -74,7 +74,9 @@ _LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:wei
 
 
 def rename_legacy_keys(state: dict) -> dict:
-    """torchvision's DenseNet files use ``norm.1.weight``; the modules say ``norm1.weight`` (torchvision does the same)."""
+    """torchvision's DenseNet files use ``norm.1.weight``; the modules say ``norm1.weight``.
+
+    torchvision does the same renaming."""
     out = {}
     for key, value in state.items():
         match = _LEGACY.match(key)

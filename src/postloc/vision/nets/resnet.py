@@ -37,7 +37,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin = 64
-        for i, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
+        for i, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512), strict=True), start=1):
             layers = []
             for j in range(n):
                 layers.append(Bottleneck(cin, planes, 2 if (j == 0 and i > 1) else 1))
