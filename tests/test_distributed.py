@@ -150,6 +150,7 @@ def test_models_without_epochs_are_refused_under_torchrun(prepared, tmp_path, mo
 
 # --- real processes ------------------------------------------------------------------------
 
+@pytest.mark.slow  # two torchrun trainings: 21 s here under load
 def test_two_processes_reach_the_accuracy_of_one(prepared, tmp_path):
     """2 processes (global batch 32 = 2 x 16) vs 1 process (batch 32), same data, seed and epochs.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -71,6 +72,7 @@ def test_any_code_points(text):
         check_text_functions(text)
 
 
+@pytest.mark.slow  # megabyte captions through every text function: 5 s here under load
 @settings(max_examples=budget(0.25))
 @given(text=huge_text())
 def test_one_megabyte_caption_is_linear(text):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from numbers import Real
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +170,10 @@ def _opt_id(value: Any, key: str, bad) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         # Parquet/pandas may hand over numpy integers; accept any integral number.
-        if isinstance(value, Real) and float(value).is_integer():
+        if isinstance(value, Integral):
             return str(int(value))
+        if isinstance(value, Real) and float(value).is_integer():
+            return str(int(float(value)))
         raise bad(key, f"must be a string, got {_show(value)}")
     return str(value)
 

@@ -42,7 +42,7 @@ def _stats(posts: pd.DataFrame) -> dict[str, Any]:
 
 
 def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
-    summary = {
+    summary: dict[str, Any] = {
         "all": _stats(posts),
         "hashtag_vocabulary": n_vocabulary,
         "funnel": {k: int(funnel.get(k, 0)) for k in _FUNNEL_ORDER},

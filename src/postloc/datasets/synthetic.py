@@ -379,7 +379,7 @@ def render_scene(poi: _Poi, config: SyntheticPostsConfig, rng: np.random.Generat
 
 def _light(image: Image.Image, rng: np.random.Generator, noise: float) -> Image.Image:
     """Exposure, white balance and sensor noise of this post's camera."""
-    array = np.asarray(image).astype(np.float32)
+    array: np.ndarray = np.asarray(image).astype(np.float32)
     gain = 1 + rng.normal(0, 0.12 * noise)
     tint = 1 + rng.normal(0, 0.05 * noise, 3)
     array = (array - 128) * float(np.clip(1 + rng.normal(0, 0.1 * noise), 0.7, 1.3)) + 128
@@ -443,10 +443,15 @@ def _typo(word: str, rng: np.random.Generator) -> str:
     return word[:i] + word[i] + word[i:]  # double
 
 
+def _draw_poi(pois: list[_Poi], rng: np.random.Generator) -> _Poi:
+    """``rng.choice(pois)``: the same draw, so seeded data sets stay the same."""
+    return rng.choice(pois)  # type: ignore[arg-type]  # numpy's stubs leave out sequences of plain objects
+
+
 def _caption(poi: _Poi, others: list[_Poi], config: SyntheticPostsConfig, rng: np.random.Generator) -> str:
     feature, feature2 = rng.choice(poi.words[1:], size=2, replace=False)
     if others and rng.random() < config.other_poi_word_rate:
-        feature2 = str(rng.choice(rng.choice(others).words[1:]))
+        feature2 = str(rng.choice(_draw_poi(others, rng).words[1:]))
     shared, shared2 = rng.choice(SHARED_WORDS, size=2, replace=False)
     text = str(rng.choice(TEMPLATES)).format(
         time=rng.choice(TIMES),
@@ -466,7 +471,7 @@ def _hashtags(poi: _Poi, others: list[_Poi], config: SyntheticPostsConfig, rng: 
     tags = [str(t) for t in rng.choice(poi.tags, size=n_own, replace=False)]
     tags += [str(t) for t in rng.choice(SHARED_TAGS, size=int(rng.integers(0, 3)), replace=False)]
     if others and rng.random() < config.other_poi_word_rate:
-        tags.append(str(rng.choice(rng.choice(others).tags)))
+        tags.append(str(rng.choice(_draw_poi(others, rng).tags)))
     return [(_typo(t, rng) if rng.random() < config.typo_rate else t) for t in tags]
 
 

@@ -143,7 +143,10 @@ def make_synthetic(config: SyntheticFeaturesConfig = SyntheticFeaturesConfig()) 
     posts["split"] = np.where(
         split_draw < config.train, "train", np.where(split_draw < config.train + config.val, "val", "test")
     )
-    posts["flags"] = [_flags(r.text, r.hashtags, r.image) for r in posts.itertuples()]
+    posts["flags"] = [
+        _flags(text, tags, image)
+        for text, tags, image in zip(posts["text"], posts["hashtags"], posts["image"], strict=True)
+    ]
     matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), config.image_dim)
     by_id = dict(zip(image_ids, matrix, strict=True))
     posts["image_vector"] = [by_id.get(p) for p in posts["id"]]
@@ -249,7 +252,7 @@ def _poi_table(rng: np.random.Generator, config: SyntheticFeaturesConfig) -> pd.
 
 def _caption(rng, config: SyntheticFeaturesConfig, poi: int, common: list[str], signature: list[list[str]]) -> str:
     n = rng.integers(config.caption_words[0], config.caption_words[1] + 1)
-    words = []
+    words: list[str] = []
     for _ in range(n):
         draw = rng.random()
         if draw < config.text_signal:

@@ -101,7 +101,7 @@ def hashtag_variant(prepared: str | Path, threshold: int, out: Path, raw: Path |
         from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 
         names = {f.name for f in fields(PrepareConfig)}
-        settings = {
+        settings: dict[str, Any] = {
             k: (tuple(v) if isinstance(v, list) else v) for k, v in (manifest.get("config") or {}).items() if k in names
         }
         settings["min_hashtag_count"] = threshold

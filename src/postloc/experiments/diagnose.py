@@ -20,7 +20,7 @@ import pandas as pd
 
 def generic_tags(train: pd.DataFrame, top: int = 10) -> set[str]:
     """Tags used by the most distinct POIs in training (they say "this city", not "this place")."""
-    spread = Counter()
+    spread: Counter[str] = Counter()
     for _, group in train.groupby("poi"):
         spread.update({t for tags in group["hashtags"] for t in tags})
     return {t for t, _ in spread.most_common(top)}

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from postloc.experiments.data import frame_has_images
 
-MODES = ("keep", "drop")
+if TYPE_CHECKING:  # the image pipeline is imported only when the study runs
+    from postloc.vision.work import NoiseMode
+
+MODES: tuple[NoiseMode, ...] = ("keep", "drop")
 
 
 def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class Preprocessing:
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """``image`` (RGB) -> normalised float32 array of shape (3, size, size)."""
-        array = np.asarray(self.geometry(image.convert("RGB")), dtype=np.float32) / 255.0
+        array: np.ndarray = np.asarray(self.geometry(image.convert("RGB")), dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))
 

@@ -111,6 +111,7 @@ def _process(item: WorkItem, settings: WorkSettings) -> WorkResult:
     if decoded.status != OK:
         return result
     image = decoded.image
+    assert image is not None  # a decode with status OK carries its image
     mask = None
     if settings.noise != "keep" and (math.isnan(item.ratio) or sha != item.sha256):
         measured = segmenter(settings.portrait).measure(image)

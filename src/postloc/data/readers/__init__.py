@@ -86,6 +86,7 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
         try:
             if item.error is not None:
                 raise item.error
+            assert item.record is not None  # a RawRecord holds either a record or an error
             post = Post.from_record(item.record, source=item.source, line=item.line, base_dir=item.base_dir)
             first = seen_ids.get(post.id)
             if first is not None:

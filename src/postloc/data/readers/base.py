@@ -8,7 +8,7 @@ import json
 import lzma
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -76,7 +76,8 @@ def json_problem(error: ValueError | RecursionError) -> str:
 
 def open_binary(path: Path) -> IO[bytes]:
     """Open a possibly compressed file for reading bytes, with a clear error when it cannot be read."""
-    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix.lower(), open)
+    openers: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+    opener = openers.get(path.suffix.lower(), open)
     try:
         return opener(path, "rb")
     except OSError as error:

@@ -17,6 +17,8 @@ from postloc.data.readers.base import STREAM_ERRORS, RawRecord, open_binary
 from postloc.data.schema import KNOWN_KEYS
 from postloc.errors import BadInputError
 
+_HEADER_ERRORS: tuple[type[BaseException], ...] = (csv.Error, *STREAM_ERRORS)
+
 _LIST_KEYS = ("hashtags", "image")
 #: Largest cell read (the csv module's default of 128 KiB refuses long captions, which are valid).
 MAX_FIELD_CHARS = 64 * 1024 * 1024
@@ -43,7 +45,7 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
             header = next(reader)
         except StopIteration:
             return
-        except (csv.Error, *STREAM_ERRORS) as error:
+        except _HEADER_ERRORS as error:
             raise BadInputError(path, 1, None, f"cannot read the header: {error}") from None
         if any(_UNDECODABLE.search(name) for name in header):
             raise BadInputError(path, 1, None, "cannot read the header: it is not valid UTF-8")

@@ -18,7 +18,7 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = cin * expand
         self.use_res = stride == 1 and cin == cout
-        layers = [_cbr(cin, hidden, 1)] if expand != 1 else []
+        layers: list[nn.Module] = [_cbr(cin, hidden, 1)] if expand != 1 else []
         layers += [
             _cbr(hidden, hidden, 3, stride, hidden),
             nn.Conv2d(hidden, cout, 1, bias=False),

@@ -30,6 +30,12 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
+    # set with setattr in __init__ (torchvision's state-dict names); declared here for the type checker
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, blocks: tuple[int, int, int, int], num_classes: int = 1000):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
