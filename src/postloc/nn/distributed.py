@@ -73,8 +73,8 @@ def launch_info(env: Mapping[str, str] | None = None) -> tuple[int, int, int] | 
     for name, default in (("RANK", None), ("WORLD_SIZE", None), ("LOCAL_RANK", "0")):
         raw = env.get(name, default)
         try:
-            values[name] = int(raw)
-        except (TypeError, ValueError):
+            values[name] = int(raw if raw is not None else "")
+        except ValueError:
             raise PostlocError(f"environment variable {name} must be an integer, got {raw!r}") from None
     rank, world, local = values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"]
     if world < 1 or not 0 <= rank < world or local < 0:
@@ -151,7 +151,7 @@ def session(backend: str | None = None) -> Iterator[DistContext | None]:
         init_method="env://",
         rank=rank,
         world_size=world,
-        **({"device_id": device} if name == "nccl" else {}),
+        device_id=device if name == "nccl" else None,
     )
     _CONTEXT = DistContext(rank=rank, world_size=world, local_rank=local_rank, backend=name, device=device)
     try:
@@ -273,7 +273,7 @@ def all_reduce_sums(values: Sequence[float], ctx: DistContext) -> list[float]:
 
 def broadcast_object(value: T, ctx: DistContext, src: int = 0) -> T:
     """Rank ``src``'s ``value`` on every rank (any picklable object)."""
-    box = [value if ctx.rank == src else None]
+    box: list[Any] = [value if ctx.rank == src else None]
     torch.distributed.broadcast_object_list(box, src=src, device=_object_device(ctx))
     return box[0]
 

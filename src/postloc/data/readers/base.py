@@ -76,7 +76,7 @@ def json_problem(error: ValueError | RecursionError) -> str:
 
 def open_binary(path: Path) -> IO[bytes]:
     """Open a possibly compressed file for reading bytes, with a clear error when it cannot be read."""
-    openers: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+    openers: dict[str, Callable[..., IO[Any]]] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
     opener = openers.get(path.suffix.lower(), open)
     try:
         return opener(path, "rb")
