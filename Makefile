@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/dresden
 
-.PHONY: install demo test test-slow test-browser reliability bench experiments clean
+.PHONY: install demo test test-slow lint lint-fix test-browser reliability bench experiments clean
 
 install: $(VENV)/.installed
 
@@ -27,11 +27,23 @@ demo: install
 	$(VENV)/bin/postloc train --model mrlf --data $(RUN)/prepared --out $(RUN)/mrlf
 	$(VENV)/bin/postloc evaluate $(RUN)/mrlf --split test
 
+# The quick suite (a few minutes on 2 cores); the heavy end-to-end tests are marked `slow`.
 test: install
 	$(PY) -m pytest -q
 
+# Only the `slow` tests: `-m slow` on the command line replaces the `-m` of pyproject's addopts.
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# Lint, format and type checks (settings in pyproject.toml); `make lint-fix` applies ruff's own fixes.
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+lint-fix: install
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
 
 # The web page in a real browser: Debian's chromium (Playwright drives it; it never downloads one).
 test-browser: install

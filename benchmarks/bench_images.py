@@ -66,10 +66,7 @@ def measure_backbone(name: str, threads: int, images: int, micro_batch: int) -> 
     torch.set_num_threads(threads)
     spec = backbone_spec(name)
     real = weights_available(name)
-    if real:
-        backbone = get_backbone(name)
-    else:
-        backbone = FrozenBackbone(spec, spec.build(), None)
+    backbone = get_backbone(name) if real else FrozenBackbone(spec, spec.build(), None)
     backbone.micro_batch = micro_batch
     x = torch.randn(1, 3, 224, 224)
     with FlopCounterMode(display=False) as counter:
@@ -111,7 +108,7 @@ def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
     start = time.perf_counter()
     results = [segmenter.measure(im) for _ in range(repeats) for im in images]
     portrait_ms = (time.perf_counter() - start) / len(results) * 1e3
-    with_person = [(im, r.mask) for im, r in zip(images, results) if r.ratio > 0.01]
+    with_person = [(im, r.mask) for im, r in zip(images, results, strict=True) if r.ratio > 0.01]
     out = {"portrait_ms_per_image": portrait_ms, "portrait_images": len(images),
            "inpaint_images": len(with_person)}
     for method in ("patchmatch", "telea"):

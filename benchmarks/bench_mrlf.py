@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 SYNTHETIC = "SYNTHETIC DATA"
 METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "macro_f1")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 WORKERS = (1, 2)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 LEVELS = (1, 8, 32)
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def make_run(base: Path) -> Path:
 
 
 def payloads(n: int) -> list[dict]:
-    words = "sunset bridge river old town coffee friends walk evening market church square".split()
+    words = ["sunset", "bridge", "river", "old", "town", "coffee", "friends", "walk", "evening", "market", "church", "square"]
     return [{"text": " ".join(words[(i + j) % len(words)] for j in range(3 + i % 8)),
              "hashtags": [words[i % len(words)], words[(i * 7) % len(words)]], "top_k": 5} for i in range(n)]
 

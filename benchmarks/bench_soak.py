@@ -27,24 +27,62 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _common import machine, write_results  # noqa: E402
-from bench_serve import rss_mb, server_process  # noqa: E402
+from _common import machine, write_results
+from bench_serve import rss_mb, server_process
 
 SMALL = {"filters": 32, "heads": 2, "char_dim": 16, "word_dim": 16, "hidden": 32}
-WORDS = ["zwinger", "frauenkirche", "elbe", "sunset", "bridge", "old", "town", "museum", "palace", "river",
-         "opera", "semperoper", "garden", "church", "view", "night", "festival", "square", "market", "art"]
+WORDS = [
+    "zwinger",
+    "frauenkirche",
+    "elbe",
+    "sunset",
+    "bridge",
+    "old",
+    "town",
+    "museum",
+    "palace",
+    "river",
+    "opera",
+    "semperoper",
+    "garden",
+    "church",
+    "view",
+    "night",
+    "festival",
+    "square",
+    "market",
+    "art",
+]
 
 
 def make_dresden_run(base: Path) -> Path:
     """The embedded Dresden sample, prepared, and a small MRLF trained on it for one epoch."""
     prepared, run = base / "prepared", base / "run"
     if not (prepared / "manifest.json").exists():
-        subprocess.run([sys.executable, "-m", "postloc", "prepare", "dresden", "--out", str(prepared), "--quiet"],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "postloc", "prepare", "dresden", "--out", str(prepared), "--quiet"], check=True
+        )
     if not (run / "best").exists():
         sets = [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
-        subprocess.run([sys.executable, "-m", "postloc", "train", "--model", "mrlf", "--data", str(prepared),
-                        "--out", str(run), "--epochs", "1", "--quiet", *sets], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "postloc",
+                "train",
+                "--model",
+                "mrlf",
+                "--data",
+                str(prepared),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--quiet",
+                *sets,
+            ],
+            check=True,
+        )
     return run
 
 
@@ -56,7 +94,8 @@ def photo(rng: random.Random) -> bytes:
     buffer = io.BytesIO()
     size = (rng.randint(16, 320), rng.randint(16, 240))
     Image.new("RGB", size, tuple(rng.randint(0, 255) for _ in range(3))).save(
-        buffer, format=rng.choice(["PNG", "JPEG"]))
+        buffer, format=rng.choice(["PNG", "JPEG"])
+    )
     return buffer.getvalue()
 
 
@@ -66,19 +105,33 @@ def request_for(rng: random.Random) -> tuple[str, str, dict, bool]:
     tags = [f"#{rng.choice(WORDS)}" for _ in range(rng.randint(0, 5))]
     roll = rng.random()
     if roll < 0.45:
-        return "predict-json", "/v1/predict", {"json": {"text": text, "hashtags": tags, "top_k": rng.randint(1, 5)}}, True
+        return (
+            "predict-json",
+            "/v1/predict",
+            {"json": {"text": text, "hashtags": tags, "top_k": rng.randint(1, 5)}},
+            True,
+        )
     if roll < 0.60:
         return "explain-json", "/v1/explain", {"json": {"text": text, "hashtags": tags}}, True
     if roll < 0.80:
-        return "predict-photo", "/v1/predict", {"data": {"text": text, "hashtags": " ".join(tags)},
-                                                "files": {"photo": ("p.jpg", photo(rng), "image/jpeg")}}, True
-    bad = rng.choice([
-        ("bad-json", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
-        ("unknown-field", {"json": {"text": "x", "image_path": "../../etc/passwd"}}),
-        ("text-too-long", {"json": {"text": "x" * 5000}}),
-        ("not-an-image", {"files": {"photo": ("a.png", b"<html>no</html>", "image/png")}}),
-        ("wrong-type", {"content": b"hello", "headers": {"content-type": "text/plain"}}),
-    ])
+        return (
+            "predict-photo",
+            "/v1/predict",
+            {
+                "data": {"text": text, "hashtags": " ".join(tags)},
+                "files": {"photo": ("p.jpg", photo(rng), "image/jpeg")},
+            },
+            True,
+        )
+    bad = rng.choice(
+        [
+            ("bad-json", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+            ("unknown-field", {"json": {"text": "x", "image_path": "../../etc/passwd"}}),
+            ("text-too-long", {"json": {"text": "x" * 5000}}),
+            ("not-an-image", {"files": {"photo": ("a.png", b"<html>no</html>", "image/png")}}),
+            ("wrong-type", {"content": b"hello", "headers": {"content-type": "text/plain"}}),
+        ]
+    )
     return bad[0], "/v1/predict", bad[1], False
 
 
@@ -93,12 +146,16 @@ async def client_loop(url: str, seed: int, deadline: float, log: list) -> None:
             try:
                 response = await client.post(path, **kwargs)
                 status = response.status_code
-                body_ok = response.headers.get("content-type", "").startswith("application/json") and \
-                    "Traceback" not in response.text
+                body_ok = (
+                    response.headers.get("content-type", "").startswith("application/json")
+                    and "Traceback" not in response.text
+                )
             except httpx.HTTPError as error:
                 status, body_ok = f"connection:{type(error).__name__}", False
             seconds = time.perf_counter() - started
-            good = isinstance(status, int) and body_ok and ((200 <= status < 300) if expect_ok else (400 <= status < 500))
+            good = (
+                isinstance(status, int) and body_ok and ((200 <= status < 300) if expect_ok else (400 <= status < 500))
+            )
             log.append((kind, status, seconds, good))
 
 
@@ -124,8 +181,10 @@ async def soak(url: str, pid: int, clients: int, seconds: float, every: float) -
     deadline = started + seconds
     log: list = []
     samples: list = []
-    await asyncio.gather(sample_rss(pid, deadline, every, started, samples),
-                         *(client_loop(url, seed, deadline, log) for seed in range(clients)))
+    await asyncio.gather(
+        sample_rss(pid, deadline, every, started, samples),
+        *(client_loop(url, seed, deadline, log) for seed in range(clients)),
+    )
     return log, samples
 
 
@@ -155,46 +214,64 @@ def main() -> None:
     skip = min(60.0, args.seconds / 4)
 
     def pct(q: float) -> float:
-        return round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1) if latencies else float("nan")
+        return (
+            round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1) if latencies else float("nan")
+        )
 
     result = {
-        "data": "embedded Dresden Flickr sample (real posts), small MRLF trained 1 epoch" if args.run is None
+        "data": "embedded Dresden Flickr sample (real posts), small MRLF trained 1 epoch"
+        if args.run is None
         else f"run {args.run.name}",
-        "clients": args.clients, "seconds": round(wall, 1), "requests": len(log),
+        "clients": args.clients,
+        "seconds": round(wall, 1),
+        "requests": len(log),
         "requests_per_second": round(len(log) / wall, 1) if wall else None,
-        "errors": len(errors), "errors_by_kind_status": Counter(f"{k}:{s}" for k, s in errors),
-        "responses_by_status": by_status, "requests_by_kind": by_kind,
-        "latency_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": round(1000 * latencies[-1], 1) if latencies else None},
-        "rss_mb": {"first": rss[0] if rss else None, "last": rss[-1] if rss else None,
-                   "max": max(rss) if rss else None, "peak_vmhwm": round(peak, 1),
-                   "slope_mb_per_min_after_warmup": slope_mb_per_min(samples, skip),
-                   "warmup_skipped_s": skip, "samples": samples},
+        "errors": len(errors),
+        "errors_by_kind_status": Counter(f"{k}:{s}" for k, s in errors),
+        "responses_by_status": by_status,
+        "requests_by_kind": by_kind,
+        "latency_ms": {
+            "p50": pct(0.50),
+            "p99": pct(0.99),
+            "max": round(1000 * latencies[-1], 1) if latencies else None,
+        },
+        "rss_mb": {
+            "first": rss[0] if rss else None,
+            "last": rss[-1] if rss else None,
+            "max": max(rss) if rss else None,
+            "peak_vmhwm": round(peak, 1),
+            "slope_mb_per_min_after_warmup": slope_mb_per_min(samples, skip),
+            "warmup_skipped_s": skip,
+            "samples": samples,
+        },
         "machine": {**machine(), "load_average_before": load_before},
         "command": "python benchmarks/bench_soak.py " + " ".join(sys.argv[1:]),
     }
     r = result
-    markdown = "\n".join([
-        f"# Soak test of `postloc serve` ({r['clients']} clients, {r['seconds']:.0f} s)",
-        "",
-        f"Command: `{r['command'].strip()}`. Data: {r['data']}. Server: `postloc serve` on 127.0.0.1 "
-        f"(separate process, rate limit lifted). Machine: {r['machine']['cores']}-core shared CPU, load average "
-        f"before {r['machine']['load_average_before']}, after {r['machine']['load_average_1_5_15']} (1/5/15 min).",
-        "",
-        "Mix per client: 45% JSON predict, 15% explain, 20% multipart with a PNG/JPEG photo, 20% invalid "
-        "(bad JSON, unknown field, text over the limit, not an image, wrong content type) that must get a 4xx.",
-        "",
-        "| requests | req/s | errors | p50 ms | p99 ms | max ms | RSS first MB | RSS last MB | RSS max MB | "
-        "slope MB/min (after warm-up) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {r['requests']} | {r['requests_per_second']} | {r['errors']} | {r['latency_ms']['p50']} | "
-        f"{r['latency_ms']['p99']} | {r['latency_ms']['max']} | {r['rss_mb']['first']} | {r['rss_mb']['last']} | "
-        f"{r['rss_mb']['max']} | {r['rss_mb']['slope_mb_per_min_after_warmup']} |",
-        "",
-        "Responses by status: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items())) + ".",
-        "An error is a connection failure, a 5xx, a non-JSON or traceback-bearing body, a non-2xx answer to a "
-        "valid request or a non-4xx answer to an invalid one.",
-        "",
-    ])
+    markdown = "\n".join(
+        [
+            f"# Soak test of `postloc serve` ({r['clients']} clients, {r['seconds']:.0f} s)",
+            "",
+            f"Command: `{r['command'].strip()}`. Data: {r['data']}. Server: `postloc serve` on 127.0.0.1 "
+            f"(separate process, rate limit lifted). Machine: {r['machine']['cores']}-core shared CPU, load average "
+            f"before {r['machine']['load_average_before']}, after {r['machine']['load_average_1_5_15']} (1/5/15 min).",
+            "",
+            "Mix per client: 45% JSON predict, 15% explain, 20% multipart with a PNG/JPEG photo, 20% invalid "
+            "(bad JSON, unknown field, text over the limit, not an image, wrong content type) that must get a 4xx.",
+            "",
+            "| requests | req/s | errors | p50 ms | p99 ms | max ms | RSS first MB | RSS last MB | RSS max MB | "
+            "slope MB/min (after warm-up) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {r['requests']} | {r['requests_per_second']} | {r['errors']} | {r['latency_ms']['p50']} | "
+            f"{r['latency_ms']['p99']} | {r['latency_ms']['max']} | {r['rss_mb']['first']} | {r['rss_mb']['last']} | "
+            f"{r['rss_mb']['max']} | {r['rss_mb']['slope_mb_per_min_after_warmup']} |",
+            "",
+            "Responses by status: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items())) + ".",
+            "An error is a connection failure, a 5xx, a non-JSON or traceback-bearing body, a non-2xx answer to a "
+            "valid request or a non-4xx answer to an invalid one.",
+            "",
+        ]
+    )
     write_results(args.out_name, result, markdown)
     print(markdown)
 

@@ -47,10 +47,28 @@ import os as _os  # noqa: E402
 from hypothesis import HealthCheck as _HealthCheck  # noqa: E402
 from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
-_FUZZ_HEALTH = [_HealthCheck.too_slow, _HealthCheck.data_too_large, _HealthCheck.function_scoped_fixture,
-                _HealthCheck.large_base_example]
-_hypothesis_settings.register_profile("default", max_examples=20, deadline=10_000, derandomize=True,
-                                      database=None, print_blob=True, suppress_health_check=_FUZZ_HEALTH)
-_hypothesis_settings.register_profile("long", max_examples=200, deadline=30_000, derandomize=False,
-                                      database=None, print_blob=True, suppress_health_check=_FUZZ_HEALTH)
+_FUZZ_HEALTH = [
+    _HealthCheck.too_slow,
+    _HealthCheck.data_too_large,
+    _HealthCheck.function_scoped_fixture,
+    _HealthCheck.large_base_example,
+]
+_hypothesis_settings.register_profile(
+    "default",
+    max_examples=20,
+    deadline=10_000,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=_FUZZ_HEALTH,
+)
+_hypothesis_settings.register_profile(
+    "long",
+    max_examples=200,
+    deadline=30_000,
+    derandomize=False,
+    database=None,
+    print_blob=True,
+    suppress_health_check=_FUZZ_HEALTH,
+)
 _hypothesis_settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "default"))

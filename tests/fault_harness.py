@@ -133,8 +133,9 @@ def _zygote() -> int:
                 err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(null, 1)
                 os.dup2(err, 2)
-                sys.stdout = open(1, "w", closefd=False)
-                sys.stderr = open(2, "w", closefd=False)
+                # the forked child's streams for the rest of its life, which ends in os._exit below
+                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
                 os.environ.update(request.get("env") or {})
                 report = install_hook(request["watch"], request.get("kill_at"), request.get("count_to"))
                 from postloc.cli import main
@@ -184,7 +185,7 @@ class Zygote:
 
     def run(self, args: Sequence[str], watch: str | Path, *, kill_at: int | None = None,
             kill_after: float | None = None, count: bool = False,
-            env: Mapping[str, str] | None = None) -> "Outcome":
+            env: Mapping[str, str] | None = None) -> Outcome:
         tag = f"{os.getpid()}-{time.time_ns()}"
         side = Path(watch).parent
         stderr = side / f".stderr-{tag}"
@@ -215,7 +216,7 @@ class Zygote:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "Zygote":
+    def __enter__(self) -> Zygote:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -573,7 +574,7 @@ class TrainScenario:
             if (run / name).exists():
                 try:
                     load_model(run / name)
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:  # noqa: BLE001 - reported, counted as corrupt
                     problems.append(f"{name}: {error}")
         for name in ("metrics.jsonl",):
             if (run / name).exists():

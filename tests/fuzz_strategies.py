@@ -14,9 +14,10 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -73,19 +74,56 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 #: Characters that break naive text code: controls, NUL, bidi overrides (RTL), zero-width joiners and
 #: spaces, the BOM, combining marks, a ligature, full-width letters, a flag and a ZWJ emoji sequence.
-NASTY_CHARS = ["\x00", "\x07", "\x1b", "\x7f", "\r", "\n", "\t", "\u0085", "\u2028", "\u2029",
-               "\u202e", "\u202d", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff",
-               "\u0301", "\u0338", "\ufb01", "\uff4e\uff59\uff43", "#", "##", "&#", "'", "\u2019", "@",
-               "\U0001f1e9\U0001f1ea", "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f5fd\ufe0f",
-               "\u05e9\u05dc\u05d5\u05dd", "\u0645\u0631\u062d\u0628\u0627", "\u1100\u1161", "\ufdfd",
-               "\U000e0041", "\ud800", "\udfff"]
+NASTY_CHARS = [
+    "\x00",
+    "\x07",
+    "\x1b",
+    "\x7f",
+    "\r",
+    "\n",
+    "\t",
+    "\u0085",
+    "\u2028",
+    "\u2029",
+    "\u202e",
+    "\u202d",
+    "\u200f",
+    "\u061c",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\u0301",
+    "\u0338",
+    "\ufb01",
+    "\uff4e\uff59\uff43",
+    "#",
+    "##",
+    "&#",
+    "'",
+    "\u2019",
+    "@",
+    "\U0001f1e9\U0001f1ea",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "\U0001f5fd\ufe0f",
+    "\u05e9\u05dc\u05d5\u05dd",
+    "\u0645\u0631\u062d\u0628\u0627",
+    "\u1100\u1161",
+    "\ufdfd",
+    "\U000e0041",
+    "\ud800",
+    "\udfff",
+]
 
 
 def nasty_text(max_size: int = 60, surrogates: bool = True) -> st.SearchStrategy[str]:
     """Any Unicode (lone surrogates too: JSON ``"\\ud800"`` escapes make them) mixed with NASTY_CHARS."""
     alphabet = st.characters(codec=None) if surrogates else st.characters(exclude_categories=["Cs"])
-    pieces = st.one_of(st.text(alphabet, max_size=8), st.sampled_from(NASTY_CHARS if surrogates else
-                                                                      [c for c in NASTY_CHARS if not _has_surrogate(c)]))
+    pieces = st.one_of(
+        st.text(alphabet, max_size=8),
+        st.sampled_from(NASTY_CHARS if surrogates else [c for c in NASTY_CHARS if not _has_surrogate(c)]),
+    )
     return st.lists(pieces, max_size=max_size // 4).map("".join)
 
 
@@ -96,28 +134,69 @@ def _has_surrogate(text: str) -> bool:
 @st.composite
 def huge_text(draw, size: int = 1 << 20) -> str:
     """About ``size`` characters (1 MB by default) of a repeated nasty or plain unit: the 1 MB caption."""
-    unit = draw(st.one_of(nasty_text(24, surrogates=False).filter(bool), st.sampled_from(
-        ["word ", "#tag ", "\U0001f5fd", "#" * 7, "a" * 100, "\u202e#\u200bx ", "x'y\u2019z ", " \t\n"])))
+    unit = draw(
+        st.one_of(
+            nasty_text(24, surrogates=False).filter(bool),
+            st.sampled_from(
+                ["word ", "#tag ", "\U0001f5fd", "#" * 7, "a" * 100, "\u202e#\u200bx ", "x'y\u2019z ", " \t\n"]
+            ),
+        )
+    )
     return (unit * (size // len(unit) + 1))[:size]
 
 
 # ------------------------------------------------------------------------------------ JSON and posts
 
+
 def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
     """Any JSON value, with NaN/inf (Python's json writes them), huge integers and nasty strings."""
-    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=10**300, max_value=10**400),
-                       st.floats(allow_nan=True, allow_infinity=True), nasty_text(20, surrogates=False))
-    return st.recursive(leaves, lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(nasty_text(10, surrogates=False), inner, max_size=4)),
-        max_leaves=max_leaves)
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=10**300, max_value=10**400),
+        st.floats(allow_nan=True, allow_infinity=True),
+        nasty_text(20, surrogates=False),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(nasty_text(10, surrogates=False), inner, max_size=4)
+        ),
+        max_leaves=max_leaves,
+    )
 
 
 #: Coordinate values: valid, out of range, NaN/inf (as numbers and as strings), huge ints, wrong types.
 COORDINATES = st.one_of(
-    st.floats(min_value=-90, max_value=90), st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([math.nan, math.inf, -math.inf, 90.0000001, -180.5, 1e308, 10**400, "nan", "NaN", "inf",
-                     "-Infinity", "1e999", "", " ", "12,5", "0x10", True, None]),
-    st.integers(), st.text(max_size=8), st.lists(st.floats(), max_size=2))
+    st.floats(min_value=-90, max_value=90),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            90.0000001,
+            -180.5,
+            1e308,
+            10**400,
+            "nan",
+            "NaN",
+            "inf",
+            "-Infinity",
+            "1e999",
+            "",
+            " ",
+            "12,5",
+            "0x10",
+            True,
+            None,
+        ]
+    ),
+    st.integers(),
+    st.text(max_size=8),
+    st.lists(st.floats(), max_size=2),
+)
 
 
 def _field(valid: st.SearchStrategy, wild: st.SearchStrategy) -> st.SearchStrategy:
@@ -132,16 +211,19 @@ def post_records(ids: st.SearchStrategy | None = None) -> st.SearchStrategy[dict
         optional={
             "text": _field(nasty_text(40), wild),
             "hashtags": _field(st.lists(nasty_text(12, surrogates=False), max_size=4), wild),
-            "lat": COORDINATES, "lon": COORDINATES,
+            "lat": COORDINATES,
+            "lon": COORDINATES,
             "poi": _field(st.sampled_from(["p1", "p2", 7]), wild),
             "user": _field(st.sampled_from(["u1", "u2", 3]), wild),
             "created": _field(st.sampled_from(["2023-05-01T12:30:00Z", 1682944200, "yesterday", 1e20, -1e300]), wild),
             "image": _field(st.sampled_from(["a.jpg", ["a.jpg", "b.png"], "../x.jpg"]), wild),
             "extra_key": wild,
-        })
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------ checks
+
 
 def assert_clear_error(error: BaseException, path: Path, *, line_required: bool = False) -> None:
     """A clear error: a BadInputError whose message starts with the file (and line) it is about."""
@@ -190,5 +272,18 @@ def expected_problem(record: Any) -> str | None:
     return None
 
 
-__all__ = ["COORDINATES", "Hang", "KNOWN_KEYS", "NASTY_CHARS", "assert_clear_error", "assert_valid_posts", "budget",
-           "expected_problem", "huge_text", "json_values", "nasty_text", "post_records", "time_limit"]
+__all__ = [
+    "COORDINATES",
+    "Hang",
+    "KNOWN_KEYS",
+    "NASTY_CHARS",
+    "assert_clear_error",
+    "assert_valid_posts",
+    "budget",
+    "expected_problem",
+    "huge_text",
+    "json_values",
+    "nasty_text",
+    "post_records",
+    "time_limit",
+]

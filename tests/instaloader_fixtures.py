@@ -14,11 +14,12 @@ import io
 import os
 import socket
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import instaloader
 import requests
@@ -31,8 +32,14 @@ T0 = 1682944200
 
 NEW_YORK = {"pk": 212988663, "name": "New York, New York", "lat": 40.7142, "lng": -74.0064}
 LONDON = {"pk": 213385402, "name": "London, United Kingdom", "lat": 51.5072, "lng": -0.1275}
-CENTRAL_PARK = {"id": "2095440", "has_public_page": True, "name": "Central Park", "slug": "central-park",
-                "lat": 40.7825, "lng": -73.9656}
+CENTRAL_PARK = {
+    "id": "2095440",
+    "has_public_page": True,
+    "name": "Central Park",
+    "slug": "central-park",
+    "lat": 40.7825,
+    "lng": -73.9656,
+}
 
 
 @contextmanager
@@ -114,18 +121,34 @@ def iphone_media(
         "like_count": 42,
         "comment_count": 3,
         "accessibility_caption": "Photo by nyc.walker in New York.",
-        "user": {"pk": user_pk, "username": username, "full_name": "NYC Walker", "is_private": False,
-                 "profile_pic_url": f"{CDN}/{user_pk}_profile.jpg?stp=dst-jpg_s150x150"},
+        "user": {
+            "pk": user_pk,
+            "username": username,
+            "full_name": "NYC Walker",
+            "is_private": False,
+            "profile_pic_url": f"{CDN}/{user_pk}_profile.jpg?stp=dst-jpg_s150x150",
+        },
         "image_versions2": _candidates(f"{CDN}/{pk}_n.jpg?stp=dst-jpg_e35&_nc_ht=scontent"),
     }
     if location is not None:
-        media["location"] = {**location, "short_name": location["name"].split(",")[0], "address": "",
-                             "city": "", "external_source": "facebook_places", "facebook_places_id": location["pk"] + 7}
+        media["location"] = {
+            **location,
+            "short_name": location["name"].split(",")[0],
+            "address": "",
+            "city": "",
+            "external_source": "facebook_places",
+            "facebook_places_id": location["pk"] + 7,
+        }
     if video:
-        media.update(video_versions=[{"type": 101, "url": f"{CDN}/{pk}_n.mp4?efg=video"}], video_duration=7.5, view_count=99)
+        media.update(
+            video_versions=[{"type": 101, "url": f"{CDN}/{pk}_n.mp4?efg=video"}], video_duration=7.5, view_count=99
+        )
     for index, kind in enumerate(carousel, start=1):
-        slide: dict[str, Any] = {"pk": pk + 100 + index, "media_type": 2 if kind == "v" else 1,
-                                 "image_versions2": _candidates(f"{CDN}/{pk}_{index}_n.jpg?stp=dst-jpg_e35")}
+        slide: dict[str, Any] = {
+            "pk": pk + 100 + index,
+            "media_type": 2 if kind == "v" else 1,
+            "image_versions2": _candidates(f"{CDN}/{pk}_{index}_n.jpg?stp=dst-jpg_e35"),
+        }
         if kind == "v":
             slide["video_versions"] = [{"type": 101, "url": f"{CDN}/{pk}_{index}_n.mp4?efg=video"}]
         media.setdefault("carousel_media", []).append(slide)
@@ -160,9 +183,18 @@ def graphql_node(
     if location is not None:
         node["location"] = dict(location)
     if sidecar:
-        node["edge_sidecar_to_children"] = {"edges": [
-            {"node": {"__typename": "GraphImage", "is_video": False, "display_url": f"{CDN}/{mediaid}_{i}_n.jpg?x=1"}}
-            for i in range(1, sidecar + 1)]}
+        node["edge_sidecar_to_children"] = {
+            "edges": [
+                {
+                    "node": {
+                        "__typename": "GraphImage",
+                        "is_video": False,
+                        "display_url": f"{CDN}/{mediaid}_{i}_n.jpg?x=1",
+                    }
+                }
+                for i in range(1, sidecar + 1)
+            ]
+        }
     return node
 
 
@@ -185,18 +217,39 @@ def build_download_tree(parent: Path) -> DownloadTree:
     new_york = "%" + str(NEW_YORK["pk"])
     posts = [
         # Caption with a decomposed accent (instaloader NFC-normalises), hashtags and a line break.
-        Post.from_iphone_struct(context, iphone_media(
-            3091000000000000001, "CrQfA1aLmN1", T0, "Cafe\u0301 au lait by the #hudson \U0001F305\n#nyc #coffee",
-            location=NEW_YORK)),
+        Post.from_iphone_struct(
+            context,
+            iphone_media(
+                3091000000000000001,
+                "CrQfA1aLmN1",
+                T0,
+                "Cafe\u0301 au lait by the #hudson \U0001f305\n#nyc #coffee",
+                location=NEW_YORK,
+            ),
+        ),
         # An 11-slide carousel (slide 3 a video): _10 and _11 must come after _9.
-        Post.from_iphone_struct(context, iphone_media(
-            3091000000000000002, "CrQfA2bBxY2", T0 + 3600, "Eleven views of #centralpark",
-            location=NEW_YORK, carousel="iivi" + "i" * 7)),
+        Post.from_iphone_struct(
+            context,
+            iphone_media(
+                3091000000000000002,
+                "CrQfA2bBxY2",
+                T0 + 3600,
+                "Eleven views of #centralpark",
+                location=NEW_YORK,
+                carousel="iivi" + "i" * 7,
+            ),
+        ),
         # No caption: no .txt file.
-        Post.from_iphone_struct(context, iphone_media(3091000000000000003, "CrQfA3cCzZ3", T0 + 7200, None, location=NEW_YORK)),
+        Post.from_iphone_struct(
+            context, iphone_media(3091000000000000003, "CrQfA3cCzZ3", T0 + 7200, None, location=NEW_YORK)
+        ),
         # A video: its thumbnail .jpg is the post's image, the .mp4 is ignored.
-        Post.from_iphone_struct(context, iphone_media(
-            3091000000000000004, "CrQfA4dDwW4", T0 + 10800, "Subway #music", location=NEW_YORK, video=True)),
+        Post.from_iphone_struct(
+            context,
+            iphone_media(
+                3091000000000000004, "CrQfA4dDwW4", T0 + 10800, "Subway #music", location=NEW_YORK, video=True
+            ),
+        ),
     ]
     for post in posts:
         loader.download_post(post, target=new_york)
@@ -204,27 +257,51 @@ def build_download_tree(parent: Path) -> DownloadTree:
     # A resume file, as posts_download_loop leaves it after an interrupted download.
     frozen = FrozenNodeIterator(None, {"location": str(NEW_YORK["pk"])}, None, None, 4, None, None, None, None)
     instaloader.save_structure_to_file(
-        frozen, loader.format_filename_within_target_path(new_york, None, loader.resume_prefix or "", "a1b2c3", "json.xz"))
+        frozen,
+        loader.format_filename_within_target_path(new_york, None, loader.resume_prefix or "", "a1b2c3", "json.xz"),
+    )
 
     london = "%" + str(LONDON["pk"])
-    london_post = Post.from_iphone_struct(context, iphone_media(
-        3091000000000000005, "CrQfA5eEvV5", T0 + 86400, "Rainy #london", location=LONDON, user_pk=44, username="uk.rain"))
+    london_post = Post.from_iphone_struct(
+        context,
+        iphone_media(
+            3091000000000000005,
+            "CrQfA5eEvV5",
+            T0 + 86400,
+            "Rainy #london",
+            location=LONDON,
+            user_pk=44,
+            username="uk.rain",
+        ),
+    )
     loader.download_post(london_post, target=london)
     tree.folders["london"] = parent / london
 
     # A profile: GraphQL posts, one saved with geotags (full location), one without; the caption
     # of the first changed between two runs (instaloader keeps the old one as _old_01.txt).
-    profile = Profile(context, {"id": "787132", "username": "natgeo", "full_name": "National Geographic",
-                                "is_private": False, "profile_pic_url_hd": f"{CDN}/787132_profile.jpg?x=1"})
+    profile = Profile(
+        context,
+        {
+            "id": "787132",
+            "username": "natgeo",
+            "full_name": "National Geographic",
+            "is_private": False,
+            "profile_pic_url_hd": f"{CDN}/787132_profile.jpg?x=1",
+        },
+    )
     loader.save_profile_id(profile)
     loader.download_profilepic(profile)
     loader.save_metadata_json(str(parent / "natgeo" / "natgeo_787132"), profile)
-    first = graphql_node(3091000000000000006, "CrQfA6fFuU6", T0 + 2 * 86400, "Old caption", location=CENTRAL_PARK, sidecar=3)
+    first = graphql_node(
+        3091000000000000006, "CrQfA6fFuU6", T0 + 2 * 86400, "Old caption", location=CENTRAL_PARK, sidecar=3
+    )
     loader.download_post(Post(context, first), target="natgeo")
     first["edge_media_to_caption"]["edges"][0]["node"]["text"] = "Autumn in #CentralPark"
     loader.download_post(Post(context, first), target="natgeo")
-    loader.download_post(Post(context, graphql_node(3091000000000000007, "CrQfA7gGtT7", T0 + 3 * 86400, "No geotag here")),
-                         target="natgeo")
+    loader.download_post(
+        Post(context, graphql_node(3091000000000000007, "CrQfA7gGtT7", T0 + 3 * 86400, "No geotag here")),
+        target="natgeo",
+    )
     tree.folders["profile"] = parent / "natgeo"
 
     # A hashtag folder downloaded with --no-metadata-json --geotags: pictures, caption, location text.
@@ -232,8 +309,11 @@ def build_download_tree(parent: Path) -> DownloadTree:
     tagged = Post(context, graphql_node(3091000000000000008, "CrQfA8hHsS8", T0 + 4 * 86400, "Night #nyc", sidecar=2))
     plain.download_post(tagged, target="#nyc")
     stem = plain.format_filename(tagged, target="#nyc")
-    plain.save_location(str(parent / "#nyc" / stem), PostLocation(1, "Times Square", "times-square", True, 40.758, -73.9855),
-                        tagged.date_local)
+    plain.save_location(
+        str(parent / "#nyc" / stem),
+        PostLocation(1, "Times Square", "times-square", True, 40.758, -73.9855),
+        tagged.date_local,
+    )
     loader.save_metadata_json(str(parent / "#nyc" / "#nyc"), Hashtag(context, {"name": "nyc", "id": 17841562498105353}))
     tree.folders["hashtag"] = parent / "#nyc"
     tree.no_json_stem = stem
@@ -244,11 +324,16 @@ def build_same_second(parent: Path) -> Path:
     """Two posts taken in the same second at one location: instaloader does not rename the second."""
     loader = offline_loader(parent)
     target = "%" + str(NEW_YORK["pk"])
-    for pk, code, text in ((3091000000000000011, "CsAME1aaaa1", "first"), (3091000000000000012, "CsAME2bbbb2", "second")):
-        loader.download_post(Post.from_iphone_struct(loader.context, iphone_media(pk, code, T0, text, location=NEW_YORK)), target)
+    for pk, code, text in (
+        (3091000000000000011, "CsAME1aaaa1", "first"),
+        (3091000000000000012, "CsAME2bbbb2", "second"),
+    ):
+        loader.download_post(
+            Post.from_iphone_struct(loader.context, iphone_media(pk, code, T0, text, location=NEW_YORK)), target
+        )
     return parent / target
 
 
 def utc_iso(moment: datetime) -> str:
     """``Post.date_utc`` is naive UTC; the reader's ``created`` is ISO-8601 with the offset."""
-    return moment.replace(tzinfo=timezone.utc).isoformat()
+    return moment.replace(tzinfo=UTC).isoformat()

@@ -112,9 +112,8 @@ def test_outside_torchrun_nothing_changes_and_a_backend_is_refused(monkeypatch):
     with dist.session() as ctx:
         assert ctx is None and dist.current() is None and dist.is_main_process()
     assert dist.on_main(lambda: 41 + 1, None) == 42
-    with pytest.raises(PostlocError, match="only applies to runs launched by torchrun"):
-        with dist.session("gloo"):
-            pass
+    with pytest.raises(PostlocError, match="only applies to runs launched by torchrun"), dist.session("gloo"):
+        pass
     with pytest.raises(PostlocError, match="unknown distributed backend 'mpi'"):
         dist.resolve_backend("mpi")
     if not torch.cuda.is_available():
@@ -151,6 +150,7 @@ def test_models_without_epochs_are_refused_under_torchrun(prepared, tmp_path, mo
 
 # --- real processes ------------------------------------------------------------------------
 
+@pytest.mark.slow  # two torchrun trainings: 21 s here under load
 def test_two_processes_reach_the_accuracy_of_one(prepared, tmp_path):
     """2 processes (global batch 32 = 2 x 16) vs 1 process (batch 32), same data, seed and epochs.
 

@@ -22,10 +22,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fault_harness import (ImagesScenario, PrepareScenario, TrainScenario, Zygote,  # noqa: E402
+from fault_harness import (ImagesScenario, PrepareScenario, TrainScenario, Zygote,
                            kill_points, run_postloc)
 
-from postloc.io.atomic import atomic_open, recover_folder, remove_stale_temporaries, write_folder_atomically  # noqa: E402
+from postloc.io.atomic import atomic_open, recover_folder, remove_stale_temporaries, write_folder_atomically
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,7 @@ def _assert_clean(trials) -> None:
 
 # --- default run: the commit renames (where non-atomic writers break), one random point -----
 
+@pytest.mark.slow  # forks and kills a prepare at each rename: 9 s here under load
 def test_prepare_killed_at_every_commit_rename(prepare_scenario):
     s = prepare_scenario
     points = s.interesting()
@@ -79,12 +80,14 @@ def test_prepare_killed_at_every_commit_rename(prepare_scenario):
     assert between.state == "previous" and "restored" in between.detail  # the window between the two renames
 
 
+@pytest.mark.slow  # forks and kills image runs: 8 s here under load
 def test_images_killed_at_a_commit_rename_and_a_random_point(zygote, prepare_scenario, tmp_path_factory):
     s = ImagesScenario(zygote, prepare_scenario.ref_a, tmp_path_factory.mktemp("images"))
     points = sorted({s.interesting()[0], *kill_points(len(s.events), 1, seed=12)})
     _assert_clean([s.trial(n) for n in points])
 
 
+@pytest.mark.slow  # forks and kills a training: 10 s here under load
 def test_train_killed_between_renames_of_best_then_resumed_bit_identically(train_scenario):
     s = train_scenario
     best_swaps = [i for i, e in enumerate(s.events, 1) if e.startswith("os.rename") and "/best ->" in e]

@@ -34,7 +34,7 @@ def test_duplicate_key():
 def _blobs(centres, sizes, spread_m, seed=0):
     rng = np.random.default_rng(seed)
     lat, lon = [], []
-    for (clat, clon), n in zip(centres, sizes):
+    for (clat, clon), n in zip(centres, sizes, strict=True):
         dlat = rng.normal(0, spread_m / 111_000, n)
         dlon = rng.normal(0, spread_m / (111_000 * np.cos(np.radians(clat))), n)
         lat.append(clat + dlat)
@@ -67,7 +67,7 @@ def test_clusters_recover_planted_places(method):
         assert values[np.argmax(counts)] == k  # ids are ordered by size
         assert counts.max() / sizes[k] > 0.9
     assert len(set(labels[labels >= 0])) == 3
-    assert (labels[sum(sizes):] == -1).mean() > 0.8  # background is not a place
+    assert (labels[sum(sizes) :] == -1).mean() > 0.8  # background is not a place
 
 
 def test_spherical_mean_across_antimeridian():
@@ -77,8 +77,9 @@ def test_spherical_mean_across_antimeridian():
 
 
 def test_poi_table_prefers_known_centres():
-    posts = pd.DataFrame({"poi": ["a", "a", "b"], "lat": [1.0, 3.0, 5.0], "lon": [1.0, 1.0, 5.0],
-                          "user": ["u", "v", "u"]})
+    posts = pd.DataFrame(
+        {"poi": ["a", "a", "b"], "lat": [1.0, 3.0, 5.0], "lon": [1.0, 1.0, 5.0], "user": ["u", "v", "u"]}
+    )
     table = poi_table(posts, pd.DataFrame({"poi": ["b"], "lat": [6.0], "lon": [7.0], "name": ["Bee"]}))
     a, b = table.set_index("poi").loc["a"], table.set_index("poi").loc["b"]
     assert a["lat"] == pytest.approx(2.0, abs=1e-3) and a["posts"] == 2 and a["users"] == 2
@@ -112,11 +113,13 @@ def test_splits_without_users_and_zero_share():
 def test_derived_pois_are_named_by_their_most_distinctive_hashtags():
     from postloc.data.pois import name_from_hashtags
 
-    posts = pd.DataFrame({
-        "poi": ["a"] * 20 + ["b"] * 20,
-        # 'city' is everywhere (lift 1); 'bridge' marks a; 'rare' is on 1 of 20 a-posts (below 10 %)
-        "hashtags": [["city", "bridge"]] * 19 + [["city", "rare"]] + [["city", "tower"]] * 10 + [["city"]] * 10,
-    })
+    posts = pd.DataFrame(
+        {
+            "poi": ["a"] * 20 + ["b"] * 20,
+            # 'city' is everywhere (lift 1); 'bridge' marks a; 'rare' is on 1 of 20 a-posts (below 10 %)
+            "hashtags": [["city", "bridge"]] * 19 + [["city", "rare"]] + [["city", "tower"]] * 10 + [["city"]] * 10,
+        }
+    )
     assert name_from_hashtags(posts, min_share=0.1) == {"a": "#bridge #city", "b": "#tower #city"}
     assert name_from_hashtags(posts, top=1, min_share=0.1) == {"a": "#bridge", "b": "#tower"}
     assert name_from_hashtags(posts.assign(hashtags=[[]] * 40)) == {}

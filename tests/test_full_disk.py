@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fault_harness import SMALL_MRLF, Zygote, snapshot  # noqa: E402
+from fault_harness import SMALL_MRLF, Zygote, snapshot
 
 INSIDE = "POSTLOC_TEST_FULL_DISK_NAMESPACE"
 SIZE_MB = 16
@@ -160,6 +160,7 @@ def test_images_on_a_full_disk(disk, zygote):
     _check(out, disk, before, str(disk / "prepared"))
 
 
+@pytest.mark.slow  # trains twice on a full disk: 5 s here under load
 def test_train_on_a_full_disk_new_run_and_resume(world, disk, zygote):
     _needs_root()
     sets = [x for k, v in SMALL_MRLF.items() for x in ("--set", f"{k}={v}")]

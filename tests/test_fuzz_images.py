@@ -9,6 +9,7 @@ claims far more pixels than the limit.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 import struct
@@ -39,10 +40,8 @@ def encode(mode: str, size: tuple[int, int], fmt: str, seed: int = 0) -> bytes |
     if mode not in ("I;16", "I;16B"):
         # deterministic noise (Image.effect_noise is not): Hypothesis replays must see the same bytes
         noise = Image.frombytes("L", size, random.Random(seed).randbytes(size[0] * size[1]))
-        try:
+        with contextlib.suppress(ValueError, OSError):
             image.paste(noise.convert(mode) if mode not in ("P", "PA") else noise.convert("L").convert(mode))
-        except (ValueError, OSError):
-            pass
     buffer = io.BytesIO()
     try:
         image.save(buffer, fmt)

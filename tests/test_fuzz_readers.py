@@ -22,8 +22,18 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from fuzz_strategies import (COORDINATES, assert_clear_error, assert_valid_posts, budget, expected_problem,
-                             huge_text, json_values, nasty_text, post_records, time_limit)
+from fuzz_strategies import (
+    COORDINATES,
+    assert_clear_error,
+    assert_valid_posts,
+    budget,
+    expected_problem,
+    huge_text,
+    json_values,
+    nasty_text,
+    post_records,
+    time_limit,
+)
 from postloc.data.readers import SkipReport, read_posts
 from postloc.data.schema import Post
 from postloc.errors import BadInputError
@@ -68,6 +78,7 @@ def check(path: Path, *, line_required: bool = False, **kwargs) -> list[Post] | 
 
 # ------------------------------------------------------------------------------------ writers
 
+
 def jsonl_bytes(records: list) -> bytes:
     """UTF-8 JSON lines; lone surrogates (which UTF-8 cannot hold) as JSON "\\ud800" escapes."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
@@ -111,20 +122,24 @@ def write(path: Path, data: bytes) -> Path:
 
 # ------------------------------------------------------------------------ any bytes, any format
 
+
 @st.composite
 def file_bytes(draw) -> bytes:
     """Random bytes, or a plausible file mangled: truncated, a byte flipped, a chunk inserted."""
-    base = draw(st.one_of(
-        st.binary(max_size=400),
-        post_records().map(lambda r: jsonl_bytes([r])),
-        st.lists(post_records(), max_size=3).map(lambda rs: csv_bytes(rs)),
-        st.just(parquet_bytes({"id": ["a", "b"], "lat": [1.0, 2.0], "lon": [3.0, 4.0]}))))
+    base = draw(
+        st.one_of(
+            st.binary(max_size=400),
+            post_records().map(lambda r: jsonl_bytes([r])),
+            st.lists(post_records(), max_size=3).map(lambda rs: csv_bytes(rs)),
+            st.just(parquet_bytes({"id": ["a", "b"], "lat": [1.0, 2.0], "lon": [3.0, 4.0]})),
+        )
+    )
     if base and draw(st.booleans()):
         cut = draw(st.integers(0, len(base)))
         base = base[:cut]
     if base and draw(st.booleans()):
         at = draw(st.integers(0, len(base) - 1))
-        base = base[:at] + bytes([draw(st.integers(0, 255))]) + base[at + 1:]
+        base = base[:at] + bytes([draw(st.integers(0, 255))]) + base[at + 1 :]
     if draw(st.booleans()):
         at = draw(st.integers(0, len(base)))
         base = base[:at] + draw(st.binary(min_size=1, max_size=40)) + base[at:]
@@ -146,6 +161,7 @@ def test_any_bytes_in_any_format(tmp_path_factory, suffix, data, compressed, cut
 
 
 # ------------------------------------------------------------- records: the exact expected answer
+
 
 def expected_failure(records: list) -> tuple[int, str] | None:
     """(index, key) of the first record the reader must refuse, as the schema and id rule say."""
@@ -177,8 +193,9 @@ def test_jsonl_records_give_exactly_the_expected_answer(tmp_path_factory, record
 
 @given(records=st.lists(post_records(), min_size=1, max_size=6), tsv=st.booleans())
 def test_csv_records(tmp_path_factory, records, tsv):
-    path = write(_fresh(tmp_path_factory, "posts.tsv" if tsv else "posts.csv"),
-                 csv_bytes(records, "\t" if tsv else ","))
+    path = write(
+        _fresh(tmp_path_factory, "posts.tsv" if tsv else "posts.csv"), csv_bytes(records, "\t" if tsv else ",")
+    )
     result = check(path)
     if isinstance(result, BadInputError):
         assert result.line is not None and result.line >= 2, str(result)  # a record's line, header is line 1
@@ -187,8 +204,12 @@ def test_csv_records(tmp_path_factory, records, tsv):
 BAD_COORDINATES = st.sampled_from([math.nan, math.inf, -math.inf, 90.5, -91.0, 180.5, -1e308, 1e308])
 
 
-@given(lat=BAD_COORDINATES | st.floats(-90, 90), lon=BAD_COORDINATES | st.floats(-180, 180),
-       fmt=st.sampled_from(["jsonl", "csv", "parquet", "instaloader"]), position=st.integers(0, 2))
+@given(
+    lat=BAD_COORDINATES | st.floats(-90, 90),
+    lon=BAD_COORDINATES | st.floats(-180, 180),
+    fmt=st.sampled_from(["jsonl", "csv", "parquet", "instaloader"]),
+    position=st.integers(0, 2),
+)
 def test_nan_inf_and_out_of_range_coordinates_in_every_format(tmp_path_factory, lat, lon, fmt, position):
     """A clear error naming "lat"/"lon" (and the line), or, for NaN (= missing) in both, no coordinates."""
     rows = [{"id": f"p{i}", "lat": 10.0, "lon": 20.0} for i in range(3)]
@@ -197,8 +218,10 @@ def test_nan_inf_and_out_of_range_coordinates_in_every_format(tmp_path_factory, 
     if fmt == "jsonl":
         path = write(folder / "posts.jsonl", jsonl_bytes(rows))
     elif fmt == "csv":
-        path = write(folder / "posts.csv", csv_bytes([{k: repr(v) if isinstance(v, float) else v
-                                                       for k, v in r.items()} for r in rows]))
+        path = write(
+            folder / "posts.csv",
+            csv_bytes([{k: repr(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows]),
+        )
     elif fmt == "parquet":
         path = write(folder / "posts.parquet", parquet_bytes({k: [r[k] for r in rows] for k in ("id", "lat", "lon")}))
     else:
@@ -207,10 +230,14 @@ def test_nan_inf_and_out_of_range_coordinates_in_every_format(tmp_path_factory, 
         for i, r in enumerate(rows):
             node = {"shortcode": r["id"], "location": {"id": "9", "lat": r["lat"], "lng": r["lon"]}}
             (path / f"2023-05-01_12-30-0{i}_UTC.json").write_text(
-                json.dumps({"node": node, "instaloader": {"node_type": "Post", "version": "4.16"}}))
+                json.dumps({"node": node, "instaloader": {"node_type": "Post", "version": "4.16"}})
+            )
     result = check(path)
     nan_lat, nan_lon = math.isnan(lat), math.isnan(lon)
-    valid = lambda v, limit: math.isfinite(v) and -limit <= v <= limit  # noqa: E731
+
+    def valid(v: float, limit: float) -> bool:
+        return math.isfinite(v) and -limit <= v <= limit
+
     # A NaN number means "missing" (pandas' convention, JSON and Parquet); the text "nan" in a CSV
     # cell is no number and is refused like any other text.
     nan_is_missing = fmt != "csv"
@@ -244,8 +271,9 @@ def test_duplicate_ids_in_every_format(tmp_path_factory, n, data, fmt):
         for i, shortcode in enumerate(ids):  # same shortcode in two location folders: the same post twice
             sub = folder / f"%{i}"
             sub.mkdir()
-            (sub / "2023-05-01_12-30-00_UTC.json").write_text(json.dumps(
-                {"node": {"shortcode": shortcode}, "instaloader": {"node_type": "Post"}}))
+            (sub / "2023-05-01_12-30-00_UTC.json").write_text(
+                json.dumps({"node": {"shortcode": shortcode}, "instaloader": {"node_type": "Post"}})
+            )
     result = check(path)
     assert isinstance(result, BadInputError) and result.key == "id" and "already used at" in result.problem
     if fmt != "instaloader":
@@ -257,10 +285,14 @@ def test_duplicate_ids_in_every_format(tmp_path_factory, n, data, fmt):
 
 # ---------------------------------------------------------------- truncation and wrong encodings
 
-@given(records=st.lists(post_records(ids=st.text("abcdef", min_size=1, max_size=4)), min_size=1, max_size=5,
-                        unique_by=lambda r: r["id"]),
-       suffix=st.sampled_from([".jsonl", ".jsonl.gz", ".jsonl.xz", ".csv", ".csv.bz2", ".parquet"]),
-       cut=st.floats(0, 1, exclude_max=True))
+
+@given(
+    records=st.lists(
+        post_records(ids=st.text("abcdef", min_size=1, max_size=4)), min_size=1, max_size=5, unique_by=lambda r: r["id"]
+    ),
+    suffix=st.sampled_from([".jsonl", ".jsonl.gz", ".jsonl.xz", ".csv", ".csv.bz2", ".parquet"]),
+    cut=st.floats(0, 1, exclude_max=True),
+)
 def test_truncated_files_give_an_error_or_a_prefix(tmp_path_factory, records, suffix, cut):
     records = [r for r in records if expected_problem(r) is None]
     assume(records)
@@ -286,11 +318,15 @@ def test_truncated_files_give_an_error_or_a_prefix(tmp_path_factory, records, su
         assert got == complete[: len(got)] or ".csv" in suffix and got[:-1] == complete[: len(got) - 1], (got, complete)
 
 
-@given(records=st.lists(post_records(ids=st.text("abc", min_size=1, max_size=3)), min_size=1, max_size=4,
-                        unique_by=lambda r: r["id"]),
-       codec=st.sampled_from(["utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252", "shift_jis", "utf-8-sig",
-                              "gb18030", "koi8-r"]),
-       fmt=st.sampled_from(["jsonl", "csv"]))
+@given(
+    records=st.lists(
+        post_records(ids=st.text("abc", min_size=1, max_size=3)), min_size=1, max_size=4, unique_by=lambda r: r["id"]
+    ),
+    codec=st.sampled_from(
+        ["utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252", "shift_jis", "utf-8-sig", "gb18030", "koi8-r"]
+    ),
+    fmt=st.sampled_from(["jsonl", "csv"]),
+)
 def test_wrong_encodings(tmp_path_factory, records, codec, fmt):
     """Files saved in another encoding: a clear error naming the line, or the text read right."""
     text = (jsonl_bytes(records) if fmt == "jsonl" else csv_bytes(records)).decode("utf-8", "surrogatepass")
@@ -305,6 +341,7 @@ def test_wrong_encodings(tmp_path_factory, records, codec, fmt):
 
 # -------------------------------------------------------------------- huge lines and deep JSON
 
+
 @settings(max_examples=budget(0.3))
 @given(caption=huge_text(), fmt=st.sampled_from(["jsonl", "csv", "parquet", "instaloader-json", "instaloader-txt"]))
 def test_one_megabyte_caption_in_every_format(tmp_path_factory, caption, fmt):
@@ -317,8 +354,13 @@ def test_one_megabyte_caption_in_every_format(tmp_path_factory, caption, fmt):
         path = write(folder / "posts.parquet", parquet_bytes({"id": ["a", "b"], "text": [caption, "x"]}))
     elif fmt == "instaloader-json":
         path = folder
-        (folder / "2023-05-01_12-30-00_UTC.json.xz").write_bytes(lzma.compress(json.dumps(
-            {"node": {"shortcode": "a", "caption": caption}, "instaloader": {"node_type": "Post"}}).encode()))
+        (folder / "2023-05-01_12-30-00_UTC.json.xz").write_bytes(
+            lzma.compress(
+                json.dumps(
+                    {"node": {"shortcode": "a", "caption": caption}, "instaloader": {"node_type": "Post"}}
+                ).encode()
+            )
+        )
     else:
         path = folder
         (folder / "2023-05-01_12-30-00_UTC.txt").write_text(caption, encoding="utf-8")
@@ -345,9 +387,11 @@ def _deep(depth: int, kind: str) -> str:
 
 
 @settings(max_examples=budget(0.5))
-@given(depth=st.one_of(st.integers(1, 50), st.integers(900, 1200), st.integers(50_000, 200_000)),
-       kind=st.sampled_from(["list", "object"]),
-       where=st.sampled_from(["jsonl-line", "jsonl-value", "parquet-extra", "instaloader"]))
+@given(
+    depth=st.one_of(st.integers(1, 50), st.integers(900, 1200), st.integers(50_000, 200_000)),
+    kind=st.sampled_from(["list", "object"]),
+    where=st.sampled_from(["jsonl-line", "jsonl-value", "parquet-extra", "instaloader"]),
+)
 def test_deep_json(tmp_path_factory, depth, kind, where):
     """Nesting far past the interpreter's recursion limit: a clear error or the post, never RecursionError."""
     folder = tmp_path_factory.mktemp("deep")
@@ -361,7 +405,8 @@ def test_deep_json(tmp_path_factory, depth, kind, where):
     else:
         path = folder
         (folder / "2023-05-01_12-30-00_UTC.json").write_text(
-            '{"instaloader": {"node_type": "Post"}, "node": {"shortcode": "a", "deep": ' + nested + "}}")
+            '{"instaloader": {"node_type": "Post"}, "node": {"shortcode": "a", "deep": ' + nested + "}}"
+        )
     with time_limit(20):
         result = check(path)
     if isinstance(result, BadInputError):
@@ -370,9 +415,20 @@ def test_deep_json(tmp_path_factory, depth, kind, where):
 
 # ------------------------------------------------------------------------------- Instaloader
 
-_NAMES = ["2023-05-01_12-30-00_UTC", "2023-05-01_12-30-00_UTC_1", "2023-05-01_12-30-00_UTC_2", "x", "id",
-          "iterator_abc", "2023-05-01_12-30-00_UTC_location", "2023-05-01_12-30-00_UTC_old_01",
-          "2023-05-01_12-30-00_UTC_profile_pic", "profile_123", "\u202enot", "#tag"]
+_NAMES = [
+    "2023-05-01_12-30-00_UTC",
+    "2023-05-01_12-30-00_UTC_1",
+    "2023-05-01_12-30-00_UTC_2",
+    "x",
+    "id",
+    "iterator_abc",
+    "2023-05-01_12-30-00_UTC_location",
+    "2023-05-01_12-30-00_UTC_old_01",
+    "2023-05-01_12-30-00_UTC_profile_pic",
+    "profile_123",
+    "\u202enot",
+    "#tag",
+]
 _SUFFIXES_IL = [".json", ".json.xz", ".txt", ".jpg", ".png", ".mp4", "_comments.json", ""]
 
 
@@ -382,12 +438,25 @@ def instaloader_files(draw) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for _ in range(draw(st.integers(1, 5))):
         name = draw(st.sampled_from(_NAMES)) + draw(st.sampled_from(_SUFFIXES_IL))
-        node = draw(st.one_of(json_values(8), st.fixed_dictionaries(
-            {"shortcode": st.one_of(st.just("abc"), json_values(2))},
-            optional={"caption": json_values(3), "date": json_values(1), "owner": json_values(3),
-                      "location": st.one_of(json_values(3), st.fixed_dictionaries(
-                          {"id": json_values(1), "lat": COORDINATES, "lng": COORDINATES})),
-                      "iphone_struct": json_values(5), "edge_media_to_caption": json_values(5)})))
+        node = draw(
+            st.one_of(
+                json_values(8),
+                st.fixed_dictionaries(
+                    {"shortcode": st.one_of(st.just("abc"), json_values(2))},
+                    optional={
+                        "caption": json_values(3),
+                        "date": json_values(1),
+                        "owner": json_values(3),
+                        "location": st.one_of(
+                            json_values(3),
+                            st.fixed_dictionaries({"id": json_values(1), "lat": COORDINATES, "lng": COORDINATES}),
+                        ),
+                        "iphone_struct": json_values(5),
+                        "edge_media_to_caption": json_values(5),
+                    },
+                ),
+            )
+        )
         envelope = draw(st.sampled_from(["post", "other", "bare", "raw"]))
         if envelope == "post":
             structure = {"node": node, "instaloader": {"node_type": "Post", "version": "4.16"}}
@@ -396,8 +465,13 @@ def instaloader_files(draw) -> dict[str, bytes]:
         else:
             structure = node
         text = json.dumps(structure, ensure_ascii=draw(st.booleans()))
-        content = draw(st.one_of(st.just(text.encode()), st.binary(max_size=200),
-                                 nasty_text(40).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+        content = draw(
+            st.one_of(
+                st.just(text.encode()),
+                st.binary(max_size=200),
+                nasty_text(40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+            )
+        )
         if name.endswith(".xz") and draw(st.booleans()):
             content = lzma.compress(content)
             content = content[: draw(st.integers(0, len(content)))]
@@ -417,6 +491,7 @@ def test_instaloader_folders_with_wild_files(tmp_path_factory, files, location_f
 
 
 # ------------------------------------------------- regressions: minimal examples Hypothesis found
+
 
 def _read(path: Path) -> BadInputError:
     with pytest.raises(BadInputError) as info:
@@ -492,8 +567,10 @@ def test_regression_parquet_extra_nested_too_deeply_stays_a_string(tmp_path):
 def test_regression_parquet_decimal_coordinates(tmp_path):
     from decimal import Decimal
 
-    path = write(tmp_path / "p.parquet", parquet_bytes({
-        "id": ["a"], "lat": pa.array([Decimal("51.05")]), "lon": pa.array([Decimal("13.74")])}))
+    path = write(
+        tmp_path / "p.parquet",
+        parquet_bytes({"id": ["a"], "lat": pa.array([Decimal("51.05")]), "lon": pa.array([Decimal("13.74")])}),
+    )
     (post,) = read_posts(path)
     assert (post.lat, post.lon) == (51.05, 13.74)
 
@@ -511,8 +588,10 @@ def test_regression_image_path_with_nul_is_a_clear_error(tmp_path):
     assert (error.line, error.key) == (1, "image") and "NUL" in str(error)
 
 
-@pytest.mark.parametrize("line", ['{"id": "a", "text": "caf\\udce9"}', '{"id": "a", "note": {"x": ["\\ud800"]}}',
-                                  '{"id": "a", "\\udfff": 1}'])
+@pytest.mark.parametrize(
+    "line",
+    ['{"id": "a", "text": "caf\\udce9"}', '{"id": "a", "note": {"x": ["\\ud800"]}}', '{"id": "a", "\\udfff": 1}'],
+)
 def test_regression_lone_surrogates_are_refused_where_they_are_read(tmp_path, line):
     """JSON "\\ud800" escapes passed validation and crashed `postloc prepare` later (UnicodeEncodeError
     in the Parquet writer); now the line is refused, naming the key."""

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fuzz_strategies import budget, huge_text, nasty_text, time_limit
 from postloc.text.language import detect_language
-from postloc.text.normalize import (extract_hashtags, match_key, normalize_hashtags, normalize_text, strip_hashtags,
-                                    tokenize)
+from postloc.text.normalize import (
+    extract_hashtags,
+    match_key,
+    normalize_hashtags,
+    normalize_text,
+    strip_hashtags,
+    tokenize,
+)
 from postloc.text.vocab import PAD_ID, UNK_ID, Vocabulary, chars, hashtag_string, pad_batch
 
 
@@ -65,6 +72,7 @@ def test_any_code_points(text):
         check_text_functions(text)
 
 
+@pytest.mark.slow  # megabyte captions through every text function: 5 s here under load
 @settings(max_examples=budget(0.25))
 @given(text=huge_text())
 def test_one_megabyte_caption_is_linear(text):

@@ -13,12 +13,15 @@ from postloc import metrics
 from postloc.data.pois import EARTH_RADIUS_KM
 
 
-@pytest.mark.parametrize("a, b, km", [
-    ((51.5074, -0.1278), (48.8566, 2.3522), 343.6),  # London - Paris
-    ((40.7128, -74.0060), (34.0522, -118.2437), 3935.7),  # New York - Los Angeles
-    ((-37.8136, 144.9631), (-33.8688, 151.2093), 713.4),  # Melbourne - Sydney
-    ((22.3193, 114.1694), (22.3193, 114.1694), 0.0),
-])
+@pytest.mark.parametrize(
+    "a, b, km",
+    [
+        ((51.5074, -0.1278), (48.8566, 2.3522), 343.6),  # London - Paris
+        ((40.7128, -74.0060), (34.0522, -118.2437), 3935.7),  # New York - Los Angeles
+        ((-37.8136, 144.9631), (-33.8688, 151.2093), 713.4),  # Melbourne - Sydney
+        ((22.3193, 114.1694), (22.3193, 114.1694), 0.0),
+    ],
+)
 def test_haversine_known_city_pairs(a, b, km):
     assert metrics.haversine_km(*a, *b) == pytest.approx(km, abs=0.5)
     assert metrics.haversine_km(*b, *a) == pytest.approx(km, abs=0.5)
@@ -58,19 +61,24 @@ def test_distance_reference_wording():
 
 
 def _case():
-    pois = pd.DataFrame({"poi": ["a", "b", "c"], "lat": [0.0, 0.0, 0.0], "lon": [0.0, 0.01, 0.02],
-                         "name": ["Alpha", "Beta", "Gamma"]})
-    posts = pd.DataFrame({
-        "poi": ["a", "a", "b", "c"],
-        "lat": [0.0, np.nan, 0.0, np.nan],  # posts 1 and 3 fall back to their POI centre
-        "lon": [0.0, np.nan, 0.011, np.nan],
-    })
-    proba = np.array([
-        [0.7, 0.2, 0.1],  # a, correct
-        [0.1, 0.6, 0.3],  # a -> b (centre to centre: 0.01 deg of longitude)
-        [0.2, 0.5, 0.3],  # b, correct; post lies 0.001 deg east of b's centre
-        [0.5, 0.1, 0.4],  # c -> a: 0.02 deg
-    ])
+    pois = pd.DataFrame(
+        {"poi": ["a", "b", "c"], "lat": [0.0, 0.0, 0.0], "lon": [0.0, 0.01, 0.02], "name": ["Alpha", "Beta", "Gamma"]}
+    )
+    posts = pd.DataFrame(
+        {
+            "poi": ["a", "a", "b", "c"],
+            "lat": [0.0, np.nan, 0.0, np.nan],  # posts 1 and 3 fall back to their POI centre
+            "lon": [0.0, np.nan, 0.011, np.nan],
+        }
+    )
+    proba = np.array(
+        [
+            [0.7, 0.2, 0.1],  # a, correct
+            [0.1, 0.6, 0.3],  # a -> b (centre to centre: 0.01 deg of longitude)
+            [0.2, 0.5, 0.3],  # b, correct; post lies 0.001 deg east of b's centre
+            [0.5, 0.1, 0.4],  # c -> a: 0.02 deg
+        ]
+    )
     return proba, posts, pois
 
 

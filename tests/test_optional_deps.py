@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 BLOCKED = ("ray", "duckdb", "polars")
 
 CHILD = textwrap.dedent(
@@ -52,6 +54,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # prepare + train + predict in a child interpreter: 26 s here under load
 def test_default_pipeline_runs_without_scale_extras(tmp_path):
     script = CHILD.format(blocked=BLOCKED)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,

@@ -105,6 +105,7 @@ def test_engines_agree_on_labels_and_known_centres(jsonl_file, tmp_path):
     assert "lab1,51.0000000,13.0000000,Known One" in pois and "Place 0" in pois
 
 
+@pytest.mark.slow  # DuckDB runs with worker processes: 5 s here under load
 def test_parallel_workers_keep_order_and_results(jsonl_file, tmp_path):
     """--workers cleans chunks in other processes; output is the same bytes as one process."""
     records = [dict(r, id=f"{r['id']}-{j}", user=f"{r['user']}-{j % 3}" if r["user"] else None)

@@ -6,21 +6,20 @@ import json
 import lzma
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+import instaloader
 import pytest
+from instaloader import InstaloaderContext, Post
 
-
-import instaloader  # noqa: E402
-from instaloader import InstaloaderContext, Post  # noqa: E402
-
-import instaloader_fixtures as fx  # noqa: E402
-from postloc.data.readers import SkipReport, read_posts  # noqa: E402
-from postloc.data.readers import instaloader as reader  # noqa: E402
-from postloc.data.readers.instaloader import iter_instaloader  # noqa: E402
-from postloc.data.schema import Post as SchemaPost  # noqa: E402
-from postloc.errors import BadInputError  # noqa: E402
+import instaloader_fixtures as fx
+from postloc.data.readers import SkipReport, read_posts
+from postloc.data.readers import instaloader as reader
+from postloc.data.readers.instaloader import iter_instaloader
+from postloc.data.schema import Post as SchemaPost
+from postloc.errors import BadInputError
 
 
 @pytest.fixture(autouse=True)
@@ -102,9 +101,13 @@ def test_read_posts_on_the_parent_folder(tree: fx.DownloadTree) -> None:
     # Folders in name order (#nyc, %212988663, %213385402, natgeo), posts in date order inside.
     assert [p.id for p in posts] == [
         f"#nyc_{tree.no_json_stem}",
-        "CrQfA1aLmN1", "CrQfA2bBxY2", "CrQfA3cCzZ3", "CrQfA4dDwW4",
+        "CrQfA1aLmN1",
+        "CrQfA2bBxY2",
+        "CrQfA3cCzZ3",
+        "CrQfA4dDwW4",
         "CrQfA5eEvV5",
-        "CrQfA6fFuU6", "CrQfA7gGtT7",
+        "CrQfA6fFuU6",
+        "CrQfA7gGtT7",
     ]
     assert posts == list(read_posts(tree.root))  # deterministic
     for post in posts:
@@ -121,7 +124,7 @@ def test_location_page_post(tree: fx.DownloadTree) -> None:
     assert (post.lat, post.lon) == (40.7142, -74.0064)
     assert post.user == "1507979106"
     assert post.created == "2023-05-01T12:30:00+00:00"
-    assert post.text == "Caf\u00e9 au lait by the #hudson \U0001F305\n#nyc #coffee"
+    assert post.text == "Caf\u00e9 au lait by the #hudson \U0001f305\n#nyc #coffee"
     assert post.images == [str((tree.folders["new_york"] / "2023-05-01_12-30-00_UTC.jpg").resolve())]
     assert post.extra["shortcode"] == "CrQfA1aLmN1"
 
@@ -161,7 +164,9 @@ def test_post_without_json_uses_its_files(tree: fx.DownloadTree) -> None:
 
 def test_location_folder_names_the_poi_when_the_post_has_none(tmp_path: Path) -> None:
     loader = fx.offline_loader(tmp_path)
-    loader.download_post(Post.from_iphone_struct(loader.context, fx.iphone_media(1, "CnoLOC00001", fx.T0, "x")), "%4242")
+    loader.download_post(
+        Post.from_iphone_struct(loader.context, fx.iphone_media(1, "CnoLOC00001", fx.T0, "x")), "%4242"
+    )
     (post,) = read_posts(tmp_path / "%4242")
     assert post.poi == "4242" and post.lat is None and "poi_name" not in post.extra
 
@@ -175,7 +180,9 @@ def test_same_second_posts_share_one_stem(tmp_path: Path) -> None:
 
 def test_uncompressed_json_and_other_instaloader_files(tmp_path: Path) -> None:
     loader = fx.offline_loader(tmp_path, compress_json=False)
-    post = Post.from_iphone_struct(loader.context, fx.iphone_media(7, "CnoXZ000007", fx.T0, "plain json", location=fx.LONDON))
+    post = Post.from_iphone_struct(
+        loader.context, fx.iphone_media(7, "CnoXZ000007", fx.T0, "plain json", location=fx.LONDON)
+    )
     loader.download_post(post, "%213385402")
     folder = tmp_path / "%213385402"
     stem = loader.format_filename(post, target="%213385402")
@@ -228,12 +235,24 @@ BAD_FILES = {
     "truncated": (_truncated, "is truncated"),
     "not JSON": (lambda folder: lzma.compress(b"{not json"), "invalid JSON"),
     "not a Post": (lambda folder: lzma.compress(b'{"posts": [1, 2]}'), "is not an Instaloader post"),
-    "unknown node type": (lambda folder: lzma.compress(json.dumps(
-        {"node": {}, "instaloader": {"version": "4.16", "node_type": "Comment"}}).encode()), "not an Instaloader Post"),
-    "no shortcode": (lambda folder: lzma.compress(json.dumps(
-        {"node": {"id": 5}, "instaloader": {"version": "4.16", "node_type": "Post"}}).encode()), "must be a non-empty string"),
-    "bad caption": (lambda folder: lzma.compress(json.dumps(
-        {"node": {"shortcode": "Cx", "caption": 5}, "instaloader": {"node_type": "Post"}}).encode()), "must hold a string"),
+    "unknown node type": (
+        lambda folder: lzma.compress(
+            json.dumps({"node": {}, "instaloader": {"version": "4.16", "node_type": "Comment"}}).encode()
+        ),
+        "not an Instaloader Post",
+    ),
+    "no shortcode": (
+        lambda folder: lzma.compress(
+            json.dumps({"node": {"id": 5}, "instaloader": {"version": "4.16", "node_type": "Post"}}).encode()
+        ),
+        "must be a non-empty string",
+    ),
+    "bad caption": (
+        lambda folder: lzma.compress(
+            json.dumps({"node": {"shortcode": "Cx", "caption": 5}, "instaloader": {"node_type": "Post"}}).encode()
+        ),
+        "must hold a string",
+    ),
 }
 
 
@@ -277,7 +296,9 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
         iter_instaloader(tmp_path / "posts.txt")
 
 
-def test_unreadable_subfolder_is_skippable_and_root_raises(tree: fx.DownloadTree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_subfolder_is_skippable_and_root_raises(
+    tree: fx.DownloadTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Permissions cannot be taken away from root, so the listing itself fails here.
     locked = tree.folders["london"]
     real_scandir = os.scandir

@@ -11,9 +11,18 @@ from postloc import BadInputError, Post, read_posts, write_posts
 from postloc.data.readers import SkipReport, detect_format
 
 GOOD = [
-    {"id": "a1", "text": "Sunset at the bridge #NYC 🌉", "hashtags": ["NYC", "#bridge"], "image": "img/a1.jpg",
-     "poi": "brooklyn-bridge", "lat": 40.706, "lon": -73.997, "user": "u1", "created": "2021-06-01T18:00:00Z",
-     "likes": 12},
+    {
+        "id": "a1",
+        "text": "Sunset at the bridge #NYC 🌉",
+        "hashtags": ["NYC", "#bridge"],
+        "image": "img/a1.jpg",
+        "poi": "brooklyn-bridge",
+        "lat": 40.706,
+        "lon": -73.997,
+        "user": "u1",
+        "created": "2021-06-01T18:00:00Z",
+        "likes": 12,
+    },
     {"id": "a2", "text": "", "poi": "times-square", "user": 7, "created": 1622570400},
     {"id": 3, "hashtags": [], "image": ["x.jpg", "y.jpg"]},
 ]
@@ -72,7 +81,7 @@ BAD_LINES = [
     ('{"id": "x", "created": 1e20}', '"created" is not a valid Unix time'),
     ('{"id": "a1"}', '"id" "a1" was already used at'),
     ('{"id": "x", ', "posts.jsonl:2: invalid JSON"),
-    ('[1, 2]', "posts.jsonl:2: expected a JSON object, got a list"),
+    ("[1, 2]", "posts.jsonl:2: expected a JSON object, got a list"),
 ]
 
 
@@ -163,8 +172,9 @@ def test_parquet_with_column_mapping(tmp_path):
     import pandas as pd
 
     path = tmp_path / "posts.parquet"
-    pd.DataFrame({"pid": ["p1", "p2"], "latitude": [1.5, None], "lon": [2.5, None],
-                  "tags": [["a", "b"], []]}).to_parquet(path)
+    pd.DataFrame(
+        {"pid": ["p1", "p2"], "latitude": [1.5, None], "lon": [2.5, None], "tags": [["a", "b"], []]}
+    ).to_parquet(path)
     mapping = {"id": "pid", "lat": "latitude", "hashtags": "tags"}
     posts = list(read_posts(path, columns=mapping))
     assert posts[0] == Post(id="p1", hashtags=["a", "b"], lat=1.5, lon=2.5)

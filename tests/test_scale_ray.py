@@ -78,6 +78,7 @@ def test_missing_ray_says_how_to_install(tmp_path, monkeypatch, capsys):
     assert "pip install 'postloc[ray]'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # starts a local Ray cluster and trains a run: 84 s here under load
 def test_predictions_equal_the_local_predictor(ray_local, run, tmp_path):
     from postloc.scale import predict_ray
 

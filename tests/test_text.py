@@ -1,6 +1,12 @@
 from postloc.text.language import detect_language
-from postloc.text.normalize import (extract_hashtags, match_key, normalize_hashtags, normalize_text, strip_hashtags,
-                                    tokenize)
+from postloc.text.normalize import (
+    extract_hashtags,
+    match_key,
+    normalize_hashtags,
+    normalize_text,
+    strip_hashtags,
+    tokenize,
+)
 
 
 def test_nfkc_and_matching_keys():
@@ -16,7 +22,16 @@ def test_hashtags_extracted_from_text_with_emoji():
 
 
 def test_tokens_keep_emoji_as_tokens():
-    assert tokenize("Great 👍🏽 view of #NYC 🇺🇸, it's fine") == ["great", "👍🏽", "view", "of", "#nyc", "🇺🇸", "it's", "fine"]
+    assert tokenize("Great 👍🏽 view of #NYC 🇺🇸, it's fine") == [
+        "great",
+        "👍🏽",
+        "view",
+        "of",
+        "#nyc",
+        "🇺🇸",
+        "it's",
+        "fine",
+    ]
 
 
 def test_language_identification():

@@ -126,6 +126,7 @@ def test_train_writes_a_complete_run_folder(prepared, tmp_path):
         train(prepared, run, _config())
 
 
+@pytest.mark.slow  # three trainings: 13 s here under load
 def test_resume_after_interruption_equals_an_uninterrupted_run(prepared, tmp_path):
     straight = train(prepared, tmp_path / "straight", _config(epochs=4)).model
 
@@ -148,6 +149,7 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(prepared, tmp_pat
     assert all(torch.equal(v, straight.net.state_dict()[k]) for k, v in a.items())
 
 
+@pytest.mark.slow  # trains in a subprocess, kills it, resumes: 46 s here under load
 def test_resume_after_the_process_is_killed(tmp_path):
     """SIGKILL (no clean-up code runs) while training, then ``--resume``: a complete, loadable run."""
     import os

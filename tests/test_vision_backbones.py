@@ -13,8 +13,14 @@ from PIL import Image
 
 from postloc.errors import PostlocError
 from postloc.vision import backbones, nets
-from postloc.vision.backbones import (BackboneSpec, backbone_spec, get_backbone, list_backbones, register_backbone,
-                                      weights_available)
+from postloc.vision.backbones import (
+    BackboneSpec,
+    backbone_spec,
+    get_backbone,
+    list_backbones,
+    register_backbone,
+    weights_available,
+)
 from postloc.vision.imagenet import class_names
 from postloc.vision.weights import WeightsNotFound
 
@@ -30,8 +36,14 @@ TORCHVISION_LAYOUT = {
     "densenet121": (727, "ab49849b3ca214f5", nets.densenet121),
     "mobilenet_v2": (314, "8e46697c9016e576", nets.MobileNetV2),
 }
-PARAMETERS = {"vgg16": 138_357_544, "vgg19": 143_667_240, "resnet50": 25_557_032, "resnet101": 44_549_160,
-              "densenet121": 7_978_856, "mobilenet_v2": 3_504_872}
+PARAMETERS = {
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "densenet121": 7_978_856,
+    "mobilenet_v2": 3_504_872,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -65,12 +77,15 @@ def test_architectures_have_torchvision_state_dict_layout(arch):
     assert sum(p.numel() for p in model.parameters()) == PARAMETERS[arch]
 
 
-@pytest.mark.parametrize("name,photo,expected", [
-    ("efficientnet-lite0", "orange.jpg", "orange"),
-    ("efficientnet-lite0", "squirrel_cls.jpg", "fox squirrel"),
-    ("mobilenet-v2", "orange.jpg", "orange"),
-    ("mobilenet-v2", "squirrel_cls.jpg", "fox squirrel"),
-])
+@pytest.mark.parametrize(
+    "name,photo,expected",
+    [
+        ("efficientnet-lite0", "orange.jpg", "orange"),
+        ("efficientnet-lite0", "squirrel_cls.jpg", "fox squirrel"),
+        ("mobilenet-v2", "orange.jpg", "orange"),
+        ("mobilenet-v2", "squirrel_cls.jpg", "fox squirrel"),
+    ],
+)
 def test_offline_backbones_classify_real_photos(name, photo, expected):
     backbone = get_backbone(name)
     x = torch.from_numpy(backbone.preprocessing(Image.open(DATA / photo).convert("RGB")))[None]
@@ -116,8 +131,13 @@ def test_vgg19_without_weights_names_the_offline_alternatives(no_weights):
 
 def _tiny_vgg_spec(name: str) -> BackboneSpec:
     """vgg19's spec (same loader, feature reader, preprocessing) with a 1/32-width network."""
-    return replace(backbone_spec("vgg19"), name=name, dim=16, weights_file=f"{name}-0000.pth",
-                   build=lambda: nets.vgg.VGG(nets.vgg.CONFIGS["vgg19"], width=1 / 32, hidden=32))
+    return replace(
+        backbone_spec("vgg19"),
+        name=name,
+        dim=16,
+        weights_file=f"{name}-0000.pth",
+        build=lambda: nets.vgg.VGG(nets.vgg.CONFIGS["vgg19"], width=1 / 32, hidden=32),
+    )
 
 
 def test_torchvision_style_weights_load_from_torch_home(no_weights):
@@ -162,11 +182,17 @@ def test_wrong_or_unsafe_weight_files_fail_clearly(no_weights, tmp_path):
 
 
 def test_densenet_legacy_key_names_are_renamed():
-    state = {"features.denseblock1.denselayer1.norm.1.weight": torch.ones(1),
-             "features.denseblock1.denselayer1.conv.2.weight": torch.ones(1), "classifier.bias": torch.ones(1)}
+    state = {
+        "features.denseblock1.denselayer1.norm.1.weight": torch.ones(1),
+        "features.denseblock1.denselayer1.conv.2.weight": torch.ones(1),
+        "classifier.bias": torch.ones(1),
+    }
     renamed = nets.densenet.rename_legacy_keys(state)
-    assert set(renamed) == {"features.denseblock1.denselayer1.norm1.weight",
-                            "features.denseblock1.denselayer1.conv2.weight", "classifier.bias"}
+    assert set(renamed) == {
+        "features.denseblock1.denselayer1.norm1.weight",
+        "features.denseblock1.denselayer1.conv2.weight",
+        "classifier.bias",
+    }
 
 
 def test_architecture_comes_from_torchvision_only_when_it_imports():

@@ -24,7 +24,7 @@ from postloc.vision.inpaint import InpaintConfig
 from postloc.vision.pipeline import ImagesConfig, extract_images
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_vision_decode import png_bomb  # noqa: E402
+from test_vision_decode import png_bomb
 
 DATA = Path(__file__).parent / "data"
 EXPECTED_BROKEN = {"zero.jpg": "zero_byte", "page.jpg": "not_image", "cut.jpg": "truncated", "bomb.png": "too_large",
@@ -172,6 +172,7 @@ def test_drop_mode_removes_selfies_only(prepared, source):
     assert result.summary["status"]["dropped_portrait"] == len(dropped)
 
 
+@pytest.mark.slow  # two image runs, one inpainting: 6 s here under load
 def test_switching_to_inpaint_only_computes_the_inpainted_images(prepared, source):
     extract_images(prepared, ImagesConfig(noise="drop", workers=0, threads=1))
     result = extract_images(prepared, ImagesConfig(noise="inpaint", workers=0, threads=1, inpaint=InpaintConfig(method="telea"),
@@ -184,6 +185,7 @@ def test_switching_to_inpaint_only_computes_the_inpainted_images(prepared, sourc
     assert len(thumbs) == min(3, len(inpainted)) and Image.open(thumbs[0]).format == "JPEG"
 
 
+@pytest.mark.slow  # DataLoader worker processes: 8 s here under load
 def test_dataloader_workers_give_the_same_vectors(prepared, tmp_path):
     extract_images(prepared, ImagesConfig(noise="keep", workers=0, threads=1, cache_dir=str(tmp_path / "c0")))
     in_process = load_image_features(prepared)
@@ -249,6 +251,7 @@ def test_an_unexpected_error_in_one_image_does_not_stop_the_batch(prepared, monk
     assert result.summary["status"]["kept"] > 20
 
 
+@pytest.mark.slow  # DataLoader worker processes after MediaPipe: 10 s here under load
 def test_workers_still_run_after_mediapipe_was_used_in_this_process(prepared):
     """A forked copy of live mediapipe graphs aborts; the pipeline spawns its workers then."""
     from postloc.vision.portrait import PersonSegmenter

@@ -27,7 +27,7 @@ def test_resize_crop_matches_torchvision(name):
     array = TORCHVISION(Image.open(DATA / name).convert("RGB")).astype(np.float64)
     assert array.shape == (3, 224, 224) and array.dtype == np.float64
     assert array.sum() == pytest.approx(total, abs=0.5)
-    assert (array ** 2).sum() == pytest.approx(squares, rel=1e-6)
+    assert (array**2).sum() == pytest.approx(squares, rel=1e-6)
     assert [round(float(array[c, y, x]), 5) for c, y, x in PROBES] == pytest.approx(values, abs=1e-4)
 
 
@@ -35,11 +35,12 @@ def test_efficientnet_lite_crop_then_resize_to_minus_one_one():
     image = Image.open(DATA / "building.jpg").convert("RGB")
     array = EFFICIENTNET_LITE(image)
     assert array.shape == (3, 224, 224) and array.dtype == np.float32
-    assert -1.0 <= array.min() and array.max() <= 1.0 + 1e-6
+    assert array.min() >= -1.0 and array.max() <= 1.0 + 1e-6
     # TF's eval crop: 224/256 of the shorter side, centred, offsets rounded up
     crop = EFFICIENTNET_LITE.geometry(image)
-    expected = image.crop((((868 - 525) + 1) // 2, ((600 - 525) + 1) // 2, ((868 - 525) + 1) // 2 + 525,
-                           ((600 - 525) + 1) // 2 + 525)).resize((224, 224), Image.Resampling.BICUBIC)
+    expected = image.crop(
+        (((868 - 525) + 1) // 2, ((600 - 525) + 1) // 2, ((868 - 525) + 1) // 2 + 525, ((600 - 525) + 1) // 2 + 525)
+    ).resize((224, 224), Image.Resampling.BICUBIC)
     assert np.array_equal(np.asarray(crop), np.asarray(expected))
 
 
@@ -50,7 +51,13 @@ def test_small_and_odd_images_still_give_the_input_size():
 
 
 def test_key_changes_with_every_field():
-    keys = {Preprocessing().key(), Preprocessing(size=256).key(), Preprocessing(crop_fraction=1.0).key(),
-            Preprocessing(order="crop_resize").key(), Preprocessing(interpolation="bicubic").key(),
-            Preprocessing(mean=(0.5, 0.5, 0.5)).key(), Preprocessing(std=(0.5, 0.5, 0.5)).key()}
+    keys = {
+        Preprocessing().key(),
+        Preprocessing(size=256).key(),
+        Preprocessing(crop_fraction=1.0).key(),
+        Preprocessing(order="crop_resize").key(),
+        Preprocessing(interpolation="bicubic").key(),
+        Preprocessing(mean=(0.5, 0.5, 0.5)).key(),
+        Preprocessing(std=(0.5, 0.5, 0.5)).key(),
+    }
     assert len(keys) == 7

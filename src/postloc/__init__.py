@@ -12,12 +12,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from postloc.errors import BadInputError, EmptyDatasetError, PostlocError
-from postloc.data.schema import Post
-from postloc.data.readers import read_posts
-from postloc.data.writers import write_posts
-from postloc.data.prepared import PreparedData, load_prepared
 from postloc.data.prepare import PrepareConfig, PrepareResult, prepare
+from postloc.data.prepared import PreparedData, load_prepared
+from postloc.data.readers import read_posts
+from postloc.data.schema import Post
+from postloc.data.writers import write_posts
+from postloc.errors import BadInputError, EmptyDatasetError, PostlocError
 
 __all__ = [
     "__version__",

@@ -10,11 +10,13 @@ names which one it used in ``distance_reference``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from postloc.data.pois import EARTH_RADIUS_KM
 
@@ -33,18 +35,18 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    truth, predicted = np.asarray(y_true), np.asarray(y_pred)
+    return float((truth == predicted).mean()) if len(truth) else float("nan")
 
 
-def top_k_accuracy(y_true: Sequence[int], proba: np.ndarray, k: int) -> float:
+def top_k_accuracy(y_true: ArrayLike, proba: np.ndarray, k: int) -> float:
     """Share of posts whose true class is among the ``k`` most probable (ties: lower index first)."""
-    y_true = np.asarray(y_true)
-    if len(y_true) == 0:
+    truth = np.asarray(y_true)
+    if len(truth) == 0:
         return float("nan")
     top = top_k_indices(proba, k)
-    return float((top == y_true[:, None]).any(axis=1).mean())
+    return float((top == truth[:, None]).any(axis=1).mean())
 
 
 def top_k_indices(proba: np.ndarray, k: int) -> np.ndarray:
@@ -54,15 +56,15 @@ def top_k_indices(proba: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-proba, axis=1, kind="stable")[:, :k]
 
 
-def macro_f1(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> float:
+def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> float:
     """Unweighted mean F1 over the classes present in truth or prediction (so rare POIs count as much as big ones)."""
     from sklearn.metrics import f1_score
 
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    labels = sorted(set(y_true[y_true >= 0].tolist()) | set(y_pred.tolist()))
+    truth, predicted = np.asarray(y_true), np.asarray(y_pred)
+    labels = sorted(set(truth[truth >= 0].tolist()) | set(predicted.tolist()))
     if not labels:
         return float("nan")
-    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+    return float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0))
 
 
 def distance_reference(has_post_coordinates: np.ndarray) -> str:
@@ -76,27 +78,44 @@ def distance_reference(has_post_coordinates: np.ndarray) -> str:
     return f"mixed ({n_post} post / {n_centre} centre)"
 
 
-def truth_coordinates(posts: pd.DataFrame, poi_lat: pd.Series, poi_lon: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def truth_coordinates(
+    posts: pd.DataFrame, poi_lat: pd.Series, poi_lon: pd.Series
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(lat, lon, from_post)``: the post's own coordinates when known, else its POI's centre."""
-    lat = pd.to_numeric(posts.get("lat"), errors="coerce").to_numpy(dtype=float) if "lat" in posts else np.full(len(posts), np.nan)
-    lon = pd.to_numeric(posts.get("lon"), errors="coerce").to_numpy(dtype=float) if "lon" in posts else np.full(len(posts), np.nan)
+    lat = (
+        pd.to_numeric(posts["lat"], errors="coerce").to_numpy(dtype=float)
+        if "lat" in posts
+        else np.full(len(posts), np.nan)
+    )
+    lon = (
+        pd.to_numeric(posts["lon"], errors="coerce").to_numpy(dtype=float)
+        if "lon" in posts
+        else np.full(len(posts), np.nan)
+    )
     from_post = ~(np.isnan(lat) | np.isnan(lon))
     centre_lat = posts["poi"].map(poi_lat).to_numpy(dtype=float)
     centre_lon = posts["poi"].map(poi_lon).to_numpy(dtype=float)
     return np.where(from_post, lat, centre_lat), np.where(from_post, lon, centre_lon), from_post
 
 
-def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+def confusion(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarray:
     """Counts ``[true, predicted]``; truths outside the class list (-1) are left out."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    ok = y_true >= 0
-    np.add.at(matrix, (y_true[ok], y_pred[ok]), 1)
+    truth, predicted = np.asarray(y_true), np.asarray(y_pred)
+    ok = truth >= 0
+    np.add.at(matrix, (truth[ok], predicted[ok]), 1)
     return matrix
 
 
-def evaluate(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, pois: pd.DataFrame,
-             *, ks: Sequence[int] = (3, 5), within_km: float = 1.0) -> dict[str, Any]:
+def evaluate(
+    proba: np.ndarray,
+    classes: Sequence[str],
+    posts: pd.DataFrame,
+    pois: pd.DataFrame,
+    *,
+    ks: Sequence[int] = (3, 5),
+    within_km: float = 1.0,
+) -> dict[str, Any]:
     """The full report for predicted probabilities ``proba[n, len(classes)]`` of ``posts``.
 
     ``pois`` is the POI table (``poi, lat, lon[, name]``) giving centres and names.
@@ -139,9 +158,11 @@ def evaluate(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, poi
     return _clean(report)
 
 
-def per_poi_table(y_true: np.ndarray, y_pred: np.ndarray, km: np.ndarray, classes: Sequence[str],
-                  pois: pd.DataFrame | None = None) -> pd.DataFrame:
+def per_poi_table(
+    y_true: np.ndarray, y_pred: np.ndarray, km: np.ndarray, classes: Sequence[str], pois: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per POI: support, precision, recall, F1 and mean error of its posts."""
+    names = pois["name"].fillna("") if pois is not None and "name" in pois else None
     rows = []
     for i, poi in enumerate(classes):
         truth, predicted = y_true == i, y_pred == i
@@ -150,28 +171,46 @@ def per_poi_table(y_true: np.ndarray, y_pred: np.ndarray, km: np.ndarray, classe
         recall = tp / truth.sum() if truth.sum() else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         errors = km[truth & ~np.isnan(km)]
-        name = ""
-        if pois is not None and poi in pois.index and "name" in pois:
-            name = "" if pd.isna(pois.loc[poi, "name"]) else str(pois.loc[poi, "name"])
-        rows.append({"poi": poi, "name": name, "support": int(truth.sum()), "predicted": int(predicted.sum()),
-                     "precision": precision, "recall": recall, "f1": f1,
-                     "mean_km": float(errors.mean()) if len(errors) else float("nan")})
+        name = str(names.loc[poi]) if names is not None and poi in names.index else ""
+        rows.append(
+            {
+                "poi": poi,
+                "name": name,
+                "support": int(truth.sum()),
+                "predicted": int(predicted.sum()),
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "mean_km": float(errors.mean()) if len(errors) else float("nan"),
+            }
+        )
     return pd.DataFrame(rows, columns=["poi", "name", "support", "predicted", "precision", "recall", "f1", "mean_km"])
 
 
 def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     """A human summary of :func:`evaluate`'s report (headline numbers, then the per-POI table)."""
     keys = [k for k in report if k.startswith("acc") or k in ("accuracy", "macro_f1", "mean_km", "median_km")]
-    lines = [f"# {title}", "", f"Posts: {report['posts']:,}; classes: {report['classes']}; "
-             f"distances against: **{report['distance_reference']}** ({report['distance_posts']:,} posts)", "",
-             "| metric | value |", "|---|---:|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Posts: {report['posts']:,}; classes: {report['classes']}; "
+        f"distances against: **{report['distance_reference']}** ({report['distance_posts']:,} posts)",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+    ]
     for key in keys:
         lines.append(f"| {key} | {_fmt(report[key])} |")
-    lines += ["", "| POI | name | support | predicted | precision | recall | F1 | mean km |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| POI | name | support | predicted | precision | recall | F1 | mean km |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in report.get("per_poi", []):
-        lines.append(f"| {row['poi']} | {row['name']} | {row['support']} | {row['predicted']} | "
-                     f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(row['mean_km'])} |")
+        lines.append(
+            f"| {row['poi']} | {row['name']} | {row['support']} | {row['predicted']} | "
+            f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(row['mean_km'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -206,8 +245,12 @@ def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: 
     from postloc.io.atomic import atomic_open
 
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md",
-             "csv": out_dir / f"{stem}-per-poi.csv", "png": out_dir / f"{stem}-confusion.png"}
+    paths = {
+        "json": out_dir / f"{stem}.json",
+        "md": out_dir / f"{stem}.md",
+        "csv": out_dir / f"{stem}-per-poi.csv",
+        "png": out_dir / f"{stem}-confusion.png",
+    }
     with atomic_open(paths["json"]) as handle:
         handle.write(json.dumps(report, indent=2, allow_nan=False) + "\n")
     with atomic_open(paths["md"]) as handle:

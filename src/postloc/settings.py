@@ -7,8 +7,9 @@ type is always one line naming the key and the valid alternatives, never a ``Typ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any
 
 from postloc.errors import PostlocError
 

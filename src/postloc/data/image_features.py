@@ -17,8 +17,8 @@ In DataFrames handed to models the vector travels in the column :data:`IMAGE_COL
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,8 +63,9 @@ def write_image_features(prepared_dir: str | Path, ids: Sequence[str], matrix: n
     if matrix.ndim != 2 or len(ids) != matrix.shape[0]:
         raise ValueError(f"need one row per id, got {len(ids)} ids and a matrix of shape {matrix.shape}")
     vector = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), matrix.shape[1])
-    table = pa.table({"id": pa.array([str(i) for i in ids], pa.string()),
-                      "vector": vector.cast(pa.list_(pa.float32()))})
+    table = pa.table(
+        {"id": pa.array([str(i) for i in ids], pa.string()), "vector": vector.cast(pa.list_(pa.float32()))}
+    )
     path = Path(prepared_dir) / IMAGE_FEATURES_FILE
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -96,8 +97,9 @@ def image_matrix(posts: pd.DataFrame, dim: int) -> tuple[np.ndarray, np.ndarray]
             continue
         array = np.asarray(value, dtype=np.float32).reshape(-1)
         if array.shape[0] != dim:
-            raise PostlocError(f"image vector of post {posts['id'].iloc[i]!r} has length {array.shape[0]}, "
-                               f"the model expects {dim}")
+            raise PostlocError(
+                f"image vector of post {posts['id'].iloc[i]!r} has length {array.shape[0]}, the model expects {dim}"
+            )
         vectors[i] = array
         present[i] = True
     return vectors, present

@@ -60,14 +60,22 @@ def cluster_coordinates(lat: np.ndarray, lon: np.ndarray, config: PoiConfig) -> 
 
             if len(lat) < max(2, config.min_samples):
                 return np.full(len(lat), -1, dtype=np.int64)
-            labels = HDBSCAN(
-                min_cluster_size=max(2, config.min_posts), min_samples=config.min_samples,
-                algorithm="kd_tree", copy=True,
-            ).fit(xyz).labels_
+            labels = (
+                HDBSCAN(
+                    min_cluster_size=max(2, config.min_posts),
+                    min_samples=config.min_samples,
+                    algorithm="kd_tree",
+                    copy=True,
+                )
+                .fit(xyz)
+                .labels_
+            )
         elif config.method == "dbscan":
             from sklearn.cluster import DBSCAN
 
-            labels = DBSCAN(eps=config.eps_m / 1000.0, min_samples=config.min_samples, algorithm="kd_tree").fit(xyz).labels_
+            labels = (
+                DBSCAN(eps=config.eps_m / 1000.0, min_samples=config.min_samples, algorithm="kd_tree").fit(xyz).labels_
+            )
         else:
             raise ValueError(f"unknown POI method {config.method!r}; use one of {', '.join(POI_METHODS)}")
     return _relabel_by_size(np.asarray(labels))
@@ -111,8 +119,9 @@ def poi_table(posts: pd.DataFrame, known_centres: pd.DataFrame | None = None) ->
         name = ""
         if "poi_name" in group and group["poi_name"].notna().any():
             name = str(group["poi_name"].dropna().mode().iloc[0])
-        rows.append({"poi": poi, "lat": lat, "lon": lon, "name": name,
-                     "posts": len(group), "users": group["user"].nunique()})
+        rows.append(
+            {"poi": poi, "lat": lat, "lon": lon, "name": name, "posts": len(group), "users": group["user"].nunique()}
+        )
     table = pd.DataFrame(rows, columns=["poi", "lat", "lon", "name", "posts", "users"])
     return apply_known_centres(table, known_centres)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from numbers import Real
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from postloc.errors import BadInputError
 
@@ -52,7 +53,7 @@ class Post:
         source: str | Path = "<input>",
         line: int | None = None,
         base_dir: str | Path | None = None,
-    ) -> "Post":
+    ) -> Post:
         """Validate one raw record (a parsed JSON object, a CSV row, a Parquet row).
 
         Raises :class:`BadInputError` naming ``source``, ``line`` and the offending key.
@@ -61,8 +62,13 @@ class Post:
             raise BadInputError(source, line, None, f"expected a JSON object, got {_kind(record)}")
         surrogate = _lone_surrogate(record)
         if surrogate is not None:
-            raise BadInputError(source, line, surrogate, "holds a lone surrogate (an unpaired \\ud800-\\udfff escape): "
-                                                         "not valid Unicode, it cannot be written as UTF-8")
+            raise BadInputError(
+                source,
+                line,
+                surrogate,
+                "holds a lone surrogate (an unpaired \\ud800-\\udfff escape): "
+                "not valid Unicode, it cannot be written as UTF-8",
+            )
 
         def bad(key: str, problem: str) -> BadInputError:
             return BadInputError(source, line, key, problem)
@@ -150,7 +156,9 @@ def _missing(value: Any) -> bool:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _show(value: Any) -> str:
@@ -166,8 +174,10 @@ def _opt_id(value: Any, key: str, bad) -> str | None:
         raise bad(key, f"must be a string, got {_show(value)}")
     if not isinstance(value, (str, int)):
         # Parquet/pandas may hand over numpy integers; accept any integral number.
-        if isinstance(value, Real) and float(value).is_integer():
+        if isinstance(value, Integral):
             return str(int(value))
+        if isinstance(value, Real) and float(value).is_integer():
+            return str(int(float(value)))
         raise bad(key, f"must be a string, got {_show(value)}")
     return str(value)
 
@@ -251,7 +261,7 @@ def _created(value: Any, bad) -> str | None:
         raise bad("created", f"must be an ISO-8601 string or Unix seconds, got {_show(value)}")
     if isinstance(value, Real):
         try:
-            return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
+            return datetime.fromtimestamp(float(value), tz=UTC).isoformat()
         except (OverflowError, OSError, ValueError):
             raise bad("created", f"is not a valid Unix time, got {_show(value)}") from None
     if isinstance(value, datetime):

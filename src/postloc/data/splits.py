@@ -42,13 +42,20 @@ def user_disjoint_split(users: pd.Series, pois: pd.Series, config: SplitConfig) 
     poi_codes, poi_names = pd.factorize(pois, sort=True)
     pairs = pd.DataFrame({"u": user_codes, "p": poi_codes}).value_counts().sort_index()
     n_users = int(user_codes.max()) + 1 if n else 0
-    chosen = assign_users(pairs.index.get_level_values("u").to_numpy(), pairs.index.get_level_values("p").to_numpy(),
-                          pairs.to_numpy(), n_users, len(poi_names), config)
+    chosen = assign_users(
+        pairs.index.get_level_values("u").to_numpy(),
+        pairs.index.get_level_values("p").to_numpy(),
+        pairs.to_numpy(),
+        n_users,
+        len(poi_names),
+        config,
+    )
     return pd.Series(np.array(SPLITS, dtype=object)[chosen[user_codes]], index=pois.index, name="split")
 
 
-def assign_users(u_of_pair: np.ndarray, p_of_pair: np.ndarray, c_of_pair: np.ndarray, n_users: int, n_pois: int,
-                 config: SplitConfig) -> np.ndarray:
+def assign_users(
+    u_of_pair: np.ndarray, p_of_pair: np.ndarray, c_of_pair: np.ndarray, n_users: int, n_pois: int, config: SplitConfig
+) -> np.ndarray:
     """Split index (0 train, 1 val, 2 test) per user code, from (user, POI, posts) pair counts.
 
     Takes the aggregate rather than one row per post so that an out-of-core engine (DuckDB)

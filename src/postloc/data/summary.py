@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -60,7 +61,9 @@ def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     columns = ("all",) + SPLITS
     rows = [
-        ("#Posts", "posts", None), ("#Users", "users", None), ("#Locations (POIs)", "pois", None),
+        ("#Posts", "posts", None),
+        ("#Users", "users", None),
+        ("#Locations (POIs)", "pois", None),
         ("#Posts with images", "posts_with_images", "share_images"),
         ("#Posts with hashtags", "posts_with_hashtags", "share_hashtags"),
         ("#Posts with text", "posts_with_text", "share_text"),
@@ -78,5 +81,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     lines.append(f"| Hashtag vocabulary (kept) | {summary['hashtag_vocabulary']:,} |" + " |" * (len(columns) - 1))
     funnel = summary["funnel"]
     lines += ["", "| step | posts |", "|---|---:|"]
-    lines += [f"| {key.replace('_', ' ')} | {value:,} |" for key, value in funnel.items() if value or key in ("read", "kept")]
+    lines += [
+        f"| {key.replace('_', ' ')} | {value:,} |" for key, value in funnel.items() if value or key in ("read", "kept")
+    ]
     return "\n".join(lines) + "\n"

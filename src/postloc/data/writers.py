@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from postloc.io.atomic import atomic_open, atomic_path
 from postloc.data.schema import Post
+from postloc.io.atomic import atomic_open, atomic_path
 
 BATCH_ROWS = 8192
 
@@ -41,12 +41,20 @@ def _write_jsonl(posts: Iterable[Post], path: Path) -> int:
 def parquet_schema():
     import pyarrow as pa
 
-    return pa.schema([
-        ("id", pa.string()), ("text", pa.string()), ("hashtags", pa.list_(pa.string())),
-        ("image", pa.list_(pa.string())), ("poi", pa.string()), ("lat", pa.float64()),
-        ("lon", pa.float64()), ("user", pa.string()), ("created", pa.string()),
-        ("extra", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("hashtags", pa.list_(pa.string())),
+            ("image", pa.list_(pa.string())),
+            ("poi", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("user", pa.string()),
+            ("created", pa.string()),
+            ("extra", pa.string()),
+        ]
+    )
 
 
 def _write_parquet(posts: Iterable[Post], path: Path) -> int:
@@ -56,19 +64,18 @@ def _write_parquet(posts: Iterable[Post], path: Path) -> int:
     schema = parquet_schema()
     base = path.resolve().parent
     count = 0
-    with atomic_path(path) as tmp:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            batch: list[dict] = []
-            for post in posts:
-                record = post.to_record(image_base=base)
-                extras = {k: v for k, v in record.items() if k not in schema.names}
-                row = {name: record.get(name) for name in schema.names}
-                row["extra"] = json.dumps(extras, ensure_ascii=False, default=str) if extras else None
-                batch.append(row)
-                count += 1
-                if len(batch) >= BATCH_ROWS:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                    batch = []
-            if batch or count == 0:
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        batch: list[dict] = []
+        for post in posts:
+            record = post.to_record(image_base=base)
+            extras = {k: v for k, v in record.items() if k not in schema.names}
+            row = {name: record.get(name) for name in schema.names}
+            row["extra"] = json.dumps(extras, ensure_ascii=False, default=str) if extras else None
+            batch.append(row)
+            count += 1
+            if len(batch) >= BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+        if batch or count == 0:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
     return count

@@ -7,9 +7,9 @@ images. It has no POI labels, so ``prepare`` derives POIs from the coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from postloc.data.prepare import ReadOptions
 from postloc.data.readers import SkipReport, read_posts
@@ -19,9 +19,17 @@ from postloc.data.schema import Post
 _DATASETS = {
     "dresden": (
         "dresden/flickr_dresden_cc-by.csv.gz",
-        ReadOptions(format="csv", list_sep=";", columns={
-            "id": "guid", "lon": "lng", "user": "user_guid", "text": "post_body", "created": "post_create_date",
-        }),
+        ReadOptions(
+            format="csv",
+            list_sep=";",
+            columns={
+                "id": "guid",
+                "lon": "lng",
+                "user": "user_guid",
+                "text": "post_body",
+                "created": "post_create_date",
+            },
+        ),
     ),
 }
 
@@ -43,8 +51,9 @@ def read_options(name: str) -> ReadOptions:
 def load(name: str, report: SkipReport | None = None) -> Iterator[Post]:
     """Stream the posts of an embedded data set."""
     options = read_options(name)
-    return read_posts(path(name), format=options.format, columns=options.columns, list_sep=options.list_sep,
-                      report=report)
+    return read_posts(
+        path(name), format=options.format, columns=options.columns, list_sep=options.list_sep, report=report
+    )
 
 
 def attribution(name: str) -> str:

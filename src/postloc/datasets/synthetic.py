@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,45 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from postloc.io.atomic import write_folder_atomically
 from postloc.errors import PostlocError
+from postloc.io.atomic import write_folder_atomically
 
 GENERATOR_VERSION = 1
 COMMENT = b"postloc synthetic image (not a real photo of a real place)"
 
 LANDMARKS = ("tower", "bridge", "dome", "arch", "wheel", "pyramid", "spires", "lighthouse")
-NAME_WORDS = ("Harbor", "Old Town", "Central", "River", "Glass", "Stone", "North", "Market", "Garden", "Royal",
-              "Iron", "Sunset", "Union", "Bay", "Liberty", "Crystal", "Cedar", "Hill", "Canal", "Plaza")
-LANDMARK_NOUNS = {"tower": "Tower", "bridge": "Bridge", "dome": "Cathedral", "arch": "Gate", "wheel": "Pier",
-                  "pyramid": "Museum", "spires": "Abbey", "lighthouse": "Point"}
+NAME_WORDS = (
+    "Harbor",
+    "Old Town",
+    "Central",
+    "River",
+    "Glass",
+    "Stone",
+    "North",
+    "Market",
+    "Garden",
+    "Royal",
+    "Iron",
+    "Sunset",
+    "Union",
+    "Bay",
+    "Liberty",
+    "Crystal",
+    "Cedar",
+    "Hill",
+    "Canal",
+    "Plaza",
+)
+LANDMARK_NOUNS = {
+    "tower": "Tower",
+    "bridge": "Bridge",
+    "dome": "Cathedral",
+    "arch": "Gate",
+    "wheel": "Pier",
+    "pyramid": "Museum",
+    "spires": "Abbey",
+    "lighthouse": "Point",
+}
 LANDMARK_WORDS = {
     "tower": ("tower", "observation deck", "elevator", "skyline", "rooftop"),
     "bridge": ("bridge", "cables", "river walk", "crossing", "pedestrian path"),
@@ -50,8 +78,26 @@ LANDMARK_WORDS = {
     "spires": ("abbey", "spires", "cloister", "organ concert", "courtyard"),
     "lighthouse": ("lighthouse", "cliffs", "waves", "harbour seals", "coastal trail"),
 }
-SHARED_WORDS = ("friends", "coffee", "weekend", "sunset", "city", "walk", "family", "photos", "view", "lunch",
-                "holiday", "morning", "evening", "crowd", "weather", "trip", "camera", "light")
+SHARED_WORDS = (
+    "friends",
+    "coffee",
+    "weekend",
+    "sunset",
+    "city",
+    "walk",
+    "family",
+    "photos",
+    "view",
+    "lunch",
+    "holiday",
+    "morning",
+    "evening",
+    "crowd",
+    "weather",
+    "trip",
+    "camera",
+    "light",
+)
 ADJECTIVES = ("amazing", "beautiful", "crowded", "quiet", "stunning", "windy", "lovely", "huge", "peaceful", "busy")
 SHARED_TAGS = ("travel", "nofilter", "photooftheday", "citylife", "weekend", "instagood", "wanderlust", "explore")
 TEMPLATES = (
@@ -102,6 +148,7 @@ class SyntheticResult:
 
 # --- POIs ----------------------------------------------------------------------------------
 
+
 @dataclass
 class _Poi:
     index: int
@@ -121,11 +168,19 @@ def _palette(rng: np.random.Generator) -> dict[str, Any]:
     sky_top = _hsv(hue, rng.uniform(0.3, 0.8), rng.uniform(0.5, 0.95))
     sky_bottom = _hsv((hue + rng.uniform(-0.15, 0.15)) % 1, rng.uniform(0.1, 0.5), rng.uniform(0.75, 1.0))
     n_buildings = int(rng.integers(4, 12))
-    buildings = [(float(rng.uniform(0, 1)), float(rng.uniform(0.04, 0.12)), float(rng.uniform(0.1, 0.45)),
-                  _hsv(rng.uniform(0, 1), rng.uniform(0, 0.4), rng.uniform(0.15, 0.6)), int(rng.integers(0, 3)))
-                 for _ in range(n_buildings)]
+    buildings = [
+        (
+            float(rng.uniform(0, 1)),
+            float(rng.uniform(0.04, 0.12)),
+            float(rng.uniform(0.1, 0.45)),
+            _hsv(rng.uniform(0, 1), rng.uniform(0, 0.4), rng.uniform(0.15, 0.6)),
+            int(rng.integers(0, 3)),
+        )
+        for _ in range(n_buildings)
+    ]
     return {
-        "sky_top": sky_top, "sky_bottom": sky_bottom,
+        "sky_top": sky_top,
+        "sky_bottom": sky_bottom,
         "horizon": float(rng.uniform(0.5, 0.72)),
         "water": bool(rng.random() < 0.5),
         "ground": _hsv(rng.uniform(0, 1), rng.uniform(0.2, 0.6), rng.uniform(0.25, 0.6)),
@@ -158,12 +213,24 @@ def _make_pois(config: SyntheticPostsConfig, rng: np.random.Generator) -> list[_
         words = (name.split()[0].lower(),) + own
         tags = (slug, slug + "nyc", own[0].replace(" ", ""), name.split()[0].lower() + "views")
         x, y = rng.uniform(-config.spread_km / 2, config.spread_km / 2, size=2)
-        pois.append(_Poi(i, f"syn-poi-{i:03d}", name, landmark, config.center_lat + y * km_lat,
-                         config.center_lon + x * km_lon, words, tags, _palette(rng)))
+        pois.append(
+            _Poi(
+                i,
+                f"syn-poi-{i:03d}",
+                name,
+                landmark,
+                config.center_lat + y * km_lat,
+                config.center_lon + x * km_lon,
+                words,
+                tags,
+                _palette(rng),
+            )
+        )
     return pois
 
 
 # --- rendering -----------------------------------------------------------------------------
+
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
     import colorsys
@@ -174,7 +241,9 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
 
 def _gradient(top, bottom, height: int, width: int) -> np.ndarray:
     t = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-    return (np.asarray(top, np.float32) * (1 - t) + np.asarray(bottom, np.float32) * t) * np.ones((1, width, 1), np.float32)
+    return (np.asarray(top, np.float32) * (1 - t) + np.asarray(bottom, np.float32) * t) * np.ones(
+        (1, width, 1), np.float32
+    )
 
 
 def _draw_landmark(draw: ImageDraw.ImageDraw, kind: str, cx: float, base: float, size: float, colour) -> None:
@@ -182,13 +251,21 @@ def _draw_landmark(draw: ImageDraw.ImageDraw, kind: str, cx: float, base: float,
     s = size
     if kind == "tower":
         draw.rectangle((cx - 0.05 * s, base - 0.9 * s, cx + 0.05 * s, base), fill=colour)
-        draw.polygon([(cx - 0.05 * s, base - 0.9 * s), (cx + 0.05 * s, base - 0.9 * s), (cx, base - 1.25 * s)], fill=colour)
+        draw.polygon(
+            [(cx - 0.05 * s, base - 0.9 * s), (cx + 0.05 * s, base - 0.9 * s), (cx, base - 1.25 * s)], fill=colour
+        )
         draw.rectangle((cx - 0.09 * s, base - 0.7 * s, cx + 0.09 * s, base - 0.62 * s), fill=colour)
     elif kind == "bridge":
         for px in (cx - 0.6 * s, cx + 0.6 * s):
             draw.rectangle((px - 0.04 * s, base - 0.7 * s, px + 0.04 * s, base), fill=colour)
         draw.rectangle((cx - 1.4 * s, base - 0.2 * s, cx + 1.4 * s, base - 0.16 * s), fill=colour)
-        draw.arc((cx - 0.6 * s, base - 1.1 * s, cx + 0.6 * s, base + 0.3 * s), 180, 360, fill=colour, width=max(1, int(0.02 * s)))
+        draw.arc(
+            (cx - 0.6 * s, base - 1.1 * s, cx + 0.6 * s, base + 0.3 * s),
+            180,
+            360,
+            fill=colour,
+            width=max(1, int(0.02 * s)),
+        )
         for k in range(-6, 7):
             x = cx + k * 0.1 * s
             draw.line((x, base - 0.2 * s, x, base - 0.2 * s - 0.5 * s * (1 - (k / 6) ** 2)), fill=colour, width=1)
@@ -202,10 +279,16 @@ def _draw_landmark(draw: ImageDraw.ImageDraw, kind: str, cx: float, base: float,
         draw.rectangle((cx - 0.2 * s, base - 0.3 * s, cx + 0.2 * s, base), fill=(235, 235, 235))
     elif kind == "wheel":
         r = 0.45 * s
-        draw.ellipse((cx - r, base - 2 * r - 0.1 * s, cx + r, base - 0.1 * s), outline=colour, width=max(2, int(0.03 * s)))
+        draw.ellipse(
+            (cx - r, base - 2 * r - 0.1 * s, cx + r, base - 0.1 * s), outline=colour, width=max(2, int(0.03 * s))
+        )
         for k in range(12):
             a = k * math.pi / 6
-            draw.line((cx, base - r - 0.1 * s, cx + r * math.cos(a), base - r - 0.1 * s + r * math.sin(a)), fill=colour, width=1)
+            draw.line(
+                (cx, base - r - 0.1 * s, cx + r * math.cos(a), base - r - 0.1 * s + r * math.sin(a)),
+                fill=colour,
+                width=1,
+            )
         draw.polygon([(cx, base - r - 0.1 * s), (cx - 0.25 * s, base), (cx + 0.25 * s, base)], outline=colour)
     elif kind == "pyramid":
         draw.polygon([(cx - 0.55 * s, base), (cx + 0.55 * s, base), (cx, base - 0.6 * s)], fill=colour)
@@ -217,9 +300,20 @@ def _draw_landmark(draw: ImageDraw.ImageDraw, kind: str, cx: float, base: float,
         for dx, h in ((-0.25, 1.0), (0.0, 1.3), (0.25, 1.0)):
             x = cx + dx * s
             draw.rectangle((x - 0.06 * s, base - 0.55 * h * s, x + 0.06 * s, base), fill=colour)
-            draw.polygon([(x - 0.06 * s, base - 0.55 * h * s), (x + 0.06 * s, base - 0.55 * h * s), (x, base - h * s)], fill=colour)
+            draw.polygon(
+                [(x - 0.06 * s, base - 0.55 * h * s), (x + 0.06 * s, base - 0.55 * h * s), (x, base - h * s)],
+                fill=colour,
+            )
     elif kind == "lighthouse":
-        draw.polygon([(cx - 0.1 * s, base), (cx + 0.1 * s, base), (cx + 0.06 * s, base - 0.8 * s), (cx - 0.06 * s, base - 0.8 * s)], fill=(240, 240, 240))
+        draw.polygon(
+            [
+                (cx - 0.1 * s, base),
+                (cx + 0.1 * s, base),
+                (cx + 0.06 * s, base - 0.8 * s),
+                (cx - 0.06 * s, base - 0.8 * s),
+            ],
+            fill=(240, 240, 240),
+        )
         for k in range(4):
             y0 = base - 0.2 * s * k - 0.1 * s
             draw.rectangle((cx - 0.09 * s, y0 - 0.05 * s, cx + 0.09 * s, y0), fill=colour)
@@ -263,13 +357,19 @@ def render_scene(poi: _Poi, config: SyntheticPostsConfig, rng: np.random.Generat
             for wx in np.arange(x0 + 3, x0 + w - 3, 6):
                 if rng.random() < 0.35:
                     draw.rectangle((wx, wy, wx + 2, wy + 3), fill=lit)
-    _draw_landmark(draw, poi.landmark, look["landmark_x"] * cw, horizon, 0.45 * ch * look["landmark_scale"],
-                   look["landmark_colour"])
+    _draw_landmark(
+        draw,
+        poi.landmark,
+        look["landmark_x"] * cw,
+        horizon,
+        0.45 * ch * look["landmark_scale"],
+        look["landmark_colour"],
+    )
     if look["water"]:  # a darkened, blurred reflection of the skyline
         array = np.asarray(image).astype(np.float32)
         depth = min(horizon, below)
-        reflection = array[horizon - depth:horizon][::-1] * 0.5 + array[horizon:horizon + depth] * 0.5
-        array[horizon:horizon + depth] = reflection
+        reflection = array[horizon - depth : horizon][::-1] * 0.5 + array[horizon : horizon + depth] * 0.5
+        array[horizon : horizon + depth] = reflection
         image = Image.fromarray(array.astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.6))
     pan = rng.uniform(0, 1) * (cw - W) if noise > 0 else (cw - W) / 2
     top = float(np.clip((ch - H) / 2 + rng.normal(0, 0.1 * noise) * (ch - H), 0, ch - H))
@@ -279,7 +379,7 @@ def render_scene(poi: _Poi, config: SyntheticPostsConfig, rng: np.random.Generat
 
 def _light(image: Image.Image, rng: np.random.Generator, noise: float) -> Image.Image:
     """Exposure, white balance and sensor noise of this post's camera."""
-    array = np.asarray(image).astype(np.float32)
+    array: np.ndarray = np.asarray(image).astype(np.float32)
     gain = 1 + rng.normal(0, 0.12 * noise)
     tint = 1 + rng.normal(0, 0.05 * noise, 3)
     array = (array - 128) * float(np.clip(1 + rng.normal(0, 0.1 * noise), 0.7, 1.3)) + 128
@@ -330,26 +430,38 @@ def paste_person(scene: Image.Image, kind: str, rng: np.random.Generator) -> Ima
 
 # --- text ----------------------------------------------------------------------------------
 
+
 def _typo(word: str, rng: np.random.Generator) -> str:
     if len(word) < 4:
         return word
     i = int(rng.integers(1, len(word) - 2))
     kind = rng.integers(0, 3)
     if kind == 0:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]  # swap
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # swap
     if kind == 1:
-        return word[:i] + word[i + 1:]  # drop
+        return word[:i] + word[i + 1 :]  # drop
     return word[:i] + word[i] + word[i:]  # double
+
+
+def _draw_poi(pois: list[_Poi], rng: np.random.Generator) -> _Poi:
+    """``rng.choice(pois)``: the same draw, so seeded data sets stay the same."""
+    return rng.choice(pois)  # type: ignore[arg-type]  # numpy's stubs leave out sequences of plain objects
 
 
 def _caption(poi: _Poi, others: list[_Poi], config: SyntheticPostsConfig, rng: np.random.Generator) -> str:
     feature, feature2 = rng.choice(poi.words[1:], size=2, replace=False)
     if others and rng.random() < config.other_poi_word_rate:
-        feature2 = str(rng.choice(rng.choice(others).words[1:]))
+        feature2 = str(rng.choice(_draw_poi(others, rng).words[1:]))
     shared, shared2 = rng.choice(SHARED_WORDS, size=2, replace=False)
     text = str(rng.choice(TEMPLATES)).format(
-        time=rng.choice(TIMES), name=poi.name, feature=feature, feature2=feature2, adj=rng.choice(ADJECTIVES),
-        shared=shared, shared2=shared2)
+        time=rng.choice(TIMES),
+        name=poi.name,
+        feature=feature,
+        feature2=feature2,
+        adj=rng.choice(ADJECTIVES),
+        shared=shared,
+        shared2=shared2,
+    )
     words = [(_typo(w, rng) if rng.random() < config.typo_rate else w) for w in text.split(" ")]
     return " ".join(words)
 
@@ -359,11 +471,12 @@ def _hashtags(poi: _Poi, others: list[_Poi], config: SyntheticPostsConfig, rng: 
     tags = [str(t) for t in rng.choice(poi.tags, size=n_own, replace=False)]
     tags += [str(t) for t in rng.choice(SHARED_TAGS, size=int(rng.integers(0, 3)), replace=False)]
     if others and rng.random() < config.other_poi_word_rate:
-        tags.append(str(rng.choice(rng.choice(others).tags)))
+        tags.append(str(rng.choice(_draw_poi(others, rng).tags)))
     return [(_typo(t, rng) if rng.random() < config.typo_rate else t) for t in tags]
 
 
 # --- writing -------------------------------------------------------------------------------
+
 
 def generate(out_dir: str | Path, config: SyntheticPostsConfig = SyntheticPostsConfig()) -> SyntheticResult:
     """Write a synthetic data set to ``out_dir`` (replaced atomically if it holds a previous one)."""
@@ -381,8 +494,16 @@ def generate(out_dir: str | Path, config: SyntheticPostsConfig = SyntheticPostsC
 def _check(config: SyntheticPostsConfig) -> None:
     if config.pois < 1 or config.posts_per_poi < 1:
         raise PostlocError("--pois and --posts-per-poi must be at least 1")
-    rates = (config.selfie_rate, config.tourist_rate, config.missing_image_rate, config.missing_text_rate,
-             config.missing_hashtags_rate, config.second_image_rate, config.other_poi_word_rate, config.typo_rate)
+    rates = (
+        config.selfie_rate,
+        config.tourist_rate,
+        config.missing_image_rate,
+        config.missing_text_rate,
+        config.missing_hashtags_rate,
+        config.second_image_rate,
+        config.other_poi_word_rate,
+        config.typo_rate,
+    )
     if any(not 0 <= r <= 1 for r in rates) or config.selfie_rate + config.tourist_rate > 1:
         raise PostlocError("rates must lie in [0, 1] (and selfie + tourist rates at most 1)")
     if config.width < 32 or config.height < 32:
@@ -402,7 +523,7 @@ def _write(work: Path, config: SyntheticPostsConfig) -> SyntheticResult:
     total = config.pois * config.posts_per_poi
     n_users = config.users or max(10, total // 6)
     (work / "images").mkdir()
-    start = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2023, 1, 1, tzinfo=UTC)
     counts = {"posts": 0, "images": 0, "selfie": 0, "tourist": 0, "no_image": 0, "no_text": 0, "no_hashtags": 0}
     with open(work / "posts.jsonl", "w", encoding="utf-8", newline="\n") as jsonl:
         for poi in pois:
@@ -429,8 +550,17 @@ def _write(work: Path, config: SyntheticPostsConfig) -> SyntheticResult:
     return SyntheticResult(work, counts["posts"], counts["images"], config.pois, manifest)
 
 
-def _post(poi: _Poi, others: list[_Poi], k: int, config: SyntheticPostsConfig, rng: np.random.Generator, work: Path,
-          start: datetime, n_users: int, counts: dict[str, int]) -> dict[str, Any]:
+def _post(
+    poi: _Poi,
+    others: list[_Poi],
+    k: int,
+    config: SyntheticPostsConfig,
+    rng: np.random.Generator,
+    work: Path,
+    start: datetime,
+    n_users: int,
+    counts: dict[str, int],
+) -> dict[str, Any]:
     post_id = f"syn-p{poi.index:03d}-{k:05d}"
     has_image = rng.random() >= config.missing_image_rate
     has_text = rng.random() >= config.missing_text_rate
@@ -441,8 +571,11 @@ def _post(poi: _Poi, others: list[_Poi], k: int, config: SyntheticPostsConfig, r
     images: list[str] = []
     if has_image:
         roll = rng.random()
-        person = "selfie" if roll < config.selfie_rate else (
-            "tourist" if roll < config.selfie_rate + config.tourist_rate else "none")
+        person = (
+            "selfie"
+            if roll < config.selfie_rate
+            else ("tourist" if roll < config.selfie_rate + config.tourist_rate else "none")
+        )
         n = 2 if rng.random() < config.second_image_rate else 1
         for j in range(n):
             scene = render_scene(poi, config, rng)

@@ -90,16 +90,19 @@ class SyntheticData:
 def make_synthetic(config: SyntheticFeaturesConfig = SyntheticFeaturesConfig()) -> SyntheticData:
     """Generate the data in memory (deterministic for a config)."""
     rng = np.random.default_rng(config.seed)
-    words = _unique_words(rng, config.common_words + config.n_pois * config.signature_words
-                          + config.generic_hashtags, rng_len=(2, 4))
+    words = _unique_words(
+        rng, config.common_words + config.n_pois * config.signature_words + config.generic_hashtags, rng_len=(2, 4)
+    )
     common = words[: config.common_words]
-    rest = words[config.common_words:]
-    signature = [rest[i * config.signature_words:(i + 1) * config.signature_words] for i in range(config.n_pois)]
-    generic_tags = rest[config.n_pois * config.signature_words:]
+    rest = words[config.common_words :]
+    signature = [rest[i * config.signature_words : (i + 1) * config.signature_words] for i in range(config.n_pois)]
+    generic_tags = rest[config.n_pois * config.signature_words :]
     poi_tags = []
     for sig in signature:
-        tags = [sig[i % len(sig)] + sig[(i + 1) % len(sig)] if i % 2 == 0 else sig[i % len(sig)]
-                for i in range(config.poi_hashtags)]
+        tags = [
+            sig[i % len(sig)] + sig[(i + 1) % len(sig)] if i % 2 == 0 else sig[i % len(sig)]
+            for i in range(config.poi_hashtags)
+        ]
         poi_tags.append(list(dict.fromkeys(tags)))
 
     pois = _poi_table(rng, config)
@@ -117,21 +120,35 @@ def make_synthetic(config: SyntheticFeaturesConfig = SyntheticFeaturesConfig()) 
             image_ids.append(post_id)
             vectors.append(centres[poi] + rng.normal(0.0, config.image_noise, size=config.image_dim))
         lat, lon = _jitter(rng, pois.loc[poi, "lat"], pois.loc[poi, "lon"], config.post_spread_m)
-        rows.append({
-            "id": post_id, "text": text, "hashtags": tags, "image": [f"synthetic/{post_id}.jpg"] if has_image else [],
-            "poi": pois.loc[poi, "poi"], "poi_name": pois.loc[poi, "name"], "lat": lat, "lon": lon,
-            "user": f"syn-user-{rng.integers(config.n_users):04d}", "created": None, "lang": "en" if text else None,
-            "extra": json.dumps({"synthetic": True}),
-        })
+        rows.append(
+            {
+                "id": post_id,
+                "text": text,
+                "hashtags": tags,
+                "image": [f"synthetic/{post_id}.jpg"] if has_image else [],
+                "poi": pois.loc[poi, "poi"],
+                "poi_name": pois.loc[poi, "name"],
+                "lat": lat,
+                "lon": lon,
+                "user": f"syn-user-{rng.integers(config.n_users):04d}",
+                "created": None,
+                "lang": "en" if text else None,
+                "extra": json.dumps({"synthetic": True}),
+            }
+        )
     posts = pd.DataFrame(rows)
     pois["posts"] = np.bincount(labels, minlength=config.n_pois)
     pois["users"] = posts.groupby("poi")["user"].nunique().reindex(pois["poi"]).fillna(0).astype(int).to_numpy()
     split_draw = rng.random(len(posts))
-    posts["split"] = np.where(split_draw < config.train, "train",
-                              np.where(split_draw < config.train + config.val, "val", "test"))
-    posts["flags"] = [_flags(r.text, r.hashtags, r.image) for r in posts.itertuples()]
+    posts["split"] = np.where(
+        split_draw < config.train, "train", np.where(split_draw < config.train + config.val, "val", "test")
+    )
+    posts["flags"] = [
+        _flags(text, tags, image)
+        for text, tags, image in zip(posts["text"], posts["hashtags"], posts["image"], strict=True)
+    ]
     matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), config.image_dim)
-    by_id = dict(zip(image_ids, matrix))
+    by_id = dict(zip(image_ids, matrix, strict=True))
     posts["image_vector"] = [by_id.get(p) for p in posts["id"]]
     return SyntheticData(posts=posts, pois=pois, image_ids=image_ids, image_matrix=matrix, config=config)
 
@@ -141,8 +158,8 @@ def write_synthetic_prepared(out_dir: str | Path, config: SyntheticFeaturesConfi
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from postloc.data.prepare import prepared_schema
     from postloc.data.image_features import write_image_features
+    from postloc.data.prepare import prepared_schema
 
     data = make_synthetic(config)
     out = Path(out_dir)
@@ -150,18 +167,31 @@ def write_synthetic_prepared(out_dir: str | Path, config: SyntheticFeaturesConfi
     schema = prepared_schema()
     table = pa.Table.from_pandas(data.posts[[f.name for f in schema]], schema=schema, preserve_index=False)
     pq.write_table(table, out / "posts.parquet")
-    data.pois.drop(columns=["index"], errors="ignore").to_csv(out / "pois.csv", index=False, float_format="%.7f",
-                                                             lineterminator="\n")
+    data.pois.drop(columns=["index"], errors="ignore").to_csv(
+        out / "pois.csv", index=False, float_format="%.7f", lineterminator="\n"
+    )
     counts = pd.Series([t for tags in data.posts["hashtags"] for t in tags]).value_counts()
     pd.DataFrame({"hashtag": counts.index, "posts": counts.values, "kept": True}).to_csv(
-        out / "hashtags.csv", index=False, lineterminator="\n")
+        out / "hashtags.csv", index=False, lineterminator="\n"
+    )
     write_image_features(out, data.image_ids, data.image_matrix)
     digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()
-    manifest = {"postloc_prepared": 1, "synthetic": True,
-                "label": f"{SYNTHETIC_LABEL}: generated by postloc.datasets.synthetic_features, not real posts",
-                "input": {"path": "synthetic", "sha256": digest}, "synthetic_config": asdict(config),
-                "config": {"min_hashtag_count": 1}, "outputs": ["posts.parquet", "pois.csv", "hashtags.csv",
-                                                                "image_features.parquet", "summary.md", "manifest.json"]}
+    manifest = {
+        "postloc_prepared": 1,
+        "synthetic": True,
+        "label": f"{SYNTHETIC_LABEL}: generated by postloc.datasets.synthetic_features, not real posts",
+        "input": {"path": "synthetic", "sha256": digest},
+        "synthetic_config": asdict(config),
+        "config": {"min_hashtag_count": 1},
+        "outputs": [
+            "posts.parquet",
+            "pois.csv",
+            "hashtags.csv",
+            "image_features.parquet",
+            "summary.md",
+            "manifest.json",
+        ],
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out / "summary.md").write_text(summary_markdown(data))
     return out
@@ -172,10 +202,20 @@ def summary_markdown(data: SyntheticData) -> str:
     has_text = posts["text"].str.len() > 0
     has_tags = posts["hashtags"].map(len) > 0
     has_image = posts["image_vector"].notna()
-    lines = [f"# {SYNTHETIC_LABEL}", "", "Generated by `postloc.datasets.synthetic_features`; not real posts.", "",
-             "| | all | train | val | test |", "|---|---:|---:|---:|---:|"]
-    for name, mask in (("#Posts", np.ones(len(posts), bool)), ("#Posts with text", has_text),
-                       ("#Posts with hashtags", has_tags), ("#Posts with image vectors", has_image)):
+    lines = [
+        f"# {SYNTHETIC_LABEL}",
+        "",
+        "Generated by `postloc.datasets.synthetic_features`; not real posts.",
+        "",
+        "| | all | train | val | test |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, mask in (
+        ("#Posts", np.ones(len(posts), bool)),
+        ("#Posts with text", has_text),
+        ("#Posts with hashtags", has_tags),
+        ("#Posts with image vectors", has_image),
+    ):
         cells = [int(mask.sum())] + [int((mask & (posts["split"] == s)).sum()) for s in ("train", "val", "test")]
         lines.append(f"| {name} | " + " | ".join(f"{c:,}" for c in cells) + " |")
     lines.append(f"| #Locations (POIs) | {posts['poi'].nunique()} | | | |")
@@ -183,6 +223,7 @@ def summary_markdown(data: SyntheticData) -> str:
 
 
 # --- pieces --------------------------------------------------------------------------------
+
 
 def _unique_words(rng: np.random.Generator, n: int, rng_len: tuple[int, int]) -> list[str]:
     seen: dict[str, None] = {}
@@ -199,7 +240,9 @@ def _poi_table(rng: np.random.Generator, config: SyntheticFeaturesConfig) -> pd.
         distance = config.city_radius_km * np.sqrt(rng.random())
         bearing = rng.random() * 2 * np.pi
         lat = config.centre_lat + np.degrees(distance * np.cos(bearing) / EARTH_RADIUS_KM)
-        lon = config.centre_lon + np.degrees(distance * np.sin(bearing) / (EARTH_RADIUS_KM * np.cos(np.radians(config.centre_lat))))
+        lon = config.centre_lon + np.degrees(
+            distance * np.sin(bearing) / (EARTH_RADIUS_KM * np.cos(np.radians(config.centre_lat)))
+        )
         rows.append({"poi": f"syn-poi-{i:02d}", "lat": lat, "lon": lon, "name": f"Synthetic POI {i:02d}"})
     table = pd.DataFrame(rows)
     table["posts"] = 0
@@ -209,7 +252,7 @@ def _poi_table(rng: np.random.Generator, config: SyntheticFeaturesConfig) -> pd.
 
 def _caption(rng, config: SyntheticFeaturesConfig, poi: int, common: list[str], signature: list[list[str]]) -> str:
     n = rng.integers(config.caption_words[0], config.caption_words[1] + 1)
-    words = []
+    words: list[str] = []
     for _ in range(n):
         draw = rng.random()
         if draw < config.text_signal:
@@ -231,15 +274,17 @@ def _typo(rng: np.random.Generator, word: str) -> str:
     i = int(rng.integers(len(word) - 1))
     kind = rng.integers(4)
     if kind == 0:
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if kind == 1:
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if kind == 2:
         return word[:i] + word[i] + word[i:]
-    return word[:i] + rng.choice(list(_CONSONANTS + _VOWELS)) + word[i + 1:]
+    return word[:i] + rng.choice(list(_CONSONANTS + _VOWELS)) + word[i + 1 :]
 
 
-def _hashtags(rng, config: SyntheticFeaturesConfig, poi: int, poi_tags: list[list[str]], generic: list[str]) -> list[str]:
+def _hashtags(
+    rng, config: SyntheticFeaturesConfig, poi: int, poi_tags: list[list[str]], generic: list[str]
+) -> list[str]:
     n = rng.integers(config.hashtags_per_post[0], config.hashtags_per_post[1] + 1)
     tags: dict[str, None] = {}
     for _ in range(n):
@@ -270,7 +315,11 @@ def _flags(text: str, tags: list[str], images: list[str]) -> list[str]:
 def describe(data: SyntheticData) -> dict[str, Any]:
     """Share of posts with each modality, per split (for reports)."""
     posts = data.posts
-    return {"label": SYNTHETIC_LABEL, "posts": len(posts), "pois": int(posts["poi"].nunique()),
-            "with_text": float((posts["text"].str.len() > 0).mean()),
-            "with_hashtags": float((posts["hashtags"].map(len) > 0).mean()),
-            "with_image": float(posts["image_vector"].notna().mean())}
+    return {
+        "label": SYNTHETIC_LABEL,
+        "posts": len(posts),
+        "pois": int(posts["poi"].nunique()),
+        "with_text": float((posts["text"].str.len() > 0).mean()),
+        "with_hashtags": float((posts["hashtags"].map(len) > 0).mean()),
+        "with_image": float(posts["image_vector"].notna().mean()),
+    }

@@ -28,8 +28,13 @@ class Cell:
 
     @property
     def key(self) -> str:
-        spec = {"model": self.model, "params": self.params, "variant": self.variant, "seed": self.seed,
-                "trainer": self.trainer}
+        spec = {
+            "model": self.model,
+            "params": self.params,
+            "variant": self.variant,
+            "seed": self.seed,
+            "trainer": self.trainer,
+        }
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def describe(self) -> str:

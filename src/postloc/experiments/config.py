@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 STUDIES = ("table2", "fig2", "fig3", "table3", "fig4")
 
@@ -33,7 +34,7 @@ class ExperimentConfig:
 
 def quick_config(**changes) -> ExperimentConfig:
     """The ``--quick`` settings: one seed, two epochs, a short sweep."""
-    base = dict(seeds=(0,), epochs=2, early_stopping=0, thresholds=(1, 2), quick=True)
+    base: dict[str, Any] = dict(seeds=(0,), epochs=2, early_stopping=0, thresholds=(1, 2), quick=True)
     base.update(changes)
     return ExperimentConfig(**base)
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from postloc.data.prepared import load_prepared
 from postloc.data.image_features import IMAGE_FEATURES_FILE, load_image_features
+from postloc.data.prepared import load_prepared
 
 
 def available_modalities(prepared: str | Path) -> set[str]:
@@ -101,25 +101,41 @@ def hashtag_variant(prepared: str | Path, threshold: int, out: Path, raw: Path |
         from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 
         names = {f.name for f in fields(PrepareConfig)}
-        settings = {k: (tuple(v) if isinstance(v, list) else v) for k, v in (manifest.get("config") or {}).items()
-                    if k in names}
+        settings: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in (manifest.get("config") or {}).items() if k in names
+        }
         settings["min_hashtag_count"] = threshold
         spec = manifest.get("input") or {}
         fmt = spec.get("format")
-        read = ReadOptions(format=None if fmt in (None, "auto") else fmt, columns=dict(spec.get("columns") or {}),
-                           list_sep=spec.get("list_sep", ";"), skip_bad=bool(spec.get("skip_bad", False)))
+        read = ReadOptions(
+            format=None if fmt in (None, "auto") else fmt,
+            columns=dict(spec.get("columns") or {}),
+            list_sep=spec.get("list_sep", ";"),
+            skip_bad=bool(spec.get("skip_bad", False)),
+        )
         prepare(raw, out, PrepareConfig(**settings), read)
         if (prepared / IMAGE_FEATURES_FILE).exists():
             shutil.copy2(prepared / IMAGE_FEATURES_FILE, out / IMAGE_FEATURES_FILE)
-        info = {"ok": True, "method": f"re-prepared from the raw input with min_hashtag_count={threshold}",
-                "reason": ""}
+        info = {
+            "ok": True,
+            "method": f"re-prepared from the raw input with min_hashtag_count={threshold}",
+            "reason": "",
+        }
     elif threshold >= own:
         _filter_prepared(prepared, threshold, out)
-        info = {"ok": True, "method": f"filtered the prepared posts (own threshold {own}) to min_hashtag_count="
-                                      f"{threshold}; posts left without tags are kept", "reason": ""}
+        info = {
+            "ok": True,
+            "method": f"filtered the prepared posts (own threshold {own}) to min_hashtag_count="
+            f"{threshold}; posts left without tags are kept",
+            "reason": "",
+        }
     else:
-        return {"ok": False, "method": "", "reason": f"threshold {threshold} is below the prepared folder's own "
-                                                   f"({own}) and the raw input is not available"}
+        return {
+            "ok": False,
+            "method": "",
+            "reason": f"threshold {threshold} is below the prepared folder's own "
+            f"({own}) and the raw input is not available",
+        }
     data = load_prepared(out)
     info["posts"] = int(len(data.posts))
     info["test_posts"] = int((data.posts["split"] == "test").sum())
@@ -146,8 +162,9 @@ def _filter_prepared(prepared: Path, threshold: int, out: Path) -> None:
 
     schema = prepared_schema()
     columns = [f.name for f in schema if f.name in posts]
-    table = pa.Table.from_pandas(posts[columns], schema=pa.schema([schema.field(c) for c in columns]),
-                                 preserve_index=False)
+    table = pa.Table.from_pandas(
+        posts[columns], schema=pa.schema([schema.field(c) for c in columns]), preserve_index=False
+    )
     pq.write_table(table, out / "posts.parquet")
     manifest = json.loads((prepared / "manifest.json").read_text())
     manifest.setdefault("config", {})["min_hashtag_count"] = threshold

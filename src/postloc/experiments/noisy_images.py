@@ -13,31 +13,41 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from postloc.experiments.data import frame_has_images
 
-MODES = ("keep", "drop")
+if TYPE_CHECKING:  # the image pipeline is imported only when the study runs
+    from postloc.vision.work import NoiseMode
+
+MODES: tuple[NoiseMode, ...] = ("keep", "drop")
 
 
 def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
-    """``{"ok": True, "keep": path, "drop": path, "backbone": ..., "dropped": n}`` or ``{"ok": False, "reason": ...}``."""
+    """``{"ok": True, "keep": path, "drop": path, "backbone": ..., "dropped": n}``, or
+    ``{"ok": False, "reason": ...}``."""
     prepared = Path(prepared)
     marker = work / "table3.json"
     if marker.exists():
         return json.loads(marker.read_text())
     if not frame_has_images(prepared):
-        return {"ok": False, "reason": "the prepared posts have no image files (only precomputed or no vectors), "
-                                       "so features cannot be recomputed with and without the portrait filter"}
+        return {
+            "ok": False,
+            "reason": "the prepared posts have no image files (only precomputed or no vectors), "
+            "so features cannot be recomputed with and without the portrait filter",
+        }
     missing = _missing_files(prepared)
     if missing:
-        return {"ok": False, "reason": f"the image files named in the posts do not exist (e.g. {missing}), so "
-                                       "features cannot be recomputed with and without the portrait filter"}
+        return {
+            "ok": False,
+            "reason": f"the image files named in the posts do not exist (e.g. {missing}), so "
+            "features cannot be recomputed with and without the portrait filter",
+        }
     try:
         from postloc.vision.pipeline import ImagesConfig, extract_images
-    except Exception as error:  # the image pipeline is another component and may be incomplete
+    except Exception as error:  # noqa: BLE001 - the image pipeline is another component and may be incomplete
         return {"ok": False, "reason": f"the image pipeline cannot be imported: {error}"}
     info: dict[str, Any] = {"ok": True}
     try:
@@ -48,7 +58,7 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
             info[mode] = str(target)
             info["backbone"] = result.summary.get("backbone")
             info[f"{mode}_status"] = result.summary.get("status")
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the study reports the failure instead of stopping the others
         return {"ok": False, "reason": f"the image pipeline failed: {type(error).__name__}: {error}"}
     marker.write_text(json.dumps(info, indent=2, default=str) + "\n")
     return info
@@ -71,8 +81,10 @@ def _copy_with_absolute_images(prepared: Path, target: Path) -> None:
             shutil.copy2(prepared / name, target / name)
     posts = pd.read_parquet(prepared / "posts.parquet")
     base = prepared.resolve()
-    posts["image"] = [[str(p) if Path(p).is_absolute() else str((base / p).resolve()) for p in (list(v) if v is not None else [])]
-                      for v in posts["image"]]
+    posts["image"] = [
+        [str(p) if Path(p).is_absolute() else str((base / p).resolve()) for p in (list(v) if v is not None else [])]
+        for v in posts["image"]
+    ]
     import pyarrow as pa
 
     from postloc.data.prepare import prepared_schema

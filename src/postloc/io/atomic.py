@@ -25,9 +25,10 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 from postloc.errors import DiskFullError, OutputPathError
 
@@ -48,10 +49,11 @@ def disk_full_as_error(target: str | Path) -> Iterator[None]:
         yield
     except DiskFullError:
         raise
-    except Exception as error:  # noqa: BLE001 - only disk-full errors are translated, the rest re-raised
+    except Exception as error:  # only disk-full errors are translated, the rest re-raised
         if is_disk_full(error):
-            raise DiskFullError(f"{target}: no space left on device while writing it; "
-                                f"the earlier version (if any) was left as it was") from error
+            raise DiskFullError(
+                f"{target}: no space left on device while writing it; the earlier version (if any) was left as it was"
+            ) from error
         raise
 
 
@@ -219,8 +221,11 @@ def recover_folder(target: str | Path) -> bool:
     target = Path(target)
     if target.exists() or not target.parent.is_dir():
         return False
-    aside = [p for p in target.parent.glob(f".{glob.escape(target.name)}.old-*")
-             if p.is_dir() and not _alive(_pid_of(p.name, target.name, "old"))]
+    aside = [
+        p
+        for p in target.parent.glob(f".{glob.escape(target.name)}.old-*")
+        if p.is_dir() and not _alive(_pid_of(p.name, target.name, "old"))
+    ]
     if not aside:
         return False
     newest = max(aside, key=lambda p: p.stat().st_mtime)
@@ -250,8 +255,11 @@ def remove_stale_temporaries(target: str | Path) -> int:
 
 def _pid_of(name: str, target: str, kind: str) -> int | None:
     """The pid in ``.TARGET.tmp-PID-xxx`` (folder), ``.TARGET.old-PID`` or ``.TARGET.PID-xxx.tmp`` (file)."""
-    patterns = {"tmp": rf"\.{re.escape(target)}\.tmp-(\d+)-[^/]*", "old": rf"\.{re.escape(target)}\.old-(\d+)",
-                "file": rf"\.{re.escape(target)}\.(\d+)-[^/]*\.tmp"}
+    patterns = {
+        "tmp": rf"\.{re.escape(target)}\.tmp-(\d+)-[^/]*",
+        "old": rf"\.{re.escape(target)}\.old-(\d+)",
+        "file": rf"\.{re.escape(target)}\.(\d+)-[^/]*\.tmp",
+    }
     match = re.fullmatch(patterns[kind], name)
     return int(match.group(1)) if match else None
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -56,6 +57,7 @@ _CONTEXT: DistContext | None = None
 
 # --- launch and process group ----------------------------------------------------------------
 
+
 def launched_by_torchrun(env: Mapping[str, str] | None = None) -> bool:
     """True when the variables torchrun sets for its workers are all present."""
     env = os.environ if env is None else env
@@ -71,8 +73,8 @@ def launch_info(env: Mapping[str, str] | None = None) -> tuple[int, int, int] | 
     for name, default in (("RANK", None), ("WORLD_SIZE", None), ("LOCAL_RANK", "0")):
         raw = env.get(name, default)
         try:
-            values[name] = int(raw)
-        except (TypeError, ValueError):
+            values[name] = int(raw if raw is not None else "")
+        except ValueError:
             raise PostlocError(f"environment variable {name} must be an integer, got {raw!r}") from None
     rank, world, local = values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"]
     if world < 1 or not 0 <= rank < world or local < 0:
@@ -126,22 +128,31 @@ def session(backend: str | None = None) -> Iterator[DistContext | None]:
     info = launch_info()
     if info is None:
         if backend not in (None, "", "auto"):
-            raise PostlocError(f"backend {backend!r} only applies to runs launched by torchrun "
-                               f"({', '.join(LAUNCH_VARIABLES)} are not all set)")
+            raise PostlocError(
+                f"backend {backend!r} only applies to runs launched by torchrun "
+                f"({', '.join(LAUNCH_VARIABLES)} are not all set)"
+            )
         yield None
         return
     rank, world, local_rank = info
     name = resolve_backend(backend)
     if name == "nccl":
         if local_rank >= torch.cuda.device_count():
-            raise PostlocError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPU(s) are visible; "
-                               "start at most one process per GPU (--nproc_per_node)")
+            raise PostlocError(
+                f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPU(s) are visible; "
+                "start at most one process per GPU (--nproc_per_node)"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    torch.distributed.init_process_group(backend=name, init_method="env://", rank=rank, world_size=world,
-                                         **({"device_id": device} if name == "nccl" else {}))
+    torch.distributed.init_process_group(
+        backend=name,
+        init_method="env://",
+        rank=rank,
+        world_size=world,
+        device_id=device if name == "nccl" else None,
+    )
     _CONTEXT = DistContext(rank=rank, world_size=world, local_rank=local_rank, backend=name, device=device)
     try:
         yield _CONTEXT
@@ -160,6 +171,7 @@ def _context_from_group() -> DistContext:
 
 # --- batches ---------------------------------------------------------------------------------
 
+
 def per_rank_batch_size(batch_size: int, world_size: int) -> int:
     """The configured batch size is the *global* one; each rank takes ``batch_size // world_size``.
 
@@ -168,12 +180,17 @@ def per_rank_batch_size(batch_size: int, world_size: int) -> int:
     is ``world_size * (batch_size // world_size)``, slightly smaller, and a warning says so.
     """
     if world_size > batch_size:
-        raise PostlocError(f"trainer.batch_size={batch_size} is the global batch size and must be at least "
-                           f"the number of processes ({world_size})")
+        raise PostlocError(
+            f"trainer.batch_size={batch_size} is the global batch size and must be at least "
+            f"the number of processes ({world_size})"
+        )
     if batch_size % world_size:
-        warnings.warn(f"trainer.batch_size={batch_size} is not divisible by {world_size} processes; each "
-                      f"takes {batch_size // world_size} posts per step (global batch "
-                      f"{world_size * (batch_size // world_size)})", stacklevel=2)
+        warnings.warn(
+            f"trainer.batch_size={batch_size} is not divisible by {world_size} processes; each "
+            f"takes {batch_size // world_size} posts per step (global batch "
+            f"{world_size * (batch_size // world_size)})",
+            stacklevel=2,
+        )
     return batch_size // world_size
 
 
@@ -218,6 +235,7 @@ def shard_posts(data: Any, ctx: DistContext) -> Subset:
 
 # --- model -----------------------------------------------------------------------------------
 
+
 def wrap(module: nn.Module, ctx: DistContext) -> nn.Module:
     """``module`` (already on ``ctx.device``) in DistributedDataParallel.
 
@@ -245,6 +263,7 @@ def broadcast_module(module: nn.Module, ctx: DistContext, src: int = 0) -> None:
 
 # --- collectives -----------------------------------------------------------------------------
 
+
 def all_reduce_sums(values: Sequence[float], ctx: DistContext) -> list[float]:
     """Element-wise sums of ``values`` over all ranks (float64, so counts stay exact)."""
     tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=ctx.device)
@@ -254,7 +273,7 @@ def all_reduce_sums(values: Sequence[float], ctx: DistContext) -> list[float]:
 
 def broadcast_object(value: T, ctx: DistContext, src: int = 0) -> T:
     """Rank ``src``'s ``value`` on every rank (any picklable object)."""
-    box = [value if ctx.rank == src else None]
+    box: list[Any] = [value if ctx.rank == src else None]
     torch.distributed.broadcast_object_list(box, src=src, device=_object_device(ctx))
     return box[0]
 
@@ -305,6 +324,7 @@ def rank_rng_state(rng: Mapping[str, Any], ctx: DistContext | None) -> Mapping[s
 
 
 # --- files -----------------------------------------------------------------------------------
+
 
 def mirror_latest_checkpoint(run_dir: Path, dest: Path, ctx: DistContext) -> Path | None:
     """Copy rank 0's newest checkpoint of ``run_dir`` into ``dest`` on the other ranks.

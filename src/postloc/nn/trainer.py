@@ -26,9 +26,10 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class TrainState:
     rng: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, folder: Path) -> "TrainState":
+    def read(cls, folder: Path) -> TrainState:
         return cls(**json.loads((folder / ck.TRAINER_STATE).read_text()))
 
 
@@ -100,19 +101,31 @@ def deterministic(threads: int) -> Iterator[None]:
 class Trainer:
     """Runs epochs over a module; see the module docstring."""
 
-    def __init__(self, config: TrainerConfig, *, run_dir: str | Path | None = None,
-                 callbacks: Iterable[Callback] = (), progress: bool | None = None):
+    def __init__(
+        self,
+        config: TrainerConfig,
+        *,
+        run_dir: str | Path | None = None,
+        callbacks: Iterable[Callback] = (),
+        progress: bool | None = None,
+    ):
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = list(callbacks)
         self.progress = config.progress if progress is None else progress
 
-    def fit(self, module: nn.Module, train: BatchData, val: BatchData | None,
-            export: Callable[[Path], None], restore: Callable[[Path], None],
-            resume_from: Path | None = None) -> TrainState:
+    def fit(
+        self,
+        module: nn.Module,
+        train: BatchData,
+        val: BatchData | None,
+        export: Callable[[Path], None],
+        restore: Callable[[Path], None],
+        resume_from: Path | None = None,
+    ) -> TrainState:
         cfg = self.config
         ctx = dist.current()
-        writes = self.run_dir is not None and (ctx is None or ctx.is_main)  # only rank 0 touches the run folder
+        out = self.run_dir if ctx is None or ctx.is_main else None  # only rank 0 touches the run folder
         if ctx is not None:
             module.to(ctx.device)
         optimizer = torch.optim.RMSprop(module.parameters(), lr=cfg.lr)
@@ -126,8 +139,8 @@ class Trainer:
         elif ctx is not None:
             torch.manual_seed(dist.rank_seed(cfg.seed, ctx.rank))  # different dropout masks per rank
         net = dist.wrap(module, ctx) if ctx is not None else module
-        has_val = val is not None and len(val) > 0
-        monitor = cfg.monitor if has_val else "train_loss"
+        val_data = val if val is not None and len(val) > 0 else None
+        monitor = cfg.monitor if val_data is not None else "train_loss"
         best_memory = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
@@ -139,9 +152,12 @@ class Trainer:
             train_loss, train_acc = self._train_epoch(net, optimizer, train, epoch, ctx)
             seconds = time.perf_counter() - started
             row: dict[str, Any] = {"epoch": epoch, "lr": state.lr, "train_loss": train_loss, "train_acc": train_acc}
-            if has_val:
-                val_loss, val_acc = (evaluate_loss(module, val, cfg.eval_batch_size) if ctx is None
-                                     else _evaluate_sharded(module, val, cfg.eval_batch_size, ctx))
+            if val_data is not None:
+                val_loss, val_acc = (
+                    evaluate_loss(module, val_data, cfg.eval_batch_size)
+                    if ctx is None
+                    else _evaluate_sharded(module, val_data, cfg.eval_batch_size, ctx)
+                )
                 row.update(val_loss=val_loss, val_acc=val_acc)
             row["seconds"] = round(seconds, 3)
             if ctx is not None:
@@ -152,8 +168,8 @@ class Trainer:
                 state.best_score, state.best_epoch = score, epoch
                 state.lr_bad_epochs = state.stop_bad_epochs = 0
                 best_memory = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                if writes:
-                    write_folder_atomically(self.run_dir / BEST, export)
+                if out is not None:
+                    write_folder_atomically(out / BEST, export)
             else:
                 state.lr_bad_epochs += 1
                 state.stop_bad_epochs += 1
@@ -164,7 +180,10 @@ class Trainer:
             state.history.append(row)
             state.epoch = epoch
             if cfg.early_stopping and state.stop_bad_epochs >= cfg.early_stopping:
-                state.finished, state.stop_reason = True, f"early stopping: no {monitor} improvement in {cfg.early_stopping} epochs"
+                state.finished, state.stop_reason = (
+                    True,
+                    f"early stopping: no {monitor} improvement in {cfg.early_stopping} epochs",
+                )
             elif epoch == cfg.epochs:
                 state.finished, state.stop_reason = True, "epochs"
             state.rng = ck.rng_state()
@@ -172,27 +191,33 @@ class Trainer:
                 state.finished = dist.broadcast_stop(state.finished, ctx)
                 if ctx.world_size > 1:  # each rank's dropout stream, so a resumed run continues every rank's
                     state.rng = {**state.rng, "ranks": dist.gather_objects(state.rng, ctx)}
-            if writes:
-                self._checkpoint(state, optimizer, export)
-                write_metrics(self.run_dir, state.history)
+            if out is not None:
+                self._checkpoint(out, state, optimizer, export)
+                write_metrics(out, state.history)
             if self.progress and (ctx is None or ctx.is_main):
                 _echo(_epoch_line(row, cfg.epochs))
             for callback in self.callbacks:
                 callback.on_epoch_end(epoch, row)
 
-        if writes and (self.run_dir / BEST).exists():
-            restore(self.run_dir / BEST)
+        if out is not None and (out / BEST).exists():
+            restore(out / BEST)
         else:
             module.load_state_dict(best_memory)
         if ctx is not None:
             dist.broadcast_module(module, ctx)  # every rank ends with rank 0's best weights
             module.to("cpu")  # prediction and saving after training expect CPU tensors
-        if writes and state.history:
-            plot_curves(state.history, self.run_dir / CURVES_PNG)
+        if out is not None and state.history:
+            plot_curves(state.history, out / CURVES_PNG)
         return state
 
-    def _train_epoch(self, module: nn.Module, optimizer: torch.optim.Optimizer, data: BatchData,
-                     epoch: int, ctx: dist.DistContext | None = None) -> tuple[float, float]:
+    def _train_epoch(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: BatchData,
+        epoch: int,
+        ctx: dist.DistContext | None = None,
+    ) -> tuple[float, float]:
         cfg = self.config
         module.train()
         rng = np.random.default_rng([cfg.seed, epoch])  # the same on every rank, so the batch plans agree
@@ -230,17 +255,20 @@ class Trainer:
         if bar is not None:
             bar.close()
         if ctx is not None:
-            total_loss, correct, seen = dist.all_reduce_sums([total_loss, correct, seen], ctx)
+            total_loss, all_correct, all_seen = dist.all_reduce_sums([total_loss, correct, seen], ctx)
+            return total_loss / max(all_seen, 1), all_correct / max(all_seen, 1)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
-    def _checkpoint(self, state: TrainState, optimizer: torch.optim.Optimizer, export: Callable[[Path], None]) -> None:
+    def _checkpoint(
+        self, run_dir: Path, state: TrainState, optimizer: torch.optim.Optimizer, export: Callable[[Path], None]
+    ) -> None:
         def fill(folder: Path) -> None:
             export(folder)
             ck.write_optimizer(folder, optimizer)
             ck.write_json(folder / ck.TRAINER_STATE, asdict(state))
 
-        write_folder_atomically(ck.checkpoint_dir(self.run_dir, state.epoch), fill)
-        ck.prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
+        write_folder_atomically(ck.checkpoint_dir(run_dir, state.epoch), fill)
+        ck.prune_checkpoints(run_dir, self.config.keep_checkpoints)
 
 
 def epoch_batches(data: BatchData, batch_size: int, rng: np.random.Generator, bucket: int = 50) -> list[np.ndarray]:
@@ -255,9 +283,17 @@ def epoch_batches(data: BatchData, batch_size: int, rng: np.random.Generator, bu
     lengths = data.lengths() if hasattr(data, "lengths") else None
     if lengths is not None:
         window = batch_size * bucket
-        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
-                                for chunk in np.array_split(order, max(1, -(-len(order) // window)))]) if len(order) else order
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+        order = (
+            np.concatenate(
+                [
+                    chunk[np.argsort(lengths[chunk], kind="stable")]
+                    for chunk in np.array_split(order, max(1, -(-len(order) // window)))
+                ]
+            )
+            if len(order)
+            else order
+        )
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))] if lengths is not None else batches
 
 
@@ -271,13 +307,17 @@ def evaluate_loss(module: nn.Module, data: BatchData, batch_size: int) -> tuple[
     return float(-np.log(p).mean()), float((proba[labelled].argmax(axis=1) == y[labelled]).mean())
 
 
-def _evaluate_sharded(module: nn.Module, data: BatchData, batch_size: int, ctx: dist.DistContext) -> tuple[float, float]:
+def _evaluate_sharded(
+    module: nn.Module, data: BatchData, batch_size: int, ctx: dist.DistContext
+) -> tuple[float, float]:
     """:func:`evaluate_loss` over the whole of ``data``, each rank scoring every ``world_size``-th post."""
     proba, y = predict_proba_batches(module, dist.shard_posts(data, ctx), batch_size, with_labels=True)
     labelled = y >= 0
     p = np.clip(proba[labelled, y[labelled]], 1e-12, 1.0)
     nll, correct, n = dist.all_reduce_sums(
-        [float(-np.log(p).sum()), float((proba[labelled].argmax(axis=1) == y[labelled]).sum()), float(labelled.sum())], ctx)
+        [float(-np.log(p).sum()), float((proba[labelled].argmax(axis=1) == y[labelled]).sum()), float(labelled.sum())],
+        ctx,
+    )
     if n == 0:
         return float("nan"), float("nan")
     return nll / n, correct / n
@@ -299,13 +339,14 @@ def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *
     chunks, labels = [], []
     with torch.inference_mode():
         for start in range(0, len(data), batch_size):
-            batch = data.batch(order[start: start + batch_size])
+            batch = data.batch(order[start : start + batch_size])
             labels.append(batch["y"].numpy())
             if device.type != "cpu":
                 batch = _to_device(batch, device)
             chunks.append(torch.softmax(module(batch), dim=1).double().cpu().numpy())
     module.train(was_training)
-    n_classes = module.log_prior.shape[0] if hasattr(module, "log_prior") else 0
+    log_prior = getattr(module, "log_prior", None)
+    n_classes = log_prior.shape[0] if log_prior is not None else 0
     proba = np.zeros((len(data), n_classes))
     y = np.zeros(len(data), dtype=np.int64)
     if chunks:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from postloc.errors import PostlocError
 
@@ -25,10 +26,11 @@ def require_ray() -> Any:
     """The ``ray`` module, or a :class:`PostlocError` that says how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401 - the [data] extra (pyarrow, fsspec) is what the engine uses
+        import ray.data  # the [data] extra (pyarrow, fsspec) is what the engine uses
     except ImportError as error:
-        raise PostlocError(f"--engine ray needs Ray Data, which is not installed ({error}); "
-                           f"install it with: {INSTALL}") from None
+        raise PostlocError(
+            f"--engine ray needs Ray Data, which is not installed ({error}); install it with: {INSTALL}"
+        ) from None
     return ray
 
 

@@ -9,7 +9,8 @@ vocabulary is given (the hashtags a model was trained with), cut to it.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Iterable
+from collections.abc import Collection, Iterable
+from typing import Any
 
 from postloc.text.normalize import extract_hashtags, normalize_hashtags
 

@@ -13,7 +13,10 @@ import unicodedata
 import regex
 
 # An emoji "grapheme": a pictographic char with its modifiers, ZWJ sequences and flags.
-_EMOJI = r"(?:\p{Regional_Indicator}{2}|\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\uFE0F|\u200D\p{Extended_Pictographic})*)"
+_EMOJI = (
+    r"(?:\p{Regional_Indicator}{2}"
+    r"|\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\uFE0F|\u200D\p{Extended_Pictographic})*)"
+)
 # A hashtag: '#' then letters, digits, marks, underscores or emoji; not preceded by a word char or '&' (HTML entities).
 _HASHTAG_RE = regex.compile(rf"(?<![\w&#])#((?:[\p{{L}}\p{{N}}\p{{M}}_]|{_EMOJI})+)")
 _TOKEN_RE = regex.compile(rf"{_EMOJI}|(?<![\w&#])#?[\p{{L}}\p{{N}}\p{{M}}_]+(?:['’][\p{{L}}\p{{N}}\p{{M}}]+)*")

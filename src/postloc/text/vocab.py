@@ -12,8 +12,9 @@ same data always gives the same indices (and therefore the same weights for a se
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -39,13 +40,16 @@ class Vocabulary:
         return token in self.index and self.index[token] > UNK_ID
 
     @classmethod
-    def build(cls, sequences: Iterable[Iterable[str]], *, min_count: int = 1, max_size: int | None = None) -> "Vocabulary":
+    def build(
+        cls, sequences: Iterable[Iterable[str]], *, min_count: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
         """Tokens seen at least ``min_count`` times, most frequent first, at most ``max_size`` in all."""
         counts: Counter = Counter()
         for sequence in sequences:
             counts.update(sequence)
-        ranked = sorted((t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)),
-                        key=lambda t: (-counts[t], t))
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)), key=lambda t: (-counts[t], t)
+        )
         if max_size is not None:
             ranked = ranked[: max(0, max_size - 2)]
         return cls([PAD, UNK, *ranked])
@@ -59,7 +63,7 @@ class Vocabulary:
         return {"tokens": self.tokens}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Vocabulary":
+    def from_dict(cls, data: Mapping[str, Any]) -> Vocabulary:
         return cls(list(data["tokens"]))
 
 

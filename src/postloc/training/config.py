@@ -20,16 +20,27 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from postloc.errors import PostlocError
 from postloc.nn.config import MONITORS, TrainerConfig
 from postloc.settings import make_dataclass_config
 
-__all__ = ["MONITORS", "RunConfig", "TrainerConfig", "apply_overrides", "load_config", "make_dataclass_config",
-           "parse_value", "read_run_config", "with_trainer"]
+__all__ = [
+    "MONITORS",
+    "RunConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "load_config",
+    "make_dataclass_config",
+    "parse_value",
+    "read_run_config",
+    "with_trainer",
+]
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -43,13 +54,16 @@ class RunConfig:
         return {"model": self.model, "params": dict(self.params), "trainer": asdict(self.trainer)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         unknown = set(data) - {"model", "params", "trainer"}
         if unknown:
             raise PostlocError(f"unknown top-level config keys {sorted(unknown)}; use model, [params], [trainer]")
         trainer = dict(data.get("trainer") or {})
-        return cls(model=str(data.get("model", "mrlf")), params=dict(data.get("params") or {}),
-                   trainer=make_dataclass_config(TrainerConfig, trainer, "trainer"))
+        return cls(
+            model=str(data.get("model", "mrlf")),
+            params=dict(data.get("params") or {}),
+            trainer=make_dataclass_config(TrainerConfig, trainer, "trainer"),
+        )
 
 
 def load_config(path: str | Path) -> RunConfig:

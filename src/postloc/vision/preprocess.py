@@ -42,9 +42,13 @@ class Preprocessing:
 
     def key(self) -> str:
         """A short stable description; part of the feature-cache key."""
-        fmt = lambda v: ",".join(f"{x:.4f}" for x in v)  # noqa: E731
-        return (f"{self.order}:{self.size}:{self.crop_fraction:.4f}:{self.interpolation}:"
-                f"m{fmt(self.mean)}:s{fmt(self.std)}")
+
+        def fmt(values: tuple[float, float, float]) -> str:
+            return ",".join(f"{x:.4f}" for x in values)
+
+        return (
+            f"{self.order}:{self.size}:{self.crop_fraction:.4f}:{self.interpolation}:m{fmt(self.mean)}:s{fmt(self.std)}"
+        )
 
     def geometry(self, image: Image.Image) -> Image.Image:
         """Resize + centre crop to ``size`` x ``size`` (RGB uint8 still)."""
@@ -52,10 +56,7 @@ class Preprocessing:
         filt = _FILTERS[self.interpolation]
         if self.order == "resize_crop":
             short = int(round(self.size / self.crop_fraction))
-            if w <= h:
-                new = (short, int(short * h / w))
-            else:
-                new = (int(short * w / h), short)
+            new = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
             if new != (w, h):
                 image = image.resize(new, filt)
             return _center_crop(image, self.size)
@@ -66,7 +67,7 @@ class Preprocessing:
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """``image`` (RGB) -> normalised float32 array of shape (3, size, size)."""
-        array = np.asarray(self.geometry(image.convert("RGB")), dtype=np.float32) / 255.0
+        array: np.ndarray = np.asarray(self.geometry(image.convert("RGB")), dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))
 

@@ -14,8 +14,8 @@ import json
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -83,8 +83,8 @@ class ShardStore:
         number, row = where
         handle = self._handle(number)
         out: dict[str, np.ndarray | str] = {}
-        for name in handle.keys():
-            out[name] = np.asarray(handle.get_slice(name)[row:row + 1])[0]
+        for name in handle.keys():  # noqa: SIM118 - a safetensors file handle, not a dict: it has no __iter__
+            out[name] = np.asarray(handle.get_slice(name)[row : row + 1])[0]
         strings = json.loads((handle.metadata() or {}).get("strings", "{}"))
         for name, values in strings.items():
             out[name] = values[row]
@@ -125,7 +125,7 @@ class ShardStore:
         self.flush()
         self._handles.clear()
 
-    def __enter__(self) -> "ShardStore":
+    def __enter__(self) -> ShardStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -11,8 +11,8 @@ fails loudly instead of leaving random layers.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -31,8 +31,9 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def candidate_paths(file_name: str, explicit: str | Path | None = None,
-                    packaged: Callable[[], Path | None] | None = None) -> list[Path]:
+def candidate_paths(
+    file_name: str, explicit: str | Path | None = None, packaged: Callable[[], Path | None] | None = None
+) -> list[Path]:
     """Where ``file_name`` may lie, in the order they are tried."""
     paths: list[Path] = []
     if explicit is not None:
@@ -50,16 +51,24 @@ def candidate_paths(file_name: str, explicit: str | Path | None = None,
     return paths
 
 
-def find_weights(file_name: str, explicit: str | Path | None = None,
-                 packaged: Callable[[], Path | None] | None = None, *, what: str = "", advice: str = "") -> Path:
+def find_weights(
+    file_name: str,
+    explicit: str | Path | None = None,
+    packaged: Callable[[], Path | None] | None = None,
+    *,
+    what: str = "",
+    advice: str = "",
+) -> Path:
     """The first existing candidate, or :class:`WeightsNotFound` naming every place tried."""
     tried = candidate_paths(file_name, explicit, packaged)
     for path in tried:
         if path.is_file():
             return path
     where = ", ".join(str(p) for p in tried)
-    raise WeightsNotFound(f"no local copy of the {what or file_name} weights ({file_name}); looked in: {where}. "
-                          f"postloc never downloads at run time. {advice}".strip())
+    raise WeightsNotFound(
+        f"no local copy of the {what or file_name} weights ({file_name}); looked in: {where}. "
+        f"postloc never downloads at run time. {advice}".strip()
+    )
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -67,7 +76,9 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises several kinds for a bad file
-        raise PostlocError(f"{path}: cannot be read as a PyTorch state dict ({type(error).__name__}: {error})") from None
+        raise PostlocError(
+            f"{path}: cannot be read as a PyTorch state dict ({type(error).__name__}: {error})"
+        ) from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):

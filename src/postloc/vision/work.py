@@ -16,7 +16,7 @@ from PIL import Image
 
 from postloc.vision.decode import OK, DecodeConfig, decode_image
 from postloc.vision.inpaint import InpaintConfig, inpaint_person, thumbnail
-from postloc.vision.portrait import PortraitConfig, PersonSegmenter
+from postloc.vision.portrait import PersonSegmenter, PortraitConfig
 from postloc.vision.preprocess import Preprocessing
 
 NoiseMode = Literal["drop", "inpaint", "keep"]
@@ -98,8 +98,9 @@ def process(item: WorkItem, settings: WorkSettings) -> WorkResult:
     try:
         return _process(item, settings)
     except Exception as error:  # noqa: BLE001 - one odd image must not stop a batch of 100,000
-        return WorkResult(item.path, item.sha256, item.sha256, PROCESSING_ERROR,
-                          f"{type(error).__name__}: {str(error)[:200]}")
+        return WorkResult(
+            item.path, item.sha256, item.sha256, PROCESSING_ERROR, f"{type(error).__name__}: {str(error)[:200]}"
+        )
 
 
 @dataclass
@@ -143,7 +144,9 @@ def treat(image: Image.Image, settings: WorkSettings, ratio: float = math.nan, g
 def _process(item: WorkItem, settings: WorkSettings) -> WorkResult:
     decoded = decode_image(item.path, settings.decode)
     sha = decoded.sha256 or item.sha256
-    result = WorkResult(item.path, sha, item.sha256, decoded.status, decoded.note, decoded.width, decoded.height, item.ratio, item.gate)
+    result = WorkResult(
+        item.path, sha, item.sha256, decoded.status, decoded.note, decoded.width, decoded.height, item.ratio, item.gate
+    )
     if decoded.status != OK:
         return result
     known = item.ratio if sha == item.sha256 else math.nan  # a file changed since planning is measured again

@@ -7,8 +7,8 @@ validates them with the shared schema, so every format fails with the same messa
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, SkipReport
 from postloc.data.schema import Post
@@ -17,9 +17,13 @@ from postloc.errors import BadInputError
 FORMATS = ("jsonl", "csv", "parquet", "instaloader")
 
 _SUFFIXES = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-    ".csv": "csv", ".tsv": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 
 
@@ -60,6 +64,7 @@ def read_posts(
     fmt = format or detect_format(path)
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
+
         raw = source(path, max_record_bytes)
     elif fmt == "csv":
         from postloc.data.readers.csv import iter_csv
@@ -84,6 +89,7 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
         try:
             if item.error is not None:
                 raise item.error
+            assert item.record is not None  # a RawRecord holds either a record or an error
             post = Post.from_record(item.record, source=item.source, line=item.line, base_dir=item.base_dir)
             first = seen_ids.get(post.id)
             if first is not None:

@@ -8,9 +8,10 @@ import json
 import lzma
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, Any
 
 from postloc.errors import BadInputError
 
@@ -113,7 +114,8 @@ def read_bounded(handle: IO[bytes], max_bytes: int, source: str | Path) -> bytes
 
 def open_binary(path: Path) -> IO[bytes]:
     """Open a possibly compressed file for reading bytes, with a clear error when it cannot be read."""
-    opener = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}.get(path.suffix.lower(), open)
+    openers: dict[str, Callable[..., IO[Any]]] = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+    opener = openers.get(path.suffix.lower(), open)
     try:
         return opener(path, "rb")
     except OSError as error:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from postloc.data.readers.base import STREAM_ERRORS, RawRecord, open_binary
 from postloc.data.schema import KNOWN_KEYS
 from postloc.errors import BadInputError
+
+_HEADER_ERRORS: tuple[type[BaseException], ...] = (csv.Error, *STREAM_ERRORS)
 
 _LIST_KEYS = ("hashtags", "image")
 #: Largest cell read (the csv module's default of 128 KiB refuses long captions, which are valid).
@@ -29,7 +31,9 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
     source, base_dir = str(path), str(path.resolve().parent)
     unknown = set(columns) - set(KNOWN_KEYS)
     if unknown:
-        raise BadInputError(path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}")
+        raise BadInputError(
+            path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}"
+        )
     delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)  # process-wide, but only ever raised
@@ -41,13 +45,15 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
             header = next(reader)
         except StopIteration:
             return
-        except (csv.Error, *STREAM_ERRORS) as error:
+        except _HEADER_ERRORS as error:
             raise BadInputError(path, 1, None, f"cannot read the header: {error}") from None
         if any(_UNDECODABLE.search(name) for name in header):
             raise BadInputError(path, 1, None, "cannot read the header: it is not valid UTF-8")
         missing = [f"{key}<-{col}" for key, col in columns.items() if col not in header]
         if missing:
-            raise BadInputError(path, 1, None, f"mapped columns not in the header: {', '.join(missing)} (header: {', '.join(header)})")
+            raise BadInputError(
+                path, 1, None, f"mapped columns not in the header: {', '.join(missing)} (header: {', '.join(header)})"
+            )
         rename = {col: key for key, col in columns.items()}
         # A column named like an exchange key that the mapping replaces keeps its data as an extra.
         names = [rename.get(h, f"{h}_raw" if h in columns else h) for h in header]
@@ -71,10 +77,14 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
                 yield RawRecord(source, line, error=BadInputError(path, line, column, "is not valid UTF-8"))
                 continue
             if len(row) != len(header):
-                yield RawRecord(source, line, error=BadInputError(path, line, None, f"has {len(row)} fields, the header has {len(header)}"))
+                yield RawRecord(
+                    source,
+                    line,
+                    error=BadInputError(path, line, None, f"has {len(row)} fields, the header has {len(header)}"),
+                )
                 continue
             record: dict[str, object] = {}
-            for name, cell in zip(names, row):
+            for name, cell in zip(names, row, strict=True):
                 if name in _LIST_KEYS:
                     record[name] = [part.strip() for part in cell.split(list_sep) if part.strip()]
                 else:

@@ -42,9 +42,10 @@ import os
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, json_problem, read_bounded
 from postloc.errors import BadInputError
@@ -88,7 +89,9 @@ def iter_instaloader(path: str | Path, max_record_bytes: int = MAX_RECORD_BYTES)
     if not root.exists():
         raise BadInputError(root, None, None, "no such folder")
     if not root.is_dir():
-        raise BadInputError(root, None, None, "is not a folder; an Instaloader download is a folder of <date>_UTC.* files")
+        raise BadInputError(
+            root, None, None, "is not a folder; an Instaloader download is a folder of <date>_UTC.* files"
+        )
     return _walk(root, is_root=True, seen=set(), max_bytes=max_record_bytes)
 
 
@@ -231,7 +234,7 @@ def _post_item(folder: Path, base_dir: str, files: _PostFiles, location_id: str 
 def _load_post_node(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any] | None:
     """The ``node`` of a saved Post structure; None for other Instaloader structures."""
     try:
-        with (lzma.open(path, "rb") if path.name.endswith(".xz") else open(path, "rb")) as handle:
+        with lzma.open(path, "rb") if path.name.endswith(".xz") else open(path, "rb") as handle:
             data = read_bounded(handle, max_bytes, path)
     except lzma.LZMAError as error:
         raise BadInputError(path, None, None, f"is not a valid .xz file ({error})") from None
@@ -261,7 +264,9 @@ def _post_node(structure: Any, path: Path) -> dict[str, Any] | None:
         return structure["node"]
     if isinstance(structure, dict) and "shortcode" in structure:
         return structure  # Instaloader 3 saved the bare GraphQL node
-    raise BadInputError(path, None, None, 'is not an Instaloader post: expected {"node": {...}, "instaloader": {"node_type": "Post"}}')
+    raise BadInputError(
+        path, None, None, 'is not an Instaloader post: expected {"node": {...}, "instaloader": {"node_type": "Post"}}'
+    )
 
 
 def _node_record(node: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,7 +279,9 @@ def _node_record(node: Mapping[str, Any]) -> dict[str, Any]:
     caption = _caption(node)
     if caption is not None:
         record["text"] = caption
-    user = _identifier(_mapping(node.get("owner")), "owner") or _identifier(_mapping(iphone.get("user")), "iphone_struct.user")
+    user = _identifier(_mapping(node.get("owner")), "owner") or _identifier(
+        _mapping(iphone.get("user")), "iphone_struct.user"
+    )
     if user is not None:
         record["user"] = user
     created = _timestamp(node, iphone)
@@ -311,8 +318,11 @@ def _identifier(owner: Mapping[str, Any], key: str) -> str | None:
 
 def _timestamp(node: Mapping[str, Any], iphone: Mapping[str, Any]) -> float | None:
     """Unix seconds, as ``Post._get_timestamp_date_created`` reads them."""
-    for key, value in (("date", node.get("date")), ("taken_at_timestamp", node.get("taken_at_timestamp")),
-                       ("iphone_struct.taken_at", iphone.get("taken_at"))):
+    for key, value in (
+        ("date", node.get("date")),
+        ("taken_at_timestamp", node.get("taken_at_timestamp")),
+        ("iphone_struct.taken_at", iphone.get("taken_at")),
+    ):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -377,7 +387,13 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _show(value: Any) -> str:
-    text = f'"{value}"' if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list, bool)) or value is None else repr(value)
+    text = (
+        f'"{value}"'
+        if isinstance(value, str)
+        else json.dumps(value)
+        if isinstance(value, (dict, list, bool)) or value is None
+        else repr(value)
+    )
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, STREAM_ERRORS, RawRecord, bounded_lines, json_problem, open_binary
 from postloc.errors import BadInputError
@@ -30,12 +30,22 @@ def iter_jsonl(path: Path, max_line_bytes: int = MAX_RECORD_BYTES) -> Iterator[R
                     # A byte-order mark (Windows editors write one) is no part of the first record.
                     text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as error:
-                    yield RawRecord(source, number, error=BadInputError(source, number, None, f"is not valid UTF-8 ({error.reason} at byte {error.start})"))
+                    yield RawRecord(
+                        source,
+                        number,
+                        error=BadInputError(
+                            source, number, None, f"is not valid UTF-8 ({error.reason} at byte {error.start})"
+                        ),
+                    )
                     continue
                 try:
                     record = json.loads(text)
                 except json.JSONDecodeError as error:
-                    yield RawRecord(source, number, error=BadInputError(source, number, None, f"invalid JSON: {error.msg} (column {error.colno})"))
+                    yield RawRecord(
+                        source,
+                        number,
+                        error=BadInputError(source, number, None, f"invalid JSON: {error.msg} (column {error.colno})"),
+                    )
                     continue
                 except (ValueError, RecursionError) as error:  # nesting too deep, integer too long
                     yield RawRecord(source, number, error=BadInputError(source, number, None, json_problem(error)))

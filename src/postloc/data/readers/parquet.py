@@ -8,8 +8,8 @@ expanded back into the record's extra keys.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from postloc.data.readers.base import RawRecord
 from postloc.errors import BadInputError
@@ -29,7 +29,9 @@ def iter_parquet(path: Path, *, columns: Mapping[str, str]) -> Iterator[RawRecor
     header = parquet.schema_arrow.names
     missing = [f"{key}<-{col}" for key, col in columns.items() if col not in header]
     if missing:
-        raise BadInputError(path, None, None, f"mapped columns not in the file: {', '.join(missing)} (columns: {', '.join(header)})")
+        raise BadInputError(
+            path, None, None, f"mapped columns not in the file: {', '.join(missing)} (columns: {', '.join(header)})"
+        )
     rename = {col: key for key, col in columns.items()}
     row = 0
     try:

@@ -44,8 +44,9 @@ class Transition(nn.Sequential):
 
 
 class DenseNet(nn.Module):
-    def __init__(self, blocks=(6, 12, 24, 16), growth: int = 32, init: int = 64, bn_size: int = 4,
-                 num_classes: int = 1000):
+    def __init__(
+        self, blocks=(6, 12, 24, 16), growth: int = 32, init: int = 64, bn_size: int = 4, num_classes: int = 1000
+    ):
         super().__init__()
         self.features = nn.Sequential()
         self.features.add_module("conv0", nn.Conv2d(3, init, 7, 2, 3, bias=False))
@@ -73,7 +74,9 @@ _LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:wei
 
 
 def rename_legacy_keys(state: dict) -> dict:
-    """torchvision's DenseNet files use ``norm.1.weight``; the modules say ``norm1.weight`` (torchvision does the same)."""
+    """torchvision's DenseNet files use ``norm.1.weight``; the modules say ``norm1.weight``.
+
+    torchvision does the same renaming."""
     out = {}
     for key, value in state.items():
         match = _LEGACY.match(key)

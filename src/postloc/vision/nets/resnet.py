@@ -30,6 +30,12 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
+    # set with setattr in __init__ (torchvision's state-dict names); declared here for the type checker
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, blocks: tuple[int, int, int, int], num_classes: int = 1000):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
@@ -37,7 +43,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin = 64
-        for i, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512)), start=1):
+        for i, (n, planes) in enumerate(zip(blocks, (64, 128, 256, 512), strict=True), start=1):
             layers = []
             for j in range(n):
                 layers.append(Bottleneck(cin, planes, 2 if (j == 0 and i > 1) else 1))
