@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 # --- 1. roof --------------------------------------------------------------------------------
 
+
 def matmul_roof(threads: int, n: int = 1536, repeats: int = 6) -> float:
     """Best-of float32 GFLOP/s of an n x n matmul (2 n^3 FLOPs)."""
     import torch
@@ -51,11 +52,12 @@ def matmul_roof(threads: int, n: int = 1536, repeats: int = 6) -> float:
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
     return best
 
 
 # --- 2. one backbone, in its own process (for its peak memory) -----------------------------
+
 
 def measure_backbone(name: str, threads: int, images: int, micro_batch: int) -> dict:
     import torch
@@ -77,22 +79,41 @@ def measure_backbone(name: str, threads: int, images: int, micro_batch: int) -> 
     start = time.perf_counter()
     backbone(batch)
     seconds = time.perf_counter() - start
-    return {"backbone": name, "weights": "ImageNet" if real else "random (timing only)", "threads": threads,
-            "micro_batch": micro_batch, "images": images, "images_per_s": images / seconds,
-            "ms_per_image": seconds / images * 1e3, "gflops_per_image": flops / 1e9,
-            "published_gmacs": spec.gmacs, "dim": spec.dim,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "backbone": name,
+        "weights": "ImageNet" if real else "random (timing only)",
+        "threads": threads,
+        "micro_batch": micro_batch,
+        "images": images,
+        "images_per_s": images / seconds,
+        "ms_per_image": seconds / images * 1e3,
+        "gflops_per_image": flops / 1e9,
+        "published_gmacs": spec.gmacs,
+        "dim": spec.dim,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_backbone_subprocess(name: str, threads: int, images: int, micro_batch: int) -> dict:
-    command = [sys.executable, __file__, "--one", name, "--threads", str(threads), "--images", str(images),
-               "--micro-batch", str(micro_batch)]
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        name,
+        "--threads",
+        str(threads),
+        "--images",
+        str(images),
+        "--micro-batch",
+        str(micro_batch),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # --- 3. portrait ratio and inpainting -------------------------------------------------------
+
 
 def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
     import torch
@@ -109,8 +130,7 @@ def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
     results = [segmenter.measure(im) for _ in range(repeats) for im in images]
     portrait_ms = (time.perf_counter() - start) / len(results) * 1e3
     with_person = [(im, r.mask) for im, r in zip(images, results, strict=True) if r.ratio > 0.01]
-    out = {"portrait_ms_per_image": portrait_ms, "portrait_images": len(images),
-           "inpaint_images": len(with_person)}
+    out = {"portrait_ms_per_image": portrait_ms, "portrait_images": len(images), "inpaint_images": len(with_person)}
     for method in ("patchmatch", "telea"):
         config = InpaintConfig(method=method)
         start = time.perf_counter()
@@ -123,15 +143,21 @@ def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
 
 # --- 4 + 5. synthetic set: pipeline and Table-III-style ablation ----------------------------
 
+
 def synthetic_set(work: Path, pois: int, posts_per_poi: int, seed: int) -> Path:
     from postloc.data.prepare import PrepareConfig, prepare
     from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 
-    config = SyntheticPostsConfig(pois=pois, posts_per_poi=posts_per_poi, seed=seed, selfie_rate=0.15, tourist_rate=0.15)
+    config = SyntheticPostsConfig(
+        pois=pois, posts_per_poi=posts_per_poi, seed=seed, selfie_rate=0.15, tourist_rate=0.15
+    )
     generate(work / "synthetic", config)
-    prepare(work / "synthetic" / "posts.jsonl", work / "prepared",
-            PrepareConfig(min_hashtag_count=5, min_poi_posts=min(100, posts_per_poi // 2), min_poi_users=3),
-            pois_csv=work / "synthetic" / "pois.csv")
+    prepare(
+        work / "synthetic" / "posts.jsonl",
+        work / "prepared",
+        PrepareConfig(min_hashtag_count=5, min_poi_posts=min(100, posts_per_poi // 2), min_poi_users=3),
+        pois_csv=work / "synthetic" / "pois.csv",
+    )
     return work / "prepared"
 
 
@@ -146,9 +172,14 @@ def run_modes(prepared: Path) -> tuple[dict, dict]:
         start = time.perf_counter()
         result = extract_images(prepared, config)
         seconds = time.perf_counter() - start
-        timings[mode] = {"seconds": seconds, "images": result.summary["images"],
-                         "images_per_s": result.summary["images"] / seconds, "status": result.summary["status"],
-                         "workers": config.workers, "threads": result.summary["settings"]["threads"]}
+        timings[mode] = {
+            "seconds": seconds,
+            "images": result.summary["images"],
+            "images_per_s": result.summary["images"] / seconds,
+            "status": result.summary["status"],
+            "workers": config.workers,
+            "threads": result.summary["settings"]["threads"],
+        }
         features[mode] = load_image_features(prepared)
         if mode == "drop":
             start = time.perf_counter()
@@ -183,14 +214,22 @@ def ablation(prepared: Path, features: dict) -> list[dict]:
         truth = test["poi"].to_numpy()
         centre = pois.loc[predicted]
         km = haversine_km(test["lat"], test["lon"], centre["lat"].to_numpy(), centre["lon"].to_numpy())
-        rows.append({"mode": mode, "train_posts": len(train), "test_posts": len(test),
-                     "test_posts_with_image": int(has.sum()), "acc": float((predicted == truth).mean()),
-                     "mean_km": float(np.nanmean(km)),
-                     "acc_on_posts_with_image": float((predicted[has] == truth[has]).mean()) if has.any() else None})
+        rows.append(
+            {
+                "mode": mode,
+                "train_posts": len(train),
+                "test_posts": len(test),
+                "test_posts_with_image": int(has.sum()),
+                "acc": float((predicted == truth).mean()),
+                "mean_km": float(np.nanmean(km)),
+                "acc_on_posts_with_image": float((predicted[has] == truth[has]).mean()) if has.any() else None,
+            }
+        )
     return rows
 
 
 # --- report -------------------------------------------------------------------------------
+
 
 def machine() -> dict:
     import torch
@@ -203,58 +242,93 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "loadavg_start": os.getloadavg()}
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
-        "# Image pipeline benchmark", "",
+        "# Image pipeline benchmark",
+        "",
         f"Command: `{report['command']}`  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}; "
         f"load average at start {m['loadavg_start'][0]:.2f}, at end {report['loadavg_end'][0]:.2f} "
-        "(other processes share these cores).", "",
-        "## FLOP roof (float32 matmul probe, same run)", "",
-        "| threads | GFLOP/s |", "|---:|---:|",
+        "(other processes share these cores).",
+        "",
+        "## FLOP roof (float32 matmul probe, same run)",
+        "",
+        "| threads | GFLOP/s |",
+        "|---:|---:|",
     ]
     lines += [f"| {t} | {g:.1f} |" for t, g in report["roof_gflops"].items()]
-    lines += ["", "## Backbones: frozen forward pass, 224x224, channels-last, micro-batches", "",
-              "| backbone | weights | dim | threads | images/s | ms/image | GFLOP/image (measured) | GMAC/image (published) "
-              "| GFLOP/s reached | fraction of roof | peak RSS MB |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Backbones: frozen forward pass, 224x224, channels-last, micro-batches",
+        "",
+        "| backbone | weights | dim | threads | images/s | ms/image | GFLOP/image (measured) | GMAC/image (published) "
+        "| GFLOP/s reached | fraction of roof | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in report["backbones"]:
         roof = report["roof_gflops"][str(r["threads"])]
         reached = r["gflops_per_image"] * r["images_per_s"]
-        lines.append(f"| {r['backbone']} | {r['weights']} | {r['dim']} | {r['threads']} | {r['images_per_s']:.1f} | "
-                     f"{r['ms_per_image']:.0f} | {r['gflops_per_image']:.2f} | {r['published_gmacs']:.2f} | "
-                     f"{reached:.1f} | {reached / roof:.0%} | {r['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {r['backbone']} | {r['weights']} | {r['dim']} | {r['threads']} | {r['images_per_s']:.1f} | "
+            f"{r['ms_per_image']:.0f} | {r['gflops_per_image']:.2f} | {r['published_gmacs']:.2f} | "
+            f"{reached:.1f} | {reached / roof:.0%} | {r['peak_rss_mb']:.0f} |"
+        )
     n = report["noise_steps"]
-    lines += ["", "## Portrait ratio and inpainting (per image, model start-up excluded)", "",
-              f"- portrait ratio (face + pose gate, selfie segmentation): {n['portrait_ms_per_image']:.1f} ms/image "
-              f"over {n['portrait_images']} photos",
-              f"- PatchMatch inpainting (patch 3, short side 320): {n['inpaint_patchmatch_ms_per_image']:.0f} ms/image "
-              f"over {n['inpaint_images']} photos with a person",
-              f"- OpenCV Telea inpainting: {n['inpaint_telea_ms_per_image']:.0f} ms/image", "",
-              f"## `postloc images` end to end on the SYNTHETIC set ({report['synthetic']['posts']} posts, "
-              f"{report['synthetic']['pois']} POIs; default settings: efficientnet-lite0, 1 worker)", "",
-              "| mode | images | seconds (cold cache) | images/s | statuses |", "|---|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "## Portrait ratio and inpainting (per image, model start-up excluded)",
+        "",
+        f"- portrait ratio (face + pose gate, selfie segmentation): {n['portrait_ms_per_image']:.1f} ms/image "
+        f"over {n['portrait_images']} photos",
+        f"- PatchMatch inpainting (patch 3, short side 320): {n['inpaint_patchmatch_ms_per_image']:.0f} ms/image "
+        f"over {n['inpaint_images']} photos with a person",
+        f"- OpenCV Telea inpainting: {n['inpaint_telea_ms_per_image']:.0f} ms/image",
+        "",
+        f"## `postloc images` end to end on the SYNTHETIC set ({report['synthetic']['posts']} posts, "
+        f"{report['synthetic']['pois']} POIs; default settings: efficientnet-lite0, 1 worker)",
+        "",
+        "| mode | images | seconds (cold cache) | images/s | statuses |",
+        "|---|---:|---:|---:|---|",
+    ]
     for mode in ("keep", "drop", "inpaint"):
         t = report["pipeline"][mode]
-        lines.append(f"| {mode} | {t['images']} | {t['seconds']:.1f} | {t['images_per_s']:.1f} | "
-                     + ", ".join(f"{k} {v}" for k, v in t["status"].items()) + " |")
-    lines += ["", f"Warm re-run (drop mode, everything cached): {report['pipeline']['drop_warm_rerun_seconds']:.1f} s.",
-              "", "## Table-III-style ablation on the SYNTHETIC set (not the paper's data)", "",
-              "Image-only classifier: standardised logistic regression on the efficientnet-lite0 post vectors, "
-              "trained on the train split; every test post is scored (posts whose images were all removed get the "
-              "train majority POI, as an image-only model has nothing else). Mean = km between the predicted POI "
-              "centre and the post's coordinates.", "",
-              "| method | Acc | Mean (km) | test posts with an image | Acc on those |", "|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {mode} | {t['images']} | {t['seconds']:.1f} | {t['images_per_s']:.1f} | "
+            + ", ".join(f"{k} {v}" for k, v in t["status"].items())
+            + " |"
+        )
+    lines += [
+        "",
+        f"Warm re-run (drop mode, everything cached): {report['pipeline']['drop_warm_rerun_seconds']:.1f} s.",
+        "",
+        "## Table-III-style ablation on the SYNTHETIC set (not the paper's data)",
+        "",
+        "Image-only classifier: standardised logistic regression on the efficientnet-lite0 post vectors, "
+        "trained on the train split; every test post is scored (posts whose images were all removed get the "
+        "train majority POI, as an image-only model has nothing else). Mean = km between the predicted POI "
+        "centre and the post's coordinates.",
+        "",
+        "| method | Acc | Mean (km) | test posts with an image | Acc on those |",
+        "|---|---:|---:|---:|---:|",
+    ]
     names = {"keep": "Image (all)", "drop": "Image (remove, ratio > 0.5)", "inpaint": "Image (remove + inpaint)"}
     for r in report["ablation"]:
         with_image = "" if r["acc_on_posts_with_image"] is None else f"{r['acc_on_posts_with_image']:.3f}"
-        lines.append(f"| {names[r['mode']]} | {r['acc']:.3f} | {r['mean_km']:.3f} | "
-                     f"{r['test_posts_with_image']}/{r['test_posts']} | {with_image} |")
+        lines.append(
+            f"| {names[r['mode']]} | {r['acc']:.3f} | {r['mean_km']:.3f} | "
+            f"{r['test_posts_with_image']}/{r['test_posts']} | {with_image} |"
+        )
     lines += ["", f"Total benchmark time: {report['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
@@ -278,8 +352,10 @@ def main() -> int:
     from postloc.vision.backbones import list_backbones
 
     started = time.perf_counter()
-    report: dict = {"command": "PYTHONPATH=src python benchmarks/bench_images.py" + (" --quick" if args.quick else ""),
-                    "machine": machine()}
+    report: dict = {
+        "command": "PYTHONPATH=src python benchmarks/bench_images.py" + (" --quick" if args.quick else ""),
+        "machine": machine(),
+    }
     cores = os.cpu_count() or 1
     thread_counts = sorted({1, cores})
     report["roof_gflops"] = {str(t): matmul_roof(t) for t in thread_counts}
@@ -303,8 +379,12 @@ def main() -> int:
         report["noise_steps"] = measure_noise_steps(photos + synthetic_photos, 1 if args.quick else 3)
         print("noise steps", report["noise_steps"], flush=True)
         manifest = json.loads((work / "synthetic" / "manifest.json").read_text())
-        report["synthetic"] = {"pois": pois, "posts": manifest["counts"]["posts"], "counts": manifest["counts"],
-                               "synthetic": True}
+        report["synthetic"] = {
+            "pois": pois,
+            "posts": manifest["counts"]["posts"],
+            "counts": manifest["counts"],
+            "synthetic": True,
+        }
         report["pipeline"], features = run_modes(prepared)
         print("pipeline", report["pipeline"], flush=True)
         report["ablation"] = ablation(prepared, features)

@@ -30,15 +30,119 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
-ENGLISH = ("the a and of to in is it with for on at my this that we so just our day view from "
-           "beautiful morning evening sunset sunrise light city old town river bridge walk trip friends "
-           "family weekend summer winter coffee lunch dinner museum church tower square park garden "
-           "lovely amazing great best little night lights street market visit favourite place again "
-           "finally back home today love always never time first last best memories view photo").split()
-GERMAN = ("der die das und ist ein eine mit auf dem den zu im nicht wir unser heute schöner abend "
-          "morgen stadt brücke fluss kirche turm platz garten wunderbar wieder endlich zuhause").split()
+ENGLISH = [
+    "the",
+    "a",
+    "and",
+    "of",
+    "to",
+    "in",
+    "is",
+    "it",
+    "with",
+    "for",
+    "on",
+    "at",
+    "my",
+    "this",
+    "that",
+    "we",
+    "so",
+    "just",
+    "our",
+    "day",
+    "view",
+    "from",
+    "beautiful",
+    "morning",
+    "evening",
+    "sunset",
+    "sunrise",
+    "light",
+    "city",
+    "old",
+    "town",
+    "river",
+    "bridge",
+    "walk",
+    "trip",
+    "friends",
+    "family",
+    "weekend",
+    "summer",
+    "winter",
+    "coffee",
+    "lunch",
+    "dinner",
+    "museum",
+    "church",
+    "tower",
+    "square",
+    "park",
+    "garden",
+    "lovely",
+    "amazing",
+    "great",
+    "best",
+    "little",
+    "night",
+    "lights",
+    "street",
+    "market",
+    "visit",
+    "favourite",
+    "place",
+    "again",
+    "finally",
+    "back",
+    "home",
+    "today",
+    "love",
+    "always",
+    "never",
+    "time",
+    "first",
+    "last",
+    "best",
+    "memories",
+    "view",
+    "photo",
+]
+GERMAN = [
+    "der",
+    "die",
+    "das",
+    "und",
+    "ist",
+    "ein",
+    "eine",
+    "mit",
+    "auf",
+    "dem",
+    "den",
+    "zu",
+    "im",
+    "nicht",
+    "wir",
+    "unser",
+    "heute",
+    "schöner",
+    "abend",
+    "morgen",
+    "stadt",
+    "brücke",
+    "fluss",
+    "kirche",
+    "turm",
+    "platz",
+    "garten",
+    "wunderbar",
+    "wieder",
+    "endlich",
+    "zuhause",
+]
 
 
 def _zipf_choice(rng: np.random.Generator, n_items: int, size: int, a: float = 1.1) -> np.ndarray:
@@ -59,9 +163,19 @@ def write_corpus(path: Path, n: int, seed: int = 0, chunk: int = 100_000) -> dic
     place_xy = cities[place_city] + rng.normal(0, 0.03, (n_places, 2))
     place_tags = rng.integers(0, n_tags, (n_places, 3))  # each place has a few signature tags
     tag_names = np.array([f"tag{i}" for i in range(n_tags)], dtype=object)
-    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("image", pa.list_(pa.string())),
-                        ("poi", pa.string()), ("poi_name", pa.string()), ("lat", pa.float64()),
-                        ("lon", pa.float64()), ("user", pa.string()), ("created", pa.string())])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("image", pa.list_(pa.string())),
+            ("poi", pa.string()),
+            ("poi_name", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("user", pa.string()),
+            ("created", pa.string()),
+        ]
+    )
     previous = None
     with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, n, chunk):
@@ -84,24 +198,39 @@ def write_corpus(path: Path, n: int, seed: int = 0, chunk: int = 100_000) -> dic
                 k = start + i
                 p = int(places[i])
                 vocabulary = GERMAN if german[i] else ENGLISH
-                words = [vocabulary[w % len(vocabulary)] for w in word_ids[word_at:word_at + n_words[i]]]
+                words = [vocabulary[w % len(vocabulary)] for w in word_ids[word_at : word_at + n_words[i]]]
                 word_at += n_words[i]
                 h = n_hashtags[i]
-                tags = np.where(signature[tag_at:tag_at + h], place_tags[p, signature_pick[i]], general[tag_at:tag_at + h])
+                tags = np.where(
+                    signature[tag_at : tag_at + h], place_tags[p, signature_pick[i]], general[tag_at : tag_at + h]
+                )
                 tag_at += h
                 text = " ".join(words) + (" " if words and h else "") + " ".join("#" + tag_names[t] for t in tags)
-                row = {"id": f"syn-{k}", "text": text,
-                       "image": [f"img/{k}_{j}.jpg" for j in range(n_images[i])],
-                       "poi": f"place{p}", "poi_name": f"Place {p}",
-                       "lat": float(place_xy[p, 0] + jitter[i, 0]), "lon": float(place_xy[p, 1] + jitter[i, 1]),
-                       "user": f"user{int(users[i])}", "created": f"2023-{1 + k % 12:02d}-{1 + k % 28:02d}T12:00:00"}
+                row = {
+                    "id": f"syn-{k}",
+                    "text": text,
+                    "image": [f"img/{k}_{j}.jpg" for j in range(n_images[i])],
+                    "poi": f"place{p}",
+                    "poi_name": f"Place {p}",
+                    "lat": float(place_xy[p, 0] + jitter[i, 0]),
+                    "lon": float(place_xy[p, 1] + jitter[i, 1]),
+                    "user": f"user{int(users[i])}",
+                    "created": f"2023-{1 + k % 12:02d}-{1 + k % 28:02d}T12:00:00",
+                }
                 if previous is not None and repost[i]:  # a repost: same user, text, place
                     row.update({key: previous[key] for key in ("text", "poi", "poi_name", "lat", "lon", "user")})
                 previous = row
                 rows.append(row)
             writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-    return {"synthetic": True, "posts": n, "places": n_places, "users": n_users, "hashtag_pool": n_tags,
-            "seed": seed, "size_mb": round(path.stat().st_size / 2**20, 1)}
+    return {
+        "synthetic": True,
+        "posts": n,
+        "places": n_places,
+        "users": n_users,
+        "hashtag_pool": n_tags,
+        "seed": seed,
+        "size_mb": round(path.stat().st_size / 2**20, 1),
+    }
 
 
 def _tree_rss_kb(root: int) -> int:
@@ -133,8 +262,19 @@ def _tree_rss_kb(root: int) -> int:
 
 def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str]) -> dict:
     """One ``postloc prepare`` in a fresh process: wall time, peak RSS (largest process and tree sum)."""
-    command = [sys.executable, "-m", "postloc", "prepare", str(corpus), "--out", str(out), "--engine", engine,
-               "--quiet", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "postloc",
+        "prepare",
+        str(corpus),
+        "--out",
+        str(out),
+        "--engine",
+        engine,
+        "--quiet",
+        *extra,
+    ]
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -156,15 +296,24 @@ def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str]) -> dict:
     if child.returncode:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{stderr[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"engine": engine, "options": extra, "seconds": round(seconds, 1),
-            "posts_per_s": round(summary["funnel"]["read"] / seconds),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "peak_tree_rss_mb": round(peak[0] / 1024),
-            "kept": summary["all"]["posts"], "pois": summary["all"]["pois"], "users": summary["all"]["users"]}
+    return {
+        "engine": engine,
+        "options": extra,
+        "seconds": round(seconds, 1),
+        "posts_per_s": round(summary["funnel"]["read"] / seconds),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "peak_tree_rss_mb": round(peak[0] / 1024),
+        "kept": summary["all"]["posts"],
+        "pois": summary["all"]["pois"],
+        "users": summary["all"]["users"],
+    }
 
 
 def same_outputs(a: Path, b: Path) -> dict:
     """Which output files two runs wrote byte-identically (manifest.json differs by design: engine)."""
-    return {p.name: p.read_bytes() == (b / p.name).read_bytes() for p in sorted(a.iterdir()) if p.name != "manifest.json"}
+    return {
+        p.name: p.read_bytes() == (b / p.name).read_bytes() for p in sorted(a.iterdir()) if p.name != "manifest.json"
+    }
 
 
 def main() -> None:
@@ -179,8 +328,13 @@ def main() -> None:
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     shown = [a for a in sys.argv[1:] if a != "--tmp" and (args.tmp is None or a != str(args.tmp))]  # no local paths
-    results: dict = {"machine": machine(), "command": " ".join(["python", "benchmarks/bench_prepare_outofcore.py", *shown]),
-                     "memory_limit": args.memory_limit, "workers": args.workers, "sizes": {}}
+    results: dict = {
+        "machine": machine(),
+        "command": " ".join(["python", "benchmarks/bench_prepare_outofcore.py", *shown]),
+        "memory_limit": args.memory_limit,
+        "workers": args.workers,
+        "sizes": {},
+    }
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
         for n in sorted({args.small, args.posts} - {0}):
@@ -213,26 +367,33 @@ def main() -> None:
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
-        "# `prepare`: in-memory vs out-of-core (DuckDB) engine", "",
+        "# `prepare`: in-memory vs out-of-core (DuckDB) engine",
+        "",
         f"Machine: {m['cores']} cores ({m['cpu']}), shared with other work; Python {m['python']}; load average at "
         f"start {m['load_average_1_5_15']}, at end {m.get('load_average_at_end')} (other work slows timings).",
         f"Command: `{results['command']}`; duckdb `--memory-limit {results['memory_limit']}`, "
-        f"`--workers {results['workers']}`. Data: SYNTHETIC Parquet corpora (seeded; see the script's docstring).", "",
+        f"`--workers {results['workers']}`. Data: SYNTHETIC Parquet corpora (seeded; see the script's docstring).",
+        "",
         "| posts (synthetic) | engine | wall time | posts/s | peak RSS, largest process | peak RSS, process tree | "
         "kept posts | POIs | load avg after |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for n, entry in results["sizes"].items():
         for engine, run in entry["runs"].items():
-            lines.append(f"| {int(n):,} ({entry['corpus']['size_mb']} MB) | {engine} | {run['seconds']} s | "
-                         f"{run['posts_per_s']:,} | {run['peak_rss_mb']:,} MB | {run['peak_tree_rss_mb']:,} MB | "
-                         f"{run['kept']:,} | {run['pois']:,} | {run['load_average_after']} |")
+            lines.append(
+                f"| {int(n):,} ({entry['corpus']['size_mb']} MB) | {engine} | {run['seconds']} s | "
+                f"{run['posts_per_s']:,} | {run['peak_rss_mb']:,} MB | {run['peak_tree_rss_mb']:,} MB | "
+                f"{run['kept']:,} | {run['pois']:,} | {run['load_average_after']} |"
+            )
     lines.append("")
     for n, entry in results["sizes"].items():
         if "identical_outputs" in entry:
             same = entry["identical_outputs"]
-            verdict = "all byte-identical" if all(same.values()) else \
-                "differ: " + ", ".join(k for k, v in same.items() if not v)
+            verdict = (
+                "all byte-identical"
+                if all(same.values())
+                else "differ: " + ", ".join(k for k, v in same.items() if not v)
+            )
             lines.append(f"- {int(n):,} posts: output files of the two engines (manifest aside): {verdict}.")
     return "\n".join(lines) + "\n"
 

@@ -57,7 +57,7 @@ def write_inputs(prepared: Path, tmp: Path, copies: int) -> tuple[Path, Path, in
     folder.mkdir()
     step = -(-len(table) // 8)
     for part in range(8):
-        table.iloc[part * step:(part + 1) * step].to_parquet(folder / f"part-{part}.parquet", index=False)
+        table.iloc[part * step : (part + 1) * step].to_parquet(folder / f"part-{part}.parquet", index=False)
     return single, folder, len(table)
 
 
@@ -67,11 +67,21 @@ def bench_predict(run: Path, single: Path, folder: Path, tmp: Path, batch_size: 
 
     rows = []
     start = time.perf_counter()
-    counts = batch.predict_file(run, single, tmp / "local.parquet", top_k=5, batch_size=batch_size,
-                                      images=False, progress=False)
+    counts = batch.predict_file(
+        run, single, tmp / "local.parquet", top_k=5, batch_size=batch_size, images=False, progress=False
+    )
     seconds = time.perf_counter() - start
-    rows.append({"engine": "local", "workers": "-", "threads": _torch_threads(), "posts": counts["posts"],
-                 "seconds": round(seconds, 2), "rate": round(counts["posts"] / seconds, 1), "files": 1})
+    rows.append(
+        {
+            "engine": "local",
+            "workers": "-",
+            "threads": _torch_threads(),
+            "posts": counts["posts"],
+            "seconds": round(seconds, 2),
+            "rate": round(counts["posts"] / seconds, 1),
+            "files": 1,
+        }
+    )
     import pandas as pd
 
     for workers in WORKERS:
@@ -79,22 +89,49 @@ def bench_predict(run: Path, single: Path, folder: Path, tmp: Path, batch_size: 
         # the fixed cost of a job: the same job on one batch per actor (actors start, load the run, predict once)
         tiny = tmp / f"tiny-{workers}.parquet"
         pd.read_parquet(single).head(batch_size * workers).to_parquet(tiny, index=False)
-        small = predict_ray(run, tiny, tmp / f"ray-tiny-{workers}", workers=workers, top_k=5, batch_size=batch_size,
-                            images=False, threads=threads)
-        counts = predict_ray(run, folder, tmp / f"ray-{workers}", workers=workers, top_k=5, batch_size=batch_size,
-                             images=False, threads=threads)
-        rows.append({"engine": "ray", "workers": workers, "threads": threads, "posts": counts["posts"],
-                     "seconds": counts["seconds"], "rate": round(counts["posts"] / counts["seconds"], 1),
-                     "files": counts["files"], **_steady(counts["posts"], counts["seconds"], small["posts"],
-                                                         small["seconds"])})
+        small = predict_ray(
+            run,
+            tiny,
+            tmp / f"ray-tiny-{workers}",
+            workers=workers,
+            top_k=5,
+            batch_size=batch_size,
+            images=False,
+            threads=threads,
+        )
+        counts = predict_ray(
+            run,
+            folder,
+            tmp / f"ray-{workers}",
+            workers=workers,
+            top_k=5,
+            batch_size=batch_size,
+            images=False,
+            threads=threads,
+        )
+        rows.append(
+            {
+                "engine": "ray",
+                "workers": workers,
+                "threads": threads,
+                "posts": counts["posts"],
+                "seconds": counts["seconds"],
+                "rate": round(counts["posts"] / counts["seconds"], 1),
+                "files": counts["files"],
+                **_steady(counts["posts"], counts["seconds"], small["posts"], small["seconds"]),
+            }
+        )
     return rows
 
 
 def _steady(n: int, seconds: float, n_small: int, seconds_small: float) -> dict:
     """Fixed cost = the time of a job on one batch per actor; steady rate = the extra items over the extra time."""
     extra = seconds - seconds_small
-    return {"small_job_items": n_small, "small_job_seconds": round(seconds_small, 2),
-            "steady_rate": round((n - n_small) / extra, 1) if extra > 0 else None}
+    return {
+        "small_job_items": n_small,
+        "small_job_seconds": round(seconds_small, 2),
+        "steady_rate": round((n - n_small) / extra, 1) if extra > 0 else None,
+    }
 
 
 def synthetic_prepared(tmp: Path, pois: int, per_poi: int) -> tuple[Path, int]:
@@ -103,8 +140,7 @@ def synthetic_prepared(tmp: Path, pois: int, per_poi: int) -> tuple[Path, int]:
 
     raw = generate(tmp / "synthetic", SyntheticPostsConfig(pois=pois, posts_per_poi=per_poi, seed=0))
     prepared = tmp / "synthetic-prepared"
-    prepare(raw.out_dir / "posts.jsonl", prepared,
-            PrepareConfig(min_poi_posts=5, min_hashtag_count=2, languages=()))
+    prepare(raw.out_dir / "posts.jsonl", prepared, PrepareConfig(min_poi_posts=5, min_hashtag_count=2, languages=()))
     return prepared, raw.images
 
 
@@ -120,8 +156,16 @@ def bench_features(prepared: Path, tmp: Path, batch_size: int) -> list[dict]:
     summary = extract_images(local, config).summary
     seconds = time.perf_counter() - start
     images = summary["images"]
-    rows.append({"engine": "local", "workers": f"{config.workers} loader", "threads": summary["settings"]["threads"],
-                 "images": images, "seconds": round(seconds, 2), "rate": round(images / seconds, 1)})
+    rows.append(
+        {
+            "engine": "local",
+            "workers": f"{config.workers} loader",
+            "threads": summary["settings"]["threads"],
+            "images": images,
+            "seconds": round(seconds, 2),
+            "rate": round(images / seconds, 1),
+        }
+    )
     import pandas as pd
 
     for workers in WORKERS:
@@ -138,9 +182,17 @@ def bench_features(prepared: Path, tmp: Path, batch_size: int) -> list[dict]:
         start = time.perf_counter()
         summary = extract_images_ray(copy, config, workers=workers, threads=threads).summary
         seconds = time.perf_counter() - start
-        rows.append({"engine": "ray", "workers": workers, "threads": threads, "images": summary["images"],
-                     "seconds": round(seconds, 2), "rate": round(summary["images"] / seconds, 1),
-                     **_steady(summary["images"], seconds, small["images"], small_seconds)})
+        rows.append(
+            {
+                "engine": "ray",
+                "workers": workers,
+                "threads": threads,
+                "images": summary["images"],
+                "seconds": round(seconds, 2),
+                "rate": round(summary["images"] / seconds, 1),
+                **_steady(summary["images"], seconds, small["images"], small_seconds),
+            }
+        )
     return rows
 
 
@@ -162,8 +214,11 @@ def ray_start(cpus: int) -> dict:
     quiet_data(False)
     start = time.perf_counter()
     ray.data.range(8).map_batches(lambda b: b).materialize()
-    return {"init_seconds": round(init, 2), "first_job_seconds": round(time.perf_counter() - start, 2),
-            "num_cpus": cpus}
+    return {
+        "init_seconds": round(init, 2),
+        "first_job_seconds": round(time.perf_counter() - start, 2),
+        "num_cpus": cpus,
+    }
 
 
 def _fixed(row: dict) -> str:
@@ -175,44 +230,57 @@ def _fixed(row: dict) -> str:
 def markdown(payload: dict) -> str:
     m = payload["machine"]
     lines = [
-        "# Ray Data engine against the local path", "",
+        "# Ray Data engine against the local path",
+        "",
         f"Command: `{payload['command']}`  ",
         f"Machine: {m['cpu']}, {m['cores']} cores (shared with other work), torch {m['torch']}, Ray "
         f"{payload['ray_version']}, Python {m['python']}; load average at start "
         f"{' / '.join(str(x) for x in payload['load_start'])}, at end "
         f"{' / '.join(str(x) for x in payload['load_end'])} (1/5/15 min).  ",
-        f"Total time: {payload['seconds']} s.", "",
+        f"Total time: {payload['seconds']} s.",
+        "",
         f"Ray start-up (local, {payload['ray_start']['num_cpus']} logical CPUs): `ray.init` "
         f"{payload['ray_start']['init_seconds']} s, then a first trivial job {payload['ray_start']['first_job_seconds']} s. "
         "Not included below; every Ray job time below includes its actors' start (model or backbone loaded "
-        "once per actor).", "",
-        f"## Batch prediction: {payload['predict']['data']}", "",
+        "once per actor).",
+        "",
+        f"## Batch prediction: {payload['predict']['data']}",
+        "",
         f"MRLF, default layers, 1 training epoch; {payload['predict']['posts']:,} posts "
         f"(the prepared posts x{payload['predict']['copies']}, text + hashtags), top-5, batch size "
         f"{payload['predict']['batch_size']}. Local: one Parquet file in and out; Ray: 8 Parquet files in, "
-        "a folder of Parquet files out.", "",
+        "a folder of Parquet files out.",
+        "",
         "| engine | workers | torch threads each | posts | seconds | posts/s | fixed cost s (small job) | "
         "steady posts/s | output files |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in payload["predict"]["rows"]:
-        lines.append(f"| {r['engine']} | {r['workers']} | {r['threads']} | {r['posts']:,} | {r['seconds']} | "
-                     f"{r['rate']} | {_fixed(r)} | {r.get('steady_rate') or '-'} | {r['files']} |")
+        lines.append(
+            f"| {r['engine']} | {r['workers']} | {r['threads']} | {r['posts']:,} | {r['seconds']} | "
+            f"{r['rate']} | {_fixed(r)} | {r.get('steady_rate') or '-'} | {r['files']} |"
+        )
     f = payload["features"]
     lines += [
-        "", f"## Image features: {f['data']}", "",
+        "",
+        f"## Image features: {f['data']}",
+        "",
         "`postloc images --image-noise keep` (decode, preprocess, efficientnet-lite0 at 224x224, no "
         f"segmentation), batch size {f['batch_size']}, cold cache. SYNTHETIC images: this measures the code, not "
-        "real photos (real photos are larger to decode).", "",
+        "real photos (real photos are larger to decode).",
+        "",
         "| engine | workers | torch threads each | images | seconds | images/s | fixed cost s (small job) | "
         "steady images/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in f["rows"]:
-        lines.append(f"| {r['engine']} | {r['workers']} | {r['threads']} | {r['images']} | {r['seconds']} | "
-                     f"{r['rate']} | {_fixed(r)} | {r.get('steady_rate') or '-'} |")
+        lines.append(
+            f"| {r['engine']} | {r['workers']} | {r['threads']} | {r['images']} | {r['seconds']} | "
+            f"{r['rate']} | {_fixed(r)} | {r.get('steady_rate') or '-'} |"
+        )
     lines += [
-        "", "Fixed cost: the same Ray job on one batch per actor (actors start, load the model or backbone, "
+        "",
+        "Fixed cost: the same Ray job on one batch per actor (actors start, load the model or backbone, "
         "run one batch, write). Steady rate: (items - small-job items) / (seconds - small-job seconds), "
         "the rate once the actors are up; it is what the cluster projection scales.",
     ]
@@ -232,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
-    command = "PYTHONPATH=src python benchmarks/bench_ray.py" + ("" if not (argv or sys.argv[1:])
-                                                                  else " " + " ".join(argv or sys.argv[1:]))
+    command = "PYTHONPATH=src python benchmarks/bench_ray.py" + (
+        "" if not (argv or sys.argv[1:]) else " " + " ".join(argv or sys.argv[1:])
+    )
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as name:
         tmp = Path(name)
         print("preparing Dresden and training MRLF (1 epoch) ...", flush=True)
@@ -250,14 +319,25 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ray.shutdown()
     payload = {
-        "command": command, "machine": machine(), "ray_version": ray.__version__,
-        "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
+        "command": command,
+        "machine": machine(),
+        "ray_version": ray.__version__,
+        "load_start": load_start,
+        "load_end": [round(x, 2) for x in os.getloadavg()],
         "ray_start": start_info,
-        "predict": {"data": f"Dresden Flickr sample, {note}", "posts": n_posts, "copies": args.copies,
-                    "batch_size": args.batch_size, "rows": predict_rows},
-        "features": {"data": f"SYNTHETIC, postloc synthetic --pois {args.pois} --posts-per-poi "
-                             f"{args.posts_per_poi} --seed 0 ({n_images} rendered 320x240 JPEGs)",
-                     "batch_size": args.image_batch_size, "rows": feature_rows},
+        "predict": {
+            "data": f"Dresden Flickr sample, {note}",
+            "posts": n_posts,
+            "copies": args.copies,
+            "batch_size": args.batch_size,
+            "rows": predict_rows,
+        },
+        "features": {
+            "data": f"SYNTHETIC, postloc synthetic --pois {args.pois} --posts-per-poi "
+            f"{args.posts_per_poi} --seed 0 ({n_images} rendered 320x240 JPEGs)",
+            "batch_size": args.image_batch_size,
+            "rows": feature_rows,
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
     json_path, md_path = write_results("ray", payload, markdown(payload))

@@ -51,9 +51,26 @@ def server_process(run: Path):
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen([sys.executable, "-m", "postloc", "serve", str(run), "--host", "127.0.0.1",
-                                "--port", str(port), "--rate", "1e9", "--burst", "1000000000"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "postloc",
+            "serve",
+            str(run),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--rate",
+            "1e9",
+            "--burst",
+            "1000000000",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -79,16 +96,36 @@ def make_run(base: Path) -> Path:
     from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
     from postloc.training import RunConfig, TrainerConfig, train
 
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(n_pois=10, n_posts=800, n_users=100,
-                                                                           image_dim=32, seed=3))
+    prepared = write_synthetic_prepared(
+        base / "prepared", SyntheticFeaturesConfig(n_pois=10, n_posts=800, n_users=100, image_dim=32, seed=3)
+    )
     train(prepared, base / "run", RunConfig("mrlf", {}, TrainerConfig(epochs=1, batch_size=64, progress=False)))
     return base / "run"
 
 
 def payloads(n: int) -> list[dict]:
-    words = ["sunset", "bridge", "river", "old", "town", "coffee", "friends", "walk", "evening", "market", "church", "square"]
-    return [{"text": " ".join(words[(i + j) % len(words)] for j in range(3 + i % 8)),
-             "hashtags": [words[i % len(words)], words[(i * 7) % len(words)]], "top_k": 5} for i in range(n)]
+    words = [
+        "sunset",
+        "bridge",
+        "river",
+        "old",
+        "town",
+        "coffee",
+        "friends",
+        "walk",
+        "evening",
+        "market",
+        "church",
+        "square",
+    ]
+    return [
+        {
+            "text": " ".join(words[(i + j) % len(words)] for j in range(3 + i % 8)),
+            "hashtags": [words[i % len(words)], words[(i * 7) % len(words)]],
+            "top_k": 5,
+        }
+        for i in range(n)
+    ]
 
 
 async def load_level(url: str, clients: int, total: int) -> dict:
@@ -124,10 +161,15 @@ async def load_level(url: str, clients: int, total: int) -> dict:
         await asyncio.gather(*[client(http) for _ in range(clients)])
         seconds = time.perf_counter() - started
     latencies.sort()
-    return {"clients": clients, "requests": total, "errors": errors, "seconds": round(seconds, 3),
-            "requests_per_s": round(total / seconds, 1),
-            "p50_ms": round(1000 * statistics.median(latencies), 1),
-            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)}
+    return {
+        "clients": clients,
+        "requests": total,
+        "errors": errors,
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(total / seconds, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 1),
+        "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+    }
 
 
 def batch_throughput(run: Path, base: Path, posts: int, batch_size: int) -> dict:
@@ -141,8 +183,12 @@ def batch_throughput(run: Path, base: Path, posts: int, batch_size: int) -> dict
     start = time.perf_counter()
     counts = batch.predict_file(run, source, out, top_k=5, batch_size=batch_size, progress=False)
     seconds = time.perf_counter() - start
-    return {"posts": counts["posts"], "batch_size": batch_size, "seconds": round(seconds, 2),
-            "posts_per_s": round(counts["posts"] / seconds, 1)}
+    return {
+        "posts": counts["posts"],
+        "batch_size": batch_size,
+        "seconds": round(seconds, 2),
+        "posts_per_s": round(counts["posts"] / seconds, 1),
+    }
 
 
 def main() -> int:
@@ -166,18 +212,36 @@ def main() -> int:
         batch = batch_throughput(run, base, args.posts, args.batch_size)
         print(batch, file=sys.stderr)
     command = "python " + " ".join(["benchmarks/bench_serve.py"] + sys.argv[1:])
-    payload = {"command": command, "machine": machine(), "run": str(args.run or "synthetic, default MRLF layers, 1 epoch"),
-               "levels": levels, "errors": sum(level["errors"] for level in levels),
-               "server_memory_mb": {"model_loaded_before_load": round(memory_before, 1),
-                                    "after_load_test": round(memory_after, 1), "peak": round(memory_peak, 1)},
-               "batch_predict": batch}
-    lines = ["# postloc serve benchmark\n", f"`{command}` on {payload['machine']}\n",
-             "| clients | requests | errors | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_s']} | {r['p50_ms']} "
-              f"| {r['p99_ms']} |" for r in levels]
-    lines += ["", f"Server memory (RSS MB): {payload['server_memory_mb']}",
-              f"Batch predict: {batch['posts']} posts in {batch['seconds']} s = {batch['posts_per_s']} posts/s "
-              f"(batch size {batch['batch_size']}, JSONL in and out)", ""]
+    payload = {
+        "command": command,
+        "machine": machine(),
+        "run": str(args.run or "synthetic, default MRLF layers, 1 epoch"),
+        "levels": levels,
+        "errors": sum(level["errors"] for level in levels),
+        "server_memory_mb": {
+            "model_loaded_before_load": round(memory_before, 1),
+            "after_load_test": round(memory_after, 1),
+            "peak": round(memory_peak, 1),
+        },
+        "batch_predict": batch,
+    }
+    lines = [
+        "# postloc serve benchmark\n",
+        f"`{command}` on {payload['machine']}\n",
+        "| clients | requests | errors | req/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} |"
+        for r in levels
+    ]
+    lines += [
+        "",
+        f"Server memory (RSS MB): {payload['server_memory_mb']}",
+        f"Batch predict: {batch['posts']} posts in {batch['seconds']} s = {batch['posts_per_s']} posts/s "
+        f"(batch size {batch['batch_size']}, JSONL in and out)",
+        "",
+    ]
     json_path, md_path = write_results("serve", payload, "\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {json_path} and {md_path}")

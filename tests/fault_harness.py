@@ -26,17 +26,26 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 HERE = Path(__file__).resolve()
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_PATH_EVENTS = {"os.rename": 2, "os.mkdir": 1, "os.remove": 1, "os.rmdir": 1, "shutil.rmtree": 1,
-                "os.truncate": 1, "os.link": 2, "os.symlink": 2}
+_PATH_EVENTS = {
+    "os.rename": 2,
+    "os.mkdir": 1,
+    "os.remove": 1,
+    "os.rmdir": 1,
+    "shutil.rmtree": 1,
+    "os.truncate": 1,
+    "os.link": 2,
+    "os.symlink": 2,
+}
 
 
 # --- child side ------------------------------------------------------------------------------
+
 
 def _under(path, root: str) -> bool:
     if isinstance(path, bytes):
@@ -58,20 +67,24 @@ def install_hook(watch: str, kill_at: int | None, count_file: str | None):
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                      (mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS)
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS
+            )
             if not writing or not _under(path, root):
                 return
         elif event in _PATH_EVENTS:
-            if not any(_under(a, root) for a in args[:_PATH_EVENTS[event]]):
+            if not any(_under(a, root) for a in args[: _PATH_EVENTS[event]]):
                 return
         else:
             return
         state["n"] += 1
         if count_file:
             where = args[0] if event != "os.rename" else f"{args[0]} -> {args[1]}"
-            log.append(f"{event}\t{os.path.relpath(os.fsdecode(where) if isinstance(where, bytes) else str(where), root)}"
-                       if isinstance(where, (str, bytes, os.PathLike)) else event)
+            log.append(
+                f"{event}\t{os.path.relpath(os.fsdecode(where) if isinstance(where, bytes) else str(where), root)}"
+                if isinstance(where, (str, bytes, os.PathLike))
+                else event
+            )
         if kill_at is not None and state["n"] >= kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -106,8 +119,18 @@ def _child(argv: Sequence[str]) -> int:
 
 # --- zygote: import once, fork per run -------------------------------------------------------
 
-PRELOAD = ("pandas", "pyarrow.parquet", "torch", "safetensors.torch", "postloc.cli", "postloc.data.prepare",
-           "postloc.training.api", "postloc.models.mrlf", "postloc.vision.pipeline", "postloc.inference.batch")
+PRELOAD = (
+    "pandas",
+    "pyarrow.parquet",
+    "torch",
+    "safetensors.torch",
+    "postloc.cli",
+    "postloc.data.prepare",
+    "postloc.training.api",
+    "postloc.models.mrlf",
+    "postloc.vision.pipeline",
+    "postloc.inference.batch",
+)
 
 
 def _zygote() -> int:
@@ -177,21 +200,40 @@ class Zygote:
         import json
 
         self._json = json
-        self.process = subprocess.Popen([sys.executable, str(HERE), "--zygote"], env=child_env(env),
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE), "--zygote"],
+            env=child_env(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         ready = self.process.stdout.readline()
         if not ready.strip():
             raise RuntimeError("the fault-injection zygote did not start")
 
-    def run(self, args: Sequence[str], watch: str | Path, *, kill_at: int | None = None,
-            kill_after: float | None = None, count: bool = False,
-            env: Mapping[str, str] | None = None) -> Outcome:
+    def run(
+        self,
+        args: Sequence[str],
+        watch: str | Path,
+        *,
+        kill_at: int | None = None,
+        kill_after: float | None = None,
+        count: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> Outcome:
         tag = f"{os.getpid()}-{time.time_ns()}"
         side = Path(watch).parent
         stderr = side / f".stderr-{tag}"
         count_file = str(side / f".events-{tag}") if count else None
-        request = {"argv": [str(a) for a in args], "watch": str(watch), "kill_at": kill_at,
-                   "kill_after": kill_after, "count_to": count_file, "stderr": str(stderr), "env": dict(env or {})}
+        request = {
+            "argv": [str(a) for a in args],
+            "watch": str(watch),
+            "kill_at": kill_at,
+            "kill_after": kill_after,
+            "count_to": count_file,
+            "stderr": str(stderr),
+            "env": dict(env or {}),
+        }
         started = time.perf_counter()
         self.process.stdin.write(self._json.dumps(request) + "\n")
         self.process.stdin.flush()
@@ -225,6 +267,7 @@ class Zygote:
 
 # --- parent side -----------------------------------------------------------------------------
 
+
 @dataclass
 class Outcome:
     returncode: int
@@ -235,15 +278,28 @@ class Outcome:
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TQDM_DISABLE": "1",
+    }
     env.update(extra or {})
     return env
 
 
-def run_postloc(args: Sequence[str], watch: str | Path, *, kill_at: int | None = None,
-                kill_after: float | None = None, count: bool = False, timeout: float = 300,
-                env: Mapping[str, str] | None = None) -> Outcome:
+def run_postloc(
+    args: Sequence[str],
+    watch: str | Path,
+    *,
+    kill_at: int | None = None,
+    kill_after: float | None = None,
+    count: bool = False,
+    timeout: float = 300,
+    env: Mapping[str, str] | None = None,
+) -> Outcome:
     """Run ``postloc ARGS`` in a child; kill it at event ``kill_at`` or after ``kill_after`` seconds."""
     command = [sys.executable, str(HERE), "--watch", str(watch)]
     count_file = None
@@ -254,8 +310,9 @@ def run_postloc(args: Sequence[str], watch: str | Path, *, kill_at: int | None =
         command += ["--count-to", count_file]
     command += ["--", *map(str, args)]
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        command, env=child_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         if kill_after is not None:
             try:
@@ -274,8 +331,9 @@ def run_postloc(args: Sequence[str], watch: str | Path, *, kill_at: int | None =
         text = Path(count_file).read_text()
         events = text.split("\n") if text else []
         Path(count_file).unlink()
-    return Outcome(process.returncode, process.returncode == -signal.SIGKILL, events, err,
-                   time.perf_counter() - started)
+    return Outcome(
+        process.returncode, process.returncode == -signal.SIGKILL, events, err, time.perf_counter() - started
+    )
 
 
 def rename_points(events: Sequence[str]) -> list[int]:
@@ -295,6 +353,7 @@ def kill_points(total: int, n: int, seed: int) -> list[int]:
 
 
 # --- judging what is on disk -----------------------------------------------------------------
+
 
 def snapshot(folder: Path, skip: Iterable[str] = ()) -> dict[str, str] | None:
     """``relative path -> sha256`` of every visible file under ``folder`` (``None`` if absent).
@@ -334,8 +393,16 @@ def classify(current: dict[str, str] | None, previous: dict[str, str] | None, ne
 
 # --- scenarios: one per command, shared by tests/test_faults.py and benchmarks/bench_faults.py --
 
-SMALL_MRLF = {"filters": 8, "heads": 2, "char_dim": 4, "word_dim": 4, "hidden": 8, "max_text_chars": 40,
-              "max_hashtag_chars": 24, "max_text_words": 10}
+SMALL_MRLF = {
+    "filters": 8,
+    "heads": 2,
+    "char_dim": 4,
+    "word_dim": 4,
+    "hidden": 8,
+    "max_text_chars": 40,
+    "max_hashtag_chars": 24,
+    "max_text_words": 10,
+}
 
 
 @dataclass
@@ -402,8 +469,8 @@ class PrepareScenario:
         return rename_points(self.events)
 
     def trial(self, kill_at: int | None = None, kill_after: float | None = None) -> Trial:
-        from postloc.io.atomic import recover_folder
         from postloc.data.prepared import load_prepared
+        from postloc.io.atomic import recover_folder
 
         target = self._reset()
         outcome = self.z.run(self.args_b + [target], self.work, kill_at=kill_at, kill_after=kill_after)
@@ -443,8 +510,18 @@ class ImagesScenario:
         self.z, self.work = zygote, Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.pristine = Path(prepared)
-        self.args = ["images", "--image-noise", "keep", "--workers", "0", "--threads", "1", "--batch-size", "4",
-                     "--quiet"]
+        self.args = [
+            "images",
+            "--image-noise",
+            "keep",
+            "--workers",
+            "0",
+            "--threads",
+            "1",
+            "--batch-size",
+            "4",
+            "--quiet",
+        ]
         target = self._reset()
         clean = self.z.run(self.args + [target], self.work, count=True)
         assert clean.returncode == 0, clean.stderr
@@ -494,8 +571,10 @@ class ImagesScenario:
             store = ShardStore(root)
             for key in sorted(store.keys()):
                 row = store.get(key)
-                rows[f"{root.name}/{key}"] = hashlib.sha256(repr(sorted(
-                    (k, np.asarray(v).tobytes() if not isinstance(v, str) else v) for k, v in row.items())).encode()
+                rows[f"{root.name}/{key}"] = hashlib.sha256(
+                    repr(
+                        sorted((k, np.asarray(v).tobytes() if not isinstance(v, str) else v) for k, v in row.items())
+                    ).encode()
                 ).hexdigest()
         return rows
 
@@ -510,12 +589,19 @@ class ImagesScenario:
         cache = self._cache(target)
         broken += [k for k, v in cache.items() if self.cache.get(k) != v]
         present = [k for k in self.OUTPUTS if k in found]
-        state = "corrupt" if broken else ("new" if len(present) == len(self.OUTPUTS) else
-                                          "absent" if not present else "partial-run")
+        state = (
+            "corrupt"
+            if broken
+            else ("new" if len(present) == len(self.OUTPUTS) else "absent" if not present else "partial-run")
+        )
         rerun = self.z.run(self.args + [target], self.work)
         leftovers = [str(p.relative_to(target)) for p in target.rglob(".*")]
-        rerun_ok = (rerun.returncode == 0 and self._outputs(target) == self.reference
-                    and self._cache(target) == self.cache and not leftovers)
+        rerun_ok = (
+            rerun.returncode == 0
+            and self._outputs(target) == self.reference
+            and self._cache(target) == self.cache
+            and not leftovers
+        )
         detail = f"broken={broken}" if broken else ""
         if not rerun_ok:
             detail += f" rerun rc={rerun.returncode} leftovers={leftovers} {rerun.stderr[-300:]}"
@@ -537,8 +623,22 @@ class TrainScenario:
         self.z, self.work = zygote, Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         sets = [x for k, v in SMALL_MRLF.items() for x in ("--set", f"{k}={v}")]
-        self.args = ["train", "--data", prepared, "--epochs", str(epochs), "--quiet", "--set", "threads=1",
-                     "--set", "early_stopping=0", "--set", "batch_size=32", *sets, "--out"]
+        self.args = [
+            "train",
+            "--data",
+            prepared,
+            "--epochs",
+            str(epochs),
+            "--quiet",
+            "--set",
+            "threads=1",
+            "--set",
+            "early_stopping=0",
+            "--set",
+            "batch_size=32",
+            *sets,
+            "--out",
+        ]
         self.epochs = epochs
         target = _fresh(self.work / "ref")
         clean = self.z.run(self.args + [target], self.work, count=True)

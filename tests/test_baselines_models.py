@@ -17,8 +17,16 @@ QUICK = {
     "resnet50": {"hidden": 16},
     "vgg16": {"hidden": 0},
     "knn-image": {"k": 5},
-    "mrlf-plus": {"filters": 8, "heads": 2, "hidden": 8, "char_dim": 4, "word_dim": 4, "max_text_chars": 30,
-                  "max_hashtag_chars": 20, "modalities": ["text", "hashtags"]},
+    "mrlf-plus": {
+        "filters": 8,
+        "heads": 2,
+        "hidden": 8,
+        "char_dim": 4,
+        "word_dim": 4,
+        "max_text_chars": 30,
+        "max_hashtag_chars": 20,
+        "modalities": ["text", "hashtags"],
+    },
 }
 
 
@@ -85,8 +93,18 @@ def test_mrlf_plus_config_takes_mrlf_fields_and_saves_the_same_keys():
     from postloc.models.mrlf import MRLFConfig
 
     config = asdict(MRLFPlusConfig())
-    assert sorted(config) == ["char_dim", "filters", "fusion", "heads", "hidden", "max_hashtag_chars",
-                              "max_text_chars", "modalities", "weights", "word_dim"]
+    assert sorted(config) == [
+        "char_dim",
+        "filters",
+        "fusion",
+        "heads",
+        "hidden",
+        "max_hashtag_chars",
+        "max_text_chars",
+        "modalities",
+        "weights",
+        "word_dim",
+    ]
     mrlf = {f.name: f for f in fields(MRLFConfig)}
     for f in fields(MRLFPlusConfig):
         if f.name != "weights":

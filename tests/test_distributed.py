@@ -18,20 +18,48 @@ import numpy as np
 import pytest
 import torch
 
-from postloc.errors import PostlocError
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
-from postloc.training import RunConfig, TrainerConfig, evaluate, train
+from postloc.errors import PostlocError
 from postloc.nn import distributed as dist
+from postloc.training import RunConfig, TrainerConfig, evaluate, train
 
-SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
-         "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
+SMALL = {
+    "filters": 16,
+    "heads": 2,
+    "char_dim": 8,
+    "word_dim": 8,
+    "hidden": 16,
+    "max_text_chars": 64,
+    "max_hashtag_chars": 48,
+    "max_text_words": 16,
+}
 # Keep DATA, TRAINER and SMALL in step with benchmarks/bench_distributed.py, which measures the
 # seed noise that the tolerance below rests on.
-DATA = SyntheticFeaturesConfig(n_pois=4, n_posts=500, n_users=80, train=0.6, val=0.3, text_signal=0.3, tag_signal=0.5,
-                       image_separation=1.2, caption_words=(3, 8), image_dim=8, seed=5)
+DATA = SyntheticFeaturesConfig(
+    n_pois=4,
+    n_posts=500,
+    n_users=80,
+    train=0.6,
+    val=0.3,
+    text_signal=0.3,
+    tag_signal=0.5,
+    image_separation=1.2,
+    caption_words=(3, 8),
+    image_dim=8,
+    seed=5,
+)
 TRAINER = {"epochs": 6, "batch_size": 32, "lr": 0.003, "early_stopping": 0, "threads": 1}
 # The written run folder: nothing else may appear in it (in particular nothing from rank 1).
-RUN_FILES = {"best", "checkpoints", "config.json", "data.json", "metrics.csv", "metrics.jsonl", "run.json", "curves.png"}
+RUN_FILES = {
+    "best",
+    "checkpoints",
+    "config.json",
+    "data.json",
+    "metrics.csv",
+    "metrics.jsonl",
+    "run.json",
+    "curves.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +68,22 @@ def prepared(tmp_path_factory):
 
 
 def _cli_args(prepared: Path, out: Path, seed: int = 0, epochs: int | None = None, resume: bool = False) -> list[str]:
-    args = ["-m", "postloc", "train", "--model", "mrlf", "--data", str(prepared), "--out", str(out), "--quiet",
-            "--seed", str(seed), "--epochs", str(epochs or TRAINER["epochs"])]
+    args = [
+        "-m",
+        "postloc",
+        "train",
+        "--model",
+        "mrlf",
+        "--data",
+        str(prepared),
+        "--out",
+        str(out),
+        "--quiet",
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(epochs or TRAINER["epochs"]),
+    ]
     for key, value in {**SMALL, **{k: v for k, v in TRAINER.items() if k != "epochs"}}.items():
         args += ["--set", f"{key}={value}"]
     return args + (["--resume"] if resume else [])
@@ -65,6 +107,7 @@ def _rows(run: Path) -> list[dict]:
 
 # --- helpers, no processes -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 11])
 def test_shard_batches_gives_equal_steps_and_covers_every_batch_once(n, world):
@@ -73,11 +116,11 @@ def test_shard_batches_gives_equal_steps_and_covers_every_batch_once(n, world):
     steps = {len(shard) for shard, _ in shards}
     assert len(steps) == 1, "every rank must take the same number of steps, or DDP waits forever"
     assert steps.pop() == -(-n // world)
-    counted = [b for shard, repeats in shards for b in shard[:len(shard) - repeats]]
+    counted = [b for shard, repeats in shards for b in shard[: len(shard) - repeats]]
     assert sorted(counted) == sorted(batches)  # each batch trained and counted exactly once
     assert sum(r for _, r in shards) == (-(-n // world) * world - n if n else 0)  # as few repeats as possible
     for shard, repeats in shards:
-        assert set(shard[len(shard) - repeats:]) <= set(batches)  # padding repeats real batches
+        assert set(shard[len(shard) - repeats :]) <= set(batches)  # padding repeats real batches
     if world == 1:
         assert shards[0] == (batches, 0)  # a single process trains on the plan unchanged
 
@@ -150,6 +193,7 @@ def test_models_without_epochs_are_refused_under_torchrun(prepared, tmp_path, mo
 
 # --- real processes ------------------------------------------------------------------------
 
+
 @pytest.mark.slow  # two torchrun trainings: 21 s here under load
 def test_two_processes_reach_the_accuracy_of_one(prepared, tmp_path):
     """2 processes (global batch 32 = 2 x 16) vs 1 process (batch 32), same data, seed and epochs.
@@ -198,7 +242,7 @@ def test_resume_under_torchrun_continues_exactly(prepared, tmp_path):
 def test_a_neural_baseline_trains_on_two_processes(prepared, tmp_path):
     """The baselines share the trainer, so they run data-parallel too (deepgeo as the example)."""
     args = [a for a in _cli_args(prepared, tmp_path / "deepgeo", epochs=2)]
-    args = args[:args.index("--set")] + ["--set", "threads=1", "--set", "batch_size=32"]
+    args = args[: args.index("--set")] + ["--set", "threads=1", "--set", "batch_size=32"]
     args[args.index("mrlf")] = "deepgeo"
     torchrun(args)
     summary = json.loads((tmp_path / "deepgeo" / "run.json").read_text())

@@ -22,9 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fault_harness import (ImagesScenario, PrepareScenario, TrainScenario, Zygote,
-                           kill_points, run_postloc)
-
+from fault_harness import ImagesScenario, PrepareScenario, TrainScenario, Zygote, kill_points, run_postloc
 from postloc.io.atomic import atomic_open, recover_folder, remove_stale_temporaries, write_folder_atomically
 
 
@@ -54,8 +52,10 @@ def train_scenario(zygote, tmp_path_factory) -> TrainScenario:
     from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 
     base = tmp_path_factory.mktemp("train")
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
-        n_pois=3, n_posts=150, n_users=24, caption_words=(3, 6), image_dim=8, seed=7))
+    prepared = write_synthetic_prepared(
+        base / "prepared",
+        SyntheticFeaturesConfig(n_pois=3, n_posts=150, n_users=24, caption_words=(3, 6), image_dim=8, seed=7),
+    )
     return TrainScenario(zygote, prepared, base / "work", epochs=3)
 
 
@@ -67,6 +67,7 @@ def _assert_clean(trials) -> None:
 
 
 # --- default run: the commit renames (where non-atomic writers break), one random point -----
+
 
 @pytest.mark.slow  # forks and kills a prepare at each rename: 9 s here under load
 def test_prepare_killed_at_every_commit_rename(prepare_scenario):
@@ -98,6 +99,7 @@ def test_train_killed_between_renames_of_best_then_resumed_bit_identically(train
 
 
 # --- regression tests of the atomic-write fixes ----------------------------------------------
+
 
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -142,6 +144,7 @@ def test_shard_store_removes_a_shard_half_written_by_a_killed_process(tmp_path):
 
 
 # --- long run: many seeded kill points (make reliability) -----------------------------------
+
 
 @pytest.mark.reliability
 @pytest.mark.parametrize("seed", [1, 2])

@@ -17,8 +17,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -38,8 +38,9 @@ def _can_mount_here() -> bool:
 @contextlib.contextmanager
 def small_disk(path: Path) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m,mode=0755", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m,mode=0755", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.fail(f"cannot mount a {SIZE_MB} MB tmpfs at {path} although running as root: {done.stderr.strip()}")
     try:
@@ -73,13 +74,22 @@ def world(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("fulldisk-src")
     generate(base / "syn", SyntheticPostsConfig(pois=3, posts_per_poi=8, seed=5, width=64, height=48))
-    prepare(base / "syn" / "posts.jsonl", base / "prepared", PrepareConfig(min_hashtag_count=1, min_poi_posts=1,
-                                                                          min_poi_users=1),
-            pois_csv=base / "syn" / "pois.csv")
-    train(base / "prepared", base / "run", RunConfig("mrlf", dict(SMALL_MRLF), TrainerConfig(
-        epochs=1, batch_size=32, progress=False, threads=1, early_stopping=0)))
-    predict_file(base / "run", base / "syn" / "posts.jsonl", base / "predictions.jsonl", progress=False,
-                 images=False)
+    prepare(
+        base / "syn" / "posts.jsonl",
+        base / "prepared",
+        PrepareConfig(min_hashtag_count=1, min_poi_posts=1, min_poi_users=1),
+        pois_csv=base / "syn" / "pois.csv",
+    )
+    train(
+        base / "prepared",
+        base / "run",
+        RunConfig(
+            "mrlf",
+            dict(SMALL_MRLF),
+            TrainerConfig(epochs=1, batch_size=32, progress=False, threads=1, early_stopping=0),
+        ),
+    )
+    predict_file(base / "run", base / "syn" / "posts.jsonl", base / "predictions.jsonl", progress=False, images=False)
     return base
 
 
@@ -127,10 +137,29 @@ def test_not_root_reruns_inside_a_user_namespace():
         return
     if shutil.which("unshare") is None:
         pytest.fail("full-disk tests need root or `unshare` (util-linux) to mount a small tmpfs; neither is here")
-    done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable, "-m", "pytest", "-q",
-                           "-p", "no:cacheprovider", __file__, "-k", "not namespace"],
-                          env={**os.environ, INSIDE: "1"}, capture_output=True, text=True)
-    assert done.returncode == 0, f"full-disk tests inside `unshare` failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+    done = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            "not namespace",
+        ],
+        env={**os.environ, INSIDE: "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, (
+        f"full-disk tests inside `unshare` failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+    )
 
 
 def _needs_root():
@@ -145,9 +174,24 @@ def test_prepare_on_a_full_disk(world, disk, zygote):
     _needs_root()
     before = snapshot(disk)
     fill(disk)
-    out = zygote.run(["prepare", world / "syn" / "posts.jsonl", "--out", disk / "prepared", "--pois",
-                      world / "syn" / "pois.csv", "--min-hashtag-count", "2", "--min-poi-posts", "1",
-                      "--min-poi-users", "1", "--quiet"], disk)
+    out = zygote.run(
+        [
+            "prepare",
+            world / "syn" / "posts.jsonl",
+            "--out",
+            disk / "prepared",
+            "--pois",
+            world / "syn" / "pois.csv",
+            "--min-hashtag-count",
+            "2",
+            "--min-poi-posts",
+            "1",
+            "--min-poi-users",
+            "1",
+            "--quiet",
+        ],
+        disk,
+    )
     _check(out, disk, before, str(disk / "prepared"))
 
 
@@ -155,8 +199,9 @@ def test_images_on_a_full_disk(disk, zygote):
     _needs_root()
     before = snapshot(disk)
     fill(disk)
-    out = zygote.run(["images", disk / "prepared", "--image-noise", "keep", "--workers", "0", "--threads", "1",
-                      "--quiet"], disk)
+    out = zygote.run(
+        ["images", disk / "prepared", "--image-noise", "keep", "--workers", "0", "--threads", "1", "--quiet"], disk
+    )
     _check(out, disk, before, str(disk / "prepared"))
 
 
@@ -164,8 +209,19 @@ def test_images_on_a_full_disk(disk, zygote):
 def test_train_on_a_full_disk_new_run_and_resume(world, disk, zygote):
     _needs_root()
     sets = [x for k, v in SMALL_MRLF.items() for x in ("--set", f"{k}={v}")]
-    common = ["train", "--data", disk / "prepared", "--quiet", "--set", "threads=1", "--set", "early_stopping=0",
-              "--set", "batch_size=32", *sets]
+    common = [
+        "train",
+        "--data",
+        disk / "prepared",
+        "--quiet",
+        "--set",
+        "threads=1",
+        "--set",
+        "early_stopping=0",
+        "--set",
+        "batch_size=32",
+        *sets,
+    ]
     before = snapshot(disk)
     fill(disk)
     out = zygote.run(common + ["--out", disk / "run2", "--epochs", "1"], disk)

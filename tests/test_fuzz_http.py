@@ -13,10 +13,10 @@ import math
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from fastapi.testclient import TestClient
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
@@ -77,6 +77,7 @@ def assert_answer(response, predictor, *, top_k: int | None = None) -> dict:
 
 # ---------------------------------------------------------------------- schemathesis (OpenAPI)
 
+
 @pytest.fixture(scope="module")
 def api_schema(app):
     return schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -91,21 +92,25 @@ def test_openapi_every_operation(api_schema, data, mode):
     case = data.draw(api_schema.as_strategy(mode), label="case")
     with time_limit(30):
         response = case.call()
-    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance,
-                                             content_type_conformance])
+    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance, content_type_conformance])
     if response.status_code >= 400:
         assert set(response.json()) == {"error"}, response.text
 
 
 # ------------------------------------------------------------------- JSON and raw bodies
 
-REQUESTS = st.fixed_dictionaries({}, optional={
-    "text": st.one_of(nasty_text(120), json_values(3), st.just("x" * 2500)),
-    "hashtags": st.one_of(st.lists(nasty_text(20), max_size=5), st.lists(st.just("t"), min_size=65, max_size=70),
-                          json_values(3)),
-    "top_k": st.one_of(st.integers(-3, 60), st.just(10**30), json_values(1)),
-    "explain": st.one_of(st.booleans(), json_values(1)),
-    "extra": json_values(2)})
+REQUESTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "text": st.one_of(nasty_text(120), json_values(3), st.just("x" * 2500)),
+        "hashtags": st.one_of(
+            st.lists(nasty_text(20), max_size=5), st.lists(st.just("t"), min_size=65, max_size=70), json_values(3)
+        ),
+        "top_k": st.one_of(st.integers(-3, 60), st.just(10**30), json_values(1)),
+        "explain": st.one_of(st.booleans(), json_values(1)),
+        "extra": json_values(2),
+    },
+)
 
 
 @given(request=REQUESTS, path=st.sampled_from(["/v1/predict", "/v1/explain"]))
@@ -118,9 +123,19 @@ def test_json_requests(client, predictor, request, path):
     assert_answer(response, predictor, top_k=top_k if response.status_code == 200 and top_k else None)
 
 
-CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "multipart/form-data",
-                 "multipart/form-data; boundary=", "multipart/form-data; boundary=x", "text/plain", "", "*/*",
-                 "application/x-www-form-urlencoded", "application/json; boundary=x"]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "APPLICATION/JSON",
+    "multipart/form-data",
+    "multipart/form-data; boundary=",
+    "multipart/form-data; boundary=x",
+    "text/plain",
+    "",
+    "*/*",
+    "application/x-www-form-urlencoded",
+    "application/json; boundary=x",
+]
 
 
 @st.composite
@@ -137,14 +152,16 @@ def raw_bodies(draw) -> bytes:
     if kind == "json":
         data = json.dumps(draw(REQUESTS)).encode()
     else:
-        data = (b'--x\r\nContent-Disposition: form-data; name="text"\r\n\r\nhello #a\r\n'
-                b'--x\r\nContent-Disposition: form-data; name="photo"; filename="p.png"\r\n'
-                b"Content-Type: image/png\r\n\r\n" + png_bytes() + b"\r\n--x--\r\n")
+        data = (
+            b'--x\r\nContent-Disposition: form-data; name="text"\r\n\r\nhello #a\r\n'
+            b'--x\r\nContent-Disposition: form-data; name="photo"; filename="p.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + png_bytes() + b"\r\n--x--\r\n"
+        )
     cut = draw(st.integers(0, len(data)))
     data = data[:cut] if draw(st.booleans()) else data
     if data and draw(st.booleans()):
         at = draw(st.integers(0, len(data) - 1))
-        data = data[:at] + draw(st.sampled_from([b"\xff", b"\x00", b"\r\n", b"--x", b'"', b"\\ud800"])) + data[at + 1:]
+        data = data[:at] + draw(st.sampled_from([b"\xff", b"\x00", b"\r\n", b"--x", b'"', b"\\ud800"])) + data[at + 1 :]
     return data
 
 
@@ -160,20 +177,29 @@ def test_raw_and_malformed_bodies(client, predictor, content, ctype, path):
 
 # -------------------------------------------------------------------------- multipart uploads
 
+
 @settings(max_examples=budget(1.0))
-@given(text=st.none() | nasty_text(80, surrogates=False), hashtags=st.none() | nasty_text(40, surrogates=False),
-       top_k=st.none() | st.sampled_from(["1", "3", "0", "-1", "abc", "9" * 40, "", " 2 "]),
-       explain=st.none() | st.sampled_from(["true", "false", "1", "yes", "maybe", ""]),
-       photo=st.none() | image_bytes(), filename=st.sampled_from(["p.png", "../../x", "", "a\x00b"]))
+@given(
+    text=st.none() | nasty_text(80, surrogates=False),
+    hashtags=st.none() | nasty_text(40, surrogates=False),
+    top_k=st.none() | st.sampled_from(["1", "3", "0", "-1", "abc", "9" * 40, "", " 2 "]),
+    explain=st.none() | st.sampled_from(["true", "false", "1", "yes", "maybe", ""]),
+    photo=st.none() | image_bytes(),
+    filename=st.sampled_from(["p.png", "../../x", "", "a\x00b"]),
+)
 @example(text="hi", hashtags="#a", top_k="2", explain="true", photo=png_bytes(), filename="p.png")
 def test_multipart_photo_upload(client, predictor, text, hashtags, top_k, explain, photo, filename):
-    fields = {k: v for k, v in {"text": text, "hashtags": hashtags, "top_k": top_k, "explain": explain}.items()
-              if v is not None}
+    fields = {
+        k: v
+        for k, v in {"text": text, "hashtags": hashtags, "top_k": top_k, "explain": explain}.items()
+        if v is not None
+    }
     files = {"photo": (filename, photo, "image/png")} if photo is not None else None
     with time_limit(30):
         if files is None and not fields:
-            response = client.post("/v1/predict", content=b"--x--\r\n",
-                                    headers={"content-type": "multipart/form-data; boundary=x"})
+            response = client.post(
+                "/v1/predict", content=b"--x--\r\n", headers={"content-type": "multipart/form-data; boundary=x"}
+            )
         else:
             response = client.post("/v1/predict", data=fields, files=files)
     body = assert_answer(response, predictor)
@@ -183,23 +209,31 @@ def test_multipart_photo_upload(client, predictor, text, hashtags, top_k, explai
 
 # ------------------------------------------------------------- regressions Hypothesis found
 
-@pytest.mark.parametrize("content,words", [
-    (b"[" * 100_000, "nested too deeply"),
-    (b'{"top_k": ' + b"9" * 5000 + b"}", "4300 digits"),
-])
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"top_k": ' + b"9" * 5000 + b"}", "4300 digits"),
+    ],
+)
 def test_regression_json_parser_limits_are_400_not_500(client, content, words):
     response = client.post("/v1/predict", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     assert words in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("request_body", [
-    {"text": "x", "hashtags": ["\ud800"], "explain": True},  # used to be a 500 (response not encodable)
-    {"text": "caf\udce9 words"},  # used to be a 422 with an encoder's message
-])
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"text": "x", "hashtags": ["\ud800"], "explain": True},  # used to be a 500 (response not encodable)
+        {"text": "caf\udce9 words"},  # used to be a 422 with an encoder's message
+    ],
+)
 def test_regression_lone_surrogates_are_a_clear_422(client, request_body):
-    response = client.post("/v1/predict", content=json.dumps(request_body).encode(),
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/predict", content=json.dumps(request_body).encode(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422, response.text
     assert "lone surrogate" in response.json()["error"]["message"]
 
@@ -217,7 +251,10 @@ def test_regression_the_app_serves_again_after_its_lifespan_ended(predictor):
 
 def test_regression_huge_top_k_is_not_echoed_in_full(client):
     """Found by test_raw_and_malformed_bodies: a 4000-digit top_k came back verbatim in the 422 message."""
-    response = client.post("/v1/predict", content=b'{"top_k": ' + b"9" * 4000 + b"}",
-                           headers={"content-type": "application/json"})
-    assert response.status_code == 422 and response.json()["error"]["message"] == \
-        "top_k is a 4000-digit number; the limit is 50"
+    response = client.post(
+        "/v1/predict", content=b'{"top_k": ' + b"9" * 4000 + b"}", headers={"content-type": "application/json"}
+    )
+    assert (
+        response.status_code == 422
+        and response.json()["error"]["message"] == "top_k is a 4000-digit number; the limit is 50"
+    )

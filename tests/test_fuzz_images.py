@@ -25,12 +25,32 @@ from postloc.inference.photos import ImageRejected, decode_upload
 from postloc.vision.decode import FAILURES, OK, TOO_LARGE, DecodeConfig, Decoded, decode_image
 
 # Pillow warns about garbage it still reads (corrupt EXIF, deprecated IM format, bombs under 2x its limit).
-pytestmark = [pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
-              pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning"),
+    pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
 
-MODES = ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "I;16", "I;16B", "LA", "PA", "La",
-         "RGBa", "RGBX"]
+MODES = [
+    "1",
+    "L",
+    "P",
+    "RGB",
+    "RGBA",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "F",
+    "I;16",
+    "I;16B",
+    "LA",
+    "PA",
+    "La",
+    "RGBa",
+    "RGBX",
+]
 FORMATS = ["PNG", "TIFF", "JPEG", "BMP", "GIF", "WEBP", "PPM", "ICO", "TGA", "PCX", "SGI", "IM", "QOI", "DDS"]
 
 
@@ -57,15 +77,19 @@ def image_bytes(draw) -> bytes:
         return draw(st.binary(max_size=300))
     data = None
     while data is None:
-        data = encode(draw(st.sampled_from(MODES)), (draw(st.integers(1, 40)), draw(st.integers(1, 40))),
-                      draw(st.sampled_from(FORMATS)), draw(st.integers(0, 1000)))
+        data = encode(
+            draw(st.sampled_from(MODES)),
+            (draw(st.integers(1, 40)), draw(st.integers(1, 40))),
+            draw(st.sampled_from(FORMATS)),
+            draw(st.integers(0, 1000)),
+        )
     mangle = draw(st.sampled_from(["none", "truncate", "flip", "splice", "all"]))
     if mangle in ("truncate", "all"):
         data = data[: draw(st.integers(0, len(data)))]
     if mangle in ("flip", "all") and data:
         for _ in range(draw(st.integers(1, 8))):
             at = draw(st.integers(0, len(data) - 1))
-            data = data[:at] + bytes([data[at] ^ (1 << draw(st.integers(0, 7)))]) + data[at + 1:]
+            data = data[:at] + bytes([data[at] ^ (1 << draw(st.integers(0, 7)))]) + data[at + 1 :]
     if mangle in ("splice", "all"):
         at = draw(st.integers(0, len(data)))
         data = data[:at] + draw(st.binary(min_size=1, max_size=64)) + data[at:]
@@ -119,12 +143,15 @@ def test_odd_modes_in_every_format_decode_to_rgb(mode, fmt, width, height):
 
 # ------------------------------------------------------------------------------ decompression bombs
 
+
 def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def bomb(fmt: str, width: int, height: int) -> bytes:
@@ -135,12 +162,12 @@ def bomb(fmt: str, width: int, height: int) -> bytes:
     if fmt == "GIF":  # logical screen and the first image descriptor
         small[6:10] = struct.pack("<HH", width, height)
         at = small.index(b"\x2c")
-        small[at + 5: at + 9] = struct.pack("<HH", width, height)
+        small[at + 5 : at + 9] = struct.pack("<HH", width, height)
     elif fmt == "BMP":
         small[18:26] = struct.pack("<ii", width, height)
     elif fmt == "JPEG":
         at = small.index(b"\xff\xc0")
-        small[at + 5: at + 9] = struct.pack(">HH", height, width)
+        small[at + 5 : at + 9] = struct.pack(">HH", height, width)
     return bytes(small)
 
 
@@ -148,8 +175,11 @@ _LIMITS = {"PNG": 2**31 - 1, "GIF": 65535, "BMP": 2**31 - 1, "JPEG": 65535}
 
 
 @settings(max_examples=budget(1.0))
-@given(fmt=st.sampled_from(["PNG", "GIF", "BMP", "JPEG"]), data=st.data(),
-       max_pixels=st.sampled_from([1_000, 1_000_000, 64_000_000]))
+@given(
+    fmt=st.sampled_from(["PNG", "GIF", "BMP", "JPEG"]),
+    data=st.data(),
+    max_pixels=st.sampled_from([1_000, 1_000_000, 64_000_000]),
+)
 def test_decompression_bombs_are_refused_before_decoding(fmt, data, max_pixels):
     top = _LIMITS[fmt]
     width = data.draw(st.integers(max_pixels // top + 1, top), label="width")

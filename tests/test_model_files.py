@@ -28,8 +28,16 @@ from postloc.nn.config import TrainerConfig
 SRC = Path(__file__).resolve().parents[1] / "src" / "postloc"
 TRAINER = TrainerConfig(epochs=1, batch_size=32, lr=5e-3, early_stopping=0, progress=False, seed=0, threads=1)
 QUICK = {
-    "mrlf": {"filters": 8, "heads": 2, "char_dim": 4, "word_dim": 4, "hidden": 8, "max_text_chars": 30,
-             "max_hashtag_chars": 20, "max_text_words": 8},
+    "mrlf": {
+        "filters": 8,
+        "heads": 2,
+        "char_dim": 4,
+        "word_dim": 4,
+        "hidden": 8,
+        "max_text_chars": 30,
+        "max_hashtag_chars": 20,
+        "max_text_words": 8,
+    },
     "tagvisor": {"n_estimators": 3},
     "deepgeo": {"char_dim": 8, "hidden": 8, "attention": 8, "max_chars": 24},
     "loctwi": {"buckets": 97, "dim": 8},
@@ -38,8 +46,16 @@ QUICK = {
     "densenet121": {"hidden": 8},
     "vgg16": {"hidden": 0},
     "knn-image": {"k": 3},
-    "mrlf-plus": {"filters": 8, "heads": 2, "hidden": 8, "char_dim": 4, "word_dim": 4, "max_text_chars": 30,
-                  "max_hashtag_chars": 20, "modalities": ["text", "hashtags"]},
+    "mrlf-plus": {
+        "filters": 8,
+        "heads": 2,
+        "hidden": 8,
+        "char_dim": 4,
+        "word_dim": 4,
+        "max_text_chars": 30,
+        "max_hashtag_chars": 20,
+        "modalities": ["text", "hashtags"],
+    },
 }
 CLASSES = ["poi0", "poi1", "poi2"]
 
@@ -50,8 +66,15 @@ def planted(n: int = 60, seed: int = 0) -> pd.DataFrame:
     for i in range(n):
         c = int(rng.integers(3))
         vec = (np.eye(8)[c] * 3 + rng.normal(0, 1, 8)).astype(np.float32)
-        rows.append({"id": f"p{i}", "text": f"word{c} nice day", "hashtags": [f"tag{c}", "generic"],
-                     "poi": f"poi{c}", "image_vector": vec})
+        rows.append(
+            {
+                "id": f"p{i}",
+                "text": f"word{c} nice day",
+                "hashtags": [f"tag{c}", "generic"],
+                "poi": f"poi{c}",
+                "image_vector": vec,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -77,6 +100,7 @@ def mrlf_copy(saved, tmp_path) -> Path:
 
 # --- no pickle anywhere ----------------------------------------------------------------------
 
+
 def test_every_model_saves_only_safetensors_and_json(saved):
     assert set(saved) == set(list_models())
     for name, folder in saved.items():
@@ -89,13 +113,17 @@ def test_every_model_saves_only_safetensors_and_json(saved):
             raw = file.read_bytes()  # safetensors: 8-byte header length, a JSON header, raw numbers
             start, data = _safetensors_layout(file)
             header = json.loads(raw[start:data])
-            assert all(v["dtype"] in {"F32", "F64", "I64", "I32", "U8", "BOOL", "F16", "BF16", "I8", "I16"}
-                       for k, v in header.items() if k != "__metadata__"), (file, header)
+            assert all(
+                v["dtype"] in {"F32", "F64", "I64", "I32", "U8", "BOOL", "F16", "BF16", "I8", "I16"}
+                for k, v in header.items()
+                if k != "__metadata__"
+            ), (file, header)
             assert load_tensors(file)  # and its checksum holds
 
 
 def test_loading_never_unpickles(saved, monkeypatch):
     """Runtime check: with torch.load and every pickle entry point booby-trapped, all models load and predict."""
+
     def trap(*_args, **_kwargs):
         raise AssertionError("a model load tried to unpickle")
 
@@ -115,8 +143,10 @@ def test_source_never_calls_unpickling_loaders():
     backbone files (torchvision's ``.pth``) with torch's restricted loader; saved postloc models
     and checkpoints never go through it (the runtime test above traps it).
     """
-    pattern = re.compile(r"\bimport pickle\b|\bfrom pickle\b|\bjoblib\b|\bdill\b|"
-                         r"allow_pickle\s*=\s*True|cloudpickle|torch\.jit\.load|np\.load\(|numpy\.load\(")
+    pattern = re.compile(
+        r"\bimport pickle\b|\bfrom pickle\b|\bjoblib\b|\bdill\b|"
+        r"allow_pickle\s*=\s*True|cloudpickle|torch\.jit\.load|np\.load\(|numpy\.load\("
+    )
     offenders, torch_loads = [], []
     for path in SRC.rglob("*.py"):
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -130,6 +160,7 @@ def test_source_never_calls_unpickling_loaders():
 
 
 # --- damaged or edited files -----------------------------------------------------------------
+
 
 def _refused(folder: Path, names: str | tuple[str, ...]) -> str:
     with pytest.raises(ModelFileError) as caught:
@@ -284,6 +315,7 @@ def test_missing_file_is_named(mrlf_copy, missing):
 
 # --- versions --------------------------------------------------------------------------------
 
+
 def test_saved_model_records_format_and_package_version(saved):
     from postloc import __version__
 
@@ -322,22 +354,27 @@ def test_weights_without_checksum_still_load(mrlf_copy):
 
 # --- resume from a damaged checkpoint --------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory) -> tuple[Path, Path]:
     from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
     from postloc.training import RunConfig, train
 
     base = tmp_path_factory.mktemp("resume")
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
-        n_pois=3, n_posts=120, n_users=20, caption_words=(3, 6), image_dim=8, seed=2))
-    config = RunConfig("mrlf", dict(QUICK["mrlf"]), TrainerConfig(epochs=2, batch_size=32, progress=False,
-                                                                 threads=1, early_stopping=0))
+    prepared = write_synthetic_prepared(
+        base / "prepared",
+        SyntheticFeaturesConfig(n_pois=3, n_posts=120, n_users=20, caption_words=(3, 6), image_dim=8, seed=2),
+    )
+    config = RunConfig(
+        "mrlf", dict(QUICK["mrlf"]), TrainerConfig(epochs=2, batch_size=32, progress=False, threads=1, early_stopping=0)
+    )
     train(prepared, base / "run", config)
     return prepared, base / "run"
 
 
-@pytest.mark.parametrize("victim", ["optimizer.safetensors", "weights.safetensors", "trainer_state.json",
-                                    "optimizer.json"])
+@pytest.mark.parametrize(
+    "victim", ["optimizer.safetensors", "weights.safetensors", "trainer_state.json", "optimizer.json"]
+)
 def test_resume_from_a_tampered_checkpoint_is_refused(interrupted_run, tmp_path, victim, capsys):
     from postloc.cli import main
 
@@ -348,14 +385,49 @@ def test_resume_from_a_tampered_checkpoint_is_refused(interrupted_run, tmp_path,
     data = (latest / victim).read_bytes()
     (latest / victim).write_bytes(data[: len(data) - 9])
     sets = [item for k, v in QUICK["mrlf"].items() for item in ("--set", f"{k}={v}")]
-    code = main(["train", "--data", str(prepared), "--out", str(run), "--epochs", "3", "--quiet", "--resume",
-                 "--set", "threads=1", "--set", "early_stopping=0", *sets])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(prepared),
+            "--out",
+            str(run),
+            "--epochs",
+            "3",
+            "--quiet",
+            "--resume",
+            "--set",
+            "threads=1",
+            "--set",
+            "early_stopping=0",
+            *sets,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert victim in err and "Delete that folder" in err and "Traceback" not in err
     shutil.rmtree(latest)  # the advice works: resume goes on from the previous checkpoint
-    assert main(["train", "--data", str(prepared), "--out", str(run), "--epochs", "3", "--quiet", "--resume",
-                 "--set", "threads=1", "--set", "early_stopping=0", *sets]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(prepared),
+                "--out",
+                str(run),
+                "--epochs",
+                "3",
+                "--quiet",
+                "--resume",
+                "--set",
+                "threads=1",
+                "--set",
+                "early_stopping=0",
+                *sets,
+            ]
+        )
+        == 0
+    )
     assert json.loads((run / "run.json").read_text())["epochs_run"] == 3
 
 

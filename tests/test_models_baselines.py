@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 from postloc.errors import PostlocError
 from postloc.models import create_model, describe_models, get_model, list_models, load_model, register, registry
 from postloc.models.base import Estimator
-from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,9 @@ def test_importing_the_models_package_imports_no_model():
 
 
 def test_majority_returns_training_frequencies(splits, tmp_path):
-    model = create_model("majority").fit(splits["train"], classes=["syn-poi-00", "syn-poi-01", "syn-poi-02",
-                                                                  "syn-poi-03", "syn-poi-04", "never-trained"])
+    model = create_model("majority").fit(
+        splits["train"], classes=["syn-poi-00", "syn-poi-01", "syn-poi-02", "syn-poi-03", "syn-poi-04", "never-trained"]
+    )
     proba = model.predict_proba(splits["test"])
     expected = splits["train"]["poi"].value_counts(normalize=True)
     assert proba.shape == (len(splits["test"]), 6)

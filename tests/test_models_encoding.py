@@ -6,11 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from postloc.data.image_features import (
+    IMAGE_COLUMN,
+    attach_image_features,
+    image_matrix,
+    load_image_features,
+    write_image_features,
+)
 from postloc.errors import PostlocError
-from postloc.data.image_features import (IMAGE_COLUMN, attach_image_features, image_matrix, load_image_features,
-                              write_image_features)
-from postloc.models.mrlf.encoding import Vocabularies, encode_posts
 from postloc.models.mrlf.config import MRLFConfig
+from postloc.models.mrlf.encoding import Vocabularies, encode_posts
 from postloc.text.vocab import PAD_ID, UNK_ID, Vocabulary, hashtag_string, pad_batch
 
 
@@ -26,18 +31,27 @@ def test_vocabulary_order_unknown_and_round_trip():
 
 
 def _posts():
-    return pd.DataFrame({
-        "id": ["1", "2", "3"],
-        "text": ["Hello Paris!", "", "hello hello"],
-        "hashtags": [["paris", "travel"], [], ["paris"]],
-        "poi": ["p", "q", "p"],
-        IMAGE_COLUMN: [np.ones(3, np.float32), None, np.zeros(3, np.float32)],
-    })
+    return pd.DataFrame(
+        {
+            "id": ["1", "2", "3"],
+            "text": ["Hello Paris!", "", "hello hello"],
+            "hashtags": [["paris", "travel"], [], ["paris"]],
+            "poi": ["p", "q", "p"],
+            IMAGE_COLUMN: [np.ones(3, np.float32), None, np.zeros(3, np.float32)],
+        }
+    )
 
 
 def test_encode_posts_shapes_masks_and_cut():
-    config = MRLFConfig(max_text_chars=20, max_hashtag_chars=16, max_text_words=4, max_hashtags=3,
-                        char_min_count=1, word_min_count=1, char_pool=4)
+    config = MRLFConfig(
+        max_text_chars=20,
+        max_hashtag_chars=16,
+        max_text_words=4,
+        max_hashtags=3,
+        char_min_count=1,
+        word_min_count=1,
+        char_pool=4,
+    )
     posts = _posts()
     vocabs = Vocabularies.build(posts, config)
     assert "paris" in vocabs.hashtags and "hello" in vocabs.words

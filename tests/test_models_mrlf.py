@@ -10,21 +10,38 @@ import pandas as pd
 import pytest
 import torch
 
-from postloc.errors import PostlocError
 from postloc.data.image_features import IMAGE_COLUMN
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
+from postloc.errors import PostlocError
 from postloc.models import create_model, load_model
-from postloc.models.mrlf.encoding import Vocabularies, encode_posts
-from postloc.models.mrlf.layers import MultiHeadAttention, masked_max
 from postloc.models.mrlf import MRLF
 from postloc.models.mrlf.config import FUSIONS, MODALITIES, MRLFConfig
+from postloc.models.mrlf.encoding import Vocabularies, encode_posts
+from postloc.models.mrlf.layers import MultiHeadAttention, masked_max
 from postloc.models.mrlf.net import MRLFNet
-from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 from postloc.nn.config import TrainerConfig
 
-SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
-         "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
-EASY = SyntheticFeaturesConfig(n_pois=4, n_posts=360, n_users=60, text_signal=0.35, tag_signal=0.6, image_separation=1.5,
-                       caption_words=(3, 8), image_dim=8, seed=3)
+SMALL = {
+    "filters": 16,
+    "heads": 2,
+    "char_dim": 8,
+    "word_dim": 8,
+    "hidden": 16,
+    "max_text_chars": 64,
+    "max_hashtag_chars": 48,
+    "max_text_words": 16,
+}
+EASY = SyntheticFeaturesConfig(
+    n_pois=4,
+    n_posts=360,
+    n_users=60,
+    text_signal=0.35,
+    tag_signal=0.6,
+    image_separation=1.5,
+    caption_words=(3, 8),
+    image_dim=8,
+    seed=3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +164,14 @@ def test_training_on_planted_signal_beats_chance(easy):
 
 def test_missing_modalities_still_get_a_distribution(easy):
     model = MRLF(SMALL, _trainer(epochs=1)).fit(easy["train"], easy["val"])
-    posts = pd.DataFrame({
-        "id": ["empty", "text", "tags", "image"],
-        "text": ["", "zzz nothing known", "", ""],
-        "hashtags": [[], [], ["neverseen"], []],
-        IMAGE_COLUMN: [None, None, None, np.ones(EASY.image_dim, np.float32)],
-    })
+    posts = pd.DataFrame(
+        {
+            "id": ["empty", "text", "tags", "image"],
+            "text": ["", "zzz nothing known", "", ""],
+            "hashtags": [[], [], ["neverseen"], []],
+            IMAGE_COLUMN: [None, None, None, np.ones(EASY.image_dim, np.float32)],
+        }
+    )
     proba = model.predict_proba(posts)
     assert proba.shape == (4, EASY.n_pois)
     assert np.allclose(proba.sum(axis=1), 1.0) and (proba >= 0).all()
@@ -188,7 +207,8 @@ def test_vocabularies_come_from_the_training_split_only(easy):
     config = MRLFConfig(**SMALL)
     vocabs = Vocabularies.build(easy["train"], config)
     only_test = set(t for tags in easy["test"]["hashtags"] for t in tags) - set(
-        t for tags in easy["train"]["hashtags"] for t in tags)
+        t for tags in easy["train"]["hashtags"] for t in tags
+    )
     assert not (only_test & set(vocabs.hashtags.tokens))
     encoded = encode_posts(easy["test"], vocabs, config, EASY.image_dim, sorted(easy["train"]["poi"].unique()))
     assert len(encoded) == len(easy["test"])

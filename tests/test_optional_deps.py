@@ -57,11 +57,10 @@ CHILD = textwrap.dedent(
 @pytest.mark.slow  # prepare + train + predict in a child interpreter: 26 s here under load
 def test_default_pipeline_runs_without_scale_extras(tmp_path):
     script = CHILD.format(blocked=BLOCKED)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     assert result["codes"] == [0, 0, 0, 0], done.stderr[-3000:]
     assert result["loaded"] == []
     assert (tmp_path / "pred.jsonl").stat().st_size > 0
@@ -77,6 +76,7 @@ def test_prepare_does_not_import_torch(tmp_path):
         print("RESULT", code, "torch" in sys.modules)
         """
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "prepared")], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "prepared")], capture_output=True, text=True, timeout=300
+    )
     assert "RESULT 0 False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

@@ -93,9 +93,8 @@ def test_stdout_dash(capsys):
 
 
 def test_directory_is_a_one_line_error(tmp_path):
-    with pytest.raises(OutputPathError, match="is a directory"):
-        with atomic_open(tmp_path) as handle:
-            handle.write("x")
+    with pytest.raises(OutputPathError, match="is a directory"), atomic_open(tmp_path) as handle:
+        handle.write("x")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -116,6 +115,5 @@ def test_unwritable_parent_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 def test_proc_is_refused_with_a_clear_error():
-    with pytest.raises(OutputPathError):
-        with atomic_open(Path("/proc/self/postloc-out.jsonl")) as handle:
-            handle.write("x")
+    with pytest.raises(OutputPathError), atomic_open(Path("/proc/self/postloc-out.jsonl")) as handle:
+        handle.write("x")

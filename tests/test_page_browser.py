@@ -10,17 +10,22 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import playwright.sync_api as playwright
 import pytest
 
-import playwright.sync_api as playwright  # noqa: E402
-
-from test_serve_http import serving  # noqa: E402
-from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run  # noqa: E402
+from test_serve_http import serving
+from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -43,8 +48,14 @@ def test_page_predicts_and_draws_the_map(tmp_path_factory, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("request", lambda r: None if r.url.startswith(url) or r.url.startswith(("data:", "blob:"))
-                    else requests_outside.append(r.url))
+            page.on(
+                "request",
+                lambda r: (
+                    None
+                    if r.url.startswith(url) or r.url.startswith(("data:", "blob:"))
+                    else requests_outside.append(r.url)
+                ),
+            )
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url + "/")
             page.fill("#text", "Evening walk with friends")

@@ -7,21 +7,40 @@ import pandas as pd
 import pytest
 
 from postloc.data.schema import Post
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.predictor import Predictor, load
-from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 from postloc.training import RunConfig, TrainerConfig, train
 
-SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
-         "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
+SMALL = {
+    "filters": 16,
+    "heads": 2,
+    "char_dim": 8,
+    "word_dim": 8,
+    "hidden": 16,
+    "max_text_chars": 64,
+    "max_hashtag_chars": 48,
+    "max_text_words": 16,
+}
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("predict")
-    prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
-        n_pois=4, n_posts=300, n_users=40, text_signal=0.35, tag_signal=0.6, image_separation=1.5,
-        caption_words=(3, 8), image_dim=8, seed=11))
+    prepared = write_synthetic_prepared(
+        base / "prepared",
+        SyntheticFeaturesConfig(
+            n_pois=4,
+            n_posts=300,
+            n_users=40,
+            text_signal=0.35,
+            tag_signal=0.6,
+            image_separation=1.5,
+            caption_words=(3, 8),
+            image_dim=8,
+            seed=11,
+        ),
+    )
     config = RunConfig("mrlf", dict(SMALL), TrainerConfig(epochs=5, batch_size=32, progress=False, threads=1))
     train(prepared, base / "run", config)
     return base / "run", pd.read_parquet(prepared / "posts.parquet")
@@ -52,8 +71,12 @@ def test_predict_normalises_like_prepare(run):
     predictor = load(run[0])
     tag = sorted(predictor.hashtag_vocabulary)[0]
     assert "notkept" not in predictor.hashtag_vocabulary
-    frame = predictor.frame([{"id": "a", "text": f"Ｈｅｌｌｏ  there #{tag.title()} #{tag.upper()} #notkept"},
-                             {"id": "b", "text": "x", "hashtags": [f"#{tag.title()}", "notkept"]}])
+    frame = predictor.frame(
+        [
+            {"id": "a", "text": f"Ｈｅｌｌｏ  there #{tag.title()} #{tag.upper()} #notkept"},
+            {"id": "b", "text": "x", "hashtags": [f"#{tag.title()}", "notkept"]},
+        ]
+    )
     # NFKC, whitespace collapsed, case kept
     assert frame.loc[0, "text"] == f"Hello there #{tag.title()} #{tag.upper()} #notkept"
     assert frame.loc[0, "hashtags"] == [tag]  # from the caption, lowercased, deduplicated, rare tags dropped
@@ -69,9 +92,15 @@ def test_predict_accepts_posts_dataframes_and_matches_training_predictions(run):
     with_images = attach_image_features(test, load_image_features(run_dir.parent / "prepared"))
     expected = predictor.model.predict_proba(with_images)
     assert np.allclose(predictor.predict_proba(with_images, batch_size=7), expected, atol=1e-6)
-    as_posts = [Post(id=r.id, text=r.text, hashtags=list(r.hashtags),
-                     extra={"image_vector": r.image_vector} if r.image_vector is not None else {})
-                for r in with_images.itertuples()]
+    as_posts = [
+        Post(
+            id=r.id,
+            text=r.text,
+            hashtags=list(r.hashtags),
+            extra={"image_vector": r.image_vector} if r.image_vector is not None else {},
+        )
+        for r in with_images.itertuples()
+    ]
     assert np.allclose(predictor.predict_proba(as_posts), expected, atol=1e-6)
     single = predictor.predict(as_posts[0], top_k=1)
     assert len(single) == 1 and single[0][0]["poi"] == predictor.classes[int(expected[0].argmax())]

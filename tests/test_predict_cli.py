@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from postloc.inference import batch
 from postloc.cli import main
+from postloc.inference import batch
 from postloc.inference.predictor import load
 from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
 
@@ -48,8 +48,7 @@ def test_parquet_round_trip_via_the_command_line(run, tmp_path, capsys):
     source = tmp_path / "posts.parquet"
     pd.DataFrame(_posts(12, tag)).to_parquet(source)
     out = tmp_path / "out.parquet"
-    code = main(["predict", str(run), str(source), "-o", str(out), "--top-k", "3",
-                             "--batch-size", "4", "--quiet"])
+    code = main(["predict", str(run), str(source), "-o", str(out), "--top-k", "3", "--batch-size", "4", "--quiet"])
     assert code == 0 and "12 posts" in capsys.readouterr().out
     table = pd.read_parquet(out)
     assert list(table["id"]) == [f"p{i}" for i in range(12)]
@@ -62,11 +61,14 @@ def test_photos_are_read_from_disk_through_the_featurizer(run, tmp_path):
     (tmp_path / "a.png").write_bytes(png_bytes())
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     source = tmp_path / "posts.jsonl"
-    source.write_text(json.dumps({"id": "1", "text": "x", "image": ["a.png", "bad.jpg"]}) + "\n"
-                      + json.dumps({"id": "2", "text": "y", "image": "bad.jpg"}) + "\n")
+    source.write_text(
+        json.dumps({"id": "1", "text": "x", "image": ["a.png", "bad.jpg"]})
+        + "\n"
+        + json.dumps({"id": "2", "text": "y", "image": "bad.jpg"})
+        + "\n"
+    )
     out = tmp_path / "out.jsonl"
-    counts = batch.predict_file(run, source, out, progress=False,
-                                featurizer=mean_colour_featurizer().featurizer)
+    counts = batch.predict_file(run, source, out, progress=False, featurizer=mean_colour_featurizer().featurizer)
     assert counts["with_images"] == 2 and counts["images_used"] == 1
     # the synthetic run records no backbone: photos are reported unused, predictions still made
     counts = batch.predict_file(run, source, out, progress=False)
@@ -88,8 +90,9 @@ def test_explain_command_prints_a_table(run, tmp_path, capsys):
     tag, poi = decisive_tag(run)
     photo = tmp_path / "p.png"
     photo.write_bytes(png_bytes())
-    code = main(["explain", str(run), "--text", "sunny afternoon", "--hashtags", f"#{tag} other",
-                             "--image", str(photo)])
+    code = main(
+        ["explain", str(run), "--text", "sunny afternoon", "--hashtags", f"#{tag} other", "--image", str(photo)]
+    )
     captured = capsys.readouterr()
     assert code == 0 and poi in captured.out and tag in captured.out and "contribution" in captured.out
     assert "not used" in captured.err  # no backbone recorded for the synthetic run
@@ -118,8 +121,11 @@ def test_output_targets_are_never_destroyed(run, tmp_path, capsys):
     assert "wrote -: 3 posts" in captured.err
 
     original = source.read_bytes()
-    for out, problem in ((tmp_path, "is a directory"), (source, "is the input"),
-                         (run / "best" / "model.json", "inside the input")):
+    for out, problem in (
+        (tmp_path, "is a directory"),
+        (source, "is the input"),
+        (run / "best" / "model.json", "inside the input"),
+    ):
         assert main(["predict", str(run), str(source), "-o", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err
         assert problem in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -127,16 +133,24 @@ def test_output_targets_are_never_destroyed(run, tmp_path, capsys):
     assert load(run).classes  # the run still loads
 
 
-@pytest.mark.parametrize("vector,problem", [
-    ([float("nan")] * 8, "finite"), ([1e39] * 8, "finite"), ("abc", "list of numbers"),
-    ([[1.0, 2.0]], "only numbers"), ([True] * 8, "only numbers"), ([1.0, 2.0], "8 finite numbers"),
-])
+@pytest.mark.parametrize(
+    "vector,problem",
+    [
+        ([float("nan")] * 8, "finite"),
+        ([1e39] * 8, "finite"),
+        ("abc", "list of numbers"),
+        ([[1.0, 2.0]], "only numbers"),
+        ([True] * 8, "only numbers"),
+        ([1.0, 2.0], "8 finite numbers"),
+    ],
+)
 def test_bad_image_vectors_are_file_line_errors(run, tmp_path, capsys, vector, problem):
     """Issue 17, item 8: NaN/1e39 vectors gave bare NaN in the JSON output; "abc" a traceback."""
     source = tmp_path / "posts.jsonl"
     good = {"id": "ok", "text": "caption"}
-    source.write_text(json.dumps(good) + "\n" + json.dumps({"id": "bad", "text": "x", "image_vector": vector},
-                                                           allow_nan=True) + "\n")
+    source.write_text(
+        json.dumps(good) + "\n" + json.dumps({"id": "bad", "text": "x", "image_vector": vector}, allow_nan=True) + "\n"
+    )
     out = tmp_path / "out.jsonl"
     assert main(["predict", str(run), str(source), "-o", str(out), "--quiet", "--no-images"]) == 2
     err = capsys.readouterr().err

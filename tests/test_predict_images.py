@@ -50,13 +50,23 @@ def test_a_device_or_fifo_named_as_a_photo_is_unreadable_not_read(tmp_path_facto
     os.mkfifo(fifo)  # opening it for reading would wait forever for a writer
     (tmp_path / "a.png").write_bytes(png_bytes())
     source = tmp_path / "posts.jsonl"
-    source.write_text(json.dumps({"id": "1", "text": "x", "image": ["/dev/zero", "a.png"]}) + "\n"
-                      + json.dumps({"id": "2", "text": "y", "image": [str(fifo)]}) + "\n")
+    source.write_text(
+        json.dumps({"id": "1", "text": "x", "image": ["/dev/zero", "a.png"]})
+        + "\n"
+        + json.dumps({"id": "2", "text": "y", "image": [str(fifo)]})
+        + "\n"
+    )
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        counts = _predict_within(60, run=run, source=source, out=tmp_path / "out.jsonl", progress=False,
-                                 featurizer=mean_colour_featurizer().featurizer)
+        counts = _predict_within(
+            60,
+            run=run,
+            source=source,
+            out=tmp_path / "out.jsonl",
+            progress=False,
+            featurizer=mean_colour_featurizer().featurizer,
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -79,11 +89,12 @@ def test_an_oversized_photo_is_refused_by_size_before_it_is_read(tmp_path):
 
 # --- a run trained with portrait filtering ---------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def filtered_run(tmp_path_factory):
     """Synthetic photos with planted selfies -> prepare -> ``postloc images`` (drop) -> a small MRLF run."""
-    from postloc.vision.portrait import mediapipe_available
     from postloc.vision import weights_available
+    from postloc.vision.portrait import mediapipe_available
 
     if not mediapipe_available() or not weights_available("efficientnet-lite0"):
         pytest.skip("needs mediapipe and the efficientnet-lite0 weights")
@@ -94,13 +105,26 @@ def filtered_run(tmp_path_factory):
     from test_serve_support import SMALL
 
     base = tmp_path_factory.mktemp("filtered")
-    made = generate(base / "syn", SyntheticPostsConfig(pois=3, posts_per_poi=8, seed=5, width=160, height=120,
-                                                        selfie_rate=0.35, tourist_rate=0.1))
-    prepare(made.out_dir / "posts.jsonl", base / "prepared",
-            PrepareConfig(min_hashtag_count=1, min_poi_posts=1, min_poi_users=1), pois_csv=made.out_dir / "pois.csv")
+    made = generate(
+        base / "syn",
+        SyntheticPostsConfig(
+            pois=3, posts_per_poi=8, seed=5, width=160, height=120, selfie_rate=0.35, tourist_rate=0.1
+        ),
+    )
+    prepare(
+        made.out_dir / "posts.jsonl",
+        base / "prepared",
+        PrepareConfig(min_hashtag_count=1, min_poi_posts=1, min_poi_users=1),
+        pois_csv=made.out_dir / "pois.csv",
+    )
     extract_images(base / "prepared", ImagesConfig(noise="drop", workers=0, threads=1))
-    train(base / "prepared", base / "run", RunConfig("mrlf", dict(SMALL), TrainerConfig(
-        epochs=1, batch_size=32, progress=False, threads=1, early_stopping=0)))
+    train(
+        base / "prepared",
+        base / "run",
+        RunConfig(
+            "mrlf", dict(SMALL), TrainerConfig(epochs=1, batch_size=32, progress=False, threads=1, early_stopping=0)
+        ),
+    )
     return base
 
 
@@ -122,8 +146,9 @@ def _source(base: Path, out: Path) -> tuple[Path, Counter]:
         for post in posts.itertuples():
             images = [str((base / "prepared" / p).resolve()) for p in (post.image if post.image is not None else [])]
             expected.update(status[p] for p in images)
-            handle.write(json.dumps({"id": post.id, "text": post.text, "hashtags": list(post.hashtags),
-                                     "image": images}) + "\n")
+            handle.write(
+                json.dumps({"id": post.id, "text": post.text, "hashtags": list(post.hashtags), "image": images}) + "\n"
+            )
     return out, expected
 
 
@@ -205,8 +230,9 @@ def test_explain_and_serve_drop_a_selfie_upload(filtered_run):
     from postloc.serve.app import build_app
 
     with TestClient(build_app(filtered_run / "run")) as client:
-        answer = client.post("/v1/predict", files={"photo": ("x.jpg", Path(selfie).read_bytes(), "image/jpeg")},
-                             data={"text": "hello"})
+        answer = client.post(
+            "/v1/predict", files={"photo": ("x.jpg", Path(selfie).read_bytes(), "image/jpeg")}, data={"text": "hello"}
+        )
         assert answer.status_code == 200, answer.text
         assert answer.json()["image"]["used"] is False and "portrait" in answer.json()["image"]["message"]
 

@@ -20,9 +20,17 @@ def labelled_posts():
     records = []
     for poi, tag, lat in (("bridge", "bridge", 40.70), ("square", "square", 40.75)):
         for i in range(12):
-            records.append({"id": f"{poi}{i}", "text": f"What a lovely evening walk number {i} #{tag.title()} #nyc",
-                            "poi": poi, "lat": lat, "lon": -73.99, "user": f"{poi}-u{i % 4}",
-                            "image": f"img/{poi}{i}.jpg"})
+            records.append(
+                {
+                    "id": f"{poi}{i}",
+                    "text": f"What a lovely evening walk number {i} #{tag.title()} #nyc",
+                    "poi": poi,
+                    "lat": lat,
+                    "lon": -73.99,
+                    "user": f"{poi}-u{i % 4}",
+                    "image": f"img/{poi}{i}.jpg",
+                }
+            )
     records += [
         {"id": "german", "text": "Das ist ein wunderschöner Abend an der Brücke", "poi": "bridge", "user": "x"},
         {"id": "dup", "text": "What a lovely evening walk number 0 #bridge #NYC", "poi": "bridge", "user": "bridge-u0"},
@@ -138,14 +146,28 @@ def test_derived_pois_from_coordinates(jsonl_file, tmp_path):
     records = []
     for k, (lat, lon) in enumerate([(51.0526, 13.7415), (51.0600, 13.7600)]):
         for i in range(40):
-            records.append({"id": f"{k}-{i}", "hashtags": [f"place{k}", "city"], "user": f"u{i % 5}-{k}",
-                            "lat": lat + (i % 7) * 1e-5, "lon": lon + (i % 5) * 1e-5})
-    config = PrepareConfig(min_hashtag_count=1, min_poi_posts=20, min_poi_users=2, poi_min_samples=5,
-                           drop_duplicates=False)
+            records.append(
+                {
+                    "id": f"{k}-{i}",
+                    "hashtags": [f"place{k}", "city"],
+                    "user": f"u{i % 5}-{k}",
+                    "lat": lat + (i % 7) * 1e-5,
+                    "lon": lon + (i % 5) * 1e-5,
+                }
+            )
+    config = PrepareConfig(
+        min_hashtag_count=1, min_poi_posts=20, min_poi_users=2, poi_min_samples=5, drop_duplicates=False
+    )
     result = prepare(jsonl_file(records), tmp_path / "out", config)
     assert result.summary["poi_method"] == "hdbscan" and result.summary["all"]["pois"] == 2
     data = load_prepared(tmp_path / "out")
-    assert data.posts.groupby("poi")["hashtags"].apply(lambda s: {t for tags in s for t in tags if t != "city"}).map(len).eq(1).all()
+    assert (
+        data.posts.groupby("poi")["hashtags"]
+        .apply(lambda s: {t for tags in s for t in tags if t != "city"})
+        .map(len)
+        .eq(1)
+        .all()
+    )
     assert sorted(data.pois["name"].str.split().str[0]) == ["#place0", "#place1"]  # named by their own tag
 
 
@@ -174,8 +196,23 @@ def test_embedded_dataset_loads_with_attribution():
 
 def test_cli_prepare_and_errors(jsonl_file, tmp_path, capsys):
     path = jsonl_file(labelled_posts())
-    code = main(["prepare", str(path), "--out", str(tmp_path / "out"), "--min-hashtag-count", "3",
-                 "--min-poi-posts", "10", "--min-poi-users", "2", "--split", "0.5,0.25,0.25", "--quiet"])
+    code = main(
+        [
+            "prepare",
+            str(path),
+            "--out",
+            str(tmp_path / "out"),
+            "--min-hashtag-count",
+            "3",
+            "--min-poi-posts",
+            "10",
+            "--min-poi-users",
+            "2",
+            "--split",
+            "0.5,0.25,0.25",
+            "--quiet",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "| #Posts | 25 |" in out and "#Locations (POIs)" in out

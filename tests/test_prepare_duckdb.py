@@ -50,18 +50,40 @@ def mixed_posts(n_places: int = 3, per_place: int = 30) -> list[dict]:
     for k in range(n_places):
         lat, lon = 51.03 + 0.01 * k, 13.70 + 0.015 * k
         for i in range(per_place):
-            record = {"id": f"p{k}-{i}", "text": f"Lovely evening walk number {i} by the river #place{k} #city",
-                      "lat": lat + rng.normal(0, 1e-4), "lon": lon + rng.normal(0, 1e-4),
-                      "user": f"u{k}-{i % 6}" if i % 10 else None, "image": f"img/{k}-{i}.jpg" if i % 3 else []}
+            record = {
+                "id": f"p{k}-{i}",
+                "text": f"Lovely evening walk number {i} by the river #place{k} #city",
+                "lat": lat + rng.normal(0, 1e-4),
+                "lon": lon + rng.normal(0, 1e-4),
+                "user": f"u{k}-{i % 6}" if i % 10 else None,
+                "image": f"img/{k}-{i}.jpg" if i % 3 else [],
+            }
             if i % 7 == 0:
                 record["text"] = f"#place{k} #rare{i}"
             records.append(record)
     records += [
-        {"id": "repost", "text": "Lovely evening walk number 1 by the river #place0 #city", "lat": records[1]["lat"],
-         "lon": records[1]["lon"], "user": "u0-1"},
-        {"id": "german", "text": "Das ist ein wunderschöner Abend an der Brücke", "lat": 51.03, "lon": 13.70, "user": "g"},
+        {
+            "id": "repost",
+            "text": "Lovely evening walk number 1 by the river #place0 #city",
+            "lat": records[1]["lat"],
+            "lon": records[1]["lon"],
+            "user": "u0-1",
+        },
+        {
+            "id": "german",
+            "text": "Das ist ein wunderschöner Abend an der Brücke",
+            "lat": 51.03,
+            "lon": 13.70,
+            "user": "g",
+        },
         {"id": "nowhere", "text": "Lovely evening walk far away from everything", "user": "far"},
-        {"id": "outlier", "text": "Lovely evening walk on the far side of the hill", "lat": 51.5, "lon": 14.5, "user": "o"},
+        {
+            "id": "outlier",
+            "text": "Lovely evening walk on the far side of the hill",
+            "lat": 51.5,
+            "lon": 14.5,
+            "user": "o",
+        },
         {"id": "empty", "hashtags": ["rare-only"], "lat": 51.03, "lon": 13.70, "user": "e"},
     ]
     return records
@@ -80,13 +102,17 @@ def test_dresden_prepares_byte_identically(tmp_path):
     assert sorted(p.name for p in (tmp_path / "duckdb").iterdir()) == sorted(manifest["outputs"])  # no scratch left
 
 
-@pytest.mark.parametrize("changes", [
-    {},  # hdbscan (no labels)
-    {"poi_method": "dbscan", "poi_eps_m": 60.0, "poi_min_samples": 5},
-    {"poi_method": "grid", "poi_cell_m": 400.0},
-    {"drop_duplicates": False, "drop_empty": False, "languages": ()},
-    {"min_hashtag_count": 0, "min_poi_users": 1, "seed": 7, "train": 0.6, "val": 0.0, "test": 0.4},
-], ids=["hdbscan", "dbscan", "grid", "keep-all", "thresholds"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},  # hdbscan (no labels)
+        {"poi_method": "dbscan", "poi_eps_m": 60.0, "poi_min_samples": 5},
+        {"poi_method": "grid", "poi_cell_m": 400.0},
+        {"drop_duplicates": False, "drop_empty": False, "languages": ()},
+        {"min_hashtag_count": 0, "min_poi_users": 1, "seed": 7, "train": 0.6, "val": 0.0, "test": 0.4},
+    ],
+    ids=["hdbscan", "dbscan", "grid", "keep-all", "thresholds"],
+)
 def test_engines_agree_on_derived_pois(jsonl_file, tmp_path, changes):
     config = _with(SMALL, **{"poi_min_samples": 5, "min_poi_posts": 15, **changes})
     memory, duck = _both(jsonl_file(mixed_posts()), tmp_path, config)
@@ -95,7 +121,9 @@ def test_engines_agree_on_derived_pois(jsonl_file, tmp_path, changes):
 
 
 def test_engines_agree_on_labels_and_known_centres(jsonl_file, tmp_path):
-    records = [dict(r, poi=f"lab{r['id'][1]}", poi_name=f"Place {r['id'][1]}") for r in mixed_posts() if r["id"][0] == "p"]
+    records = [
+        dict(r, poi=f"lab{r['id'][1]}", poi_name=f"Place {r['id'][1]}") for r in mixed_posts() if r["id"][0] == "p"
+    ]
     records += [{"id": "unlabelled", "text": "Lovely evening walk by the river again", "user": "x"}]
     centres = tmp_path / "centres.csv"
     centres.write_text("poi,lat,lon,name\nlab1,51.0,13.0,Known One\n")
@@ -108,8 +136,11 @@ def test_engines_agree_on_labels_and_known_centres(jsonl_file, tmp_path):
 @pytest.mark.slow  # DuckDB runs with worker processes: 5 s here under load
 def test_parallel_workers_keep_order_and_results(jsonl_file, tmp_path):
     """--workers cleans chunks in other processes; output is the same bytes as one process."""
-    records = [dict(r, id=f"{r['id']}-{j}", user=f"{r['user']}-{j % 3}" if r["user"] else None)
-               for j in range(25) for r in mixed_posts()]  # > 2 chunks of WORKER_CHUNK posts
+    records = [
+        dict(r, id=f"{r['id']}-{j}", user=f"{r['user']}-{j % 3}" if r["user"] else None)
+        for j in range(25)
+        for r in mixed_posts()
+    ]  # > 2 chunks of WORKER_CHUNK posts
     path = jsonl_file(records)
     config = _with(SMALL, engine="duckdb", min_poi_posts=50)
     prepare(path, tmp_path / "one", config)
@@ -122,8 +153,11 @@ def test_parallel_workers_keep_order_and_results(jsonl_file, tmp_path):
 
 def test_tiny_memory_limit_spills_and_still_agrees(jsonl_file, tmp_path):
     """With a memory limit far below what the data would take, DuckDB spills instead of failing."""
-    records = [dict(r, id=f"{r['id']}-{j}", text=r.get("text", "") + " and more words" * 12)
-               for j in range(30) for r in mixed_posts()]
+    records = [
+        dict(r, id=f"{r['id']}-{j}", text=r.get("text", "") + " and more words" * 12)
+        for j in range(30)
+        for r in mixed_posts()
+    ]
     config = _with(SMALL, min_poi_posts=50, poi_method="grid", drop_duplicates=False)
     memory, duck = _both(jsonl_file(records), tmp_path, _with(config, memory_limit="16MB"))
     assert duck.summary == memory.summary and duck.summary["all"]["posts"] > 2000
@@ -140,7 +174,9 @@ def test_connection_is_bounded_and_spills_into_the_work_folder(tmp_path):
         assert limit.replace(" ", "").upper().startswith(("61.0MIB", "64.0MB", "61MIB", "64MB"))
         assert temp.startswith(str(tmp_path / "scratch"))
         # a sort of ~200 MB of rows under a 64 MB limit must spill to that folder, not fail
-        con.execute("CREATE TABLE big AS SELECT range AS i, repeat('x', 200) || range::VARCHAR AS s FROM range(1000000)")
+        con.execute(
+            "CREATE TABLE big AS SELECT range AS i, repeat('x', 200) || range::VARCHAR AS s FROM range(1000000)"
+        )
         top = con.execute("SELECT s FROM (SELECT s FROM big ORDER BY s DESC) LIMIT 1").fetchone()[0]
         assert top.endswith("999999")
     finally:
@@ -165,8 +201,8 @@ def test_sampled_clustering_assigns_by_nearest_centre(jsonl_file, tmp_path):
 
 
 def test_nearest_cluster_radius_rule():
-    from postloc.data.prepare.poi_sample import nearest_cluster, sample_centres
     from postloc.data.pois import to_unit_xyz
+    from postloc.data.prepare.poi_sample import nearest_cluster, sample_centres
 
     lat = np.array([51.0, 51.0001, 51.0002, 52.0, 52.0001])
     lon = np.array([13.0, 13.0001, 13.0, 14.0, 14.0001])
@@ -179,10 +215,36 @@ def test_nearest_cluster_radius_rule():
 
 def test_cli_engine_options_and_errors(jsonl_file, tmp_path, capsys):
     path = jsonl_file(mixed_posts())
-    base = ["prepare", str(path), "--min-hashtag-count", "3", "--min-poi-posts", "15", "--min-poi-users", "2",
-            "--poi-min-samples", "5"]
-    assert main([*base, "--out", str(tmp_path / "out"), "--engine", "duckdb", "--memory-limit", "256MB",
-                 "--workers", "1", "--poi-sample", "5000"]) == 0
+    base = [
+        "prepare",
+        str(path),
+        "--min-hashtag-count",
+        "3",
+        "--min-poi-posts",
+        "15",
+        "--min-poi-users",
+        "2",
+        "--poi-min-samples",
+        "5",
+    ]
+    assert (
+        main(
+            [
+                *base,
+                "--out",
+                str(tmp_path / "out"),
+                "--engine",
+                "duckdb",
+                "--memory-limit",
+                "256MB",
+                "--workers",
+                "1",
+                "--poi-sample",
+                "5000",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     assert manifest["config"]["engine"] == "duckdb" and manifest["config"]["memory_limit"] == "256MB"
     assert manifest["config"]["poi_sample"] == 5000
@@ -219,11 +281,11 @@ def test_default_path_never_imports_duckdb(jsonl_file, tmp_path):
         from postloc.cli import build_parser
         build_parser()
         config = postloc.PrepareConfig(min_hashtag_count=3, min_poi_posts=15, min_poi_users=2, poi_min_samples=5)
-        result = postloc.prepare({str(path)!r}, {str(tmp_path / 'out')!r}, config)
+        result = postloc.prepare({str(path)!r}, {str(tmp_path / "out")!r}, config)
         assert result.summary["all"]["posts"] > 0
         assert "duckdb" not in sys.modules, "duckdb was imported"
         try:
-            postloc.prepare({str(path)!r}, {str(tmp_path / 'duck')!r}, postloc.PrepareConfig(engine="duckdb"))
+            postloc.prepare({str(path)!r}, {str(tmp_path / "duck")!r}, postloc.PrepareConfig(engine="duckdb"))
         except postloc.PostlocError as error:
             print(error)
     """)

@@ -16,10 +16,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from postloc.inference import batch
-from postloc.inference.images import FeaturizerInfo, PhotoFeatures
 from postloc.cli import main
 from postloc.errors import PostlocError
+from postloc.inference import batch
+from postloc.inference.images import FeaturizerInfo, PhotoFeatures
 from postloc.inference.predictor import load
 from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
 
@@ -55,10 +55,12 @@ def _read_folder(folder: Path) -> pd.DataFrame:
 
 
 def test_nothing_imports_ray_by_default():
-    code = ("import sys, postloc, postloc.scale, postloc.cli.predict, postloc.inference.batch, postloc.cli.images\n"
-            "from postloc.cli import build_parser\n"
-            "build_parser()\n"
-            "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray was imported'\n")
+    code = (
+        "import sys, postloc, postloc.scale, postloc.cli.predict, postloc.inference.batch, postloc.cli.images\n"
+        "from postloc.cli import build_parser\n"
+        "build_parser()\n"
+        "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray was imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -89,7 +91,7 @@ def test_predictions_equal_the_local_predictor(ray_local, run, tmp_path):
     (folder / "bad.jpg").write_bytes(b"not an image")
     posts = _posts(30, tag)
     for k in range(3):  # a folder of three input files
-        pd.DataFrame(posts[k * 10:(k + 1) * 10]).to_parquet(folder / f"chunk-{k}.parquet")
+        pd.DataFrame(posts[k * 10 : (k + 1) * 10]).to_parquet(folder / f"chunk-{k}.parquet")
     featurizer = mean_colour_featurizer().featurizer
     out = tmp_path / "predictions"
     counts = predict_ray(run, folder, out, workers=2, top_k=3, batch_size=4, threads=1, featurizer=featurizer)
@@ -112,16 +114,16 @@ def test_predictions_equal_the_local_predictor(ray_local, run, tmp_path):
     expected = predictor.predict(records, top_k=3)
     for (_, row), exp in zip(got.iterrows(), expected):
         assert [p["poi"] for p in row["predictions"]] == [e["poi"] for e in exp]
-        assert np.allclose([p["probability"] for p in row["predictions"]], [e["probability"] for e in exp],
-                           atol=1e-6)
+        assert np.allclose([p["probability"] for p in row["predictions"]], [e["probability"] for e in exp], atol=1e-6)
     assert got["predictions"][1][0]["poi"] == poi
 
 
 def _local_parquet(run, posts, folder, tmp_path, featurizer) -> Path:
     """``postloc predict``'s own Parquet output for the same posts (the schema both engines share)."""
     source = folder.parent / "all.jsonl"
-    source.write_text("".join(json.dumps({**p, "image": [str(folder / i) for i in p.get("image", [])]}) + "\n"
-                              for p in posts))
+    source.write_text(
+        "".join(json.dumps({**p, "image": [str(folder / i) for i in p.get("image", [])]}) + "\n" for p in posts)
+    )
     out = tmp_path / "local.parquet"
     batch.predict_file(run, source, out, top_k=3, progress=False, featurizer=featurizer)
     return out
@@ -134,8 +136,21 @@ def test_jsonl_input_bad_records_and_the_command_line(ray_local, run, tmp_path, 
     lines = [json.dumps(p) for p in _posts(6, tag)] + ['{"id": "bad", "hashtags": "notalist"}']
     source.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    args = ["predict", str(run), str(source), "-o", str(out), "--engine", "ray", "--workers", "1",
-            "--threads", "1", "--quiet", "--no-images"]
+    args = [
+        "predict",
+        str(run),
+        str(source),
+        "-o",
+        str(out),
+        "--engine",
+        "ray",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--no-images",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "posts.jsonl" in err and "hashtags" in err and not out.exists()  # names the file and the key
@@ -162,8 +177,13 @@ def photo_posts(tmp_path) -> dict[str, list[str]]:
     (photos / "corrupt.jpg").write_bytes((DATA / "orange.jpg").read_bytes()[:400])  # a cut-off download
     (photos / "page.jpg").write_text("<html>not found</html>")
     p = lambda name: str(photos / name)  # noqa: E731
-    return {"a": [p("orange.jpg"), p("building.jpg")], "b": [p("squirrel_cls.jpg")], "c": [p("corrupt.jpg")],
-            "d": [], "e": [p("missing.jpg"), p("page.jpg"), p("orange.jpg")]}
+    return {
+        "a": [p("orange.jpg"), p("building.jpg")],
+        "b": [p("squirrel_cls.jpg")],
+        "c": [p("corrupt.jpg")],
+        "d": [],
+        "e": [p("missing.jpg"), p("page.jpg"), p("orange.jpg")],
+    }
 
 
 def _local_features(tmp_path: Path, images: dict[str, list[str]]) -> Path:
@@ -210,18 +230,33 @@ def test_embed_actor_and_pooling_equal_the_local_pipeline(tmp_path, photo_posts,
     remote = _prepared(tmp_path / "remote", photo_posts)
     config = ImagesConfig(noise="keep")
     spec = backbone_spec(config.backbone)
-    settings = WorkSettings(noise="keep", preprocessing=spec.preprocessing, portrait=config.portrait,
-                            inpaint=config.inpaint, decode=config.decode, thumbnails=False)
+    settings = WorkSettings(
+        noise="keep",
+        preprocessing=spec.preprocessing,
+        portrait=config.portrait,
+        inpaint=config.inpaint,
+        decode=config.decode,
+        thumbnails=False,
+    )
     actor = EmbedActor(settings, config.backbone, None, threads=1)
     exploded = explode_images(pd.read_parquet(remote / "posts.parquet"), str(remote))
     (remote / "image_vectors").mkdir()
     for k, start in enumerate(range(0, len(exploded), 3)):  # three batches, three files, as Ray would write them
-        table = actor(exploded.iloc[start:start + 3].reset_index(drop=True))
+        table = actor(exploded.iloc[start : start + 3].reset_index(drop=True))
         assert isinstance(table, pa.Table)
         pq.write_table(table, remote / "image_vectors" / f"part-{k:06d}-x.parquet")
     backbone = actor.backbone
-    write_artifacts(remote, pd.read_parquet(remote / "posts.parquet"), remote / "image_vectors", config,
-                    backbone, 1.0, 0.0, workers=1, threads=1)
+    write_artifacts(
+        remote,
+        pd.read_parquet(remote / "posts.parquet"),
+        remote / "image_vectors",
+        config,
+        backbone,
+        1.0,
+        0.0,
+        workers=1,
+        threads=1,
+    )
     _check_same_artifacts(local, remote)
 
 
@@ -229,8 +264,23 @@ def test_embed_actor_and_pooling_equal_the_local_pipeline(tmp_path, photo_posts,
 def test_image_features_on_ray_from_the_command_line(ray_local, tmp_path, photo_posts, capsys, one_torch_thread):
     local = _local_features(tmp_path, photo_posts)
     remote = _prepared(tmp_path / "ray", photo_posts)
-    code = main(["images", str(remote), "--engine", "ray", "--workers", "2", "--threads", "1", "--batch-size", "2",
-                 "--image-noise", "keep", "--quiet"])
+    code = main(
+        [
+            "images",
+            str(remote),
+            "--engine",
+            "ray",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--batch-size",
+            "2",
+            "--image-noise",
+            "keep",
+            "--quiet",
+        ]
+    )
     assert code == 0 and "3 of 5 have an image vector" in capsys.readouterr().out
     _check_same_artifacts(local, remote)
     assert len(list((remote / "image_vectors").glob("part-*.parquet"))) >= 2  # streamed as several files

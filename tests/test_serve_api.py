@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from fastapi.testclient import TestClient
 
-from fastapi.testclient import TestClient  # noqa: E402
-
-from postloc.inference.predictor import load  # noqa: E402
-from postloc.serve.app import ServeSettings, create_app  # noqa: E402
-from postloc.inference.photos import sniff_image  # noqa: E402
-from postloc.serve.limits import Limits, TokenBucket  # noqa: E402
-from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run  # noqa: E402
+from postloc.inference.photos import sniff_image
+from postloc.inference.predictor import load
+from postloc.serve.app import ServeSettings, create_app
+from postloc.serve.limits import Limits, TokenBucket
+from test_serve_support import decisive_tag, mean_colour_featurizer, png_bytes, small_run
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def assert_error(response, status: int, words: str = "") -> None:
     body = response.json()
     assert set(body) == {"error"} and body["error"]["code"] == status
     assert words.lower() in body["error"]["message"].lower()
-    assert "Traceback" not in response.text and "File \"" not in response.text
+    assert "Traceback" not in response.text and 'File "' not in response.text
 
 
 def test_predict_json_matches_the_python_api(client, predictor, run):
@@ -49,8 +48,9 @@ def test_predict_json_matches_the_python_api(client, predictor, run):
     response = client.post("/v1/predict", json={"text": "a nice day", "hashtags": [tag], "top_k": 3})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert [p["poi"] for p in body["predictions"]] == [p["poi"] for p in predictor.predict(
-        [{"text": "a nice day", "hashtags": [tag]}], top_k=3)[0]]
+    assert [p["poi"] for p in body["predictions"]] == [
+        p["poi"] for p in predictor.predict([{"text": "a nice day", "hashtags": [tag]}], top_k=3)[0]
+    ]
     assert body["predictions"][0]["poi"] == poi and body["hashtags_used"] == [tag]
     assert body["image"] == {"received": False, "used": False, "message": ""} and body["explanation"] is None
     assert set(body["predictions"][0]) == {"poi", "name", "probability", "lat", "lon"}
@@ -59,8 +59,9 @@ def test_predict_json_matches_the_python_api(client, predictor, run):
 def test_multipart_with_photo_uses_the_featurizer_and_explains(client, run):
     tag, _ = decisive_tag(run)
     files = {"photo": ("../../etc/passwd", png_bytes(), "text/plain")}  # name and declared type ignored
-    response = client.post("/v1/predict", data={"text": "hello", "hashtags": f"#{tag}, #nope", "explain": "true"},
-                           files=files)
+    response = client.post(
+        "/v1/predict", data={"text": "hello", "hashtags": f"#{tag}, #nope", "explain": "true"}, files=files
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["image"]["received"] and body["image"]["used"]
@@ -95,35 +96,45 @@ def test_pois_health_config_docs_and_page(client, predictor):
     assert "access-control-allow-origin" not in client.get("/v1/pois", headers={"Origin": "http://evil"}).headers
 
 
-@pytest.mark.parametrize("kwargs,status,words", [
-    ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
-    ({"content": b"   ", "headers": {"content-type": "application/json"}}, 400, "empty"),
-    ({"content": b"{\"text\": \"caf\xe9\"}", "headers": {"content-type": "application/json"}}, 400, "utf-8"),
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not valid json"),
-    ({"content": b"[1, 2]", "headers": {"content-type": "application/json"}}, 422, "object"),
-    ({"json": {"text": "x", "colour": "red"}}, 422, "colour"),
-    ({"json": {"text": 5}}, 422, "text"),
-    ({"json": {"hashtags": "notalist"}}, 422, "hashtags"),
-    ({"json": {"top_k": 0}}, 422, "top_k"),
-    ({"json": {"top_k": 10_000}}, 422, "top_k"),
-    ({"json": {"text": "x" * 5000}}, 422, "limit"),
-    ({"content": b"text=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "content-type"),
-    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "content-type"),
-    ({"data": {"text": "x", "evil": "1"}, "files": {"photo": ("a.png", png_bytes(), "image/png")}}, 422, "evil"),
-    ({"files": {"photo": ("a.png", b"", "image/png")}}, 400, "empty"),
-    ({"files": {"photo": ("a.png", b"<html>not an image</html>", "image/png")}}, 415, "not a supported image"),
-    ({"files": {"photo": ("a.png", png_bytes()[:40], "image/png")}}, 400, "decoded"),
-    ({"files": {"photo": ("a.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 200, "image/jpeg")}}, 400, "decoded"),
-    ({"data": {"top_k": "many"}, "files": {"photo": ("a.png", png_bytes(), "image/png")}}, 422, "top_k"),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,words",
+    [
+        ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
+        ({"content": b"   ", "headers": {"content-type": "application/json"}}, 400, "empty"),
+        ({"content": b'{"text": "caf\xe9"}', "headers": {"content-type": "application/json"}}, 400, "utf-8"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not valid json"),
+        ({"content": b"[1, 2]", "headers": {"content-type": "application/json"}}, 422, "object"),
+        ({"json": {"text": "x", "colour": "red"}}, 422, "colour"),
+        ({"json": {"text": 5}}, 422, "text"),
+        ({"json": {"hashtags": "notalist"}}, 422, "hashtags"),
+        ({"json": {"top_k": 0}}, 422, "top_k"),
+        ({"json": {"top_k": 10_000}}, 422, "top_k"),
+        ({"json": {"text": "x" * 5000}}, 422, "limit"),
+        (
+            {"content": b"text=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            415,
+            "content-type",
+        ),
+        ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "content-type"),
+        ({"data": {"text": "x", "evil": "1"}, "files": {"photo": ("a.png", png_bytes(), "image/png")}}, 422, "evil"),
+        ({"files": {"photo": ("a.png", b"", "image/png")}}, 400, "empty"),
+        ({"files": {"photo": ("a.png", b"<html>not an image</html>", "image/png")}}, 415, "not a supported image"),
+        ({"files": {"photo": ("a.png", png_bytes()[:40], "image/png")}}, 400, "decoded"),
+        ({"files": {"photo": ("a.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 200, "image/jpeg")}}, 400, "decoded"),
+        ({"data": {"top_k": "many"}, "files": {"photo": ("a.png", png_bytes(), "image/png")}}, 422, "top_k"),
+    ],
+)
 def test_bad_inputs_get_json_errors(client, kwargs, status, words):
     assert_error(client.post("/v1/predict", **kwargs), status, words)
 
 
 def test_invalid_utf8_in_a_form_field(client):
     boundary = "xyz"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n").encode() + b"caf\xe9\xff" + \
-        f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (f'--{boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n').encode()
+        + b"caf\xe9\xff"
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
     response = client.post("/v1/predict", content=body, headers=headers)
     # Starlette decodes form fields that are not UTF-8 as Latin-1: harmless text, never a 500
@@ -246,7 +257,9 @@ def test_concurrent_requests_share_batches(predictor):
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                responses = await asyncio.gather(*[c.post("/v1/predict", json={"text": f"post {i}"}) for i in range(16)])
+                responses = await asyncio.gather(
+                    *[c.post("/v1/predict", json={"text": f"post {i}"}) for i in range(16)]
+                )
         return responses
 
     responses = asyncio.run(go())

@@ -43,8 +43,15 @@ def serving(limits: ConnectionLimits):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(tiny_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                            http=guarded_protocol(limits), timeout_keep_alive=limits.keep_alive)
+    config = uvicorn.Config(
+        tiny_app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        http=guarded_protocol(limits),
+        timeout_keep_alive=limits.keep_alive,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -85,7 +92,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
             if not chunk:
                 return True, received
             received += chunk
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return False, received
     except ConnectionResetError:
         return True, received

@@ -7,9 +7,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-
-
-from test_serve_support import small_run  # noqa: E402
+from test_serve_support import small_run
 
 
 def free_port() -> int:
@@ -56,8 +54,9 @@ def test_chunked_upload_over_the_limit_is_cut_off_early(tmp_path_factory):
 
     with serving(app) as url:
         try:
-            response = httpx.post(f"{url}/v1/predict", content=chunks(), headers={"content-type": "application/json"},
-                                  timeout=20)
+            response = httpx.post(
+                f"{url}/v1/predict", content=chunks(), headers={"content-type": "application/json"}, timeout=20
+            )
             assert response.status_code == 413 and response.json()["error"]["code"] == 413
         except httpx.HTTPError:
             pass  # the server may also close the connection while the client is still sending

@@ -21,11 +21,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_serve_http import serving  # noqa: E402
-from test_serve_support import png_bytes, small_run  # noqa: E402
-
-from postloc.serve.app import ServeSettings, create_app  # noqa: E402
-from postloc.serve.limits import Limits  # noqa: E402
+from postloc.serve.app import ServeSettings, create_app
+from postloc.serve.limits import Limits
+from test_serve_http import serving
+from test_serve_support import png_bytes, small_run
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +70,17 @@ def _json_error(response, status: int) -> dict:
 
 # --- body size -------------------------------------------------------------------------------
 
+
 def test_declared_oversized_body_is_refused_before_a_byte_is_read(predictor):
     """Headers only, announcing 50 MB: the 413 comes back at once and the app pulled 0 bytes."""
     probe = CountingApp(app_with(predictor, max_body_bytes=4096))
     with serving(probe) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as conn:
-            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 50000000\r\n\r\n")
+            conn.sendall(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 50000000\r\n\r\n"
+            )
             received = b""
             while chunk := conn.recv(65536):  # the server closes the connection after its 413
                 received += chunk
@@ -101,8 +103,9 @@ def test_chunked_oversized_body_stops_near_the_limit(predictor):
 
     with serving(probe) as url:
         try:
-            response = httpx.post(f"{url}/v1/predict", content=body(), headers={"content-type": "application/json"},
-                                  timeout=30)
+            response = httpx.post(
+                f"{url}/v1/predict", content=body(), headers={"content-type": "application/json"}, timeout=30
+            )
             _json_error(response, 413)
         except httpx.HTTPError:
             pass  # the server may close the connection while the client still sends
@@ -116,20 +119,26 @@ def test_multipart_upload_over_the_limit_is_refused_by_its_declared_length(predi
 
     probe = CountingApp(app_with(predictor, max_body_bytes=10_000))
     with TestClient(probe) as client:
-        response = client.post("/v1/predict", files={"photo": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(200_000),
-                                                              "image/png")})
+        response = client.post(
+            "/v1/predict", files={"photo": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(200_000), "image/png")}
+        )
     _json_error(response, 413)
     assert probe.pulled == 0
 
 
 # --- pixels, text, rate ----------------------------------------------------------------------
 
+
 def test_pixel_limit(predictor):
     from starlette.testclient import TestClient
 
     with TestClient(app_with(predictor, max_image_pixels=32 * 24)) as client:
-        assert client.post("/v1/predict", files={"photo": ("a.png", png_bytes((32, 24)), "image/png")}).status_code == 200
-        body = _json_error(client.post("/v1/predict", files={"photo": ("a.png", png_bytes((33, 24)), "image/png")}), 413)
+        assert (
+            client.post("/v1/predict", files={"photo": ("a.png", png_bytes((32, 24)), "image/png")}).status_code == 200
+        )
+        body = _json_error(
+            client.post("/v1/predict", files={"photo": ("a.png", png_bytes((33, 24)), "image/png")}), 413
+        )
         assert "pixel" in body["error"]["message"]
 
 
@@ -173,14 +182,18 @@ def test_rate_limit_is_per_client(predictor):
 
 # --- CORS and errors -------------------------------------------------------------------------
 
+
 def test_cors_headers_absent_by_default(predictor):
     from starlette.testclient import TestClient
 
     with TestClient(create_app(predictor)) as client:
-        for response in (client.get("/v1/pois", headers={"Origin": "http://evil.example"}),
-                         client.post("/v1/predict", json={"text": "x"}, headers={"Origin": "http://evil.example"}),
-                         client.options("/v1/predict", headers={"Origin": "http://evil.example",
-                                                                "Access-Control-Request-Method": "POST"})):
+        for response in (
+            client.get("/v1/pois", headers={"Origin": "http://evil.example"}),
+            client.post("/v1/predict", json={"text": "x"}, headers={"Origin": "http://evil.example"}),
+            client.options(
+                "/v1/predict", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+            ),
+        ):
             assert not [h for h in response.headers if h.lower().startswith("access-control-")], response.headers
 
 
@@ -224,8 +237,14 @@ def recording_opens():
         _RECORDING.clear()
 
 
-EVIL = ["../../../../etc/passwd", "/etc/passwd", "..\\..\\windows\\win.ini", "file:///etc/passwd",
-        "~/.ssh/id_rsa", "/proc/self/environ"]
+EVIL = [
+    "../../../../etc/passwd",
+    "/etc/passwd",
+    "..\\..\\windows\\win.ini",
+    "file:///etc/passwd",
+    "~/.ssh/id_rsa",
+    "/proc/self/environ",
+]
 
 
 @pytest.mark.parametrize("evil", EVIL)
@@ -255,5 +274,6 @@ def test_no_request_field_reaches_the_file_system(predictor, evil):
     markers = ("passwd", "win.ini", "id_rsa", "environ", "/etc", ".ssh")
     assert not [p for p in opened if any(m in p for m in markers)], opened
     static = str(Path(create_app.__code__.co_filename).parent / "static")
-    assert all(p.startswith(static) or not p.startswith("/") or "site-packages" in p or "/usr/" in p
-               for p in opened if p), opened
+    assert all(
+        p.startswith(static) or not p.startswith("/") or "site-packages" in p or "/usr/" in p for p in opened if p
+    ), opened

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
-         "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
+SMALL = {
+    "filters": 16,
+    "heads": 2,
+    "char_dim": 8,
+    "word_dim": 8,
+    "hidden": 16,
+    "max_text_chars": 64,
+    "max_hashtag_chars": 48,
+    "max_text_words": 16,
+}
 _CACHE: dict[str, object] = {}
 
 
@@ -24,9 +32,20 @@ def small_run(tmp_path_factory) -> Path:
         from postloc.training import RunConfig, TrainerConfig, train
 
         base = tmp_path_factory.mktemp("serve-run")
-        prepared = write_synthetic_prepared(base / "prepared", SyntheticFeaturesConfig(
-            n_pois=4, n_posts=400, n_users=40, text_signal=0.2, tag_signal=0.9, image_separation=1.5,
-            caption_words=(3, 8), image_dim=8, seed=5))
+        prepared = write_synthetic_prepared(
+            base / "prepared",
+            SyntheticFeaturesConfig(
+                n_pois=4,
+                n_posts=400,
+                n_users=40,
+                text_signal=0.2,
+                tag_signal=0.9,
+                image_separation=1.5,
+                caption_words=(3, 8),
+                image_dim=8,
+                seed=5,
+            ),
+        )
         config = RunConfig("mrlf", dict(SMALL), TrainerConfig(epochs=8, batch_size=32, progress=False, threads=1))
         train(prepared, base / "run", config)
         _CACHE["run"] = base / "run"
@@ -45,8 +64,11 @@ def decisive_tag(run: Path) -> tuple[str, str]:
     for tags, poi in zip(posts["hashtags"], posts["poi"]):
         for t in tags:
             by_tag.setdefault(t, Counter())[poi] += 1
-    scored = [(c.most_common(1)[0][1] / sum(c.values()), sum(c.values()), t, c.most_common(1)[0][0])
-              for t, c in by_tag.items() if t in vocab and sum(c.values()) >= 10]
+    scored = [
+        (c.most_common(1)[0][1] / sum(c.values()), sum(c.values()), t, c.most_common(1)[0][0])
+        for t, c in by_tag.items()
+        if t in vocab and sum(c.values()) >= 10
+    ]
     purity, _, tag, poi = max(scored)
     assert purity > 0.8, scored[:5]
     return tag, str(poi)

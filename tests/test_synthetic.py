@@ -47,9 +47,20 @@ def test_records_are_complete_and_modalities_go_missing(dataset):
             with Image.open(dataset.out_dir / path) as im:
                 assert im.size == (96, 72)
     assert {r["syn_person"] for r in records} == {"none", "selfie", "tourist"}
-    many = generate(dataset.out_dir.parent / "rates", SyntheticPostsConfig(
-        pois=2, posts_per_poi=60, width=48, height=48, missing_image_rate=0.5, missing_text_rate=0.5,
-        missing_hashtags_rate=0.5, selfie_rate=0, tourist_rate=0))
+    many = generate(
+        dataset.out_dir.parent / "rates",
+        SyntheticPostsConfig(
+            pois=2,
+            posts_per_poi=60,
+            width=48,
+            height=48,
+            missing_image_rate=0.5,
+            missing_text_rate=0.5,
+            missing_hashtags_rate=0.5,
+            selfie_rate=0,
+            tourist_rate=0,
+        ),
+    )
     counts = many.manifest["counts"]
     for key in ("no_image", "no_text", "no_hashtags"):
         assert 30 <= counts[key] <= 90, counts
@@ -67,22 +78,32 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 def test_images_carry_a_per_poi_signature(tmp_path):
     """Mean colour of a POI's photos is closer to its own photos than to other POIs' (what the image branch learns)."""
-    result = generate(tmp_path / "sig", SyntheticPostsConfig(pois=4, posts_per_poi=8, width=64, height=48,
-                                                        selfie_rate=0, tourist_rate=0, missing_image_rate=0))
+    result = generate(
+        tmp_path / "sig",
+        SyntheticPostsConfig(
+            pois=4, posts_per_poi=8, width=64, height=48, selfie_rate=0, tourist_rate=0, missing_image_rate=0
+        ),
+    )
     by_poi: dict[str, list[np.ndarray]] = {}
     for r in _records(result):
         colour = np.asarray(Image.open(result.out_dir / r["image"][0]).convert("RGB"), np.float32).mean(axis=(0, 1))
         by_poi.setdefault(r["poi"], []).append(colour)
     centres = {p: np.mean(v, axis=0) for p, v in by_poi.items()}
-    right = sum(min(centres, key=lambda p: np.linalg.norm(c - centres[p])) == poi
-                for poi, colours in by_poi.items() for c in colours)
+    right = sum(
+        min(centres, key=lambda p: np.linalg.norm(c - centres[p])) == poi
+        for poi, colours in by_poi.items()
+        for c in colours
+    )
     assert right / 32 > 0.8
 
 
 def test_prepare_accepts_the_output_and_keeps_english_captions(dataset, tmp_path):
-    result = prepare(dataset.out_dir / "posts.jsonl", tmp_path / "prepared",
-                     PrepareConfig(min_hashtag_count=2, min_poi_posts=5, min_poi_users=2),
-                     pois_csv=dataset.out_dir / "pois.csv")
+    result = prepare(
+        dataset.out_dir / "posts.jsonl",
+        tmp_path / "prepared",
+        PrepareConfig(min_hashtag_count=2, min_poi_posts=5, min_poi_users=2),
+        pois_csv=dataset.out_dir / "pois.csv",
+    )
     assert result.summary["funnel"].get("dropped_language", 0) == 0
     assert result.summary["funnel"]["kept"] == 36
 
@@ -101,8 +122,21 @@ def test_cli_entry(tmp_path, capsys):
 
     parser = argparse.ArgumentParser(prog="postloc")
     synthetic_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["synthetic", "--out", str(tmp_path / "cli"), "--pois", "2", "--posts-per-poi", "4",
-                              "--seed", "1", "--size", "64x48"])
+    args = parser.parse_args(
+        [
+            "synthetic",
+            "--out",
+            str(tmp_path / "cli"),
+            "--pois",
+            "2",
+            "--posts-per-poi",
+            "4",
+            "--seed",
+            "1",
+            "--size",
+            "64x48",
+        ]
+    )
     assert args.run(args) == 0
     assert "SYNTHETIC" in capsys.readouterr().out
     assert len((tmp_path / "cli" / "posts.jsonl").read_text().splitlines()) == 8

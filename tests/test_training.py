@@ -11,23 +11,40 @@ import pytest
 import torch
 from torch import nn
 
+from postloc.cli import build_parser
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 from postloc.errors import PostlocError
 from postloc.models import load_model
-from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
-from postloc.cli import build_parser
-from postloc.training import Callback, RunConfig, TrainerConfig, apply_overrides, evaluate, load_config, train
 from postloc.nn import checkpoints as ck
 from postloc.nn.trainer import Trainer
+from postloc.training import Callback, RunConfig, TrainerConfig, apply_overrides, evaluate, load_config, train
 
-SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
-         "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
+SMALL = {
+    "filters": 16,
+    "heads": 2,
+    "char_dim": 8,
+    "word_dim": 8,
+    "hidden": 16,
+    "max_text_chars": 64,
+    "max_hashtag_chars": 48,
+    "max_text_words": 16,
+}
 ALLOWED_SUFFIXES = {".json", ".jsonl", ".safetensors", ".csv", ".png", ".md"}
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    config = SyntheticFeaturesConfig(n_pois=4, n_posts=240, n_users=40, text_signal=0.35, tag_signal=0.6,
-                             image_separation=1.5, caption_words=(3, 8), image_dim=8, seed=5)
+    config = SyntheticFeaturesConfig(
+        n_pois=4,
+        n_posts=240,
+        n_users=40,
+        text_signal=0.35,
+        tag_signal=0.6,
+        image_separation=1.5,
+        caption_words=(3, 8),
+        image_dim=8,
+        seed=5,
+    )
     return write_synthetic_prepared(tmp_path_factory.mktemp("syn") / "prepared", config)
 
 
@@ -54,15 +71,27 @@ class Interrupt(Callback):
 
 # --- config --------------------------------------------------------------------------------
 
+
 def test_toml_config_and_overrides(tmp_path):
     path = tmp_path / "cfg.toml"
-    path.write_text('model = "mrlf"\n[trainer]\nepochs = 7\nlr = 0.002\n[params]\nfusion = "concat"\n'
-                    'modalities = ["text", "image"]\n')
+    path.write_text(
+        'model = "mrlf"\n[trainer]\nepochs = 7\nlr = 0.002\n[params]\nfusion = "concat"\n'
+        'modalities = ["text", "image"]\n'
+    )
     config = load_config(path)
     assert config.trainer.epochs == 7 and config.trainer.lr == 0.002
     assert config.params == {"fusion": "concat", "modalities": ["text", "image"]}
-    config = apply_overrides(config, ["trainer.epochs=3", "seed=9", "fusion=image-text", "params.filters=32",
-                                      "model=majority", "trainer.monitor=val_acc"])
+    config = apply_overrides(
+        config,
+        [
+            "trainer.epochs=3",
+            "seed=9",
+            "fusion=image-text",
+            "params.filters=32",
+            "model=majority",
+            "trainer.monitor=val_acc",
+        ],
+    )
     assert config.model == "majority" and config.trainer.epochs == 3 and config.trainer.seed == 9
     assert config.trainer.monitor == "val_acc"
     assert config.params["fusion"] == "image-text" and config.params["filters"] == 32
@@ -101,6 +130,7 @@ def test_rng_state_round_trip():
 
 
 # --- runs ----------------------------------------------------------------------------------
+
 
 def _all_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()]
@@ -158,12 +188,30 @@ def test_resume_after_the_process_is_killed(tmp_path):
     import sys
     import time
 
-    prepared = write_synthetic_prepared(tmp_path / "prepared", SyntheticFeaturesConfig(
-        n_pois=4, n_posts=800, n_users=60, caption_words=(3, 8), image_dim=8, seed=6))
+    prepared = write_synthetic_prepared(
+        tmp_path / "prepared",
+        SyntheticFeaturesConfig(n_pois=4, n_posts=800, n_users=60, caption_words=(3, 8), image_dim=8, seed=6),
+    )
     run = tmp_path / "run"
     sets = [item for k, v in SMALL.items() for item in ("--set", f"{k}={v}")]
-    command = [sys.executable, "-m", "postloc", "train", "--data", str(prepared), "--out", str(run),
-               "--epochs", "6", "--quiet", "--set", "early_stopping=0", "--set", "threads=1", *sets]
+    command = [
+        sys.executable,
+        "-m",
+        "postloc",
+        "train",
+        "--data",
+        str(prepared),
+        "--out",
+        str(run),
+        "--epochs",
+        "6",
+        "--quiet",
+        "--set",
+        "early_stopping=0",
+        "--set",
+        "threads=1",
+        *sets,
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -173,21 +221,28 @@ def test_resume_after_the_process_is_killed(tmp_path):
     process.wait()
     assert ck.latest_checkpoint(run) is not None, process.stderr.read().decode()
     for checkpoint in ck.list_checkpoints(run):  # whatever was on disk at the kill is complete
-        assert {"model.json", "weights.safetensors", "vocab.json", "optimizer.safetensors",
-                "trainer_state.json"} <= {p.name for p in checkpoint.iterdir()}
+        assert {"model.json", "weights.safetensors", "vocab.json", "optimizer.safetensors", "trainer_state.json"} <= {
+            p.name for p in checkpoint.iterdir()
+        }
     done = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "run.json").read_text())["epochs_run"] == 6
     assert [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
-    assert load_model(run / "best").predict_proba(pd.DataFrame({"id": ["x"], "text": ["hi"], "hashtags": [[]]})).shape == (1, 4)
+    assert load_model(run / "best").predict_proba(
+        pd.DataFrame({"id": ["x"], "text": ["hi"], "hashtags": [[]]})
+    ).shape == (1, 4)
 
 
 def test_resume_can_extend_training_but_not_change_the_model(prepared, tmp_path):
     run = tmp_path / "run"
     train(prepared, run, _config(epochs=2))
     with pytest.raises(PostlocError, match="resume must use the same"):
-        train(prepared, run, RunConfig(model="mrlf", params={**SMALL, "filters": 32}, trainer=_config().trainer),
-              resume=True)
+        train(
+            prepared,
+            run,
+            RunConfig(model="mrlf", params={**SMALL, "filters": 32}, trainer=_config().trainer),
+            resume=True,
+        )
     result = train(prepared, run, _config(epochs=3), resume=True)
     assert result.summary["epochs_run"] == 3
     with pytest.raises(PostlocError, match="nothing to resume"):
@@ -219,8 +274,9 @@ class _Labels:
 
 
 def test_learning_rate_decays_on_plateau_and_training_stops_early():
-    config = TrainerConfig(epochs=20, lr=0.01, lr_factor=0.8, lr_patience=2, early_stopping=5, batch_size=4,
-                           progress=False, threads=1)
+    config = TrainerConfig(
+        epochs=20, lr=0.01, lr_factor=0.8, lr_patience=2, early_stopping=5, batch_size=4, progress=False, threads=1
+    )
     module = _Bias()
     state = Trainer(config).fit(module, _Labels(0), _Labels(1), export=lambda f: None, restore=lambda f: None)
     lrs = [row["lr"] for row in state.history]
@@ -234,6 +290,7 @@ def test_learning_rate_decays_on_plateau_and_training_stops_early():
 
 # --- CLI and evaluate ----------------------------------------------------------------------
 
+
 def _cli(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     return args.run(args)
@@ -241,11 +298,33 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_train_and_evaluate(prepared, tmp_path, capsys):
     config = tmp_path / "cfg.toml"
-    config.write_text("[params]\n" + "".join(f"{k} = {v}\n" for k, v in SMALL.items())
-                      + "[trainer]\nbatch_size = 32\nthreads = 1\n")
+    config.write_text(
+        "[params]\n" + "".join(f"{k} = {v}\n" for k, v in SMALL.items()) + "[trainer]\nbatch_size = 32\nthreads = 1\n"
+    )
     run = tmp_path / "run"
-    assert _cli(["train", "--model", "mrlf", "--data", str(prepared), "--out", str(run), "--config", str(config),
-                 "--set", "params.fusion=concat", "--epochs", "2", "--seed", "3", "--quiet"]) == 0
+    assert (
+        _cli(
+            [
+                "train",
+                "--model",
+                "mrlf",
+                "--data",
+                str(prepared),
+                "--out",
+                str(run),
+                "--config",
+                str(config),
+                "--set",
+                "params.fusion=concat",
+                "--epochs",
+                "2",
+                "--seed",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((run / "config.json").read_text())
     assert saved["config"]["trainer"]["epochs"] == 2 and saved["config"]["trainer"]["seed"] == 3
     assert saved["config"]["params"]["fusion"] == "concat" and saved["synthetic"] is True

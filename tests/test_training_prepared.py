@@ -12,10 +12,21 @@ from postloc.data.prepare import PrepareConfig, prepare
 from postloc.inference.predictor import load
 from postloc.training import RunConfig, TrainerConfig, evaluate, train
 
-SMALL = {"filters": 16, "heads": 2, "char_dim": 8, "word_dim": 8, "hidden": 16,
-         "max_text_chars": 64, "max_hashtag_chars": 48, "max_text_words": 16}
-PLACES = {"bridge": (40.7061, -73.9969, "brooklyn bridge river view"), "park": (40.7829, -73.9654, "central park trees lake"),
-          "square": (40.7580, -73.9855, "times square lights crowd")}
+SMALL = {
+    "filters": 16,
+    "heads": 2,
+    "char_dim": 8,
+    "word_dim": 8,
+    "hidden": 16,
+    "max_text_chars": 64,
+    "max_hashtag_chars": 48,
+    "max_text_words": 16,
+}
+PLACES = {
+    "bridge": (40.7061, -73.9969, "brooklyn bridge river view"),
+    "park": (40.7829, -73.9654, "central park trees lake"),
+    "square": (40.7580, -73.9855, "times square lights crowd"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +39,27 @@ def prepared(tmp_path_factory):
     for i in range(150):
         poi = list(PLACES)[i % 3]
         lat, lon, words = PLACES[poi]
-        record = {"id": f"p{i}", "text": f"{rng.choice(words.split())} day out {i}", "hashtags": [poi, "nyc"],
-                  "poi": poi, "user": f"u{i % 30}"}
+        record = {
+            "id": f"p{i}",
+            "text": f"{rng.choice(words.split())} day out {i}",
+            "hashtags": [poi, "nyc"],
+            "poi": poi,
+            "user": f"u{i % 30}",
+        }
         if i % 4:  # a quarter of the posts have no coordinates of their own
             record.update(lat=lat + rng.normal(0, 1e-3), lon=lon + rng.normal(0, 1e-3))
         records.append(record)
     source = write_jsonl(base / "posts.jsonl", records)
-    (base / "pois.csv").write_text("poi,lat,lon,name\n" + "".join(
-        f"{k},{v[0]},{v[1]},{k.title()}\n" for k, v in PLACES.items()))
+    (base / "pois.csv").write_text(
+        "poi,lat,lon,name\n" + "".join(f"{k},{v[0]},{v[1]},{k.title()}\n" for k, v in PLACES.items())
+    )
     out = base / "prepared"
-    prepare(source, out, PrepareConfig(min_hashtag_count=1, min_poi_posts=5, min_poi_users=1, languages=()),
-            pois_csv=base / "pois.csv")
+    prepare(
+        source,
+        out,
+        PrepareConfig(min_hashtag_count=1, min_poi_posts=5, min_poi_users=1, languages=()),
+        pois_csv=base / "pois.csv",
+    )
     return out
 
 

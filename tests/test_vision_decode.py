@@ -11,8 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from postloc.vision.decode import (CORRUPT, MISSING, NOT_IMAGE, OK, TOO_LARGE, TRUNCATED, UNREADABLE, ZERO_BYTE,
-                                   DecodeConfig, decode_image)
+from postloc.vision.decode import (
+    CORRUPT,
+    MISSING,
+    NOT_IMAGE,
+    OK,
+    TOO_LARGE,
+    TRUNCATED,
+    UNREADABLE,
+    ZERO_BYTE,
+    DecodeConfig,
+    decode_image,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,11 +35,17 @@ def _jpeg(image: Image.Image, **kwargs) -> bytes:
 
 def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     """A valid PNG header claiming width x height pixels (10 G here) with a tiny body: Pillow's bomb case."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_real_photo_decodes(tmp_path):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from postloc.data.image_features import load_image_features
 from postloc.data.prepare import PrepareConfig, prepare
 from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 from postloc.errors import PostlocError
-from postloc.data.image_features import load_image_features
 from postloc.vision.backbones import FrozenBackbone, get_backbone
 from postloc.vision.decode import decode_image
 from postloc.vision.deps import MissingDependency
@@ -27,8 +27,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_vision_decode import png_bomb
 
 DATA = Path(__file__).parent / "data"
-EXPECTED_BROKEN = {"zero.jpg": "zero_byte", "page.jpg": "not_image", "cut.jpg": "truncated", "bomb.png": "too_large",
-                   "gone.jpg": "missing"}
+EXPECTED_BROKEN = {
+    "zero.jpg": "zero_byte",
+    "page.jpg": "not_image",
+    "cut.jpg": "truncated",
+    "bomb.png": "too_large",
+    "gone.jpg": "missing",
+}
 EXPECTED_CONVERTED = {"cmyk.jpg": "CMYK", "alpha.png": "alpha", "anim.gif": "frames", "turned.jpg": "orientation 6"}
 
 
@@ -57,22 +62,57 @@ def _broken_files(folder: Path) -> None:
 def source(tmp_path_factory) -> Path:
     """A synthetic set (3 POIs) plus posts pointing at broken and unusual files, prepared."""
     root = tmp_path_factory.mktemp("images")
-    result = generate(root / "syn", SyntheticPostsConfig(pois=3, posts_per_poi=10, seed=5, width=160, height=120,
-                                                    selfie_rate=0.3, tourist_rate=0.2, second_image_rate=0.2))
+    result = generate(
+        root / "syn",
+        SyntheticPostsConfig(
+            pois=3,
+            posts_per_poi=10,
+            seed=5,
+            width=160,
+            height=120,
+            selfie_rate=0.3,
+            tourist_rate=0.2,
+            second_image_rate=0.2,
+        ),
+    )
     _broken_files(root / "syn" / "odd")
     names = list(EXPECTED_BROKEN) + list(EXPECTED_CONVERTED)
     with open(result.out_dir / "posts.jsonl", "a", encoding="utf-8") as handle:
         for i, name in enumerate(names):
-            handle.write(json.dumps({"id": f"syn-odd-{i:02d}", "text": "A strange file posted at the old tower today.",
-                                     "hashtags": [], "image": [f"odd/{name}"], "poi": "syn-poi-000",
-                                     "user": f"syn-user-odd{i}", "synthetic": True}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"syn-odd-{i:02d}",
+                        "text": "A strange file posted at the old tower today.",
+                        "hashtags": [],
+                        "image": [f"odd/{name}"],
+                        "poi": "syn-poi-000",
+                        "user": f"syn-user-odd{i}",
+                        "synthetic": True,
+                    }
+                )
+                + "\n"
+            )
         # one post whose only image is broken next to one whose second image is broken
-        handle.write(json.dumps({"id": "syn-odd-mixed", "text": "Two photos from the tower, one did not upload.",
-                                 "image": ["images/syn-p000-00001.jpg", "odd/zero.jpg"], "poi": "syn-poi-000",
-                                 "user": "syn-user-odd99", "synthetic": True}) + "\n")
-    prepare(result.out_dir / "posts.jsonl", root / "prepared", PrepareConfig(min_hashtag_count=1, min_poi_posts=1,
-                                                                             min_poi_users=1),
-            pois_csv=result.out_dir / "pois.csv")
+        handle.write(
+            json.dumps(
+                {
+                    "id": "syn-odd-mixed",
+                    "text": "Two photos from the tower, one did not upload.",
+                    "image": ["images/syn-p000-00001.jpg", "odd/zero.jpg"],
+                    "poi": "syn-poi-000",
+                    "user": "syn-user-odd99",
+                    "synthetic": True,
+                }
+            )
+            + "\n"
+        )
+    prepare(
+        result.out_dir / "posts.jsonl",
+        root / "prepared",
+        PrepareConfig(min_hashtag_count=1, min_poi_posts=1, min_poi_users=1),
+        pois_csv=result.out_dir / "pois.csv",
+    )
     return root
 
 
@@ -89,7 +129,9 @@ def _status(prepared: Path) -> dict[str, dict]:
 
 def _persons(source: Path) -> dict[str, str]:
     records = [json.loads(line) for line in (source / "syn" / "posts.jsonl").read_text().splitlines()]
-    return {Path(r["image"][0]).name: r["syn_person"] for r in records if r.get("image") and r["id"].startswith("syn-p")}
+    return {
+        Path(r["image"][0]).name: r["syn_person"] for r in records if r.get("image") and r["id"].startswith("syn-p")
+    }
 
 
 def test_keep_mode_writes_the_contract_file_and_statuses(prepared, source):
@@ -175,8 +217,10 @@ def test_drop_mode_removes_selfies_only(prepared, source):
 @pytest.mark.slow  # two image runs, one inpainting: 6 s here under load
 def test_switching_to_inpaint_only_computes_the_inpainted_images(prepared, source):
     extract_images(prepared, ImagesConfig(noise="drop", workers=0, threads=1))
-    result = extract_images(prepared, ImagesConfig(noise="inpaint", workers=0, threads=1, inpaint=InpaintConfig(method="telea"),
-                                                   thumbnails=3))
+    result = extract_images(
+        prepared,
+        ImagesConfig(noise="inpaint", workers=0, threads=1, inpaint=InpaintConfig(method="telea"), thumbnails=3),
+    )
     status, persons = _status(prepared), _persons(source)
     inpainted = {n for n, row in status.items() if row["status"] == "inpainted"}
     assert inpainted and inpainted <= {n for n, p in persons.items() if p in ("tourist", "selfie")}
@@ -208,8 +252,9 @@ def test_cli(prepared, capsys, tmp_path):
 
     parser = argparse.ArgumentParser(prog="postloc")
     images_cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["images", str(prepared), "--image-noise", "keep", "--workers", "0", "--threads", "1",
-                              "--quiet"])
+    args = parser.parse_args(
+        ["images", str(prepared), "--image-noise", "keep", "--workers", "0", "--threads", "1", "--quiet"]
+    )
     assert args.run(args) == 0
     out = capsys.readouterr().out
     assert "efficientnet-lite0" in out and "image_features.parquet" in out

@@ -21,8 +21,7 @@ from postloc.errors import PostlocError
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``postloc`` parser; the subcommands appear in ``--help`` in the order registered here."""
-    from postloc.cli import (datasets, evaluate, experiments, explain, images, predict, prepare, serve, synthetic,
-                             train)
+    from postloc.cli import datasets, evaluate, experiments, explain, images, predict, prepare, serve, synthetic, train
 
     parser = argparse.ArgumentParser(prog="postloc", description="Infer where a social-media post was made.")
     parser.add_argument("--version", action="version", version=f"postloc {__version__}")

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from postloc.errors import PostlocError
-
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("explain", help="which words, hashtags and the photo give a post's location away",
-                       description="Occlusion: remove each part of the post and show the drop of the predicted "
-                                   "POI's probability.")
+    p = sub.add_parser(
+        "explain",
+        help="which words, hashtags and the photo give a post's location away",
+        description="Occlusion: remove each part of the post and show the drop of the predicted POI's probability.",
+    )
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
     p.add_argument("--text", default="", help="caption")
     p.add_argument("--hashtags", default="", help="hashtags, space or comma separated")
@@ -28,8 +28,11 @@ def run_explain(args) -> int:
     from postloc.inference.predictor import load
 
     predictor = load(args.run_dir)
-    post: dict[str, Any] = {"id": "cli", "text": args.text,
-                            "hashtags": [t for t in re.split(r"[\s,]+", args.hashtags) if t]}
+    post: dict[str, Any] = {
+        "id": "cli",
+        "text": args.text,
+        "hashtags": [t for t in re.split(r"[\s,]+", args.hashtags) if t],
+    }
     if args.image is not None:
         vector, note = photo_vector(args.run_dir, predictor, args.image)
         if note:

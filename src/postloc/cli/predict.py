@@ -7,11 +7,20 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="predict POIs for a file of posts (streaming JSONL/CSV/Parquet in, JSONL/Parquet out)",
-                       description="Top-k POIs with probability and centre for every post of INPUT.")
+    p = sub.add_parser(
+        "predict",
+        help="predict POIs for a file of posts (streaming JSONL/CSV/Parquet in, JSONL/Parquet out)",
+        description="Top-k POIs with probability and centre for every post of INPUT.",
+    )
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder (or a saved model folder)")
     p.add_argument("input", type=Path, help="posts: JSONL, CSV or Parquet in the exchange format")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output .jsonl or .parquet (written atomically), or - for JSONL on stdout")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        help="output .jsonl or .parquet (written atomically), or - for JSONL on stdout",
+    )
     p.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="input format (default: from the name)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=1024, help="posts read, predicted and written at a time")
@@ -19,9 +28,13 @@ def add_parser(sub) -> None:
     p.add_argument("--no-images", action="store_true", help="ignore photo files even when a featurizer is available")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("scaling out (docs/scale-ray.md)")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: a Ray Data job, Parquet/JSONL in, "
-                        "a folder of Parquet files out (needs pip install 'postloc[ray]')")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: a Ray Data job, Parquet/JSONL in, "
+        "a folder of Parquet files out (needs pip install 'postloc[ray]')",
+    )
     g.add_argument("--workers", type=int, default=1, help="--engine ray: actors, each holding the model (default 1)")
     g.add_argument("--threads", type=int, help="--engine ray: torch threads per actor (default: cores / workers)")
     g.add_argument("--ray-address", help="--engine ray: join this cluster (default: $RAY_ADDRESS, else a local Ray)")
@@ -33,16 +46,30 @@ def run_predict(args) -> int:
 
     if args.engine == "ray":
         return _run_predict_ray(args)
-    counts = predict_file(args.run_dir, args.input, args.out, top_k=args.top_k, batch_size=args.batch_size,
-                          fmt=args.format, skip_bad=args.skip_bad, images=not args.no_images,
-                          progress=not args.quiet)
+    counts = predict_file(
+        args.run_dir,
+        args.input,
+        args.out,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        fmt=args.format,
+        skip_bad=args.skip_bad,
+        images=not args.no_images,
+        progress=not args.quiet,
+    )
     # With -o - the predictions are the standard output: the summary goes to stderr, out of their way.
     summary = sys.stderr if str(args.out) == "-" else sys.stdout
-    print(f"wrote {args.out}: {counts['posts']} posts"
-          + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else "")
-          + (f", photos used for {counts['images_used']} of {counts['with_images']} posts with photos"
-             if counts["with_images"] else "")
-          + (f" ({photo_summary(counts['photos'])})" if counts.get("photos") else ""), file=summary)
+    print(
+        f"wrote {args.out}: {counts['posts']} posts"
+        + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else "")
+        + (
+            f", photos used for {counts['images_used']} of {counts['with_images']} posts with photos"
+            if counts["with_images"]
+            else ""
+        )
+        + (f" ({photo_summary(counts['photos'])})" if counts.get("photos") else ""),
+        file=summary,
+    )
     for note in counts.get("image_notes", []):
         print(f"note: {note}", file=sys.stderr)
     if counts.get("image_note"):
@@ -53,11 +80,22 @@ def run_predict(args) -> int:
 def _run_predict_ray(args) -> int:
     from postloc.scale import RaySettings, predict_ray
 
-    counts = predict_ray(args.run_dir, args.input, args.out, workers=args.workers, top_k=args.top_k,
-                         batch_size=args.batch_size, fmt=args.format, skip_bad=args.skip_bad,
-                         images=not args.no_images, threads=args.threads,
-                         settings=RaySettings(address=args.ray_address, progress=not args.quiet))
-    print(f"wrote {args.out}/ ({counts['files']} Parquet files): {counts['posts']} posts with {args.workers} "
-          f"Ray worker(s) in {counts['seconds']} s"
-          + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else ""))
+    counts = predict_ray(
+        args.run_dir,
+        args.input,
+        args.out,
+        workers=args.workers,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        fmt=args.format,
+        skip_bad=args.skip_bad,
+        images=not args.no_images,
+        threads=args.threads,
+        settings=RaySettings(address=args.ray_address, progress=not args.quiet),
+    )
+    print(
+        f"wrote {args.out}/ ({counts['files']} Parquet files): {counts['posts']} posts with {args.workers} "
+        f"Ray worker(s) in {counts['seconds']} s"
+        + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else "")
+    )
     return 0

@@ -39,6 +39,7 @@ def load_prepared(path: str | Path) -> PreparedData:
         raise PostlocError(f"{path} is not a prepared dataset (no manifest.json); run `postloc prepare` first")
     manifest = json.loads(manifest_path.read_text())
     posts = pd.read_parquet(path / "posts.parquet")
-    pois = pd.read_csv(path / "pois.csv", dtype={"poi": str, "name": str}, keep_default_na=False,
-                       na_values={"lat": [""], "lon": [""]})
+    pois = pd.read_csv(
+        path / "pois.csv", dtype={"poi": str, "name": str}, keep_default_na=False, na_values={"lat": [""], "lon": [""]}
+    )
     return PreparedData(path=path, posts=posts, pois=pois, manifest=manifest)

@@ -10,8 +10,16 @@ import pandas as pd
 from postloc.data.splits import SPLITS
 
 FUNNEL_ORDER = (
-    "read", "skipped_bad", "dropped_language", "dropped_duplicate", "dropped_no_poi_label",
-    "dropped_no_coordinates", "dropped_outside_pois", "dropped_empty", "dropped_small_poi", "kept",
+    "read",
+    "skipped_bad",
+    "dropped_language",
+    "dropped_duplicate",
+    "dropped_no_poi_label",
+    "dropped_no_coordinates",
+    "dropped_outside_pois",
+    "dropped_empty",
+    "dropped_small_poi",
+    "kept",
 )
 
 
@@ -30,11 +38,15 @@ def split_stats(posts: int, users: int, pois: int, with_text: int, with_tags: in
     }
 
 
-def assemble_summary(stats_of: Callable[[str | None], dict[str, Any]], funnel: Mapping[str, int],
-                     n_vocabulary: int) -> dict[str, Any]:
+def assemble_summary(
+    stats_of: Callable[[str | None], dict[str, Any]], funnel: Mapping[str, int], n_vocabulary: int
+) -> dict[str, Any]:
     """The summary from ``stats_of(split)`` (``None``: all posts), the funnel and the vocabulary size."""
-    summary: dict[str, Any] = {"all": stats_of(None), "hashtag_vocabulary": n_vocabulary,
-                               "funnel": {k: int(funnel.get(k, 0)) for k in FUNNEL_ORDER}}
+    summary: dict[str, Any] = {
+        "all": stats_of(None),
+        "hashtag_vocabulary": n_vocabulary,
+        "funnel": {k: int(funnel.get(k, 0)) for k in FUNNEL_ORDER},
+    }
     summary["funnel"]["pois_dropped"] = int(funnel.get("pois_dropped", 0))
     for split in SPLITS:
         summary[split] = stats_of(split)
@@ -54,8 +66,9 @@ def _stats(posts: pd.DataFrame) -> dict[str, Any]:
 
 def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
     """The summary of prepared ``posts`` held in a DataFrame (the memory engine)."""
-    return assemble_summary(lambda split: _stats(posts if split is None else posts[posts["split"] == split]),
-                            funnel, n_vocabulary)
+    return assemble_summary(
+        lambda split: _stats(posts if split is None else posts[posts["split"] == split]), funnel, n_vocabulary
+    )
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:

@@ -36,14 +36,23 @@ def table2_methods() -> list[Method]:
         _method("LocTwi (subword n-grams)", "loctwi"),
     ]
     methods += [_method(name, name) for name in IMAGE_HEADS]
-    methods += [_method("knn-image (cosine, k={k})", "knn-image"),
-                _method("MRLF (paper)", "mrlf"),
-                _method("mrlf-plus (MRLF x tfidf-logreg late fusion; ours, not the paper's)", "mrlf-plus")]
+    methods += [
+        _method("knn-image (cosine, k={k})", "knn-image"),
+        _method("MRLF (paper)", "mrlf"),
+        _method("mrlf-plus (MRLF x tfidf-logreg late fusion; ours, not the paper's)", "mrlf-plus"),
+    ]
     return methods
 
 
-ABLATION = (("text",), ("hashtags",), ("image",), ("text", "hashtags"), ("text", "image"), ("hashtags", "image"),
-            ("text", "hashtags", "image"))
+ABLATION = (
+    ("text",),
+    ("hashtags",),
+    ("image",),
+    ("text", "hashtags"),
+    ("text", "image"),
+    ("hashtags", "image"),
+    ("text", "hashtags", "image"),
+)
 
 
 def fig2_methods() -> list[Method]:
@@ -51,15 +60,18 @@ def fig2_methods() -> list[Method]:
     out = []
     for subset in ABLATION:
         fusion = "mrlf" if {"text", "hashtags"} <= set(subset) else "concat"
-        out.append(Method("MRLF " + "+".join(subset), "mrlf", {"modalities": list(subset), "fusion": fusion},
-                          needs=subset))
+        out.append(
+            Method("MRLF " + "+".join(subset), "mrlf", {"modalities": list(subset), "fusion": fusion}, needs=subset)
+        )
     return out
 
 
 def fig3_methods() -> list[Method]:
     """Fig. 3: the fusion variants with every modality the data has."""
-    return [Method(f"MRLF fusion {name}", "mrlf", {"fusion": name}, needs=tuple(pair or ()))
-            for name, pair in FUSIONS.items()]
+    return [
+        Method(f"MRLF fusion {name}", "mrlf", {"fusion": name}, needs=tuple(pair or ()))
+        for name, pair in FUSIONS.items()
+    ]
 
 
 def missing_needs(method: Method, available: set[str]) -> list[str]:

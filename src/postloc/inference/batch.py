@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from postloc.errors import PostlocError
 from postloc.inference.images import USED, ImageFeaturizer, PhotoFeatures, photos_for_run
@@ -53,10 +54,21 @@ def post_record(post, photos: PhotoFeatures | None, tally: Counter | None = None
     return record
 
 
-def predict_file(run: Path, source: Path, out: Path, *, top_k: int = 5, batch_size: int = 1024,
-                 fmt: str | None = None, skip_bad: bool = False, images: bool = True, progress: bool = True,
-                 predictor=None, featurizer: ImageFeaturizer | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+def predict_file(
+    run: Path,
+    source: Path,
+    out: Path,
+    *,
+    top_k: int = 5,
+    batch_size: int = 1024,
+    fmt: str | None = None,
+    skip_bad: bool = False,
+    images: bool = True,
+    progress: bool = True,
+    predictor=None,
+    featurizer: ImageFeaturizer | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> dict[str, Any]:
     """Stream ``source`` through the run's model into ``out``; returns counts.
 
     ``photos`` in the counts: each photo's outcome (``kept``, ``inpainted``, ``dropped_portrait``,
@@ -192,8 +204,15 @@ def prediction_schema():
     """
     import pyarrow as pa
 
-    entry = pa.struct([("poi", pa.string()), ("name", pa.string()), ("probability", pa.float64()),
-                       ("lat", pa.float64()), ("lon", pa.float64())])
+    entry = pa.struct(
+        [
+            ("poi", pa.string()),
+            ("name", pa.string()),
+            ("probability", pa.float64()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+        ]
+    )
     return pa.schema([("id", pa.string()), ("predictions", pa.list_(entry))])
 
 

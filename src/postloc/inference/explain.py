@@ -19,9 +19,10 @@ Rules, chosen so each entry is something a person can delete from a post:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,16 +62,23 @@ class Explanation:
 
     def table(self) -> str:
         """A plain-text table, largest contribution first (what ``postloc explain`` prints)."""
-        lines = [f"predicted POI: {self.target_poi} {self.target_name!r}  p={self.probability:.4f}", "",
-                 f"{'kind':<8} {'part':<32} {'contribution':>12} {'p without':>10}  top POI without"]
+        lines = [
+            f"predicted POI: {self.target_poi} {self.target_name!r}  p={self.probability:.4f}",
+            "",
+            f"{'kind':<8} {'part':<32} {'contribution':>12} {'p without':>10}  top POI without",
+        ]
         for c in self.contributions:
-            lines.append(f"{c.kind:<8} {c.token[:32]:<32} {c.contribution:>+12.4f} {c.probability_without:>10.4f}"
-                         f"  {c.top_poi_without}")
+            lines.append(
+                f"{c.kind:<8} {c.token[:32]:<32} {c.contribution:>+12.4f} {c.probability_without:>10.4f}"
+                f"  {c.top_poi_without}"
+            )
         if not self.contributions:
             lines.append("(nothing to remove: the post has no words, hashtags or image)")
         if self.ignored_hashtags:
             lines.append("")
-            lines.append("ignored (not in the training vocabulary): " + " ".join("#" + t for t in self.ignored_hashtags))
+            lines.append(
+                "ignored (not in the training vocabulary): " + " ".join("#" + t for t in self.ignored_hashtags)
+            )
         if self.truncated:
             lines.append(f"(only the first {MAX_PARTS} parts were occluded)")
         return "\n".join(lines)
@@ -124,25 +132,37 @@ def occlusions(row: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[dict
     return parts[:MAX_PARTS], variants[:MAX_PARTS], truncated
 
 
-def explain_row(row: Mapping[str, Any], proba: ProbaFn, classes: Sequence[str], names: Sequence[str] = (),
-                target: str | None = None) -> Explanation:
+def explain_row(
+    row: Mapping[str, Any], proba: ProbaFn, classes: Sequence[str], names: Sequence[str] = (), target: str | None = None
+) -> Explanation:
     """Occlusion explanation of one normalised row; the original and all variants in one ``proba`` call."""
     parts, variants, truncated = occlusions(row)
     matrix = proba([dict(row)] + variants)
     base = matrix[0]
     index = int(np.argmax(base)) if target is None else list(classes).index(target)
     contributions = [
-        Contribution(kind=kind, token=token, contribution=float(base[index] - p[index]),
-                     probability_without=float(p[index]), top_poi_without=str(classes[int(np.argmax(p))]))
+        Contribution(
+            kind=kind,
+            token=token,
+            contribution=float(base[index] - p[index]),
+            probability_without=float(p[index]),
+            top_poi_without=str(classes[int(np.argmax(p))]),
+        )
         for (kind, token), p in zip(parts, matrix[1:])
     ]
     contributions.sort(key=lambda c: -c.contribution)
-    return Explanation(target_poi=str(classes[index]), target_name=str(names[index]) if len(names) else "",
-                       probability=float(base[index]), contributions=contributions, truncated=truncated)
+    return Explanation(
+        target_poi=str(classes[index]),
+        target_name=str(names[index]) if len(names) else "",
+        probability=float(base[index]),
+        contributions=contributions,
+        truncated=truncated,
+    )
 
 
-def explain(predictor: Any, post: Mapping[str, Any], target: str | None = None,
-            proba: ProbaFn | None = None) -> Explanation:
+def explain(
+    predictor: Any, post: Mapping[str, Any], target: str | None = None, proba: ProbaFn | None = None
+) -> Explanation:
     """Explain ``predictor``'s top POI (or ``target``) for one raw post (exchange-format dict).
 
     Hashtags the model never saw in training are listed in ``ignored_hashtags``: they cannot
@@ -163,8 +183,9 @@ def ignored_hashtags(tags: Any, text: str, used: Sequence[str]) -> list[str]:
     return [t for t in post_hashtags(tags, text) if t not in kept]
 
 
-def photo_vector(run: str | Path, predictor: Any, path: str | Path,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray | None, str]:
+def photo_vector(
+    run: str | Path, predictor: Any, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray | None, str]:
     """The feature vector of a photo to explain, treated as the run's training photos were, or None.
 
     Returns the vector (None when the photo is not used) and a note for the user. A file that is not

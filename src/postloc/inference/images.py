@@ -20,9 +20,10 @@ import json
 import math
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -87,10 +88,14 @@ def run_images(summary: dict[str, Any], prepared: Path) -> RunImages | None:
 
     settings = summary.get("settings") or {}
     try:
-        work = WorkSettings(noise=summary.get("noise") or "keep", preprocessing=backbone_spec(summary["backbone"]).preprocessing,
-                            portrait=PortraitConfig(**(settings.get("portrait") or {})),
-                            inpaint=InpaintConfig(**(summary.get("inpaint") or {})),
-                            decode=DecodeConfig(**(settings.get("decode") or {})), thumbnails=False)
+        work = WorkSettings(
+            noise=summary.get("noise") or "keep",
+            preprocessing=backbone_spec(summary["backbone"]).preprocessing,
+            portrait=PortraitConfig(**(settings.get("portrait") or {})),
+            inpaint=InpaintConfig(**(summary.get("inpaint") or {})),
+            decode=DecodeConfig(**(settings.get("decode") or {})),
+            thumbnails=False,
+        )
     except (TypeError, KeyError, ValueError):
         return None
     candidates = [Path(summary["cache"])] if summary.get("cache") else []
@@ -114,8 +119,11 @@ def featurizer_for_run(run_dir: str | Path, image_dim: int) -> FeaturizerInfo:
     except (OSError, ValueError):
         summary = None
     if not summary or not summary.get("backbone"):
-        return FeaturizerInfo(None, "the run does not record which image backbone made its features "
-                                    "(no image_summary.json in its prepared data); the photo is not used")
+        return FeaturizerInfo(
+            None,
+            "the run does not record which image backbone made its features "
+            "(no image_summary.json in its prepared data); the photo is not used",
+        )
     name = str(summary["backbone"])
     try:
         from postloc.vision import backbone_spec, get_backbone, weights_available
@@ -124,11 +132,15 @@ def featurizer_for_run(run_dir: str | Path, image_dim: int) -> FeaturizerInfo:
     except Exception:  # noqa: BLE001
         return FeaturizerInfo(None, f"image backbone {name!r} is unknown here; the photo is not used", name)
     if spec.dim != image_dim:
-        return FeaturizerInfo(None, f"backbone {name} gives {spec.dim} features but the model expects {image_dim}; "
-                                    "the photo is not used", name)
+        return FeaturizerInfo(
+            None,
+            f"backbone {name} gives {spec.dim} features but the model expects {image_dim}; the photo is not used",
+            name,
+        )
     if not weights_available(name):
-        return FeaturizerInfo(None, f"weights of image backbone {name} are not on this machine; the photo is not used",
-                              name)
+        return FeaturizerInfo(
+            None, f"weights of image backbone {name} are not on this machine; the photo is not used", name
+        )
     lock = threading.Lock()
     state: dict[str, Any] = {}
 
@@ -152,8 +164,14 @@ class PhotoFeatures:
     photos are used without that step, counted as ``kept_unfiltered``, and :attr:`notes` says so once.
     """
 
-    def __init__(self, info: FeaturizerInfo, max_pixels: int = DEFAULT_MAX_PIXELS, *, store: bool = True,
-                 warn: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        info: FeaturizerInfo,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        *,
+        store: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ):
         self.embed = info.featurizer
         self.images = info.images
         self.notes: list[str] = []
@@ -165,8 +183,13 @@ class PhotoFeatures:
         self.wanted = self.settings  # what training did; self.settings may be a degraded copy
         if self.settings is not None:
             self.settings = self._available(self.settings)
-        self._stores = _Stores(self.images.cache / "features" / self.images.backbone, self.images.cache / "portrait",
-                               store, self._note) if self.images and self.images.cache else None
+        self._stores = (
+            _Stores(
+                self.images.cache / "features" / self.images.backbone, self.images.cache / "portrait", store, self._note
+            )
+            if self.images and self.images.cache
+            else None
+        )
 
     def _note(self, message: str) -> None:
         if message not in self.notes:
@@ -185,15 +208,19 @@ class PhotoFeatures:
         try:
             require_mediapipe()
         except MissingDependency as error:
-            self._note("the run's photos were portrait-filtered in training, but the filter cannot run here, so new "
-                       f"photos are used unfiltered (counted as {UNFILTERED}): {error}")
+            self._note(
+                "the run's photos were portrait-filtered in training, but the filter cannot run here, so new "
+                f"photos are used unfiltered (counted as {UNFILTERED}): {error}"
+            )
             return replace(settings, noise="keep")
         if settings.noise == "inpaint":
             try:
                 check_available(settings.inpaint.method)
             except MissingDependency as error:
-                self._note("the run's photos were inpainted in training, but inpainting cannot run here, so "
-                           f"photos with a person are used as they are (counted as {UNFILTERED}): {error}")
+                self._note(
+                    "the run's photos were inpainted in training, but inpainting cannot run here, so "
+                    f"photos with a person are used as they are (counted as {UNFILTERED}): {error}"
+                )
                 return replace(settings, noise="drop")
         return settings
 
@@ -316,13 +343,19 @@ class _Stores:
 
     def put_ratio(self, key: str, treated, decoded: Decoded) -> None:
         if self.store and self.ratios is not None:
-            self._write(lambda: self.ratios.put(key, {"ratio": treated.ratio, "width": decoded.width,
-                                                      "height": decoded.height}, {"gate": treated.gate}))
+            self._write(
+                lambda: self.ratios.put(
+                    key,
+                    {"ratio": treated.ratio, "width": decoded.width, "height": decoded.height},
+                    {"gate": treated.gate},
+                )
+            )
 
     def put_vector(self, key: str, vector: np.ndarray, decoded: Decoded) -> None:
         if self.store and self.features is not None:
-            self._write(lambda: self.features.put(key, {"vector": vector, "width": decoded.width,
-                                                        "height": decoded.height}))
+            self._write(
+                lambda: self.features.put(key, {"vector": vector, "width": decoded.width, "height": decoded.height})
+            )
 
     def _write(self, action: Callable[[], None]) -> None:
         """A write (a put may flush a full shard); a cache that cannot be written is no reason to stop."""
@@ -350,9 +383,15 @@ def stderr_once(message: str) -> None:
     print(f"note: {message}", file=sys.stderr)
 
 
-def photos_for_run(run: str | Path, predictor, featurizer: ImageFeaturizer | None = None, *,
-                   max_pixels: int = DEFAULT_MAX_PIXELS, store: bool = True,
-                   warn: Callable[[str], None] | None = None) -> tuple[PhotoFeatures | None, FeaturizerInfo]:
+def photos_for_run(
+    run: str | Path,
+    predictor,
+    featurizer: ImageFeaturizer | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    store: bool = True,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[PhotoFeatures | None, FeaturizerInfo]:
     """The run's photo path (None when photos cannot be used, with the reason in the info).
 
     ``featurizer``: a bare ``image -> vector`` used instead of the run's backbone, on photos as they

@@ -62,15 +62,19 @@ def check_upload(data: bytes, max_pixels: int, max_decoded_bytes: int = DEFAULT_
             width, height = probe.size
             size = decoded_bytes(probe) if probe.format != "JPEG" else 0
     except Image.DecompressionBombError:  # over twice Pillow's own limit: still "too many pixels", not corrupt
-        raise ImageRejected(413, f"the photo has more than {Image.MAX_IMAGE_PIXELS} pixels; "
-                                 f"the limit is {max_pixels} pixels") from None
+        raise ImageRejected(
+            413, f"the photo has more than {Image.MAX_IMAGE_PIXELS} pixels; the limit is {max_pixels} pixels"
+        ) from None
     except Exception:  # noqa: BLE001 - UnidentifiedImageError, OSError, SyntaxError...: the client's file
         raise ImageRejected(400, "the photo could not be decoded (corrupt or unsupported image)") from None
     if width * height > max_pixels:
         raise ImageRejected(413, f"the photo has {width}x{height} pixels; the limit is {max_pixels} pixels")
     if size > max_decoded_bytes:
-        raise ImageRejected(413, f"the photo ({width}x{height}) would take {size / 2**20:.0f} MB decoded; the limit "
-                                 f"is {max_decoded_bytes / 2**20:.0f} MB (send a JPEG or a smaller picture)")
+        raise ImageRejected(
+            413,
+            f"the photo ({width}x{height}) would take {size / 2**20:.0f} MB decoded; the limit "
+            f"is {max_decoded_bytes / 2**20:.0f} MB (send a JPEG or a smaller picture)",
+        )
 
 
 def release_memory() -> None:

@@ -13,15 +13,16 @@ An image enters as a precomputed feature vector (``image_vector`` key of a dict,
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from postloc.data.image_features import IMAGE_COLUMN
 from postloc.data.schema import Post
 from postloc.errors import BadInputError, PostlocError
-from postloc.data.image_features import IMAGE_COLUMN
 from postloc.metrics import top_k_indices
 from postloc.text.hashtags import post_hashtags
 from postloc.text.normalize import normalize_text
@@ -30,8 +31,12 @@ from postloc.text.normalize import normalize_text
 class Predictor:
     """A loaded model plus the POI table and hashtag vocabulary of the data it was trained on."""
 
-    def __init__(self, model: Any, pois: Sequence[Mapping[str, Any]] | None = None,
-                 hashtag_vocabulary: Iterable[str] | None = None):
+    def __init__(
+        self,
+        model: Any,
+        pois: Sequence[Mapping[str, Any]] | None = None,
+        hashtag_vocabulary: Iterable[str] | None = None,
+    ):
         self.model = model
         table = {str(p["poi"]): p for p in (pois or [])}
         self.pois = [table.get(c, {"poi": c, "name": "", "lat": None, "lon": None}) for c in model.classes_]
@@ -46,9 +51,18 @@ class Predictor:
         proba = self.predict_proba(posts, batch_size=batch_size)
         results = []
         for row, top in zip(proba, top_k_indices(proba, max(1, top_k)) if len(proba) else []):
-            results.append([{"poi": self.pois[i]["poi"], "name": self.pois[i].get("name") or "",
-                             "probability": float(row[i]), "lat": self.pois[i].get("lat"),
-                             "lon": self.pois[i].get("lon")} for i in top])
+            results.append(
+                [
+                    {
+                        "poi": self.pois[i]["poi"],
+                        "name": self.pois[i].get("name") or "",
+                        "probability": float(row[i]),
+                        "lat": self.pois[i].get("lat"),
+                        "lon": self.pois[i].get("lon"),
+                    }
+                    for i in top
+                ]
+            )
         return results
 
     def predict_proba(self, posts: Any, batch_size: int = 256) -> np.ndarray:
@@ -59,7 +73,7 @@ class Predictor:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(frame), batch_size):
-                chunks.append(self.model.predict_proba(frame.iloc[start: start + batch_size].reset_index(drop=True)))
+                chunks.append(self.model.predict_proba(frame.iloc[start : start + batch_size].reset_index(drop=True)))
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.model.classes_)))
 
     def frame(self, posts: Any) -> pd.DataFrame:
@@ -90,16 +104,22 @@ class Predictor:
             parsed = Post.from_record(fields, source="<predict>", line=position + 1)
             text, tags, post_id, vector = parsed.text, parsed.hashtags, parsed.id, parsed.extra.get(IMAGE_COLUMN)
         else:
-            raise PostlocError(f"post {position + 1}: expected a dict, a Post or a DataFrame row, got {type(post).__name__}")
+            raise PostlocError(
+                f"post {position + 1}: expected a dict, a Post or a DataFrame row, got {type(post).__name__}"
+            )
         text = normalize_text(text or "")
         tags = post_hashtags(tags, text, self.hashtag_vocabulary)
         if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
             vector = np.asarray(vector, dtype=np.float32)
             expected = int(getattr(self.model, "image_dim", 0) or 0)
             if vector.ndim != 1 or not np.isfinite(vector).all() or (expected and vector.shape[0] != expected):
-                raise BadInputError(f"post {post_id!r}", None, IMAGE_COLUMN,
-                                    f"must be {expected or 'a list of'} finite numbers (the model's image "
-                                    f"features), got shape {vector.shape}")
+                raise BadInputError(
+                    f"post {post_id!r}",
+                    None,
+                    IMAGE_COLUMN,
+                    f"must be {expected or 'a list of'} finite numbers (the model's image "
+                    f"features), got shape {vector.shape}",
+                )
         else:
             vector = None
         return {"id": str(post_id), "text": text, "hashtags": tags, IMAGE_COLUMN: vector}

@@ -85,8 +85,10 @@ def output_target(path: str | Path) -> OutputTarget:
         if stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode):
             return OutputTarget(target, stream=True, mode=None)
         if not stat.S_ISREG(info.st_mode):
-            raise OutputPathError(f"{path}: is not a regular file (a block device or socket); "
-                                  f"postloc writes only files, pipes and character devices")
+            raise OutputPathError(
+                f"{path}: is not a regular file (a block device or socket); "
+                f"postloc writes only files, pipes and character devices"
+            )
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -160,12 +162,11 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         yield stream
         stream.flush()
         return
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, encoding=encoding, newline="" if encoding else None) as handle:
-            yield handle
-            handle.flush()
-            if _is_regular(tmp):  # fsync of a pipe or device fails (EINVAL) and orders nothing
-                os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding, newline="" if encoding else None) as handle:
+        yield handle
+        handle.flush()
+        if _is_regular(tmp):  # fsync of a pipe or device fails (EINVAL) and orders nothing
+            os.fsync(handle.fileno())
 
 
 def _is_regular(path: Path) -> bool:

@@ -17,8 +17,8 @@ import fcntl
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from postloc.errors import OutputPathError
 
@@ -43,8 +43,10 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputPathError(f"{folder}: another postloc command is writing it right now; wait for it to "
-                                  f"finish or choose another output") from None
+            raise OutputPathError(
+                f"{folder}: another postloc command is writing it right now; wait for it to "
+                f"finish or choose another output"
+            ) from None
         yield path
     finally:
         os.close(fd)  # closing the descriptor releases the lock

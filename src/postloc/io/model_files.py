@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from postloc.errors import ModelFileError
 
@@ -35,6 +36,7 @@ CHECKSUM_KEY = "postloc.sha256"
 
 
 # --- JSON ------------------------------------------------------------------------------------
+
 
 def write_json(path: str | Path, data: Any) -> None:
     """Indented, key-sorted JSON: files people read and diff (``model.json``, checkpoint state)."""
@@ -105,17 +107,20 @@ def verify_folder(folder: str | Path, manifest: Mapping[str, Any]) -> None:
     folder = Path(folder)
     files = manifest.get(FILES_KEY) or {}
     if not isinstance(files, dict):
-        raise ModelFileError(f"{folder / MODEL_FILE}: \"{FILES_KEY}\" must map file names to SHA-256 digests")
+        raise ModelFileError(f'{folder / MODEL_FILE}: "{FILES_KEY}" must map file names to SHA-256 digests')
     for name, expected in files.items():
         path = folder / str(name)
         if Path(str(name)).name != name:
-            raise ModelFileError(f"{folder / MODEL_FILE}: \"{FILES_KEY}\" names {name!r}, which is not a file "
-                                 f"of this folder")
+            raise ModelFileError(
+                f'{folder / MODEL_FILE}: "{FILES_KEY}" names {name!r}, which is not a file of this folder'
+            )
         if not path.is_file():
             raise ModelFileError(f"{path}: missing; the saved model in {folder} is incomplete")
         if file_digest(path) != expected:
-            raise ModelFileError(f"{path}: its SHA-256 differs from the one recorded in {MODEL_FILE} when the "
-                                 f"model was saved; the file was edited or damaged")
+            raise ModelFileError(
+                f"{path}: its SHA-256 differs from the one recorded in {MODEL_FILE} when the "
+                f"model was saved; the file was edited or damaged"
+            )
 
 
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
@@ -139,19 +144,20 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     check_format(manifest, path)
     if SEAL_KEY in manifest and manifest[SEAL_KEY] != manifest_digest(manifest):
-        raise ModelFileError(f"{path}: its content differs from the SHA-256 recorded when the model was saved; "
-                             f"the file was edited or damaged (a hand edit is refused: retrain or restore it)")
+        raise ModelFileError(
+            f"{path}: its content differs from the SHA-256 recorded when the model was saved; "
+            f"the file was edited or damaged (a hand edit is refused: retrain or restore it)"
+        )
     if not isinstance(manifest.get("model"), str):
-        raise ModelFileError(f"{path}: no model name (\"model\") in it")
+        raise ModelFileError(f'{path}: no model name ("model") in it')
     classes = manifest.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise ModelFileError(f"{path}: \"classes\" must be a non-empty list of POI labels")
+        raise ModelFileError(f'{path}: "classes" must be a non-empty list of POI labels')
     repeated = sorted({c for c in classes if classes.count(c) > 1}) if len(set(classes)) != len(classes) else []
     if repeated:
-        raise ModelFileError(f"{path}: \"classes\" lists {repeated[:5]} more than once; each POI label must be "
-                             f"unique")
+        raise ModelFileError(f'{path}: "classes" lists {repeated[:5]} more than once; each POI label must be unique')
     if not isinstance(manifest.get("config", {}), dict) or not isinstance(manifest.get("trainer") or {}, dict):
-        raise ModelFileError(f"{path}: \"config\" and \"trainer\" must be JSON objects")
+        raise ModelFileError(f'{path}: "config" and "trainer" must be JSON objects')
     return manifest
 
 
@@ -165,8 +171,10 @@ def check_format(manifest: dict[str, Any], path: str | Path) -> None:
         advice = "it was written by a newer postloc; upgrade postloc to load it"
     else:
         advice = "it is not a format this postloc can read; retrain the model with this version"
-    raise ModelFileError(f"{path}: model format {found!r} (written by postloc {writer}) is incompatible with "
-                         f"postloc {package_version()}, which reads format {FORMAT_VERSION}: {advice}")
+    raise ModelFileError(
+        f"{path}: model format {found!r} (written by postloc {writer}) is incompatible with "
+        f"postloc {package_version()}, which reads format {FORMAT_VERSION}: {advice}"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -179,7 +187,8 @@ def package_version() -> str:
 
 # --- tensors (safetensors) -------------------------------------------------------------------
 
-def tensors_digest(tensors: Mapping[str, "torch.Tensor"]) -> str:
+
+def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
 
     safetensors checks that a file is well formed but not that its numbers are the ones written;
@@ -195,7 +204,7 @@ def tensors_digest(tensors: Mapping[str, "torch.Tensor"]) -> str:
     return digest.hexdigest()
 
 
-def save_tensors(tensors: Mapping[str, "torch.Tensor"], path: str | Path) -> None:
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
     """safetensors needs contiguous tensors that share no memory; copies make that so.
 
     The checksum of the tensors goes into the file's metadata (see :func:`load_tensors`).
@@ -206,7 +215,7 @@ def save_tensors(tensors: Mapping[str, "torch.Tensor"], path: str | Path) -> Non
     save_file(plain, str(path), metadata={CHECKSUM_KEY: tensors_digest(plain)})
 
 
-def load_tensors(path: str | Path) -> dict[str, "torch.Tensor"]:
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file written by :func:`save_tensors`; refuse a damaged or edited one.
 
     Files without a checksum (written before it was added) still load: safetensors itself checks
@@ -229,7 +238,7 @@ def load_tensors(path: str | Path) -> dict[str, "torch.Tensor"]:
     return tensors
 
 
-def load_state_into(module: "torch.nn.Module", path: str | Path) -> None:
+def load_state_into(module: torch.nn.Module, path: str | Path) -> None:
     """``module.load_state_dict`` from a safetensors file, naming the file when names or shapes do not fit."""
     tensors = load_tensors(path)
     try:
@@ -237,5 +246,7 @@ def load_state_into(module: "torch.nn.Module", path: str | Path) -> None:
     except RuntimeError as error:
         first = str(error).strip().splitlines()
         detail = "; ".join(line.strip() for line in first[1:4]) or (first[0] if first else "")
-        raise ModelFileError(f"{path}: its tensors do not fit the model described by model.json "
-                             f"(was one of the files edited or mixed up?): {detail[:300]}") from None
+        raise ModelFileError(
+            f"{path}: its tensors do not fit the model described by model.json "
+            f"(was one of the files edited or mixed up?): {detail[:300]}"
+        ) from None

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from postloc.errors import OutputPathError
 
@@ -35,8 +36,7 @@ class FolderKind:
 
 PREPARED = FolderKind("prepared dataset", "manifest.json", lambda m: "postloc_prepared" in m)
 RUN = FolderKind("training run", "config.json", lambda m: isinstance(m.get("config"), Mapping))
-REPORT = FolderKind("experiment report", "results.json",
-                    lambda m: isinstance(m.get("rows"), list) and "config" in m)
+REPORT = FolderKind("experiment report", "results.json", lambda m: isinstance(m.get("rows"), list) and "config" in m)
 
 
 def read_marker(folder: Path, kind: FolderKind) -> Mapping[str, Any] | None:
@@ -69,8 +69,10 @@ def check_output_folder(out: str | Path, kind: FolderKind, inputs: Iterable[str 
     if out.exists() and not out.is_dir():
         raise OutputPathError(f"{out}: exists and is not a folder; refusing to replace it (give a folder name)")
     if out.is_dir() and _has_entries(out) and not is_own_folder(out, kind):
-        raise OutputPathError(f"{out} exists and is not a {kind.name} written by postloc (no valid {kind.marker}); "
-                              f"refusing to replace it: choose a new or empty folder")
+        raise OutputPathError(
+            f"{out} exists and is not a {kind.name} written by postloc (no valid {kind.marker}); "
+            f"refusing to replace it: choose a new or empty folder"
+        )
     return out
 
 
@@ -86,8 +88,9 @@ def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
         if real in target.parents:
             raise OutputPathError(f"{out}: lies inside the input {source}; choose an output outside it")
         if target in real.parents:
-            raise OutputPathError(f"{out}: contains the input {source}; replacing it would delete the input, "
-                                  f"choose an output outside it")
+            raise OutputPathError(
+                f"{out}: contains the input {source}; replacing it would delete the input, choose an output outside it"
+            )
 
 
 def _real(path: Path) -> Path:

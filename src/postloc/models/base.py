@@ -31,22 +31,40 @@ from __future__ import annotations
 import contextlib
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from postloc.errors import ModelFileError, PostlocError
-from postloc.io.model_files import (FORMAT_VERSION, MODEL_FILE, check_format, file_stamps, package_version,
-                                    read_manifest, seal_manifest, verify_folder, write_manifest)
+from postloc.io.model_files import (
+    FORMAT_VERSION,
+    MODEL_FILE,
+    check_format,
+    file_stamps,
+    package_version,
+    read_manifest,
+    seal_manifest,
+    verify_folder,
+    write_manifest,
+)
 from postloc.nn.config import TrainerConfig
 from postloc.settings import make_dataclass_config
 
-__all__ = ["Estimator", "FORMAT_VERSION", "MODEL_FILE", "check_format", "model_file_errors", "read_manifest",
-           "trainer_from_manifest", "write_manifest"]
+__all__ = [
+    "Estimator",
+    "FORMAT_VERSION",
+    "MODEL_FILE",
+    "check_format",
+    "model_file_errors",
+    "read_manifest",
+    "trainer_from_manifest",
+    "write_manifest",
+]
 
 
 class Estimator(ABC):
@@ -89,8 +107,9 @@ class Estimator(ABC):
         self.classes_: list[str] = []
 
     @abstractmethod
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
-            classes: Sequence[str] | None = None) -> "Estimator":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+    ) -> Estimator:
         """Learn from ``train`` (``val`` steers model selection where the model has any)."""
 
     @abstractmethod
@@ -113,7 +132,7 @@ class Estimator(ABC):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Estimator":
+    def load(cls, directory: str | Path) -> Estimator:
         """Read a model written by :meth:`save`."""
         model = cls()
         model._read_folder(Path(directory))
@@ -128,12 +147,18 @@ class Estimator(ABC):
         folder.mkdir(parents=True, exist_ok=True)
         before = file_stamps(folder)
         self._write_files(folder)
-        written = [name for name, stamp in file_stamps(folder).items()
-                   if name != MODEL_FILE and before.get(name) != stamp]
+        written = [
+            name for name, stamp in file_stamps(folder).items() if name != MODEL_FILE and before.get(name) != stamp
+        ]
         manifest = {
-            "model": self.name, "format": FORMAT_VERSION, "postloc_version": package_version(),
-            "config": asdict(self.config), "trainer": asdict(self.trainer), "classes": list(self.classes_),
-            **self._manifest_extra()}
+            "model": self.name,
+            "format": FORMAT_VERSION,
+            "postloc_version": package_version(),
+            "config": asdict(self.config),
+            "trainer": asdict(self.trainer),
+            "classes": list(self.classes_),
+            **self._manifest_extra(),
+        }
         write_manifest(folder, seal_manifest(folder, manifest, written))
 
     def _read_folder(self, folder: Path, *, keep_trainer: bool = False) -> None:
@@ -230,14 +255,17 @@ def model_file_errors(directory: str | Path, name: str = "model") -> Iterator[No
     except PostlocError:
         raise
     except FileNotFoundError as error:
-        raise ModelFileError(f"{error.filename or directory}: missing; the saved {name} model in {directory} "
-                             f"is incomplete") from None
+        raise ModelFileError(
+            f"{error.filename or directory}: missing; the saved {name} model in {directory} is incomplete"
+        ) from None
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError, OSError) as error:
-        raise ModelFileError(f"{directory}: the saved {name} model is damaged or its files do not fit together "
-                             f"({type(error).__name__}: {str(error)[:300]})") from None
+        raise ModelFileError(
+            f"{directory}: the saved {name} model is damaged or its files do not fit together "
+            f"({type(error).__name__}: {str(error)[:300]})"
+        ) from None
 
 
-def _self_test(model: "Estimator", directory: str | Path) -> None:
+def _self_test(model: Estimator, directory: str | Path) -> None:
     """One empty post through the loaded model: it must give one probability per class in ``model.json``.
 
     Catches files that are each well formed but do not belong together (an edited class list, a
@@ -246,9 +274,11 @@ def _self_test(model: "Estimator", directory: str | Path) -> None:
     post = pd.DataFrame([{"id": "self-test", "text": "", "hashtags": [], "image_vector": None}])
     proba = np.asarray(model.predict_proba(post))
     if proba.shape != (1, len(model.classes_)) or not np.isfinite(proba).all():
-        raise ModelFileError(f"{Path(directory) / MODEL_FILE} lists {len(model.classes_)} classes but the saved "
-                             f"{model.name} model gives {proba.shape[-1] if proba.ndim else 0} scores per post "
-                             f"(or non-finite ones); the folder's files do not belong together")
+        raise ModelFileError(
+            f"{Path(directory) / MODEL_FILE} lists {len(model.classes_)} classes but the saved "
+            f"{model.name} model gives {proba.shape[-1] if proba.ndim else 0} scores per post "
+            f"(or non-finite ones); the folder's files do not belong together"
+        )
 
 
 def trainer_from_manifest(manifest: dict[str, Any]) -> TrainerConfig:

@@ -7,9 +7,10 @@ the right floor for Acc@3/Acc@5 too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +33,9 @@ class Majority(Estimator):
         super().__init__(config, trainer)
         self.counts_: np.ndarray = np.zeros(0)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
-            classes: Sequence[str] | None = None) -> "Majority":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+    ) -> Majority:
         self.classes_ = self._resolve_classes(train, classes)
         self.counts_ = np.bincount(self._class_index(train), minlength=len(self.classes_)).astype(float)
         return self

@@ -10,8 +10,9 @@ code adds its own models with :func:`register`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from postloc.errors import ModelFileError, PostlocError
 
@@ -69,8 +70,10 @@ def get_model(name: str) -> type:
 
 def describe_models() -> list[dict[str, Any]]:
     """Name, the inputs it needs and whether it trains in epochs, for every model (imports them all)."""
-    return [{"name": name, "requires": list(cls.requires), "epoch_based": bool(cls.epoch_based)}
-            for name, cls in ((name, get_model(name)) for name in list_models())]
+    return [
+        {"name": name, "requires": list(cls.requires), "epoch_based": bool(cls.epoch_based)}
+        for name, cls in ((name, get_model(name)) for name in list_models())
+    ]
 
 
 def create_model(name: str, params: Mapping[str, Any] | None = None, trainer: Any = None):

@@ -12,9 +12,10 @@ exactly as scikit-learn's TfidfVectorizer does) and the softmax by hand.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ def post_tokens(text: Any, hashtags: Any, ngram_max: int = 1) -> list[str]:
     words = tokenize(text) if isinstance(text, str) else []
     tokens = list(words)
     for n in range(2, ngram_max + 1):
-        tokens += [" ".join(words[i: i + n]) for i in range(len(words) - n + 1)]
+        tokens += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
     if hashtags is not None and not isinstance(hashtags, float):
         tokens += [f"#{t}" for t in hashtags]
     return tokens
@@ -67,8 +68,9 @@ class TfidfLogReg(Estimator):
         self.seen_: list[int] = []  # indices into classes_ of the classes the regression saw
         self.C_ = 0.0
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
-            classes: Sequence[str] | None = None) -> "TfidfLogReg":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+    ) -> TfidfLogReg:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -76,13 +78,19 @@ class TfidfLogReg(Estimator):
         self.classes_ = self._resolve_classes(train, classes)
         y = self._class_index(train)
         docs = self._docs(train)
-        vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens, min_df=min(cfg.min_df, max(1, len(docs))),
-                                     max_features=cfg.max_features, sublinear_tf=True)
+        vectorizer = TfidfVectorizer(
+            analyzer=lambda tokens: tokens,
+            min_df=min(cfg.min_df, max(1, len(docs))),
+            max_features=cfg.max_features,
+            sublinear_tf=True,
+        )
         try:
             vectorizer.fit(docs)
         except ValueError:  # no token survives min_df: an empty vocabulary
             vectorizer = None
-        self.vocabulary_ = [] if vectorizer is None else [t for t, _ in sorted(vectorizer.vocabulary_.items(), key=lambda kv: kv[1])]
+        self.vocabulary_ = (
+            [] if vectorizer is None else [t for t, _ in sorted(vectorizer.vocabulary_.items(), key=lambda kv: kv[1])]
+        )
         self.idf_ = np.zeros(0) if vectorizer is None else vectorizer.idf_.astype(np.float64)
         X = self._transform(docs)
         self.seen_ = sorted(set(y.tolist()))
@@ -120,8 +128,14 @@ class TfidfLogReg(Estimator):
         return {"seen": self.seen_, "C": self.C_}
 
     def _write_files(self, folder: Path) -> None:
-        save_tensors({"idf": torch.from_numpy(self.idf_), "coef": torch.from_numpy(self.coef_),
-                      "intercept": torch.from_numpy(self.intercept_)}, folder / WEIGHTS)
+        save_tensors(
+            {
+                "idf": torch.from_numpy(self.idf_),
+                "coef": torch.from_numpy(self.coef_),
+                "intercept": torch.from_numpy(self.intercept_),
+            },
+            folder / WEIGHTS,
+        )
         write_compact_json(folder / VOCAB, self.vocabulary_)
 
     def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:

@@ -25,8 +25,9 @@ which is also the content of every checkpoint and of ``RUN/best``.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -82,9 +83,17 @@ class TorchEstimator(Estimator):
 
     # --- fitting ---------------------------------------------------------------------------
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None,
-            run_dir: str | Path | None = None, resume: bool = False, callbacks: Iterable[Any] = (),
-            progress: bool | None = None) -> "TorchEstimator":
+    def fit(
+        self,
+        train: pd.DataFrame,
+        val: pd.DataFrame | None = None,
+        *,
+        classes: Sequence[str] | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        callbacks: Iterable[Any] = (),
+        progress: bool | None = None,
+    ) -> TorchEstimator:
         """Train on ``train``; ``val`` drives the learning-rate schedule, early stopping and best weights.
 
         With ``run_dir``, a checkpoint is written every epoch and ``resume=True`` continues from
@@ -115,10 +124,18 @@ class TorchEstimator(Estimator):
                 raise PostlocError("some training posts have POIs outside the model's classes")
             train_data = self._encode(rows, y)
             val_rows = self._train_rows(val) if val is not None and len(val) else None
-            val_data = self._encode(val_rows, self._class_index(val_rows)) if val_rows is not None and len(val_rows) else None
+            val_data = (
+                self._encode(val_rows, self._class_index(val_rows)) if val_rows is not None and len(val_rows) else None
+            )
             trainer = Trainer(cfg, run_dir=run_dir, callbacks=callbacks, progress=progress)
-            self.state = trainer.fit(self.net, train_data, val_data, export=self._write_folder,
-                                     restore=self._restore_weights, resume_from=resume_from)
+            self.state = trainer.fit(
+                self.net,
+                train_data,
+                val_data,
+                export=self._write_folder,
+                restore=self._restore_weights,
+                resume_from=resume_from,
+            )
         return self
 
     # --- prediction ------------------------------------------------------------------------

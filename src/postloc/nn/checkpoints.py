@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from postloc.errors import ModelFileError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_json
-
 
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
@@ -34,6 +34,7 @@ TRAINER_STATE = "trainer_state.json"
 
 
 # --- optimizer and RNG state <-> files -------------------------------------------------------
+
 
 def verify_checkpoint(folder: str | Path) -> None:
     """Read every file of a checkpoint folder before resuming from it: a damaged one stops the resume.
@@ -49,8 +50,10 @@ def verify_checkpoint(folder: str | Path) -> None:
         for file in [folder / OPTIMIZER_TENSORS, *sorted(folder.glob("*.safetensors"))]:
             load_tensors(file)
     except ModelFileError as error:
-        raise ModelFileError(f"cannot resume from {folder}: {error}. Delete that folder to resume from the "
-                             f"previous checkpoint, or start a new run") from None
+        raise ModelFileError(
+            f"cannot resume from {folder}: {error}. Delete that folder to resume from the "
+            f"previous checkpoint, or start a new run"
+        ) from None
 
 
 def flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -63,8 +66,11 @@ def flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor]
                 tensors[f"state.{param_id}.{key}"] = value
             else:
                 scalars.setdefault(str(param_id), {})[key] = value
-    meta = {"param_groups": [_jsonable(g) for g in state["param_groups"]], "scalars": scalars,
-            "params": sorted({int(k.split(".")[1]) for k in tensors} | {int(k) for k in scalars})}
+    meta = {
+        "param_groups": [_jsonable(g) for g in state["param_groups"]],
+        "scalars": scalars,
+        "params": sorted({int(k.split(".")[1]) for k in tensors} | {int(k) for k in scalars}),
+    }
     return tensors, meta
 
 
@@ -99,6 +105,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 # --- folders ---------------------------------------------------------------------------------
+
 
 def checkpoint_dir(run_dir: str | Path, epoch: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"epoch-{epoch:04d}"
@@ -154,7 +161,9 @@ def read_optimizer(folder: Path, optimizer: torch.optim.Optimizer) -> None:
     try:
         optimizer.load_state_dict(unflatten_optimizer(tensors, meta))
     except (KeyError, ValueError, TypeError, RuntimeError) as error:
-        raise ModelFileError(f"{folder / OPTIMIZER_META}: the optimizer state does not fit the model ({error})") from None
+        raise ModelFileError(
+            f"{folder / OPTIMIZER_META}: the optimizer state does not fit the model ({error})"
+        ) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -165,5 +174,3 @@ def _jsonable(value: Any) -> Any:
     if torch.is_tensor(value):
         return value.item() if value.numel() == 1 else value.tolist()
     return value
-
-

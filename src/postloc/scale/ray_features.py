@@ -43,10 +43,20 @@ VECTORS_DIR = "image_vectors"
 def image_row_schema():
     import pyarrow as pa
 
-    return pa.schema([("post_id", pa.string()), ("path", pa.string()), ("sha256", pa.string()),
-                      ("status", pa.string()), ("note", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
-                      ("portrait_ratio", pa.float64()), ("person_gate", pa.string()),
-                      ("vector", pa.list_(pa.float32()))])
+    return pa.schema(
+        [
+            ("post_id", pa.string()),
+            ("path", pa.string()),
+            ("sha256", pa.string()),
+            ("status", pa.string()),
+            ("note", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("portrait_ratio", pa.float64()),
+            ("person_gate", pa.string()),
+            ("vector", pa.list_(pa.float32())),
+        ]
+    )
 
 
 def explode_images(batch, base: str):
@@ -57,7 +67,7 @@ def explode_images(batch, base: str):
 
     ids, paths = [], []
     for post_id, images in zip(batch["id"], batch["image"]):
-        for path in (images if images is not None else []):
+        for path in images if images is not None else []:
             ids.append(str(post_id))
             paths.append(_resolve(str(path), Path(base)))
     return pd.DataFrame({"post_id": pd.Series(ids, dtype=object), "path": pd.Series(paths, dtype=object)})
@@ -84,24 +94,37 @@ class EmbedActor:
 
         results = [process(WorkItem(str(path), ""), self.settings) for path in batch["path"]]
         usable = [r for r in results if r.pixels is not None]
-        vectors = (self.backbone(torch.from_numpy(np.stack([r.pixels for r in usable]))).numpy()
-                   if usable else [])
+        vectors = self.backbone(torch.from_numpy(np.stack([r.pixels for r in usable]))).numpy() if usable else []
         vector_of = {id(r): v for r, v in zip(usable, vectors)}
         rows = []
         for post_id, result in zip(batch["post_id"], results):
             vector = vector_of.get(id(result))
-            rows.append({"post_id": str(post_id), "path": result.path, "sha256": result.sha256,
-                         "status": result.status, "note": result.note, "width": result.width,
-                         "height": result.height,
-                         "portrait_ratio": None if math.isnan(result.ratio) else float(result.ratio),
-                         "person_gate": result.gate,
-                         "vector": None if vector is None else np.asarray(vector, np.float32)})
+            rows.append(
+                {
+                    "post_id": str(post_id),
+                    "path": result.path,
+                    "sha256": result.sha256,
+                    "status": result.status,
+                    "note": result.note,
+                    "width": result.width,
+                    "height": result.height,
+                    "portrait_ratio": None if math.isnan(result.ratio) else float(result.ratio),
+                    "person_gate": result.gate,
+                    "vector": None if vector is None else np.asarray(vector, np.float32),
+                }
+            )
         return pa.Table.from_pylist(rows, schema=self.schema)
 
 
-def extract_images_ray(prepared_dir: str | Path, config: Any = None, *, workers: int = 1,
-                       threads: int | None = None, settings: RaySettings | None = None,
-                       rows_per_file: int | None = None):
+def extract_images_ray(
+    prepared_dir: str | Path,
+    config: Any = None,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    settings: RaySettings | None = None,
+    rows_per_file: int | None = None,
+):
     """``postloc images --engine ray``: see the module docstring. Returns an :class:`ImagesResult`."""
     import os
 
@@ -120,31 +143,51 @@ def extract_images_ray(prepared_dir: str | Path, config: Any = None, *, workers:
     _check_dependencies(config)
     spec = backbone_spec(config.backbone)
     weights = find_weights(spec.weights_file, config.weights, spec.packaged, what=spec.name, advice=spec.advice)
-    work = WorkSettings(noise=config.noise, preprocessing=spec.preprocessing, portrait=config.portrait,
-                        inpaint=config.inpaint, decode=config.decode, thumbnails=False)
+    work = WorkSettings(
+        noise=config.noise,
+        preprocessing=spec.preprocessing,
+        portrait=config.portrait,
+        inpaint=config.inpaint,
+        decode=config.decode,
+        thumbnails=False,
+    )
     threads = threads or config.threads or max(1, (os.cpu_count() or 1) // workers)
     out = prepared_dir / VECTORS_DIR
     started = time.perf_counter()
     with ray_session(settings or RaySettings(), workers) as ray:
         rows = ray.data.read_parquet(str((prepared_dir / "posts.parquet").resolve())).select_columns(["id", "image"])
-        images = rows.map_batches(explode_images, batch_format="pandas",
-                                  fn_kwargs={"base": str(prepared_dir.resolve())})
+        images = rows.map_batches(
+            explode_images, batch_format="pandas", fn_kwargs={"base": str(prepared_dir.resolve())}
+        )
         images = images.repartition(target_num_rows_per_block=config.batch_size)  # batches spread over actors
         embedded = images.map_batches(
-            EmbedActor, batch_size=config.batch_size, batch_format="pandas", concurrency=workers, num_cpus=1,
-            fn_constructor_kwargs=dict(settings=work, backbone=config.backbone,
-                                       weights=str(weights), threads=threads))
+            EmbedActor,
+            batch_size=config.batch_size,
+            batch_format="pandas",
+            concurrency=workers,
+            num_cpus=1,
+            fn_constructor_kwargs=dict(settings=work, backbone=config.backbone, weights=str(weights), threads=threads),
+        )
 
         write_parquet_parts(embedded, out, rows_per_file)
     compute_seconds = time.perf_counter() - started
     backbone = SimpleNamespace(name=spec.name, dim=spec.dim, weights_path=weights, preprocessing=spec.preprocessing)
-    summary = write_artifacts(prepared_dir, posts, out, config, backbone, compute_seconds, started,
-                              workers=workers, threads=threads)
+    summary = write_artifacts(
+        prepared_dir, posts, out, config, backbone, compute_seconds, started, workers=workers, threads=threads
+    )
     return ImagesResult(prepared_dir, summary)
 
 
-def write_artifacts(prepared_dir: Path, posts, vectors_dir: Path, config: Any, backbone: Any,
-                    compute_seconds: float, started: float, **engine: Any) -> dict[str, Any]:
+def write_artifacts(
+    prepared_dir: Path,
+    posts,
+    vectors_dir: Path,
+    config: Any,
+    backbone: Any,
+    compute_seconds: float,
+    started: float,
+    **engine: Any,
+) -> dict[str, Any]:
     """``image_features.parquet``, ``image_status.csv``, ``image_summary.json`` from the per-image rows.
 
     The same files, columns and pooling (mean of a post's kept/inpainted images, float32) as
@@ -155,8 +198,8 @@ def write_artifacts(prepared_dir: Path, posts, vectors_dir: Path, config: Any, b
 
     import pyarrow.dataset as ds
 
-    from postloc.io.atomic import atomic_open
     from postloc.data.image_features import write_image_features
+    from postloc.io.atomic import atomic_open
     from postloc.vision.decode import MISSING, UNREADABLE, ZERO_BYTE
     from postloc.vision.pipeline import (
         IMAGE_FEATURES_FILE,
@@ -176,10 +219,18 @@ def write_artifacts(prepared_dir: Path, posts, vectors_dir: Path, config: Any, b
     for batch in table.to_batches(batch_size=4096):
         for row in batch.to_pylist():
             ratio = row["portrait_ratio"]
-            records[row["path"]] = ImageRecord(row["path"], row["sha256"] or "", row["status"], row["note"] or "",
-                                               math.nan if ratio is None else ratio, row["person_gate"] or "",
-                                               row["width"] or 0, row["height"] or 0,
-                                               "failed" if row["status"] in UNREAD else "computed", "")
+            records[row["path"]] = ImageRecord(
+                row["path"],
+                row["sha256"] or "",
+                row["status"],
+                row["note"] or "",
+                math.nan if ratio is None else ratio,
+                row["person_gate"] or "",
+                row["width"] or 0,
+                row["height"] or 0,
+                "failed" if row["status"] in UNREAD else "computed",
+                "",
+            )
             if row["status"] in USABLE and row["vector"] is not None:
                 kept[(row["post_id"], row["path"])] = np.asarray(row["vector"], np.float32)
     counts: Counter = Counter()
@@ -190,8 +241,11 @@ def write_artifacts(prepared_dir: Path, posts, vectors_dir: Path, config: Any, b
         if not images:
             counts["posts_without_image"] += 1
             continue
-        vectors = [kept[key] for key in ((str(post_id), _resolve(str(p), prepared_dir.resolve())) for p in images)
-                   if key in kept]
+        vectors = [
+            kept[key]
+            for key in ((str(post_id), _resolve(str(p), prepared_dir.resolve())) for p in images)
+            if key in kept
+        ]
         if not vectors:
             counts["posts_all_images_unusable"] += 1
             continue
@@ -203,8 +257,9 @@ def write_artifacts(prepared_dir: Path, posts, vectors_dir: Path, config: Any, b
     write_image_features(prepared_dir, ids, np.stack(matrix) if matrix else np.zeros((0, dim), np.float32))
     _write_status(prepared_dir / STATUS_FILE, records, posts, prepared_dir.resolve())
     computed = sum(1 for r in records.values() if r.source == "computed")
-    summary = _summary(records, counts, config, backbone, vectors_dir, computed, compute_seconds,
-                       time.perf_counter() - started)
+    summary = _summary(
+        records, counts, config, backbone, vectors_dir, computed, compute_seconds, time.perf_counter() - started
+    )
     summary["engine"] = {"name": "ray", **engine}
     summary["cache"] = f"none (ray engine); per-image rows in {vectors_dir}"
     summary["outputs"] = [IMAGE_FEATURES_FILE, STATUS_FILE, SUMMARY_FILE, f"{VECTORS_DIR}/"]

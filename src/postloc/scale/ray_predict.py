@@ -30,8 +30,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.batch import post_record, prediction_schema
@@ -56,8 +57,10 @@ def detect_input(source: Path, fmt: str | None) -> str:
         else:
             fmt = "other"
     if fmt not in ("parquet", "jsonl"):
-        raise PostlocError(f"{source}: --engine ray reads Parquet or JSONL (a file or a folder of files); "
-                           "convert other input with `postloc prepare`, or use --engine local")
+        raise PostlocError(
+            f"{source}: --engine ray reads Parquet or JSONL (a file or a folder of files); "
+            "convert other input with `postloc prepare`, or use --engine local"
+        )
     return fmt
 
 
@@ -68,8 +71,17 @@ class PredictActor:
     only the run path and a few settings, never the model.
     """
 
-    def __init__(self, run: str, top_k: int, fmt: str, images: bool, skip_bad: bool, threads: int,
-                 featurizer: Callable | None = None, max_pixels: int | None = None):
+    def __init__(
+        self,
+        run: str,
+        top_k: int,
+        fmt: str,
+        images: bool,
+        skip_bad: bool,
+        threads: int,
+        featurizer: Callable | None = None,
+        max_pixels: int | None = None,
+    ):
         import torch
 
         from postloc.inference.images import photos_for_run
@@ -77,8 +89,13 @@ class PredictActor:
 
         torch.set_num_threads(max(1, threads))
         self.predictor = load(run)
-        self.photos = photos_for_run(run, self.predictor, featurizer, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                                     warn=_log_once)[0] if images else None
+        self.photos = (
+            photos_for_run(
+                run, self.predictor, featurizer, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, warn=_log_once
+            )[0]
+            if images
+            else None
+        )
         self.top_k, self.fmt, self.skip_bad = top_k, fmt, skip_bad
         self.schema = prediction_schema()
 
@@ -101,8 +118,9 @@ class PredictActor:
         if self.photos is not None:
             self.photos.flush()  # an actor has no end hook: new cache rows are written batch by batch
         ranked = self.predictor.predict(records, top_k=self.top_k, batch_size=max(1, len(records)))
-        return pa.Table.from_pylist([{"id": r["id"], "predictions": p} for r, p in zip(records, ranked)],
-                                    schema=self.schema)
+        return pa.Table.from_pylist(
+            [{"id": r["id"], "predictions": p} for r, p in zip(records, ranked)], schema=self.schema
+        )
 
     def _parse(self, row: dict[str, Any], source: str) -> Any:
         if self.fmt != "jsonl":
@@ -120,10 +138,22 @@ def _log_once(message: str) -> None:
     logging.getLogger("postloc.scale").warning(message)
 
 
-def predict_ray(run: str | Path, source: str | Path, out: str | Path, *, workers: int = 1, top_k: int = 5,
-                batch_size: int = 1024, fmt: str | None = None, skip_bad: bool = False, images: bool = True,
-                threads: int | None = None, featurizer: Callable | None = None,
-                settings: RaySettings | None = None, rows_per_file: int | None = None) -> dict[str, Any]:
+def predict_ray(
+    run: str | Path,
+    source: str | Path,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    top_k: int = 5,
+    batch_size: int = 1024,
+    fmt: str | None = None,
+    skip_bad: bool = False,
+    images: bool = True,
+    threads: int | None = None,
+    featurizer: Callable | None = None,
+    settings: RaySettings | None = None,
+    rows_per_file: int | None = None,
+) -> dict[str, Any]:
     """Predict every post of ``source`` into the folder ``out`` (``part-*.parquet``); returns counts.
 
     ``out`` is built under a temporary name and renamed at the end (an older folder is replaced
@@ -149,15 +179,28 @@ def predict_ray(run: str | Path, source: str | Path, out: str | Path, *, workers
         if fmt == "parquet":
             dataset = ray.data.read_parquet(str(source), include_paths=True, file_extensions=["parquet", "pq"])
         else:
-            dataset = ray.data.read_text(str(source), include_paths=True,
-                                         file_extensions=[s.lstrip(".") for s in JSONL_SUFFIXES])
+            dataset = ray.data.read_text(
+                str(source), include_paths=True, file_extensions=[s.lstrip(".") for s in JSONL_SUFFIXES]
+            )
         # Streaming re-chunking (no shuffle): one block per batch, so batches spread over the actors
         # even when the input is one file.
         dataset = dataset.repartition(target_num_rows_per_block=batch_size)
         predicted = dataset.map_batches(
-            PredictActor, batch_size=batch_size, batch_format="pyarrow", concurrency=workers, num_cpus=1,
-            fn_constructor_kwargs=dict(run=str(run.resolve()), top_k=top_k, fmt=fmt, images=images,
-                                       skip_bad=skip_bad, threads=threads, featurizer=featurizer))
+            PredictActor,
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            concurrency=workers,
+            num_cpus=1,
+            fn_constructor_kwargs=dict(
+                run=str(run.resolve()),
+                top_k=top_k,
+                fmt=fmt,
+                images=images,
+                skip_bad=skip_bad,
+                threads=threads,
+                featurizer=featurizer,
+            ),
+        )
 
         write_parquet_parts(predicted, out, rows_per_file)
         counts["seconds"] = round(time.perf_counter() - started, 3)

@@ -37,11 +37,11 @@ from postloc.data.image_features import IMAGE_COLUMN
 from postloc.inference.explain import explain_row, ignored_hashtags, occlusions
 from postloc.inference.images import FeaturizerInfo, PhotoFeatures
 from postloc.inference.photos import ImageRejected, check_upload, release_memory, sniff_image
-from postloc.vision.decode import CORRUPT, NOT_IMAGE, TOO_LARGE, TRUNCATED
 from postloc.metrics import top_k_indices
 from postloc.serve.batcher import MicroBatcher
 from postloc.serve.limits import Limits, TokenBucket
 from postloc.serve.schemas import Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
+from postloc.vision.decode import CORRUPT, NOT_IMAGE, TOO_LARGE, TRUNCATED
 
 #: decoder statuses that mean the client's file is broken (a 400, as before any featurizer runs)
 UNDECODABLE = (CORRUPT, TRUNCATED, NOT_IMAGE)
@@ -49,8 +49,10 @@ UNDECODABLE = (CORRUPT, TRUNCATED, NOT_IMAGE)
 log = logging.getLogger("postloc.serve")
 STATIC = Path(__file__).parent / "static"
 FORM_FIELDS = {"text", "hashtags", "top_k", "explain", "photo"}
-PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass
@@ -86,8 +88,9 @@ class GuardMiddleware:
             client = (scope.get("client") or ("unknown", 0))[0]
             allowed, wait = self.bucket.allow(client)
             if not allowed:
-                response = error_response(429, "too many requests; slow down",
-                                          {"Retry-After": str(max(1, int(np.ceil(wait))))})
+                response = error_response(
+                    429, "too many requests; slow down", {"Retry-After": str(max(1, int(np.ceil(wait))))}
+                )
                 return await response(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
@@ -98,8 +101,9 @@ class GuardMiddleware:
             except ValueError:
                 return await error_response(400, "invalid Content-Length")(scope, receive, send)
             if declared > limit:
-                return await error_response(413, f"request body of {declared} bytes exceeds the limit of "
-                                                 f"{limit} bytes", CLOSE)(scope, receive, send)
+                return await error_response(
+                    413, f"request body of {declared} bytes exceeds the limit of {limit} bytes", CLOSE
+                )(scope, receive, send)
         seen = 0
         started = False
 
@@ -122,7 +126,9 @@ class GuardMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await error_response(413, f"request body exceeds the limit of {limit} bytes", CLOSE)(scope, receive, send)
+                await error_response(413, f"request body exceeds the limit of {limit} bytes", CLOSE)(
+                    scope, receive, send
+                )
 
 
 class _BodyTooLarge(Exception):
@@ -133,8 +139,9 @@ class _BodyTooLarge(Exception):
 CLOSE = {"Connection": "close"}
 
 
-def create_app(predictor: Any, settings: ServeSettings | None = None, image: FeaturizerInfo | None = None,
-               model_name: str = "") -> FastAPI:
+def create_app(
+    predictor: Any, settings: ServeSettings | None = None, image: FeaturizerInfo | None = None, model_name: str = ""
+) -> FastAPI:
     """The app around an already loaded :class:`postloc.inference.predictor.Predictor`.
 
     ``image`` is the photo seam: a featurizer (decoded RGB image -> the vector the model was
@@ -159,18 +166,27 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
         yield
         await batcher.stop()
 
-    app = FastAPI(title="postloc", version="1", lifespan=lifespan,
-                  description="Infer where a social-media post was made (a POI) from its caption, hashtags and "
-                              "photo, and explain which parts give the place away.")
+    app = FastAPI(
+        title="postloc",
+        version="1",
+        lifespan=lifespan,
+        description="Infer where a social-media post was made (a POI) from its caption, hashtags and "
+        "photo, and explain which parts give the place away.",
+    )
     app.state.batcher = batcher
     app.state.predictor = predictor
-    app.add_middleware(GuardMiddleware, limits=limits,
-                       bucket=TokenBucket(limits.rate_per_second, limits.burst, limits.max_clients))
+    app.add_middleware(
+        GuardMiddleware, limits=limits, bucket=TokenBucket(limits.rate_per_second, limits.burst, limits.max_clients)
+    )
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(_request, error: ApiError):
@@ -219,9 +235,19 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
         base = matrix[0]
         top = top_k_indices(base[None, :], min(body.top_k, len(classes)))[0]
         result: dict[str, Any] = {
-            "predictions": [{"poi": classes[i], "name": names[i], "probability": float(base[i]),
-                             "lat": predictor.pois[i].get("lat"), "lon": predictor.pois[i].get("lon")} for i in top],
-            "hashtags_used": list(row["hashtags"]), "image": status, "explanation": None,
+            "predictions": [
+                {
+                    "poi": classes[i],
+                    "name": names[i],
+                    "probability": float(base[i]),
+                    "lat": predictor.pois[i].get("lat"),
+                    "lon": predictor.pois[i].get("lon"),
+                }
+                for i in top
+            ],
+            "hashtags_used": list(row["hashtags"]),
+            "image": status,
+            "explanation": None,
         }
         if explain:
             explanation = explain_row(row, lambda _rows: matrix, classes, names)
@@ -229,12 +255,30 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
             result["explanation"] = explanation.to_dict()
         return result
 
-    openapi_body = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
-        "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "text": {"type": "string"}, "hashtags": {"type": "string", "description": "space/comma separated"},
-            "top_k": {"type": "integer"}, "explain": {"type": "boolean"},
-            "photo": {"type": "string", "format": "binary", "description": "JPEG, PNG, GIF, BMP or WebP"}}}}}}}
+    openapi_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "text": {"type": "string"},
+                            "hashtags": {"type": "string", "description": "space/comma separated"},
+                            "top_k": {"type": "integer"},
+                            "explain": {"type": "boolean"},
+                            "photo": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "JPEG, PNG, GIF, BMP or WebP",
+                            },
+                        },
+                    }
+                },
+            },
+        }
+    }
     errors = {code: {"model": Error} for code in (400, 413, 415, 422, 429)}
 
     @app.post("/v1/predict", response_model=PredictResponse, openapi_extra=openapi_body, responses=errors)
@@ -250,19 +294,31 @@ def create_app(predictor: Any, settings: ServeSettings | None = None, image: Fea
     @app.get("/v1/pois", response_model=POIList)
     async def pois():
         """Every POI the model can predict, with its centre."""
-        return {"pois": [{"poi": p["poi"], "name": p.get("name") or "", "lat": p.get("lat"), "lon": p.get("lon")}
-                         for p in predictor.pois]}
+        return {
+            "pois": [
+                {"poi": p["poi"], "name": p.get("name") or "", "lat": p.get("lat"), "lon": p.get("lon")}
+                for p in predictor.pois
+            ]
+        }
 
     @app.get("/v1/config", response_model=PageConfig)
     async def config():
         """What the web page needs to know: tile layer (off by default) and limits."""
-        return {"tile_url": settings.tile_url, "tile_attribution": settings.tile_attribution,
-                "max_body_bytes": limits.max_body_bytes, "max_text_chars": limits.max_text_chars}
+        return {
+            "tile_url": settings.tile_url,
+            "tile_attribution": settings.tile_attribution,
+            "max_body_bytes": limits.max_body_bytes,
+            "max_text_chars": limits.max_text_chars,
+        }
 
     @app.get("/healthz", response_model=Health)
     async def healthz():
-        return {"status": "ok", "model": model_name or getattr(predictor.model, "name", ""),
-                "classes": len(classes), "image": image.reason}
+        return {
+            "status": "ok",
+            "model": model_name or getattr(predictor.model, "name", ""),
+            "classes": len(classes),
+            "image": image.reason,
+        }
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -282,8 +338,11 @@ def build_app(run: Path, settings: ServeSettings | None = None, featurizer: Feat
     from postloc.inference.predictor import load
 
     predictor = load(run)
-    info = featurizer if featurizer is not None else featurizer_for_run(
-        run, int(getattr(predictor.model, "image_dim", 0) or 0))
+    info = (
+        featurizer
+        if featurizer is not None
+        else featurizer_for_run(run, int(getattr(predictor.model, "image_dim", 0) or 0))
+    )
     return create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
 
 
@@ -293,8 +352,9 @@ def _register_schema(app: FastAPI) -> None:
     def openapi():
         if app.openapi_schema is None:
             schema = original()
-            schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = \
+            schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = (
                 PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            )
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -307,7 +367,7 @@ async def _parse(request: Request, limits: Limits) -> tuple[PredictRequest, byte
     if ctype == "application/json":
         raw = await request.body()
         if not raw.strip():
-            raise ApiError(400, "empty request body; send a JSON object like {\"text\": \"...\"}")
+            raise ApiError(400, 'empty request body; send a JSON object like {"text": "..."}')
         try:
             data = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -323,8 +383,10 @@ async def _parse(request: Request, limits: Limits) -> tuple[PredictRequest, byte
     if ctype == "multipart/form-data":
         return await _parse_form(request, limits)
     if not ctype:
-        raise ApiError(415 if int(request.headers.get("content-length") or 0) else 400,
-                       "missing Content-Type; send application/json or multipart/form-data")
+        raise ApiError(
+            415 if int(request.headers.get("content-length") or 0) else 400,
+            "missing Content-Type; send application/json or multipart/form-data",
+        )
     raise ApiError(415, f"unsupported Content-Type {ctype[:60]!r}; send application/json or multipart/form-data")
 
 
@@ -342,8 +404,11 @@ async def _parse_form(request: Request, limits: Limits) -> tuple[PredictRequest,
         raise ApiError(400, f"malformed multipart body: {str(detail)[:200]}") from None
     unknown = sorted(set(form.keys()) - FORM_FIELDS)
     if unknown:
-        raise ApiError(422, f"unknown form field(s) {', '.join(repr(u[:40]) for u in unknown)}; "
-                            f"expected {', '.join(sorted(FORM_FIELDS))}")
+        raise ApiError(
+            422,
+            f"unknown form field(s) {', '.join(repr(u[:40]) for u in unknown)}; "
+            f"expected {', '.join(sorted(FORM_FIELDS))}",
+        )
     data: dict[str, Any] = {}
     for key in ("text", "top_k", "explain"):
         value = form.get(key)
@@ -391,7 +456,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _check_limits(body: PredictRequest, limits: Limits) -> None:
     for where, value in (("text", body.text), *(("hashtags", tag) for tag in body.hashtags)):
         if _SURROGATE.search(value):
-            raise ApiError(422, f"{where}: contains a lone surrogate (a \\ud800-\\udfff escape), which is not valid Unicode")
+            raise ApiError(
+                422, f"{where}: contains a lone surrogate (a \\ud800-\\udfff escape), which is not valid Unicode"
+            )
     if len(body.text) > limits.max_text_chars:
         raise ApiError(422, f"text has {len(body.text)} characters; the limit is {limits.max_text_chars}")
     if len(body.hashtags) > limits.max_hashtags:
@@ -403,12 +470,14 @@ def _check_limits(body: PredictRequest, limits: Limits) -> None:
         raise ApiError(422, f"top_k is {shown}; the limit is {limits.max_top_k}")
 
 
-async def _photo_vector(data: bytes, limits: Limits, image: FeaturizerInfo, photos: PhotoFeatures | None,
-                        image_dim: int) -> tuple[Any, str]:
+async def _photo_vector(
+    data: bytes, limits: Limits, image: FeaturizerInfo, photos: PhotoFeatures | None, image_dim: int
+) -> tuple[Any, str]:
     """The photo's feature vector (or None) and the message for the client; raises for bad photos."""
     if sniff_image(data) is None:
-        raise ApiError(415, "the uploaded file is not a supported image (JPEG, PNG, GIF, BMP or WebP), "
-                            "judged by its content")
+        raise ApiError(
+            415, "the uploaded file is not a supported image (JPEG, PNG, GIF, BMP or WebP), judged by its content"
+        )
     try:  # from the header alone: a photo the model will not use is never decoded
         check_upload(data, limits.max_image_pixels, limits.max_decoded_bytes)
     except ImageRejected as error:
@@ -418,15 +487,16 @@ async def _photo_vector(data: bytes, limits: Limits, image: FeaturizerInfo, phot
     loop = asyncio.get_running_loop()
     try:
         outcome = await loop.run_in_executor(None, photos.from_bytes, data)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("image featurizer failed")
         return None, "the photo could not be turned into features; it is not used"
     finally:
         if len(data) > 1 << 20:
             release_memory()  # a large decode's heap goes back to the system, not kept for the next burst
     if outcome.status in UNDECODABLE:
-        raise ApiError(400, f"the photo could not be decoded ({outcome.status}: corrupt, truncated or unsupported "
-                            f"image)")
+        raise ApiError(
+            400, f"the photo could not be decoded ({outcome.status}: corrupt, truncated or unsupported image)"
+        )
     if outcome.status == TOO_LARGE:
         raise ApiError(413, f"the photo is too large to decode ({outcome.note}); send a smaller picture")
     if outcome.vector is None:

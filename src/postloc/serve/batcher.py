@@ -10,8 +10,9 @@ torch is not entered from several threads at once) and hands every request its s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class MicroBatcher:
                     break
                 try:
                     job = await asyncio.wait_for(self._queue.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 jobs.append(job)
                 size += len(job[0])
@@ -89,5 +90,5 @@ class MicroBatcher:
             start = 0
             for job_rows, future in jobs:
                 if not future.done():
-                    future.set_result(matrix[start: start + len(job_rows)])
+                    future.set_result(matrix[start : start + len(job_rows)])
                 start += len(job_rows)

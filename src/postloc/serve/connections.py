@@ -29,10 +29,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from postloc.serve.limits import ConnectionLimits
 
-_TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                b'content-length: 35\r\n\r\n{"detail":"request read timed out"}')
-_BUSY_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-             b'retry-after: 1\r\ncontent-length: 36\r\n\r\n{"detail":"too many open connections"}')
+_TIMEOUT_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b'content-length: 35\r\n\r\n{"detail":"request read timed out"}'
+)
+_BUSY_503 = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b'retry-after: 1\r\ncontent-length: 36\r\n\r\n{"detail":"too many open connections"}'
+)
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
@@ -109,9 +113,11 @@ class _Guarded(H11Protocol):
 
     def _evict_idle(self) -> bool:
         """Close the oldest other connection with no request in progress; whether there was one."""
-        idle: list[Any] = [c for c in self.connections
-                           if c is not self and isinstance(c, _Guarded) and not c._busy()
-                           and not c.transport.is_closing()]
+        idle: list[Any] = [
+            c
+            for c in self.connections
+            if c is not self and isinstance(c, _Guarded) and not c._busy() and not c.transport.is_closing()
+        ]
         if not idle:
             return False
         oldest = min(idle, key=lambda c: c._opened)

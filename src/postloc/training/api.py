@@ -18,24 +18,25 @@ import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from postloc.io.atomic import write_folder_atomically
+from postloc.data.image_features import attach_image_features, load_image_features
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.errors import PostlocError
-from postloc.data.image_features import attach_image_features, load_image_features
+from postloc.io.atomic import write_folder_atomically
 from postloc.metrics import evaluate as evaluate_predictions
 from postloc.metrics import write_report
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
-from postloc.training.config import RunConfig, read_run_config
 from postloc.nn.trainer import BEST, write_metrics
+from postloc.training.config import RunConfig, read_run_config
 
 RUN_CONFIG = "config.json"
 DATA_INFO = "data.json"
@@ -50,8 +51,16 @@ class TrainResult:
     summary: dict[str, Any]
 
 
-def train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig | None = None, *, resume: bool = False,
-          callbacks: Iterable[Any] = (), progress: bool | None = None, backend: str | None = None) -> TrainResult:
+def train(
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    config: RunConfig | None = None,
+    *,
+    resume: bool = False,
+    callbacks: Iterable[Any] = (),
+    progress: bool | None = None,
+    backend: str | None = None,
+) -> TrainResult:
     """Train ``config.model`` on a prepared folder's train split (val split for early stopping).
 
     ``resume=True`` continues an interrupted run in ``out_dir`` from its newest checkpoint; the
@@ -66,8 +75,15 @@ def train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig | Non
         return _train(prepared_dir, out_dir, config or RunConfig(), resume, callbacks, progress, ctx)
 
 
-def _train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig, resume: bool, callbacks: Iterable[Any],
-           progress: bool | None, ctx: dist.DistContext | None) -> TrainResult:
+def _train(
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    config: RunConfig,
+    resume: bool,
+    callbacks: Iterable[Any],
+    progress: bool | None,
+    ctx: dist.DistContext | None,
+) -> TrainResult:
     from postloc.models.registry import create_model
 
     out = Path(out_dir)
@@ -75,16 +91,22 @@ def _train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig, res
     prepared = load_prepared(prepared_dir)
     model = create_model(config.model, config.params, config.trainer)  # bad params fail before any file is written
     if ctx is not None and not model.epoch_based:
-        raise PostlocError(f"model {config.model!r} is not trained epoch by epoch, so it has nothing to run "
-                           "data-parallel; train it without torchrun")
+        raise PostlocError(
+            f"model {config.model!r} is not trained epoch by epoch, so it has nothing to run "
+            "data-parallel; train it without torchrun"
+        )
     dist.on_main(lambda: _check_run_folder(out, config, resume), ctx)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / RUN_CONFIG, {
-            "config": config.to_dict(), "data": str(Path(prepared_dir).resolve()),
-            "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
-            "synthetic": bool(prepared.manifest.get("synthetic", False)),
-        })
+        _write_json(
+            out / RUN_CONFIG,
+            {
+                "config": config.to_dict(),
+                "data": str(Path(prepared_dir).resolve()),
+                "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
+                "synthetic": bool(prepared.manifest.get("synthetic", False)),
+            },
+        )
         _write_json(out / DATA_INFO, data_info(prepared))
     features = load_image_features(prepared.path)
     train_df = attach_image_features(prepared.split("train"), features)
@@ -102,16 +124,23 @@ def _train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig, res
         elif ctx is not None and resume:
             dist.mirror_latest_checkpoint(out, out, ctx)  # rank 0's half of the exchange
         # only models trained in epochs take the run's arguments (see postloc.models.base)
-        run_args = ({"run_dir": run_dir, "resume": resume, "callbacks": callbacks, "progress": progress}
-                    if model.epoch_based else {})
+        run_args = (
+            {"run_dir": run_dir, "resume": resume, "callbacks": callbacks, "progress": progress}
+            if model.epoch_based
+            else {}
+        )
         started = time.perf_counter()
         model.fit(train_df, val_df, classes=prepared.poi_names, **run_args)
     seconds = time.perf_counter() - started
     if model.epoch_based:
         state = model.state
         history = state.history
-        summary = {"epochs_run": state.epoch, "best_epoch": state.best_epoch, "stop_reason": state.stop_reason,
-                   "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])) if history else None}
+        summary = {
+            "epochs_run": state.epoch,
+            "best_epoch": state.best_epoch,
+            "stop_reason": state.stop_reason,
+            "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])) if history else None,
+        }
     else:
         write_folder_atomically(out / BEST, model.save)
         row = {"epoch": 1, "seconds": round(seconds, 3)}
@@ -120,19 +149,28 @@ def _train(prepared_dir: str | Path, out_dir: str | Path, config: RunConfig, res
             index = {c: i for i, c in enumerate(model.classes_)}
             y = np.array([index.get(str(p), -1) for p in val_df["poi"]])
             ok = y >= 0
-            row.update(val_loss=float(-np.log(np.clip(proba[ok, y[ok]], 1e-12, 1)).mean()),
-                       val_acc=float((proba.argmax(axis=1) == y).mean()))
+            row.update(
+                val_loss=float(-np.log(np.clip(proba[ok, y[ok]], 1e-12, 1)).mean()),
+                val_acc=float((proba.argmax(axis=1) == y).mean()),
+            )
         write_metrics(out, [row])
         summary = {"epochs_run": 1, "best_epoch": 1, "stop_reason": "not epoch-based", "seconds_per_epoch": seconds}
         history = [row]
     last = [r for r in history if r.get("best")] or history
-    summary.update({
-        "status": "complete", "model": config.model, "train_posts": len(train_df), "val_posts": len(val_df),
-        "classes": len(model.classes_), "seconds": round(seconds, 3),
-        "val_acc": last[-1].get("val_acc") if last else None, "val_loss": last[-1].get("val_loss") if last else None,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "synthetic": bool(prepared.manifest.get("synthetic", False)),
-    })
+    summary.update(
+        {
+            "status": "complete",
+            "model": config.model,
+            "train_posts": len(train_df),
+            "val_posts": len(val_df),
+            "classes": len(model.classes_),
+            "seconds": round(seconds, 3),
+            "val_acc": last[-1].get("val_acc") if last else None,
+            "val_loss": last[-1].get("val_loss") if last else None,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "synthetic": bool(prepared.manifest.get("synthetic", False)),
+        }
+    )
     if hasattr(model, "describe"):
         summary["model_info"] = {k: v for k, v in model.describe().items() if k != "config"}
     if ctx is not None:
@@ -164,8 +202,15 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     seconds = time.perf_counter() - started
     report = evaluate_predictions(proba, model.classes_, posts, prepared.pois)
     synthetic = bool(prepared.manifest.get("synthetic", False))
-    report = {"split": split, "model": model.name, "run": str(run), "data": str(data), "synthetic": synthetic,
-              "predict_seconds": round(seconds, 3), **report}
+    report = {
+        "split": split,
+        "model": model.name,
+        "run": str(run),
+        "data": str(data),
+        "synthetic": synthetic,
+        "predict_seconds": round(seconds, 3),
+        **report,
+    }
     title = f"{model.name} on {Path(str(data)).name}, {split} split" + (f" ({SYNTHETIC_LABEL})" if synthetic else "")
     write_report(report, run, f"eval-{split}", title)
     return report
@@ -173,9 +218,15 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
 
 def data_info(prepared: PreparedData) -> dict[str, Any]:
     """What prediction needs from the prepared folder: POI names and centres, kept hashtags."""
-    pois = [{"poi": str(r.poi), "name": "" if pd.isna(r.name) else str(r.name),
-             "lat": None if pd.isna(r.lat) else float(r.lat), "lon": None if pd.isna(r.lon) else float(r.lon)}
-            for r in prepared.pois.itertuples(index=False)]
+    pois = [
+        {
+            "poi": str(r.poi),
+            "name": "" if pd.isna(r.name) else str(r.name),
+            "lat": None if pd.isna(r.lat) else float(r.lat),
+            "lon": None if pd.isna(r.lon) else float(r.lon),
+        }
+        for r in prepared.pois.itertuples(index=False)
+    ]
     vocabulary = None
     path = prepared.path / "hashtags.csv"
     if path.exists():
@@ -183,9 +234,12 @@ def data_info(prepared: PreparedData) -> dict[str, Any]:
         if "kept" in table:
             kept = table["kept"].astype(str).str.lower().isin(["true", "1"])
             vocabulary = sorted(table.loc[kept, "hashtag"].tolist())
-    return {"pois": pois, "hashtag_vocabulary": vocabulary,
-            "min_hashtag_count": prepared.manifest.get("config", {}).get("min_hashtag_count"),
-            "synthetic": bool(prepared.manifest.get("synthetic", False))}
+    return {
+        "pois": pois,
+        "hashtag_vocabulary": vocabulary,
+        "min_hashtag_count": prepared.manifest.get("config", {}).get("min_hashtag_count"),
+        "synthetic": bool(prepared.manifest.get("synthetic", False)),
+    }
 
 
 def _check_run_folder(out: Path, config: RunConfig, resume: bool) -> None:
@@ -195,8 +249,10 @@ def _check_run_folder(out: Path, config: RunConfig, resume: bool) -> None:
             raise PostlocError(f"nothing to resume in {out}: no config.json there")
         saved = read_run_config(out)
         if (saved.model, _plain(saved.params)) != (config.model, _plain(config.params)):
-            raise PostlocError(f"{out} was started with model {saved.model!r} params {dict(saved.params)}; "
-                               f"resume must use the same (got {config.model!r} {dict(config.params)})")
+            raise PostlocError(
+                f"{out} was started with model {saved.model!r} params {dict(saved.params)}; "
+                f"resume must use the same (got {config.model!r} {dict(config.params)})"
+            )
     elif started:
         raise PostlocError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
 

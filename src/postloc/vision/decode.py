@@ -138,8 +138,12 @@ def _decode(data: bytes, config: DecodeConfig) -> Decoded:
                 image = Image.open(io.BytesIO(data))
                 width, height = image.size
                 if width * height > config.max_pixels:
-                    return Decoded(TOO_LARGE, note=f"{width}x{height} pixels > max_pixels {config.max_pixels}",
-                                   width=width, height=height)
+                    return Decoded(
+                        TOO_LARGE,
+                        note=f"{width}x{height} pixels > max_pixels {config.max_pixels}",
+                        width=width,
+                        height=height,
+                    )
                 frames = getattr(image, "n_frames", 1)
                 if frames > 1:
                     image.seek(0)
@@ -152,10 +156,14 @@ def _decode(data: bytes, config: DecodeConfig) -> Decoded:
                         notes.append(f"decoded at reduced scale {image.size[0]}x{image.size[1]}")
                 size = decoded_bytes(image)
                 if size > config.max_decoded_bytes:
-                    return Decoded(TOO_LARGE, note=f"{image.size[0]}x{image.size[1]} {image.mode} decodes to "
-                                                   f"{size / 2**20:.0f} MB > max_decoded_bytes "
-                                                   f"{config.max_decoded_bytes / 2**20:.0f} MB",
-                                   width=width, height=height)
+                    return Decoded(
+                        TOO_LARGE,
+                        note=f"{image.size[0]}x{image.size[1]} {image.mode} decodes to "
+                        f"{size / 2**20:.0f} MB > max_decoded_bytes "
+                        f"{config.max_decoded_bytes / 2**20:.0f} MB",
+                        width=width,
+                        height=height,
+                    )
                 image.load()
                 image = _apply_exif(image, notes)
                 rgb = _to_rgb(image, notes)
@@ -194,8 +202,11 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info) or \
-            (mode in ("L", "RGB") and "transparency" in image.info):
+    if (
+        mode in ("RGBA", "LA", "PA")
+        or (mode == "P" and "transparency" in image.info)
+        or (mode in ("L", "RGB") and "transparency" in image.info)
+    ):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         notes.append(f"{mode} with alpha composited on white")

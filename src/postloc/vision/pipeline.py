@@ -362,9 +362,11 @@ def _compute(
                         {"status": result.status, "note": result.note},
                     )
                 elif result.ratio_computed:
-                    ratios.put(portrait_key(result.sha256, settings),
-                               {"ratio": result.ratio, "width": result.width, "height": result.height},
-                               {"gate": result.gate})
+                    ratios.put(
+                        portrait_key(result.sha256, settings),
+                        {"ratio": result.ratio, "width": result.width, "height": result.height},
+                        {"gate": result.gate},
+                    )
                 key = ""
                 if result.pixels is not None:
                     key = feature_key(result.sha256, backbone, settings, result.status)

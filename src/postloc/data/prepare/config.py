@@ -6,9 +6,10 @@ loading the pipeline, and so both engines take the same settings object.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from postloc.data.pois import PoiConfig
 from postloc.data.readers import SkipReport
@@ -53,11 +54,19 @@ class PrepareConfig:
     engine: str = "memory"  # memory (pandas, the default) or duckdb (out-of-core, `pip install 'postloc[duckdb]'`)
     memory_limit: str = "1GB"  # duckdb engine: SET memory_limit; it spills to a temp folder in the output's work folder
     workers: int = 1  # processes for the per-post stage (NFKC, hashtags, language id); order is kept
-    poi_sample: int = 200_000  # duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the rest by nearest centre
+    poi_sample: int = (
+        200_000  # duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the rest by nearest centre
+    )
 
     def poi_config(self, method: str) -> PoiConfig:
-        return PoiConfig(method=method, min_posts=self.min_poi_posts, min_users=self.min_poi_users,
-                         min_samples=self.poi_min_samples, eps_m=self.poi_eps_m, cell_m=self.poi_cell_m)
+        return PoiConfig(
+            method=method,
+            min_posts=self.min_poi_posts,
+            min_users=self.min_poi_users,
+            min_samples=self.poi_min_samples,
+            eps_m=self.poi_eps_m,
+            cell_m=self.poi_cell_m,
+        )
 
     def split_config(self) -> SplitConfig:
         return SplitConfig(train=self.train, val=self.val, test=self.test, seed=self.seed)

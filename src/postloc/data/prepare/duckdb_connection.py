@@ -20,7 +20,9 @@ def require_duckdb():
     try:
         import duckdb
     except ImportError:
-        raise PostlocError(f"--engine duckdb needs the DuckDB package, which is not installed: {INSTALL_HINT}") from None
+        raise PostlocError(
+            f"--engine duckdb needs the DuckDB package, which is not installed: {INSTALL_HINT}"
+        ) from None
     return duckdb
 
 
@@ -33,8 +35,9 @@ def connect(scratch: Path, memory_limit: str):
         con.execute(f"SET memory_limit = '{quote(memory_limit)}'")
     except duckdb.Error as error:
         con.close()
-        raise PostlocError(f"--memory-limit {memory_limit!r} is not a size DuckDB understands "
-                           f"(e.g. 512MB, 4GB): {error}") from None
+        raise PostlocError(
+            f"--memory-limit {memory_limit!r} is not a size DuckDB understands (e.g. 512MB, 4GB): {error}"
+        ) from None
     con.execute(f"SET temp_directory = '{quote(str(scratch / 'tmp'))}'")
     con.execute("SET preserve_insertion_order = false")  # every query that needs an order says ORDER BY
     return con

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,15 @@ from postloc.data.summary import assemble_summary, split_stats
 from postloc.errors import EmptyDatasetError, PostlocError
 
 
-def build_duckdb(spool: Path, work: Path, config: PrepareConfig, funnel: Counter,
-                 known_centres: pd.DataFrame | None, source: Path, show_progress: bool) -> tuple[dict[str, Any], str]:
+def build_duckdb(
+    spool: Path,
+    work: Path,
+    config: PrepareConfig,
+    funnel: Counter,
+    known_centres: pd.DataFrame | None,
+    source: Path,
+    show_progress: bool,
+) -> tuple[dict[str, Any], str]:
     """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method)."""
     scratch = work / ".duckdb"
     con = connect(scratch, config.memory_limit)
@@ -51,8 +59,17 @@ def build_duckdb(spool: Path, work: Path, config: PrepareConfig, funnel: Counter
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _build(con, spool: Path, work: Path, scratch: Path, config: PrepareConfig, funnel: Counter,
-           known_centres: pd.DataFrame | None, source: Path, show_progress: bool) -> tuple[dict[str, Any], str]:
+def _build(
+    con,
+    spool: Path,
+    work: Path,
+    scratch: Path,
+    config: PrepareConfig,
+    funnel: Counter,
+    known_centres: pd.DataFrame | None,
+    source: Path,
+    show_progress: bool,
+) -> tuple[dict[str, Any], str]:
     n_spool = _load_spool(con, spool)
     n_posts = scalar(con, "SELECT count(*) FROM p")
     if n_spool - n_posts:
@@ -82,6 +99,7 @@ def _build(con, spool: Path, work: Path, scratch: Path, config: PrepareConfig, f
 
 # --- step 3: duplicates --------------------------------------------------------------------
 
+
 def _load_spool(con, spool: Path) -> int:
     """Table ``p``: the light columns of every post but later duplicates, with ``rn`` (spool row)
     and ``k`` (position among the de-duplicated posts: what the default engine's spool row is)."""
@@ -99,6 +117,7 @@ def _load_spool(con, spool: Path) -> int:
 
 # --- step 4: POIs --------------------------------------------------------------------------
 
+
 def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> str:
     """Fill ``p.poi`` (NULL where a post has no POI) and return the method used."""
     n_labelled = scalar(con, "SELECT count(*) FROM p WHERE poi IS NOT NULL")
@@ -107,7 +126,7 @@ def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> 
         method = "labels" if n_labelled else "hdbscan"
     if method == "labels":
         if not n_labelled:
-            raise PostlocError("--poi-method labels: no post has a \"poi\" label; use hdbscan, dbscan or grid")
+            raise PostlocError('--poi-method labels: no post has a "poi" label; use hdbscan, dbscan or grid')
         funnel["dropped_no_poi_label"] = scalar(con, "SELECT count(*) FROM p WHERE poi IS NULL")
         return method
     if method not in POI_METHODS:
@@ -119,13 +138,16 @@ def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> 
     if method == "grid":
         cell_deg = poi_config.cell_m / 1000.0 / EARTH_RADIUS_KM * 180.0 / np.pi
         # the same arithmetic as pois._grid_cells, cell ids in (row, col) order like np.unique
-        con.execute(f"""
+        con.execute(
+            f"""
             CREATE TABLE assign AS
             WITH g AS (SELECT rn, floor(lat / $cd) AS r, lon FROM p WHERE {has_xy}),
                  c AS (SELECT rn, r, floor((lon + 180.0) / ($cd / greatest(cos(((r + 0.5) * $cd) * $rad), 1e-6))) AS c
                        FROM g)
             SELECT rn, dense_rank() OVER (ORDER BY r, c) - 1 AS c FROM c
-        """, {"cd": cell_deg, "rad": np.pi / 180.0})
+        """,
+            {"cd": cell_deg, "rad": np.pi / 180.0},
+        )
     elif n_xy <= config.poi_sample:
         rn, lat, lon = _fetch_numpy(con, f"SELECT rn, lat, lon FROM p WHERE {has_xy} ORDER BY rn")
         labels = cluster_coordinates(lat, lon, poi_config)
@@ -134,8 +156,15 @@ def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> 
         con.unregister("assign_view")
     else:
         path = scratch / "assign.parquet"
-        assign_to_sample_clusters(con, f"SELECT rn, lat, lon FROM p WHERE {has_xy}", n_xy, poi_config,
-                                  sample=config.poi_sample, seed=config.seed, out=path)
+        assign_to_sample_clusters(
+            con,
+            f"SELECT rn, lat, lon FROM p WHERE {has_xy}",
+            n_xy,
+            poi_config,
+            sample=config.poi_sample,
+            seed=config.seed,
+            out=path,
+        )
         con.execute(f"CREATE TABLE assign AS SELECT * FROM read_parquet('{quote(str(path))}')")
     # ids ordered by cluster size, largest first (as pois._relabel_by_size), named poi-000...
     con.execute("""
@@ -162,6 +191,7 @@ def _fetch_numpy(con, sql: str) -> list[np.ndarray]:
 
 # --- step 5 and 6: hashtags, empty posts, small POIs --------------------------------------
 
+
 def _count_hashtags(con, config: PrepareConfig) -> set[str]:
     """Table ``tags`` (posts per hashtag over posts with a POI); returns the kept vocabulary."""
     con.execute("""
@@ -182,15 +212,20 @@ def _filter(con, config: PrepareConfig, funnel: Counter) -> None:
         content = """(n_text > 0 OR n_images > 0 OR rn IN (
             SELECT rn FROM (SELECT rn, unnest(hashtags) AS tag FROM p WHERE poi IS NOT NULL) AS t
             SEMI JOIN tags ON t.tag = tags.tag AND tags.posts >= $min_tag))"""
-    con.execute(f"""CREATE TABLE kept AS SELECT rn, k, poi, lat, lon, "user", poi_name FROM p
+    con.execute(
+        f"""CREATE TABLE kept AS SELECT rn, k, poi, lat, lon, "user", poi_name FROM p
                     WHERE poi IS NOT NULL AND {content}""",
-                {"min_tag": config.min_hashtag_count} if config.drop_empty else {})
+        {"min_tag": config.min_hashtag_count} if config.drop_empty else {},
+    )
     if config.drop_empty:
         funnel["dropped_empty"] = n_poi - scalar(con, "SELECT count(*) FROM kept")
-    con.execute("""
+    con.execute(
+        """
         CREATE TABLE poi_stats AS
         SELECT poi, count(*) >= $posts AND count(DISTINCT "user") >= $users AS good FROM kept GROUP BY poi
-    """, {"posts": config.min_poi_posts, "users": config.min_poi_users})
+    """,
+        {"posts": config.min_poi_posts, "users": config.min_poi_users},
+    )
     before = scalar(con, "SELECT count(*) FROM kept")
     con.execute("DELETE FROM kept WHERE poi IN (SELECT poi FROM poi_stats WHERE NOT good)")
     funnel["dropped_small_poi"] = before - scalar(con, "SELECT count(*) FROM kept")
@@ -198,6 +233,7 @@ def _filter(con, config: PrepareConfig, funnel: Counter) -> None:
 
 
 # --- step 7: splits ------------------------------------------------------------------------
+
 
 def _split(con, config: PrepareConfig) -> None:
     """Add ``kept.split``: users.assign_users on (user, POI) pair counts counted in SQL.
@@ -214,26 +250,40 @@ def _split(con, config: PrepareConfig) -> None:
     user_codes, user_names = pd.factorize(pairs["ukey"].astype(object), sort=True)
     poi_codes, poi_names = pd.factorize(pairs["poi"].astype(object), sort=True)
     order = np.lexsort((poi_codes, user_codes))
-    chosen = assign_users(user_codes[order], poi_codes[order], pairs["n"].to_numpy()[order], len(user_names),
-                          len(poi_names), config.split_config())
-    con.register("user_split", pd.DataFrame({"ukey": np.asarray(user_names, dtype=object),
-                                             "split": np.array(SPLITS, dtype=object)[chosen]}))
-    con.execute("CREATE OR REPLACE TABLE kept AS SELECT kept.*, user_split.split FROM kept JOIN user_split USING (ukey)")
+    chosen = assign_users(
+        user_codes[order],
+        poi_codes[order],
+        pairs["n"].to_numpy()[order],
+        len(user_names),
+        len(poi_names),
+        config.split_config(),
+    )
+    con.register(
+        "user_split",
+        pd.DataFrame({"ukey": np.asarray(user_names, dtype=object), "split": np.array(SPLITS, dtype=object)[chosen]}),
+    )
+    con.execute(
+        "CREATE OR REPLACE TABLE kept AS SELECT kept.*, user_split.split FROM kept JOIN user_split USING (ukey)"
+    )
     con.unregister("user_split")
 
 
 # --- outputs -------------------------------------------------------------------------------
 
+
 def _poi_table(con, known_centres: pd.DataFrame | None) -> pd.DataFrame:
     """pois.poi_table from SQL aggregates: spherical mean of the posts' unit vectors (exact sums), name = mode."""
-    agg = con.execute("""
+    agg = con.execute(
+        """
         SELECT poi, count(*) AS posts, count(DISTINCT "user") AS users,
                count(lat) FILTER (lat IS NOT NULL AND lon IS NOT NULL) AS n_xy,
                fsum(cos(lat * $rad) * cos(lon * $rad)) FILTER (lat IS NOT NULL AND lon IS NOT NULL) AS x,
                fsum(cos(lat * $rad) * sin(lon * $rad)) FILTER (lat IS NOT NULL AND lon IS NOT NULL) AS y,
                fsum(sin(lat * $rad)) FILTER (lat IS NOT NULL AND lon IS NOT NULL) AS z
         FROM kept GROUP BY poi
-    """, {"rad": np.pi / 180.0}).df()
+    """,
+        {"rad": np.pi / 180.0},
+    ).df()
     agg = agg.iloc[np.argsort(agg["poi"].astype(object).to_numpy(), kind="stable")].reset_index(drop=True)
     names = con.execute("""SELECT poi, poi_name, count(*) AS n FROM kept WHERE poi_name IS NOT NULL
                            GROUP BY poi, poi_name""").df()
@@ -247,8 +297,16 @@ def _poi_table(con, known_centres: pd.DataFrame | None) -> pd.DataFrame:
             v = np.array([row.x, row.y, row.z]) / row.n_xy
             x, y, z = v / np.linalg.norm(v)
             lat, lon = float(np.degrees(np.arcsin(z))), float(np.degrees(np.arctan2(y, x)))
-        rows.append({"poi": row.poi, "lat": lat, "lon": lon, "name": str(name_of.get(row.poi, "")),
-                     "posts": int(row.posts), "users": int(row.users)})
+        rows.append(
+            {
+                "poi": row.poi,
+                "lat": lat,
+                "lon": lon,
+                "name": str(name_of.get(row.poi, "")),
+                "posts": int(row.posts),
+                "users": int(row.users),
+            }
+        )
     table = pd.DataFrame(rows, columns=["poi", "lat", "lon", "name", "posts", "users"])
     return apply_known_centres(table, known_centres)
 
@@ -273,8 +331,10 @@ def _write_posts(con, spool: Path, vocabulary: set[str], work: Path, n_posts: in
     nxt = next(kept, None)
     current = 0
     columns = ["id", "text", "hashtags", "image", "poi_name", "lat", "lon", "user", "created", "lang", "extra"]
-    with PreparedPostsWriter(work, vocabulary) as writer, \
-            progress_bar(show_progress, "writing", total=n_batches, unit="batch") as bar:
+    with (
+        PreparedPostsWriter(work, vocabulary) as writer,
+        progress_bar(show_progress, "writing", total=n_batches, unit="batch") as bar,
+    ):
         offset = 0
         for batch in pq.ParquetFile(spool).iter_batches(batch_size=FETCH_ROWS, columns=columns):
             end = offset + batch.num_rows
@@ -300,8 +360,9 @@ def _write_posts(con, spool: Path, vocabulary: set[str], work: Path, n_posts: in
 
 def _write_hashtags(con, path: Path, min_count: int) -> None:
     """hashtags.csv (hashtag, posts, kept) by posts descending then tag, in bounded chunks."""
-    reader = arrow_batches(con, "SELECT tag AS hashtag, posts, posts >= ? AS kept FROM tags ORDER BY posts DESC, tag",
-                           [min_count])
+    reader = arrow_batches(
+        con, "SELECT tag AS hashtag, posts, posts >= ? AS kept FROM tags ORDER BY posts DESC, tag", [min_count]
+    )
     header = True
     with open(path, "w", encoding="utf-8", newline="") as handle:
         for batch in reader:
@@ -315,7 +376,8 @@ def _write_hashtags(con, path: Path, min_count: int) -> None:
 
 def _names_from_hashtags(con, posts_parquet: str, *, top: int = 2, min_share: float = 0.05) -> dict[str, str]:
     """pois.name_from_hashtags in SQL over the training posts (same float operations, same tie order)."""
-    rows = con.execute(f"""
+    rows = con.execute(
+        f"""
         WITH t AS (SELECT poi, hashtags FROM read_parquet('{posts_parquet}') WHERE split = 'train'),
              n AS (SELECT count(*) AS n FROM t),
              per_poi AS (SELECT poi, count(*) AS np FROM t GROUP BY poi),
@@ -328,7 +390,9 @@ def _names_from_hashtags(con, posts_parquet: str, *, top: int = 2, min_share: fl
              best AS (SELECT poi, tag, row_number() OVER (PARTITION BY poi ORDER BY lift DESC, tag) AS rank
                       FROM scored WHERE share >= $min_share)
         SELECT poi, tag FROM best WHERE rank <= $top ORDER BY poi, rank
-    """, {"min_share": min_share, "top": top}).fetchall()
+    """,
+        {"min_share": min_share, "top": top},
+    ).fetchall()
     names: dict[str, list[str]] = {}
     for poi, tag in rows:
         names.setdefault(str(poi), []).append(f"#{tag}")
@@ -340,11 +404,13 @@ def _summary(con, posts_parquet: str, funnel: Counter, n_vocabulary: int) -> dic
 
     def stats(split: str | None) -> dict[str, Any]:
         where = "TRUE" if split is None else f"split = '{split}'"
-        return split_stats(*con.execute(f"""
+        return split_stats(
+            *con.execute(f"""
             SELECT count(*), count(DISTINCT "user"), count(DISTINCT poi),
                    count(*) FILTER (length(text) > 0), count(*) FILTER (len(hashtags) > 0),
                    count(*) FILTER (image IS NOT NULL AND len(image) > 0)
             FROM read_parquet('{posts_parquet}') WHERE {where}
-        """).fetchall()[0])
+        """).fetchall()[0]
+        )
 
     return assemble_summary(stats, funnel, n_vocabulary)

@@ -8,8 +8,9 @@ written, so memory grows with the number of posts, not with their text.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,15 @@ from postloc.data.summary import build_summary
 from postloc.errors import EmptyDatasetError, PostlocError
 
 
-def build_in_memory(spool: Path, work: Path, config: PrepareConfig, funnel: Counter,
-                    known_centres: pd.DataFrame | None, source: Path, show_progress: bool) -> tuple[dict[str, Any], str]:
+def build_in_memory(
+    spool: Path,
+    work: Path,
+    config: PrepareConfig,
+    funnel: Counter,
+    known_centres: pd.DataFrame | None,
+    source: Path,
+    show_progress: bool,
+) -> tuple[dict[str, Any], str]:
     """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method)."""
     meta = pd.read_parquet(spool, columns=["poi", "lat", "lon", "user", "poi_name", "n_text", "n_images"])
     if meta.empty:
@@ -34,7 +42,9 @@ def build_in_memory(spool: Path, work: Path, config: PrepareConfig, funnel: Coun
     has_poi = meta["poi"].notna().to_numpy()
     counts = count_hashtags(_spool_column(spool, "hashtags", has_poi))
     vocabulary = frequent_hashtags(counts, config.min_hashtag_count)
-    kept_tags = np.fromiter((any(t in vocabulary for t in tags) for tags in _spool_column(spool, "hashtags")), bool, len(meta))
+    kept_tags = np.fromiter(
+        (any(t in vocabulary for t in tags) for tags in _spool_column(spool, "hashtags")), bool, len(meta)
+    )
     has_content = kept_tags | (meta["n_text"].to_numpy() > 0) | (meta["n_images"].to_numpy() > 0)
     keep = has_poi.copy()
     if config.drop_empty:
@@ -73,11 +83,12 @@ def _spool_column(spool: Path, column: str, mask: np.ndarray | None = None) -> I
         if mask is None:
             yield from values
         else:
-            yield from (v for v, m in zip(values, mask[offset:offset + len(values)]) if m)
+            yield from (v for v, m in zip(values, mask[offset : offset + len(values)]) if m)
         offset += len(values)
 
 
 # --- step 4 and 6: POIs ------------------------------------------------------------------
+
 
 def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> str:
     """Fill ``meta.poi`` (None where a post has no POI) and return the method used."""
@@ -87,13 +98,14 @@ def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> 
         method = "labels" if labelled.any() else "hdbscan"
     if method == "labels":
         if not labelled.any():
-            raise PostlocError("--poi-method labels: no post has a \"poi\" label; use hdbscan, dbscan or grid")
+            raise PostlocError('--poi-method labels: no post has a "poi" label; use hdbscan, dbscan or grid')
         funnel["dropped_no_poi_label"] = int((~labelled).sum())
         return method
     has_xy = meta["lat"].notna() & meta["lon"].notna()
     funnel["dropped_no_coordinates"] = int((~has_xy).sum())
-    clusters = cluster_coordinates(meta.loc[has_xy, "lat"].to_numpy(), meta.loc[has_xy, "lon"].to_numpy(),
-                                   config.poi_config(method))
+    clusters = cluster_coordinates(
+        meta.loc[has_xy, "lat"].to_numpy(), meta.loc[has_xy, "lon"].to_numpy(), config.poi_config(method)
+    )
     width = max(3, len(str(max(int(clusters.max(initial=-1)), 0))))
     names = np.array([f"poi-{c:0{width}d}" if c >= 0 else None for c in clusters], dtype=object)
     meta["poi"] = None
@@ -114,8 +126,10 @@ def _filter_small_pois(meta: pd.DataFrame, keep: np.ndarray, config: PrepareConf
 
 # --- step 7 and outputs --------------------------------------------------------------------
 
-def _write_posts(spool: Path, meta: pd.DataFrame, keep: np.ndarray, vocabulary: set[str], work: Path,
-                 show_progress: bool) -> None:
+
+def _write_posts(
+    spool: Path, meta: pd.DataFrame, keep: np.ndarray, vocabulary: set[str], work: Path, show_progress: bool
+) -> None:
     """The kept posts, one row group per spool batch."""
     import pyarrow.parquet as pq
 

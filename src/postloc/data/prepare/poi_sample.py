@@ -47,8 +47,9 @@ def nearest_cluster(xyz: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> 
     return np.where(distance <= radii[nearest], nearest, -1).astype(np.int64)
 
 
-def assign_to_sample_clusters(con, points_sql: str, n_points: int, config: PoiConfig, *, sample: int, seed: int,
-                              out: Path) -> None:
+def assign_to_sample_clusters(
+    con, points_sql: str, n_points: int, config: PoiConfig, *, sample: int, seed: int, out: Path
+) -> None:
     """Write ``out`` (Parquet: ``rn``, ``c``) for every row of ``points_sql`` (``rn, lat, lon``).
 
     The sample is ``sample`` positions drawn without replacement by ``numpy.random.default_rng(seed)``
@@ -60,10 +61,15 @@ def assign_to_sample_clusters(con, points_sql: str, n_points: int, config: PoiCo
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(n_points, size=min(sample, n_points), replace=False))
     con.register("poi_sample_positions", pa.table({"j": picked.astype(np.int64)}))
-    lat, lon = (np.asarray(v) for v in con.sql(f"""
+    lat, lon = (
+        np.asarray(v)
+        for v in con.sql(f"""
         SELECT lat, lon FROM (SELECT lat, lon, row_number() OVER (ORDER BY rn) - 1 AS j FROM ({points_sql}))
         SEMI JOIN poi_sample_positions USING (j) ORDER BY j
-    """).fetchnumpy().values())
+    """)
+        .fetchnumpy()
+        .values()
+    )
     con.unregister("poi_sample_positions")
     labels = cluster_coordinates(lat, lon, config)
     centres, radii = sample_centres(lat, lon, labels)

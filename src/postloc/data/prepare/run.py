@@ -22,7 +22,7 @@ from postloc.data.prepare.memory import build_in_memory
 from postloc.data.prepare.steps import progress, spool_clean_posts
 from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
-from postloc.errors import BadInputError, PostlocError
+from postloc.errors import BadInputError
 from postloc.io.atomic import write_folder_atomically
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import PREPARED, check_output_folder
@@ -55,18 +55,30 @@ def prepare(
     with folder_lock(out_dir):
         check_output_folder(out_dir, PREPARED, inputs=[source, pois_csv])  # as it is now we hold the lock
         write_folder_atomically(
-            out_dir, lambda work: outcome.update(summary=_build(source, work, config, read, report, known_centres,
-                                                                pois_csv, progress)))
+            out_dir,
+            lambda work: outcome.update(
+                summary=_build(source, work, config, read, report, known_centres, pois_csv, progress)
+            ),
+        )
     return PrepareResult(out_dir=out_dir, summary=outcome["summary"], skip_report=report)
 
 
-def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, report: SkipReport,
-           known_centres: pd.DataFrame | None, pois_csv: str | Path | None, show_progress: bool) -> dict[str, Any]:
+def _build(
+    source: Path,
+    work: Path,
+    config: PrepareConfig,
+    read: ReadOptions,
+    report: SkipReport,
+    known_centres: pd.DataFrame | None,
+    pois_csv: str | Path | None,
+    show_progress: bool,
+) -> dict[str, Any]:
     """Steps 1-7 into the (temporary) folder ``work``; returns the summary."""
     funnel: Counter = Counter()
     spool = work / "spool.parquet"
-    posts = read_posts(source, format=read.format, columns=read.columns, list_sep=read.list_sep,
-                       skip_bad=read.skip_bad, report=report)
+    posts = read_posts(
+        source, format=read.format, columns=read.columns, list_sep=read.list_sep, skip_bad=read.skip_bad, report=report
+    )
     out_of_core = config.engine == "duckdb"
     spool_clean_posts(progress(posts, show_progress, "reading"), spool, config, funnel, keys_only=out_of_core)
     funnel["read"] = report.read
@@ -83,8 +95,14 @@ def _build(source: Path, work: Path, config: PrepareConfig, read: ReadOptions, r
     (work / "summary.md").write_text(summary_markdown(summary))
     manifest = {
         "postloc_prepared": 1,
-        "input": {"path": source.name, "sha256": fingerprint(source), "format": read.format or "auto",
-                  "columns": dict(read.columns), "list_sep": read.list_sep, "skip_bad": read.skip_bad},
+        "input": {
+            "path": source.name,
+            "sha256": fingerprint(source),
+            "format": read.format or "auto",
+            "columns": dict(read.columns),
+            "list_sep": read.list_sep,
+            "skip_bad": read.skip_bad,
+        },
         "config": asdict(config),
         "poi_method": method,
         "pois_csv": Path(pois_csv).name if pois_csv else None,
@@ -136,12 +154,12 @@ def _versions(engine: str = "memory") -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    names = ("postloc", "numpy", "pandas", "pyarrow", "scikit-learn", "py3langid") + (("duckdb",) if engine == "duckdb" else ())
+    names = ("postloc", "numpy", "pandas", "pyarrow", "scikit-learn", "py3langid") + (
+        ("duckdb",) if engine == "duckdb" else ()
+    )
     for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -32,15 +33,28 @@ PREPARED_COLUMNS = ("id", "text", "image", "poi_name", "lat", "lon", "user", "cr
 
 # --- step 1-3: read, normalise, language, duplicates -> spool -----------------------------
 
+
 def spool_schema():
     import pyarrow as pa
 
-    return pa.schema([
-        ("id", pa.string()), ("text", pa.string()), ("hashtags", pa.list_(pa.string())),
-        ("image", pa.list_(pa.string())), ("poi", pa.string()), ("poi_name", pa.string()),
-        ("lat", pa.float64()), ("lon", pa.float64()), ("user", pa.string()), ("created", pa.string()),
-        ("lang", pa.string()), ("n_text", pa.int32()), ("n_images", pa.int32()), ("extra", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("hashtags", pa.list_(pa.string())),
+            ("image", pa.list_(pa.string())),
+            ("poi", pa.string()),
+            ("poi_name", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("user", pa.string()),
+            ("created", pa.string()),
+            ("lang", pa.string()),
+            ("n_text", pa.int32()),
+            ("n_images", pa.int32()),
+            ("extra", pa.string()),
+        ]
+    )
 
 
 def clean_post(post, config: PrepareConfig, keys_only: bool) -> dict | None:
@@ -64,9 +78,18 @@ def clean_post(post, config: PrepareConfig, keys_only: bool) -> dict | None:
     extra = dict(post.extra)
     poi_name = extra.pop("poi_name", None)
     return {
-        "id": post.id, "text": text, "hashtags": tags, "image": post.images, "poi": post.poi,
-        "poi_name": None if poi_name is None else str(poi_name), "lat": post.lat, "lon": post.lon,
-        "user": post.user, "created": post.created, "lang": lang, "n_text": len(text),
+        "id": post.id,
+        "text": text,
+        "hashtags": tags,
+        "image": post.images,
+        "poi": post.poi,
+        "poi_name": None if poi_name is None else str(poi_name),
+        "lat": post.lat,
+        "lon": post.lon,
+        "user": post.user,
+        "created": post.created,
+        "lang": lang,
+        "n_text": len(text),
         "n_images": len(post.images),
         "extra": json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
         "_dup": key,
@@ -99,8 +122,9 @@ def cleaned(posts: Iterator, config: PrepareConfig, keys_only: bool) -> Iterator
             yield from pending.popleft().get()
 
 
-def spool_clean_posts(posts: Iterable, spool: Path, config: PrepareConfig, funnel: Counter, *,
-                      keys_only: bool = False) -> None:
+def spool_clean_posts(
+    posts: Iterable, spool: Path, config: PrepareConfig, funnel: Counter, *, keys_only: bool = False
+) -> None:
     """Steps 1-3 into ``spool``. The memory engine drops duplicates here (a set of key hashes);
     with ``keys_only`` each row keeps its key digest in a ``dupkey`` column for SQL instead."""
     import pyarrow as pa
@@ -134,16 +158,29 @@ def spool_clean_posts(posts: Iterable, spool: Path, config: PrepareConfig, funne
 
 # --- outputs -------------------------------------------------------------------------------
 
+
 def prepared_schema():
     """The columns of ``posts.parquet``, in order."""
     import pyarrow as pa
 
-    return pa.schema([
-        ("id", pa.string()), ("text", pa.string()), ("hashtags", pa.list_(pa.string())),
-        ("image", pa.list_(pa.string())), ("poi", pa.string()), ("poi_name", pa.string()),
-        ("lat", pa.float64()), ("lon", pa.float64()), ("user", pa.string()), ("created", pa.string()),
-        ("split", pa.string()), ("lang", pa.string()), ("flags", pa.list_(pa.string())), ("extra", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("hashtags", pa.list_(pa.string())),
+            ("image", pa.list_(pa.string())),
+            ("poi", pa.string()),
+            ("poi_name", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("user", pa.string()),
+            ("created", pa.string()),
+            ("split", pa.string()),
+            ("lang", pa.string()),
+            ("flags", pa.list_(pa.string())),
+            ("extra", pa.string()),
+        ]
+    )
 
 
 def post_flags(text: str, tags: list[str], images: list[str], lang: str | None) -> list[str]:

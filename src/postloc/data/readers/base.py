@@ -107,8 +107,13 @@ def read_bounded(handle: IO[bytes], max_bytes: int, source: str | Path) -> bytes
     """The whole content of ``handle``, refused with a :class:`BadInputError` past ``max_bytes``."""
     data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise BadInputError(source, None, None, f"is larger than {max_bytes:,} bytes (uncompressed); a post record "
-                                                f"is a few kB, so this is not one (limit: max_record_bytes)")
+        raise BadInputError(
+            source,
+            None,
+            None,
+            f"is larger than {max_bytes:,} bytes (uncompressed); a post record "
+            f"is a few kB, so this is not one (limit: max_record_bytes)",
+        )
     return data
 
 

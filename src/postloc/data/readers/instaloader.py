@@ -203,8 +203,9 @@ def _image_owner(base: str, posts: Mapping[str, _PostFiles], shared: set[str]) -
     return base, 0
 
 
-def _post_item(folder: Path, base_dir: str, files: _PostFiles, location_id: str | None,
-               max_bytes: int = MAX_RECORD_BYTES) -> RawRecord | None:
+def _post_item(
+    folder: Path, base_dir: str, files: _PostFiles, location_id: str | None, max_bytes: int = MAX_RECORD_BYTES
+) -> RawRecord | None:
     """The record of one post, the error that spoils it, or None for a non-post structure."""
     try:
         if files.structure is not None:

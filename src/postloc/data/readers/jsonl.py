@@ -6,7 +6,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from postloc.data.readers.base import MAX_RECORD_BYTES, STREAM_ERRORS, RawRecord, bounded_lines, json_problem, open_binary
+from postloc.data.readers.base import (
+    MAX_RECORD_BYTES,
+    STREAM_ERRORS,
+    RawRecord,
+    bounded_lines,
+    json_problem,
+    open_binary,
+)
 from postloc.errors import BadInputError
 
 
@@ -20,9 +27,17 @@ def iter_jsonl(path: Path, max_line_bytes: int = MAX_RECORD_BYTES) -> Iterator[R
         try:
             for number, raw in bounded_lines(handle, max_line_bytes):
                 if raw is None:
-                    yield RawRecord(source, number, error=BadInputError(
-                        source, number, None, f"line is longer than {max_line_bytes:,} bytes; a post record is a "
-                                              f"few kB, so this is not one (limit: max_record_bytes)"))
+                    yield RawRecord(
+                        source,
+                        number,
+                        error=BadInputError(
+                            source,
+                            number,
+                            None,
+                            f"line is longer than {max_line_bytes:,} bytes; a post record is a "
+                            f"few kB, so this is not one (limit: max_record_bytes)",
+                        ),
+                    )
                     continue
                 if not raw.strip():
                     continue

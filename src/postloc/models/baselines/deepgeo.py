@@ -24,7 +24,6 @@ from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
 from postloc.settings import check_ranges
 
-
 #: what a config (or an edited model.json) may ask for; refused on load past it
 RANGES = {
     "max_chars": (1, 100_000),
@@ -61,8 +60,9 @@ class DeepGeoNet(PriorHead):
         super().__init__()
         self.embed = nn.Embedding(n_chars, config.char_dim, padding_idx=0)
         self.lstm = nn.LSTM(config.char_dim, config.hidden, batch_first=True, bidirectional=True)
-        self.score = nn.Sequential(nn.Linear(2 * config.hidden, config.attention), nn.Tanh(),
-                                   nn.Linear(config.attention, 1, bias=False))
+        self.score = nn.Sequential(
+            nn.Linear(2 * config.hidden, config.attention), nn.Tanh(), nn.Linear(config.attention, 1, bias=False)
+        )
         self.out = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.hidden, n_classes))
         self.init_prior(n_classes)
 
@@ -71,8 +71,9 @@ class DeepGeoNet(PriorHead):
         mask = ids != 0
         lengths = mask.sum(dim=1)
         present = lengths > 0
-        packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths.clamp(min=1).cpu(), batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.embed(ids), lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
         states, _ = self.lstm(packed)
         states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=ids.shape[1])
         scores = self.score(states)[:, :, 0].masked_fill(~mask, float("-inf"))

@@ -24,7 +24,7 @@ class ForestArrays:
     roots: np.ndarray  # int64 [trees]
 
     @classmethod
-    def from_forest(cls, forest) -> "ForestArrays":
+    def from_forest(cls, forest) -> ForestArrays:
         lefts, rights, features, thresholds, values, roots = [], [], [], [], [], []
         offset = 0
         for estimator in forest.estimators_:
@@ -38,15 +38,20 @@ class ForestArrays:
             values.append(value / np.maximum(value.sum(axis=1, keepdims=True), 1e-300))
             roots.append(offset)
             offset += tree.node_count
-        return cls(np.concatenate(lefts).astype(np.int64), np.concatenate(rights).astype(np.int64),
-                   np.concatenate(features), np.concatenate(thresholds), np.concatenate(values),
-                   np.asarray(roots, dtype=np.int64))
+        return cls(
+            np.concatenate(lefts).astype(np.int64),
+            np.concatenate(rights).astype(np.int64),
+            np.concatenate(features),
+            np.concatenate(thresholds),
+            np.concatenate(values),
+            np.asarray(roots, dtype=np.int64),
+        )
 
     def to_dict(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in ("left", "right", "feature", "threshold", "value", "roots")}
 
     @classmethod
-    def from_dict(cls, arrays: dict[str, np.ndarray]) -> "ForestArrays":
+    def from_dict(cls, arrays: dict[str, np.ndarray]) -> ForestArrays:
         return cls(**{k: np.asarray(arrays[k]) for k in ("left", "right", "feature", "threshold", "value", "roots")})
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

@@ -19,13 +19,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from postloc.errors import PostlocError
 from postloc.data.image_features import IMAGE_COLUMN, image_dim, image_matrix
+from postloc.errors import PostlocError
 from postloc.models.baselines.neural import ArrayData, PriorHead
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
 from postloc.settings import check_ranges
-
 
 #: what a config (or an edited model.json) may ask for; refused on load past it
 RANGES = {
@@ -48,8 +47,12 @@ class ImageHeadNet(PriorHead):
     def __init__(self, config: ImageHeadConfig, dim: int, n_classes: int):
         super().__init__()
         if config.hidden > 0:
-            self.head = nn.Sequential(nn.Linear(dim, config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
-                                      nn.Linear(config.hidden, n_classes))
+            self.head = nn.Sequential(
+                nn.Linear(dim, config.hidden),
+                nn.ReLU(),
+                nn.Dropout(config.dropout),
+                nn.Linear(config.hidden, n_classes),
+            )
         else:
             self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(dim, n_classes))
         self.register_buffer("mean", torch.zeros(dim))
@@ -64,8 +67,9 @@ class ImageHeadNet(PriorHead):
 def has_image(posts: pd.DataFrame) -> np.ndarray:
     if IMAGE_COLUMN not in posts:
         return np.zeros(len(posts), dtype=bool)
-    return np.array([v is not None and not (isinstance(v, float) and np.isnan(v)) for v in posts[IMAGE_COLUMN]],
-                    dtype=bool)
+    return np.array(
+        [v is not None and not (isinstance(v, float) and np.isnan(v)) for v in posts[IMAGE_COLUMN]], dtype=bool
+    )
 
 
 class ImageHead(TorchEstimator):
@@ -105,8 +109,16 @@ class ImageHead(TorchEstimator):
 
 def _head(class_name: str, backbone: str) -> type[ImageHead]:
     """The registered head standing for ``backbone``, named after it."""
-    cls = type(class_name, (ImageHead,), {"name": backbone, "backbone": backbone, "__module__": __name__,
-                                          "__doc__": f"Classifier head standing for {backbone} (see the module docstring)."})
+    cls = type(
+        class_name,
+        (ImageHead,),
+        {
+            "name": backbone,
+            "backbone": backbone,
+            "__module__": __name__,
+            "__doc__": f"Classifier head standing for {backbone} (see the module docstring).",
+        },
+    )
     return register(cls)
 
 

@@ -9,16 +9,17 @@ prior. Saved as the training matrix and labels in safetensors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from postloc.errors import PostlocError
 from postloc.data.image_features import image_dim, image_matrix
+from postloc.errors import PostlocError
 from postloc.io.model_files import load_tensors, save_tensors
 from postloc.models.base import Estimator
 from postloc.models.registry import register
@@ -61,8 +62,9 @@ class KnnImage(Estimator):
         self.labels_ = np.zeros(0, dtype=np.int64)
         self.prior_ = np.zeros(0)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
-            classes: Sequence[str] | None = None) -> "KnnImage":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+    ) -> KnnImage:
         self.classes_ = self._resolve_classes(train, classes)
         dim = image_dim(train)
         if dim == 0:
@@ -83,7 +85,7 @@ class KnnImage(Estimator):
         rows = np.nonzero(present)[0]
         k = min(self.config.k, len(self.labels_))
         for start in range(0, len(rows), self.config.chunk):
-            part = rows[start: start + self.config.chunk]
+            part = rows[start : start + self.config.chunk]
             sims = _normalise(vectors[part]) @ self.matrix_.T
             top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             weights = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None) + 1e-6
@@ -95,8 +97,14 @@ class KnnImage(Estimator):
         return out
 
     def _write_files(self, folder: Path) -> None:
-        save_tensors({"matrix": torch.from_numpy(self.matrix_), "labels": torch.from_numpy(self.labels_),
-                      "prior": torch.from_numpy(self.prior_)}, folder / WEIGHTS)
+        save_tensors(
+            {
+                "matrix": torch.from_numpy(self.matrix_),
+                "labels": torch.from_numpy(self.labels_),
+                "prior": torch.from_numpy(self.prior_),
+            },
+            folder / WEIGHTS,
+        )
 
     def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
         tensors = load_tensors(folder / WEIGHTS)

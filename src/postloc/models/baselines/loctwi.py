@@ -21,9 +21,8 @@ from torch import nn
 from postloc.models.baselines.neural import ArrayData, PriorHead, post_tags, post_texts
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
-from postloc.text.normalize import tokenize
 from postloc.settings import check_ranges
-
+from postloc.text.normalize import tokenize
 
 #: what a config (or an edited model.json) may ask for; refused on load past it
 RANGES = {
@@ -62,7 +61,7 @@ def subword_features(token: str, min_n: int, max_n: int) -> list[str]:
     marked = f"<{token}>"
     grams = [token]
     for n in range(min_n, max_n + 1):
-        grams += [marked[i: i + n] for i in range(len(marked) - n + 1)]
+        grams += [marked[i : i + n] for i in range(len(marked) - n + 1)]
     return grams
 
 

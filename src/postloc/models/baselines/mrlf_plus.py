@@ -12,9 +12,10 @@ characters) and adds the linear model's calibrated token evidence. Saved as two 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import field, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,17 @@ from postloc.models.registry import register
 from postloc.models.tfidf_logreg import TfidfLogReg
 
 #: the MRLF settings mrlf-plus exposes; their types and defaults are MRLFConfig's
-MRLF_FIELDS = ("modalities", "fusion", "filters", "heads", "hidden", "char_dim", "word_dim", "max_text_chars",
-               "max_hashtag_chars")
+MRLF_FIELDS = (
+    "modalities",
+    "fusion",
+    "filters",
+    "heads",
+    "hidden",
+    "char_dim",
+    "word_dim",
+    "max_text_chars",
+    "max_hashtag_chars",
+)
 
 #: MRLF's exposed settings plus the mixing weights (MRLF's share, chosen on validation log-loss);
 #: the saved ``config`` has exactly these keys
@@ -34,7 +44,8 @@ MRLFPlusConfig = make_dataclass(
     "MRLFPlusConfig",
     [(f.name, f.type, field(default=f.default)) for f in fields(MRLFConfig) if f.name in MRLF_FIELDS]
     + [("weights", "tuple[float, ...]", field(default=(0.0, 0.25, 0.5, 0.75, 1.0)))],
-    frozen=True)
+    frozen=True,
+)
 MRLFPlusConfig.__module__ = __name__
 
 
@@ -66,8 +77,9 @@ class MRLFPlus(Estimator):
         params = {name: getattr(self.config, name) for name in MRLF_FIELDS}
         return {**params, "modalities": list(params["modalities"])}
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
-            classes: Sequence[str] | None = None) -> "MRLFPlus":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+    ) -> MRLFPlus:
         import warnings
 
         self.classes_ = self._resolve_classes(train, classes)

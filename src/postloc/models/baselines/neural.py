@@ -9,7 +9,7 @@ caption and hashtags read from a DataFrame.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -9,9 +9,10 @@ saved as tree arrays (:mod:`postloc.models.baselines.forest_arrays`), never pick
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,8 +53,9 @@ class TagVisor(Estimator):
         self.seen_: list[int] = []
         self.prior_ = np.zeros(0)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, *,
-            classes: Sequence[str] | None = None) -> "TagVisor":
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+    ) -> TagVisor:
         from sklearn.ensemble import RandomForestClassifier
 
         cfg = self.config
@@ -71,9 +73,14 @@ class TagVisor(Estimator):
             self.forest_ = None
             return self
         forest = RandomForestClassifier(
-            n_estimators=cfg.n_estimators, max_depth=cfg.max_depth or None, min_samples_leaf=cfg.min_samples_leaf,
-            max_features=cfg.max_features, class_weight=cfg.class_weight or None,
-            random_state=cfg.seed if cfg.seed >= 0 else self.trainer.seed, n_jobs=self.trainer.threads)
+            n_estimators=cfg.n_estimators,
+            max_depth=cfg.max_depth or None,
+            min_samples_leaf=cfg.min_samples_leaf,
+            max_features=cfg.max_features,
+            class_weight=cfg.class_weight or None,
+            random_state=cfg.seed if cfg.seed >= 0 else self.trainer.seed,
+            n_jobs=self.trainer.threads,
+        )
         forest.fit(X[usable], y[usable])
         self.seen_ = [int(c) for c in forest.classes_]
         self.forest_ = ForestArrays.from_forest(forest)
@@ -85,7 +92,7 @@ class TagVisor(Estimator):
         if self.forest_ is None or not len(posts):
             return out
         for start in range(0, len(posts), 1024):
-            part = posts.iloc[start: start + 1024]
+            part = posts.iloc[start : start + 1024]
             X = self._matrix(frame_hashtags(part.get("hashtags"), len(part)))
             usable = X.any(axis=1)
             if usable.any():
@@ -99,8 +106,10 @@ class TagVisor(Estimator):
 
     def _write_files(self, folder: Path) -> None:
         if self.forest_ is not None:
-            save_tensors({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.forest_.to_dict().items()},
-                         folder / WEIGHTS)
+            save_tensors(
+                {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.forest_.to_dict().items()},
+                folder / WEIGHTS,
+            )
         write_compact_json(folder / VOCAB, self.vocabulary_)
 
     def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:

@@ -27,11 +27,22 @@ FUSIONS = {
 #: Sizes a config may ask for: at least 1, and at most what a CPU model could hold (a larger value
 #: in a config or an edited model.json is refused on load instead of allocating at predict time).
 RANGES = {
-    "max_text_chars": (1, 100_000), "max_hashtag_chars": (1, 100_000), "max_text_words": (1, 10_000),
-    "max_hashtags": (1, 10_000), "char_dim": (1, 4_096), "word_dim": (1, 4_096), "char_kernel": (1, 1_024),
-    "word_kernel": (1, 1_024), "char_pool": (1, 1_024), "filters": (1, 16_384), "heads": (1, 1_024),
-    "hidden": (1, 16_384), "char_min_count": (1, 10**9), "word_min_count": (1, 10**9),
-    "max_words": (1, 10_000_000), "max_hashtag_vocab": (1, 10_000_000),
+    "max_text_chars": (1, 100_000),
+    "max_hashtag_chars": (1, 100_000),
+    "max_text_words": (1, 10_000),
+    "max_hashtags": (1, 10_000),
+    "char_dim": (1, 4_096),
+    "word_dim": (1, 4_096),
+    "char_kernel": (1, 1_024),
+    "word_kernel": (1, 1_024),
+    "char_pool": (1, 1_024),
+    "filters": (1, 16_384),
+    "heads": (1, 1_024),
+    "hidden": (1, 16_384),
+    "char_min_count": (1, 10**9),
+    "word_min_count": (1, 10**9),
+    "max_words": (1, 10_000_000),
+    "max_hashtag_vocab": (1, 10_000_000),
 }
 
 
@@ -86,9 +97,11 @@ class MRLFConfig:
             raise PostlocError("dropout rates must be in [0, 1)")
         pair = FUSIONS[self.fusion]
         if pair is not None and not set(pair) <= set(modalities):
-            warnings.warn(f"fusion {self.fusion!r} needs {' and '.join(pair)}, but modalities are "
-                          f"{', '.join(modalities)}: no attention fusion is applied (same as 'concat')",
-                          stacklevel=3)
+            warnings.warn(
+                f"fusion {self.fusion!r} needs {' and '.join(pair)}, but modalities are "
+                f"{', '.join(modalities)}: no attention fusion is applied (same as 'concat')",
+                stacklevel=3,
+            )
 
     @property
     def active_fusion(self) -> str:

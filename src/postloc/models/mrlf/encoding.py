@@ -8,8 +8,9 @@ text characters per post. Cutting is exact: padding never changes a real positio
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,15 +32,18 @@ class Vocabularies:
     hashtags: Vocabulary
 
     @classmethod
-    def build(cls, posts: pd.DataFrame, config: MRLFConfig) -> "Vocabularies":
+    def build(cls, posts: pd.DataFrame, config: MRLFConfig) -> Vocabularies:
         texts = [_text(t) for t in posts["text"]]
         tags = [t[: config.max_hashtags] for t in frame_hashtags(posts["hashtags"], len(posts))]
         char_seqs = [chars(t[: config.max_text_chars]) for t in texts]
         char_seqs += [chars(hashtag_string(t)[: config.max_hashtag_chars]) for t in tags]
         return cls(
             chars=Vocabulary.build(char_seqs, min_count=config.char_min_count),
-            words=Vocabulary.build((tokenize(t)[: config.max_text_words] for t in texts),
-                                   min_count=config.word_min_count, max_size=config.max_words),
+            words=Vocabulary.build(
+                (tokenize(t)[: config.max_text_words] for t in texts),
+                min_count=config.word_min_count,
+                max_size=config.max_words,
+            ),
             hashtags=Vocabulary.build(tags, min_count=1, max_size=config.max_hashtag_vocab),
         )
 
@@ -47,7 +51,7 @@ class Vocabularies:
         return {"chars": self.chars.to_dict(), "words": self.words.to_dict(), "hashtags": self.hashtags.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Vocabularies":
+    def from_dict(cls, data: Mapping[str, Any]) -> Vocabularies:
         return cls(*(Vocabulary.from_dict(data[k]) for k in ("chars", "words", "hashtags")))
 
 
@@ -85,14 +89,17 @@ class EncodedPosts:
         return out
 
 
-def encode_posts(posts: pd.DataFrame, vocabs: Vocabularies, config: MRLFConfig, image_dim: int,
-                 classes: Sequence[str] | None = None) -> EncodedPosts:
+def encode_posts(
+    posts: pd.DataFrame, vocabs: Vocabularies, config: MRLFConfig, image_dim: int, classes: Sequence[str] | None = None
+) -> EncodedPosts:
     """Encode a DataFrame of prepared posts (``text``, ``hashtags``, optional ``image_vector``, ``poi``)."""
     texts = [_text(t) for t in posts["text"]] if "text" in posts else [""] * len(posts)
     tag_lists = [t[: config.max_hashtags] for t in frame_hashtags(posts.get("hashtags"), len(posts))]
     text_chars = _pad([vocabs.chars.encode(chars(t), config.max_text_chars) for t in texts], config.max_text_chars)
-    tag_chars = _pad([vocabs.chars.encode(chars(hashtag_string(t)), config.max_hashtag_chars) for t in tag_lists],
-                     config.max_hashtag_chars)
+    tag_chars = _pad(
+        [vocabs.chars.encode(chars(hashtag_string(t)), config.max_hashtag_chars) for t in tag_lists],
+        config.max_hashtag_chars,
+    )
     text_words = _pad([vocabs.words.encode(tokenize(t), config.max_text_words) for t in texts], config.max_text_words)
     tags = _pad([vocabs.hashtags.encode(t, config.max_hashtags) for t in tag_lists], config.max_hashtags)
     image, present = image_matrix(posts, image_dim)

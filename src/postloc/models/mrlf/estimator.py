@@ -31,8 +31,15 @@ class MRLF(TorchEstimator):
     name = "mrlf"
     Config = MRLFConfig
     requires = ("text|hashtags|image",)
-    quick_params = {"filters": 16, "heads": 2, "hidden": 16, "char_dim": 8, "word_dim": 8, "max_text_chars": 60,
-                    "max_hashtag_chars": 40}
+    quick_params = {
+        "filters": 16,
+        "heads": 2,
+        "hidden": 16,
+        "char_dim": 8,
+        "word_dim": 8,
+        "max_text_chars": 60,
+        "max_hashtag_chars": 40,
+    }
     state_file = "vocab.json"
 
     def __init__(self, config: MRLFConfig | dict | None = None, trainer=None):
@@ -63,17 +70,27 @@ class MRLF(TorchEstimator):
         super()._read_files(folder, manifest)
 
     def _build_net(self) -> MRLFNet:
-        return MRLFNet(self.config, n_chars=len(self.vocabs.chars), n_words=len(self.vocabs.words),
-                       n_hashtags=len(self.vocabs.hashtags), image_dim=self.image_dim, n_classes=len(self.classes_))
+        return MRLFNet(
+            self.config,
+            n_chars=len(self.vocabs.chars),
+            n_words=len(self.vocabs.words),
+            n_hashtags=len(self.vocabs.hashtags),
+            image_dim=self.image_dim,
+            n_classes=len(self.classes_),
+        )
 
     def _encode(self, posts: pd.DataFrame, y: np.ndarray) -> EncodedPosts:
         return replace(encode_posts(posts, self.vocabs, self.config, self.image_dim), y=y)
 
     def describe(self) -> dict[str, Any]:
         """Sizes worth printing: parameters, vocabularies, active fusion."""
-        return {"parameters": sum(p.numel() for p in self.net.parameters()) if self.net else 0,
-                "chars": len(self.vocabs.chars) if self.vocabs else 0,
-                "words": len(self.vocabs.words) if self.vocabs else 0,
-                "hashtags": len(self.vocabs.hashtags) if self.vocabs else 0,
-                "image_dim": self.image_dim, "fusion": self.config.active_fusion,
-                "modalities": list(self.config.modalities), "config": asdict(self.config)}
+        return {
+            "parameters": sum(p.numel() for p in self.net.parameters()) if self.net else 0,
+            "chars": len(self.vocabs.chars) if self.vocabs else 0,
+            "words": len(self.vocabs.words) if self.vocabs else 0,
+            "hashtags": len(self.vocabs.hashtags) if self.vocabs else 0,
+            "image_dim": self.image_dim,
+            "fusion": self.config.active_fusion,
+            "modalities": list(self.config.modalities),
+            "config": asdict(self.config),
+        }

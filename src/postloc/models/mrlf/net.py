@@ -18,8 +18,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from postloc.models.mrlf.layers import CharEncoder, CrossFusion, MultiHeadAttention, SelfAttentionBlock, WordEncoder, masked_max
 from postloc.models.mrlf.config import MRLFConfig
+from postloc.models.mrlf.layers import (
+    CharEncoder,
+    CrossFusion,
+    MultiHeadAttention,
+    SelfAttentionBlock,
+    WordEncoder,
+    masked_max,
+)
 
 SLOTS = {"text": ("char_text", "word_text"), "hashtags": ("char_tag", "word_tag"), "image": ("image",)}
 
@@ -27,8 +34,9 @@ SLOTS = {"text": ("char_text", "word_text"), "hashtags": ("char_tag", "word_tag"
 class MRLFNet(nn.Module):
     """Batch of encoded posts -> POI logits. See the module docstring for the layout."""
 
-    def __init__(self, config: MRLFConfig, *, n_chars: int, n_words: int, n_hashtags: int, image_dim: int,
-                 n_classes: int):
+    def __init__(
+        self, config: MRLFConfig, *, n_chars: int, n_words: int, n_hashtags: int, image_dim: int, n_classes: int
+    ):
         super().__init__()
         self.config = config
         width = config.filters
@@ -56,7 +64,9 @@ class MRLFNet(nn.Module):
             self.late_norm = nn.LayerNorm(width)
         self.missing = nn.ParameterDict({slot: nn.Parameter(torch.randn(width) * 0.02) for slot in self.slots})
         self.classifier = nn.Sequential(
-            nn.Linear(len(self.slots) * width, config.hidden), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(len(self.slots) * width, config.hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
             nn.Linear(config.hidden, n_classes),  # eq. 10; softmax (eq. 11) is in the loss / predict_proba
         )
         self.register_buffer("log_prior", torch.full((n_classes,), -float(torch.log(torch.tensor(float(n_classes))))))
@@ -98,8 +108,11 @@ class MRLFNet(nn.Module):
             seqs["image"] = (token, mask)
 
         if self.fusion in ("mrlf", "image-text", "image-hashtag"):
-            a, b = {"mrlf": ("text", "hashtags"), "image-text": ("image", "text"),
-                    "image-hashtag": ("image", "hashtags")}[self.fusion]
+            a, b = {
+                "mrlf": ("text", "hashtags"),
+                "image-text": ("image", "text"),
+                "image-hashtag": ("image", "hashtags"),
+            }[self.fusion]
             (sa, ma), (sb, mb) = seqs[a], seqs[b]
             fa, fb = self.early(sa, ma, sb, mb)
             seqs[a], seqs[b] = (fa, ma), (fb, mb)
