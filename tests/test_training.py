@@ -356,3 +356,42 @@ def test_cli_baselines_and_errors(prepared, tmp_path, capsys):
         _cli(["train", "--data", str(tmp_path), "--out", str(tmp_path / "y")])
     with pytest.raises(PostlocError, match="no trained model"):
         evaluate(tmp_path / "nothing")
+
+
+def test_failed_start_leaves_nothing_and_a_plain_retry_works(prepared, tmp_path):
+    """Issue 17, item 12: a train that failed before its first checkpoint blocked the retry."""
+    import shutil
+
+    no_images = tmp_path / "no-images"
+    shutil.copytree(prepared, no_images)
+    (no_images / "image_features.parquet").unlink()
+    run = tmp_path / "run"
+    with pytest.raises(PostlocError, match="needs image.*postloc images"):
+        train(no_images, run, RunConfig(model="resnet50", trainer=_config().trainer))
+    assert not run.exists(), "a model whose inputs are missing is refused before anything is written"
+
+    with pytest.raises(KeyboardInterrupt):
+        train(prepared, run, _config(epochs=2), callbacks=[Interrupt(epoch=1, step=1)])
+    assert not run.exists(), "no checkpoint yet: nothing to resume, so nothing is left in the way"
+    assert train(prepared, run, _config(epochs=1)).summary["status"] == "complete"
+
+
+def test_train_refuses_foreign_folders_and_concurrent_writers(prepared, tmp_path):
+    """Issue 17, items 2 and 9: only a run folder of our own is written into, by one command at a time."""
+    from postloc.errors import OutputPathError
+    from postloc.io.locks import folder_lock
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(OutputPathError, match="not a training run written by postloc"):
+        train(prepared, mine, _config(epochs=1))
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    with pytest.raises(OutputPathError, match="inside the input"):
+        train(prepared, prepared / "run", _config(epochs=1))
+
+    run = tmp_path / "run"
+    with folder_lock(run):  # another command holds the run folder
+        with pytest.raises(OutputPathError, match="another postloc command is writing it"):
+            train(prepared, run, _config(epochs=1))
+    assert not run.exists()

@@ -1,7 +1,7 @@
 """``postloc train``: the argparse front end of :func:`postloc.training.api.train`.
 
 Settings are layered: defaults < ``--config`` TOML (or the run's saved config on ``--resume``) <
-``--set KEY=VALUE`` < ``--epochs``/``--seed``. ``--list-models`` prints the registry's names.
+``--set KEY=VALUE`` < ``--epochs``/``--seed``. ``--list-models`` prints the registry's names and what each model needs.
 
 ``postloc train`` also runs data-parallel when started by torchrun, e.g.
 ``torchrun --nproc_per_node 2 -m postloc train --data D --out R`` (docs/scale-training.md).
@@ -46,16 +46,20 @@ def add_parser(sub) -> None:
         help="process-group backend when launched by torchrun (default auto: nccl with CUDA GPUs, "
         "else gloo); an error without torchrun",
     )
-    p.add_argument("--list-models", action="store_true", help="print the registered model names and exit")
+    p.add_argument(
+        "--list-models", action="store_true", help="print the registered models with the inputs each needs, and exit"
+    )
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from postloc.models.registry import list_models
+    from postloc.models.registry import describe_models
     from postloc.nn import distributed as dist
 
     if args.list_models:
-        print("\n".join(list_models()))
+        for facts in describe_models():
+            needs = " and ".join(n.replace("|", " or ") for n in facts["requires"]) or "nothing (class frequencies)"
+            print(f"{facts['name']:<14} needs {needs}")
         return 0
     if args.data is None or args.out is None:
         raise PostlocError("--data and --out are required")

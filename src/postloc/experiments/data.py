@@ -21,23 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from postloc.data.image_features import IMAGE_FEATURES_FILE, load_image_features
+from postloc.data.image_features import IMAGE_FEATURES_FILE
+from postloc.data.modalities import available_modalities
 from postloc.data.prepared import load_prepared
 
-
-def available_modalities(prepared: str | Path) -> set[str]:
-    """Modalities present in the train split: text, hashtags, image (any post having it counts)."""
-    data = load_prepared(prepared)
-    train = data.split("train")
-    found = set()
-    if train["text"].fillna("").astype(str).str.len().gt(0).any():
-        found.add("text")
-    if train["hashtags"].map(lambda v: v is not None and len(v) > 0).any():
-        found.add("hashtags")
-    features = load_image_features(prepared)
-    if features is not None and len(features[0]) and set(features[0]) & set(train["id"].astype(str)):
-        found.add("image")
-    return found
+__all__ = ["available_modalities", "image_backbone", "is_synthetic", "resolve_raw_input"]
 
 
 def image_backbone(prepared: str | Path) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from postloc.data.modalities import unmet_needs
 from postloc.experiments.config import Method
 from postloc.models.mrlf.config import FUSIONS
 from postloc.models.registry import get_model
@@ -76,4 +77,4 @@ def fig3_methods() -> list[Method]:
 
 def missing_needs(method: Method, available: set[str]) -> list[str]:
     """The needs of ``method`` that the data cannot meet (empty: applicable)."""
-    return [need for need in method.needs if not set(need.split("|")) & available]
+    return unmet_needs(method.needs, available)

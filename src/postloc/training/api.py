@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable
@@ -28,9 +29,12 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.image_features import attach_image_features, load_image_features
+from postloc.data.modalities import available_modalities, unmet_needs
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.errors import PostlocError
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.locks import folder_lock
+from postloc.io.ownership import RUN, check_output_folder
 from postloc.metrics import evaluate as evaluate_predictions
 from postloc.metrics import write_report
 from postloc.nn import checkpoints as ck
@@ -72,7 +76,10 @@ def train(
     alone reads and writes ``out_dir``. Every rank returns the same trained model.
     """
     with dist.session(backend) as ctx:
-        return _train(prepared_dir, out_dir, config or RunConfig(), resume, callbacks, progress, ctx)
+        main = ctx is None or ctx.is_main
+        # one writer per run folder for the whole command (docs/reliability.md, "concurrent writers")
+        with folder_lock(out_dir) if main else contextlib.nullcontext():
+            return _train(prepared_dir, out_dir, config or RunConfig(), resume, callbacks, progress, ctx)
 
 
 def _train(
@@ -95,7 +102,53 @@ def _train(
             f"model {config.model!r} is not trained epoch by epoch, so it has nothing to run "
             "data-parallel; train it without torchrun"
         )
-    dist.on_main(lambda: _check_run_folder(out, config, resume), ctx)
+    missing = unmet_needs(model.requires, available_modalities(prepared.path))
+    if missing:  # before any file is written: a retry must not find a half-made run in the way
+        raise PostlocError(
+            f"model {config.model!r} needs {' and '.join(n.replace('|', ' or ') for n in missing)}, which "
+            f"{prepared.path} does not have"
+            + (" (run `postloc images` on it first)" if "image" in missing else "")
+            + "; see `postloc train --list-models`"
+        )
+    dist.on_main(lambda: _check_run_folder(out, config, resume, prepared.path), ctx)
+    fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    try:
+        return _fit_and_summarise(out, prepared_dir, prepared, config, model, resume, callbacks, progress, ctx)
+    except BaseException:
+        if main and fresh and not resume:
+            _forget_failed_start(out)
+        raise
+
+
+def _forget_failed_start(out: Path) -> None:
+    """A fresh run that failed before its first checkpoint leaves nothing, so a plain retry works.
+
+    Only this command's own files are there (the folder was new or empty, and the lock is held);
+    once a checkpoint or ``best/`` exists the run is resumable and is left as it is.
+    """
+    if not out.is_dir() or ck.latest_checkpoint(out) is not None or (out / BEST).exists():
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    with contextlib.suppress(OSError):
+        out.rmdir()
+
+
+def _fit_and_summarise(
+    out: Path,
+    prepared_dir: str | Path,
+    prepared: PreparedData,
+    config: RunConfig,
+    model: Any,
+    resume: bool,
+    callbacks: Iterable[Any],
+    progress: bool | None,
+    ctx: dist.DistContext | None,
+) -> TrainResult:
+    main = ctx is None or ctx.is_main
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _write_json(
@@ -242,7 +295,9 @@ def data_info(prepared: PreparedData) -> dict[str, Any]:
     }
 
 
-def _check_run_folder(out: Path, config: RunConfig, resume: bool) -> None:
+def _check_run_folder(out: Path, config: RunConfig, resume: bool, prepared: Path) -> None:
+    # never into someone else's folder, the prepared data, or a folder holding it
+    check_output_folder(out, RUN, inputs=[prepared])
     started = (out / RUN_CONFIG).exists() or ck.latest_checkpoint(out) is not None
     if resume:
         if not started:
