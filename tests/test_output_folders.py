@@ -69,3 +69,19 @@ def test_file_as_output_folder_is_refused(tmp_path):
     file.write_text("{}\n")
     with pytest.raises(OutputPathError, match="not a folder"):
         check_output_folder(file, PREPARED)
+
+
+def test_experiment_folders_of_this_and_earlier_versions_are_ours(tmp_path):
+    from postloc.io.ownership import REPORT
+
+    now, before, foreign = tmp_path / "now", tmp_path / "before", tmp_path / "foreign"
+    for folder in (now, before, foreign):
+        folder.mkdir()
+        (folder / "report.md").write_text("# a report")
+    (now / "experiment.json").write_text(json.dumps({"postloc_experiments": 1}))
+    (before / "results.json").write_text(json.dumps({"rows": [], "config": {}}))
+    (foreign / "results.json").write_text(json.dumps({"accuracy": 0.9}))
+    check_output_folder(now, REPORT)
+    check_output_folder(before, REPORT)
+    with pytest.raises(OutputPathError, match="experiment report"):
+        check_output_folder(foreign, REPORT)

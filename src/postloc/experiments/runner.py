@@ -18,6 +18,8 @@ from postloc.experiments.cells import Cell, CellStore
 from postloc.experiments.config import ExperimentConfig, Method
 from postloc.experiments.methods import fig2_methods, fig3_methods, missing_needs, quick_params, table2_methods
 from postloc.experiments.noisy_images import noise_variants
+from postloc.io.locks import folder_lock
+from postloc.io.ownership import REPORT, check_output_folder
 
 DROP_KEYS = ("per_poi", "confusion", "labels")
 
@@ -38,13 +40,24 @@ class Plan:
 def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentConfig | None = None) -> dict[str, Any]:
     """Run (or resume) every study on ``prepared``; returns the results written to ``out/results.json``.
 
-    ``config`` defaults to ``ExperimentConfig()``: every study, three seeds.
+    ``config`` defaults to ``ExperimentConfig()``: every study, three seeds. ``out`` must be new,
+    empty or an experiment folder of postloc's (resumed: finished cells are kept); one command at
+    a time writes it.
     """
-    from postloc.experiments.report import write_report
-
     config = config or ExperimentConfig()
     prepared, out = Path(prepared).resolve(), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out, REPORT, inputs=[prepared])  # never someone else's folder, nor the data's
+    with folder_lock(out):
+        out.mkdir(parents=True, exist_ok=True)
+        marker = out / REPORT.marker
+        if not marker.exists():
+            marker.write_text(json.dumps({"postloc_experiments": 1, "prepared": str(prepared)}) + "\n")
+        return _run(prepared, out, config)
+
+
+def _run(prepared: Path, out: Path, config: ExperimentConfig) -> dict[str, Any]:
+    from postloc.experiments.report import write_report
+
     started = time.perf_counter()
     plan = build_plan(prepared, out, config)
     store = CellStore(out)

@@ -27,21 +27,35 @@ MARKER_MAX_BYTES = 4 << 20
 
 @dataclass(frozen=True)
 class FolderKind:
-    """A kind of folder postloc writes: its name for messages, its marker file and the test of its content."""
+    """A kind of folder postloc writes: its name for messages and its marker files with the test of each.
+
+    The first marker is the one postloc writes now; later ones are recognised in folders written
+    by earlier versions.
+    """
 
     name: str
-    marker: str
-    is_ours: Callable[[Mapping[str, Any]], bool]
+    markers: tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...]
+
+    @property
+    def marker(self) -> str:
+        return self.markers[0][0]
 
 
-PREPARED = FolderKind("prepared dataset", "manifest.json", lambda m: "postloc_prepared" in m)
-RUN = FolderKind("training run", "config.json", lambda m: isinstance(m.get("config"), Mapping))
-REPORT = FolderKind("experiment report", "results.json", lambda m: isinstance(m.get("rows"), list) and "config" in m)
+PREPARED = FolderKind("prepared dataset", (("manifest.json", lambda m: "postloc_prepared" in m),))
+RUN = FolderKind("training run", (("config.json", lambda m: isinstance(m.get("config"), Mapping)),))
+#: experiments write ``experiment.json`` when they start; folders of earlier versions have only results.json
+REPORT = FolderKind(
+    "experiment report",
+    (
+        ("experiment.json", lambda m: "postloc_experiments" in m),
+        ("results.json", lambda m: isinstance(m.get("rows"), list) and "config" in m),
+    ),
+)
 
 
-def read_marker(folder: Path, kind: FolderKind) -> Mapping[str, Any] | None:
-    """The folder's marker as a JSON object, or None when missing, too large, unreadable or not an object."""
-    path = folder / kind.marker
+def read_marker(folder: Path, name: str) -> Mapping[str, Any] | None:
+    """The marker file ``name`` as a JSON object, or None when missing, too large, unreadable or not an object."""
+    path = folder / name
     try:
         if not path.is_file() or path.stat().st_size > MARKER_MAX_BYTES:
             return None
@@ -52,8 +66,11 @@ def read_marker(folder: Path, kind: FolderKind) -> Mapping[str, Any] | None:
 
 
 def is_own_folder(folder: Path, kind: FolderKind) -> bool:
-    marker = read_marker(folder, kind)
-    return marker is not None and bool(kind.is_ours(marker))
+    for name, is_ours in kind.markers:
+        marker = read_marker(folder, name)
+        if marker is not None and is_ours(marker):
+            return True
+    return False
 
 
 def check_output_folder(out: str | Path, kind: FolderKind, inputs: Iterable[str | Path] = ()) -> Path:

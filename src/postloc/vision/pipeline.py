@@ -37,6 +37,7 @@ import numpy as np
 from postloc.data.image_features import IMAGE_FEATURES_FILE
 from postloc.errors import PostlocError
 from postloc.io.atomic import atomic_open, atomic_path
+from postloc.io.locks import folder_lock
 from postloc.vision.decode import FAILURES, DecodeConfig, content_hash, read_bytes
 from postloc.vision.inpaint import InpaintConfig, check_available
 from postloc.vision.portrait import PortraitConfig, require_mediapipe
@@ -127,7 +128,16 @@ def feature_key(sha: str, backbone: FrozenBackbone, settings: WorkSettings, trea
 
 
 def extract_images(prepared_dir: str | Path, config: ImagesConfig = ImagesConfig()) -> ImagesResult:
-    """Run the image pipeline over a prepared folder; see the module docstring."""
+    """Run the image pipeline over a prepared folder; see the module docstring.
+
+    The folder is locked for the whole run: a ``prepare`` replacing it, or a second ``images``
+    writing into it, waits for nothing and is refused instead (docs/reliability.md).
+    """
+    with folder_lock(prepared_dir):
+        return _extract_images(prepared_dir, config)
+
+
+def _extract_images(prepared_dir: str | Path, config: ImagesConfig) -> ImagesResult:
     import torch
 
     from postloc.vision.backbones import get_backbone
