@@ -151,6 +151,22 @@ def test_malicious_file_names_are_ignored(client, name, tmp_path):
     assert "passwd" not in response.text and "shadow" not in response.text and "boot" not in response.text
 
 
+@pytest.mark.parametrize("field,value", [("top_k", "3"), ("explain", "yes"), ("top_k", True), ("text", 5)])
+def test_json_fields_are_not_coerced(client, field, value):
+    """Issue 17, item 11: ``top_k: "3"`` and ``explain: "yes"`` were silently coerced."""
+    assert_error(client.post("/v1/predict", json={"text": "x", field: value}), 422, field)
+
+
+def test_form_fields_are_text_and_still_read(client):
+    response = client.post(
+        "/v1/predict",
+        data={"text": "x", "top_k": "3", "explain": "true"},
+        files={"photo": ("a.png", png_bytes(), "image/png")},
+    )  # multipart
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 3 and response.json()["explanation"] is not None
+
+
 def test_too_many_pixels_is_413(predictor):
     with make_client(predictor, max_image_pixels=100) as c:
         assert_error(c.post("/v1/predict", files={"photo": ("a.png", png_bytes((20, 20)), "image/png")}), 413, "pixels")

@@ -379,7 +379,7 @@ async def _parse(request: Request, limits: Limits) -> tuple[PredictRequest, byte
             raise ApiError(400, f"request body is not valid JSON ({reason})") from None
         if not isinstance(data, dict):
             raise ApiError(422, "request body must be a JSON object")
-        return _validate(data), None
+        return _validate(data, strict=True), None
     if ctype == "multipart/form-data":
         return await _parse_form(request, limits)
     if not ctype:
@@ -431,12 +431,14 @@ async def _parse_form(request: Request, limits: Limits) -> tuple[PredictRequest,
         if not content:
             raise ApiError(400, "the uploaded photo is empty")
     await form.close()
-    return _validate(data), content
+    return _validate(data, strict=False), content
 
 
-def _validate(data: dict[str, Any]) -> PredictRequest:
+def _validate(data: dict[str, Any], *, strict: bool) -> PredictRequest:
+    """JSON is typed, so it is checked strictly (``"top_k": "3"`` or ``"explain": "yes"`` is a 422, not
+    coerced); form fields are always text, so there ``"3"`` and ``"true"`` are read as a number and a flag."""
     try:
-        return PredictRequest.model_validate(data)
+        return PredictRequest.model_validate(data, strict=strict)
     except ValidationError as error:
         raise ApiError(422, _validation_message(error.errors())) from None
 
