@@ -172,6 +172,9 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(prepared, tmp_pat
 
     assert result.summary["epochs_run"] == 4
     assert [json.loads(r)["epoch"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    header = (run / "metrics.csv").read_text().splitlines()[0]  # issue 17, item 11: not alphabetical after resume
+    assert header == (tmp_path / "straight" / "metrics.csv").read_text().splitlines()[0]
+    assert header.startswith("epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds")
     resumed = load_model(run / "best")
     reference = load_model(tmp_path / "straight" / "best")
     a, b = reference.net.state_dict(), resumed.net.state_dict()

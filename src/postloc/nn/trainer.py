@@ -42,6 +42,8 @@ from postloc.nn import distributed as dist
 from postloc.nn.config import TrainerConfig
 
 METRICS_CSV = "metrics.csv"
+#: column order of metrics.csv (the order an epoch's row is built in); other keys follow
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "best")
 METRICS_JSONL = "metrics.jsonl"
 CURVES_PNG = "curves.png"
 BEST = "best"
@@ -362,7 +364,9 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """The per-epoch log as CSV and JSONL, rewritten whole (atomically) from the trainer state."""
     from postloc.io.atomic import atomic_open
 
-    columns: list[str] = []
+    # a fixed order: rows read back from a checkpoint (JSON with sorted keys) must not reorder the file
+    seen = {k for row in history for k in row}
+    columns = [k for k in METRIC_COLUMNS if k in seen]
     for row in history:
         columns += [k for k in row if k not in columns]
     buffer = io.StringIO()
