@@ -148,7 +148,7 @@ def explain_row(
             probability_without=float(p[index]),
             top_poi_without=str(classes[int(np.argmax(p))]),
         )
-        for (kind, token), p in zip(parts, matrix[1:])
+        for (kind, token), p in zip(parts, matrix[1:], strict=True)
     ]
     contributions.sort(key=lambda c: -c.contribution)
     return Explanation(

@@ -50,7 +50,7 @@ class Predictor:
         """Per post, the ``top_k`` POIs as ``{poi, name, probability, lat, lon}``, most probable first."""
         proba = self.predict_proba(posts, batch_size=batch_size)
         results = []
-        for row, top in zip(proba, top_k_indices(proba, max(1, top_k)) if len(proba) else []):
+        for row, top in zip(proba, top_k_indices(proba, max(1, top_k)) if len(proba) else [], strict=True):
             results.append(
                 [
                     {

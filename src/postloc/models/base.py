@@ -184,10 +184,10 @@ class Estimator(ABC):
         """Fitted values small enough for ``model.json`` (class counts, a chosen weight); none by default."""
         return {}
 
-    def _write_files(self, folder: Path) -> None:
+    def _write_files(self, folder: Path) -> None:  # noqa: B027 - optional hook, a no-op by default
         """The fitted state that does not fit in ``model.json`` (weights, vocabularies); none by default."""
 
-    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Restore what :meth:`_manifest_extra` and :meth:`_write_files` saved; config and classes are set."""
 
     # --- helpers shared by subclasses -------------------------------------------------------

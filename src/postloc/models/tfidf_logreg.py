@@ -150,7 +150,7 @@ class TfidfLogReg(Estimator):
     def _docs(self, posts: pd.DataFrame) -> list[list[str]]:
         texts = posts["text"] if "text" in posts else [""] * len(posts)
         tags = frame_hashtags(posts.get("hashtags"), len(posts))
-        return [post_tokens(t, h, self.config.ngram_max) for t, h in zip(texts, tags)]
+        return [post_tokens(t, h, self.config.ngram_max) for t, h in zip(texts, tags, strict=True)]
 
     def _transform(self, docs: list[list[str]]):
         """Sublinear TF x IDF, L2-normalised rows (scikit-learn's TfidfVectorizer, recomputed)."""
