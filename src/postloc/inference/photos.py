@@ -92,7 +92,6 @@ def decode_upload(data: bytes, max_pixels: int, max_decoded_bytes: int = DEFAULT
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")
+            return ImageOps.exif_transpose(image).convert("RGB")
     except Exception:  # noqa: BLE001 - any decoder failure is the client's corrupt file, not our bug
         raise ImageRejected(400, "the photo could not be decoded (corrupt or truncated image)") from None
