@@ -199,6 +199,7 @@ def photo_vector(
     data, failed = read_bytes(path, DecodeConfig(max_pixels=max_pixels))
     if failed is not None:
         raise PostlocError(f"{path}: {failed.note}")
+    assert data is not None  # read_bytes gives either the bytes or a failure
     if sniff_image(data) is None:
         raise PostlocError(f"{path}: not a supported image (JPEG, PNG, GIF, BMP, WebP)")
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -51,6 +51,16 @@ class BackboneSpec:
     @property
     def offline(self) -> bool:
         return self.packaged is not None
+
+
+class BackboneKey(Protocol):
+    """What a cache key reads of a backbone: a :class:`FrozenBackbone`, or its name and preprocessing alone."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def preprocessing(self) -> Preprocessing: ...
 
 
 class FrozenBackbone(nn.Module):
