@@ -78,6 +78,7 @@ class Predictor:
 
     def frame(self, posts: Any) -> pd.DataFrame:
         """Posts as the normalised DataFrame the models read (columns id, text, hashtags, image_vector)."""
+        records: list[Any]
         if isinstance(posts, pd.DataFrame):
             records = posts.to_dict(orient="records")
         elif isinstance(posts, (Mapping, Post)):

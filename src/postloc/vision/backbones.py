@@ -77,7 +77,7 @@ class FrozenBackbone(nn.Module):
         super().__init__()
         self.spec = spec
         # documented in Module.to's docstring, missing from its typed overloads
-        self.net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see above
         self.weights_path = weights_path
         self.micro_batch = micro_batch
         self.net.eval()
