@@ -173,7 +173,8 @@ def bench_streaming(tmp: Path, scale: int) -> dict:
     code = (
         "import resource, sys, time; from postloc import prepare, PrepareConfig; t=time.perf_counter(); "
         "r = prepare(sys.argv[1], sys.argv[2], PrepareConfig(min_poi_users=1)); "
-        "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024, r.summary['all']['posts'])"
+        "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024, "
+        "r.summary['all']['posts'])"
     )
     rows = {}
     for factor in (1, 4):
@@ -245,7 +246,8 @@ def main() -> None:
     for key, value in cl["dbscan"].items():
         lines.append(f"| DBSCAN {key} | {value['clusters']} clusters, largest {value['largest']:,} posts |")
     lines += [
-        f"| user-disjoint split, {sp['posts']:,} posts / {sp['users']:,} users (synthetic) | ours {sp['ours_seconds']} s, "
+        f"| user-disjoint split, {sp['posts']:,} posts / {sp['users']:,} users (synthetic) | "
+        f"ours {sp['ours_seconds']} s, "
         f"StratifiedGroupKFold (one fold) {sp['stratified_group_kfold_seconds']} s |",
     ]
     for n, row in st["runs"].items():

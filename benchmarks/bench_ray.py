@@ -240,7 +240,8 @@ def markdown(payload: dict) -> str:
         f"Total time: {payload['seconds']} s.",
         "",
         f"Ray start-up (local, {payload['ray_start']['num_cpus']} logical CPUs): `ray.init` "
-        f"{payload['ray_start']['init_seconds']} s, then a first trivial job {payload['ray_start']['first_job_seconds']} s. "
+        f"{payload['ray_start']['init_seconds']} s, "
+        f"then a first trivial job {payload['ray_start']['first_job_seconds']} s. "
         "Not included below; every Ray job time below includes its actors' start (model or backbone loaded "
         "once per actor).",
         "",

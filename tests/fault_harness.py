@@ -498,7 +498,8 @@ class ImagesScenario:
 
     Complete = ``image_features.parquet`` loads with :func:`postloc.data.image_features.load_image_features`
     and equals a clean run's ids and vectors; ``image_status.csv`` equals the clean run's (all
-    columns but ``source``, computed/cached); ``image_summary.json`` parses; every cache shard opens and its rows equal the clean run's.
+    columns but ``source``, computed/cached); ``image_summary.json`` parses; every cache shard opens
+    and its rows equal the clean run's.
     """
 
     name = "images"

@@ -18,9 +18,12 @@ from postloc.io.locks import folder_lock, lock_path
 
 def test_second_holder_is_refused_then_admitted(tmp_path):
     out = tmp_path / "run"
-    with folder_lock(out), pytest.raises(OutputPathError, match="another postloc command is writing it"):
-        with folder_lock(out):
-            pass
+    with (
+        folder_lock(out),
+        pytest.raises(OutputPathError, match="another postloc command is writing it"),
+        folder_lock(out),
+    ):
+        pass
     with folder_lock(out):  # released at the end of the block
         pass
     assert list(tmp_path.iterdir()) == [], "locking writes nothing among the user's files"

@@ -106,9 +106,8 @@ def test_unwritable_parent_is_a_one_line_error(tmp_path, monkeypatch):
         real_access = os.access
         monkeypatch.setattr(os, "access", lambda p, m, **kw: False if Path(p) == locked else real_access(p, m, **kw))
     try:
-        with pytest.raises(OutputPathError, match="permission denied"):
-            with atomic_open(locked / "out.txt") as handle:
-                handle.write("x")
+        with pytest.raises(OutputPathError, match="permission denied"), atomic_open(locked / "out.txt") as handle:
+            handle.write("x")
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)

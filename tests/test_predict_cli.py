@@ -37,7 +37,7 @@ def test_jsonl_round_trip_streams_in_batches(run, tmp_path, monkeypatch):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"p{i}" for i in range(23)]
     expected = original([{"text": p["text"], "hashtags": p["hashtags"]} for p in _posts(23, tag)], top_k=2)
-    for row, exp in zip(rows, expected):
+    for row, exp in zip(rows, expected, strict=True):
         assert [p["poi"] for p in row["predictions"]] == [e["poi"] for e in exp]
         assert np.allclose([p["probability"] for p in row["predictions"]], [e["probability"] for e in exp])
         assert set(row["predictions"][0]) == {"poi", "name", "probability", "lat", "lon"}

@@ -112,7 +112,7 @@ def test_predictions_equal_the_local_predictor(ray_local, run, tmp_path):
         records.append(record)
     assert sum("image_vector" in r for r in records) == 5  # photos did reach the model
     expected = predictor.predict(records, top_k=3)
-    for (_, row), exp in zip(got.iterrows(), expected):
+    for (_, row), exp in zip(got.iterrows(), expected, strict=True):
         assert [p["poi"] for p in row["predictions"]] == [e["poi"] for e in exp]
         assert np.allclose([p["probability"] for p in row["predictions"]], [e["probability"] for e in exp], atol=1e-6)
     assert got["predictions"][1][0]["poi"] == poi
@@ -203,7 +203,7 @@ def _check_same_artifacts(local: Path, remote: Path) -> pd.DataFrame:
     assert np.allclose(got[1], want[1], atol=1e-4, rtol=1e-4)
     rows = _read_folder(remote / "image_vectors")
     assert len(rows) == 7
-    status = dict(zip(rows["path"].map(lambda s: Path(s).name), rows["status"]))
+    status = dict(zip(rows["path"].map(lambda s: Path(s).name), rows["status"], strict=True))
     assert status["missing.jpg"] == "missing" and status["page.jpg"] == "not_image"
     assert status["corrupt.jpg"] in ("truncated", "corrupt") and status["orange.jpg"] == "kept"
     assert rows.loc[rows["status"] != "kept", "vector"].isna().all()

@@ -61,7 +61,7 @@ def decisive_tag(run: Path) -> tuple[str, str]:
     vocab = load(run).hashtag_vocabulary or set()
     posts = pd.read_parquet(run.parent / "prepared" / "posts.parquet")
     by_tag: dict[str, Counter] = {}
-    for tags, poi in zip(posts["hashtags"], posts["poi"]):
+    for tags, poi in zip(posts["hashtags"], posts["poi"], strict=True):
         for t in tags:
             by_tag.setdefault(t, Counter())[poi] += 1
     scored = [

@@ -118,7 +118,7 @@ def test_optimizer_state_flattens_to_tensors_and_back():
     restored = torch.optim.RMSprop(model.parameters(), lr=0.5)
     restored.load_state_dict(ck.unflatten_optimizer(tensors, meta))
     assert restored.param_groups[0]["lr"] == 0.01
-    for a, b in zip(optimizer.state.values(), restored.state.values()):
+    for a, b in zip(optimizer.state.values(), restored.state.values(), strict=True):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -1,4 +1,7 @@
-"""``postloc explain``: which words, hashtags and the photo give a post's location away (:mod:`postloc.inference.explain`)."""
+"""``postloc explain``: which words, hashtags and the photo give a post's location away.
+
+See :mod:`postloc.inference.explain`.
+"""
 
 from __future__ import annotations
 

@@ -111,6 +111,7 @@ def run_serve(args) -> int:
         log_level="info",
         server_header=False,
         http=guarded_protocol(connections),
-        timeout_keep_alive=connections.keep_alive,
+        # fractional seconds on purpose: uvicorn hands the value to loop.call_later, though it annotates an int
+        timeout_keep_alive=connections.keep_alive,  # type: ignore[arg-type]  # a float, see above
     )
     return 0

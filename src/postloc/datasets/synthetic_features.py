@@ -149,7 +149,8 @@ def make_synthetic(config: SyntheticFeaturesConfig = SyntheticFeaturesConfig()) 
     ]
     matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), config.image_dim)
     by_id = dict(zip(image_ids, matrix, strict=True))
-    posts["image_vector"] = [by_id.get(p) for p in posts["id"]]
+    image_vectors: list[Any] = [by_id.get(p) for p in posts["id"]]  # an object column: a vector, or None
+    posts["image_vector"] = image_vectors
     return SyntheticData(posts=posts, pois=pois, image_ids=image_ids, image_matrix=matrix, config=config)
 
 

@@ -10,6 +10,7 @@ backbone and the feature cache of ``postloc images``). The Ray engine
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -103,7 +104,7 @@ def predict_file(
                 counts["images_used"] += "image_vector" in record
                 records.append(record)
             ranked = predictor.predict(records, top_k=top_k, batch_size=batch_size)
-            writer.write([{"id": r["id"], "predictions": p} for r, p in zip(records, ranked)])
+            writer.write([{"id": r["id"], "predictions": p} for r, p in zip(records, ranked, strict=True)])
             counts["posts"] += len(batch)
             bar.update(len(batch))
             if photos is not None:
@@ -156,10 +157,8 @@ class _JsonlWriter:
 
     def abort(self) -> None:
         error = RuntimeError("aborted")
-        try:
+        with contextlib.suppress(RuntimeError):
             self._context.__exit__(RuntimeError, error, None)
-        except RuntimeError:
-            pass
 
 
 class _ParquetWriter:
@@ -191,10 +190,8 @@ class _ParquetWriter:
     def abort(self) -> None:
         self._writer.close()
         error = RuntimeError("aborted")
-        try:
+        with contextlib.suppress(RuntimeError):
             self._context.__exit__(RuntimeError, error, None)
-        except RuntimeError:
-            pass
 
 
 def prediction_schema():

@@ -148,7 +148,7 @@ def explain_row(
             probability_without=float(p[index]),
             top_poi_without=str(classes[int(np.argmax(p))]),
         )
-        for (kind, token), p in zip(parts, matrix[1:])
+        for (kind, token), p in zip(parts, matrix[1:], strict=True)
     ]
     contributions.sort(key=lambda c: -c.contribution)
     return Explanation(
@@ -199,6 +199,7 @@ def photo_vector(
     data, failed = read_bytes(path, DecodeConfig(max_pixels=max_pixels))
     if failed is not None:
         raise PostlocError(f"{path}: {failed.note}")
+    assert data is not None  # read_bytes gives either the bytes or a failure
     if sniff_image(data) is None:
         raise PostlocError(f"{path}: not a supported image (JPEG, PNG, GIF, BMP, WebP)")
     try:

@@ -229,6 +229,7 @@ class PhotoFeatures:
         data, failed = read_bytes(path, self.decode)
         if failed is not None:
             return PhotoOutcome(failed.status, note=failed.note)
+        assert data is not None  # read_bytes gives either the bytes or a failure
         return self.from_bytes(data)
 
     def from_bytes(self, data: bytes) -> PhotoOutcome:
@@ -241,7 +242,7 @@ class PhotoFeatures:
     def _from_bytes(self, data: bytes) -> PhotoOutcome:
         sha = content_hash(data)
         ratio = self._cached_ratio(sha)
-        if not math.isnan(ratio) or self.settings is None or not self.images.filtered:
+        if not math.isnan(ratio) or self.settings is None or not self._filtered:
             decision = self._decision(ratio)
             if decision == DROPPED:
                 return PhotoOutcome(DROPPED, note=f"portrait ratio {ratio:.2f}", cached=True)
@@ -254,15 +255,16 @@ class PhotoFeatures:
         return self._compute(sha, decoded, ratio)
 
     def _decision(self, ratio: float) -> str:
-        if self.settings is None:
-            return KEPT
         s = self.wanted
+        if self.settings is None or s is None:  # both None, or neither (see __init__)
+            return KEPT
         return decide(s.noise, ratio, s.portrait, s.inpaint)
 
     def _compute(self, sha: str, decoded: Decoded, ratio: float) -> PhotoOutcome:
         from postloc.vision.work import treat
 
         image = decoded.image
+        assert image is not None and self.embed is not None  # decoded (status OK); from_bytes checked the featurizer
         status = KEPT
         if self.settings is not None:
             try:
@@ -274,25 +276,32 @@ class PhotoFeatures:
             if treated.status == DROPPED:
                 return PhotoOutcome(DROPPED, note=f"portrait ratio {treated.ratio:.2f}")
             image, status = treated.image, treated.status
-            if self.images.filtered and (math.isnan(treated.ratio) or self._decision(treated.ratio) != status):
+            if self._filtered and (math.isnan(treated.ratio) or self._decision(treated.ratio) != status):
                 status = UNFILTERED
         vector = np.asarray(self.embed(image), dtype=np.float32).reshape(-1)
         if self._stores is not None and status != UNFILTERED:
             self._stores.put_vector(self._vector_key(sha, status), vector, decoded)
         return PhotoOutcome(status, vector)
 
+    @property
+    def _filtered(self) -> bool:
+        """Whether the run's photos were portrait-filtered (``images`` is set wherever this is asked)."""
+        return self.images is not None and self.images.filtered
+
     def _ratio_key(self, sha: str) -> str:
         from postloc.vision.pipeline import portrait_key
 
+        assert self.wanted is not None  # only a run with a recorded treatment has a cache to key
         return portrait_key(sha, self.wanted)
 
     def _vector_key(self, sha: str, treatment: str) -> str:
         from postloc.vision.pipeline import feature_key
 
+        assert self.images is not None and self.wanted is not None  # as in _ratio_key
         return feature_key(sha, _Named(self.images.backbone, self.wanted.preprocessing), self.wanted, treatment)
 
     def _cached_ratio(self, sha: str) -> float:
-        if self._stores is None or not self.images.filtered:
+        if self._stores is None or not self._filtered:
             return math.nan
         row = self._stores.ratios.get(self._ratio_key(sha)) if self._stores.ratios is not None else None
         return math.nan if row is None else float(row["ratio"])
@@ -342,9 +351,10 @@ class _Stores:
             self.store = False
 
     def put_ratio(self, key: str, treated, decoded: Decoded) -> None:
-        if self.store and self.ratios is not None:
+        ratios = self.ratios
+        if self.store and ratios is not None:
             self._write(
-                lambda: self.ratios.put(
+                lambda: ratios.put(
                     key,
                     {"ratio": treated.ratio, "width": decoded.width, "height": decoded.height},
                     {"gate": treated.gate},
@@ -352,10 +362,9 @@ class _Stores:
             )
 
     def put_vector(self, key: str, vector: np.ndarray, decoded: Decoded) -> None:
-        if self.store and self.features is not None:
-            self._write(
-                lambda: self.features.put(key, {"vector": vector, "width": decoded.width, "height": decoded.height})
-            )
+        features = self.features
+        if self.store and features is not None:
+            self._write(lambda: features.put(key, {"vector": vector, "width": decoded.width, "height": decoded.height}))
 
     def _write(self, action: Callable[[], None]) -> None:
         """A write (a put may flush a full shard); a cache that cannot be written is no reason to stop."""

@@ -7,6 +7,7 @@ its HTTP status codes (carried by :class:`ImageRejected`) and request limits, no
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 
@@ -79,10 +80,8 @@ def check_upload(data: bytes, max_pixels: int, max_decoded_bytes: int = DEFAULT_
 
 def release_memory() -> None:
     """Give freed heap memory back to the system (glibc keeps it after a burst of large decodes)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def decode_upload(data: bytes, max_pixels: int, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES):
@@ -93,7 +92,6 @@ def decode_upload(data: bytes, max_pixels: int, max_decoded_bytes: int = DEFAULT
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")
+            return ImageOps.exif_transpose(image).convert("RGB")
     except Exception:  # noqa: BLE001 - any decoder failure is the client's corrupt file, not our bug
         raise ImageRejected(400, "the photo could not be decoded (corrupt or truncated image)") from None

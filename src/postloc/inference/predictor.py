@@ -50,7 +50,7 @@ class Predictor:
         """Per post, the ``top_k`` POIs as ``{poi, name, probability, lat, lon}``, most probable first."""
         proba = self.predict_proba(posts, batch_size=batch_size)
         results = []
-        for row, top in zip(proba, top_k_indices(proba, max(1, top_k)) if len(proba) else []):
+        for row, top in zip(proba, top_k_indices(proba, max(1, top_k)) if len(proba) else [], strict=True):
             results.append(
                 [
                     {
@@ -78,6 +78,7 @@ class Predictor:
 
     def frame(self, posts: Any) -> pd.DataFrame:
         """Posts as the normalised DataFrame the models read (columns id, text, hashtags, image_vector)."""
+        records: list[Any]
         if isinstance(posts, pd.DataFrame):
             records = posts.to_dict(orient="records")
         elif isinstance(posts, (Mapping, Post)):

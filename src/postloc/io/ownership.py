@@ -73,11 +73,11 @@ def is_own_folder(folder: Path, kind: FolderKind) -> bool:
     return False
 
 
-def check_output_folder(out: str | Path, kind: FolderKind, inputs: Iterable[str | Path] = ()) -> Path:
+def check_output_folder(out: str | Path, kind: FolderKind, inputs: Iterable[str | Path | None] = ()) -> Path:
     """Refuse ``out`` unless postloc may write ``kind`` there (see the module docstring); returns ``out``.
 
-    ``inputs`` are the paths the command reads (files or folders); an output that is one of them,
-    lies inside one, or contains one is refused.
+    ``inputs`` are the paths the command reads (files or folders; ``None``, an input not given, is
+    skipped); an output that is one of them, lies inside one, or contains one is refused.
     """
     out = Path(out)
     check_not_input(out, inputs)
@@ -93,7 +93,7 @@ def check_output_folder(out: str | Path, kind: FolderKind, inputs: Iterable[str 
     return out
 
 
-def check_not_input(out: str | Path, inputs: Iterable[str | Path]) -> None:
+def check_not_input(out: str | Path, inputs: Iterable[str | Path | None]) -> None:
     """Refuse an output path that is an input, lies inside an input folder, or contains an input."""
     target = _real(Path(out))
     for source in inputs:

@@ -93,7 +93,10 @@ class Estimator(ABC):
         """
         super().__init_subclass__(**kwargs)
         if isinstance(cls.__dict__.get("load"), classmethod):
-            cls.load = classmethod(_guarded_load(cls.__dict__["load"].__func__))  # type: ignore[method-assign]
+            # the classmethod descriptor itself is replaced, which mypy's view of ``load`` cannot express
+            cls.load = classmethod(  # type: ignore[method-assign,assignment]  # a descriptor, see above
+                _guarded_load(cls.__dict__["load"].__func__)
+            )
         if callable(cls.__dict__.get("_read_folder")):
             cls._read_folder = _guarded_read_folder(cls.__dict__["_read_folder"])  # type: ignore[method-assign]
 
@@ -184,10 +187,10 @@ class Estimator(ABC):
         """Fitted values small enough for ``model.json`` (class counts, a chosen weight); none by default."""
         return {}
 
-    def _write_files(self, folder: Path) -> None:
+    def _write_files(self, folder: Path) -> None:  # noqa: B027 - optional hook, a no-op by default
         """The fitted state that does not fit in ``model.json`` (weights, vocabularies); none by default."""
 
-    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Restore what :meth:`_manifest_extra` and :meth:`_write_files` saved; config and classes are set."""
 
     # --- helpers shared by subclasses -------------------------------------------------------
@@ -243,7 +246,10 @@ def _guarded_read_folder(read_folder):
     return guarded
 
 
-Estimator.load = classmethod(_guarded_load(Estimator.__dict__["load"].__func__))  # type: ignore[method-assign]
+# the classmethod descriptor itself is replaced, which mypy's view of ``load`` cannot express
+Estimator.load = classmethod(  # type: ignore[method-assign,assignment]  # a descriptor, see above
+    _guarded_load(Estimator.__dict__["load"].__func__)
+)
 Estimator._read_folder = _guarded_read_folder(Estimator.__dict__["_read_folder"])  # type: ignore[method-assign]
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from postloc.errors import ModelFileError, PostlocError
+
+if TYPE_CHECKING:  # only for annotations: importing the registry imports no model code
+    from postloc.models.base import Estimator
 
 #: registry name -> "module:Class" of the built-in models (imported on first use)
 BUILTIN = {
@@ -32,10 +35,10 @@ BUILTIN = {
     "knn-image": "postloc.models.baselines.knn_image:KnnImage",
     "mrlf-plus": "postloc.models.baselines.mrlf_plus:MRLFPlus",  # an improved, separately named MRLF
 }
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, type[Estimator]] = {}
 
 
-def register(target: type | str | None = None) -> Any:
+def register(target: type[Estimator] | str | None = None) -> Any:
     """Class decorator: ``@register`` makes ``get_model(cls.name)`` return the class.
 
     ``@register("other-name")`` (the older spelling) registers under that name instead.
@@ -45,7 +48,7 @@ def register(target: type | str | None = None) -> Any:
     return lambda cls: _add(target or cls.name, cls)
 
 
-def _add(key: str, cls: type) -> type:
+def _add(key: str, cls: type[Estimator]) -> type[Estimator]:
     existing = _REGISTRY.get(key)
     if existing is not None and existing is not cls:
         raise ValueError(f"model name {key!r} is already registered by {existing.__qualname__}")
@@ -57,7 +60,7 @@ def list_models() -> list[str]:
     return sorted(set(BUILTIN) | set(_REGISTRY))
 
 
-def get_model(name: str) -> type:
+def get_model(name: str) -> type[Estimator]:
     """The estimator class registered as ``name``."""
     if name not in _REGISTRY and name in BUILTIN:
         module, _, attr = BUILTIN[name].partition(":")

@@ -98,18 +98,20 @@ class TfidfLogReg(Estimator):
             self._constant(y)
             return self
         grid = [cfg.C] if cfg.C > 0 or val is None or not len(val) else list(cfg.c_grid)
-        best = None
+        best: tuple[float, float, Any] | None = None
         for C in grid:
             lr = LogisticRegression(C=C, max_iter=cfg.max_iter)
             lr.fit(X, y)
             score = 0.0
-            if len(grid) > 1:
+            if len(grid) > 1 and val is not None:  # a grid is only searched with validation posts
                 y_val = self._class_index(val)
                 proba = self._softmax(self._transform(self._docs(val)), lr.coef_, lr.intercept_)
                 pred = np.asarray(lr.classes_)[proba.argmax(axis=1)]
                 score = float((pred == y_val).mean())
             if best is None or score > best[0]:
                 best = (score, C, lr)
+        if best is None:
+            raise PostlocError(f"{self.name}: c_grid is empty; give C > 0 or at least one value in c_grid")
         _, self.C_, lr = best
         self.seen_ = [int(c) for c in lr.classes_]
         self.coef_, self.intercept_ = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
@@ -150,7 +152,7 @@ class TfidfLogReg(Estimator):
     def _docs(self, posts: pd.DataFrame) -> list[list[str]]:
         texts = posts["text"] if "text" in posts else [""] * len(posts)
         tags = frame_hashtags(posts.get("hashtags"), len(posts))
-        return [post_tokens(t, h, self.config.ngram_max) for t, h in zip(texts, tags)]
+        return [post_tokens(t, h, self.config.ngram_max) for t, h in zip(texts, tags, strict=True)]
 
     def _transform(self, docs: list[list[str]]):
         """Sublinear TF x IDF, L2-normalised rows (scikit-learn's TfidfVectorizer, recomputed)."""

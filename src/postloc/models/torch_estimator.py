@@ -27,7 +27,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,12 @@ from postloc.io.model_files import load_state_into, read_json, save_tensors, wri
 from postloc.models.base import Estimator
 from postloc.nn import checkpoints as ck
 from postloc.nn.trainer import BatchData, Trainer, TrainState, deterministic, predict_proba_batches
+
+
+class _PriorNet(Protocol):
+    """What :meth:`TorchEstimator._build_net`'s network has besides being an ``nn.Module``."""
+
+    def set_prior(self, counts: torch.Tensor) -> None: ...
 
 
 class TorchEstimator(Estimator):
@@ -115,7 +121,7 @@ class TorchEstimator(Estimator):
                 self.state_ = self._build_state(train)
                 self.net = self._build_net()
                 counts = np.bincount(self._class_index(train), minlength=len(self.classes_))
-                self.net.set_prior(torch.from_numpy(counts))
+                cast(_PriorNet, self.net).set_prior(torch.from_numpy(counts))
             rows = self._train_rows(train)
             if not len(rows):
                 raise PostlocError(f"{self.name}: no training post has the input this model needs")
@@ -129,7 +135,7 @@ class TorchEstimator(Estimator):
             )
             trainer = Trainer(cfg, run_dir=run_dir, callbacks=callbacks, progress=progress)
             self.state = trainer.fit(
-                self.net,
+                self._fitted_net(),
                 train_data,
                 val_data,
                 export=self._write_folder,
@@ -143,12 +149,12 @@ class TorchEstimator(Estimator):
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
         data = self._encode(posts, np.full(len(posts), -1, dtype=np.int64))
-        return predict_proba_batches(self.net, data, self.trainer.eval_batch_size)
+        return predict_proba_batches(self._fitted_net(), data, self.trainer.eval_batch_size)
 
     # --- persistence -----------------------------------------------------------------------
 
     def _write_files(self, folder: Path) -> None:
-        save_tensors(self.net.state_dict(), folder / self.weights_file)
+        save_tensors(self._fitted_net().state_dict(), folder / self.weights_file)
         write_compact_json(folder / self.state_file, self._state_to_json(self.state_))
 
     def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
@@ -157,4 +163,10 @@ class TorchEstimator(Estimator):
         self._restore_weights(folder)
 
     def _restore_weights(self, folder: Path) -> None:
-        load_state_into(self.net, folder / self.weights_file)
+        load_state_into(self._fitted_net(), folder / self.weights_file)
+
+    def _fitted_net(self) -> nn.Module:
+        """The network, built by ``fit`` or ``load``; before either, the error of :meth:`_check_fitted`."""
+        if self.net is None:
+            raise PostlocError(f"{self.name} model is not fitted yet; call fit() or load()")
+        return self.net

@@ -87,7 +87,8 @@ def unflatten_optimizer(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, 
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch RNG states as JSON lists (restored on resume, so dropout continues identically)."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)  # the default, spelled out (the stubs' no-argument overload is wrong)
+    assert isinstance(np_state, tuple)  # the global RandomState is MT19937: the legacy tuple
     py_state = random.getstate()
     return {
         "torch": torch.get_rng_state().tolist(),

@@ -124,7 +124,7 @@ def part_names(file_format: str = "parquet") -> Any:
     return _Parts(file_format=file_format)
 
 
-def write_parquet_parts(dataset: Any, out: Path, rows_per_file: int) -> None:
+def write_parquet_parts(dataset: Any, out: Path, rows_per_file: int | None) -> None:
     """Run ``dataset`` into a folder of ``part-*.parquet`` files swapped in atomically at ``out``.
 
     Both Ray jobs end this way; a failure inside an actor surfaces as the user's own error.

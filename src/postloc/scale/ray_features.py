@@ -60,13 +60,16 @@ def image_row_schema():
 
 
 def explode_images(batch, base: str):
-    """Posts (``id``, ``image`` list) -> one row per image (``post_id``, ``path`` resolved as ``postloc images`` does)."""
+    """Posts (``id``, ``image`` list) -> one row per image.
+
+    Rows hold ``post_id`` and ``path``, resolved as ``postloc images`` does.
+    """
     import pandas as pd
 
     from postloc.vision.pipeline import _resolve
 
     ids, paths = [], []
-    for post_id, images in zip(batch["id"], batch["image"]):
+    for post_id, images in zip(batch["id"], batch["image"], strict=True):
         for path in images if images is not None else []:
             ids.append(str(post_id))
             paths.append(_resolve(str(path), Path(base)))
@@ -95,9 +98,9 @@ class EmbedActor:
         results = [process(WorkItem(str(path), ""), self.settings) for path in batch["path"]]
         usable = [r for r in results if r.pixels is not None]
         vectors = self.backbone(torch.from_numpy(np.stack([r.pixels for r in usable]))).numpy() if usable else []
-        vector_of = {id(r): v for r, v in zip(usable, vectors)}
+        vector_of = {id(r): v for r, v in zip(usable, vectors, strict=True)}
         rows = []
-        for post_id, result in zip(batch["post_id"], results):
+        for post_id, result in zip(batch["post_id"], results, strict=True):
             vector = vector_of.get(id(result))
             rows.append(
                 {
@@ -236,7 +239,7 @@ def write_artifacts(
     counts: Counter = Counter()
     ids: list[str] = []
     matrix: list[np.ndarray] = []
-    for post_id, images in zip(posts["id"], posts["image"]):
+    for post_id, images in zip(posts["id"], posts["image"], strict=True):
         images = [] if images is None else list(images)
         if not images:
             counts["posts_without_image"] += 1

@@ -119,7 +119,7 @@ class PredictActor:
             self.photos.flush()  # an actor has no end hook: new cache rows are written batch by batch
         ranked = self.predictor.predict(records, top_k=self.top_k, batch_size=max(1, len(records)))
         return pa.Table.from_pylist(
-            [{"id": r["id"], "predictions": p} for r, p in zip(records, ranked)], schema=self.schema
+            [{"id": r["id"], "predictions": p} for r, p in zip(records, ranked, strict=True)], schema=self.schema
         )
 
     def _parse(self, row: dict[str, Any], source: str) -> Any:

@@ -279,7 +279,7 @@ def create_app(
             },
         }
     }
-    errors = {code: {"model": Error} for code in (400, 413, 415, 422, 429)}
+    errors: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (400, 413, 415, 422, 429)}
 
     @app.post("/v1/predict", response_model=PredictResponse, openapi_extra=openapi_body, responses=errors)
     async def predict(request: Request):

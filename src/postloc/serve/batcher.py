@@ -10,6 +10,7 @@ torch is not entered from several threads at once) and hands every request its s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,10 +43,8 @@ class MicroBatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         # Without a consumer the queue would swallow later calls forever: they go direct again.
         self._queue, self._task = None, None
         if self._executor is not None:

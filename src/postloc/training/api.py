@@ -271,6 +271,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
 
 def data_info(prepared: PreparedData) -> dict[str, Any]:
     """What prediction needs from the prepared folder: POI names and centres, kept hashtags."""
+    rows: Iterable[Any] = prepared.pois.itertuples(index=False)  # named tuples: columns as attributes
     pois = [
         {
             "poi": str(r.poi),
@@ -278,7 +279,7 @@ def data_info(prepared: PreparedData) -> dict[str, Any]:
             "lat": None if pd.isna(r.lat) else float(r.lat),
             "lon": None if pd.isna(r.lon) else float(r.lon),
         }
-        for r in prepared.pois.itertuples(index=False)
+        for r in rows
     ]
     vocabulary = None
     path = prepared.path / "hashtags.csv"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -52,6 +53,16 @@ class BackboneSpec:
         return self.packaged is not None
 
 
+class BackboneKey(Protocol):
+    """What a cache key reads of a backbone: a :class:`FrozenBackbone`, or its name and preprocessing alone."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def preprocessing(self) -> Preprocessing: ...
+
+
 class FrozenBackbone(nn.Module):
     """A pretrained network that only ever runs in inference: ``forward`` gives pooled features.
 
@@ -65,7 +76,8 @@ class FrozenBackbone(nn.Module):
     def __init__(self, spec: BackboneSpec, net: nn.Module, weights_path: Path | None, micro_batch: int = 4):
         super().__init__()
         self.spec = spec
-        self.net = net.to(memory_format=torch.channels_last)
+        # documented in Module.to's docstring, missing from its typed overloads
+        self.net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # see above
         self.weights_path = weights_path
         self.micro_batch = micro_batch
         self.net.eval()
@@ -110,23 +122,25 @@ class FrozenBackbone(nn.Module):
 
 
 # --- feature readers (work on torchvision's modules and on postloc.vision.nets alike) -------
+# ``net`` is Any: the readers reach submodules by name (``features``, ``layer1``...), which
+# nn.Module's typing (``__getattr__`` -> Tensor | Module) cannot express.
 
 
-def _gap_features(net: nn.Module, x: Tensor) -> Tensor:
+def _gap_features(net: Any, x: Tensor) -> Tensor:
     return F.adaptive_avg_pool2d(net.features(x), 1).flatten(1)
 
 
-def _densenet_features(net: nn.Module, x: Tensor) -> Tensor:
+def _densenet_features(net: Any, x: Tensor) -> Tensor:
     return F.adaptive_avg_pool2d(F.relu(net.features(x)), 1).flatten(1)
 
 
-def _resnet_features(net: nn.Module, x: Tensor) -> Tensor:
+def _resnet_features(net: Any, x: Tensor) -> Tensor:
     x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
     x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
     return net.avgpool(x).flatten(1)
 
 
-def _efficientnet_features(net: nn.Module, x: Tensor) -> Tensor:
+def _efficientnet_features(net: Any, x: Tensor) -> Tensor:
     return net._avg_pooling(net.extract_features(x)).flatten(1)
 
 

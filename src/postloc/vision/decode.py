@@ -118,9 +118,11 @@ def decode_image(source: str | Path | bytes, config: DecodeConfig = DecodeConfig
         if not data:
             return Decoded(ZERO_BYTE, note="empty file", sha256=content_hash(data))
     else:
-        data, failed = read_bytes(source, config)
+        read, failed = read_bytes(source, config)
         if failed is not None:
             return failed
+        assert read is not None  # read_bytes gives either the bytes or a failure
+        data = read
     digest = content_hash(data)
     result = _decode(data, config)
     result.sha256 = digest
@@ -135,7 +137,7 @@ def _decode(data: bytes, config: DecodeConfig) -> Decoded:
             previous = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = config.max_pixels
             try:
-                image = Image.open(io.BytesIO(data))
+                image: Image.Image = Image.open(io.BytesIO(data))
                 width, height = image.size
                 if width * height > config.max_pixels:
                     return Decoded(

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -57,7 +57,7 @@ from postloc.vision.work import (
 )
 
 if TYPE_CHECKING:  # torch is imported only when the pipeline runs
-    from postloc.vision.backbones import FrozenBackbone
+    from postloc.vision.backbones import BackboneKey, FrozenBackbone
 
 STATUS_FILE = "image_status.csv"
 SUMMARY_FILE = "image_summary.json"
@@ -119,7 +119,7 @@ def default_threads(config: ImagesConfig) -> int:
     return max(1, (os.cpu_count() or 1) - max(0, config.workers))
 
 
-def feature_key(sha: str, backbone: FrozenBackbone, settings: WorkSettings, treatment: str) -> str:
+def feature_key(sha: str, backbone: BackboneKey, settings: WorkSettings, treatment: str) -> str:
     """Cache key of a vector: content + backbone + preprocessing + decoding + pixel change."""
     spec = "|".join(
         (sha, backbone.name, backbone.preprocessing.key(), settings.decode.key(), transform_key(treatment, settings))
@@ -222,6 +222,7 @@ def _hash_one(path: str, decode: DecodeConfig) -> ImageRecord:
     data, failed = read_bytes(path, decode)
     if failed is not None:
         return ImageRecord(path, failed.sha256, failed.status, failed.note, math.nan, "", 0, 0, "failed", "")
+    assert data is not None  # read_bytes gives either the bytes or a failure
     return ImageRecord(path, content_hash(data), "", "", math.nan, "", 0, 0, "", "")
 
 
@@ -256,7 +257,7 @@ def _plan(
             continue
         failed = failures.get(_failure_key(record.sha256, settings))
         if failed is not None:
-            record.status, record.note, record.source = failed["status"], failed["note"], "cached"
+            record.status, record.note, record.source = str(failed["status"]), str(failed["note"]), "cached"
             continue
         ratio, gate = math.nan, ""
         if settings.noise != "keep":
@@ -277,6 +278,7 @@ def _plan(
         if record.feature_key in features:
             record.source = "cached"
             stored = features.get(record.feature_key)
+            assert stored is not None  # the key is in the store
             record.width, record.height = int(stored.get("width", 0)), int(stored.get("height", 0))
         else:
             todo.setdefault(record.sha256, WorkItem(record.path, record.sha256, ratio, gate))
@@ -318,10 +320,10 @@ def _results(items: list[WorkItem], settings: WorkSettings, config: ImagesConfig
         for i in range(0, len(items), config.batch_size):
             yield [process(item, settings) for item in items[i : i + config.batch_size]]
         return
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
 
-    loader = DataLoader(
-        _WorkDataset(items, settings),
+    loader: DataLoader[WorkResult] = DataLoader(
+        cast("Dataset[WorkResult]", _WorkDataset(items, settings)),  # map-style: __len__ and __getitem__
         batch_size=config.batch_size,
         num_workers=config.workers,
         collate_fn=list,
@@ -362,7 +364,11 @@ def _compute(
     try:
         for batch in _results(items, settings, config):
             usable = [r for r in batch if r.pixels is not None]
-            vectors = backbone(torch.from_numpy(np.stack([r.pixels for r in usable]))).numpy() if usable else []
+            vectors = (
+                backbone(torch.from_numpy(np.stack([r.pixels for r in usable if r.pixels is not None]))).numpy()
+                if usable
+                else []
+            )
             vector_of = {id(r): v for r, v in zip(usable, vectors, strict=True)}
             for result in batch:
                 if result.status in FAILURES:
@@ -404,6 +410,7 @@ def _compute(
 
 
 def _save_thumbnail(cache: Path, result: WorkResult, backbone: FrozenBackbone) -> None:
+    assert result.thumb is not None  # called only for a result with a thumbnail
     path = cache / "thumbnails" / f"{result.sha256[:16]}.jpg"
     with atomic_path(path) as tmp:
         tmp.write_bytes(result.thumb)

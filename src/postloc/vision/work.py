@@ -149,6 +149,7 @@ def _process(item: WorkItem, settings: WorkSettings) -> WorkResult:
     )
     if decoded.status != OK:
         return result
+    assert decoded.image is not None  # status OK: decode_image gave the image
     known = item.ratio if sha == item.sha256 else math.nan  # a file changed since planning is measured again
     treated = treat(decoded.image, settings, known, item.gate)
     result.status, result.ratio, result.gate = treated.status, treated.ratio, treated.gate

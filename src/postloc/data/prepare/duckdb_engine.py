@@ -289,7 +289,7 @@ def _poi_table(con, known_centres: pd.DataFrame | None) -> pd.DataFrame:
                            GROUP BY poi, poi_name""").df()
     # pandas' mode(): the most frequent value, the smallest one among ties
     names = names.sort_values(["poi", "n", "poi_name"], ascending=[True, False, True]).drop_duplicates("poi")
-    name_of = dict(zip(names["poi"], names["poi_name"]))
+    name_of = dict(zip(names["poi"], names["poi_name"], strict=True))
     rows = []
     for row in agg.itertuples(index=False):
         lat = lon = float("nan")
@@ -315,7 +315,7 @@ def _kept_stream(con) -> Iterator[tuple]:
     """(rn, k, poi, split) of kept posts in input order, fetched in bounded batches."""
     reader = arrow_batches(con, "SELECT rn, k, poi, split FROM kept ORDER BY rn")
     for batch in reader:
-        yield from zip(*(batch.column(i).to_pylist() for i in range(4)))
+        yield from zip(*(batch.column(i).to_pylist() for i in range(4)), strict=True)
 
 
 def _write_posts(con, spool: Path, vocabulary: set[str], work: Path, n_posts: int, show_progress: bool) -> None:

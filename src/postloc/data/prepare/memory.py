@@ -83,7 +83,7 @@ def _spool_column(spool: Path, column: str, mask: np.ndarray | None = None) -> I
         if mask is None:
             yield from values
         else:
-            yield from (v for v, m in zip(values, mask[offset : offset + len(values)]) if m)
+            yield from (v for v, m in zip(values, mask[offset : offset + len(values)], strict=True) if m)
         offset += len(values)
 
 

@@ -125,7 +125,7 @@ def _read_poi_csv(path: str | Path) -> pd.DataFrame:
     missing = {"poi", "lat", "lon"} - set(table.columns)
     if missing:
         raise BadInputError(path, 1, None, f"POI table needs columns poi,lat,lon[,name]; missing {sorted(missing)}")
-    for number, (given_lat, given_lon) in enumerate(zip(table["lat"], table["lon"]), start=2):
+    for number, (given_lat, given_lon) in enumerate(zip(table["lat"], table["lon"], strict=True), start=2):
         lat, lon = pd.to_numeric(given_lat, errors="coerce"), pd.to_numeric(given_lon, errors="coerce")
         if not (-90 <= lat <= 90):
             raise BadInputError(path, number, "lat", f"must be a number in [-90, 90], got {given_lat!r}")

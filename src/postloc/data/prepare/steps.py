@@ -262,7 +262,10 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def empty_message(source: Path, funnel: Counter, stage: str) -> str:
     """Why nothing is left, with the funnel so far: the text of ``EmptyDatasetError``."""
     steps = ", ".join(f"{k}={v}" for k, v in sorted(funnel.items()) if v)
-    return f"{source}: no posts left {stage} ({steps or 'the input holds no posts'}); loosen the thresholds or check the input"
+    return (
+        f"{source}: no posts left {stage} ({steps or 'the input holds no posts'}); "
+        "loosen the thresholds or check the input"
+    )
 
 
 def progress(iterable, enabled: bool, desc: str, **kwargs):

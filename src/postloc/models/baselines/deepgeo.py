@@ -91,7 +91,9 @@ class DeepGeo(TorchEstimator):
     quick_params = {"char_dim": 8, "hidden": 8, "attention": 8, "max_chars": 40}
 
     def _strings(self, posts: pd.DataFrame) -> list[str]:
-        return [char_string(t, g)[: self.config.max_chars] for t, g in zip(post_texts(posts), post_tags(posts))]
+        return [
+            char_string(t, g)[: self.config.max_chars] for t, g in zip(post_texts(posts), post_tags(posts), strict=True)
+        ]
 
     def _build_state(self, train: pd.DataFrame) -> dict[str, Any]:
         counts = Counter(c for s in self._strings(train) for c in s)

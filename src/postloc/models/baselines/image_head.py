@@ -44,6 +44,9 @@ class ImageHeadConfig:
 
 
 class ImageHeadNet(PriorHead):
+    mean: torch.Tensor  # buffers: the training means/stds of the features
+    std: torch.Tensor
+
     def __init__(self, config: ImageHeadConfig, dim: int, n_classes: int):
         super().__init__()
         if config.hidden > 0:

@@ -95,7 +95,7 @@ class LocTwi(TorchEstimator):
         cfg = self.config
         ids = np.zeros((len(posts), cfg.max_features), dtype=np.int64)
         cache: dict[str, list[int]] = {}
-        for r, (text, tags) in enumerate(zip(post_texts(posts), post_tags(posts))):
+        for r, (text, tags) in enumerate(zip(post_texts(posts), post_tags(posts), strict=True)):
             row: list[int] = []
             for token in tokenize(text) + [f"#{t}" for t in tags]:
                 if token not in cache:

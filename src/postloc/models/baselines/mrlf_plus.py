@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from postloc.errors import PostlocError
 from postloc.models.base import Estimator
 from postloc.models.mrlf import MRLF, MRLFConfig
 from postloc.models.registry import register
@@ -69,9 +70,15 @@ class MRLFPlus(Estimator):
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
-        self.mrlf = None
-        self.linear = None
+        self.mrlf: Estimator | None = None
+        self.linear: Estimator | None = None
         self.weight_ = 0.5
+
+    def _parts(self) -> tuple[Estimator, Estimator]:
+        """The fitted MRLF and linear models; before ``fit`` or ``load``, the not-fitted error."""
+        if self.mrlf is None or self.linear is None:
+            raise PostlocError(f"{self.name} model is not fitted yet; call fit() or load()")
+        return self.mrlf, self.linear
 
     def _mrlf_params(self) -> dict[str, Any]:
         params = {name: getattr(self.config, name) for name in MRLF_FIELDS}
@@ -98,14 +105,16 @@ class MRLFPlus(Estimator):
 
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
-        return _mix(self.mrlf.predict_proba(posts), self.linear.predict_proba(posts), self.weight_)
+        mrlf, linear = self._parts()
+        return _mix(mrlf.predict_proba(posts), linear.predict_proba(posts), self.weight_)
 
     def _manifest_extra(self) -> dict[str, Any]:
         return {"weight": self.weight_}
 
     def _write_files(self, folder: Path) -> None:
-        self.mrlf.save(folder / "mrlf")
-        self.linear.save(folder / "linear")
+        mrlf, linear = self._parts()
+        mrlf.save(folder / "mrlf")
+        linear.save(folder / "linear")
 
     def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.weight_ = float(manifest["weight"])

@@ -52,12 +52,14 @@ class ArrayData:
 class PriorHead(nn.Module):
     """Mixin module: holds the training prior and swaps it in for posts without input."""
 
+    log_prior: torch.Tensor  # a buffer (init_prior)
+
     def init_prior(self, n_classes: int) -> None:
         self.register_buffer("log_prior", torch.full((n_classes,), -float(np.log(max(n_classes, 1)))))
 
-    def set_prior(self, counts: np.ndarray) -> None:
-        counts = torch.as_tensor(counts, dtype=torch.float32) + 1.0
-        self.log_prior.copy_(torch.log(counts / counts.sum()))
+    def set_prior(self, counts: np.ndarray | torch.Tensor) -> None:
+        smoothed = torch.as_tensor(counts, dtype=torch.float32) + 1.0
+        self.log_prior.copy_(torch.log(smoothed / smoothed.sum()))
 
     def with_prior(self, logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         return torch.where(present[:, None], logits, self.log_prior.expand_as(logits))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.image_features import image_dim as data_image_dim
+from postloc.errors import PostlocError
 from postloc.models.mrlf.config import MRLFConfig
 from postloc.models.mrlf.encoding import EncodedPosts, Vocabularies, encode_posts
 from postloc.models.mrlf.net import MRLFNet
@@ -69,18 +70,25 @@ class MRLF(TorchEstimator):
         self.image_dim = int(manifest.get("image_dim", 0))
         super()._read_files(folder, manifest)
 
+    def _fitted_vocabs(self) -> Vocabularies:
+        """The vocabularies, built by ``fit`` or read by ``load``; before either, the not-fitted error."""
+        if self.state_ is None:
+            raise PostlocError(f"{self.name} model is not fitted yet; call fit() or load()")
+        return self.state_
+
     def _build_net(self) -> MRLFNet:
+        vocabs = self._fitted_vocabs()
         return MRLFNet(
             self.config,
-            n_chars=len(self.vocabs.chars),
-            n_words=len(self.vocabs.words),
-            n_hashtags=len(self.vocabs.hashtags),
+            n_chars=len(vocabs.chars),
+            n_words=len(vocabs.words),
+            n_hashtags=len(vocabs.hashtags),
             image_dim=self.image_dim,
             n_classes=len(self.classes_),
         )
 
     def _encode(self, posts: pd.DataFrame, y: np.ndarray) -> EncodedPosts:
-        return replace(encode_posts(posts, self.vocabs, self.config, self.image_dim), y=y)
+        return replace(encode_posts(posts, self._fitted_vocabs(), self.config, self.image_dim), y=y)
 
     def describe(self) -> dict[str, Any]:
         """Sizes worth printing: parameters, vocabularies, active fusion."""

@@ -34,6 +34,8 @@ SLOTS = {"text": ("char_text", "word_text"), "hashtags": ("char_tag", "word_tag"
 class MRLFNet(nn.Module):
     """Batch of encoded posts -> POI logits. See the module docstring for the layout."""
 
+    log_prior: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(
         self, config: MRLFConfig, *, n_chars: int, n_words: int, n_hashtags: int, image_dim: int, n_classes: int
     ):
