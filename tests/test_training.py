@@ -394,7 +394,7 @@ def test_train_refuses_foreign_folders_and_concurrent_writers(prepared, tmp_path
         train(prepared, prepared / "run", _config(epochs=1))
 
     run = tmp_path / "run"
-    with folder_lock(run):  # another command holds the run folder
-        with pytest.raises(OutputPathError, match="another postloc command is writing it"):
-            train(prepared, run, _config(epochs=1))
+    # another command holds the run folder
+    with folder_lock(run), pytest.raises(OutputPathError, match="another postloc command is writing it"):
+        train(prepared, run, _config(epochs=1))
     assert not run.exists()
