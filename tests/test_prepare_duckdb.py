@@ -301,3 +301,14 @@ def test_empty_results_raise_the_same_errors(jsonl_file, tmp_path):
     with pytest.raises(postloc.EmptyDatasetError, match="no posts left after the POI filters"):
         prepare(jsonl_file(mixed_posts()), tmp_path / "out", _with(config, min_poi_posts=1000))
     assert not (tmp_path / "out").exists()
+
+
+def test_posts_without_users_count_as_users_of_their_own(jsonl_file, tmp_path):
+    """Issue 17, item 11: posts without ``user`` counted as zero users, so every POI was dropped and the
+    message blamed the thresholds. Now each is a user of its own, as the splits already treat them."""
+    records = [dict(r, poi=f"lab{r['id'][1]}") for r in mixed_posts()]
+    for record in records:
+        record.pop("user", None)
+    memory, duck = _both(jsonl_file(records), tmp_path, _with(SMALL, min_poi_users=3))
+    assert memory.summary["all"]["pois"] == 3 and duck.summary["all"]["pois"] == 3
+    assert _outputs(tmp_path / "duckdb") == _outputs(tmp_path / "memory")

@@ -222,7 +222,9 @@ def _filter(con, config: PrepareConfig, funnel: Counter) -> None:
     con.execute(
         """
         CREATE TABLE poi_stats AS
-        SELECT poi, count(*) >= $posts AND count(DISTINCT "user") >= $users AS good FROM kept GROUP BY poi
+        SELECT poi, count(*) >= $posts
+               AND count(DISTINCT "user") + count(*) FILTER (WHERE "user" IS NULL) >= $users AS good
+        FROM kept GROUP BY poi
     """,
         {"posts": config.min_poi_posts, "users": config.min_poi_users},
     )

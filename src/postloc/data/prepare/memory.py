@@ -116,7 +116,10 @@ def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> 
 
 def _filter_small_pois(meta: pd.DataFrame, keep: np.ndarray, config: PrepareConfig, funnel: Counter) -> np.ndarray:
     kept = meta.loc[keep]
+    # a post without a user is a user of its own, as in the splits (else such POIs have 0 users)
+    anonymous = kept["user"].isna()
     stats = kept.groupby("poi").agg(posts=("poi", "size"), users=("user", "nunique"))
+    stats["users"] += anonymous.groupby(kept["poi"]).sum().reindex(stats.index, fill_value=0)
     good = stats.index[(stats["posts"] >= config.min_poi_posts) & (stats["users"] >= config.min_poi_users)]
     small = keep & ~meta["poi"].isin(good).to_numpy()
     funnel["dropped_small_poi"] = int(small.sum())
