@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -129,6 +130,37 @@ def test_foreign_manifest_and_input_inside_the_output_are_refused(jsonl_file, tm
         err = capsys.readouterr().err
         assert "error:" in err and "Traceback" not in err
     assert source.exists() and sorted(p.name for p in project.rglob("*")) == ["posts.jsonl", "raw"]
+
+
+def test_one_user_gives_a_note_about_the_empty_splits(jsonl_file, tmp_path, capsys):
+    """Issue 17, item 11: one user only gave empty val/test splits with no warning."""
+    from postloc.cli import main
+
+    records = [dict(r, user="only-me") for r in labelled_posts()]
+    path = jsonl_file(records)
+    result = prepare(path, tmp_path / "one", replace(SMALL, min_poi_users=1))
+    assert result.summary["test"]["posts"] == 0
+    assert any("test split is empty" in note and "1 user" in note for note in result.notes)
+    assert (
+        main(
+            [
+                "prepare",
+                str(path),
+                "--out",
+                str(tmp_path / "cli"),
+                "--quiet",
+                "--min-poi-users",
+                "1",
+                "--min-poi-posts",
+                "1",
+                "--min-hashtag-count",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "note: the val split is empty" in capsys.readouterr().err
+    assert prepare(jsonl_file(labelled_posts()), tmp_path / "many", SMALL).notes == []
 
 
 def test_empty_input_and_bad_lines(jsonl_file, tmp_path):

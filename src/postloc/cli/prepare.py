@@ -182,4 +182,6 @@ def run(args) -> int:
         print(result.skip_report.summary(), file=sys.stderr)
     print(result.markdown, end="")
     print(f"\nwrote {args.out}/ (posts.jsonl, posts.parquet, pois.csv, hashtags.csv, summary.md, manifest.json)")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0

@@ -95,6 +95,8 @@ class PrepareResult:
     out_dir: Path
     summary: dict[str, Any]
     skip_report: SkipReport
+    #: things the user should know about the result (e.g. an empty split), one line each
+    notes: list[str] = field(default_factory=list)
 
     @property
     def markdown(self) -> str:

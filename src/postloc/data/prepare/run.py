@@ -60,7 +60,22 @@ def prepare(
                 summary=_build(source, work, config, read, report, known_centres, pois_csv, progress)
             ),
         )
-    return PrepareResult(out_dir=out_dir, summary=outcome["summary"], skip_report=report)
+    summary = outcome["summary"]
+    return PrepareResult(out_dir=out_dir, summary=summary, skip_report=report, notes=split_notes(summary, config))
+
+
+def split_notes(summary: dict[str, Any], config: PrepareConfig) -> list[str]:
+    """A split asked for but left empty: a user's posts all go to one split, so few users leave others bare."""
+    notes = []
+    users = summary.get("all", {}).get("users", 0)
+    for name, share in (("val", config.val), ("test", config.test)):
+        if share > 0 and not summary.get(name, {}).get("posts"):
+            notes.append(
+                f"the {name} split is empty: the posts come from {users} user(s) and each user's posts stay in one "
+                f"split; models cannot be {'tuned' if name == 'val' else 'evaluated'} on users they have not seen "
+                f"(more users, or --split with a larger {name} share, may help)"
+            )
+    return notes
 
 
 def _build(
