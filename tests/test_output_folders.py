@@ -85,3 +85,21 @@ def test_experiment_folders_of_this_and_earlier_versions_are_ours(tmp_path):
     check_output_folder(before, REPORT)
     with pytest.raises(OutputPathError, match="experiment report"):
         check_output_folder(foreign, REPORT)
+
+
+def test_ray_prediction_folder_replaces_only_its_own_parts(tmp_path):
+    """`predict --engine ray -o DIR` swaps DIR in whole: a folder with anything else in it is refused."""
+    from postloc.scale.ray_predict import check_parts_folder
+
+    source = tmp_path / "posts.parquet"
+    source.write_bytes(b"")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "part-000000-abc.parquet").write_bytes(b"")
+    check_parts_folder(earlier, [source])
+    check_parts_folder(tmp_path / "new", [source])
+    (earlier / "notes.txt").write_text("precious")
+    with pytest.raises(OutputPathError, match="notes.txt"):
+        check_parts_folder(earlier, [source])
+    with pytest.raises(OutputPathError, match="contains the input"):
+        check_parts_folder(tmp_path, [source])

@@ -34,9 +34,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from postloc.errors import BadInputError, PostlocError
+from postloc.errors import BadInputError, OutputPathError, PostlocError
 from postloc.inference.batch import post_record, prediction_schema
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
+from postloc.io.ownership import check_not_input
 from postloc.scale._ray import RaySettings, ray_session, write_parquet_parts
 
 PATH_COLUMN = "path"  # added by Ray's readers with include_paths=True
@@ -138,6 +139,26 @@ def _log_once(message: str) -> None:
     logging.getLogger("postloc.scale").warning(message)
 
 
+def check_parts_folder(out: Path, inputs: list[Path]) -> None:
+    """Replace ``out`` only when it is new, empty or an earlier output of this job (``part-*.parquet`` only).
+
+    The folder is swapped in whole at the end, so anything else in it would be deleted.
+    """
+    check_not_input(out, inputs)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputPathError(f"{out}: exists and is not a folder; --engine ray writes a folder of Parquet files")
+    foreign = [
+        p.name for p in out.iterdir() if not (p.is_file() and p.name.startswith("part-") and p.suffix == ".parquet")
+    ]
+    if foreign:
+        raise OutputPathError(
+            f"{out} holds files that are not an earlier prediction's part-*.parquet (e.g. {foreign[0]!r}); "
+            f"refusing to replace it: choose a new or empty folder"
+        )
+
+
 def predict_ray(
     run: str | Path,
     source: str | Path,
@@ -169,6 +190,7 @@ def predict_ray(
         raise PostlocError("--workers, --batch-size and --top-k must be at least 1")
     if out.suffix.lower() in (".jsonl", ".ndjson", ".json", ".csv"):
         raise PostlocError(f"{out}: --engine ray writes a folder of Parquet files; give a folder name")
+    check_parts_folder(out, [source, run])
     fmt = detect_input(source, fmt)
     load(run)  # fail here, with the run's own message, before any actor starts
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
