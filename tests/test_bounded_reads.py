@@ -72,3 +72,17 @@ def test_instaloader_structure_bomb_is_refused(tmp_path):
         handle.write(b'{"node": {"x": "' + b"z" * (4 << 20) + b'"}}')
     with pytest.raises(BadInputError, match="is larger than 1,048,576 bytes"):
         list(read_posts(folder, max_record_bytes=1 << 20))
+
+
+def test_csv_long_line_is_a_file_line_error(tmp_path):
+    path = tmp_path / "posts.csv.gz"
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(b"id,text\na,hello\nb,")
+        chunk = b"x" * (1 << 20)
+        for _ in range(32):
+            handle.write(chunk)
+        handle.write(b"\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BadInputError, match=r"posts\.csv\.gz:3: line is longer than 1,048,576 characters"):
+        list(read_posts(path, max_record_bytes=1 << 20))
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 24

@@ -69,7 +69,7 @@ def read_posts(
     elif fmt == "csv":
         from postloc.data.readers.csv import iter_csv
 
-        raw = iter_csv(path, columns=columns or {}, list_sep=list_sep)
+        raw = iter_csv(path, columns=columns or {}, list_sep=list_sep, max_line_chars=max_record_bytes)
     elif fmt == "parquet":
         from postloc.data.readers.parquet import iter_parquet
 

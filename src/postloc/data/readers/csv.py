@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from postloc.data.readers.base import STREAM_ERRORS, RawRecord, open_binary
+from postloc.data.readers.base import MAX_RECORD_BYTES, STREAM_ERRORS, RawRecord, open_binary
 from postloc.data.schema import KNOWN_KEYS
 from postloc.errors import BadInputError
 
@@ -27,7 +27,27 @@ MAX_FIELD_CHARS = 64 * 1024 * 1024
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
-def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> Iterator[RawRecord]:
+class _LineTooLong(Exception):
+    pass
+
+
+def _bounded_lines(handle: io.TextIOWrapper, max_chars: int) -> Iterator[str]:
+    """The physical lines the csv module parses, none longer than ``max_chars`` (else :class:`_LineTooLong`).
+
+    A file without newlines (or one 2 GiB line in a small ``.csv.gz``) would otherwise be read whole
+    into memory before the csv module sees a single field.
+    """
+    while line := handle.readline(max_chars + 1):
+        if len(line) > max_chars and not line.endswith("\n"):
+            raise _LineTooLong
+        yield line
+
+
+def iter_csv(
+    path: Path, *, columns: Mapping[str, str], list_sep: str = ";", max_line_chars: int = MAX_RECORD_BYTES
+) -> Iterator[RawRecord]:
+    """Records of a CSV file; a physical line longer than ``max_line_chars`` stops the read with a
+    ``file:line`` error (the csv reader cannot resume after a line it did not see whole)."""
     source, base_dir = str(path), str(path.resolve().parent)
     unknown = set(columns) - set(KNOWN_KEYS)
     if unknown:
@@ -40,11 +60,13 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
     with open_binary(path) as raw_handle:
         # utf-8-sig: a byte-order mark (Excel writes one) must not become part of the first column's name
         handle = io.TextIOWrapper(raw_handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(_bounded_lines(handle, max_line_chars), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             return
+        except _LineTooLong:
+            raise BadInputError(path, 1, None, f"line is longer than {max_line_chars:,} characters") from None
         except _HEADER_ERRORS as error:
             raise BadInputError(path, 1, None, f"cannot read the header: {error}") from None
         if any(_UNDECODABLE.search(name) for name in header):
@@ -66,6 +88,14 @@ def iter_csv(path: Path, *, columns: Mapping[str, str], list_sep: str = ";") -> 
             except csv.Error as error:
                 yield RawRecord(source, start, error=BadInputError(path, start, None, f"malformed CSV: {error}"))
                 continue
+            except _LineTooLong:
+                raise BadInputError(
+                    path,
+                    reader.line_num + 1,
+                    None,
+                    f"line is longer than {max_line_chars:,} characters; a post "
+                    f"record is a few kB, so this is not one (limit: max_record_bytes)",
+                ) from None
             except STREAM_ERRORS as error:
                 raise BadInputError(path, None, None, f"cannot be read: {error}") from None
             line = start
