@@ -86,3 +86,30 @@ def test_csv_long_line_is_a_file_line_error(tmp_path):
     with pytest.raises(BadInputError, match=r"posts\.csv\.gz:3: line is longer than 1,048,576 characters"):
         list(read_posts(path, max_record_bytes=1 << 20))
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 24
+
+
+def test_devices_and_fifos_are_refused_as_inputs(tmp_path):
+    """`prepare /dev/zero --format jsonl`, a FIFO (read twice: hashed, then parsed), `--pois /dev/zero`,
+    `train --config /dev/zero`: refused before any byte is read, naming what the path is."""
+    import os
+
+    from postloc.data.prepare import PrepareConfig, prepare
+    from postloc.errors import PostlocError
+    from postloc.training.config import load_config
+
+    fifo = tmp_path / "posts.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(BadInputError, match="is a FIFO"):
+        list(read_posts(fifo))
+    with pytest.raises(BadInputError, match="is a device"):
+        list(read_posts("/dev/zero", format="jsonl"))
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(GOOD)
+    with pytest.raises(BadInputError, match="is a device"):
+        prepare(good, tmp_path / "out", PrepareConfig(min_poi_posts=1, min_poi_users=1), pois_csv="/dev/zero")
+    with pytest.raises(PostlocError, match="is a device"):
+        load_config("/dev/zero")
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"# " + b"x" * (2 << 20))
+    with pytest.raises(PostlocError, match="larger than"):
+        load_config(big)

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from postloc.errors import PostlocError
+from postloc.errors import BadInputError, PostlocError
+from postloc.io.inputs import read_small_text
 from postloc.nn.config import MONITORS, TrainerConfig
 from postloc.settings import make_dataclass_config
 
@@ -66,13 +67,17 @@ class RunConfig:
         )
 
 
+#: a run config is a few lines of TOML
+CONFIG_MAX_BYTES = 1 << 20
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a TOML config file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise PostlocError(f"cannot read config {path}: {error}") from None
+        data = tomllib.loads(read_small_text(path, CONFIG_MAX_BYTES))
+    except BadInputError as error:
+        raise PostlocError(f"cannot read config {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise PostlocError(f"{path}: not valid TOML: {error}") from None
     return RunConfig.from_dict(data)

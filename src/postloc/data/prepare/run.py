@@ -8,6 +8,7 @@ and settings writes the same bytes.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 from collections import Counter
@@ -24,6 +25,7 @@ from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
 from postloc.errors import BadInputError
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.inputs import read_small_text
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import PREPARED, check_output_folder
 
@@ -130,11 +132,16 @@ def _build(
     return summary
 
 
+#: a POI table is a few rows per place: 64 MiB holds a million POIs
+POI_TABLE_MAX_BYTES = 64 * 2**20
+
+
 def _read_poi_csv(path: str | Path) -> pd.DataFrame:
     """``--pois``: a POI table whose centres replace the derived ones; checked row by row."""
     path = Path(path)
+    text = read_small_text(path, POI_TABLE_MAX_BYTES)
     try:
-        table = pd.read_csv(path, dtype={"poi": str})
+        table = pd.read_csv(io.StringIO(text), dtype={"poi": str})
     except (OSError, ValueError) as error:
         raise BadInputError(path, None, None, f"cannot be read as a POI table: {error}") from None
     missing = {"poi", "lat", "lon"} - set(table.columns)

@@ -13,6 +13,7 @@ from pathlib import Path
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, SkipReport
 from postloc.data.schema import Post
 from postloc.errors import BadInputError
+from postloc.io.inputs import check_regular_file
 
 FORMATS = ("jsonl", "csv", "parquet", "instaloader")
 
@@ -59,8 +60,7 @@ def read_posts(
     a larger one is a bad record, read through without being held in memory.
     """
     path = Path(path)
-    if not path.exists():
-        raise BadInputError(path, None, None, "no such file or folder")
+    check_regular_file(path, folders=True)  # never a device or FIFO: unbounded, or readable only once
     fmt = format or detect_format(path)
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
