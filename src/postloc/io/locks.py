@@ -38,7 +38,9 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as error:
-        raise OutputPathError(f"{folder}: cannot create its lock file {path} ({error.strerror or error})") from None
+        raise OutputPathError(
+            f"{folder}: cannot create its lock file {path} ({error.strerror or error}); set TMPDIR to a writable folder"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
