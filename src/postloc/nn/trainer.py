@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -418,14 +419,27 @@ def _epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 
 def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
+    """A per-batch bar on stderr, drawn only when stderr is a terminal.
+
+    In a log file every redraw of a bar is a carriage-return frame (an 11-epoch demo run wrote
+    ~990 of them), so off a terminal the one line per epoch of :func:`_echo` is all the output.
+    """
+    if not enabled or not _is_terminal(sys.stderr):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _echo(message: str) -> None:
+    """One line on stdout, written above a bar that may be drawn on the terminal."""
     from tqdm.auto import tqdm
 
-    tqdm.write(message)
+    tqdm.write(message, file=sys.stdout)
