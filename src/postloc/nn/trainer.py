@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from postloc.io.atomic import write_folder_atomically
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
-from postloc.nn.config import TrainerConfig
+from postloc.nn.config import TrainerConfig, resolve_threads
 
 METRICS_CSV = "metrics.csv"
 #: column order of metrics.csv (the order an epoch's row is built in); other keys follow
@@ -87,12 +87,15 @@ class TrainState:
 
 
 @contextlib.contextmanager
-def deterministic(threads: int) -> Iterator[None]:
-    """Deterministic kernels and a fixed thread count for the duration of a fit, restored after."""
+def deterministic(threads: int | str) -> Iterator[None]:
+    """Deterministic kernels and a fixed thread count for the duration of a fit, restored after.
+
+    ``threads`` is ``trainer.threads``: a number, or ``"auto"`` (see :func:`postloc.nn.config.free_cores`).
+    """
     previous_threads = torch.get_num_threads()
     previous_det = torch.are_deterministic_algorithms_enabled()
     previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(resolve_threads(threads))
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
