@@ -21,7 +21,21 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (local only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the model (default: the free cores less one for the event loop, at least 1; "
+        "OpenMP threads sharing a core with the HTTP work spin and stretch every batch)",
+    )
+    p.add_argument("--batch-rows", type=int, default=64, help="most rows in one model call (default %(default)s)")
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=0.0,
+        help="extra wait for more requests before a model call (default %(default)s: batch what "
+        "queued while the previous call ran)",
+    )
     g = p.add_argument_group("limits")
     g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="(default %(default)s)")
     g.add_argument("--max-image-pixels", type=int, default=d.max_image_pixels, help="(default %(default)s)")
@@ -88,10 +102,11 @@ def run_serve(args) -> int:
         raise PostlocError("--header-timeout, --body-timeout and --keep-alive must be positive")
     if args.max_connections is not None and args.max_connections < 1:
         raise PostlocError("--max-connections must be at least 1")
-    if args.threads:
-        import torch
+    if args.batch_rows < 1 or args.batch_wait_ms < 0:
+        raise PostlocError("--batch-rows must be at least 1 and --batch-wait-ms not negative")
+    import torch
 
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or serve_threads())
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_image_pixels=args.max_image_pixels,
@@ -100,7 +115,12 @@ def run_serve(args) -> int:
         burst=args.burst,
     )
     settings = ServeSettings(
-        limits=limits, tile_url=args.tiles, tile_attribution=args.tile_attribution, cors_origins=tuple(args.cors_origin)
+        limits=limits,
+        tile_url=args.tiles,
+        tile_attribution=args.tile_attribution,
+        cors_origins=tuple(args.cors_origin),
+        batch_rows=args.batch_rows,
+        batch_wait_ms=args.batch_wait_ms,
     )
     app = build_app(args.run_dir, settings)
     print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
@@ -115,3 +135,10 @@ def run_serve(args) -> int:
         timeout_keep_alive=connections.keep_alive,  # type: ignore[arg-type]  # a float, see above
     )
     return 0
+
+
+def serve_threads() -> int:
+    """Model threads when ``--threads`` is not given: the free cores less one for the event loop."""
+    from postloc.nn.config import free_cores
+
+    return max(1, free_cores() - 1)
