@@ -12,8 +12,8 @@ the previous answer arrived; percentiles come from wrk's own histogram. Without 
 Python client (httpx, asyncio) is used and the result says so: it is Python-bound on 2 cores.
 
 Two server settings run side by side in one run, so their ratio is fair on a shared machine:
-"before" (2 torch threads, a fixed 5 ms batch window: the old defaults) and "after" (the
-defaults: model threads = free cores less one, greedy batching). The load average is recorded
+"before" (a fixed 5 ms batch window: the old default) and "after" (the default: greedy
+batching, no window); both with torch's default thread count. The load average is recorded
 at every level. Writes benchmarks/results/serve.{json,md}.
 """
 
@@ -40,7 +40,7 @@ from _common import machine, write_results
 LEVELS = (1, 8, 32)
 #: (label, extra ``postloc serve`` arguments): measured side by side in one run
 SETTINGS = (
-    ("before: 2 torch threads, 5 ms window", ["--threads", "2", "--batch-wait-ms", "5"]),
+    ("before: 5 ms window", ["--batch-wait-ms", "5"]),
     ("after: defaults", []),
 )
 WRK_SCRIPT = """

@@ -21,13 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (local only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads for the model (default: the free cores less one for the event loop, at least 1; "
-        "OpenMP threads sharing a core with the HTTP work spin and stretch every batch)",
-    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
     p.add_argument("--batch-rows", type=int, default=64, help="most rows in one model call (default %(default)s)")
     p.add_argument(
         "--batch-wait-ms",
@@ -104,9 +98,10 @@ def run_serve(args) -> int:
         raise PostlocError("--max-connections must be at least 1")
     if args.batch_rows < 1 or args.batch_wait_ms < 0:
         raise PostlocError("--batch-rows must be at least 1 and --batch-wait-ms not negative")
-    import torch
+    if args.threads:
+        import torch
 
-    torch.set_num_threads(args.threads or serve_threads())
+        torch.set_num_threads(args.threads)
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_image_pixels=args.max_image_pixels,
@@ -135,10 +130,3 @@ def run_serve(args) -> int:
         timeout_keep_alive=connections.keep_alive,  # type: ignore[arg-type]  # a float, see above
     )
     return 0
-
-
-def serve_threads() -> int:
-    """Model threads when ``--threads`` is not given: the free cores less one for the event loop."""
-    from postloc.nn.config import free_cores
-
-    return max(1, free_cores() - 1)
