@@ -22,6 +22,14 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (local only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
+    p.add_argument("--batch-rows", type=int, default=64, help="most rows in one model call (default %(default)s)")
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=0.0,
+        help="extra wait for more requests before a model call (default %(default)s: batch what "
+        "queued while the previous call ran)",
+    )
     g = p.add_argument_group("limits")
     g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="(default %(default)s)")
     g.add_argument("--max-image-pixels", type=int, default=d.max_image_pixels, help="(default %(default)s)")
@@ -88,6 +96,8 @@ def run_serve(args) -> int:
         raise PostlocError("--header-timeout, --body-timeout and --keep-alive must be positive")
     if args.max_connections is not None and args.max_connections < 1:
         raise PostlocError("--max-connections must be at least 1")
+    if args.batch_rows < 1 or args.batch_wait_ms < 0:
+        raise PostlocError("--batch-rows must be at least 1 and --batch-wait-ms not negative")
     if args.threads:
         import torch
 
@@ -100,7 +110,12 @@ def run_serve(args) -> int:
         burst=args.burst,
     )
     settings = ServeSettings(
-        limits=limits, tile_url=args.tiles, tile_attribution=args.tile_attribution, cors_origins=tuple(args.cors_origin)
+        limits=limits,
+        tile_url=args.tiles,
+        tile_attribution=args.tile_attribution,
+        cors_origins=tuple(args.cors_origin),
+        batch_rows=args.batch_rows,
+        batch_wait_ms=args.batch_wait_ms,
     )
     app = build_app(args.run_dir, settings)
     print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)

@@ -1,7 +1,8 @@
 """``postloc train``: the argparse front end of :func:`postloc.training.api.train`.
 
 Settings are layered: defaults < ``--config`` TOML (or the run's saved config on ``--resume``) <
-``--set KEY=VALUE`` < ``--epochs``/``--seed``. ``--list-models`` prints the registry's names and what each model needs.
+``--set KEY=VALUE`` < ``--epochs``/``--seed``/``--threads``.
+``--list-models`` prints the registry's names and what each model needs.
 
 ``postloc train`` also runs data-parallel when started by torchrun, e.g.
 ``torchrun --nproc_per_node 2 -m postloc train --data D --out R`` (docs/scale-training.md).
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from postloc.errors import PostlocError
+from postloc.nn.config import free_cores
 
 
 def add_parser(sub) -> None:
@@ -20,7 +22,7 @@ def add_parser(sub) -> None:
         "train",
         help="train a model (mrlf or a baseline) on a prepared dataset",
         description="Train on the train split, early-stop on val, write checkpoints, best/ and "
-        "curves into --out. Settings: defaults < --config TOML < --set < --epochs/--seed.",
+        "curves into --out. Settings: defaults < --config TOML < --set < --epochs/--seed/--threads.",
     )
     p.add_argument("--model", help="registered model name (default: the config's, else mrlf); see --list-models")
     p.add_argument("--data", type=Path, help="prepared dataset folder (output of `postloc prepare`)")
@@ -39,7 +41,15 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--epochs", type=int, help="maximum epochs (trainer.epochs)")
     p.add_argument("--seed", type=int, help="random seed (trainer.seed)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--threads",
+        metavar="N|auto",
+        help="torch threads for training (trainer.threads; default auto: the cores free when the run "
+        "starts: cores minus the larger of the 1-minute load average and the tasks running now, at least 1; "
+        f"now {free_cores()}). Results are bit-identical for a seed at a given N; the number used is saved "
+        "in the run's config",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars (off a terminal: one line per epoch)")
     p.add_argument(
         "--backend",
         choices=("auto", "gloo", "nccl"),
@@ -83,7 +93,9 @@ def _train_config(args):
     if args.model:
         overrides.insert(0, f"model={args.model}")
     config = apply_overrides(config, overrides)
-    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    changes = {
+        k: v for k, v in (("epochs", args.epochs), ("seed", args.seed), ("threads", args.threads)) if v is not None
+    }
     if args.quiet:
         changes["progress"] = False
     if changes:

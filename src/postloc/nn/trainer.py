@@ -25,6 +25,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,7 +40,7 @@ from torch.nn import functional as F
 from postloc.io.atomic import write_folder_atomically
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
-from postloc.nn.config import TrainerConfig
+from postloc.nn.config import TrainerConfig, resolve_threads
 
 METRICS_CSV = "metrics.csv"
 #: column order of metrics.csv (the order an epoch's row is built in); other keys follow
@@ -86,12 +87,15 @@ class TrainState:
 
 
 @contextlib.contextmanager
-def deterministic(threads: int) -> Iterator[None]:
-    """Deterministic kernels and a fixed thread count for the duration of a fit, restored after."""
+def deterministic(threads: int | str) -> Iterator[None]:
+    """Deterministic kernels and a fixed thread count for the duration of a fit, restored after.
+
+    ``threads`` is ``trainer.threads``: a number, or ``"auto"`` (see :func:`postloc.nn.config.free_cores`).
+    """
     previous_threads = torch.get_num_threads()
     previous_det = torch.are_deterministic_algorithms_enabled()
     previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(resolve_threads(threads))
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
@@ -418,14 +422,27 @@ def _epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 
 def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
+    """A per-batch bar on stderr, drawn only when stderr is a terminal.
+
+    In a log file every redraw of a bar is a carriage-return frame (an 11-epoch demo run wrote
+    ~990 of them), so off a terminal the one line per epoch of :func:`_echo` is all the output.
+    """
+    if not enabled or not _is_terminal(sys.stderr):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _echo(message: str) -> None:
+    """One line on stdout, written above a bar that may be drawn on the terminal."""
     from tqdm.auto import tqdm
 
-    tqdm.write(message)
+    tqdm.write(message, file=sys.stdout)

@@ -61,8 +61,8 @@ class ServeSettings:
     tile_url: str | None = None  # e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; off: no network needed
     tile_attribution: str = ""
     cors_origins: tuple[str, ...] = ()
-    batch_rows: int = 64
-    batch_wait_ms: float = 5.0
+    batch_rows: int = 64  # most rows in one model call
+    batch_wait_ms: float = 0.0  # extra wait for more requests; 0: batch what queued meanwhile (see batcher)
 
 
 class ApiError(Exception):

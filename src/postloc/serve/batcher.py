@@ -5,6 +5,11 @@ requests with one batch of 32 rows is much cheaper than 32 calls. Requests put t
 queue; one task takes what has arrived (waiting at most ``max_wait_s`` for more, up to
 ``max_rows``), runs the model in a single worker thread (the event loop stays responsive, and
 torch is not entered from several threads at once) and hands every request its slice.
+
+The default wait is 0: the batch is whatever queued while the previous model call ran
+("greedy" batching). A lone client then pays no window at all, and under load the batches
+grow by themselves, since requests pile up exactly while the model is busy. A fixed window
+only adds its length to every request's latency once the model is the bottleneck.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ ProbaFn = Callable[[list[dict[str, Any]]], np.ndarray]
 
 
 class MicroBatcher:
-    def __init__(self, proba: ProbaFn, max_rows: int = 64, max_wait_s: float = 0.005):
+    def __init__(self, proba: ProbaFn, max_rows: int = 64, max_wait_s: float = 0.0):
         self.proba, self.max_rows, self.max_wait_s = proba, max_rows, max_wait_s
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
@@ -65,8 +70,12 @@ class MicroBatcher:
         while True:
             jobs = [await self._queue.get()]
             size = len(jobs[0][0])
+            while size < self.max_rows and not self._queue.empty():  # what queued meanwhile: no wait
+                job = self._queue.get_nowait()
+                jobs.append(job)
+                size += len(job[0])
             deadline = loop.time() + self.max_wait_s
-            while size < self.max_rows:
+            while size < self.max_rows and self.max_wait_s > 0:
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
