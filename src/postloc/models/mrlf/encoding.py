@@ -75,6 +75,12 @@ class EncodedPosts:
         """Real (non-padding) characters per post: what a batch's cost grows with."""
         return (self.text_chars != PAD_ID).sum(axis=1) + (self.tag_chars != PAD_ID).sum(axis=1)
 
+    def groups(self) -> np.ndarray:
+        """Which inputs each post has, as bits (text, hashtags, image): batches of one group skip absent branches."""
+        has_text = (self.text_chars != PAD_ID).any(axis=1) | (self.text_words != PAD_ID).any(axis=1)
+        has_tags = (self.tag_chars != PAD_ID).any(axis=1) | (self.tags != PAD_ID).any(axis=1)
+        return has_text.astype(np.int64) | has_tags.astype(np.int64) << 1 | self.image_present.astype(np.int64) << 2
+
     def batch(self, index: np.ndarray) -> dict[str, torch.Tensor]:
         """Tensors for the posts at ``index``, sequences cut to the longest row of the batch."""
         out = {

@@ -35,19 +35,52 @@ class MultiHeadAttention(nn.Module):
     def forward(self, query: torch.Tensor, key: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         """``query [B, Lq, D]`` attends to ``key [B, Lk, D]`` where ``key_mask [B, Lk]`` is True."""
         b, lq, d = query.shape
-        lk = key.shape[1]
         has_key = key_mask.any(dim=1)
+        if not bool(has_key.any()):  # no row has a key: the output is exactly zero, skip the projections
+            return query.new_zeros(b, lq, d) + zero_anchor(self)
         # A row with no key would softmax over nothing (NaN): let it see position 0, zero it below.
         safe = key_mask.clone()
         safe[:, 0] |= ~has_key
-        q = self.query(query).view(b, lq, self.heads, self.head_dim).transpose(1, 2)
-        k = self.key(key).view(b, lk, self.heads, self.head_dim).transpose(1, 2)
-        v = self.value(key).view(b, lk, self.heads, self.head_dim).transpose(1, 2)
+        if not torch.is_grad_enabled() and not self.training:
+            mixed = self._fused(query, key, safe)
+        else:  # training keeps the written-out kernel: its numerics are what saved runs resume into
+            mixed = self._explicit(query, key, safe)
+        return self.out(mixed) * has_key[:, None, None].to(mixed.dtype)
+
+    def _heads(self, x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+        b, length, _ = x.shape
+        return linear(x).view(b, length, self.heads, self.head_dim).transpose(1, 2)
+
+    def _explicit(self, query: torch.Tensor, key: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
+        b, lq, d = query.shape
+        q, k, v = self._heads(query, self.query), self._heads(key, self.key), self._heads(key, self.value)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
         scores = scores.masked_fill(~safe[:, None, None, :], float("-inf"))
         weights = self.dropout(torch.softmax(scores, dim=-1))
-        mixed = (weights @ v).transpose(1, 2).reshape(b, lq, d)
-        return self.out(mixed) * has_key[:, None, None].to(mixed.dtype)
+        return (weights @ v).transpose(1, 2).reshape(b, lq, d)
+
+    def _fused(self, query: torch.Tensor, key: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
+        """Inference: torch's fused kernel, the same function as :meth:`_explicit` (no dropout in eval)."""
+        b, lq, d = query.shape
+        q, k, v = self._heads(query, self.query), self._heads(key, self.key), self._heads(key, self.value)
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=safe[:, None, None, :])
+        return mixed.transpose(1, 2).reshape(b, lq, d)
+
+
+def zero_anchor(*modules: nn.Module) -> torch.Tensor | float:
+    """``0 * (sum of the modules' parameters)`` while autograd records, else the float 0.
+
+    A branch skipped because its input is absent from the whole batch gave exactly zero
+    gradients when it ran; adding this exact zero to its (zero) output keeps those zero
+    gradients, so the optimizer's running statistics and therefore the trained weights are
+    bit-identical to running the branch.
+    """
+    if not torch.is_grad_enabled():
+        return 0.0
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    if not params:
+        return 0.0
+    return torch.stack([p.sum() for p in params]).sum() * 0.0
 
 
 class CharEncoder(nn.Module):

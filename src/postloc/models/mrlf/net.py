@@ -26,6 +26,7 @@ from postloc.models.mrlf.layers import (
     SelfAttentionBlock,
     WordEncoder,
     masked_max,
+    zero_anchor,
 )
 
 SLOTS = {"text": ("char_text", "word_text"), "hashtags": ("char_tag", "word_tag"), "image": ("image",)}
@@ -88,26 +89,31 @@ class MRLFNet(nn.Module):
         return torch.where(anything[:, None], logits, self.log_prior.expand_as(logits))
 
     def represent(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Per-slot ``[B, F]`` vectors and ``[B]`` presence flags (before missing-vector substitution)."""
+        """Per-slot ``[B, F]`` vectors and ``[B]`` presence flags (before missing-vector substitution).
+
+        An input that no post of the batch has (Dresden posts have no caption) is not computed:
+        its branch would give all-zero vectors flagged absent, which is what it gets directly.
+        Branches skipped that way get exact-zero gradients through :func:`zero_anchor`, as they
+        did when they ran, so training stays bit-identical.
+        """
+        n = next(iter(batch.values())).shape[0]
+        width = self.config.filters
         reps: dict[str, torch.Tensor] = {}
         present: dict[str, torch.Tensor] = {}
-        seqs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        seqs: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {}
+        skipped: list[nn.Module] = []
         if "text" in self.modalities:
-            ids = batch["text_chars"]
-            seqs["text"] = self.char_text(self.char_embed(ids), ids != 0)
+            seqs["text"] = self._chars(batch["text_chars"], self.char_text, skipped)
         if "hashtags" in self.modalities:
-            ids = batch["tag_chars"]
-            seqs["hashtags"] = self.char_tag(self.char_embed(ids), ids != 0)
+            seqs["hashtags"] = self._chars(batch["tag_chars"], self.char_tag, skipped)
         if "image" in self.modalities:
-            n = batch["image_present"].shape[0]
-            if self.image_dim > 0:
-                token = self.image_fc(batch["image"])[:, None, :]
-                mask = batch["image_present"][:, None]
-            else:  # enabled, but the data had no image vectors: always missing
-                device = batch["image_present"].device
-                token = torch.zeros(n, 1, self.config.filters, device=device)
-                mask = torch.zeros(n, 1, dtype=torch.bool, device=device)
-            seqs["image"] = (token, mask)
+            mask = batch["image_present"][:, None]
+            if self.image_dim > 0 and bool(mask.any()):
+                seqs["image"] = (self.image_fc(batch["image"])[:, None, :], mask)
+            else:  # no post of the batch has an image vector (or the data had none): always missing
+                seqs["image"] = None
+                if self.image_dim > 0:
+                    skipped.append(self.image_fc)
 
         if self.fusion in ("mrlf", "image-text", "image-hashtag"):
             a, b = {
@@ -115,27 +121,80 @@ class MRLFNet(nn.Module):
                 "image-text": ("image", "text"),
                 "image-hashtag": ("image", "hashtags"),
             }[self.fusion]
-            (sa, ma), (sb, mb) = seqs[a], seqs[b]
-            fa, fb = self.early(sa, ma, sb, mb)
-            seqs[a], seqs[b] = (fa, ma), (fb, mb)
+            seqs[a], seqs[b] = self._fuse(seqs[a], seqs[b], skipped)
 
-        if "text" in self.modalities:
-            seq, mask = seqs["text"]
-            reps["char_text"] = masked_max(self.attend_text(seq, mask), mask)
-            present["char_text"] = mask.any(dim=1)
-            reps["word_text"], present["word_text"] = self.word_text(batch["text_words"])
-        if "hashtags" in self.modalities:
-            seq, mask = seqs["hashtags"]
-            reps["char_tag"] = masked_max(self.attend_tag(seq, mask), mask)
-            present["char_tag"] = mask.any(dim=1)
-            reps["word_tag"], present["word_tag"] = self.word_tag(batch["tags"])
+        for modality, slot, attend in (("text", "char_text", "attend_text"), ("hashtags", "char_tag", "attend_tag")):
+            if modality not in self.modalities:
+                continue
+            seq = seqs[modality]
+            if seq is None:
+                reps[slot], present[slot] = self._absent(n, width, batch)
+                skipped.append(getattr(self, attend))
+            else:
+                reps[slot] = masked_max(getattr(self, attend)(seq[0], seq[1]), seq[1])
+                present[slot] = seq[1].any(dim=1)
+        for modality, slot, key in (("text", "word_text", "text_words"), ("hashtags", "word_tag", "tags")):
+            if modality in self.modalities:
+                encoder = getattr(self, slot)
+                if bool((batch[key] != 0).any()):
+                    reps[slot], present[slot] = encoder(batch[key])
+                else:
+                    reps[slot], present[slot] = self._absent(n, width, batch)
+                    skipped.append(encoder)
         if "image" in self.modalities:
-            token, mask = seqs["image"]
-            reps["image"], present["image"] = token[:, 0], mask[:, 0]
+            image = seqs["image"]
+            if image is None:
+                reps["image"], present["image"] = self._absent(n, width, batch)
+            else:
+                reps["image"], present["image"] = image[0][:, 0], image[1][:, 0]
 
         if self.fusion == "text-tag-end":
             pair = torch.stack([reps["char_text"], reps["char_tag"]], dim=1)
             mask = torch.stack([present["char_text"], present["char_tag"]], dim=1)
             fused = self.late_norm(pair + self.late(pair, pair, mask))
             reps["char_text"], reps["char_tag"] = fused[:, 0], fused[:, 1]
+        if skipped and torch.is_grad_enabled():
+            first = next(iter(reps))
+            reps[first] = reps[first] + zero_anchor(*skipped)
         return reps, present
+
+    def _chars(
+        self, ids: torch.Tensor, encoder: CharEncoder, skipped: list[nn.Module]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Embedded, convolved and pooled characters with their mask; None when no post has any."""
+        mask = ids != 0
+        if not bool(mask.any()):
+            skipped += [encoder, self.char_embed]
+            return None
+        return encoder(self.char_embed(ids), mask)
+
+    def _fuse(
+        self,
+        a: tuple[torch.Tensor, torch.Tensor] | None,
+        b: tuple[torch.Tensor, torch.Tensor] | None,
+        skipped: list[nn.Module],
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Early fusion (eqs. 6-8) of two sequences; a side absent from the whole batch stays absent.
+
+        When one side is absent the other's attention has no key (exactly zero), so that side
+        is just normalised: ``norm(x + 0) == norm(x)``.
+        """
+        early = self.early
+        if a is not None and b is not None:
+            fa, fb = early(a[0], a[1], b[0], b[1])
+            return (fa, a[1]), (fb, b[1])
+        skipped += [early.a_from_b, early.b_from_a]
+        if a is not None:
+            skipped.append(early.norm_b)
+            return (early.norm_a(a[0]), a[1]), None
+        skipped.append(early.norm_a)
+        if b is not None:
+            return None, (early.norm_b(b[0]), b[1])
+        skipped.append(early.norm_b)
+        return None, None
+
+    @staticmethod
+    def _absent(n: int, width: int, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a branch gives for a batch without its input: zero vectors, all flagged absent."""
+        device = batch["image_present"].device if "image_present" in batch else None
+        return torch.zeros(n, width, device=device), torch.zeros(n, dtype=torch.bool, device=device)
