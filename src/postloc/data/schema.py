@@ -139,19 +139,19 @@ def resolve_image(base_dir: str | Path, path: str, folders: dict[tuple[str, str]
     file name itself (one ``lstat``: is it a link?) gives the same string. A name that is a
     link, ``.`` or ``..`` takes the full resolve, as does every path when ``folders`` is None.
     """
-    full = Path(base_dir) / path
-    if folders is None or not full.is_absolute():
-        return str(full.resolve())
-    name = full.name
-    if name in ("", ".", ".."):
-        return str(full.resolve())
-    key = (str(base_dir), str(full.parent))
+    if folders is None:
+        return str((Path(base_dir) / path).resolve())
+    head, _, name = path.rpartition("/")
+    key = (str(base_dir), head)
     folder = folders.get(key)
-    if folder is None:
-        folder = folders[key] = str(full.parent.resolve())
+    if folder is None:  # "" marks a relative base: resolved against the working folder each time
+        base = Path(base_dir)
+        folder = folders[key] = str((base / head).resolve()) if base.is_absolute() else ""
+    if not folder or name in ("", ".", ".."):
+        return str((Path(base_dir) / path).resolve())
     candidate = os.path.join(folder, name)
     if os.path.islink(candidate):
-        return str(full.resolve())
+        return str((Path(base_dir) / path).resolve())
     return candidate
 
 
