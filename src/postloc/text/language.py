@@ -120,30 +120,40 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
     t, f, counts = t[first], f[first].astype(np.intp), counts[first].astype(np.float32)
     bounds = np.searchsorted(t, np.arange(len(bodies) + 1))
     ident = _identifier()
-    for rank, k in enumerate(order):
+    raw = np.zeros((len(bodies), len(ident.nb_classes)), dtype=np.float32)  # featureless: 0.0, as py3langid
+    weights = np.log1p(counts)
+    for rank in np.flatnonzero(bounds[1:] > bounds[:-1]):
         lo, hi = bounds[rank], bounds[rank + 1]
-        if hi > lo:
-            scores = np.log1p(counts[lo:hi]) @ ident.nb_ptc[f[lo:hi]] + ident.nb_pc
-        else:
-            scores = np.full(len(ident.nb_classes), 0.0, dtype=np.float32)
-        answers[judged[k]] = _decide(ident, scores, len(bodies[k]))
+        raw[rank] = weights[lo:hi] @ ident.nb_ptc[f[lo:hi]] + ident.nb_pc  # py3langid's expression
+    for (lang, conf), rank in zip(_decide_rows(ident, raw, lengths[order]), range(len(order)), strict=True):
+        answers[judged[order[rank]]] = (lang, conf)
     return answers
 
 
-def _decide(ident, scores, n_bytes: int) -> tuple[str, float]:
-    """py3langid's ``_decide`` and ``classify`` after the raw scores (normalised probabilities)."""
+def _decide_rows(ident, scores, n_bytes) -> list[tuple[str, float]]:
+    """py3langid's ``_decide`` and ``classify`` after the raw scores, one row per caption.
+
+    Each step is elementwise or per row (max, pairwise sum, argmax), so every row gets the
+    same float32 numbers that py3langid computes for it alone.
+    """
     import math
 
     import numpy as np
 
-    scores *= 1.0 / math.sqrt(n_bytes or 1)
-    np.exp(scores - scores.max(), out=scores)
-    scores /= scores.sum()
+    factor = np.array([1.0 / math.sqrt(int(n) or 1) for n in n_bytes], dtype=np.float32)
+    scores *= factor[:, None]
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
     for i, j in ident._alias_pairs:
-        scores[i] += scores[j]
-        scores[j] = 0.0
-    best = int(scores.argmax())
-    conf = float(scores[best])
-    if ident.min_confidence is not None and conf < ident.min_confidence:
-        return "und", conf
-    return ident.nb_classes[best], conf
+        scores[:, i] += scores[:, j]
+        scores[:, j] = 0.0
+    best = scores.argmax(axis=1)
+    confidence = scores[np.arange(len(scores)), best].tolist()
+    answers = []
+    for b, conf in zip(best.tolist(), confidence, strict=True):
+        if ident.min_confidence is not None and conf < ident.min_confidence:
+            answers.append(("und", conf))
+        else:
+            answers.append((ident.nb_classes[b], conf))
+    return answers
