@@ -122,11 +122,11 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
     ident = _identifier()
     raw = np.zeros((len(bodies), len(ident.nb_classes)), dtype=np.float32)  # featureless: 0.0, as py3langid
     weights = np.log1p(counts)
-    for rank in np.flatnonzero(bounds[1:] > bounds[:-1]):
-        lo, hi = bounds[rank], bounds[rank + 1]
-        raw[rank] = weights[lo:hi] @ ident.nb_ptc[f[lo:hi]] + ident.nb_pc  # py3langid's expression
-    for (lang, conf), rank in zip(_decide_rows(ident, raw, lengths[order]), range(len(order)), strict=True):
-        answers[judged[order[rank]]] = (lang, conf)
+    for row in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():
+        lo, hi = bounds[row], bounds[row + 1]
+        raw[row] = weights[lo:hi] @ ident.nb_ptc[f[lo:hi]] + ident.nb_pc  # py3langid's expression
+    for answer, k in zip(_decide_rows(ident, raw, lengths[order]), order.tolist(), strict=True):
+        answers[judged[k]] = answer
     return answers
 
 
