@@ -13,6 +13,13 @@ Each engine runs as ``python -m postloc prepare ... --quiet`` in a fresh process
 a time. Peak memory is reported two ways: the kernel's ``ru_maxrss`` of the child (the
 largest single process of its tree, from ``wait4``) and the largest sum of RSS over the whole
 process tree, sampled every 0.1 s from ``/proc`` (that one counts ``--workers`` processes too).
+CPU time (user + system of the process and its workers) is reported next to wall time: on a
+shared machine it moves much less with other people's load.
+
+Old vs new side by side: ``--baseline OLD/src`` runs another checkout's code (e.g. from
+``git worktree add --detach /tmp/old <commit>``) right after this tree's, on the same corpus,
+and reports the speed-up and whether the two wrote byte-identical files. Quick check:
+``--posts 100000 --small 0 --baseline OLD/src`` (a few minutes).
 """
 
 from __future__ import annotations
