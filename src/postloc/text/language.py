@@ -91,7 +91,7 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
     nextmove, rowbase, output = _tables()
     lengths = np.fromiter(map(len, bodies), dtype=np.int64, count=len(bodies))
     order = np.argsort(-lengths, kind="stable")  # longest first: the live captions are a prefix
-    data = np.frombuffer(b"".join(bodies[k] for k in order), dtype=np.uint8).astype(np.int64)
+    data = np.frombuffer(b"".join(bodies[k] for k in order), dtype=np.uint8)
     starts = np.concatenate(([0], np.cumsum(lengths[order])[:-1]))
     sorted_lengths = lengths[order]
     state = np.zeros(len(bodies), dtype=np.int64)
@@ -102,12 +102,13 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
         feature = output[state[:live]]
         found = np.flatnonzero(feature >= 0)
         if len(found):
-            hit_text.append(found)
-            hit_pos.append(np.full(len(found), pos, dtype=np.int64))
-            hit_feature.append(feature[found])
-    texts_of = np.concatenate(hit_text) if hit_text else np.zeros(0, np.int64)
-    positions = np.concatenate(hit_pos) if hit_pos else np.zeros(0, np.int64)
-    features = np.concatenate(hit_feature) if hit_feature else np.zeros(0, np.int64)
+            hit_text.append(found.astype(np.int32))  # small types: a chunk has ~1 hit per byte
+            hit_pos.append(np.full(len(found), pos, dtype=np.int32))
+            hit_feature.append(feature[found].astype(np.int32))
+    texts_of = np.concatenate(hit_text) if hit_text else np.zeros(0, np.int32)
+    positions = np.concatenate(hit_pos) if hit_pos else np.zeros(0, np.int32)
+    features = np.concatenate(hit_feature) if hit_feature else np.zeros(0, np.int32)
+    del hit_text, hit_pos, hit_feature
     # count each (caption, feature) pair, then order the pairs by where the feature first appeared
     pair = np.lexsort((positions, features, texts_of))
     t, f, p = texts_of[pair], features[pair], positions[pair]
