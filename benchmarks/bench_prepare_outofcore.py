@@ -13,6 +13,13 @@ Each engine runs as ``python -m postloc prepare ... --quiet`` in a fresh process
 a time. Peak memory is reported two ways: the kernel's ``ru_maxrss`` of the child (the
 largest single process of its tree, from ``wait4``) and the largest sum of RSS over the whole
 process tree, sampled every 0.1 s from ``/proc`` (that one counts ``--workers`` processes too).
+CPU time (user + system of the process and its workers) is reported next to wall time: on a
+shared machine it moves much less with other people's load.
+
+Old vs new side by side: ``--baseline OLD/src`` runs another checkout's code (e.g. from
+``git worktree add --detach /tmp/old <commit>``) right after this tree's, on the same corpus,
+and reports the speed-up and whether the two wrote byte-identical files. Quick check:
+``--posts 100000 --small 0 --baseline OLD/src`` (a few minutes).
 """
 
 from __future__ import annotations
@@ -260,8 +267,14 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str]) -> dict:
-    """One ``postloc prepare`` in a fresh process: wall time, peak RSS (largest process and tree sum)."""
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str], src: Path = SRC) -> dict:
+    """One ``postloc prepare`` in a fresh process: wall time, peak RSS (largest process and tree sum).
+
+    ``src`` is the source tree whose ``postloc`` runs (``--baseline`` gives another checkout's).
+    """
     command = [
         sys.executable,
         "-m",
@@ -276,7 +289,8 @@ def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str]) -> dict:
         *extra,
     ]
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
     done = threading.Event()
 
@@ -301,6 +315,9 @@ def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str]) -> dict:
         "options": extra,
         "seconds": round(seconds, 1),
         "posts_per_s": round(summary["funnel"]["read"] / seconds),
+        # CPU time of the child and its waited-for children: less sensitive than wall time to a busy machine
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "posts_per_cpu_s": round(summary["funnel"]["read"] / max(usage.ru_utime + usage.ru_stime, 1e-9)),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
         "peak_tree_rss_mb": round(peak[0] / 1024),
         "kept": summary["all"]["posts"],
@@ -325,9 +342,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="--workers for every run")
     parser.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: the system's temp)")
     parser.add_argument("--name", default="prepare-outofcore", help="results file name under benchmarks/results/")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="the src/ folder of another checkout (e.g. a `git worktree` of an older commit): each engine "
+        "runs it right after this tree's code on the same corpus; ratios and byte-identity are reported",
+    )
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    shown = [a for a in sys.argv[1:] if a != "--tmp" and (args.tmp is None or a != str(args.tmp))]  # no local paths
+    local = {"--tmp", "--baseline", str(args.tmp), str(args.baseline)}
+    shown = [a for a in sys.argv[1:] if a not in local]  # no local paths
+    if args.baseline is not None:
+        shown.append("--baseline OLD/src")
     results: dict = {
         "machine": machine(),
         "command": " ".join(["python", "benchmarks/bench_prepare_outofcore.py", *shown]),
@@ -350,6 +377,14 @@ def main() -> None:
                 runs[engine] = run_prepare(corpus, tmp / f"out-{n}-{engine}", engine, extra)
                 runs[engine]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
                 print(n, runs[engine], flush=True)
+                if args.baseline is not None:
+                    old = tmp / f"out-{n}-{engine}-baseline"
+                    base = run_prepare(corpus, old, engine, extra, src=args.baseline)
+                    base["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+                    base["speedup"] = round(base["seconds"] / runs[engine]["seconds"], 2)
+                    base["identical_to_new"] = same_outputs(tmp / f"out-{n}-{engine}", old)
+                    runs[f"{engine} (baseline)"] = base
+                    print(n, base, flush=True)
             entry = {"corpus": description, "runs": runs}
             if len(engines) > 1:
                 entry["identical_outputs"] = same_outputs(tmp / f"out-{n}-{engines[0]}", tmp / f"out-{n}-{engines[1]}")
@@ -358,6 +393,7 @@ def main() -> None:
                 import shutil
 
                 shutil.rmtree(tmp / f"out-{n}-{engine}", ignore_errors=True)
+                shutil.rmtree(tmp / f"out-{n}-{engine}-baseline", ignore_errors=True)
             corpus.unlink()
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     write_results(args.name, results, markdown(results))
@@ -374,19 +410,27 @@ def markdown(results: dict) -> str:
         f"Command: `{results['command']}`; duckdb `--memory-limit {results['memory_limit']}`, "
         f"`--workers {results['workers']}`. Data: SYNTHETIC Parquet corpora (seeded; see the script's docstring).",
         "",
-        "| posts (synthetic) | engine | wall time | posts/s | peak RSS, largest process | peak RSS, process tree | "
-        "kept posts | POIs | load avg after |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| posts (synthetic) | engine | wall time | posts/s | CPU time | posts/CPU-s | peak RSS, largest process | "
+        "peak RSS, process tree | kept posts | POIs | load avg after |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for n, entry in results["sizes"].items():
         for engine, run in entry["runs"].items():
             lines.append(
                 f"| {int(n):,} ({entry['corpus']['size_mb']} MB) | {engine} | {run['seconds']} s | "
-                f"{run['posts_per_s']:,} | {run['peak_rss_mb']:,} MB | {run['peak_tree_rss_mb']:,} MB | "
+                f"{run['posts_per_s']:,} | {run.get('cpu_seconds', '-')} s | {run.get('posts_per_cpu_s', 0):,} | "
+                f"{run['peak_rss_mb']:,} MB | {run['peak_tree_rss_mb']:,} MB | "
                 f"{run['kept']:,} | {run['pois']:,} | {run['load_average_after']} |"
             )
     lines.append("")
     for n, entry in results["sizes"].items():
+        for name, run in entry["runs"].items():
+            if "speedup" in run:
+                same = "byte-identical" if all(run["identical_to_new"].values()) else "DIFFERENT"
+                lines.append(
+                    f"- {int(n):,} posts, {name}: this tree is {run['speedup']}x faster than the baseline "
+                    f"(same corpus, run back to back); outputs (manifest aside) {same}."
+                )
         if "identical_outputs" in entry:
             same = entry["identical_outputs"]
             verdict = (

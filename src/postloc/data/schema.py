@@ -7,6 +7,7 @@ Parquet and Instaloader input all fail with the same messages.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,10 +54,13 @@ class Post:
         source: str | Path = "<input>",
         line: int | None = None,
         base_dir: str | Path | None = None,
+        folders: dict[tuple[str, str], str] | None = None,
     ) -> Post:
         """Validate one raw record (a parsed JSON object, a CSV row, a Parquet row).
 
         Raises :class:`BadInputError` naming ``source``, ``line`` and the offending key.
+        ``folders`` is a cache of resolved image folders that a reader keeps for one pass over
+        its input (see :func:`resolve_image`); without it every path is resolved from scratch.
         """
         if not isinstance(record, Mapping):
             raise BadInputError(source, line, None, f"expected a JSON object, got {_kind(record)}")
@@ -89,7 +93,7 @@ class Post:
         if nul is not None:  # no file system takes it (os calls raise ValueError)
             raise bad("image", f"must be a file path without NUL characters, got {_show(nul)}")
         if base_dir is not None:
-            images = [str((Path(base_dir) / p).resolve()) if not Path(p).is_absolute() else p for p in images]
+            images = [p if os.path.isabs(p) else resolve_image(base_dir, p, folders) for p in images]
 
         lat = _coordinate(record.get("lat"), "lat", 90.0, bad)
         lon = _coordinate(record.get("lon"), "lon", 180.0, bad)
@@ -127,7 +131,32 @@ class Post:
         return record
 
 
+def resolve_image(base_dir: str | Path, path: str, folders: dict[tuple[str, str], str] | None = None) -> str:
+    """``str((Path(base_dir) / path).resolve())``, with the folder part resolved once per ``folders``.
+
+    ``Path.resolve`` costs one ``lstat`` per path component; posts of one input name their
+    images in a handful of folders, so resolving ``base_dir/folder`` once and checking only the
+    file name itself (one ``lstat``: is it a link?) gives the same string. A name that is a
+    link, ``.`` or ``..`` takes the full resolve, as does every path when ``folders`` is None.
+    """
+    if folders is None:
+        return str((Path(base_dir) / path).resolve())
+    head, _, name = path.rpartition("/")
+    key = (str(base_dir), head)
+    folder = folders.get(key)
+    if folder is None:  # "" marks a relative base: resolved against the working folder each time
+        base = Path(base_dir)
+        folder = folders[key] = str((base / head).resolve()) if base.is_absolute() else ""
+    if not folder or name in ("", ".", ".."):
+        return str((Path(base_dir) / path).resolve())
+    candidate = os.path.join(folder, name)
+    if os.path.islink(candidate):
+        return str((Path(base_dir) / path).resolve())
+    return candidate
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_PLAIN_SCALARS = (int, float, bool)  # exact types: a subclass may be anything
 
 
 def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
@@ -137,11 +166,17 @@ def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
     Walked with a stack, not recursion: extra values may be nested about as deep as the parser allows.
     """
     for key, value in record.items():
+        if type(key) is str and (key.isascii() or not _SURROGATE.search(key)):
+            # the common case, without the stack: a plain scalar under a plain key
+            if value is None or type(value) in _PLAIN_SCALARS:
+                continue
+            if type(value) is str and (value.isascii() or not _SURROGATE.search(value)):
+                continue
         stack = [key, value]
         while stack:
             item = stack.pop()
             if isinstance(item, str):
-                if _SURROGATE.search(item):
+                if not item.isascii() and _SURROGATE.search(item):
                     return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
             elif isinstance(item, Mapping):
                 stack.extend(item.keys())

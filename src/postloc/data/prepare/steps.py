@@ -23,7 +23,7 @@ import pandas as pd
 from postloc.data.filters import duplicate_key, place_key
 from postloc.data.prepare.config import PrepareConfig
 from postloc.text.hashtags import post_hashtags
-from postloc.text.language import detect_language
+from postloc.text.language import detect_languages
 from postloc.text.normalize import normalize_text
 
 SPOOL_BATCH = 8192  # spool rows per batch; also the prepared posts per Parquet row group
@@ -63,13 +63,30 @@ def clean_post(post, config: PrepareConfig, keys_only: bool) -> dict | None:
     ``_dup`` holds the duplicate key: the tuple itself, or (``keys_only``, for the duckdb
     engine) a stable 128-bit digest of it that SQL can group by.
     """
-    text = normalize_text(post.text)
+    return clean_chunk([post], config, keys_only)[0]
+
+
+def clean_chunk(posts: list, config: PrepareConfig, keys_only: bool) -> list[dict | None]:
+    """:func:`clean_post` over a chunk: the unit of work of both the main process and ``--workers``.
+
+    Captions are judged together (:func:`detect_languages`: one automaton walk for the chunk)
+    and only those with text; the rows are the same as one post at a time would give.
+    """
+    texts = [normalize_text(post.text) for post in posts]
+    with_text = [i for i, text in enumerate(texts) if text]
+    langs: list[str | None] = [None] * len(posts)
+    judged = detect_languages([texts[i] for i in with_text], min_letters=config.min_language_letters)
+    for i, (lang, _) in zip(with_text, judged, strict=True):
+        langs[i] = lang
+    return [
+        _spool_row(post, text, lang, config, keys_only) for post, text, lang in zip(posts, texts, langs, strict=True)
+    ]
+
+
+def _spool_row(post, text: str, lang: str | None, config: PrepareConfig, keys_only: bool) -> dict | None:
+    if lang is not None and config.languages and lang not in config.languages:
+        return None
     tags = post_hashtags(post.hashtags, text)
-    lang = None
-    if text:
-        lang, _ = detect_language(text, min_letters=config.min_language_letters)
-        if lang is not None and config.languages and lang not in config.languages:
-            return None
     key: tuple | bytes | None = None
     if config.drop_duplicates:
         key = duplicate_key(post.user, text, tags, place_key(post.poi, post.lat, post.lon))
@@ -96,16 +113,12 @@ def clean_post(post, config: PrepareConfig, keys_only: bool) -> dict | None:
     }
 
 
-def clean_chunk(posts: list, config: PrepareConfig, keys_only: bool) -> list[dict | None]:
-    """:func:`clean_post` over a chunk: the unit of work sent to a ``--workers`` process."""
-    return [clean_post(post, config, keys_only) for post in posts]
-
-
 def cleaned(posts: Iterator, config: PrepareConfig, keys_only: bool) -> Iterator[dict | None]:
-    """Rows in input order; with ``config.workers > 1`` cleaned by a process pool in ordered chunks."""
+    """Rows in input order, cleaned in chunks; with ``config.workers > 1`` by a process pool."""
+    chunks = iter(lambda: list(islice(posts, WORKER_CHUNK)), [])
     if config.workers <= 1:
-        for post in posts:
-            yield clean_post(post, config, keys_only)
+        for chunk in chunks:
+            yield from clean_chunk(chunk, config, keys_only)
         return
     import multiprocessing
     from collections import deque
@@ -114,7 +127,7 @@ def cleaned(posts: Iterator, config: PrepareConfig, keys_only: bool) -> Iterator
     clean = partial(clean_chunk, config=config, keys_only=keys_only)
     pending: deque = deque()
     with multiprocessing.get_context("spawn").Pool(config.workers) as pool:
-        for chunk in iter(lambda: list(islice(posts, WORKER_CHUNK)), []):
+        for chunk in chunks:
             pending.append(pool.apply_async(clean, (chunk,)))
             if len(pending) >= 2 * config.workers:
                 yield from pending.popleft().get()

@@ -85,12 +85,15 @@ def read_posts(
 
 def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) -> Iterator[Post]:
     seen_ids: dict[str, tuple[str, int | None]] = {}
+    folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
     for item in raw:
         try:
             if item.error is not None:
                 raise item.error
             assert item.record is not None  # a RawRecord holds either a record or an error
-            post = Post.from_record(item.record, source=item.source, line=item.line, base_dir=item.base_dir)
+            post = Post.from_record(
+                item.record, source=item.source, line=item.line, base_dir=item.base_dir, folders=folders
+            )
             first = seen_ids.get(post.id)
             if first is not None:
                 where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"

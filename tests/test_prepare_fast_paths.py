@@ -1,0 +1,80 @@
+"""The fast paths of ``prepare`` give what the plain code gives (docs/scale-prepare.md, performance).
+
+Speed is measured in benchmarks/bench_prepare_outofcore.py; here only equality is checked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from postloc.data.schema import resolve_image
+from postloc.text.language import detect_language, detect_languages
+
+CAPTIONS = [
+    "Sunset at the bridge with friends, what a day #sunset #dresden",
+    "Das ist ein schöner Tag in Dresden am Elbufer mit Freunden",
+    "WHAT A LOUD CAPTION ABOUT THE OLD TOWN TONIGHT",
+    "ÀÉÎ ÖÜ ÇA VA BIEN AUJOURD'HUI MES AMIS",
+    "日本語のテキストはここにあります東京タワーの夜景がきれい",
+    "Привет из Москвы, прекрасный вечер на Красной площади",
+    "check https://example.com/x?y=1 and @someone for the best coffee in town",
+    "🌉🗽 #nyc #love",
+    "hi there",
+    "",
+    "a" * 3000,
+    "mixed ñandú y pingüino en la Patagonia argentina hoy",
+    "\ud800 a lone surrogate inside an otherwise English caption text",
+]
+
+
+@pytest.mark.parametrize("min_letters", [0, 12, 40])
+def test_detect_languages_equals_one_at_a_time(min_letters):
+    assert detect_languages(CAPTIONS, min_letters=min_letters) == [
+        detect_language(text, min_letters=min_letters) for text in CAPTIONS
+    ]
+    assert detect_languages([]) == []
+
+
+def test_resolve_image_equals_path_resolve(tmp_path):
+    base = tmp_path / "in"
+    (base / "img" / "sub").mkdir(parents=True)
+    (base / "img" / "a.jpg").write_bytes(b"")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "b.jpg").write_bytes(b"")
+    os.symlink(tmp_path / "elsewhere", base / "linked")  # a linked folder
+    os.symlink(tmp_path / "elsewhere" / "b.jpg", base / "img" / "link.jpg")  # a linked file
+    os.symlink(base / "img" / "loop", base / "img" / "loop")  # a loop, resolved leniently
+    paths = [
+        "img/a.jpg",
+        "img/missing.jpg",
+        "img//a.jpg",
+        "./img/a.jpg",
+        "img/./a.jpg",
+        "img/sub/../a.jpg",
+        "linked/b.jpg",
+        "linked/../img/a.jpg",
+        "img/link.jpg",
+        "img/.",
+        "img/..",
+        "img/",
+        "top.jpg",
+        "no/such/folder/c.jpg",
+    ]
+    folders: dict = {}
+    for _ in range(2):  # the second pass hits the cache
+        for path in paths:
+            assert resolve_image(str(base), path, folders) == str((base / path).resolve()), path
+    with pytest.raises(RuntimeError):
+        (base / "img" / "loop").resolve()
+    with pytest.raises(RuntimeError):
+        resolve_image(str(base), "img/loop", folders)
+
+
+def test_resolve_image_relative_base(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "img").mkdir()
+    folders: dict = {}
+    assert resolve_image("img", "a.jpg", folders) == str(Path("img/a.jpg").resolve())
