@@ -10,8 +10,7 @@ The Python API is usable without the CLI::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from postloc._version import __version__
 from postloc.data.prepare import PrepareConfig, PrepareResult, prepare
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.data.readers import read_posts

@@ -16,13 +16,13 @@ was ever written without it, but hand-made files exist) is read as format 1.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from postloc._version import __version__
 from postloc.errors import ModelFileError
 
 if TYPE_CHECKING:
@@ -177,11 +177,8 @@ def check_format(manifest: dict[str, Any], path: str | Path) -> None:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def package_version() -> str:
     """The running postloc's version, written into every manifest."""
-    from postloc import __version__
-
     return __version__
 
 
