@@ -22,17 +22,8 @@ from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_s
 from postloc.errors import PostlocError
 from postloc.nn import distributed as dist
 from postloc.training import RunConfig, TrainerConfig, evaluate, train
+from tiny_models import SMALL
 
-SMALL = {
-    "filters": 16,
-    "heads": 2,
-    "char_dim": 8,
-    "word_dim": 8,
-    "hidden": 16,
-    "max_text_chars": 64,
-    "max_hashtag_chars": 48,
-    "max_text_words": 16,
-}
 # Keep DATA, TRAINER and SMALL in step with benchmarks/bench_distributed.py, which measures the
 # seed noise that the tolerance below rests on.
 DATA = SyntheticFeaturesConfig(

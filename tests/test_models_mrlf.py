@@ -20,17 +20,8 @@ from postloc.models.mrlf.encoding import Vocabularies, encode_posts
 from postloc.models.mrlf.layers import MultiHeadAttention, masked_max
 from postloc.models.mrlf.net import MRLFNet
 from postloc.nn.config import TrainerConfig
+from tiny_models import SMALL
 
-SMALL = {
-    "filters": 16,
-    "heads": 2,
-    "char_dim": 8,
-    "word_dim": 8,
-    "hidden": 16,
-    "max_text_chars": 64,
-    "max_hashtag_chars": 48,
-    "max_text_words": 16,
-}
 EASY = SyntheticFeaturesConfig(
     n_pois=4,
     n_posts=360,

@@ -11,17 +11,7 @@ from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_s
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.predictor import Predictor, load
 from postloc.training import RunConfig, TrainerConfig, train
-
-SMALL = {
-    "filters": 16,
-    "heads": 2,
-    "char_dim": 8,
-    "word_dim": 8,
-    "hidden": 16,
-    "max_text_chars": 64,
-    "max_hashtag_chars": 48,
-    "max_text_words": 16,
-}
+from tiny_models import SMALL
 
 
 @pytest.fixture(scope="module")

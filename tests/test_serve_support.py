@@ -12,16 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-SMALL = {
-    "filters": 16,
-    "heads": 2,
-    "char_dim": 8,
-    "word_dim": 8,
-    "hidden": 16,
-    "max_text_chars": 64,
-    "max_hashtag_chars": 48,
-    "max_text_words": 16,
-}
+from tiny_models import SMALL
+
 _CACHE: dict[str, object] = {}
 
 

@@ -18,17 +18,8 @@ from postloc.models import load_model
 from postloc.nn import checkpoints as ck
 from postloc.nn.trainer import Trainer
 from postloc.training import Callback, RunConfig, TrainerConfig, apply_overrides, evaluate, load_config, train
+from tiny_models import SMALL
 
-SMALL = {
-    "filters": 16,
-    "heads": 2,
-    "char_dim": 8,
-    "word_dim": 8,
-    "hidden": 16,
-    "max_text_chars": 64,
-    "max_hashtag_chars": 48,
-    "max_text_words": 16,
-}
 ALLOWED_SUFFIXES = {".json", ".jsonl", ".safetensors", ".csv", ".png", ".md"}
 
 

@@ -11,17 +11,8 @@ from postloc import datasets
 from postloc.data.prepare import PrepareConfig, prepare
 from postloc.inference.predictor import load
 from postloc.training import RunConfig, TrainerConfig, evaluate, train
+from tiny_models import SMALL
 
-SMALL = {
-    "filters": 16,
-    "heads": 2,
-    "char_dim": 8,
-    "word_dim": 8,
-    "hidden": 16,
-    "max_text_chars": 64,
-    "max_hashtag_chars": 48,
-    "max_text_words": 16,
-}
 PLACES = {
     "bridge": (40.7061, -73.9969, "brooklyn bridge river view"),
     "park": (40.7829, -73.9654, "central park trees lake"),
