@@ -49,13 +49,13 @@ def prepare(
 
         require_duckdb()  # fail before reading a large input
     report = SkipReport()
-    # Only a folder of our own is replaced, never one holding the input (docs/reliability.md).
-    check_output_folder(out_dir, PREPARED, inputs=[source, pois_csv])
     known_centres = _read_poi_csv(pois_csv) if pois_csv else None
 
     outcome: dict[str, Any] = {}
     with folder_lock(out_dir):
-        check_output_folder(out_dir, PREPARED, inputs=[source, pois_csv])  # as it is now we hold the lock
+        # Only a folder of our own is replaced, never one holding the input (docs/reliability.md);
+        # checked under the lock, so no other command changes the answer before the swap.
+        check_output_folder(out_dir, PREPARED, inputs=[source, pois_csv])
         write_folder_atomically(
             out_dir,
             lambda work: outcome.update(
