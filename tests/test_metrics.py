@@ -119,3 +119,30 @@ def test_write_report_outputs(tmp_path):
     assert "mixed (2 post / 2 centre)" in text and "| a | Alpha |" in text
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.read_csv(paths["csv"]).shape[0] == 3
+
+
+def test_ece_hand_computed():
+    from postloc.metrics import expected_calibration_error, reliability_bins
+
+    # two posts at confidence 0.9 (one right), two at 0.6 (both right): |0.5-0.9|*2/4 + |1-0.6|*2/4 = 0.4
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    truth = np.array([0, 1, 1, 1])
+    assert expected_calibration_error(truth, proba, bins=10) == pytest.approx(0.4)
+    table = reliability_bins(truth, proba, bins=10)
+    assert table["posts"].sum() == 4
+    assert table.loc[8, "accuracy"] == pytest.approx(0.5)  # bin (0.8, 0.9]
+    assert table.loc[5, "accuracy"] == pytest.approx(1.0)  # bin (0.5, 0.6]
+    # a perfectly calibrated pair: confidence 1.0, always right
+    assert expected_calibration_error(np.array([0, 1]), np.eye(2)) == pytest.approx(0.0)
+
+
+def test_accuracy_at_coverage_keeps_the_most_confident():
+    from postloc.metrics import accuracy_at_coverage, coverage_curve
+
+    proba = np.array([[0.95, 0.05], [0.9, 0.1], [0.6, 0.4], [0.55, 0.45]])
+    truth = np.array([0, 0, 1, 1])  # the two confident posts are right, the two doubtful ones wrong
+    assert accuracy_at_coverage(truth, proba, 0.5) == pytest.approx(1.0)
+    assert accuracy_at_coverage(truth, proba, 1.0) == pytest.approx(0.5)
+    assert accuracy_at_coverage(truth, proba, 0.75) == pytest.approx(2 / 3)
+    curve = coverage_curve(truth, proba, points=4)
+    assert curve["accuracy"].tolist() == pytest.approx([1.0, 1.0, 2 / 3, 0.5])

@@ -67,6 +67,72 @@ def macro_f1(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> float:
     return float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0))
 
 
+def expected_calibration_error(y_true: ArrayLike, proba: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence: the post-weighted mean |accuracy - confidence| over ``bins`` equal-width bins.
+
+    15 equal-width bins as in Guo et al. (2017), so figures compare with the calibration
+    literature. Posts whose truth is outside the classes (-1) count as wrong.
+    """
+    truth = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=float)
+    if len(truth) == 0 or proba.shape[1] == 0:
+        return float("nan")
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == truth
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total / len(truth))
+
+
+def reliability_bins(y_true: ArrayLike, proba: np.ndarray, bins: int = 15) -> pd.DataFrame:
+    """Per confidence bin: posts, mean confidence and accuracy (the reliability diagram's data)."""
+    truth = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=float)
+    confidence = proba.max(axis=1) if len(truth) else np.zeros(0)
+    correct = (proba.argmax(axis=1) == truth) if len(truth) else np.zeros(0, dtype=bool)
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        inside = which == b
+        n = int(inside.sum())
+        rows.append(
+            {
+                "lower": b / bins,
+                "upper": (b + 1) / bins,
+                "posts": n,
+                "confidence": float(confidence[inside].mean()) if n else float("nan"),
+                "accuracy": float(correct[inside].mean()) if n else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def accuracy_at_coverage(y_true: ArrayLike, proba: np.ndarray, coverage: float) -> float:
+    """Accuracy on the ``coverage`` share of posts the model is most confident about (selective prediction).
+
+    The posts are ranked by top-class probability (ties in input order) and the first
+    ``ceil(coverage * n)`` kept: what a user who abstains on the rest would see.
+    """
+    truth = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=float)
+    if len(truth) == 0 or not 0 < coverage <= 1:
+        return float("nan")
+    keep = max(1, int(np.ceil(coverage * len(truth))))
+    order = np.argsort(-proba.max(axis=1), kind="stable")[:keep]
+    return float((proba[order].argmax(axis=1) == truth[order]).mean())
+
+
+def coverage_curve(y_true: ArrayLike, proba: np.ndarray, points: int = 50) -> pd.DataFrame:
+    """Accuracy against coverage from 1/points to 1 (the accuracy-coverage curve's data)."""
+    coverages = np.linspace(1.0 / points, 1.0, points)
+    return pd.DataFrame(
+        {"coverage": coverages, "accuracy": [accuracy_at_coverage(y_true, proba, float(c)) for c in coverages]}
+    )
+
+
 def distance_reference(has_post_coordinates: np.ndarray) -> str:
     """Which ground truth the distances used, in words (see the module docstring)."""
     has = np.asarray(has_post_coordinates, dtype=bool)
@@ -149,6 +215,8 @@ def evaluate(
         "mean_km": float(km[known].mean()) if known.any() else float("nan"),
         "median_km": float(np.median(km[known])) if known.any() else float("nan"),
         f"acc@{within_km:g}km": float((km[known] <= within_km).mean()) if known.any() else float("nan"),
+        "ece": expected_calibration_error(y_true, proba),
+        "acc@cov50": accuracy_at_coverage(y_true, proba, 0.5),
         "distance_reference": distance_reference(from_post[known]),
         "distance_posts": int(known.sum()),
     }
@@ -189,7 +257,7 @@ def per_poi_table(
 
 def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     """A human summary of :func:`evaluate`'s report (headline numbers, then the per-POI table)."""
-    keys = [k for k in report if k.startswith("acc") or k in ("accuracy", "macro_f1", "mean_km", "median_km")]
+    keys = [k for k in report if k.startswith("acc") or k in ("accuracy", "macro_f1", "ece", "mean_km", "median_km")]
     lines = [
         f"# {title}",
         "",
