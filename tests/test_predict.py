@@ -10,6 +10,7 @@ from postloc.data.schema import Post
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.predictor import Predictor, load
+from postloc.models.calibration import apply_temperature
 from postloc.training import RunConfig, TrainerConfig, train
 from tiny_models import SMALL
 
@@ -80,7 +81,9 @@ def test_predict_accepts_posts_dataframes_and_matches_training_predictions(run):
     from postloc.data.image_features import attach_image_features, load_image_features
 
     with_images = attach_image_features(test, load_image_features(run_dir.parent / "prepared"))
-    expected = predictor.model.predict_proba(with_images)
+    raw = predictor.model.predict_proba(with_images)
+    assert np.allclose(predictor.predict_proba(with_images, batch_size=7, calibrated=False), raw, atol=1e-6)
+    expected = apply_temperature(raw, predictor.temperature)  # what users get: the run's calibration applied
     assert np.allclose(predictor.predict_proba(with_images, batch_size=7), expected, atol=1e-6)
     as_posts = [
         Post(

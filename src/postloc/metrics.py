@@ -133,6 +133,47 @@ def coverage_curve(y_true: ArrayLike, proba: np.ndarray, points: int = 50) -> pd
     )
 
 
+#: the coverages of the report's table (share of posts answered, most confident first)
+COVERAGES = (1.0, 0.8, 0.5, 0.2)
+
+
+def coverage_table(
+    y_true: ArrayLike, proba: np.ndarray, coverages: Sequence[float] = COVERAGES
+) -> list[dict[str, Any]]:
+    """Per coverage: posts kept, their accuracy and the lowest confidence kept (the ``min_confidence`` giving it)."""
+    truth = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=float)
+    confidence = np.sort(proba.max(axis=1))[::-1] if len(truth) else np.zeros(0)
+    rows = []
+    for c in coverages:
+        keep = max(1, int(np.ceil(c * len(truth)))) if len(truth) else 0
+        rows.append(
+            {
+                "coverage": float(c),
+                "posts": keep,
+                "accuracy": accuracy_at_coverage(truth, proba, float(c)),
+                "min_confidence": float(confidence[keep - 1]) if keep else float("nan"),
+            }
+        )
+    return rows
+
+
+def calibration_curves(y_true: ArrayLike, proba: np.ndarray, uncalibrated: np.ndarray | None) -> dict[str, Any]:
+    """The reliability diagram's and the accuracy-coverage curve's data, calibrated and (if given) not."""
+    sets = {"calibrated": proba} if uncalibrated is None else {"uncalibrated": uncalibrated, "calibrated": proba}
+    return {
+        "reliability": {
+            name: reliability_bins(y_true, p)[["lower", "upper", "posts", "confidence", "accuracy"]].to_dict(
+                orient="list"
+            )
+            for name, p in sets.items()
+        },
+        "coverage_curve": {
+            name: coverage_curve(y_true, p, points=20).to_dict(orient="list") for name, p in sets.items()
+        },
+    }
+
+
 def distance_reference(has_post_coordinates: np.ndarray) -> str:
     """Which ground truth the distances used, in words (see the module docstring)."""
     has = np.asarray(has_post_coordinates, dtype=bool)
@@ -181,10 +222,13 @@ def evaluate(
     *,
     ks: Sequence[int] = (3, 5),
     within_km: float = 1.0,
+    uncalibrated: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The full report for predicted probabilities ``proba[n, len(classes)]`` of ``posts``.
 
     ``pois`` is the POI table (``poi, lat, lon[, name]``) giving centres and names.
+    ``uncalibrated``: the model's probabilities before calibration, when ``proba`` is calibrated;
+    the report then also has ``ece_uncalibrated`` and both curves (``calibration_curves``).
     Returns a JSON-ready dict; ``report["per_poi"]`` is a list of rows and
     ``report["confusion"]`` the matrix as nested lists.
     """
@@ -216,6 +260,11 @@ def evaluate(
         "median_km": float(np.median(km[known])) if known.any() else float("nan"),
         f"acc@{within_km:g}km": float((km[known] <= within_km).mean()) if known.any() else float("nan"),
         "ece": expected_calibration_error(y_true, proba),
+        **(
+            {"ece_uncalibrated": expected_calibration_error(y_true, np.asarray(uncalibrated, dtype=float))}
+            if uncalibrated is not None
+            else {}
+        ),
         "acc@cov50": accuracy_at_coverage(y_true, proba, 0.5),
         "distance_reference": distance_reference(from_post[known]),
         "distance_posts": int(known.sum()),
@@ -223,6 +272,10 @@ def evaluate(
     report["per_poi"] = per_poi_table(y_true, y_pred, km, classes, table).to_dict(orient="records")
     report["confusion"] = confusion(y_true, y_pred, len(classes)).tolist()
     report["labels"] = classes
+    report["coverage"] = coverage_table(y_true, proba)
+    report["calibration_curves"] = calibration_curves(
+        y_true, proba, None if uncalibrated is None else np.asarray(uncalibrated, dtype=float)
+    )
     return _clean(report)
 
 
@@ -257,7 +310,8 @@ def per_poi_table(
 
 def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     """A human summary of :func:`evaluate`'s report (headline numbers, then the per-POI table)."""
-    keys = [k for k in report if k.startswith("acc") or k in ("accuracy", "macro_f1", "ece", "mean_km", "median_km")]
+    named = ("accuracy", "macro_f1", "ece", "ece_uncalibrated", "temperature", "mean_km", "median_km")
+    keys = [k for k in report if k.startswith("acc") or k in named]
     lines = [
         f"# {title}",
         "",
@@ -269,6 +323,18 @@ def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     ]
     for key in keys:
         lines.append(f"| {key} | {_fmt(report[key])} |")
+    if report.get("coverage"):
+        lines += [
+            "",
+            "Selective prediction: answer only the most confident posts (calibrated confidence).",
+            "",
+            "| coverage | posts | accuracy | min confidence |",
+            "|---:|---:|---:|---:|",
+        ]
+        for row in report["coverage"]:
+            lines.append(
+                f"| {row['coverage']:.0%} | {row['posts']} | {_fmt(row['accuracy'])} | {_fmt(row['min_confidence'])} |"
+            )
     lines += [
         "",
         "| POI | name | support | predicted | precision | recall | F1 | mean km |",
@@ -308,8 +374,65 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
     return path
 
 
+def plot_reliability(curves: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, one line per curve set, and the diagonal."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    for (name, bins), style in zip(curves.items(), ("o--", "s-"), strict=False):
+        points = [(c, a) for c, a in zip(bins["confidence"], bins["accuracy"], strict=True) if c is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, style, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top POI probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title or "reliability")
+    ax.legend(loc="upper left")
+    return _save(fig, plt, path)
+
+
+def plot_coverage(curves: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """Accuracy against coverage (the most confident share of posts answered), one line per curve set."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for (name, curve), style in zip(curves.items(), ("--", "-"), strict=False):
+        ax.plot(curve["coverage"], [a if a is not None else float("nan") for a in curve["accuracy"]], style, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage (share of posts answered)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title or "accuracy-coverage")
+    ax.legend(loc="lower left")
+    return _save(fig, plt, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, plt, path: str | Path) -> Path:
+    """The figure as a PNG written atomically (a reader never sees half a file)."""
+    from postloc.io.atomic import atomic_path
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
 def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: str) -> dict[str, Path]:
-    """``<stem>.json``, ``<stem>.md``, ``<stem>-per-poi.csv`` and ``<stem>-confusion.png`` in ``out_dir``."""
+    """``<stem>.json``, ``.md``, ``-per-poi.csv``, ``-confusion.png``, and with calibration curves in the report
+    ``-reliability.png`` and ``-coverage.png``, in ``out_dir``."""
     from postloc.io.atomic import atomic_open
 
     out_dir = Path(out_dir)
@@ -326,6 +449,10 @@ def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: 
     with atomic_open(paths["csv"]) as handle:
         pd.DataFrame(report["per_poi"]).to_csv(handle, index=False, lineterminator="\n")
     plot_confusion(report["confusion"], report["labels"], paths["png"], title)
+    curves = report.get("calibration_curves")
+    if curves:
+        paths["reliability"] = plot_reliability(curves["reliability"], out_dir / f"{stem}-reliability.png", title)
+        paths["coverage"] = plot_coverage(curves["coverage_curve"], out_dir / f"{stem}-coverage.png", title)
     return paths
 
 

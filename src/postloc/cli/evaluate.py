@@ -1,7 +1,8 @@
 """``postloc evaluate``: the argparse front end of :func:`postloc.training.api.evaluate`.
 
-Scores a trained run on one split and prints the headline metrics; the JSON, Markdown, per-POI
-table and confusion plot go into the run folder.
+Scores a trained run on one split (with the run's temperature applied) and prints the headline
+metrics and calibration; the JSON, Markdown, per-POI table, confusion plot, reliability diagram and
+accuracy-coverage curve go into the run folder.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ def run(args) -> int:
         f"median {_f(report['median_km'])} km, acc@1km {_f(report['acc@1km'])} "
         f"(distances against {report['distance_reference']})"
     )
-    print(f"wrote {args.run_dir}/eval-{args.split}.json, .md, -per-poi.csv, -confusion.png")
+    print(
+        f"calibration: ECE {_f(report.get('ece'))} (uncalibrated {_f(report.get('ece_uncalibrated'))}, "
+        f"T = {report.get('temperature', 1.0):.3f}); acc at 50% coverage {_f(report.get('acc@cov50'))}"
+        + (f"; note: {report['calibration_note']}" if report.get("calibration_note") else "")
+    )
+    files = ".json, .md, -per-poi.csv, -confusion.png, -reliability.png, -coverage.png"
+    print(f"wrote {args.run_dir}/eval-{args.split}{files}")
     return 0
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from postloc.cli._args import fraction
+from postloc.errors import PostlocError
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -23,6 +26,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="input format (default: from the name)")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument(
+        "--min-confidence",
+        type=fraction,
+        metavar="X",
+        help="abstain below this calibrated confidence (0..1): the post's poi is null with a reason, "
+        "its ranked candidates are still written",
+    )
     p.add_argument("--batch-size", type=int, default=1024, help="posts read, predicted and written at a time")
     p.add_argument("--skip-bad", action="store_true", help="skip bad input records (reported) instead of stopping")
     p.add_argument("--no-images", action="store_true", help="ignore photo files even when a featurizer is available")
@@ -45,6 +55,8 @@ def run_predict(args) -> int:
     from postloc.inference.batch import photo_summary, predict_file
 
     if args.engine == "ray":
+        if args.min_confidence is not None:
+            raise PostlocError("--min-confidence is not supported with --engine ray yet; use the local engine")
         return _run_predict_ray(args)
     counts = predict_file(
         args.run_dir,
@@ -56,12 +68,18 @@ def run_predict(args) -> int:
         skip_bad=args.skip_bad,
         images=not args.no_images,
         progress=not args.quiet,
+        min_confidence=args.min_confidence,
     )
     # With -o - the predictions are the standard output: the summary goes to stderr, out of their way.
     summary = sys.stderr if str(args.out) == "-" else sys.stdout
     print(
         f"wrote {args.out}: {counts['posts']} posts"
         + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else "")
+        + (
+            f", {counts.get('abstained', 0)} below --min-confidence {args.min_confidence:g} (poi null)"
+            if args.min_confidence is not None
+            else ""
+        )
         + (
             f", photos used for {counts['images_used']} of {counts['with_images']} posts with photos"
             if counts["with_images"]

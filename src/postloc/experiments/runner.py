@@ -21,7 +21,7 @@ from postloc.experiments.noisy_images import noise_variants
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import REPORT, check_output_folder
 
-DROP_KEYS = ("per_poi", "confusion", "labels")
+DROP_KEYS = ("per_poi", "confusion", "labels", "coverage", "calibration_curves")
 
 
 class Plan:

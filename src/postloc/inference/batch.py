@@ -69,8 +69,13 @@ def predict_file(
     predictor=None,
     featurizer: ImageFeaturizer | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_confidence: float | None = None,
 ) -> dict[str, Any]:
     """Stream ``source`` through the run's model into ``out``; returns counts.
+
+    Every output row is ``{id, poi, confidence, reason, predictions}`` (:func:`prediction_rows`):
+    with ``min_confidence``, a post whose calibrated confidence is below it gets ``poi`` null and
+    a ``reason`` (counted in ``abstained``); its ranked ``predictions`` are written all the same.
 
     ``photos`` in the counts: each photo's outcome (``kept``, ``inpainted``, ``dropped_portrait``,
     ``kept_unfiltered`` or why it could not be read), so the summary can say what happened to them.
@@ -78,10 +83,11 @@ def predict_file(
     from tqdm import tqdm
 
     from postloc.data.readers import SkipReport, read_posts
-    from postloc.inference.predictor import load
+    from postloc.inference.predictor import check_min_confidence, load
 
     if batch_size < 1 or top_k < 1:
         raise PostlocError("--batch-size and --top-k must be at least 1")
+    min_confidence = check_min_confidence(min_confidence)
     # Checked before the model loads: a directory, a block device or an output that would replace
     # the input or a file of the run is refused with nothing written ("-" streams to stdout).
     output_target(out)
@@ -91,7 +97,7 @@ def predict_file(
     photos, info = photos_for_run(run, predictor, featurizer, max_pixels=max_pixels) if images else (None, None)
     report = SkipReport()
     posts = read_posts(source, format=fmt, skip_bad=skip_bad, report=report)
-    counts: dict[str, Any] = {"posts": 0, "with_images": 0, "images_used": 0}
+    counts: dict[str, Any] = {"posts": 0, "with_images": 0, "images_used": 0, "abstained": 0}
     tally: Counter = Counter()
     bar = tqdm(desc="predict", unit="post", disable=not progress, file=sys.stderr)
     writer = _writer(out, out_fmt)
@@ -103,8 +109,9 @@ def predict_file(
                 counts["with_images"] += bool(post.images)
                 counts["images_used"] += "image_vector" in record
                 records.append(record)
-            ranked = predictor.predict(records, top_k=top_k, batch_size=batch_size)
-            writer.write([{"id": r["id"], "predictions": p} for r, p in zip(records, ranked, strict=True)])
+            answers = predictor.answers(records, top_k=top_k, batch_size=batch_size, min_confidence=min_confidence)
+            writer.write(prediction_rows(records, answers))
+            counts["abstained"] += sum(a["poi"] is None for a in answers)
             counts["posts"] += len(batch)
             bar.update(len(batch))
             if photos is not None:
@@ -123,6 +130,23 @@ def predict_file(
     if info is not None and counts["with_images"] and not counts["images_used"]:
         counts["image_note"] = info.reason
     return counts
+
+
+def prediction_rows(records: list[dict[str, Any]], answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The output rows of a batch: ``id``, the decision (``poi``, ``confidence``, ``reason``) and the candidates.
+
+    Shared with the Ray engine, so both write the same rows (see :func:`prediction_schema`).
+    """
+    return [
+        {
+            "id": r["id"],
+            "poi": a["poi"],
+            "confidence": a["confidence"],
+            "reason": a["reason"],
+            "predictions": a["predictions"],
+        }
+        for r, a in zip(records, answers, strict=True)
+    ]
 
 
 def photo_summary(photos: dict[str, int]) -> str:
@@ -162,7 +186,7 @@ class _JsonlWriter:
 
 
 class _ParquetWriter:
-    """One row group per batch: id plus a list of (poi, name, probability, lat, lon) structs."""
+    """One row group per batch: id, poi, confidence, reason and a list of (poi, name, probability, lat, lon) structs."""
 
     def __init__(self, path: Path):
         import pyarrow.parquet as pq
@@ -195,7 +219,8 @@ class _ParquetWriter:
 
 
 def prediction_schema():
-    """The Arrow schema of Parquet predictions: ``id`` and a list of ``{poi, name, probability, lat, lon}``.
+    """The Arrow schema of Parquet predictions: ``id``, the decision (``poi``, null when the post's calibrated
+    ``confidence`` is below ``min_confidence``, and ``reason``) and a list of ``{poi, name, probability, lat, lon}``.
 
     Shared by ``postloc predict`` and the Ray engine, so both write the same files.
     """
@@ -210,7 +235,15 @@ def prediction_schema():
             ("lon", pa.float64()),
         ]
     )
-    return pa.schema([("id", pa.string()), ("predictions", pa.list_(entry))])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("poi", pa.string()),
+            ("confidence", pa.float64()),
+            ("reason", pa.string()),
+            ("predictions", pa.list_(entry)),
+        ]
+    )
 
 
 def _writer(path: Path, fmt: str):

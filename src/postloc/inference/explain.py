@@ -85,7 +85,8 @@ class Explanation:
 
 
 def model_proba(predictor: Any) -> ProbaFn:
-    """A :data:`ProbaFn` that feeds already normalised rows straight to the model.
+    """A :data:`ProbaFn` that feeds already normalised rows straight to the model (calibrated, as
+    :meth:`Predictor.predict_proba` is).
 
     :meth:`Predictor.predict_proba` would normalise again and re-extract hashtags from the
     caption when a variant's hashtag list is empty, undoing a hashtag occlusion.
@@ -98,7 +99,9 @@ def model_proba(predictor: Any) -> ProbaFn:
             return np.zeros((0, len(predictor.classes)))
         frame = pd.DataFrame(rows, columns=["id", "text", "hashtags", IMAGE_COLUMN])
         with torch.inference_mode():
-            return np.asarray(predictor.model.predict_proba(frame))
+            raw = np.asarray(predictor.model.predict_proba(frame))
+        calibrate = getattr(predictor, "calibrate", None)  # the run's temperature: the probabilities users see
+        return calibrate(raw) if calibrate is not None else raw
 
     return proba
 

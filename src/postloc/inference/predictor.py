@@ -8,11 +8,18 @@ posts, so they must not reach the model at prediction time either).
 
 An image enters as a precomputed feature vector (``image_vector`` key of a dict, of
 ``Post.extra``, or a DataFrame column) until the image pipeline computes them from files.
+
+Probabilities are calibrated: the run's temperature (``RUN/calibration.json``, fitted on the val
+split when the run was trained; ``T = 1`` for older runs) is applied to the model's output, so
+``probability`` means what it says. :meth:`Predictor.answers` gives per post the top POI with its
+calibrated ``confidence``; below ``min_confidence`` the answer abstains (``poi`` is None, with a
+``reason``) and still lists the ranked candidates.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,7 @@ from postloc.data.image_features import IMAGE_COLUMN
 from postloc.data.schema import Post
 from postloc.errors import BadInputError, PostlocError
 from postloc.metrics import top_k_indices
+from postloc.models.calibration import apply_temperature, read_calibration
 from postloc.text.hashtags import post_hashtags
 from postloc.text.normalize import normalize_text
 
@@ -36,37 +44,72 @@ class Predictor:
         model: Any,
         pois: Sequence[Mapping[str, Any]] | None = None,
         hashtag_vocabulary: Iterable[str] | None = None,
+        temperature: float = 1.0,
     ):
         self.model = model
         table = {str(p["poi"]): p for p in (pois or [])}
         self.pois = [table.get(c, {"poi": c, "name": "", "lat": None, "lon": None}) for c in model.classes_]
         self.hashtag_vocabulary = None if hashtag_vocabulary is None else set(hashtag_vocabulary)
+        temperature = float(temperature)
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise PostlocError(f"temperature must be a positive number, got {temperature!r}")
+        self.temperature = temperature
 
     @property
     def classes(self) -> list[str]:
         return list(self.model.classes_)
 
-    def predict(self, posts: Any, top_k: int = 5, batch_size: int = 256) -> list[list[dict[str, Any]]]:
-        """Per post, the ``top_k`` POIs as ``{poi, name, probability, lat, lon}``, most probable first."""
-        proba = self.predict_proba(posts, batch_size=batch_size)
-        results = []
-        for row, top in zip(proba, top_k_indices(proba, max(1, top_k)) if len(proba) else [], strict=True):
-            results.append(
-                [
-                    {
-                        "poi": self.pois[i]["poi"],
-                        "name": self.pois[i].get("name") or "",
-                        "probability": float(row[i]),
-                        "lat": self.pois[i].get("lat"),
-                        "lon": self.pois[i].get("lon"),
-                    }
-                    for i in top
-                ]
-            )
-        return results
+    def calibrate(self, proba: np.ndarray) -> np.ndarray:
+        """The model's probabilities with the run's temperature applied (unchanged, renormalised, at ``T = 1``)."""
+        proba = np.asarray(proba, dtype=float)
+        return proba if self.temperature == 1.0 else apply_temperature(proba, self.temperature)
 
-    def predict_proba(self, posts: Any, batch_size: int = 256) -> np.ndarray:
-        """``[n_posts, n_classes]`` probabilities (columns in :attr:`classes` order), computed in batches."""
+    def predict(self, posts: Any, top_k: int = 5, batch_size: int = 256) -> list[list[dict[str, Any]]]:
+        """Per post, the ``top_k`` POIs as ``{poi, name, probability, lat, lon}``, most probable first.
+
+        ``probability`` is calibrated; :meth:`answers` adds the decision (``poi``/``confidence``/``reason``).
+        """
+        proba = self.predict_proba(posts, batch_size=batch_size)
+        return [self.ranked(row, top_k) for row in proba]
+
+    def answers(
+        self, posts: Any, top_k: int = 5, batch_size: int = 256, min_confidence: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Per post ``{poi, confidence, reason, predictions}``: the top POI, its calibrated probability, and
+        the ranked candidates of :meth:`predict`.
+
+        With ``min_confidence`` (0..1), a post whose confidence is below it gets ``poi: None`` and a
+        ``reason`` (the candidates are kept, for transparency); otherwise ``reason`` is None.
+        """
+        threshold = check_min_confidence(min_confidence)
+        proba = self.predict_proba(posts, batch_size=batch_size)
+        return [self.answer(row, top_k, threshold) for row in proba]
+
+    def ranked(self, row: np.ndarray, top_k: int) -> list[dict[str, Any]]:
+        """One post's ``top_k`` candidates from its (calibrated) probability row."""
+        top = top_k_indices(np.asarray(row)[None, :], max(1, top_k))[0]
+        return [
+            {
+                "poi": self.pois[i]["poi"],
+                "name": self.pois[i].get("name") or "",
+                "probability": float(row[i]),
+                "lat": self.pois[i].get("lat"),
+                "lon": self.pois[i].get("lon"),
+            }
+            for i in top
+        ]
+
+    def answer(self, row: np.ndarray, top_k: int, min_confidence: float | None = None) -> dict[str, Any]:
+        """One post's answer from its calibrated probability row (shared by :meth:`answers` and the server)."""
+        candidates = self.ranked(row, top_k)
+        confidence = float(candidates[0]["probability"]) if candidates else 0.0
+        return decide(candidates, confidence, min_confidence)
+
+    def predict_proba(self, posts: Any, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
+        """``[n_posts, n_classes]`` probabilities (columns in :attr:`classes` order), computed in batches.
+
+        Calibrated with the run's temperature unless ``calibrated=False`` (the model's own output).
+        """
         import torch
 
         frame = self.frame(posts)
@@ -74,7 +117,8 @@ class Predictor:
         with torch.inference_mode():
             for start in range(0, len(frame), batch_size):
                 chunks.append(self.model.predict_proba(frame.iloc[start : start + batch_size].reset_index(drop=True)))
-        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.model.classes_)))
+        proba = np.concatenate(chunks) if chunks else np.zeros((0, len(self.model.classes_)))
+        return self.calibrate(proba) if calibrated else proba
 
     def frame(self, posts: Any) -> pd.DataFrame:
         """Posts as the normalised DataFrame the models read (columns id, text, hashtags, image_vector)."""
@@ -138,7 +182,41 @@ def load(run_dir: str | Path) -> Predictor:
     model = load_model(model_dir)
     info_path = next((p / "data.json" for p in (model_dir, run) if (p / "data.json").exists()), None)
     info = json.loads(info_path.read_text()) if info_path else {}
-    return Predictor(model, info.get("pois"), info.get("hashtag_vocabulary"))
+    try:  # a run folder's calibration; a bare model folder (or an older run) has none: T = 1
+        calibration = read_calibration(run)
+    except ValueError as error:
+        raise PostlocError(str(error)) from None
+    return Predictor(model, info.get("pois"), info.get("hashtag_vocabulary"), calibration["temperature"])
+
+
+def check_min_confidence(value: Any) -> float | None:
+    """``min_confidence`` as a float in [0, 1], or None when not given; anything else is the user's error."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise PostlocError(f"min_confidence must be a number from 0 to 1, got {value!r}")
+    number = float(value)
+    if not 0.0 <= number <= 1.0:  # NaN fails too
+        raise PostlocError(f"min_confidence must be a number from 0 to 1, got {value!r}")
+    return number
+
+
+def decide(candidates: list[dict[str, Any]], confidence: float, min_confidence: float | None) -> dict[str, Any]:
+    """The answer for one post: its top POI, or None with the reason when ``confidence`` is below ``min_confidence``."""
+    if min_confidence is not None and confidence < min_confidence:
+        return {
+            "poi": None,
+            "confidence": confidence,
+            # rounded down, so the shown confidence is below the shown threshold too
+            "reason": f"confidence {math.floor(confidence * 1000) / 1000:.3f} below min_confidence {min_confidence:g}",
+            "predictions": candidates,
+        }
+    return {
+        "poi": candidates[0]["poi"] if candidates else None,
+        "confidence": confidence,
+        "reason": None if candidates else "the model has no classes",
+        "predictions": candidates,
+    }
 
 
 def _is_paths(value: Any) -> bool:

@@ -1,8 +1,8 @@
 """Which output folders postloc may replace or write into: only its own, and never one holding the input.
 
-A command that writes a folder (``prepare --out``, ``train --out``, ``experiments --out``) may
-replace or fill it only when it is missing, empty, or was written by postloc as the same kind of
-folder, which its marker file says (a prepared folder's ``manifest.json`` carries
+A command that writes a folder (``prepare --out``, ``train --out``, ``experiments --out``,
+``open-set --out``) may replace or fill it only when it is missing, empty, or was written by
+postloc as the same kind of folder, which its marker file says (a prepared folder's ``manifest.json`` carries
 ``"postloc_prepared"``; a run's ``config.json`` carries its ``"config"``). A folder that merely
 holds a file *named* ``manifest.json`` is someone else's. And an output that is, or contains,
 one of the command's inputs is refused outright: replacing it would delete the input.
@@ -51,6 +51,10 @@ REPORT = FolderKind(
         ("results.json", lambda m: isinstance(m.get("rows"), list) and "config" in m),
     ),
 )
+
+
+#: ``postloc open-set`` writes its report (``open-set.json``) last; the marker is in it
+OPEN_SET = FolderKind("open-set report", (("open-set.json", lambda m: "postloc_open_set" in m),))
 
 
 def read_marker(folder: Path, name: str) -> Mapping[str, Any] | None:

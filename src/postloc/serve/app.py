@@ -37,6 +37,7 @@ from postloc.data.image_features import IMAGE_COLUMN
 from postloc.inference.explain import explain_row, ignored_hashtags, occlusions
 from postloc.inference.images import FeaturizerInfo, PhotoFeatures
 from postloc.inference.photos import ImageRejected, check_upload, release_memory, sniff_image
+from postloc.inference.predictor import decide
 from postloc.metrics import top_k_indices
 from postloc.serve.batcher import MicroBatcher
 from postloc.serve.limits import Limits, TokenBucket
@@ -48,7 +49,7 @@ UNDECODABLE = (CORRUPT, TRUNCATED, NOT_IMAGE)
 
 log = logging.getLogger("postloc.serve")
 STATIC = Path(__file__).parent / "static"
-FORM_FIELDS = {"text", "hashtags", "top_k", "explain", "photo"}
+FORM_FIELDS = {"text", "hashtags", "top_k", "explain", "min_confidence", "photo"}
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -232,19 +233,24 @@ def create_app(
         explain = force_explain or body.explain
         parts, variants, _ = occlusions(row) if explain else ([], [], False)
         matrix = await batcher([row] + variants)
-        base = matrix[0]
+        base = matrix[0]  # calibrated: model_proba applies the run's temperature
         top = top_k_indices(base[None, :], min(body.top_k, len(classes)))[0]
+        ranked = [
+            {
+                "poi": classes[i],
+                "name": names[i],
+                "probability": float(base[i]),
+                "lat": predictor.pois[i].get("lat"),
+                "lon": predictor.pois[i].get("lon"),
+            }
+            for i in top
+        ]
+        decision = decide(ranked, float(base.max()) if len(base) else 0.0, body.min_confidence)
         result: dict[str, Any] = {
-            "predictions": [
-                {
-                    "poi": classes[i],
-                    "name": names[i],
-                    "probability": float(base[i]),
-                    "lat": predictor.pois[i].get("lat"),
-                    "lon": predictor.pois[i].get("lon"),
-                }
-                for i in top
-            ],
+            "poi": decision["poi"],
+            "confidence": decision["confidence"],
+            "reason": decision["reason"],
+            "predictions": ranked,
             "hashtags_used": list(row["hashtags"]),
             "image": status,
             "explanation": None,
@@ -268,6 +274,7 @@ def create_app(
                             "hashtags": {"type": "string", "description": "space/comma separated"},
                             "top_k": {"type": "integer"},
                             "explain": {"type": "boolean"},
+                            "min_confidence": {"type": "number", "minimum": 0, "maximum": 1},
                             "photo": {
                                 "type": "string",
                                 "format": "binary",
@@ -410,7 +417,7 @@ async def _parse_form(request: Request, limits: Limits) -> tuple[PredictRequest,
             f"expected {', '.join(sorted(FORM_FIELDS))}",
         )
     data: dict[str, Any] = {}
-    for key in ("text", "top_k", "explain"):
+    for key in ("text", "top_k", "explain", "min_confidence"):
         value = form.get(key)
         if isinstance(value, UploadFile):
             raise ApiError(422, f"form field {key!r} must be text, not a file")

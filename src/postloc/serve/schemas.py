@@ -14,6 +14,13 @@ class PredictRequest(BaseModel):
     hashtags: list[str] = Field(default_factory=list, description="hashtags, with or without '#'")
     top_k: int = Field(5, ge=1, description="how many POIs to return")
     explain: bool = Field(False, description="also return the occlusion explanation")
+    min_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="abstain below this calibrated confidence: `poi` is null with a `reason`; "
+        "the ranked `predictions` are still returned",
+    )
 
 
 class POI(BaseModel):
@@ -51,7 +58,10 @@ class Explanation(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    predictions: list[POIScore]
+    poi: str | None = Field(description="the predicted POI; null when the confidence is below `min_confidence`")
+    confidence: float = Field(description="calibrated probability of the top POI (the run's temperature applied)")
+    reason: str | None = Field(None, description="why `poi` is null")
+    predictions: list[POIScore] = Field(description="the top-k POIs, most probable first (calibrated probabilities)")
     hashtags_used: list[str] = Field(description="hashtags the model saw after normalisation and vocabulary filter")
     image: ImageStatus
     explanation: Explanation | None = None

@@ -9,7 +9,11 @@ Run folder layout::
     RUN/best/              the best-on-validation model (loadable with postloc.models.load_model)
     RUN/metrics.csv, metrics.jsonl, curves.png   per-epoch log and curves
     RUN/run.json           summary written when training ends (status, epochs, timings)
-    RUN/eval-<split>.json/.md/-per-poi.csv/-confusion.png   written by evaluate
+    RUN/calibration.json   the temperature fitted on the val split after the best model is chosen
+                           (with the val ECE before/after and how many val posts); prediction and
+                           evaluate apply it. A run without it (older versions) predicts with T = 1
+    RUN/eval-<split>.json/.md/-per-poi.csv/-confusion.png/-reliability.png/-coverage.png
+                           written by evaluate
 """
 
 from __future__ import annotations
@@ -36,7 +40,15 @@ from postloc.io.atomic import write_folder_atomically
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import RUN, check_output_folder
 from postloc.metrics import evaluate as evaluate_predictions
-from postloc.metrics import write_report
+from postloc.metrics import expected_calibration_error, write_report
+from postloc.models.calibration import (
+    CALIBRATION_FILE,
+    apply_temperature,
+    fit_temperature,
+    negative_log_likelihood,
+    read_calibration,
+)
+from postloc.models.registry import load_model
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
 from postloc.nn.trainer import BEST, write_metrics
@@ -230,14 +242,48 @@ def _fit_and_summarise(
         summary["processes"] = ctx.world_size
         summary["backend"] = ctx.backend
     if main:
+        calibration = fit_calibration(load_model(out / BEST) if model.epoch_based else model, val_df)
+        _write_json(out / CALIBRATION_FILE, calibration)
+        summary["temperature"] = calibration["temperature"]
         _write_json(out / RUN_INFO, summary)
     return TrainResult(run_dir=out, model=model, summary=summary)
 
 
-def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate ``RUN/best`` on a split; writes ``eval-<split>.json/.md/-per-poi.csv/-confusion.png`` into the run."""
-    from postloc.models.registry import load_model
+def fit_calibration(model: Any, val_df: pd.DataFrame) -> dict[str, Any]:
+    """Fit the temperature of ``model`` (the chosen best model) on the val posts; the calibration.json content."""
+    index = {c: i for i, c in enumerate(model.classes_)}
+    y = np.array([index.get(str(p), -1) for p in val_df["poi"]], dtype=np.int64) if len(val_df) else np.zeros(0, int)
+    known = int((y >= 0).sum())
+    record: dict[str, Any] = {
+        "method": "temperature scaling (Guo et al. 2017) on the model's probabilities",
+        "fitted_on": "val",
+        "val_posts": int(len(val_df)),
+        "val_posts_used": known,
+    }
+    if known == 0:
+        reason = "no val posts" if not len(val_df) else "no val post has a POI among the model's classes"
+        return {**record, "temperature": 1.0, "reason": f"{reason}: T = 1 (probabilities as the model gives them)"}
+    proba = np.asarray(model.predict_proba(val_df), dtype=float)
+    temperature = fit_temperature(proba, y)
+    calibrated = apply_temperature(proba, temperature)
+    return {
+        **record,
+        "temperature": temperature,
+        "val_ece_before": expected_calibration_error(y, proba),
+        "val_ece_after": expected_calibration_error(y, calibrated),
+        "val_nll_before": negative_log_likelihood(proba, y),
+        "val_nll_after": negative_log_likelihood(proba, y, temperature),
+        "reason": None,
+    }
 
+
+def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate ``RUN/best`` on a split, with the run's temperature applied (``RUN/calibration.json``).
+
+    Writes ``eval-<split>.json/.md/-per-poi.csv/-confusion.png/-reliability.png/-coverage.png``
+    into the run. ``ece`` is the calibrated ECE, ``ece_uncalibrated`` the model's own; the
+    coverage table gives the accuracy on the 100/80/50/20 % most confident posts.
+    """
     run = Path(run_dir)
     if not (run / BEST).exists():
         raise PostlocError(f"{run} has no trained model (no best/ folder); train first")
@@ -245,15 +291,21 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     data = data or info.get("data")
     if data is None:
         raise PostlocError(f"{run}: no prepared data recorded; pass --data")
+    try:
+        calibration = read_calibration(run)
+    except ValueError as error:
+        raise PostlocError(str(error)) from None
+    temperature = float(calibration["temperature"])
     prepared = load_prepared(data)
     model = load_model(run / BEST)
     posts = attach_image_features(prepared.split(split), load_image_features(prepared.path))
     if posts.empty:
         raise PostlocError(f"{data}: the {split} split is empty")
     started = time.perf_counter()
-    proba = model.predict_proba(posts)
+    raw = model.predict_proba(posts)
     seconds = time.perf_counter() - started
-    report = evaluate_predictions(proba, model.classes_, posts, prepared.pois)
+    proba = apply_temperature(raw, temperature)
+    report = evaluate_predictions(proba, model.classes_, posts, prepared.pois, uncalibrated=raw)
     synthetic = bool(prepared.manifest.get("synthetic", False))
     report = {
         "split": split,
@@ -262,6 +314,8 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
         "data": str(data),
         "synthetic": synthetic,
         "predict_seconds": round(seconds, 3),
+        "temperature": temperature,
+        "calibration_note": calibration.get("reason"),
         **report,
     }
     title = f"{model.name} on {Path(str(data)).name}, {split} split" + (f" ({SYNTHETIC_LABEL})" if synthetic else "")

@@ -74,6 +74,10 @@
       bar.append(fill); li.append(bar, el("span", "num", (100 * p.probability).toFixed(1) + "%"));
       bars.append(li);
     });
+    // Calibrated: the run's temperature is applied, so 70% means right about 70% of the time.
+    $("confidence").textContent = data.poi === null && data.reason
+      ? "No answer: " + data.reason
+      : "Calibrated confidence: " + (100 * data.confidence).toFixed(1) + "%";
     $("image-note").textContent = data.image.received ? "Photo: " + data.image.message : "";
 
     const tbody = document.querySelector("#explain tbody"); tbody.replaceChildren();
