@@ -322,3 +322,29 @@ def test_featurizer_rebuilds_the_recorded_backbone(tmp_path):
     assert info.featurizer is not None and info.backbone == name
     vector = info.featurizer(decode_upload(png_bytes((64, 48)), 10**6))
     assert vector.shape == (dim,) and vector.dtype.name == "float32"
+
+
+def test_response_carries_the_calibrated_confidence(client, predictor, run):
+    tag, poi = decisive_tag(run)
+    body = client.post("/v1/predict", json={"text": "a nice day", "hashtags": [tag], "top_k": 2}).json()
+    assert body["poi"] == poi and body["reason"] is None
+    assert body["confidence"] == pytest.approx(body["predictions"][0]["probability"])
+    expected = predictor.predict_proba([{"text": "a nice day", "hashtags": [tag]}])[0]  # the run's temperature applied
+    assert body["confidence"] == pytest.approx(float(expected.max()), abs=1e-6)
+
+
+def test_min_confidence_abstains_with_a_reason(client, run):
+    tag, _ = decisive_tag(run)
+    body = client.post("/v1/predict", json={"text": "x", "hashtags": [tag], "top_k": 3, "min_confidence": 1.0}).json()
+    assert body["poi"] is None and "below min_confidence 1" in body["reason"]
+    assert len(body["predictions"]) == 3  # candidates kept for transparency
+    fields = {"text": (None, "x"), "hashtags": (None, tag), "min_confidence": (None, "0")}  # multipart form
+    response = client.post("/v1/predict", files=fields)
+    assert response.status_code == 200, response.text
+    form = response.json()
+    assert form["poi"] is not None and form["reason"] is None
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.2, "0.5", True])
+def test_bad_min_confidence_is_a_422(client, bad):
+    assert_error(client.post("/v1/predict", json={"text": "x", "min_confidence": bad}), 422, "min_confidence")
