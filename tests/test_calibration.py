@@ -230,7 +230,7 @@ def test_open_set_refuses_a_foreign_folder(prepared, tmp_path, capsys):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("precious")
-    with pytest.raises(OutputPathError, match="not a open-set report|open-set report"):
+    with pytest.raises(OutputPathError, match=r"not a leave-out \(open-set\) report written by postloc"):
         open_set(prepared, foreign)
     assert main(["open-set", str(prepared), "--out", str(foreign), "--quiet"]) == 2
     assert "refusing" in capsys.readouterr().err

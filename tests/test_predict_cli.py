@@ -29,8 +29,8 @@ def test_jsonl_round_trip_streams_in_batches(run, tmp_path, monkeypatch):
     source.write_text("".join(json.dumps(p) + "\n" for p in _posts(23, tag)))
     predictor = load(run)
     seen = []
-    original = predictor.predict
-    monkeypatch.setattr(predictor, "predict", lambda posts, **kw: seen.append(len(posts)) or original(posts, **kw))
+    original, answers = predictor.predict, predictor.answers
+    monkeypatch.setattr(predictor, "answers", lambda posts, **kw: seen.append(len(posts)) or answers(posts, **kw))
     out = tmp_path / "out.jsonl"
     counts = batch.predict_file(run, source, out, top_k=2, batch_size=5, progress=False, predictor=predictor)
     assert counts["posts"] == 23 and seen == [5, 5, 5, 5, 3]  # never more than one batch in memory
@@ -41,6 +41,8 @@ def test_jsonl_round_trip_streams_in_batches(run, tmp_path, monkeypatch):
         assert [p["poi"] for p in row["predictions"]] == [e["poi"] for e in exp]
         assert np.allclose([p["probability"] for p in row["predictions"]], [e["probability"] for e in exp])
         assert set(row["predictions"][0]) == {"poi", "name", "probability", "lat", "lon"}
+        assert row["poi"] == exp[0]["poi"] and row["reason"] is None
+        assert row["confidence"] == pytest.approx(exp[0]["probability"], abs=1e-6)
 
 
 def test_parquet_round_trip_via_the_command_line(run, tmp_path, capsys):

@@ -54,7 +54,7 @@ REPORT = FolderKind(
 
 
 #: ``postloc open-set`` writes its report (``open-set.json``) last; the marker is in it
-OPEN_SET = FolderKind("open-set report", (("open-set.json", lambda m: "postloc_open_set" in m),))
+OPEN_SET = FolderKind("leave-out (open-set) report", (("open-set.json", lambda m: "postloc_open_set" in m),))
 
 
 def read_marker(folder: Path, name: str) -> Mapping[str, Any] | None:
