@@ -34,6 +34,7 @@ BUILTIN = {
     "vgg16": "postloc.models.baselines.image_head:VGG16Head",
     "knn-image": "postloc.models.baselines.knn_image:KnnImage",
     "mrlf-plus": "postloc.models.baselines.mrlf_plus:MRLFPlus",  # an improved, separately named MRLF
+    "stack": "postloc.models.stack:Stack",  # postloc's own: user-weighted per-modality regressions
 }
 _REGISTRY: dict[str, type[Estimator]] = {}
 

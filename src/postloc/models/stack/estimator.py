@@ -1,0 +1,208 @@
+"""``stack``: postloc's own model, built to beat the simple baselines on users it has never seen.
+
+Why this shape (the measurements are in docs/winning-model.md):
+
+- **Linear models per modality.** On the data postloc meets (short captions, a handful of
+  hashtags, a photo) a regularised logistic regression over sparse n-grams is the strongest
+  single learner that trains in seconds on two cores; the neural models of the paper lose to it.
+- **User weights.** Posts are weighted ``1 / n_user ** user_weight_power``: a few prolific users
+  otherwise decide what is learned, and test users are new users
+  (:mod:`postloc.models.user_weights`).
+- **Out-of-fold combination.** Each learner's probabilities on the training posts are computed
+  out of fold over users (``inner_folds`` grouped folds); the per-learner weights and class biases
+  are fitted on them (:mod:`postloc.models.stack.combiner`). A learner that only memorises its
+  training users earns no weight.
+- Regularisation ``C`` per learner is chosen on the validation posts (new users) when given.
+
+Learners whose input the training data lacks (no photo anywhere, say) are left out; the saved
+model lists the ones it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from postloc.errors import PostlocError
+from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
+from postloc.models.base import Estimator
+from postloc.models.registry import register
+from postloc.models.stack.combiner import combine, fit_combiner
+from postloc.models.stack.learners import LEARNERS, Learner
+from postloc.models.user_weights import user_sample_weights
+from postloc.settings import check_ranges
+
+WEIGHTS = "weights.safetensors"
+VOCAB = "vocabularies.json"
+
+#: what a config (or an edited model.json) may ask for; refused on load past it
+RANGES = {
+    "user_weight_power": (0.0, 2.0),
+    "inner_folds": (0, 20),
+    "min_df": (1, 1_000_000),
+    "max_features": (1, 10_000_000),
+    "max_iter": (1, 100_000),
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    learners: tuple[str, ...] = ("words", "chars", "image")  # each used when the training posts have its input
+    user_weight_power: float = 0.5  # post weight 1/n_user**power; 0: posts alike, 1: users alike
+    c_grid: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)  # regularisation per learner, chosen on val (no val: C=c_default)
+    c_default: float = 3.0
+    inner_folds: int = 4  # user-grouped folds for the out-of-fold probabilities (0 or 1: equal weights)
+    min_df: int = 2
+    max_features: int = 200_000
+    char_ngrams: tuple[int, int] = (2, 5)
+    max_iter: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_ranges(self, RANGES)
+        unknown = [name for name in self.learners if name not in LEARNERS]
+        if unknown or not self.learners:
+            raise PostlocError(f"stack learners must be some of {', '.join(LEARNERS)}, got {list(self.learners)}")
+        if len(self.char_ngrams) != 2 or not 1 <= self.char_ngrams[0] <= self.char_ngrams[1] <= 10:
+            raise PostlocError(f"char_ngrams must be (low, high) with 1 <= low <= high <= 10, got {self.char_ngrams}")
+        if not self.c_grid or any(not c > 0 for c in (*self.c_grid, self.c_default)):
+            raise PostlocError("c_grid and c_default must hold positive numbers")
+
+
+@register
+class Stack(Estimator):
+    name = "stack"
+    Config = StackConfig
+    requires = ("text|hashtags|image",)
+    quick_params = {"c_grid": (1.0,), "inner_folds": 2, "max_iter": 200}
+
+    def __init__(self, config: Any = None, trainer=None):
+        super().__init__(config, trainer)
+        self.learners_: list[Learner] = []
+        self.weights_ = np.zeros(0)
+        self.bias_ = np.zeros(0)
+
+    # --- fit ---------------------------------------------------------------------------------
+
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+    ) -> Stack:
+        cfg = self.config
+        self.classes_ = self._resolve_classes(train, classes)
+        y = self._class_index(train)
+        weights = user_sample_weights(train, cfg.user_weight_power)
+        kinds = [kind for kind in cfg.learners if LEARNERS[kind].usable(train)]
+        if not kinds:
+            raise PostlocError(
+                f"stack: the training posts have none of the inputs of its learners ({', '.join(cfg.learners)})"
+            )
+        folds = self._inner_folds(train) if len(kinds) > 1 else []
+        y_val = self._class_index(val) if val is not None and len(val) else None
+        self.learners_, oof = [], []
+        for kind in kinds:
+            learner = LEARNERS[kind](len(self.classes_))
+            learner.fit_features(train, cfg)
+            X = learner.features(train)
+            C = self._choose_c(learner, X, y, weights, val, y_val)
+            oof.append(self._out_of_fold(learner, X, y, weights, C, folds))
+            learner.fit_regression(X, y, weights, C, cfg.max_iter)
+            self.learners_.append(learner)
+        if folds:
+            self.weights_, self.bias_ = fit_combiner(oof, y, weights)
+        else:  # one learner (nothing to weigh) or too few users to hold any out: each counts once
+            self.weights_, self.bias_ = np.ones(len(kinds)), np.zeros(len(self.classes_))
+        return self
+
+    def _inner_folds(self, train: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+        """User-grouped (train, held-out) index pairs; empty when there are too few users."""
+        from sklearn.model_selection import GroupKFold
+
+        users = train["user"].astype("object") if "user" in train else pd.Series([None] * len(train))
+        own = pd.Series([f"\0post:{i}" for i in range(len(train))], index=users.index)
+        groups = users.where(users.notna(), own).to_numpy()
+        k = min(self.config.inner_folds, len(set(groups)))
+        if k < 2:
+            return []
+        # shuffle which users go together (GroupKFold itself balances sizes, deterministically)
+        codes, _ = pd.factorize(groups)
+        rng = np.random.default_rng(self.config.seed)
+        shuffled = rng.permutation(codes.max() + 1)[codes]
+        return list(GroupKFold(n_splits=k).split(np.zeros(len(train)), groups=shuffled))
+
+    def _choose_c(self, learner: Learner, X: Any, y: np.ndarray, weights: np.ndarray, val, y_val) -> float:
+        """The C of ``c_grid`` with the best accuracy on the validation posts (ties: the smaller C)."""
+        grid = sorted(self.config.c_grid)
+        if y_val is None or len(grid) == 1:
+            return grid[0] if len(grid) == 1 else self.config.c_default
+        X_val = learner.features(val)
+        best = (-1.0, grid[0])
+        for C in grid:
+            learner.fit_regression(X, y, weights, C, self.config.max_iter)
+            score = float((learner.log_proba(X_val).argmax(axis=1) == y_val).mean())
+            if score > best[0]:
+                best = (score, C)
+        return best[1]
+
+    def _out_of_fold(self, learner: Learner, X: Any, y: np.ndarray, weights: np.ndarray, C: float, folds) -> np.ndarray:
+        out = np.zeros((len(y), len(self.classes_)))
+        for fit_idx, held_idx in folds:
+            learner.fit_regression(X[fit_idx], y[fit_idx], weights[fit_idx], C, self.config.max_iter)
+            out[held_idx] = learner.log_proba(X[held_idx])
+        return out
+
+    # --- predict -----------------------------------------------------------------------------
+
+    def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        if not len(posts):
+            return np.zeros((0, len(self.classes_)))
+        return combine(
+            [learner.log_proba(learner.features(posts)) for learner in self.learners_], self.weights_, self.bias_
+        )
+
+    def learner_weights(self) -> dict[str, float]:
+        """How much each learner counts in the combination (the fitted ``w_m``)."""
+        return {learner.kind: float(w) for learner, w in zip(self.learners_, self.weights_, strict=True)}
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {
+            "learners": [{"kind": ln.kind, "C": ln.C, "seen": ln.seen} for ln in self.learners_],
+            "learner_weights": self.weights_.tolist(),
+        }
+
+    def _write_files(self, folder: Path) -> None:
+        tensors = {"combiner.bias": torch.from_numpy(np.asarray(self.bias_, dtype=np.float64))}
+        for learner in self.learners_:
+            state = {"coef": learner.coef, "intercept": learner.intercept, **learner.tensors()}
+            tensors.update(
+                {f"{learner.kind}.{key}": torch.from_numpy(np.ascontiguousarray(v)) for key, v in state.items()}
+            )
+        save_tensors(tensors, folder / WEIGHTS)
+        write_compact_json(folder / VOCAB, {learner.kind: learner.strings() for learner in self.learners_})
+
+    def _read_files(self, folder: Path, manifest: dict[str, Any]) -> None:
+        tensors = {k: v.numpy() for k, v in load_tensors(folder / WEIGHTS).items()}
+        vocabularies = read_json(folder / VOCAB)
+        self.learners_ = []
+        for entry in manifest["learners"]:
+            kind = str(entry["kind"])
+            if kind not in LEARNERS:
+                raise PostlocError(f"unknown stack learner {kind!r}")
+            learner = LEARNERS[kind](len(self.classes_))
+            learner.C, learner.seen = float(entry["C"]), [int(i) for i in entry["seen"]]
+            own = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{kind}.")}
+            learner.coef, learner.intercept = own.pop("coef"), own.pop("intercept")
+            learner.restore(own, list(vocabularies.get(kind) or []), self.config)
+            self.learners_.append(learner)
+        self.weights_ = np.asarray(manifest["learner_weights"], dtype=np.float64)
+        self.bias_ = tensors["combiner.bias"]
+        if len(self.weights_) != len(self.learners_) or len(self.bias_) != len(self.classes_):
+            raise PostlocError("the combiner's weights do not match the learners or classes")

@@ -1,0 +1,237 @@
+"""The base learners of ``stack``: one post representation each, under a multinomial logistic regression.
+
+A learner owns its features (a vocabulary and IDF, or the means and deviations of image
+vectors) and the regression's coefficients; it fits with per-post sample weights and returns
+log-probabilities over the model's full class list. Everything it keeps is a tensor or a list
+of strings, so the model saves to safetensors and JSON, never pickle.
+
+- ``words``: caption words and their bigrams plus ``#hashtag`` tokens, TF-IDF (sublinear).
+- ``chars``: character 2-5-grams within word boundaries of caption and hashtags, TF-IDF: robust
+  to spelling, inflection, compounds and languages a word vocabulary splits apart (a char
+  n-gram regression was the only model that beat the majority class on unseen real tweets).
+- ``image``: the post's frozen-backbone image vector, z-scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from postloc.data.image_features import image_dim, image_matrix
+from postloc.models.tfidf_logreg import post_tokens
+from postloc.text.hashtags import frame_hashtags
+
+#: probabilities are floored here before the log, so a class a learner never saw stays finite
+LOG_FLOOR = 1e-6
+
+
+class Learner:
+    """Features of a post and a logistic regression on them; subclasses define the features."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, n_classes: int):
+        self.n_classes = n_classes
+        self.C = 0.0
+        self.seen: list[int] = []  # class indices the regression saw (the columns of coef)
+        self.coef = np.zeros((0, 0))
+        self.intercept = np.zeros(0)
+
+    # features --------------------------------------------------------------------------------
+    @staticmethod
+    def usable(posts: pd.DataFrame) -> bool:
+        """Whether the training posts carry this learner's input at all."""
+        raise NotImplementedError
+
+    def fit_features(self, posts: pd.DataFrame, config: Any) -> None:
+        raise NotImplementedError
+
+    def features(self, posts: pd.DataFrame) -> Any:
+        raise NotImplementedError
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The feature state to save (besides coef/intercept)."""
+        return {}
+
+    def strings(self) -> list[str]:
+        """A vocabulary to save (empty: none)."""
+        return []
+
+    def restore(self, tensors: dict[str, np.ndarray], strings: list[str], config: Any) -> None:
+        """The inverse of :meth:`tensors` and :meth:`strings`."""
+
+    # regression ------------------------------------------------------------------------------
+    def fit_regression(self, X: Any, y: np.ndarray, weights: np.ndarray, C: float, max_iter: int) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        self.C = C
+        self.seen = sorted(set(y.tolist()))
+        if len(self.seen) < 2 or X.shape[1] == 0:
+            # one class (or no feature): the weighted training frequencies
+            counts = np.bincount(y, weights=weights, minlength=self.n_classes)
+            self.seen = list(range(self.n_classes))
+            self.coef = np.zeros((self.n_classes, X.shape[1]))
+            self.intercept = np.log(np.maximum(counts / max(counts.sum(), 1e-12), LOG_FLOOR))
+            return
+        model = LogisticRegression(C=C, max_iter=max_iter)
+        model.fit(X, y, sample_weight=weights)
+        coef, intercept = model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
+        if coef.shape[0] == 1:  # scikit-learn's binary case: one row for the positive class
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        self.seen = [int(c) for c in model.classes_]
+        self.coef, self.intercept = coef, intercept
+
+    def log_proba(self, X: Any) -> np.ndarray:
+        """``[n, n_classes]`` log-probabilities (classes the regression never saw get :data:`LOG_FLOOR`)."""
+        z = np.asarray(X @ self.coef.T) + self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        out = np.full((X.shape[0], self.n_classes), LOG_FLOOR)
+        out[:, self.seen] = np.maximum(p, LOG_FLOOR)
+        return np.log(out / out.sum(axis=1, keepdims=True))
+
+
+def _texts(posts: pd.DataFrame) -> list[str]:
+    return [t if isinstance(t, str) else "" for t in (posts["text"] if "text" in posts else [""] * len(posts))]
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+class _TfidfLearner(Learner):
+    """TF-IDF features from a scikit-learn vectorizer, rebuilt on load from its vocabulary and IDF."""
+
+    def __init__(self, n_classes: int):
+        super().__init__(n_classes)
+        self.vectorizer: Any = None
+
+    def _vectorizer(self, config: Any, vocabulary: Sequence[str] | None = None) -> Any:
+        raise NotImplementedError
+
+    def _docs(self, posts: pd.DataFrame) -> list[Any]:
+        raise NotImplementedError
+
+    def fit_features(self, posts: pd.DataFrame, config: Any) -> None:
+        docs = self._docs(posts)
+        vectorizer = self._vectorizer(config)
+        vectorizer.set_params(min_df=min(config.min_df, max(1, len(docs))))
+        try:
+            vectorizer.fit(docs)
+        except ValueError:  # nothing survives min_df: no feature, the regression falls back to the prior
+            vectorizer = None
+        self.vectorizer = vectorizer
+
+    def features(self, posts: pd.DataFrame) -> Any:
+        from scipy.sparse import csr_matrix
+
+        if self.vectorizer is None:
+            return csr_matrix((len(posts), 0))
+        return self.vectorizer.transform(self._docs(posts))
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {"idf": np.zeros(0) if self.vectorizer is None else self.vectorizer.idf_.astype(np.float64)}
+
+    def strings(self) -> list[str]:
+        if self.vectorizer is None:
+            return []
+        return [t for t, _ in sorted(self.vectorizer.vocabulary_.items(), key=lambda kv: kv[1])]
+
+    def restore(self, tensors: dict[str, np.ndarray], strings: list[str], config: Any) -> None:
+        if not strings:
+            self.vectorizer = None
+            return
+        vectorizer = self._vectorizer(config, vocabulary=strings)
+        vectorizer.idf_ = tensors["idf"]
+        self.vectorizer = vectorizer
+
+
+class Words(_TfidfLearner):
+    kind = "words"
+
+    @staticmethod
+    def usable(posts: pd.DataFrame) -> bool:
+        return any(_texts(posts)) or any(len(t) for t in frame_hashtags(posts.get("hashtags"), len(posts)))
+
+    def _vectorizer(self, config: Any, vocabulary: Sequence[str] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            analyzer=_identity,
+            min_df=config.min_df,
+            max_features=config.max_features,
+            sublinear_tf=True,
+            vocabulary=vocabulary,
+        )
+
+    def _docs(self, posts: pd.DataFrame) -> list[Any]:
+        tags = frame_hashtags(posts.get("hashtags"), len(posts))
+        return [post_tokens(t, h, 2) for t, h in zip(_texts(posts), tags, strict=True)]
+
+
+class Chars(_TfidfLearner):
+    kind = "chars"
+
+    @staticmethod
+    def usable(posts: pd.DataFrame) -> bool:
+        """Only with captions: hashtags are already whole normalised tokens, which ``words`` covers
+        (on the tag-only Dresden set chars cost 15x the time of words and added nothing)."""
+        return any(_texts(posts))
+
+    def _vectorizer(self, config: Any, vocabulary: Sequence[str] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=tuple(config.char_ngrams),
+            lowercase=True,
+            min_df=config.min_df,
+            max_features=config.max_features,
+            sublinear_tf=True,
+            vocabulary=vocabulary,
+        )
+
+    def _docs(self, posts: pd.DataFrame) -> list[Any]:
+        tags = frame_hashtags(posts.get("hashtags"), len(posts))
+        return [f"{t} {' '.join(h)}".strip() for t, h in zip(_texts(posts), tags, strict=True)]
+
+
+class Image(Learner):
+    kind = "image"
+
+    def __init__(self, n_classes: int):
+        super().__init__(n_classes)
+        self.mean = np.zeros(0)
+        self.std = np.zeros(0)
+
+    @staticmethod
+    def usable(posts: pd.DataFrame) -> bool:
+        return image_dim(posts) > 0
+
+    def fit_features(self, posts: pd.DataFrame, config: Any) -> None:
+        vectors, present = image_matrix(posts, image_dim(posts))
+        seen = vectors[present].astype(np.float64)
+        self.mean = seen.mean(axis=0)
+        self.std = np.maximum(seen.std(axis=0), 1e-6)
+
+    def features(self, posts: pd.DataFrame) -> Any:
+        vectors, present = image_matrix(posts, len(self.mean))
+        X = (vectors.astype(np.float64) - self.mean) / self.std
+        X[~present] = 0.0  # no photo: the regression's intercept, i.e. its prior
+        return X
+
+    def present(self, posts: pd.DataFrame) -> np.ndarray:
+        return image_matrix(posts, len(self.mean))[1]
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "std": self.std}
+
+    def restore(self, tensors: dict[str, np.ndarray], strings: list[str], config: Any) -> None:
+        self.mean, self.std = tensors["mean"], tensors["std"]
+
+
+LEARNERS: dict[str, type[Learner]] = {cls.kind: cls for cls in (Words, Chars, Image)}
