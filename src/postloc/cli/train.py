@@ -20,11 +20,13 @@ def add_parser(sub) -> None:
     """Register ``train``."""
     p = sub.add_parser(
         "train",
-        help="train a model (mrlf or a baseline) on a prepared dataset",
+        help="train a model (stack, the default; mrlf; or a baseline) on a prepared dataset",
         description="Train on the train split, early-stop on val, write checkpoints, best/ and "
         "curves into --out. Settings: defaults < --config TOML < --set < --epochs/--seed/--threads.",
     )
-    p.add_argument("--model", help="registered model name (default: the config's, else mrlf); see --list-models")
+    p.add_argument(
+        "--model", help="registered model name (default: the config's, else stack, postloc's own); see --list-models"
+    )
     p.add_argument("--data", type=Path, help="prepared dataset folder (output of `postloc prepare`)")
     p.add_argument("--out", type=Path, help="run folder to create (or to continue with --resume)")
     p.add_argument("--config", type=Path, help="TOML file with model = ..., [params] and [trainer] tables")

@@ -37,7 +37,6 @@ from postloc.io.locks import folder_lock
 from postloc.io.ownership import OPEN_SET, check_output_folder
 from postloc.metrics import expected_calibration_error
 from postloc.models.calibration import apply_temperature
-from postloc.training.api import fit_calibration
 from postloc.training.config import RunConfig
 
 REPORT = "open-set.json"
@@ -120,6 +119,8 @@ def _open_set(prepared_dir: Path, out: Path, config: OpenSetConfig) -> dict[str,
     run_args = {"progress": run.trainer.progress} if model.epoch_based else {}
     model.fit(train_known, val_known, classes=known_pois, **run_args)
     seconds = time.perf_counter() - started
+    from postloc.training.api import fit_calibration  # here: the CLI imports this module to build its parser
+
     calibration = fit_calibration(model, val_known)
     temperature = float(calibration["temperature"])
 
