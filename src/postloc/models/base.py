@@ -84,6 +84,10 @@ class Estimator(ABC):
     quick_params: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     #: whether ``fit`` runs epochs through the trainer (checkpoints, resume, curves; see the module docstring)
     epoch_based: ClassVar[bool] = False
+    #: whether ``predict_proba`` is already calibrated on users the model did not train on (``stack``
+    #: fits its combination out of fold); training then fits no temperature on the validation posts,
+    #: which such a model may have trained on
+    calibrates_itself: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Wrap a subclass's own ``load`` and ``_read_folder`` so damaged files give clear errors.

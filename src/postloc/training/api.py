@@ -260,6 +260,13 @@ def fit_calibration(model: Any, val_df: pd.DataFrame) -> dict[str, Any]:
         "val_posts": int(len(val_df)),
         "val_posts_used": known,
     }
+    if getattr(model, "calibrates_itself", False):
+        return {
+            **record,
+            "temperature": 1.0,
+            "reason": f"{model.name} calibrates itself on out-of-fold training users (and may have trained "
+            "on the val posts): T = 1",
+        }
     if known == 0:
         reason = "no val posts" if not len(val_df) else "no val post has a POI among the model's classes"
         return {**record, "temperature": 1.0, "reason": f"{reason}: T = 1 (probabilities as the model gives them)"}

@@ -9,10 +9,14 @@ Why this shape (the measurements are in docs/winning-model.md):
   otherwise decide what is learned, and test users are new users
   (:mod:`postloc.models.user_weights`).
 - **Out-of-fold combination.** Each learner's probabilities on the training posts are computed
-  out of fold over users (``inner_folds`` grouped folds); the per-learner weights and class biases
-  are fitted on them (:mod:`postloc.models.stack.combiner`). A learner that only memorises its
-  training users earns no weight.
-- Regularisation ``C`` per learner is chosen on the validation posts (new users) when given.
+  out of fold over users (``inner_folds`` grouped folds); the per-learner weights are fitted on
+  them (:mod:`postloc.models.stack.combiner`). A learner that only memorises its training users
+  earns no weight, and the weights double as a temperature fitted on unseen users, so the model
+  is calibrated by construction (:attr:`Stack.calibrates_itself`: training fits no second
+  temperature on the validation posts).
+- Regularisation ``C`` per learner is chosen on the validation posts (new users) when given;
+  then (``refit_on_val``) the learners are refitted on train and validation posts together:
+  every user the run may learn from counts, which matters when users are few.
 
 Learners whose input the training data lacks (no photo anywhere, say) are left out; the saved
 model lists the ones it uses.
@@ -57,7 +61,8 @@ class StackConfig:
     user_weight_power: float = 0.5  # post weight 1/n_user**power; 0: posts alike, 1: users alike
     c_grid: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)  # regularisation per learner, chosen on val (no val: C=c_default)
     c_default: float = 3.0
-    inner_folds: int = 4  # user-grouped folds for the out-of-fold probabilities (0 or 1: equal weights)
+    inner_folds: int = 4  # user-grouped folds for the out-of-fold probabilities (0 or 1: weights of 1)
+    refit_on_val: bool = True  # after choosing C on val, fit the learners on train + val
     min_df: int = 2
     max_features: int = 200_000
     char_ngrams: tuple[int, int] = (2, 5)
@@ -81,12 +86,13 @@ class Stack(Estimator):
     Config = StackConfig
     requires = ("text|hashtags|image",)
     quick_params = {"c_grid": (1.0,), "inner_folds": 2, "max_iter": 200}
+    #: its combiner weights are fitted on out-of-fold users: no temperature on val on top (training/api)
+    calibrates_itself = True
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
         self.learners_: list[Learner] = []
         self.weights_ = np.zeros(0)
-        self.bias_ = np.zeros(0)
 
     # --- fit ---------------------------------------------------------------------------------
 
@@ -102,21 +108,25 @@ class Stack(Estimator):
             raise PostlocError(
                 f"stack: the training posts have none of the inputs of its learners ({', '.join(cfg.learners)})"
             )
-        folds = self._inner_folds(train) if len(kinds) > 1 else []
-        y_val = self._class_index(val) if val is not None and len(val) else None
+        has_val = val is not None and len(val) > 0
+        y_val = self._class_index(val) if has_val else None
+        everyone = pd.concat([train, val], ignore_index=True) if has_val and cfg.refit_on_val else train
+        folds = self._inner_folds(everyone)
+        y_all = self._class_index(everyone)
+        weights_all = user_sample_weights(everyone, cfg.user_weight_power)
         self.learners_, oof = [], []
         for kind in kinds:
             learner = LEARNERS[kind](len(self.classes_))
             learner.fit_features(train, cfg)
-            X = learner.features(train)
-            C = self._choose_c(learner, X, y, weights, val, y_val)
-            oof.append(self._out_of_fold(learner, X, y, weights, C, folds))
-            learner.fit_regression(X, y, weights, C, cfg.max_iter)
+            C = self._choose_c(learner, learner.features(train), y, weights, val, y_val)
+            if everyone is not train:  # the vocabulary and IDF of every post the run may learn from
+                learner.fit_features(everyone, cfg)
+            X = learner.features(everyone)
+            oof.append(self._out_of_fold(learner, X, y_all, weights_all, C, folds))
+            learner.fit_regression(X, y_all, weights_all, C, cfg.max_iter)
             self.learners_.append(learner)
-        if folds:
-            self.weights_, self.bias_ = fit_combiner(oof, y, weights)
-        else:  # one learner (nothing to weigh) or too few users to hold any out: each counts once
-            self.weights_, self.bias_ = np.ones(len(kinds)), np.zeros(len(self.classes_))
+        # too few users to hold any out: every learner counts once, as it is
+        self.weights_ = fit_combiner(oof, y_all, weights_all) if folds else np.ones(len(kinds))
         return self
 
     def _inner_folds(self, train: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -162,9 +172,7 @@ class Stack(Estimator):
         self._check_fitted()
         if not len(posts):
             return np.zeros((0, len(self.classes_)))
-        return combine(
-            [learner.log_proba(learner.features(posts)) for learner in self.learners_], self.weights_, self.bias_
-        )
+        return combine([learner.log_proba(learner.features(posts)) for learner in self.learners_], self.weights_)
 
     def learner_weights(self) -> dict[str, float]:
         """How much each learner counts in the combination (the fitted ``w_m``)."""
@@ -179,7 +187,7 @@ class Stack(Estimator):
         }
 
     def _write_files(self, folder: Path) -> None:
-        tensors = {"combiner.bias": torch.from_numpy(np.asarray(self.bias_, dtype=np.float64))}
+        tensors = {}
         for learner in self.learners_:
             state = {"coef": learner.coef, "intercept": learner.intercept, **learner.tensors()}
             tensors.update(
@@ -203,6 +211,5 @@ class Stack(Estimator):
             learner.restore(own, list(vocabularies.get(kind) or []), self.config)
             self.learners_.append(learner)
         self.weights_ = np.asarray(manifest["learner_weights"], dtype=np.float64)
-        self.bias_ = tensors["combiner.bias"]
-        if len(self.weights_) != len(self.learners_) or len(self.bias_) != len(self.classes_):
-            raise PostlocError("the combiner's weights do not match the learners or classes")
+        if len(self.weights_) != len(self.learners_) or not np.isfinite(self.weights_).all():
+            raise PostlocError("the combiner's weights do not match the learners")
