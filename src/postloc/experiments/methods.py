@@ -15,6 +15,13 @@ from postloc.models.mrlf.config import FUSIONS
 from postloc.models.registry import get_model
 
 IMAGE_HEADS = ("resnet50", "resnet101", "densenet121", "vgg16")
+#: the paper's baselines (and ours, mrlf-plus): the best of them by mean accuracy is the reference
+#: of Table II's paired differences
+PAPER_BASELINES = ("tfidf-logreg", "tagvisor", "loctwi", "deepgeo", "mrlf-plus")
+#: with --folds every cell runs K times: lower epoch caps for the two slowest baselines (10-15 s
+#: and 5 s per epoch on Dresden, 2 loaded cores) keep a 5-fold Table II near 20 minutes; the
+#: report notes each cap (docs/experiments.md, "Cross-validation")
+CV_EPOCH_CAPS = {"deepgeo": 6, "loctwi": 12}
 
 
 def quick_params(model: str) -> dict[str, Any]:
