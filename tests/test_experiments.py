@@ -216,3 +216,21 @@ def test_quick_folds_report_per_fold_values_and_paired_differences(tiny, tmp_pat
     assert main(args) == 0
     assert json.loads((out / "results.json").read_text())["cells_run_now"] == 0
     assert main([*args[:6], "4", *args[7:]]) == 2
+
+
+def test_crossval_one_model_against_a_reference(tiny, tmp_path, capsys):
+    out = tmp_path / "cv"
+    args = ["crossval", str(tiny), "--model", "tfidf-logreg", "--reference", "majority", "--folds", "3"]
+    assert main([*args, "--out", str(out), "--quick", "--quiet"]) == 0
+    assert "tfidf-logreg over 3 folds: acc" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    rows = [r for r in results["rows"] if r["study"] == "cv"]
+    assert [r["model"] for r in rows] == ["tfidf-logreg", "majority"]
+    assert all(len(r["accuracy"]["per_fold"]) == 3 for r in rows)
+    paired = results["paired"]["cv"]
+    assert paired["reference_model"] == "majority"
+    assert [r["model"] for r in paired["rows"]] == ["tfidf-logreg"]
+    assert "**Paired differences to the reference: majority**" in (out / "report.md").read_text()
+    assert (out / "folds.parquet").exists()
+    assert main(["crossval", str(tiny), "--model", "no-such-model", "--out", str(tmp_path / "x")]) == 2
+    assert main([*args[:-1], "1", "--out", str(tmp_path / "y")]) == 2

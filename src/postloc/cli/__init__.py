@@ -1,7 +1,7 @@
 """The ``postloc`` command line: a thin layer over the Python API.
 
 One module per subcommand (``prepare``, ``datasets``, ``images``, ``synthetic``, ``train``,
-``evaluate``, ``predict``, ``serve``, ``explain``, ``experiments``), each with ``add_parser(sub)``
+``evaluate``, ``crossval``, ``predict``, ``serve``, ``explain``, ``experiments``), each with ``add_parser(sub)``
 registering it and ``run(args) -> int`` parsing its options into the API's config dataclasses and
 calling one function. This module only builds the parser and runs the chosen subcommand; errors
 the user can fix (:class:`PostlocError`) are printed as one line and exit with 2.
@@ -21,12 +21,36 @@ from postloc.errors import PostlocError
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``postloc`` parser; the subcommands appear in ``--help`` in the order registered here."""
-    from postloc.cli import datasets, evaluate, experiments, explain, images, predict, prepare, serve, synthetic, train
+    from postloc.cli import (
+        crossval,
+        datasets,
+        evaluate,
+        experiments,
+        explain,
+        images,
+        predict,
+        prepare,
+        serve,
+        synthetic,
+        train,
+    )
 
     parser = argparse.ArgumentParser(prog="postloc", description="Infer where a social-media post was made.")
     parser.add_argument("--version", action="version", version=f"postloc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (prepare, datasets, images, synthetic, train, evaluate, predict, serve, explain, experiments):
+    for module in (
+        prepare,
+        datasets,
+        images,
+        synthetic,
+        train,
+        evaluate,
+        crossval,
+        predict,
+        serve,
+        explain,
+        experiments,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -150,7 +150,7 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
             )
         else:
             epochs = min(config.epochs, method.max_epochs) if method.max_epochs else config.epochs
-            cv_cap = CV_EPOCH_CAPS.get(method.model, epochs) if config.folds else epochs
+            cv_cap = CV_EPOCH_CAPS.get(method.model, epochs) if config.folds and study != "cv" else epochs
             why = "a cap for its cost" + (f" with {config.folds} folds" if cv_cap < epochs else "")
             epochs = min(epochs, cv_cap)
             if epochs < config.epochs:
