@@ -274,7 +274,8 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
                 plan.note(
                     "fig4",
                     f"threshold {t}: {info['method']}; {info.get('posts')} posts "
-                    f"({info.get('test_posts')} test), {info.get('pois')} POIs, "
+                    + ("(split into the stored folds), " if config.folds else f"({info.get('test_posts')} test), ")
+                    + f"{info.get('pois')} POIs, "
                     f"{info.get('vocabulary')} distinct tags",
                 )
         for model in config.fig4_models:
