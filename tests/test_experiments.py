@@ -167,6 +167,7 @@ def test_quick_folds_report_per_fold_values_and_paired_differences(tiny, tmp_pat
 
     out = tmp_path / "cv"
     args = ["experiments", str(tiny), "--out", str(out), "--quick", "--folds", "3", "--studies", "table2", "--quiet"]
+    args += ["--epochs", "1"]
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
@@ -234,3 +235,37 @@ def test_crossval_one_model_against_a_reference(tiny, tmp_path, capsys):
     assert (out / "folds.parquet").exists()
     assert main(["crossval", str(tiny), "--model", "no-such-model", "--out", str(tmp_path / "x")]) == 2
     assert main([*args[:-1], "1", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_a_variant_keeps_every_known_user_in_their_fold(tiny, tmp_path):
+    """Fig. 4's re-prepared variants: the stored user -> fold map decides, new users get a fold too."""
+    import shutil
+
+    import pandas as pd
+
+    from postloc.data.folds import FoldConfig, user_keys
+    from postloc.data.prepared import load_prepared
+    from postloc.experiments import cv
+
+    config = FoldConfig(k=3, seed=1)
+    known = cv.ensure_folds(tiny, tmp_path, config)
+    assert cv.ensure_folds(tiny, tmp_path, config) == known  # read back, not re-made
+    with pytest.raises(Exception, match="k=3"):
+        cv.ensure_folds(tiny, tmp_path, FoldConfig(k=4, seed=1))
+    # a variant: half of the posts, and posts of users the prepared folder never had
+    variant = tmp_path / "variant"
+    shutil.copytree(tiny, variant)
+    posts = load_prepared(tiny).posts
+    extra = posts.head(12).assign(user=[f"newcomer{i % 4}" for i in range(12)], id=[f"new{i}" for i in range(12)])
+    pd.concat([posts.iloc[::2], extra]).to_parquet(variant / "posts.parquet", index=False)
+    folders = cv.FoldFolders(tmp_path, known, config)
+    seen = set()
+    for k in range(3):
+        fold = load_prepared(folders.folder("tags-min9", variant, k)).posts
+        test = fold[fold["split"] == "test"]
+        users = user_keys(test)
+        old = users.isin(known.keys())
+        assert (users[old].map(known) == k).all()
+        assert not set(users) & set(user_keys(fold[fold["split"] != "test"]))
+        seen |= set(users[~old])
+    assert seen == {f"newcomer{i}" for i in range(4)}  # every new user tested in exactly one fold
