@@ -156,3 +156,116 @@ def test_captions_follow_the_code(tiny, tmp_path):
     capped = [c for c in plan.cells if c.model == "deepgeo"]
     assert capped and all(c.trainer["epochs"] == deepgeo.max_epochs for c in capped)
     assert f"{deepgeo.label}: at most {deepgeo.max_epochs} epochs" in " ".join(plan.notes["table2"])
+
+
+def test_quick_folds_report_per_fold_values_and_paired_differences(tiny, tmp_path):
+    """--folds 3: every post scored once, by user-disjoint folds; per-fold values and the paired section."""
+    import pandas as pd
+
+    from postloc.data.folds import read_folds, user_keys
+    from postloc.data.prepared import load_prepared
+
+    out = tmp_path / "cv"
+    args = ["experiments", str(tiny), "--out", str(out), "--quick", "--folds", "3", "--studies", "table2", "--quiet"]
+    args += ["--epochs", "1"]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    report = (out / "report.md").read_text()
+
+    # the stored folds: every user of the data in one of 3 folds, each fold's test posts are its users'
+    known, config = read_folds(out / "folds.parquet")
+    posts = load_prepared(tiny).posts
+    users = user_keys(posts)
+    assert config.k == 3 and set(known) == set(users) and set(known.values()) == {0, 1, 2}
+    tested = []
+    for k in range(3):
+        fold = load_prepared(out / "data" / "folds" / "base" / f"fold-{k}").posts
+        test_users = set(user_keys(fold[fold["split"] == "test"]))
+        assert test_users == {u for u, f in known.items() if f == k}
+        assert not test_users & set(user_keys(fold[fold["split"] != "test"]))  # user-disjoint
+        assert (fold["split"] == "val").any() and (fold["split"] == "train").any()
+        tested += fold.loc[fold["split"] == "test", "id"].tolist()
+    assert sorted(tested) == sorted(posts["id"])  # every post tested exactly once
+
+    rows = {r["row"]: r for r in results["rows"] if r["study"] == "table2"}
+    logreg = rows["tfidf-logreg (text+hashtags)"]
+    assert logreg["folds"] == [0, 1, 2] and logreg["test_posts"] == len(posts)
+    assert sorted(int(f) for f in logreg["accuracy"]["per_fold"]) == [0, 1, 2]
+    assert logreg["ece"]["mean"] is not None and logreg["acc@cov50"]["mean"] is not None
+    assert "| ECE | Acc@50%cov |" in report and "3 user-disjoint folds" in report
+    assert "Accuracy per fold:" in report and "| fold 0 | fold 1 | fold 2 |" in report
+
+    paired = results["paired"]["table2"]
+    paper = ("tfidf-logreg", "tagvisor", "loctwi", "deepgeo", "mrlf-plus")
+    baselines = [r for r in rows.values() if r["model"] in paper]
+    best = max(baselines, key=lambda r: r["accuracy"]["mean"])
+    assert paired["reference"] == best["row"]
+    assert f"**Paired differences to the reference: {best['row']}**" in report
+    mrlf = next(r for r in paired["rows"] if r["model"] == "mrlf")
+    assert mrlf["pooled_posts"] == len(posts) and mrlf["d_acc_folds"] == 3
+    lo, hi = mrlf["d_acc_t"]
+    assert lo <= mrlf["d_acc"] <= hi
+    lo, hi = mrlf["d_acc_boot"]
+    assert lo <= mrlf["d_acc_pooled"] <= hi
+    per_fold = rows["MRLF (paper)"]["accuracy"]["per_fold"]
+    ref_fold = best["accuracy"]["per_fold"]
+    assert abs(mrlf["d_acc"] - sum(per_fold[f] - ref_fold[f] for f in per_fold) / 3) < 1e-9
+    outcome = pd.read_parquet(next((out / "predictions").glob("*.parquet")))
+    assert list(outcome.columns) == ["id", "correct", "p_true", "km"]
+
+    # resuming reuses the folds and every cell; other fold settings are refused, not mixed in
+    assert main(args) == 0
+    assert json.loads((out / "results.json").read_text())["cells_run_now"] == 0
+    assert main([*args[:6], "4", *args[7:]]) == 2
+
+
+def test_crossval_one_model_against_a_reference(tiny, tmp_path, capsys):
+    out = tmp_path / "cv"
+    args = ["crossval", str(tiny), "--model", "tfidf-logreg", "--reference", "majority", "--folds", "3"]
+    assert main([*args, "--out", str(out), "--quick", "--quiet"]) == 0
+    assert "tfidf-logreg over 3 folds: acc" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    rows = [r for r in results["rows"] if r["study"] == "cv"]
+    assert [r["model"] for r in rows] == ["tfidf-logreg", "majority"]
+    assert all(len(r["accuracy"]["per_fold"]) == 3 for r in rows)
+    paired = results["paired"]["cv"]
+    assert paired["reference_model"] == "majority"
+    assert [r["model"] for r in paired["rows"]] == ["tfidf-logreg"]
+    assert "**Paired differences to the reference: majority**" in (out / "report.md").read_text()
+    assert (out / "folds.parquet").exists()
+    assert main(["crossval", str(tiny), "--model", "no-such-model", "--out", str(tmp_path / "x")]) == 2
+    assert main([*args[:-1], "1", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_a_variant_keeps_every_known_user_in_their_fold(tiny, tmp_path):
+    """Fig. 4's re-prepared variants: the stored user -> fold map decides, new users get a fold too."""
+    import shutil
+
+    import pandas as pd
+
+    from postloc.data.folds import FoldConfig, user_keys
+    from postloc.data.prepared import load_prepared
+    from postloc.experiments import cv
+
+    config = FoldConfig(k=3, seed=1)
+    known = cv.ensure_folds(tiny, tmp_path, config)
+    assert cv.ensure_folds(tiny, tmp_path, config) == known  # read back, not re-made
+    with pytest.raises(Exception, match="k=3"):
+        cv.ensure_folds(tiny, tmp_path, FoldConfig(k=4, seed=1))
+    # a variant: half of the posts, and posts of users the prepared folder never had
+    variant = tmp_path / "variant"
+    shutil.copytree(tiny, variant)
+    posts = load_prepared(tiny).posts
+    extra = posts.head(12).assign(user=[f"newcomer{i % 4}" for i in range(12)], id=[f"new{i}" for i in range(12)])
+    pd.concat([posts.iloc[::2], extra]).to_parquet(variant / "posts.parquet", index=False)
+    folders = cv.FoldFolders(tmp_path, known, config)
+    seen = set()
+    for k in range(3):
+        fold = load_prepared(folders.folder("tags-min9", variant, k)).posts
+        test = fold[fold["split"] == "test"]
+        users = user_keys(test)
+        old = users.isin(known.keys())
+        assert (users[old].map(known) == k).all()
+        assert not set(users) & set(user_keys(fold[fold["split"] != "test"]))
+        seen |= set(users[~old])
+    assert seen == {f"newcomer{i}" for i in range(4)}  # every new user tested in exactly one fold

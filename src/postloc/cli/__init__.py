@@ -1,7 +1,7 @@
 """The ``postloc`` command line: a thin layer over the Python API.
 
 One module per subcommand (``prepare``, ``datasets``, ``images``, ``synthetic``, ``train``,
-``evaluate``, ``open-set``, ``predict``, ``serve``, ``explain``, ``experiments``), each with ``add_parser(sub)``
+``evaluate``, ``crossval``, ``open-set``, ``predict``, ``serve``, ``explain``, ``experiments``), each with ``add_parser(sub)``
 registering it and ``run(args) -> int`` parsing its options into the API's config dataclasses and
 calling one function. This module only builds the parser and runs the chosen subcommand; errors
 the user can fix (:class:`PostlocError`) are printed as one line and exit with 2.
@@ -22,6 +22,7 @@ from postloc.errors import PostlocError
 def build_parser() -> argparse.ArgumentParser:
     """The ``postloc`` parser; the subcommands appear in ``--help`` in the order registered here."""
     from postloc.cli import (
+        crossval,
         datasets,
         evaluate,
         experiments,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         synthetic,
         train,
         evaluate,
+        crossval,
         open_set,
         predict,
         serve,

@@ -19,6 +19,15 @@ def _ints(text: str) -> tuple[int, ...]:
         raise PostlocError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _seeds(args) -> tuple[int, ...]:
+    """``--seeds``, or its default: one seed per fold when cross-validating, else the config's."""
+    from postloc.experiments.config import ExperimentConfig
+
+    if args.seeds is not None:
+        return _ints(args.seeds)
+    return (0,) if args.folds else ExperimentConfig().seeds
+
+
 def _joined(values) -> str:
     return ",".join(str(v) for v in values)
 
@@ -37,7 +46,19 @@ def add_parser(sub) -> None:
     )
     p.add_argument("prepared", type=Path, metavar="PREPARED", help="prepared dataset folder")
     p.add_argument("--out", type=Path, required=True, help="report folder (e.g. reports/NAME)")
-    p.add_argument("--seeds", default=_joined(d["seeds"]), help="comma-separated seeds (default %(default)s)")
+    p.add_argument(
+        "--seeds", help=f"comma-separated seeds (default {_joined(d['seeds'])}; with --folds: 0, one seed per fold)"
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=d["folds"],
+        help="K user-disjoint folds: every cell runs once per fold and is scored on it; the report adds "
+        "per-fold values and paired differences to the best baseline (default %(default)s: the prepared split)",
+    )
+    p.add_argument(
+        "--fold-seed", type=int, default=d["fold_seed"], help="seed of the fold assignment (default %(default)s)"
+    )
     p.add_argument(
         "--epochs", type=int, help=f"maximum epochs of neural models (default {d['epochs']}; --quick: {quick.epochs})"
     )
@@ -83,6 +104,8 @@ def run(args) -> int:
         progress=not args.quiet,
         keep_runs=args.keep_runs,
         report_only=args.report_only,
+        folds=args.folds,
+        fold_seed=args.fold_seed,
     )
     try:
         if args.epochs is not None:
@@ -90,7 +113,7 @@ def run(args) -> int:
         config = (
             quick_config(**common)
             if args.quick
-            else ExperimentConfig(seeds=_ints(args.seeds), early_stopping=args.early_stopping, **common)
+            else ExperimentConfig(seeds=_seeds(args), early_stopping=args.early_stopping, **common)
         )
     except ValueError as error:
         raise PostlocError(str(error)) from None

@@ -63,7 +63,29 @@ def assign_users(
     ``u_of_pair`` must be codes ``0..n_users-1`` in the users' sorted order, pairs sorted by
     (user, POI); every user must have at least one pair.
     """
-    targets = config.fractions()
+    return assign_to_targets(u_of_pair, p_of_pair, c_of_pair, n_users, n_pois, config.fractions(), config.seed)
+
+
+def assign_to_targets(
+    u_of_pair: np.ndarray,
+    p_of_pair: np.ndarray,
+    c_of_pair: np.ndarray,
+    n_users: int,
+    n_pois: int,
+    targets: np.ndarray,
+    seed: int,
+    fixed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Group index per user code for any number of groups with target shares ``targets`` (summing to 1).
+
+    The one greedy behind splits and folds (:mod:`postloc.data.folds`): largest users first
+    (ties in ``seed``-ed random order), each to the group whose per-POI post quotas it fills
+    best, ties to the group furthest below its overall share. With equal shares the largest
+    users therefore go to different groups. ``fixed`` (a group per user, -1 for "place me")
+    pins users to a group: their posts are charged to it first, and only the others are placed.
+    Inputs as in :func:`assign_users`.
+    """
+    targets = np.asarray(targets, dtype=float)
     c_of_pair = np.asarray(c_of_pair, dtype=np.int64)
     n = int(c_of_pair.sum())
     starts = np.searchsorted(u_of_pair, np.arange(n_users + 1))
@@ -71,18 +93,27 @@ def assign_users(
 
     need = targets[:, None] * np.bincount(p_of_pair, weights=c_of_pair, minlength=n_pois)[None, :].astype(float)
     overall = targets * n
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(seed)
     order = np.lexsort((rng.permutation(n_users), -sizes))
     closed = targets == 0
     chosen = np.empty(n_users, dtype=np.int64)
+
+    def charge(user: int, group: int) -> None:
+        lo, hi = starts[user], starts[user + 1]
+        chosen[user] = group
+        need[group, p_of_pair[lo:hi]] -= c_of_pair[lo:hi]
+        overall[group] -= c_of_pair[lo:hi].sum()
+
+    if fixed is not None:
+        fixed = np.asarray(fixed, dtype=np.int64)
+        for user in np.flatnonzero(fixed >= 0):
+            charge(int(user), int(fixed[user]))
+        order = order[fixed[order] < 0]
     for user in order:
         lo, hi = starts[user], starts[user + 1]
         idx, counts = p_of_pair[lo:hi], c_of_pair[lo:hi]
         fit = np.minimum(counts[None, :], np.clip(need[:, idx], 0, None)).sum(axis=1)
         score = fit + 1e-6 * overall / max(n, 1)
         score[closed] = -np.inf
-        best = int(np.argmax(score))
-        chosen[user] = best
-        need[best, idx] -= counts
-        overall[best] -= counts.sum()
+        charge(int(user), int(np.argmax(score)))
     return chosen

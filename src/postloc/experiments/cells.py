@@ -1,4 +1,4 @@
-"""Cells: one (model, params, data variant, seed) run, keyed by a hash, stored as one JSON file each.
+"""Cells: one (model, params, data variant, seed[, fold]) run, keyed by a hash, stored as one JSON file each.
 
 Studies share cells (MRLF with all modalities is a Table II row, the Fig. 2 "all" bar and the
 Fig. 3 "mrlf" bar): the key hashes only what changes the result, so each is trained once. A
@@ -25,6 +25,8 @@ class Cell:
     seed: int
     column: str = ""  # the study's x value where it has one (threshold, noise mode)
     trainer: dict[str, Any] = field(default_factory=dict)
+    fold: int = -1  # cross-validation: the test fold (-1: the prepared folder's own split)
+    folds: dict[str, Any] = field(default_factory=dict)  # the fold settings (k, seed, val_fraction)
 
     @property
     def key(self) -> str:
@@ -35,11 +37,14 @@ class Cell:
             "seed": self.seed,
             "trainer": self.trainer,
         }
+        if self.fold >= 0:  # only then: the keys of single-split cells stay as they were
+            spec.update(fold=self.fold, folds=self.folds)
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
         where = f" [{self.variant}]" if self.variant != "base" else ""
-        return f"{self.study}: {self.row}{where} seed {self.seed}"
+        fold = f" fold {self.fold}" if self.fold >= 0 else ""
+        return f"{self.study}: {self.row}{where}{fold} seed {self.seed}"
 
 
 class CellStore:

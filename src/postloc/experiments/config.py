@@ -23,13 +23,20 @@ class ExperimentConfig:
     progress: bool = True
     report_only: bool = False  # write the report from the finished cells, run nothing (partial runs)
     keep_runs: bool = False  # keep each cell's run folder (checkpoints, curves); default: delete after scoring
+    folds: int = 0  # K user-disjoint folds, every cell once per fold (0: the prepared folder's own split)
+    fold_seed: int = 0  # seed of the fold assignment (stored in OUT/folds.parquet)
+    cv_model: str = ""  # study "cv" (``postloc crossval``): this one model ...
+    cv_params: dict[str, Any] = field(default_factory=dict)  # ... with these params ...
+    cv_reference: str = ""  # ... and, if named, a reference model for the paired differences
 
     def __post_init__(self) -> None:
-        unknown = set(self.studies) - set(STUDIES)
+        unknown = set(self.studies) - set(STUDIES) - ({"cv"} if self.cv_model else set())
         if unknown:
             raise ValueError(f"unknown studies {sorted(unknown)}; use some of {', '.join(STUDIES)}")
         if not self.seeds:
             raise ValueError("need at least one seed")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"--folds must be 0 (one split) or at least 2, got {self.folds}")
 
 
 def quick_config(**changes) -> ExperimentConfig:

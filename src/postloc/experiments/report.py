@@ -18,6 +18,7 @@ TITLES = {
     "fig3": "Fig. 3: fusion variants",
     "table3": "Table III: image-only, before / after noisy-image removal",
     "fig4": "Fig. 4: low-frequency hashtag filter (min_hashtag_count sweep)",
+    "cv": "Cross-validation",
 }
 COLUMNS = (
     ("accuracy", "Acc", 3),
@@ -26,6 +27,8 @@ COLUMNS = (
     ("median_km", "median km", 3),
     ("acc@1km", "Acc@1km", 3),
     ("macro_f1", "macro-F1", 3),
+    ("ece", "ECE", 3),
+    ("acc@cov50", "Acc@50%cov", 3),
     ("train_seconds", "train s", 1),
     ("epochs_run", "epochs", 1),
 )
@@ -54,15 +57,38 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
             "code learns from planted signal, not how well anything works on real posts.",
             "",
         ]
+    folds = cfg.get("folds") or 0
+    spread = (
+        f"**{folds} user-disjoint folds** (fold seed {cfg.get('fold_seed', 0)}), mean ± std over folds; seeds "
+        f"{list(cfg['seeds'])} per fold"
+        if folds
+        else f"Seeds {list(cfg['seeds'])} (mean ± std over seeds where more than one)"
+    )
     lines += [
         f"Prepared data: `{results['prepared']}` (input: `{results.get('input', {}).get('path')}`). "
-        f"Seeds {list(cfg['seeds'])} (mean ± std over seeds where more than one); at most {cfg['epochs']} "
+        f"{spread}; at most {cfg['epochs']} "
         f"epochs, early stopping {cfg['early_stopping']}; {cfg['threads']} torch threads"
         + ("; **--quick** (tiny models: not comparable numbers)" if cfg.get("quick") else "")
         + ".",
-        "All numbers on the test split. n/a rows say why the method cannot run on this data.",
+        (
+            "Every post is a test post of exactly one fold; each fold's numbers are on its own test posts, "
+            "and *test posts* is their sum over the folds."
+            if folds
+            else "All numbers on the test split."
+        )
+        + " ECE: expected calibration error of the top-class confidence (15 bins); Acc@50%cov: accuracy "
+        "on the half of the posts the model is most confident about. n/a rows say why the method cannot "
+        "run on this data.",
         "",
     ]
+    if results.get("fold_summary"):
+        summary = results["fold_summary"]
+        lines += [
+            "Folds (by user; a user's posts are all in one fold): "
+            + ", ".join(f"fold {f['fold']}: {f['posts']} posts / {f['users']} users" for f in summary)
+            + ".",
+            "",
+        ]
     if results.get("cells_missing"):
         lines += [
             f"**Incomplete**: {results['cells_missing']} of {results['cells_total']} cells have not run yet "
@@ -94,11 +120,80 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
         lines.append("")
         if study in plots:
             lines += [f"![{heading}]({study}.png)", ""]
+        if folds:
+            lines += _per_fold(rows, has_column, folds)
+            if study in results.get("paired", {}):
+                lines += _paired_section(results["paired"][study])
     ref = next((r.get("distance_reference") for r in results["rows"] if r.get("distance_reference")), None)
     if ref:
         lines += [f"Distances (km) are from the predicted POI's centre to the {ref}.", ""]
     lines += ["Raw per-cell results: `cells/*.json`; aggregated: `results.json`.", ""]
     return "\n".join(lines)
+
+
+def _ci(pair: list[float] | None, digits: int) -> str:
+    return f"[{pair[0]:+.{digits}f}, {pair[1]:+.{digits}f}]" if pair else "–"
+
+
+def _signed(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def _per_fold(rows: list[dict[str, Any]], has_column: bool, folds: int) -> list[str]:
+    """Accuracy of every row on each fold (the values behind mean ± std)."""
+    shown = [r for r in rows if not r["na"] and (r.get("accuracy") or {}).get("per_fold")]
+    if not shown:
+        return []
+    header = ["method"] + (["setting"] if has_column else []) + [f"fold {f}" for f in range(folds)]
+    lines = [
+        "Accuracy per fold:",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * (1 + has_column) + "---:|" * folds,
+    ]
+    for r in shown:
+        per = {int(k): v for k, v in r["accuracy"]["per_fold"].items()}
+        cells = [r["row"]] + ([r["column"]] if has_column else [])
+        cells += [f"{per[f]:.3f}" if f in per else "–" for f in range(folds)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _paired_section(paired: dict[str, Any]) -> list[str]:
+    """Each method minus the reference: mean difference, t-interval over folds, bootstrap over users."""
+    level = int(round(100 * paired["level"]))
+    lines = [
+        f"**Paired differences to the reference: {paired['reference']}** ({paired['why']}). "
+        "Each row is *method minus reference* on the same test posts: ΔAcc > 0 and Δkm < 0 favour the "
+        f"method. t: {level} % Student-t interval over the per-fold differences; bootstrap: {level} % "
+        f"percentile interval of the pooled out-of-fold difference, {paired['bootstrap_resamples']} "
+        "resamples of test users with replacement (a user's posts move together). An interval that "
+        "excludes 0 separates the two; one that contains 0 does not.",
+        "",
+        "| method | ΔAcc (folds) | t interval | ΔAcc (pooled) | bootstrap interval | Δmean km (folds) "
+        "| t interval | Δmean km (pooled) | bootstrap interval |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in paired["rows"]:
+        label = r["row"] + (f" [{r['column']}]" if r.get("column") else "")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    label,
+                    _signed(r.get("d_acc"), 3),
+                    _ci(r.get("d_acc_t"), 3),
+                    _signed(r.get("d_acc_pooled"), 3),
+                    _ci(r.get("d_acc_boot"), 3),
+                    _signed(r.get("d_km"), 3),
+                    _ci(r.get("d_km_t"), 3),
+                    _signed(r.get("d_km_pooled"), 3),
+                    _ci(r.get("d_km_boot"), 3),
+                ]
+            )
+            + " |"
+        )
+    return lines + [""]
 
 
 def _plot_bars(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
@@ -121,7 +216,7 @@ def _plot_bars(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     )
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("test accuracy (mean ± std over seeds)")
+    ax.set_xlabel("test accuracy (mean ± std over " + ("folds)" if rows[0]["accuracy"].get("per_fold") else "seeds)"))
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
@@ -166,7 +261,14 @@ def _save(fig, path: Path) -> bool:
     return True
 
 
-_PLOTS = {"table2": _plot_bars, "fig2": _plot_bars, "fig3": _plot_bars, "table3": _plot_bars, "fig4": _plot_fig4}
+_PLOTS = {
+    "table2": _plot_bars,
+    "fig2": _plot_bars,
+    "fig3": _plot_bars,
+    "table3": _plot_bars,
+    "fig4": _plot_fig4,
+    "cv": _plot_bars,
+}
 
 
 def write_report(results: dict[str, Any], out: Path) -> list[str]:

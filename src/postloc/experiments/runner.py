@@ -16,7 +16,14 @@ import numpy as np
 from postloc.experiments import data as datamod
 from postloc.experiments.cells import Cell, CellStore
 from postloc.experiments.config import ExperimentConfig, Method
-from postloc.experiments.methods import fig2_methods, fig3_methods, missing_needs, quick_params, table2_methods
+from postloc.experiments.methods import (
+    CV_EPOCH_CAPS,
+    fig2_methods,
+    fig3_methods,
+    missing_needs,
+    quick_params,
+    table2_methods,
+)
 from postloc.experiments.noisy_images import noise_variants
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import REPORT, check_output_folder
@@ -32,6 +39,14 @@ class Plan:
         self.rows: list[dict[str, Any]] = []  # {"study", "row", "column", "model", "na": reason|None, "keys": [...]}
         self.variants: dict[str, str] = {}  # variant -> prepared folder
         self.notes: dict[str, list[str]] = {}
+        self.fold_folders: Any = None  # cv.FoldFolders when cross-validating
+        self.fold_summary: list[dict[str, int]] = []
+
+    def folder(self, cell: Cell) -> str:
+        """The prepared folder ``cell`` trains and is scored on (its fold's copy when cross-validating)."""
+        if cell.fold < 0:
+            return self.variants[cell.variant]
+        return str(self.fold_folders.folder(cell.variant, self.variants[cell.variant], cell.fold))
 
     def note(self, study: str, text: str) -> None:
         self.notes.setdefault(study, []).append(text)
@@ -72,7 +87,7 @@ def _run(prepared: Path, out: Path, config: ExperimentConfig) -> dict[str, Any]:
     _echo(config, f"{len(unique)} cells: {done_before} already done, {len(todo)} to run")
     for i, cell in enumerate(todo, start=1):
         t0 = time.perf_counter()
-        record = run_cell(cell, plan.variants[cell.variant], out, config)
+        record = run_cell(cell, plan.folder(cell), out, config)
         store.put(cell.key, record)
         acc = record["metrics"].get("accuracy")
         _echo(
@@ -94,6 +109,24 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
     plan.variants["base"] = str(prepared)
     available = datamod.available_modalities(prepared)
     trainer = _trainer(config)
+    fold_spec: dict[str, Any] = {}
+    folds: list[int] = [-1]
+    if config.folds:
+        from postloc.data.folds import FoldConfig
+        from postloc.experiments import cv
+
+        fold_config = FoldConfig(k=config.folds, seed=config.fold_seed)
+        known = cv.ensure_folds(prepared, out, fold_config)
+        plan.fold_folders = cv.FoldFolders(out, known, fold_config)
+        plan.fold_summary = cv.fold_summary(prepared, known, config.folds)
+        fold_spec = asdict(fold_config)
+        folds = list(range(config.folds))
+        plan.note(
+            "all",
+            f"{config.folds} user-disjoint folds (seed {config.fold_seed}; stored in folds.parquet): each cell "
+            f"trains on the other folds (validation: a user-disjoint {fold_config.val_fraction:.3g} of them) and "
+            "is scored on its fold; ± is the std over folds",
+        )
 
     def add(study: str, method: Method, variant: str, avail: set[str], column: str = "") -> None:
         seeds = config.fig4_seeds if (study == "fig4" and config.fig4_seeds) else config.seeds
@@ -117,23 +150,29 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
             )
         else:
             epochs = min(config.epochs, method.max_epochs) if method.max_epochs else config.epochs
+            cv_cap = CV_EPOCH_CAPS.get(method.model, epochs) if config.folds and study != "cv" else epochs
+            why = "a cap for its cost" + (f" with {config.folds} folds" if cv_cap < epochs else "")
+            epochs = min(epochs, cv_cap)
             if epochs < config.epochs:
-                note = f"{label}: at most {epochs} epochs (a cap for its cost; the others: {config.epochs})"
+                note = f"{label}: at most {epochs} epochs ({why}; the others: {config.epochs})"
                 if note not in plan.notes.get(study, []):
                     plan.note(study, note)
-            for seed in seeds:
-                cell = Cell(
-                    study,
-                    label,
-                    method.model,
-                    dict(params),
-                    variant,
-                    seed,
-                    column,
-                    {**trainer, "seed": seed, "epochs": epochs},
-                )
-                plan.cells.append(cell)
-                row["keys"].append(cell.key)
+            for fold in folds:
+                for seed in seeds:
+                    cell = Cell(
+                        study,
+                        label,
+                        method.model,
+                        dict(params),
+                        variant,
+                        seed,
+                        column,
+                        {**trainer, "seed": seed, "epochs": epochs},
+                        fold,
+                        fold_spec,
+                    )
+                    plan.cells.append(cell)
+                    row["keys"].append(cell.key)
         plan.rows.append(row)
 
     if "table2" in config.studies:
@@ -152,6 +191,11 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
                     method.max_epochs,
                 )
             add("table2", method, "base", available)
+    if "cv" in config.studies:
+        for name, params in [(config.cv_model, config.cv_params)] + (
+            [(config.cv_reference, {})] if config.cv_reference else []
+        ):
+            add("cv", Method(name, name, dict(params), needs=_requires(name)), "base", available)
     if "fig2" in config.studies:
         for method in fig2_methods():
             add("fig2", method, "base", available)
@@ -230,7 +274,8 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
                 plan.note(
                     "fig4",
                     f"threshold {t}: {info['method']}; {info.get('posts')} posts "
-                    f"({info.get('test_posts')} test), {info.get('pois')} POIs, "
+                    + ("(split into the stored folds), " if config.folds else f"({info.get('test_posts')} test), ")
+                    + f"{info.get('pois')} POIs, "
                     f"{info.get('vocabulary')} distinct tags",
                 )
         for model in config.fig4_models:
@@ -250,6 +295,12 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
             else:
                 avail = available if variant == "base" else datamod.available_modalities(plan.variants[variant])
                 add("fig4", method, variant, avail, column=str(t))
+
+
+def _requires(model: str) -> tuple[str, ...]:
+    from postloc.models.registry import get_model
+
+    return tuple(get_model(model).requires)
 
 
 def _params(method: Method, available: set[str], config: ExperimentConfig) -> dict[str, Any]:
@@ -306,6 +357,10 @@ def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> 
     test = attach_image_features(data.split("test"), load_image_features(prepared))
     proba = result.model.predict_proba(test)
     metrics = {k: v for k, v in evaluate(proba, result.model.classes_, test, data.pois).items() if k not in DROP_KEYS}
+    if cell.fold >= 0:  # per-post outcomes for the pooled, paired comparisons (before the cell counts as done)
+        from postloc.experiments import cv
+
+        cv.write_outcomes(out, cell.key, cv.outcomes(proba, result.model.classes_, test, data.pois))
     if not config.keep_runs:
         shutil.rmtree(run_dir, ignore_errors=True)
     return {
@@ -319,30 +374,45 @@ def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> 
     }
 
 
-METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "acc@1km", "macro_f1")
+METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "acc@1km", "macro_f1", "ece", "acc@cov50")
 
 
 def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConfig) -> dict[str, Any]:
-    """Mean and std over seeds of every row; n/a rows keep their reason."""
+    """Mean and std of every row over seeds, or over folds when cross-validating (a fold's value is
+    the mean over its seeds); n/a rows keep their reason."""
     manifest = json.loads((prepared / "manifest.json").read_text())
     rows = []
     for row in plan.rows:
         entry = {k: row[k] for k in ("study", "row", "column", "model", "variant", "na")}
         if not row["na"]:
             records = [r for r in (store.get(k) for k in row["keys"]) if r is not None]
-            entry["seeds"] = [r["cell"]["seed"] for r in records]
-            entry["test_posts"] = records[0]["metrics"]["posts"] if records else None
+            entry["keys"] = list(row["keys"])
+            entry["seeds"] = sorted({r["cell"]["seed"] for r in records})
+            groups = [_fold(r) if _fold(r) >= 0 else i for i, r in enumerate(records)]
+            if config.folds:
+                entry["folds"] = sorted({_fold(r) for r in records})
+                first = {f: r for f, r in reversed(list(zip(groups, records, strict=True)))}
+                entry["test_posts"] = sum(r["metrics"]["posts"] for r in first.values()) if records else None
+            else:
+                entry["test_posts"] = records[0]["metrics"]["posts"] if records else None
             entry["distance_reference"] = records[0]["metrics"].get("distance_reference") if records else None
             for metric in METRICS + ("train_seconds", "epochs_run"):
-                found = [(r["metrics"].get(metric) if metric in METRICS else r.get(metric)) for r in records]
-                values = [float(v) for v in found if v is not None]
+                by_group: dict[int, list[float]] = {}
+                for group, r in zip(groups, records, strict=True):
+                    v = r["metrics"].get(metric) if metric in METRICS else r.get(metric)
+                    if v is not None:
+                        by_group.setdefault(group, []).append(float(v))
+                per = {g: float(np.mean(v)) for g, v in sorted(by_group.items())}
+                values = list(per.values())
                 entry[metric] = {
                     "mean": float(np.mean(values)) if values else None,
                     "std": float(np.std(values)) if values else None,
                     "values": values,
                 }
+                if config.folds:
+                    entry[metric]["per_fold"] = per
         rows.append(entry)
-    return {
+    results = {
         "prepared": str(prepared),
         "synthetic": datamod.is_synthetic(prepared),
         "label": manifest.get("label"),
@@ -353,6 +423,46 @@ def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConf
         "input": manifest.get("input", {}),
         "funnel": manifest.get("funnel"),
     }
+    if config.folds:
+        results["fold_summary"] = plan.fold_summary
+        results["paired"] = _paired(rows, store.root.parent, prepared, config)
+    return results
+
+
+def _fold(record: dict[str, Any]) -> int:
+    return int(record["cell"].get("fold", -1))
+
+
+def _paired(rows: list[dict[str, Any]], out: Path, prepared: Path, config: ExperimentConfig) -> dict[str, Any]:
+    """Table II (and ``crossval``): every method against the reference, paired over folds and users."""
+    from postloc.data.folds import user_keys
+    from postloc.data.prepared import load_prepared
+    from postloc.experiments import cv
+    from postloc.experiments.methods import PAPER_BASELINES
+
+    posts = load_prepared(prepared).posts
+    user_of_post = dict(zip(posts["id"].astype(str), user_keys(posts), strict=True))
+    paired: dict[str, Any] = {}
+    for study in ("table2", "cv"):
+        done = [r for r in rows if r["study"] == study and not r["na"] and r["accuracy"]["mean"] is not None]
+        if study == "table2":
+            candidates = [r for r in done if r["model"] in PAPER_BASELINES]
+            why = "the best of the paper's baselines (" + ", ".join(PAPER_BASELINES) + ") by mean accuracy"
+        else:
+            candidates = [r for r in done if config.cv_reference and r["model"] == config.cv_reference]
+            why = "the reference model asked for"
+        if not candidates:
+            continue
+        reference = max(candidates, key=lambda r: r["accuracy"]["mean"])
+        paired[study] = {
+            "reference": reference["row"],
+            "reference_model": reference["model"],
+            "why": why,
+            "level": cv.LEVEL,
+            "bootstrap_resamples": cv.BOOTSTRAP_RESAMPLES,
+            "rows": cv.paired_differences(done, reference, out, user_of_post, seed=config.fold_seed),
+        }
+    return paired
 
 
 def _echo(config: ExperimentConfig, message: str) -> None:
