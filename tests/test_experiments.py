@@ -158,6 +158,8 @@ def test_captions_follow_the_code(tiny, tmp_path):
     assert f"{deepgeo.label}: at most {deepgeo.max_epochs} epochs" in " ".join(plan.notes["table2"])
 
 
+# 13 methods x 3 folds: 68 s here under load; test_crossval_one_model_against_a_reference is the fast guard
+@pytest.mark.slow
 def test_quick_folds_report_per_fold_values_and_paired_differences(tiny, tmp_path):
     """--folds 3: every post scored once, by user-disjoint folds; per-fold values and the paired section."""
     import pandas as pd

@@ -49,7 +49,9 @@ def test_combiner_trusts_the_informative_learner():
 
 
 def test_stack_learns_round_trips_and_uses_every_modality(splits, tmp_path):
-    model = create_model("stack", {**QUICK, "c_grid": (0.3, 3.0)}).fit(splits["train"], splits["val"])
+    model = create_model("stack", {**QUICK, "c_grid": (0.3, 3.0), "char_ngrams": (3, 3)}).fit(
+        splits["train"], splits["val"]
+    )
     assert [learner.kind for learner in model.learners_] == ["words", "chars", "image"]
     assert all(learner.C in (0.3, 3.0) for learner in model.learners_)
     assert set(model.learner_weights()) == {"words", "chars", "image"}
@@ -99,3 +101,16 @@ def test_stack_degenerate_data_and_bad_settings():
     for bad in ({"learners": ["words", "gps"]}, {"char_ngrams": (5, 2)}, {"c_grid": (0.0,)}, {"user_weight_power": 3}):
         with pytest.raises(PostlocError):
             create_model("stack", bad)
+
+
+def test_stack_refits_on_the_validation_users():
+    train = pd.DataFrame(
+        {"text": [""] * 6, "hashtags": [["a"], ["b"]] * 3, "poi": ["p", "q"] * 3, "user": list("uvwxyz")}
+    )
+    val = pd.DataFrame({"text": [""] * 3, "hashtags": [["c"]] * 3, "poi": ["r"] * 3, "user": ["s", "t", "s"]})
+    classes = ["p", "q", "r"]
+    post = pd.DataFrame({"text": [""], "hashtags": [["c"]]})
+    settings = {"min_df": 1, "c_grid": (10.0,), "inner_folds": 0}
+    assert create_model("stack", settings).fit(train, val, classes=classes).predict(post) == ["r"]
+    alone = create_model("stack", {**settings, "refit_on_val": False}).fit(train, val, classes=classes)
+    assert alone.predict(post) != ["r"]

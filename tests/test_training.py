@@ -389,3 +389,16 @@ def test_train_refuses_foreign_folders_and_concurrent_writers(prepared, tmp_path
     with folder_lock(run), pytest.raises(OutputPathError, match="another postloc command is writing it"):
         train(prepared, run, _config(epochs=1))
     assert not run.exists()
+
+
+def test_train_without_model_trains_stack_which_calibrates_itself(prepared, tmp_path):
+    """The default model is postloc's own; its out-of-fold weights stand in for a val temperature."""
+    run = tmp_path / "default"
+    assert _cli(["train", "--data", str(prepared), "--out", str(run), "--quiet", "--set", "params.c_grid=[1.0]"]) == 0
+    manifest = json.loads((run / "best" / "model.json").read_text())
+    assert manifest["model"] == "stack"
+    assert [entry["kind"] for entry in manifest["learners"]] == ["words", "chars", "image"]
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert calibration["temperature"] == 1.0 and "calibrates itself" in calibration["reason"]
+    report = evaluate(run, "test")
+    assert report["accuracy"] > 0.5 and report["ece"] is not None

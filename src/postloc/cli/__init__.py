@@ -1,10 +1,10 @@
 """The ``postloc`` command line: a thin layer over the Python API.
 
 One module per subcommand (``prepare``, ``datasets``, ``images``, ``synthetic``, ``train``,
-``evaluate``, ``crossval``, ``open-set``, ``predict``, ``serve``, ``explain``, ``experiments``), each with ``add_parser(sub)``
-registering it and ``run(args) -> int`` parsing its options into the API's config dataclasses and
-calling one function. This module only builds the parser and runs the chosen subcommand; errors
-the user can fix (:class:`PostlocError`) are printed as one line and exit with 2.
+``evaluate``, ``crossval``, ``open-set``, ``predict``, ``serve``, ``explain``, ``experiments``),
+each with ``add_parser(sub)`` registering it and ``run(args) -> int`` parsing its options into the
+API's config dataclasses and calling one function. This module only builds the parser and runs
+the chosen subcommand; errors the user can fix (:class:`PostlocError`) are printed as one line and exit with 2.
 
 Nothing in the library imports this package (docs/architecture.md).
 """

@@ -108,9 +108,9 @@ class Stack(Estimator):
             raise PostlocError(
                 f"stack: the training posts have none of the inputs of its learners ({', '.join(cfg.learners)})"
             )
-        has_val = val is not None and len(val) > 0
-        y_val = self._class_index(val) if has_val else None
-        everyone = pd.concat([train, val], ignore_index=True) if has_val and cfg.refit_on_val else train
+        val = val if val is not None and len(val) else None
+        y_val = None if val is None else self._class_index(val)
+        everyone = pd.concat([train, val], ignore_index=True) if val is not None and cfg.refit_on_val else train
         folds = self._inner_folds(everyone)
         y_all = self._class_index(everyone)
         weights_all = user_sample_weights(everyone, cfg.user_weight_power)
