@@ -1,0 +1,126 @@
+"""Ablation of ``stack`` over user-disjoint folds: what each of its choices is worth against tfidf-logreg.
+
+    python benchmarks/stack_ablation.py PREPARED --out DIR [--folds 5]
+
+Runs ``postloc crossval`` (the experiments' fold machinery, the same folds for every row) once per
+variant, each paired with tfidf-logreg on the same test posts, and writes ``DIR/ablation.md`` and
+``DIR/ablation.json``: accuracy and mean km (mean ± std over folds) and the paired accuracy
+difference to tfidf-logreg with its 95 % t-interval over folds and bootstrap interval over users.
+Finished variants are reused (each is a resumable experiment folder). Not a speed benchmark: it
+lives here because it is a measurement script whose numbers docs/winning-model.md quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+#: label -> stack params; each row changes one thing of the default (the first row)
+VARIANTS: dict[str, dict] = {
+    "stack (default)": {},
+    "without user weights (power 0)": {"user_weight_power": 0.0},
+    "users alike (power 1)": {"user_weight_power": 1.0},
+    "without refit on train+val": {"refit_on_val": False},
+    "without out-of-fold weights (weights 1)": {"inner_folds": 0},
+}
+
+
+def main() -> None:
+    from postloc.experiments import ExperimentConfig, run_experiments
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("prepared", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    for i, (label, params) in enumerate(VARIANTS.items()):
+        config = ExperimentConfig(
+            studies=("cv",),
+            folds=args.folds,
+            seeds=(0,),
+            cv_model="stack",
+            cv_params=params,
+            cv_reference="tfidf-logreg",
+            threads=1,
+            progress=False,
+        )
+        results = run_experiments(args.prepared, args.out / f"variant-{i}", config)
+        row = next(r for r in results["rows"] if r["model"] == "stack")
+        paired = next(p for p in results["paired"]["cv"]["rows"] if p["model"] == "stack")
+        rows.append(
+            {
+                "variant": label,
+                "params": params,
+                "accuracy": row["accuracy"],
+                "mean_km": row["mean_km"],
+                "d_acc": paired["d_acc"],
+                "d_acc_t": paired["d_acc_t"],
+                "d_acc_boot": paired["d_acc_boot"],
+                "d_km": paired["d_km"],
+            }
+        )
+        print(f"{label}: acc {row['accuracy']['mean']:.3f}, vs tfidf-logreg {paired['d_acc']:+.3f}", flush=True)
+    reference = next(r for r in results["rows"] if r["model"] == "tfidf-logreg")
+    facts = data_facts(args.prepared)
+    lines = [
+        f"# stack ablation on `{Path(args.prepared).name}` ({args.folds} user-disjoint folds)",
+        "",
+        f"Data: {facts['posts']:,} posts by {facts['users']:,} users; the largest user has "
+        f"{facts['largest_user_posts']:,} posts ({facts['largest_user_share']:.0%}); "
+        f"{facts['only_top_tags_share']:.0%} of the posts carry only tags among the {TOP_TAGS} most used "
+        f"({', '.join(facts['top_tags'])}).",
+        "",
+        f"tfidf-logreg on the same folds: accuracy {_ms(reference['accuracy'])}, mean km {_ms(reference['mean_km'])}.",
+        "",
+        "| variant | accuracy | Δacc vs tfidf-logreg | t interval | bootstrap interval | mean km | Δkm |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {_ms(r['accuracy'])} | {r['d_acc']:+.3f} | {_iv(r['d_acc_t'])} | "
+            f"{_iv(r['d_acc_boot'])} | {_ms(r['mean_km'])} | {r['d_km']:+.3f} |"
+        )
+    (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
+    (args.out / "ablation.json").write_text(
+        json.dumps({"data": facts, "reference": reference, "rows": rows}, indent=2) + "\n"
+    )
+    print(f"wrote {args.out}/ablation.md")
+
+
+#: the "generic" tags of a data set: its most used ones (on Dresden: the city, country and region names)
+TOP_TAGS = 8
+
+
+def data_facts(prepared: Path) -> dict:
+    """How concentrated the posts are in a few users, and how many say nothing beyond the top tags."""
+    from collections import Counter
+
+    from postloc.data.prepared import load_prepared
+
+    posts = load_prepared(prepared).posts
+    users = posts["user"].value_counts()
+    counts = Counter(t for tags in posts["hashtags"] for t in tags)
+    top = {t for t, _ in counts.most_common(TOP_TAGS)}
+    only_top = posts["hashtags"].map(lambda tags: len(tags) > 0 and set(tags) <= top)
+    return {
+        "posts": int(len(posts)),
+        "users": int(len(users)),
+        "largest_user_posts": int(users.iloc[0]) if len(users) else 0,
+        "largest_user_share": float(users.iloc[0] / len(posts)) if len(users) else 0.0,
+        "top_tags": [t for t, _ in counts.most_common(TOP_TAGS)],
+        "only_top_tags_share": float(only_top.mean()) if len(posts) else 0.0,
+    }
+
+
+def _ms(stat: dict) -> str:
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def _iv(interval: list[float]) -> str:
+    return f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
+
+
+if __name__ == "__main__":
+    main()
