@@ -22,6 +22,7 @@ VARIANTS: dict[str, dict] = {
     "without user weights (power 0)": {"user_weight_power": 0.0},
     "users alike (power 1)": {"user_weight_power": 1.0},
     "without refit on train+val": {"refit_on_val": False},
+    "C chosen on the val posts (not out of fold)": {"c_selection": "val"},
     "without out-of-fold weights (weights 1)": {"inner_folds": 0},
 }
 

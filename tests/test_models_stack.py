@@ -49,11 +49,12 @@ def test_combiner_trusts_the_informative_learner():
 
 
 def test_stack_learns_round_trips_and_uses_every_modality(splits, tmp_path):
-    model = create_model("stack", {**QUICK, "c_grid": (0.3, 3.0), "char_ngrams": (3, 3)}).fit(
-        splits["train"], splits["val"]
-    )
+    settings = {**QUICK, "c_grid": (0.3, 3.0), "char_ngrams": (3, 3)}
+    model = create_model("stack", settings).fit(splits["train"], splits["val"])
     assert [learner.kind for learner in model.learners_] == ["words", "chars", "image"]
-    assert all(learner.C in (0.3, 3.0) for learner in model.learners_)
+    assert all(learner.C in (0.3, 3.0) for learner in model.learners_)  # chosen out of fold
+    on_val = create_model("stack", {**settings, "c_selection": "val", "learners": ["words"]})
+    assert on_val.fit(splits["train"], splits["val"]).learners_[0].C in (0.3, 3.0)
     assert set(model.learner_weights()) == {"words", "chars", "image"}
     proba = model.predict_proba(splits["test"])
     assert np.allclose(proba.sum(axis=1), 1.0)
@@ -98,7 +99,14 @@ def test_stack_degenerate_data_and_bad_settings():
     assert create_model("stack", {"min_df": 1}).fit(one_class).predict_proba(one_class).tolist() == [[1.0], [1.0]]
     two = pd.DataFrame({"text": ["", ""] * 3, "hashtags": [["a"], ["b"]] * 3, "poi": ["p", "q"] * 3})
     assert create_model("stack", {"min_df": 1, "c_grid": (10.0,)}).fit(two).predict(two) == ["p", "q"] * 3
-    for bad in ({"learners": ["words", "gps"]}, {"char_ngrams": (5, 2)}, {"c_grid": (0.0,)}, {"user_weight_power": 3}):
+    bad_settings = (
+        {"learners": ["words", "gps"]},
+        {"char_ngrams": (5, 2)},
+        {"c_grid": (0.0,)},
+        {"user_weight_power": 3},
+        {"c_selection": "test"},
+    )
+    for bad in bad_settings:
         with pytest.raises(PostlocError):
             create_model("stack", bad)
 
