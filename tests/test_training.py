@@ -400,5 +400,6 @@ def test_train_without_model_trains_stack_which_calibrates_itself(prepared, tmp_
     assert [entry["kind"] for entry in manifest["learners"]] == ["words", "chars", "image"]
     calibration = json.loads((run / "calibration.json").read_text())
     assert calibration["temperature"] == 1.0 and "calibrates itself" in calibration["reason"]
+    assert json.loads((run / "run.json").read_text())["val_in_training"] is True
     report = evaluate(run, "test")
     assert report["accuracy"] > 0.5 and report["ece"] is not None

@@ -113,6 +113,8 @@ def _run_train(args, config, ctx) -> int:
         return 0
     s = result.summary
     acc = "n/a" if s.get("val_acc") is None else f"{s['val_acc']:.4f}"
+    if s.get("val_in_training") and s.get("val_acc") is not None:
+        acc += ", in-sample: the model also trained on the val posts"
     processes = f" on {ctx.world_size} process(es) ({ctx.backend})" if ctx is not None else ""
     print(
         f"{s['model']}: {s['epochs_run']} epoch(s), best epoch {s['best_epoch']} (val acc {acc}); "

@@ -89,6 +89,11 @@ class Estimator(ABC):
     #: which such a model may have trained on
     calibrates_itself: ClassVar[bool] = False
 
+    @property
+    def trains_on_val(self) -> bool:
+        """Whether ``fit`` also learns from the ``val`` posts it is given (then a val score is in-sample)."""
+        return False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Wrap a subclass's own ``load`` and ``_read_folder`` so damaged files give clear errors.
 

@@ -231,6 +231,7 @@ def _fit_and_summarise(
             "classes": len(model.classes_),
             "seconds": round(seconds, 3),
             "val_acc": last[-1].get("val_acc") if last else None,
+            "val_in_training": bool(getattr(model, "trains_on_val", False)),
             "val_loss": last[-1].get("val_loss") if last else None,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "synthetic": bool(prepared.manifest.get("synthetic", False)),

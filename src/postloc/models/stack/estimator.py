@@ -98,6 +98,10 @@ class Stack(Estimator):
         self.learners_: list[Learner] = []
         self.weights_ = np.zeros(0)
 
+    @property
+    def trains_on_val(self) -> bool:
+        return bool(self.config.refit_on_val)
+
     # --- fit ---------------------------------------------------------------------------------
 
     def fit(
