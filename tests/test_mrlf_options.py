@@ -199,7 +199,7 @@ def test_class_centres_are_the_mean_position_of_each_class():
     "bad",
     [
         {"user_weight_power": -0.1},
-        {"user_weight_power": 1.5},
+        {"user_weight_power": 2.5},
         {"user_weight_power": float("nan")},
         {"label_smoothing": -0.01},
         {"label_smoothing": 1.0},

@@ -44,7 +44,7 @@ RANGES = {
     "max_words": (1, 10_000_000),
     "max_hashtag_vocab": (1, 10_000_000),
     # options beyond the paper (docs/mrlf.md, "Options beyond the paper"); 0 turns each off
-    "user_weight_power": (0.0, 1.0),  # 0: every post alike (the paper), 1: every user alike
+    "user_weight_power": (0.0, 2.0),  # 0: every post alike (the paper), 1: every user alike; as the stack model
     "label_smoothing": (0.0, 0.99),  # the share of the target moved off the label
     "geo_smoothing_km": (0.0, 20_000.0),  # half the Earth's circumference: farther is "uniform"
 }
