@@ -34,13 +34,16 @@ from postloc.models.registry import create_model
 from postloc.nn.config import TrainerConfig
 
 UW = {"user_weight_power": 0.5}
-#: row name -> (model, params); the MRLF rows add one option at a time
+#: row name -> (model, params); the first MRLF rows add one option at a time
 ROWS: dict[str, tuple[str, dict]] = {
     "tfidf-logreg": ("tfidf-logreg", {}),
     "mrlf": ("mrlf", {}),
     "mrlf+uw0.5": ("mrlf", dict(UW)),
     "mrlf+uw0.5+ls0.1": ("mrlf", {**UW, "label_smoothing": 0.1}),
     "mrlf+uw0.5+ls0.1+geo0.5": ("mrlf", {**UW, "label_smoothing": 0.1, "geo_smoothing_km": 0.5}),
+    # the smoothing options without the user weights, to tell the effects apart
+    "mrlf+ls0.1": ("mrlf", {"label_smoothing": 0.1}),
+    "mrlf+ls0.1+geo0.5": ("mrlf", {"label_smoothing": 0.1, "geo_smoothing_km": 0.5}),
 }
 BASELINE = "tfidf-logreg"
 FOLDS = 5
