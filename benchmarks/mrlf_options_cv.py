@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for per-fold results")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
     parser.add_argument("--report", action="store_true", help="only print the table of what is there")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/results/mrlf_options_cv.{json,md} (all folds)"
+    )
     args = parser.parse_args(argv)
     if not args.report:
         data = load_prepared(args.prepared)
@@ -133,8 +136,25 @@ def main(argv: list[str] | None = None) -> int:
             if name not in ROWS:
                 parser.error(f"unknown row {name!r}")
             run_row(name, data, args.out)
-    print(report(args.out))
+    table = report(args.out)
+    print(table)
+    if args.save:
+        _save(args.out, table)
     return 0
+
+
+def _save(out: Path, table: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import RESULTS, machine
+
+    folds_done = [json.loads(p.read_text()) for name in ROWS for p in sorted((out / name).glob("fold*.json"))]
+    RESULTS.mkdir(exist_ok=True)
+    info = {"machine": machine(), "rows": {k: {"model": m, "params": v} for k, (m, v) in ROWS.items()}}
+    (RESULTS / "mrlf_options_cv.json").write_text(json.dumps({**info, "folds": folds_done}, indent=1) + "\n")
+    (RESULTS / "mrlf_options_cv.md").write_text(
+        "# MRLF options vs tfidf-logreg: Dresden, user-disjoint 5-fold CV\n\n"
+        f"Machine: {json.dumps(info['machine'])}\n\n{table}\n"
+    )
 
 
 if __name__ == "__main__":
