@@ -8,7 +8,9 @@ A torch model differs from another in four things only, which its subclass provi
   ``log_prior`` buffer (the trainer reads the class count from it) set by ``set_prior`` from the
   training class counts, the answer for a post with no usable input;
 * :meth:`TorchEstimator._encode`: posts to the batches the network reads;
-* optionally :meth:`TorchEstimator._train_rows`: which posts to learn from (image heads: those with an image).
+* optionally :meth:`TorchEstimator._train_rows`: which posts to learn from (image heads: those with an image);
+* optionally :meth:`TorchEstimator._sample_weights` (a loss weight per training post, carried in
+  the batches as ``weight``) and :meth:`TorchEstimator._loss` (the training loss, e.g. with soft targets).
 
 Everything else lives here once, in the manner of sentence-transformers' modules
 (``save_config``/``load_torch_weights``): seeding and deterministic kernels, resuming from the
@@ -38,7 +40,15 @@ from postloc.errors import PostlocError
 from postloc.io.model_files import load_state_into, read_json, save_tensors, write_compact_json
 from postloc.models.base import Estimator
 from postloc.nn import checkpoints as ck
-from postloc.nn.trainer import BatchData, Trainer, TrainState, deterministic, predict_proba_batches
+from postloc.nn.trainer import (
+    BatchData,
+    LossFn,
+    Trainer,
+    TrainState,
+    WeightedData,
+    deterministic,
+    predict_proba_batches,
+)
 
 
 class _PriorNet(Protocol):
@@ -78,6 +88,14 @@ class TorchEstimator(Estimator):
     def _train_rows(self, posts: pd.DataFrame) -> pd.DataFrame:
         """Which posts to learn (and validate) from: all of them unless a model needs an input."""
         return posts
+
+    def _sample_weights(self, rows: pd.DataFrame) -> np.ndarray | None:
+        """A loss weight per training post (``rows``' order); None: every post weighs 1 (the default)."""
+        return None
+
+    def _loss(self, rows: pd.DataFrame, y: np.ndarray) -> LossFn | None:
+        """The training loss for these training posts and labels; None: the trainer's plain cross-entropy."""
+        return None
 
     def _state_to_json(self, state: Any) -> Any:
         """``state_`` as JSON (it is JSON already unless a subclass keeps richer objects)."""
@@ -128,7 +146,10 @@ class TorchEstimator(Estimator):
             y = self._class_index(rows)
             if (y < 0).any():
                 raise PostlocError("some training posts have POIs outside the model's classes")
-            train_data = self._encode(rows, y)
+            train_data: BatchData = self._encode(rows, y)
+            weights = self._sample_weights(rows)
+            if weights is not None:
+                train_data = WeightedData(train_data, weights)
             val_rows = self._train_rows(val) if val is not None and len(val) else None
             val_data = (
                 self._encode(val_rows, self._class_index(val_rows)) if val_rows is not None and len(val_rows) else None
@@ -141,6 +162,7 @@ class TorchEstimator(Estimator):
                 export=self._write_folder,
                 restore=self._restore_weights,
                 resume_from=resume_from,
+                loss=self._loss(rows, y),
             )
         return self
 

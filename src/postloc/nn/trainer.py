@@ -56,6 +56,67 @@ class BatchData(Protocol):
     def batch(self, index: np.ndarray) -> dict[str, torch.Tensor]: ...
 
 
+#: a batch's loss: ``loss(logits, batch) -> scalar tensor`` (``batch`` holds ``y``, -1: unlabelled)
+LossFn = Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
+
+
+def cross_entropy_loss(
+    logits: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    *,
+    label_smoothing: float = 0.0,
+    soft_targets: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy over the labelled posts of a batch (``y >= 0``), weighted by ``batch["weight"]`` if present.
+
+    Without weights, smoothing and soft targets this is exactly
+    ``F.cross_entropy(logits, y, ignore_index=-1)`` (the same call, so the same bits). With
+    ``batch["weight"]`` (one non-negative number per post) it is the weighted mean
+    ``sum(w_i * loss_i) / sum(w_i)`` over the labelled posts: a post of weight 0 does not move the
+    loss. ``label_smoothing`` is torch's (``1 - eps`` on the label, ``eps / K`` on every class);
+    ``soft_targets`` (``K x K``, rows summing to 1) replaces it: row ``y`` is the target distribution
+    of a post labelled ``y``.
+    """
+    y = batch["y"]
+    weight = batch.get("weight")
+    if weight is None and soft_targets is None:
+        return F.cross_entropy(logits, y, ignore_index=-1, label_smoothing=label_smoothing)
+    labelled = y >= 0
+    if soft_targets is not None:
+        targets = soft_targets.to(device=logits.device, dtype=logits.dtype)[y.clamp(min=0)]
+        per_post = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
+    else:
+        per_post = F.cross_entropy(logits, y, ignore_index=-1, reduction="none", label_smoothing=label_smoothing)
+    w = labelled.to(per_post.dtype)
+    if weight is not None:
+        w = w * weight.to(device=per_post.device, dtype=per_post.dtype)
+    return (per_post * w).sum() / w.sum().clamp_min(torch.finfo(per_post.dtype).tiny)
+
+
+class WeightedData:
+    """``data`` whose batches also hold ``weight`` (one loss weight per post, in ``data``'s order).
+
+    Everything else (``len``, ``lengths``, ``groups``) is ``data``'s, so batching is unchanged.
+    """
+
+    def __init__(self, data: BatchData, weights: np.ndarray):
+        if len(weights) != len(data):
+            raise ValueError(f"{len(weights)} weights for {len(data)} posts")
+        self.data = data
+        self.weights = np.asarray(weights, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getattr__(self, name: str) -> Any:  # lengths(), groups(), ... when ``data`` has them
+        if name in ("data", "weights"):
+            raise AttributeError(name)
+        return getattr(self.data, name)
+
+    def batch(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        return {**self.data.batch(index), "weight": torch.from_numpy(self.weights[index])}
+
+
 class Callback:
     """Hooks into the loop; tests use them to interrupt a run at a chosen point."""
 
@@ -128,8 +189,15 @@ class Trainer:
         export: Callable[[Path], None],
         restore: Callable[[Path], None],
         resume_from: Path | None = None,
+        loss: LossFn | None = None,
     ) -> TrainState:
+        """Train ``module``; ``loss`` is the training loss per batch (default :func:`cross_entropy_loss`).
+
+        Validation, the schedule and early stopping always use the plain cross-entropy of
+        :func:`evaluate_loss`, whatever the training loss.
+        """
         cfg = self.config
+        loss_fn = loss if loss is not None else cross_entropy_loss
         ctx = dist.current()
         out = self.run_dir if ctx is None or ctx.is_main else None  # only rank 0 touches the run folder
         if ctx is not None:
@@ -155,7 +223,7 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = state.lr
             started = time.perf_counter()
-            train_loss, train_acc = self._train_epoch(net, optimizer, train, epoch, ctx)
+            train_loss, train_acc = self._train_epoch(net, optimizer, train, epoch, ctx, loss_fn)
             seconds = time.perf_counter() - started
             row: dict[str, Any] = {"epoch": epoch, "lr": state.lr, "train_loss": train_loss, "train_acc": train_acc}
             if val_data is not None:
@@ -223,6 +291,7 @@ class Trainer:
         data: BatchData,
         epoch: int,
         ctx: dist.DistContext | None = None,
+        loss_fn: LossFn = cross_entropy_loss,
     ) -> tuple[float, float]:
         cfg = self.config
         module.train()
@@ -240,7 +309,7 @@ class Trainer:
             if ctx is not None:
                 batch = _to_device(batch, ctx.device)
             logits = module(batch)
-            loss = F.cross_entropy(logits, batch["y"], ignore_index=-1)
+            loss = loss_fn(logits, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

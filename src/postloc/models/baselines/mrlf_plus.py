@@ -37,7 +37,20 @@ MRLF_FIELDS = (
     "word_dim",
     "max_text_chars",
     "max_hashtag_chars",
+    "user_weight_power",
+    "label_smoothing",
+    "geo_smoothing_km",
 )
+
+
+def _check_mrlf_fields(self: Any) -> None:
+    """Refuse a bad MRLF setting when the config is made (not when ``fit`` builds the MRLF)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a fusion without its inputs warns again when fit builds the MRLF
+        MRLFConfig(**{name: getattr(self, name) for name in MRLF_FIELDS})
+
 
 #: MRLF's exposed settings plus the mixing weights (MRLF's share, chosen on validation log-loss);
 #: the saved ``config`` has exactly these keys
@@ -46,6 +59,7 @@ MRLFPlusConfig = make_dataclass(
     [(f.name, f.type, field(default=f.default)) for f in fields(MRLFConfig) if f.name in MRLF_FIELDS]
     + [("weights", "tuple[float, ...]", field(default=(0.0, 0.25, 0.5, 0.75, 1.0)))],
     frozen=True,
+    namespace={"__post_init__": _check_mrlf_fields},
 )
 MRLFPlusConfig.__module__ = __name__
 

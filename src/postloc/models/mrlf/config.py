@@ -43,6 +43,10 @@ RANGES = {
     "word_min_count": (1, 10**9),
     "max_words": (1, 10_000_000),
     "max_hashtag_vocab": (1, 10_000_000),
+    # options beyond the paper (docs/mrlf.md, "Options beyond the paper"); 0 turns each off
+    "user_weight_power": (0.0, 2.0),  # 0: every post alike (the paper), 1: every user alike; as the stack model
+    "label_smoothing": (0.0, 0.99),  # the share of the target moved off the label
+    "geo_smoothing_km": (0.0, 20_000.0),  # half the Earth's circumference: farther is "uniform"
 }
 
 
@@ -76,6 +80,10 @@ class MRLFConfig:
     word_min_count: int = 2
     max_words: int = 50_000
     max_hashtag_vocab: int = 50_000
+    # options beyond the paper, all off by default (docs/mrlf.md, "Options beyond the paper")
+    user_weight_power: float = 0.0  # loss weight 1 / n_user ** power per training post (mean 1)
+    label_smoothing: float = 0.0  # target: 1 - eps on the label, eps spread (uniformly, or by distance)
+    geo_smoothing_km: float = 0.0  # > 0: spread eps over the other POIs by exp(-distance / this)
 
     def __post_init__(self) -> None:
         raw = self.modalities
@@ -95,6 +103,11 @@ class MRLFConfig:
             raise PostlocError(f"filters ({self.filters}) must be divisible by heads ({self.heads})")
         if not (0 <= self.dropout < 1 and 0 <= self.attention_dropout < 1):
             raise PostlocError("dropout rates must be in [0, 1)")
+        if self.geo_smoothing_km > 0 and self.label_smoothing == 0:
+            raise PostlocError(
+                "params.geo_smoothing_km spreads the label_smoothing share over nearby POIs: "
+                "set label_smoothing > 0 too (e.g. 0.1), or geo_smoothing_km = 0"
+            )
         pair = FUSIONS[self.fusion]
         if pair is not None and not set(pair) <= set(modalities):
             warnings.warn(

@@ -10,11 +10,13 @@ Saved folder (also the content of every checkpoint and of ``RUN/best``)::
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from postloc.data.image_features import image_dim as data_image_dim
 from postloc.errors import PostlocError
@@ -22,7 +24,10 @@ from postloc.models.mrlf.config import MRLFConfig
 from postloc.models.mrlf.encoding import EncodedPosts, Vocabularies, encode_posts
 from postloc.models.mrlf.net import MRLFNet
 from postloc.models.registry import register
+from postloc.models.soft_targets import class_centres, geo_soft_targets
 from postloc.models.torch_estimator import TorchEstimator
+from postloc.models.user_weights import user_sample_weights
+from postloc.nn.trainer import LossFn, cross_entropy_loss
 
 
 @register
@@ -86,6 +91,22 @@ class MRLF(TorchEstimator):
             image_dim=self.image_dim,
             n_classes=len(self.classes_),
         )
+
+    def _sample_weights(self, rows: pd.DataFrame) -> np.ndarray | None:
+        """``user_weight_power`` > 0: ``1 / n_user ** power`` per training post, mean 1 (off in the paper)."""
+        power = self.config.user_weight_power
+        return user_sample_weights(rows, power) if power > 0 else None
+
+    def _loss(self, rows: pd.DataFrame, y: np.ndarray) -> LossFn | None:
+        """Plain or geo-aware label smoothing when asked for; None (the paper's cross-entropy) otherwise."""
+        cfg = self.config
+        if cfg.geo_smoothing_km > 0:
+            lat, lon = class_centres(rows, self.classes_)
+            targets = geo_soft_targets(lat, lon, cfg.label_smoothing, cfg.geo_smoothing_km)
+            return partial(cross_entropy_loss, soft_targets=torch.from_numpy(targets).float())
+        if cfg.label_smoothing > 0:
+            return partial(cross_entropy_loss, label_smoothing=cfg.label_smoothing)
+        return None
 
     def _encode(self, posts: pd.DataFrame, y: np.ndarray) -> EncodedPosts:
         return replace(encode_posts(posts, self._fitted_vocabs(), self.config, self.image_dim), y=y)
