@@ -60,8 +60,8 @@ RANGES = {
 class StackConfig:
     learners: tuple[str, ...] = ("words", "chars", "image")  # each used when the training posts have its input
     user_weight_power: float = 0.5  # post weight 1/n_user**power; 0: posts alike, 1: users alike
-    c_grid: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)  # regularisation per learner, chosen on val (no val: C=c_default)
-    c_default: float = 3.0
+    c_grid: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)  # regularisation per learner, chosen as c_selection says
+    c_default: float = 3.0  # when there is nothing to choose on (no inner folds and no val posts)
     inner_folds: int = 4  # user-grouped folds for the out-of-fold probabilities (0 or 1: weights of 1)
     refit_on_val: bool = True  # fit the learners on train + val (after choosing C)
     c_selection: str = "oof"  # "oof": C by out-of-fold accuracy over all users; "val": on the val posts
