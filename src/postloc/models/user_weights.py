@@ -1,7 +1,7 @@
 """Per-post sample weights that keep a few prolific users from deciding what a model learns.
 
 On photo sites a handful of users post most of the photos of a place (in the embedded Dresden
-set one user has 28 % of all posts, 918 of them tagged only ``#dresden``). Test users are new
+set one user has 28 % of all posts, most tagged only with the city name). Test users are new
 users, so a model that fits the heavy users' habits learns their priors, not the places'. A
 weight of ``1 / n_user ** power`` per post (``n_user``: that user's posts in the training data)
 interpolates between every post alike (``power = 0``) and every user alike (``power = 1``);
