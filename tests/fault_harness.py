@@ -626,6 +626,8 @@ class TrainScenario:
         sets = [x for k, v in SMALL_MRLF.items() for x in ("--set", f"{k}={v}")]
         self.args = [
             "train",
+            "--model",
+            "mrlf",
             "--data",
             prepared,
             "--epochs",

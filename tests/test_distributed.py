@@ -44,6 +44,7 @@ TRAINER = {"epochs": 6, "batch_size": 32, "lr": 0.003, "early_stopping": 0, "thr
 RUN_FILES = {
     "best",
     "checkpoints",
+    "calibration.json",
     "config.json",
     "data.json",
     "metrics.csv",

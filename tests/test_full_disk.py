@@ -211,6 +211,8 @@ def test_train_on_a_full_disk_new_run_and_resume(world, disk, zygote):
     sets = [x for k, v in SMALL_MRLF.items() for x in ("--set", f"{k}={v}")]
     common = [
         "train",
+        "--model",
+        "mrlf",
         "--data",
         disk / "prepared",
         "--quiet",

@@ -193,6 +193,8 @@ def test_resume_after_the_process_is_killed(tmp_path):
         "-m",
         "postloc",
         "train",
+        "--model",
+        "mrlf",
         "--data",
         str(prepared),
         "--out",
