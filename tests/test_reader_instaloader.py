@@ -331,3 +331,15 @@ def test_prepare_ingests_an_instaloader_download(tree: fx.DownloadTree, tmp_path
     assert (centre["lat"], centre["lon"]) == pytest.approx((fx.NEW_YORK["lat"], fx.NEW_YORK["lng"]))
     assert centre["name"] == fx.NEW_YORK["name"]
     assert "coffee" in new_york.set_index("text").filter(like="Caf", axis=0)["hashtags"].iloc[0].tolist()
+
+
+def test_unreadable_date_keeps_the_post_without_created(tmp_path: Path) -> None:
+    """No model needs the time: a date that is not Unix seconds costs the post its ``created`` only."""
+    node = fx.graphql_node(9, "CvBADDATE09", fx.T0, "odd date")
+    node["taken_at_timestamp"] = "yesterday"
+    envelope = {"node": node, "instaloader": {"version": "4.16", "node_type": "Post"}}
+    (tmp_path / "2023-05-01_12-30-00_UTC.json").write_text(json.dumps(envelope))
+    report = SkipReport()
+    (post,) = read_posts(tmp_path, report=report)
+    assert (post.id, post.created) == ("CvBADDATE09", None)
+    assert report.warned == 1 and '"created"' in report.warning_examples[0]

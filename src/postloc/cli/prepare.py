@@ -178,7 +178,7 @@ def run(args) -> int:
         poi_sample=args.poi_sample,
     )
     result = prepare(source, args.out, config, read, pois_csv=args.pois, progress=not args.quiet)
-    if result.skip_report.skipped:
+    if result.skip_report.skipped or result.skip_report.warned:
         print(result.skip_report.summary(), file=sys.stderr)
     print(result.markdown, end="")
     print(f"\nwrote {args.out}/ (posts.jsonl, posts.parquet, pois.csv, hashtags.csv, summary.md, manifest.json)")

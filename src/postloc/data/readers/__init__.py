@@ -87,12 +87,18 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
     seen_ids: dict[str, tuple[str, int | None]] = {}
     folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
     for item in raw:
+        warnings: list[BadInputError] = []  # counted only once the post is kept
         try:
             if item.error is not None:
                 raise item.error
             assert item.record is not None  # a RawRecord holds either a record or an error
             post = Post.from_record(
-                item.record, source=item.source, line=item.line, base_dir=item.base_dir, folders=folders
+                item.record,
+                source=item.source,
+                line=item.line,
+                base_dir=item.base_dir,
+                folders=folders,
+                warn=warnings.append,
             )
             first = seen_ids.get(post.id)
             if first is not None:
@@ -105,6 +111,8 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
             report.add(error)
             continue
         report.read += 1
+        for warning in warnings:
+            report.warn(warning)
         yield post
 
 

@@ -29,30 +29,56 @@ class RawRecord:
 
 @dataclass
 class SkipReport:
-    """Counts of what ``--skip-bad`` skipped and why, with the first few messages verbatim."""
+    """Counts of what ``--skip-bad`` skipped and why, with the first few messages verbatim.
+
+    ``warned`` counts posts that were kept without a field no model needs (an unreadable
+    ``created``), whatever ``--skip-bad`` says.
+    """
 
     read: int = 0
     skipped: int = 0
     reasons: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     max_examples: int = 10
+    warned: int = 0
+    warnings: Counter = field(default_factory=Counter)
+    warning_examples: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def _reason(error: BadInputError) -> str:
+        return f'"{error.key}" {error.problem.split(",")[0]}' if error.key else error.problem.split(":")[0]
 
     def add(self, error: BadInputError) -> None:
         self.skipped += 1
-        self.reasons[f'"{error.key}" {error.problem.split(",")[0]}' if error.key else error.problem.split(":")[0]] += 1
+        self.reasons[self._reason(error)] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(str(error))
 
+    def warn(self, error: BadInputError) -> None:
+        """A post kept without the field ``error`` names."""
+        self.warned += 1
+        self.warnings[self._reason(error)] += 1
+        if len(self.warning_examples) < self.max_examples:
+            self.warning_examples.append(str(error))
+
     def summary(self) -> str:
         if not self.skipped:
-            return f"read {self.read} posts, skipped none"
-        lines = [f"read {self.read} posts, skipped {self.skipped} bad records:"]
-        lines += [f"  {count:>8}  {reason}" for reason, count in self.reasons.most_common()]
-        lines += ["first skipped:"] + [f"  {example}" for example in self.examples]
+            lines = [f"read {self.read} posts, skipped none"]
+        else:
+            lines = [f"read {self.read} posts, skipped {self.skipped} bad records:"]
+            lines += [f"  {count:>8}  {reason}" for reason, count in self.reasons.most_common()]
+            lines += ["first skipped:"] + [f"  {example}" for example in self.examples]
+        if self.warned:
+            lines.append(f"kept {self.warned} posts without a field no model needs:")
+            lines += [f"  {count:>8}  {reason}" for reason, count in self.warnings.most_common()]
+            lines += ["first kept:"] + [f"  {example}" for example in self.warning_examples]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"read": self.read, "skipped": self.skipped, "reasons": dict(self.reasons), "examples": self.examples}
+        record = {"read": self.read, "skipped": self.skipped, "reasons": dict(self.reasons), "examples": self.examples}
+        if self.warned:  # absent when nothing was warned about, so earlier manifests stay as they were
+            record.update(warned=self.warned, warnings=dict(self.warnings), warning_examples=self.warning_examples)
+        return record
 
 
 #: What reading a damaged (compressed) stream raises: zlib and lzma have their own error classes.

@@ -317,18 +317,15 @@ def _identifier(owner: Mapping[str, Any], key: str) -> str | None:
     return str(value)
 
 
-def _timestamp(node: Mapping[str, Any], iphone: Mapping[str, Any]) -> float | None:
-    """Unix seconds, as ``Post._get_timestamp_date_created`` reads them."""
-    for key, value in (
-        ("date", node.get("date")),
-        ("taken_at_timestamp", node.get("taken_at_timestamp")),
-        ("iphone_struct.taken_at", iphone.get("taken_at")),
-    ):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Malformed(key, f"must be Unix seconds, got {_show(value)}")
-        return value
+def _timestamp(node: Mapping[str, Any], iphone: Mapping[str, Any]) -> Any:
+    """The posting time, as ``Post._get_timestamp_date_created`` reads it (Unix seconds).
+
+    Passed on as found: the schema reads it, and one it cannot read costs the post its
+    ``created`` (with a warning), not the post.
+    """
+    for value in (node.get("date"), node.get("taken_at_timestamp"), iphone.get("taken_at")):
+        if value is not None:
+            return value
     return None
 
 
