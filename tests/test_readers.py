@@ -226,6 +226,28 @@ def test_parquet_with_column_mapping(tmp_path):
     assert posts[1].lat is None and posts[1].hashtags == []
 
 
+def test_jsonl_with_column_mapping(jsonl_file):
+    lines = [
+        {"pid": "p1", "lat": 1.5, "lng": 2.5, "caption": "at #bondi", "text": "old text", "tags": ["a"]},
+        {"pid": "p2", "caption": "no place"},  # a mapped key may be absent from a line
+    ]
+    mapping = {"id": "pid", "lon": "lng", "text": "caption", "hashtags": "tags"}
+    posts = list(read_posts(jsonl_file(lines), columns=mapping))
+    assert posts[0] == Post(id="p1", text="at #bondi", hashtags=["a"], lat=1.5, lon=2.5, extra={"text_raw": "old text"})
+    assert (posts[1].id, posts[1].text, posts[1].lat) == ("p2", "no place", None)
+    with pytest.raises(BadInputError, match="unknown keys"):
+        list(read_posts(jsonl_file(lines), columns={"place": "lat"}))
+
+
+def test_parquet_mapping_names_only_exchange_keys(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "posts.parquet"
+    pd.DataFrame({"id": ["p1"], "lat": [1.0], "lon": [2.0]}).to_parquet(path)
+    with pytest.raises(BadInputError, match="unknown keys"):
+        list(read_posts(path, columns={"place": "lat"}))
+
+
 def test_reader_streams(tmp_path):
     """The reader yields the first post before it has read the rest of the file."""
     path = tmp_path / "big.jsonl"

@@ -53,7 +53,8 @@ def read_posts(
 ) -> Iterator[Post]:
     """Yield validated posts from ``path`` without holding the file in memory.
 
-    ``columns`` maps exchange-format keys to the input's column names (CSV and Parquet),
+    ``columns`` maps exchange-format keys to the input's column names (CSV, JSONL and Parquet;
+    an Instaloader folder has its own fixed layout),
     e.g. ``{"lon": "lng", "user": "user_guid"}``. With ``skip_bad`` a bad record is counted
     in ``report`` and skipped; without it the first bad record raises :class:`BadInputError`.
     ``max_record_bytes`` bounds one JSONL line or one Instaloader structure file (decompressed):
@@ -65,7 +66,7 @@ def read_posts(
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
 
-        raw = source(path, max_record_bytes)
+        raw = source(path, max_record_bytes, columns=columns)
     elif fmt == "csv":
         from postloc.data.readers.csv import iter_csv
 

@@ -81,6 +81,31 @@ class SkipReport:
         return record
 
 
+def check_mapping(path: str | Path, columns: Mapping[str, str]) -> None:
+    """``--columns`` may only name exchange-format keys (``lon=lng``, not ``place=lng``)."""
+    from postloc.data.schema import KNOWN_KEYS
+
+    unknown = set(columns) - set(KNOWN_KEYS)
+    if unknown:
+        raise BadInputError(
+            path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}"
+        )
+
+
+def renamer(columns: Mapping[str, str]) -> Callable[[str], str]:
+    """Input column name -> record key under ``columns`` (exchange key -> input column).
+
+    A column named like an exchange key that the mapping fills from another column keeps its
+    data as ``<name>_raw`` (an extra), so nothing is lost and nothing is read twice.
+    """
+    rename = {column: key for key, column in columns.items()}
+
+    def name(column: str) -> str:
+        return rename.get(column, f"{column}_raw" if column in columns else column)
+
+    return name
+
+
 #: What reading a damaged (compressed) stream raises: zlib and lzma have their own error classes.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
