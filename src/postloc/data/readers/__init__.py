@@ -89,6 +89,9 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
     folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
     for item in raw:
         warnings: list[BadInputError] = []  # counted only once the post is kept
+        if item.warning is not None:
+            report.warn(item.warning)
+            continue
         try:
             if item.error is not None:
                 raise item.error

@@ -18,21 +18,24 @@ from postloc.errors import BadInputError
 
 @dataclass(slots=True)
 class RawRecord:
-    """One unvalidated record, or the error met while decoding it (so the caller may skip it)."""
+    """One unvalidated record, or the error met while decoding it (so the caller may skip it),
+    or a warning about input that is no post at all (skipped and counted whatever ``skip_bad`` says)."""
 
     source: str
     line: int | None
     record: Mapping[str, Any] | None = None
     error: BadInputError | None = None
     base_dir: str | None = None
+    warning: BadInputError | None = None
 
 
 @dataclass
 class SkipReport:
     """Counts of what ``--skip-bad`` skipped and why, with the first few messages verbatim.
 
-    ``warned`` counts posts that were kept without a field no model needs (an unreadable
-    ``created``), whatever ``--skip-bad`` says.
+    ``warned`` counts, whatever ``--skip-bad`` says, posts that were kept without a field no
+    model needs (an unreadable ``created``) and input files passed over because they are no
+    posts at all (a stray ``notes.json`` in an Instaloader folder).
     """
 
     read: int = 0
@@ -55,7 +58,7 @@ class SkipReport:
             self.examples.append(str(error))
 
     def warn(self, error: BadInputError) -> None:
-        """A post kept without the field ``error`` names."""
+        """A post kept without the field ``error`` names, or a file that is no post."""
         self.warned += 1
         self.warnings[self._reason(error)] += 1
         if len(self.warning_examples) < self.max_examples:
@@ -69,9 +72,11 @@ class SkipReport:
             lines += [f"  {count:>8}  {reason}" for reason, count in self.reasons.most_common()]
             lines += ["first skipped:"] + [f"  {example}" for example in self.examples]
         if self.warned:
-            lines.append(f"kept {self.warned} posts without a field no model needs:")
+            lines.append(
+                f"{self.warned} warnings (posts kept without a field no model needs, files that are no posts):"
+            )
             lines += [f"  {count:>8}  {reason}" for reason, count in self.warnings.most_common()]
-            lines += ["first kept:"] + [f"  {example}" for example in self.warning_examples]
+            lines += ["first warnings:"] + [f"  {example}" for example in self.warning_examples]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

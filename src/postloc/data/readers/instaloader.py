@@ -18,7 +18,9 @@ Why the reader looks the way it does (checked against instaloader 4.16's own sou
 * Other files in the same folders are not posts: ``id``, profile and hashtag structures
   (``<name>_<id>.json.xz``, ``#tag.json.xz``), resume files (``iterator_<magic>.json.xz``),
   story items and title pictures (``<date>_UTC_profile_pic.jpg``). Instaloader structures other
-  than ``Post`` are skipped silently; JSON that is not an Instaloader structure is a bad record.
+  than ``Post`` are skipped silently. JSON that is not an Instaloader structure is a bad record
+  when something else marks its stem as a post's (a picture, a caption, a date stem); otherwise
+  it is a stray file (``notes.json``, an export) and is passed over with a warning naming it.
 * Two node shapes. Location pages go through ``Post.from_iphone_struct``: the caption is a plain
   string in ``node["caption"]``, the location (pk, name, lat, lng) only under
   ``node["iphone_struct"]["location"]``, the owner under ``node["iphone_struct"]["user"]`` (and,
@@ -184,6 +186,22 @@ def _group(names: list[str]) -> list[_PostFiles]:
     return [posts[stem] for stem in sorted(posts) if _is_post(posts[stem])]
 
 
+def _has_post_files(files: _PostFiles) -> bool:
+    """Anything besides the JSON that marks the stem as a post's: a picture, a caption, a date stem."""
+    return (
+        bool(files.images)
+        or files.caption is not None
+        or files.geotag is not None
+        or _DEFAULT_STEM.search(files.stem) is not None
+    )
+
+
+def _stray(error: BadInputError) -> BadInputError:
+    """The warning for a JSON file that is no post and that no other file makes one."""
+    problem = f'"{error.key}" {error.problem}' if error.key else error.problem
+    return BadInputError(error.source, None, None, f"stray file skipped, not an Instaloader post: it {problem}")
+
+
 def _is_post(files: _PostFiles) -> bool:
     """A stray ``notes.txt`` is no post: without JSON, a post needs a picture or a date stem."""
     return files.structure is not None or bool(files.images) or _DEFAULT_STEM.search(files.stem) is not None
@@ -210,7 +228,14 @@ def _post_item(
     try:
         if files.structure is not None:
             source = str(folder / files.structure)
-            node = _load_post_node(folder / files.structure, max_bytes)
+            try:
+                node = _load_post_node(folder / files.structure, max_bytes)
+            except BadInputError as error:
+                if _has_post_files(files):
+                    raise
+                # Nothing else says this is a post (no picture, caption or date stem): a stray
+                # notes or export file. Passed over with a warning that names it.
+                return RawRecord(source, None, warning=_stray(error))
             if node is None:
                 return None
             try:
