@@ -20,6 +20,7 @@ from postloc.data.readers import instaloader as reader
 from postloc.data.readers.instaloader import iter_instaloader
 from postloc.data.schema import Post as SchemaPost
 from postloc.errors import BadInputError
+from postloc.text.normalize import extract_hashtags
 
 
 @pytest.fixture(autouse=True)
@@ -114,8 +115,10 @@ def test_read_posts_on_the_parent_folder(tree: fx.DownloadTree) -> None:
         assert post.images, post.id
         assert all(os.path.isabs(p) and os.path.isfile(p) and p.endswith(".jpg") for p in post.images)
         assert post.extra["source_format"] == "instaloader"
-        assert post.hashtags == []  # prepare extracts them from the text
+        assert post.hashtags == extract_hashtags(post.text)  # what prepare would take from the caption
         assert post.created is not None
+    assert "coffee" in next(p for p in posts if "Caf" in p.text).hashtags
+    assert sum(bool(p.hashtags) for p in posts) >= 4
 
 
 def test_location_page_post(tree: fx.DownloadTree) -> None:

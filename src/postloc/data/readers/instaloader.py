@@ -28,12 +28,15 @@ Why the reader looks the way it does (checked against instaloader 4.16's own sou
   carry ``edge_media_to_caption.edges[0].node.text``, ``owner.id``, ``taken_at_timestamp`` and a
   top-level ``location`` only when geotags were fetched. Instaloader 3 saved the bare node.
 
-The JSON is the reference: the ``.txt`` holds whatever ``--post-metadata-txt`` said (stripped),
-so it is only read for posts without JSON. Such posts (they need a picture or a date stem, so a
-stray ``notes.txt`` is not one) get ``<folder>_<stem>`` as id, because date stems repeat across
-folders. Inside ``%<id>`` folders a post without location data takes
-the folder's location id as its ``poi``. Only file names are listed up front; each post's files
-are read when it is yielded. Instaloader itself is not needed (tests use it to build fixtures).
+A post's ``hashtags`` are the ``#tags`` of its caption (``extract_hashtags``, as ``prepare``
+would take them), so ``read_posts`` gives them too.
+
+The JSON is the reference: the ``.txt`` holds whatever ``--post-metadata-txt`` said
+(stripped), so it is only read for posts without JSON. Such posts (they need a picture or a date
+stem, so a stray ``notes.txt`` is not one) get ``<folder>_<stem>`` as id, because date stems
+repeat across folders. Inside ``%<id>`` folders a post without location data takes the folder's
+location id as its ``poi``. Only file names are listed up front; each post's files are read when
+it is yielded. Instaloader itself is not needed (tests use it to build fixtures).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from typing import Any
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, json_problem, read_bounded
 from postloc.errors import BadInputError
+from postloc.text.normalize import extract_hashtags
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _TITLE_PICTURE_SUFFIXES = ("_profile_pic", "_cover")
@@ -248,6 +252,10 @@ def _post_item(
             record = _files_record(folder, files)
         if files.geotag is not None and record.get("lat") is None:
             _add_geotag(record, folder / files.geotag)
+        if record.get("text"):
+            # Instagram keeps a post's tags in its caption only: the ``#tags`` written there, as
+            # the hashtag rule (postloc.text.hashtags.post_hashtags) would take them in prepare.
+            record["hashtags"] = extract_hashtags(record["text"])
     except BadInputError as error:
         return RawRecord(error.source, None, error=error)
     if record.get("poi") is None and location_id is not None:
