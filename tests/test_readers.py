@@ -137,6 +137,9 @@ def test_unreadable_created_keeps_the_post_and_warns(jsonl_file, value, skip_bad
     assert [(p.id, p.created) for p in posts] == [("a", None), ("b", "2015-02-25T00:26:16+00:00")]
     assert report.skipped == 0 and report.warned == 1 and report.read == 2
     assert ':1: "created"' in report.warning_examples[0]
+    (reason,) = report.warnings  # counted by the problem, without the value
+    assert reason.startswith(('"created" is not a date in a known form (ISO', '"created" is not a valid Unix time'))
+    assert "got" not in reason
     assert "1 warnings (posts kept without a field no model needs" in report.summary()
     assert report.to_dict()["warned"] == 1
 

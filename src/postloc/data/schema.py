@@ -305,7 +305,8 @@ _MONTHS = {
     m: i
     for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1)
 }
-CREATED_FORMATS = "ISO-8601, Unix seconds or milliseconds, RFC 2822 or Twitter's created_at"
+#: No comma in it: a report counts problems by the text before the first comma.
+CREATED_FORMATS = "ISO-8601 / Unix seconds or milliseconds / RFC 2822 / Twitter's created_at"
 
 
 def _created(value: Any, bad, warn=None) -> str | None:
@@ -323,7 +324,8 @@ def _created(value: Any, bad, warn=None) -> str | None:
     try:
         return _parse_created(value)
     except (ValueError, TypeError, OverflowError, OSError) as error:
-        problem = str(error) if str(error).startswith(("must", "is not")) else f"must be {CREATED_FORMATS}"
+        known = str(error).startswith("is not")  # ours; anything else a parser raised is the same verdict
+        problem = str(error) if known else f"is not a date in a known form ({CREATED_FORMATS})"
         if warn is not None:
             warn(bad("created", f"{problem}, got {_show(value)}"))
         return None
@@ -331,7 +333,7 @@ def _created(value: Any, bad, warn=None) -> str | None:
 
 def _parse_created(value: Any) -> str:
     if isinstance(value, bool):
-        raise ValueError(f"must be {CREATED_FORMATS}")
+        raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})")
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, str) and _UNIX_TEXT.fullmatch(value.strip()):
@@ -345,7 +347,7 @@ def _parse_created(value: Any) -> str:
         except (OverflowError, OSError, ValueError):
             raise ValueError("is not a valid Unix time") from None
     if not isinstance(value, str):
-        raise ValueError(f"must be {CREATED_FORMATS}")
+        raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})")
     text = value.strip()
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat()
@@ -360,12 +362,12 @@ def _parse_created(value: Any) -> str:
         try:
             return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S%z").isoformat()
         except ValueError:
-            raise ValueError(f"must be {CREATED_FORMATS}") from None
+            raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})") from None
     try:  # RFC 2822: "Wed, 25 Feb 2015 00:26:16 +0000" (a "-0000" zone gives a time without offset)
         return parsedate_to_datetime(text).isoformat()
     except (ValueError, TypeError, IndexError):
         pass
-    raise ValueError(f"must be {CREATED_FORMATS}")
+    raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})")
 
 
 def _relative(path: str, base: str | Path | None) -> str:
