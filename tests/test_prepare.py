@@ -253,3 +253,23 @@ def test_cli_prepare_and_errors(jsonl_file, tmp_path, capsys):
     assert code == 2 and "missing.jsonl: no such file or folder" in err
     with pytest.raises(SystemExit):
         main(["prepare", str(path), "--out", str(tmp_path / "x"), "--split", "0.5,0.5"])
+
+
+def test_cli_prepare_maps_jsonl_columns_and_warns_on_bad_dates(jsonl_file, tmp_path, capsys):
+    """`--columns` renames JSONL keys as it does CSV columns; an unreadable date stops nothing."""
+    renamed = [
+        {("pid" if k == "id" else "caption" if k == "text" else k): v for k, v in r.items()} for r in labelled_posts()
+    ]
+    renamed[0]["created"] = "yesterday"
+    renamed[1]["created"] = "Wed Feb 25 00:26:16 +0000 2015"
+    out = tmp_path / "out"
+    argv = ["prepare", str(jsonl_file(renamed)), "--out", str(out), "--columns", "id=pid,text=caption", "--quiet"]
+    argv += ["--min-hashtag-count", "3", "--min-poi-posts", "10", "--min-poi-users", "2", "--split", "0.5,0.25,0.25"]
+    assert main(argv) == 0
+    assert "1 warnings" in capsys.readouterr().err
+    posts = load_prepared(out).posts.set_index("id")
+    assert list(posts.loc["bridge0", "hashtags"]) == ["bridge", "nyc"]  # text came from "caption"
+    assert posts.loc["bridge1", "created"] == "2015-02-25T00:26:16+00:00"
+    assert pd.isna(posts.loc["bridge0", "created"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input"]["columns"] == {"id": "pid", "text": "caption"} and manifest["skipped"]["warned"] == 1

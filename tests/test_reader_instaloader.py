@@ -20,6 +20,7 @@ from postloc.data.readers import instaloader as reader
 from postloc.data.readers.instaloader import iter_instaloader
 from postloc.data.schema import Post as SchemaPost
 from postloc.errors import BadInputError
+from postloc.text.normalize import extract_hashtags
 
 
 @pytest.fixture(autouse=True)
@@ -114,8 +115,10 @@ def test_read_posts_on_the_parent_folder(tree: fx.DownloadTree) -> None:
         assert post.images, post.id
         assert all(os.path.isabs(p) and os.path.isfile(p) and p.endswith(".jpg") for p in post.images)
         assert post.extra["source_format"] == "instaloader"
-        assert post.hashtags == []  # prepare extracts them from the text
+        assert post.hashtags == extract_hashtags(post.text)  # what prepare would take from the caption
         assert post.created is not None
+    assert "coffee" in next(p for p in posts if "Caf" in p.text).hashtags
+    assert sum(bool(p.hashtags) for p in posts) >= 4
 
 
 def test_location_page_post(tree: fx.DownloadTree) -> None:
@@ -331,3 +334,52 @@ def test_prepare_ingests_an_instaloader_download(tree: fx.DownloadTree, tmp_path
     assert (centre["lat"], centre["lon"]) == pytest.approx((fx.NEW_YORK["lat"], fx.NEW_YORK["lng"]))
     assert centre["name"] == fx.NEW_YORK["name"]
     assert "coffee" in new_york.set_index("text").filter(like="Caf", axis=0)["hashtags"].iloc[0].tolist()
+
+
+def test_unreadable_date_keeps_the_post_without_created(tmp_path: Path) -> None:
+    """No model needs the time: a date that is not Unix seconds costs the post its ``created`` only."""
+    node = fx.graphql_node(9, "CvBADDATE09", fx.T0, "odd date")
+    node["taken_at_timestamp"] = "yesterday"
+    envelope = {"node": node, "instaloader": {"version": "4.16", "node_type": "Post"}}
+    (tmp_path / "2023-05-01_12-30-00_UTC.json").write_text(json.dumps(envelope))
+    report = SkipReport()
+    (post,) = read_posts(tmp_path, report=report)
+    assert (post.id, post.created) == ("CvBADDATE09", None)
+    assert report.warned == 1 and '"created"' in report.warning_examples[0]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"title": "trip notes", "places": ["Flinders Street"]}',  # an export: JSON, not a structure
+        b"[1, 2, 3]",
+        b"my notes, not JSON at all",
+        json.dumps({"node": {}, "instaloader": {"node_type": "Comment"}}).encode(),
+    ],
+)
+def test_stray_json_file_is_skipped_with_a_warning(tree: fx.DownloadTree, tmp_path: Path, content: bytes) -> None:
+    """A notes/export file among the downloads is passed over, named, and the posts still read."""
+    shutil.copytree(tree.folders["new_york"], tmp_path / "%212988663")
+    stray = tmp_path / "%212988663" / "notes.json"
+    stray.write_bytes(content)
+    (tmp_path / "export.json").write_bytes(content)
+    report = SkipReport()
+    posts = list(read_posts(tmp_path, report=report))  # no --skip-bad needed
+    assert [p.id for p in posts] == ["CrQfA1aLmN1", "CrQfA2bBxY2", "CrQfA3cCzZ3", "CrQfA4dDwW4"]
+    assert (report.read, report.skipped, report.warned) == (4, 0, 2)
+    assert report.warning_examples[0].startswith(f"{tmp_path / 'export.json'}: stray file skipped")
+    assert str(stray) in report.warning_examples[1]
+    assert "stray file skipped, not an Instaloader post" in report.summary()
+
+
+def test_prepare_skips_a_stray_json_file(tree: fx.DownloadTree, tmp_path: Path) -> None:
+    from postloc import PrepareConfig, prepare
+
+    root = tmp_path / "downloads"
+    shutil.copytree(tree.root, root)
+    (root / "notes.json").write_text('{"todo": "label the photos"}')
+    config = PrepareConfig(min_hashtag_count=1, min_poi_posts=1, min_poi_users=1, languages=())
+    result = prepare(root, tmp_path / "prepared", config)
+    assert result.skip_report.warned == 1 and result.skip_report.skipped == 0
+    manifest = json.loads((tmp_path / "prepared" / "manifest.json").read_text())
+    assert "notes.json" in manifest["skipped"]["warning_examples"][0]

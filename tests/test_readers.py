@@ -77,8 +77,6 @@ BAD_LINES = [
     ('{"id": "x", "hashtags": ["ok", 5]}', '"hashtags" must contain only strings, got 5'),
     ('{"id": "x", "text": 5}', '"text" must be a string'),
     ('{"id": "x", "image": {"a": 1}}', '"image" must be a list of strings'),
-    ('{"id": "x", "created": "yesterday"}', '"created" must be an ISO-8601 string or Unix seconds'),
-    ('{"id": "x", "created": 1e20}', '"created" is not a valid Unix time'),
     ('{"id": "a1"}', '"id" "a1" was already used at'),
     ('{"id": "x", ', "posts.jsonl:2: invalid JSON"),
     ("[1, 2]", "posts.jsonl:2: expected a JSON object, got a list"),
@@ -102,6 +100,56 @@ def test_invalid_utf8_costs_one_line(tmp_path):
     report = SkipReport()
     assert [p.id for p in read_posts(path, skip_bad=True, report=report)] == ["a", "c"]
     assert report.skipped == 1 and report.read == 2
+
+
+CREATED = [
+    ("2015-02-25T00:26:16Z", "2015-02-25T00:26:16+00:00"),
+    ("2015-02-25T01:26:16+01:00", "2015-02-25T01:26:16+01:00"),
+    ("2015-02-25T00:26:16", "2015-02-25T00:26:16"),  # no offset given: none invented
+    (1424823976, "2015-02-25T00:26:16+00:00"),
+    ("1424823976", "2015-02-25T00:26:16+00:00"),
+    (1424823976.5, "2015-02-25T00:26:16.500000+00:00"),
+    (1424823976123, "2015-02-25T00:26:16.123000+00:00"),  # milliseconds, told apart by magnitude
+    ("1424823976123", "2015-02-25T00:26:16.123000+00:00"),
+    (99_999_999_999, "5138-11-16T09:46:39+00:00"),  # just below the threshold: still seconds
+    (100_000_000_000, "1973-03-03T09:46:40+00:00"),  # at the threshold: milliseconds
+    ("Wed, 25 Feb 2015 00:26:16 +0000", "2015-02-25T00:26:16+00:00"),  # RFC 2822
+    ("Wed, 25 Feb 2015 00:26:16 -0500", "2015-02-25T00:26:16-05:00"),
+    ("Wed Feb 25 00:26:16 +0000 2015", "2015-02-25T00:26:16+00:00"),  # Twitter's created_at
+    ("Wed Feb 25 05:56:16 +0530 2015", "2015-02-25T05:56:16+05:30"),
+]
+
+
+@pytest.mark.parametrize("value,stored", CREATED)
+def test_created_formats(jsonl_file, value, stored):
+    report = SkipReport()
+    (post,) = read_posts(jsonl_file([{"id": "x", "created": value}]), report=report)
+    assert post.created == stored and report.warned == 0
+
+
+@pytest.mark.parametrize("value", ["yesterday", 1e20, -1e300, True, {"t": 1}, "Wed Feb 30 00:26:16 +0000 2015"])
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_unreadable_created_keeps_the_post_and_warns(jsonl_file, value, skip_bad):
+    """No model needs the time: the post stays, without ``created``, counted in the warnings."""
+    report = SkipReport()
+    lines = [{"id": "a", "created": value}, {"id": "b", "created": 1424823976}]
+    posts = list(read_posts(jsonl_file(lines), skip_bad=skip_bad, report=report))
+    assert [(p.id, p.created) for p in posts] == [("a", None), ("b", "2015-02-25T00:26:16+00:00")]
+    assert report.skipped == 0 and report.warned == 1 and report.read == 2
+    assert ':1: "created"' in report.warning_examples[0]
+    (reason,) = report.warnings  # counted by the problem, without the value
+    assert reason.startswith(('"created" is not a date in a known form (ISO', '"created" is not a valid Unix time'))
+    assert "got" not in reason
+    assert "1 warnings (posts kept without a field no model needs" in report.summary()
+    assert report.to_dict()["warned"] == 1
+
+
+def test_warning_of_a_skipped_post_is_not_counted(jsonl_file):
+    report = SkipReport()
+    lines = [{"id": "a"}, {"id": "a", "created": "yesterday"}]
+    assert [p.id for p in read_posts(jsonl_file(lines), skip_bad=True, report=report)] == ["a"]
+    assert report.skipped == 1 and report.warned == 0
+    assert "warned" not in report.to_dict()
 
 
 def test_skip_bad_counts_reasons(jsonl_file):
@@ -179,6 +227,28 @@ def test_parquet_with_column_mapping(tmp_path):
     posts = list(read_posts(path, columns=mapping))
     assert posts[0] == Post(id="p1", hashtags=["a", "b"], lat=1.5, lon=2.5)
     assert posts[1].lat is None and posts[1].hashtags == []
+
+
+def test_jsonl_with_column_mapping(jsonl_file):
+    lines = [
+        {"pid": "p1", "lat": 1.5, "lng": 2.5, "caption": "at #bondi", "text": "old text", "tags": ["a"]},
+        {"pid": "p2", "caption": "no place"},  # a mapped key may be absent from a line
+    ]
+    mapping = {"id": "pid", "lon": "lng", "text": "caption", "hashtags": "tags"}
+    posts = list(read_posts(jsonl_file(lines), columns=mapping))
+    assert posts[0] == Post(id="p1", text="at #bondi", hashtags=["a"], lat=1.5, lon=2.5, extra={"text_raw": "old text"})
+    assert (posts[1].id, posts[1].text, posts[1].lat) == ("p2", "no place", None)
+    with pytest.raises(BadInputError, match="unknown keys"):
+        list(read_posts(jsonl_file(lines), columns={"place": "lat"}))
+
+
+def test_parquet_mapping_names_only_exchange_keys(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "posts.parquet"
+    pd.DataFrame({"id": ["p1"], "lat": [1.0], "lon": [2.0]}).to_parquet(path)
+    with pytest.raises(BadInputError, match="unknown keys"):
+        list(read_posts(path, columns={"place": "lat"}))
 
 
 def test_reader_streams(tmp_path):

@@ -21,6 +21,16 @@ def test_hashtags_extracted_from_text_with_emoji():
     assert strip_hashtags("a #b c") == "a c"
 
 
+def test_back_to_back_hashtags_are_each_a_tag():
+    assert extract_hashtags("#flindersstreetstation#history") == ["flindersstreetstation", "history"]
+    assert extract_hashtags("at #Café#Straße_1#🍕#e\u0301te #x_#y") == ["Café", "Straße_1", "🍕", "éte", "x_", "y"]
+    assert extract_hashtags("#NYC🗽#night #👍🏽#ok") == ["NYC🗽", "night", "👍🏽", "ok"]
+    assert strip_hashtags("old #flinders#history station") == "old station"
+    # A '#' after a word that is no hashtag stays no tag: URL fragments, addresses, entities, keycaps.
+    text = "see https://ex.com/page#section#sub and mail@x.com#no#more &#39;s #melbourne#\ufe0f\u20e3"
+    assert extract_hashtags(text) == ["melbourne"]
+
+
 def test_tokens_keep_emoji_as_tokens():
     assert tokenize("Great 👍🏽 view of #NYC 🇺🇸, it's fine") == [
         "great",

@@ -52,7 +52,10 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("reading")
     g.add_argument("--format", choices=("jsonl", "csv", "parquet", "instaloader"), help="default: from the name")
     g.add_argument(
-        "--columns", type=_columns, default={}, help="KEY=COLUMN pairs for CSV/Parquet, e.g. lon=lng,user=user_guid"
+        "--columns",
+        type=_columns,
+        default={},
+        help="KEY=COLUMN pairs for CSV, JSONL and Parquet, e.g. lon=lng,text=caption",
     )
     g.add_argument("--list-sep", default=";", help="separator of hashtags/images inside one CSV cell (default ;)")
     g.add_argument(
@@ -178,7 +181,7 @@ def run(args) -> int:
         poi_sample=args.poi_sample,
     )
     result = prepare(source, args.out, config, read, pois_csv=args.pois, progress=not args.quiet)
-    if result.skip_report.skipped:
+    if result.skip_report.skipped or result.skip_report.warned:
         print(result.skip_report.summary(), file=sys.stderr)
     print(result.markdown, end="")
     print(f"\nwrote {args.out}/ (posts.jsonl, posts.parquet, pois.csv, hashtags.csv, summary.md, manifest.json)")

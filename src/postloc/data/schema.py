@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,15 @@ class Post:
         line: int | None = None,
         base_dir: str | Path | None = None,
         folders: dict[tuple[str, str], str] | None = None,
+        warn: Callable[[BadInputError], None] | None = None,
     ) -> Post:
         """Validate one raw record (a parsed JSON object, a CSV row, a Parquet row).
 
         Raises :class:`BadInputError` naming ``source``, ``line`` and the offending key.
         ``folders`` is a cache of resolved image folders that a reader keeps for one pass over
         its input (see :func:`resolve_image`); without it every path is resolved from scratch.
+        A problem with a field no model needs (``created``) does not raise: the post keeps the
+        field empty and ``warn``, when given, receives the error (readers count it in the report).
         """
         if not isinstance(record, Mapping):
             raise BadInputError(source, line, None, f"expected a JSON object, got {_kind(record)}")
@@ -113,7 +117,7 @@ class Post:
             lat=lat,
             lon=lon,
             user=_opt_id(record.get("user"), "user", bad),
-            created=_created(record.get("created"), bad),
+            created=_created(record.get("created"), bad, warn),
             extra=extra,
         )
 
@@ -288,25 +292,82 @@ def _coordinate(value: Any, key: str, limit: float, bad) -> float | None:
     return number
 
 
-def _created(value: Any, bad) -> str | None:
-    """Normalise posting time to ISO-8601; Unix seconds are read as UTC."""
-    if _missing(value) or value == "":
+#: Unix times at or above this magnitude are milliseconds: as seconds they would be after the
+#: year 5138, as milliseconds they are after 3 March 1973 (every social-media post is).
+UNIX_MS_THRESHOLD = 100_000_000_000
+_UNIX_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+#: Twitter's ``created_at``: ``Wed Feb 25 00:26:16 +0000 2015`` (English names whatever the locale).
+_TWITTER = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?P<month>[A-Z][a-z]{2}) (?P<day>[0-9]{1,2}) "
+    r"(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2}) (?P<offset>[+-][0-9]{4}) (?P<year>[0-9]{4})"
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1)
+}
+#: No comma in it: a report counts problems by the text before the first comma.
+CREATED_FORMATS = "ISO-8601 / Unix seconds or milliseconds / RFC 2822 / Twitter's created_at"
+
+
+def _created(value: Any, bad, warn=None) -> str | None:
+    """Posting time normalised to ISO-8601 (``datetime.isoformat``), or None.
+
+    Accepted: ISO-8601 (offsets and ``Z`` kept as offsets; a time without offset stays without),
+    Unix time as a number or a digit string (UTC; milliseconds when ``abs(value) >=``
+    :data:`UNIX_MS_THRESHOLD`), RFC 2822 (``Wed, 25 Feb 2015 00:26:16 +0000``) and Twitter's
+    ``Wed Feb 25 00:26:16 +0000 2015``. No model needs the time, so a value that is none of these
+    never spoils the post: ``warn`` gets the problem (a :class:`BadInputError`) and the post keeps
+    no ``created``.
+    """
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
         return None
+    try:
+        return _parse_created(value)
+    except (ValueError, TypeError, OverflowError, OSError) as error:
+        known = str(error).startswith("is not")  # ours; anything else a parser raised is the same verdict
+        problem = str(error) if known else f"is not a date in a known form ({CREATED_FORMATS})"
+        if warn is not None:
+            warn(bad("created", f"{problem}, got {_show(value)}"))
+        return None
+
+
+def _parse_created(value: Any) -> str:
     if isinstance(value, bool):
-        raise bad("created", f"must be an ISO-8601 string or Unix seconds, got {_show(value)}")
-    if isinstance(value, Real):
-        try:
-            return datetime.fromtimestamp(float(value), tz=UTC).isoformat()
-        except (OverflowError, OSError, ValueError):
-            raise bad("created", f"is not a valid Unix time, got {_show(value)}") from None
+        raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})")
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str):
+    if isinstance(value, str) and _UNIX_TEXT.fullmatch(value.strip()):
+        value = float(value.strip()) if "." in value else int(value.strip())
+    if isinstance(value, (Real, Decimal)):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+            seconds = float(value)
+            if abs(seconds) >= UNIX_MS_THRESHOLD:
+                seconds /= 1000.0
+            return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("is not a valid Unix time") from None
+    if not isinstance(value, str):
+        raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})")
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        pass
+    twitter = _TWITTER.fullmatch(text)
+    if twitter and twitter["month"] in _MONTHS:
+        iso = (
+            f"{twitter['year']}-{_MONTHS[twitter['month']]:02d}-{int(twitter['day']):02d}"
+            f"T{twitter['time']}{twitter['offset']}"
+        )
+        try:
+            return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S%z").isoformat()
         except ValueError:
-            raise bad("created", f"must be an ISO-8601 string or Unix seconds, got {_show(value)}") from None
-    raise bad("created", f"must be an ISO-8601 string or Unix seconds, got {_show(value)}")
+            raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})") from None
+    try:  # RFC 2822: "Wed, 25 Feb 2015 00:26:16 +0000" (a "-0000" zone gives a time without offset)
+        return parsedate_to_datetime(text).isoformat()
+    except (ValueError, TypeError, IndexError):
+        pass
+    raise ValueError(f"is not a date in a known form ({CREATED_FORMATS})")
 
 
 def _relative(path: str, base: str | Path | None) -> str:

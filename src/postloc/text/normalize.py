@@ -17,8 +17,13 @@ _EMOJI = (
     r"(?:\p{Regional_Indicator}{2}"
     r"|\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\uFE0F|\u200D\p{Extended_Pictographic})*)"
 )
-# A hashtag: '#' then letters, digits, marks, underscores or emoji; not preceded by a word char or '&' (HTML entities).
-_HASHTAG_RE = regex.compile(rf"(?<![\w&#])#((?:[\p{{L}}\p{{N}}\p{{M}}_]|{_EMOJI})+)")
+# A hashtag: '#' then letters, digits, marks, underscores or emoji, starting with no mark (``#️⃣``,
+# the keycap emoji '#' U+FE0F U+20E3, is no tag). A run of hashtags written back to back
+# (``#flindersstreetstation#history``) is matched whole and split on '#' (no tag holds one), which
+# keeps the match linear. A run is not preceded by a word char or '&': HTML entities (``&#39;``),
+# ``mail@x.com#no`` and URL fragments (``page#section``) are no tags.
+_TAG_BODY = rf"(?:[\p{{L}}\p{{N}}_]|{_EMOJI})(?:[\p{{L}}\p{{N}}\p{{M}}_]|{_EMOJI})*"
+_HASHTAG_RE = regex.compile(rf"(?<![\w&#])(?:#{_TAG_BODY})+")
 _TOKEN_RE = regex.compile(rf"{_EMOJI}|(?<![\w&#])#?[\p{{L}}\p{{N}}\p{{M}}_]+(?:['’][\p{{L}}\p{{N}}\p{{M}}]+)*")
 _SPACE_RE = regex.compile(r"\s+")
 
@@ -35,7 +40,7 @@ def match_key(token: str) -> str:
 
 def extract_hashtags(text: str) -> list[str]:
     """Hashtags in order of appearance, without '#', as written (after NFKC)."""
-    return _HASHTAG_RE.findall(unicodedata.normalize("NFKC", text))
+    return [tag for run in _HASHTAG_RE.findall(unicodedata.normalize("NFKC", text)) for tag in run.split("#")[1:]]
 
 
 def strip_hashtags(text: str) -> str:

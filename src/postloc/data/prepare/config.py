@@ -23,7 +23,7 @@ POI_METHOD_CHOICES = ("auto", "labels", "hdbscan", "dbscan", "grid")
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read the input: format (auto from the name), CSV/Parquet column mapping, list separator."""
+    """How to read the input: format (auto from the name), CSV/JSONL/Parquet column mapping, list separator."""
 
     format: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)

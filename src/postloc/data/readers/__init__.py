@@ -53,7 +53,8 @@ def read_posts(
 ) -> Iterator[Post]:
     """Yield validated posts from ``path`` without holding the file in memory.
 
-    ``columns`` maps exchange-format keys to the input's column names (CSV and Parquet),
+    ``columns`` maps exchange-format keys to the input's column names (CSV, JSONL and Parquet;
+    an Instaloader folder has its own fixed layout),
     e.g. ``{"lon": "lng", "user": "user_guid"}``. With ``skip_bad`` a bad record is counted
     in ``report`` and skipped; without it the first bad record raises :class:`BadInputError`.
     ``max_record_bytes`` bounds one JSONL line or one Instaloader structure file (decompressed):
@@ -65,7 +66,7 @@ def read_posts(
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
 
-        raw = source(path, max_record_bytes)
+        raw = source(path, max_record_bytes, columns=columns)
     elif fmt == "csv":
         from postloc.data.readers.csv import iter_csv
 
@@ -87,12 +88,21 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
     seen_ids: dict[str, tuple[str, int | None]] = {}
     folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
     for item in raw:
+        warnings: list[BadInputError] = []  # counted only once the post is kept
+        if item.warning is not None:
+            report.warn(item.warning)
+            continue
         try:
             if item.error is not None:
                 raise item.error
             assert item.record is not None  # a RawRecord holds either a record or an error
             post = Post.from_record(
-                item.record, source=item.source, line=item.line, base_dir=item.base_dir, folders=folders
+                item.record,
+                source=item.source,
+                line=item.line,
+                base_dir=item.base_dir,
+                folders=folders,
+                warn=warnings.append,
             )
             first = seen_ids.get(post.id)
             if first is not None:
@@ -105,6 +115,8 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
             report.add(error)
             continue
         report.read += 1
+        for warning in warnings:
+            report.warn(warning)
         yield post
 
 

@@ -18,41 +18,97 @@ from postloc.errors import BadInputError
 
 @dataclass(slots=True)
 class RawRecord:
-    """One unvalidated record, or the error met while decoding it (so the caller may skip it)."""
+    """One unvalidated record, or the error met while decoding it (so the caller may skip it),
+    or a warning about input that is no post at all (skipped and counted whatever ``skip_bad`` says)."""
 
     source: str
     line: int | None
     record: Mapping[str, Any] | None = None
     error: BadInputError | None = None
     base_dir: str | None = None
+    warning: BadInputError | None = None
 
 
 @dataclass
 class SkipReport:
-    """Counts of what ``--skip-bad`` skipped and why, with the first few messages verbatim."""
+    """Counts of what ``--skip-bad`` skipped and why, with the first few messages verbatim.
+
+    ``warned`` counts, whatever ``--skip-bad`` says, posts that were kept without a field no
+    model needs (an unreadable ``created``) and input files passed over because they are no
+    posts at all (a stray ``notes.json`` in an Instaloader folder).
+    """
 
     read: int = 0
     skipped: int = 0
     reasons: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     max_examples: int = 10
+    warned: int = 0
+    warnings: Counter = field(default_factory=Counter)
+    warning_examples: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def _reason(error: BadInputError) -> str:
+        return f'"{error.key}" {error.problem.split(",")[0]}' if error.key else error.problem.split(":")[0]
 
     def add(self, error: BadInputError) -> None:
         self.skipped += 1
-        self.reasons[f'"{error.key}" {error.problem.split(",")[0]}' if error.key else error.problem.split(":")[0]] += 1
+        self.reasons[self._reason(error)] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(str(error))
 
+    def warn(self, error: BadInputError) -> None:
+        """A post kept without the field ``error`` names, or a file that is no post."""
+        self.warned += 1
+        self.warnings[self._reason(error)] += 1
+        if len(self.warning_examples) < self.max_examples:
+            self.warning_examples.append(str(error))
+
     def summary(self) -> str:
         if not self.skipped:
-            return f"read {self.read} posts, skipped none"
-        lines = [f"read {self.read} posts, skipped {self.skipped} bad records:"]
-        lines += [f"  {count:>8}  {reason}" for reason, count in self.reasons.most_common()]
-        lines += ["first skipped:"] + [f"  {example}" for example in self.examples]
+            lines = [f"read {self.read} posts, skipped none"]
+        else:
+            lines = [f"read {self.read} posts, skipped {self.skipped} bad records:"]
+            lines += [f"  {count:>8}  {reason}" for reason, count in self.reasons.most_common()]
+            lines += ["first skipped:"] + [f"  {example}" for example in self.examples]
+        if self.warned:
+            lines.append(
+                f"{self.warned} warnings (posts kept without a field no model needs, files that are no posts):"
+            )
+            lines += [f"  {count:>8}  {reason}" for reason, count in self.warnings.most_common()]
+            lines += ["first warnings:"] + [f"  {example}" for example in self.warning_examples]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"read": self.read, "skipped": self.skipped, "reasons": dict(self.reasons), "examples": self.examples}
+        record = {"read": self.read, "skipped": self.skipped, "reasons": dict(self.reasons), "examples": self.examples}
+        if self.warned:  # absent when nothing was warned about, so earlier manifests stay as they were
+            record.update(warned=self.warned, warnings=dict(self.warnings), warning_examples=self.warning_examples)
+        return record
+
+
+def check_mapping(path: str | Path, columns: Mapping[str, str]) -> None:
+    """``--columns`` may only name exchange-format keys (``lon=lng``, not ``place=lng``)."""
+    from postloc.data.schema import KNOWN_KEYS
+
+    unknown = set(columns) - set(KNOWN_KEYS)
+    if unknown:
+        raise BadInputError(
+            path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}"
+        )
+
+
+def renamer(columns: Mapping[str, str]) -> Callable[[str], str]:
+    """Input column name -> record key under ``columns`` (exchange key -> input column).
+
+    A column named like an exchange key that the mapping fills from another column keeps its
+    data as ``<name>_raw`` (an extra), so nothing is lost and nothing is read twice.
+    """
+    rename = {column: key for key, column in columns.items()}
+
+    def name(column: str) -> str:
+        return rename.get(column, f"{column}_raw" if column in columns else column)
+
+    return name
 
 
 #: What reading a damaged (compressed) stream raises: zlib and lzma have their own error classes.

@@ -13,8 +13,14 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from postloc.data.readers.base import MAX_RECORD_BYTES, STREAM_ERRORS, RawRecord, open_binary
-from postloc.data.schema import KNOWN_KEYS
+from postloc.data.readers.base import (
+    MAX_RECORD_BYTES,
+    STREAM_ERRORS,
+    RawRecord,
+    check_mapping,
+    open_binary,
+    renamer,
+)
 from postloc.errors import BadInputError
 
 _HEADER_ERRORS: tuple[type[BaseException], ...] = (csv.Error, *STREAM_ERRORS)
@@ -49,11 +55,7 @@ def iter_csv(
     """Records of a CSV file; a physical line longer than ``max_line_chars`` stops the read with a
     ``file:line`` error (the csv reader cannot resume after a line it did not see whole)."""
     source, base_dir = str(path), str(path.resolve().parent)
-    unknown = set(columns) - set(KNOWN_KEYS)
-    if unknown:
-        raise BadInputError(
-            path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}"
-        )
+    check_mapping(path, columns)
     delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     if csv.field_size_limit() < MAX_FIELD_CHARS:
         csv.field_size_limit(MAX_FIELD_CHARS)  # process-wide, but only ever raised
@@ -76,9 +78,7 @@ def iter_csv(
             raise BadInputError(
                 path, 1, None, f"mapped columns not in the header: {', '.join(missing)} (header: {', '.join(header)})"
             )
-        rename = {col: key for key, col in columns.items()}
-        # A column named like an exchange key that the mapping replaces keeps its data as an extra.
-        names = [rename.get(h, f"{h}_raw" if h in columns else h) for h in header]
+        names = [renamer(columns)(h) for h in header]
         while True:
             start = reader.line_num + 1
             try:

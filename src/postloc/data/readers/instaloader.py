@@ -18,7 +18,9 @@ Why the reader looks the way it does (checked against instaloader 4.16's own sou
 * Other files in the same folders are not posts: ``id``, profile and hashtag structures
   (``<name>_<id>.json.xz``, ``#tag.json.xz``), resume files (``iterator_<magic>.json.xz``),
   story items and title pictures (``<date>_UTC_profile_pic.jpg``). Instaloader structures other
-  than ``Post`` are skipped silently; JSON that is not an Instaloader structure is a bad record.
+  than ``Post`` are skipped silently. JSON that is not an Instaloader structure is a bad record
+  when something else marks its stem as a post's (a picture, a caption, a date stem); otherwise
+  it is a stray file (``notes.json``, an export) and is passed over with a warning naming it.
 * Two node shapes. Location pages go through ``Post.from_iphone_struct``: the caption is a plain
   string in ``node["caption"]``, the location (pk, name, lat, lng) only under
   ``node["iphone_struct"]["location"]``, the owner under ``node["iphone_struct"]["user"]`` (and,
@@ -26,12 +28,15 @@ Why the reader looks the way it does (checked against instaloader 4.16's own sou
   carry ``edge_media_to_caption.edges[0].node.text``, ``owner.id``, ``taken_at_timestamp`` and a
   top-level ``location`` only when geotags were fetched. Instaloader 3 saved the bare node.
 
-The JSON is the reference: the ``.txt`` holds whatever ``--post-metadata-txt`` said (stripped),
-so it is only read for posts without JSON. Such posts (they need a picture or a date stem, so a
-stray ``notes.txt`` is not one) get ``<folder>_<stem>`` as id, because date stems repeat across
-folders. Inside ``%<id>`` folders a post without location data takes
-the folder's location id as its ``poi``. Only file names are listed up front; each post's files
-are read when it is yielded. Instaloader itself is not needed (tests use it to build fixtures).
+A post's ``hashtags`` are the ``#tags`` of its caption (``extract_hashtags``, as ``prepare``
+would take them), so ``read_posts`` gives them too.
+
+The JSON is the reference: the ``.txt`` holds whatever ``--post-metadata-txt`` said
+(stripped), so it is only read for posts without JSON. Such posts (they need a picture or a date
+stem, so a stray ``notes.txt`` is not one) get ``<folder>_<stem>`` as id, because date stems
+repeat across folders. Inside ``%<id>`` folders a post without location data takes the folder's
+location id as its ``poi``. Only file names are listed up front; each post's files are read when
+it is yielded. Instaloader itself is not needed (tests use it to build fixtures).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from typing import Any
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, json_problem, read_bounded
 from postloc.errors import BadInputError
+from postloc.text.normalize import extract_hashtags
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _TITLE_PICTURE_SUFFIXES = ("_profile_pic", "_cover")
@@ -184,6 +190,22 @@ def _group(names: list[str]) -> list[_PostFiles]:
     return [posts[stem] for stem in sorted(posts) if _is_post(posts[stem])]
 
 
+def _has_post_files(files: _PostFiles) -> bool:
+    """Anything besides the JSON that marks the stem as a post's: a picture, a caption, a date stem."""
+    return (
+        bool(files.images)
+        or files.caption is not None
+        or files.geotag is not None
+        or _DEFAULT_STEM.search(files.stem) is not None
+    )
+
+
+def _stray(error: BadInputError) -> BadInputError:
+    """The warning for a JSON file that is no post and that no other file makes one."""
+    problem = f'"{error.key}" {error.problem}' if error.key else error.problem
+    return BadInputError(error.source, None, None, f"stray file skipped, not an Instaloader post: it {problem}")
+
+
 def _is_post(files: _PostFiles) -> bool:
     """A stray ``notes.txt`` is no post: without JSON, a post needs a picture or a date stem."""
     return files.structure is not None or bool(files.images) or _DEFAULT_STEM.search(files.stem) is not None
@@ -210,7 +232,14 @@ def _post_item(
     try:
         if files.structure is not None:
             source = str(folder / files.structure)
-            node = _load_post_node(folder / files.structure, max_bytes)
+            try:
+                node = _load_post_node(folder / files.structure, max_bytes)
+            except BadInputError as error:
+                if _has_post_files(files):
+                    raise
+                # Nothing else says this is a post (no picture, caption or date stem): a stray
+                # notes or export file. Passed over with a warning that names it.
+                return RawRecord(source, None, warning=_stray(error))
             if node is None:
                 return None
             try:
@@ -223,6 +252,10 @@ def _post_item(
             record = _files_record(folder, files)
         if files.geotag is not None and record.get("lat") is None:
             _add_geotag(record, folder / files.geotag)
+        if record.get("text"):
+            # Instagram keeps a post's tags in its caption only: the ``#tags`` written there, as
+            # the hashtag rule (postloc.text.hashtags.post_hashtags) would take them in prepare.
+            record["hashtags"] = extract_hashtags(record["text"])
     except BadInputError as error:
         return RawRecord(error.source, None, error=error)
     if record.get("poi") is None and location_id is not None:
@@ -317,18 +350,15 @@ def _identifier(owner: Mapping[str, Any], key: str) -> str | None:
     return str(value)
 
 
-def _timestamp(node: Mapping[str, Any], iphone: Mapping[str, Any]) -> float | None:
-    """Unix seconds, as ``Post._get_timestamp_date_created`` reads them."""
-    for key, value in (
-        ("date", node.get("date")),
-        ("taken_at_timestamp", node.get("taken_at_timestamp")),
-        ("iphone_struct.taken_at", iphone.get("taken_at")),
-    ):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Malformed(key, f"must be Unix seconds, got {_show(value)}")
-        return value
+def _timestamp(node: Mapping[str, Any], iphone: Mapping[str, Any]) -> Any:
+    """The posting time, as ``Post._get_timestamp_date_created`` reads it (Unix seconds).
+
+    Passed on as found: the schema reads it, and one it cannot read costs the post its
+    ``created`` (with a warning), not the post.
+    """
+    for value in (node.get("date"), node.get("taken_at_timestamp"), iphone.get("taken_at")):
+        if value is not None:
+            return value
     return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from postloc.data.readers.base import (
@@ -11,18 +11,28 @@ from postloc.data.readers.base import (
     STREAM_ERRORS,
     RawRecord,
     bounded_lines,
+    check_mapping,
     json_problem,
     open_binary,
+    renamer,
 )
 from postloc.errors import BadInputError
 
 
-def iter_jsonl(path: Path, max_line_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawRecord]:
+def iter_jsonl(
+    path: Path, max_line_bytes: int = MAX_RECORD_BYTES, *, columns: Mapping[str, str] | None = None
+) -> Iterator[RawRecord]:
     """One record per non-blank line; each line is decoded on its own so one bad byte costs one line.
 
     A line longer than ``max_line_bytes`` is one bad record (skipped without being held in memory).
+    ``columns`` maps exchange keys to the input's keys, as for CSV (``{"lon": "lng"}``); a line
+    without a mapped key simply lacks that field (JSON has no header to check up front).
     """
     source, base_dir = str(path), str(path.resolve().parent)
+    name = None
+    if columns:
+        check_mapping(path, columns)
+        name = renamer(columns)
     with open_binary(path) as handle:
         try:
             for number, raw in bounded_lines(handle, max_line_bytes):
@@ -65,6 +75,8 @@ def iter_jsonl(path: Path, max_line_bytes: int = MAX_RECORD_BYTES) -> Iterator[R
                 except (ValueError, RecursionError) as error:  # nesting too deep, integer too long
                     yield RawRecord(source, number, error=BadInputError(source, number, None, json_problem(error)))
                     continue
+                if name is not None and isinstance(record, dict):
+                    record = {name(key): value for key, value in record.items()}
                 yield RawRecord(source, number, record=record, base_dir=base_dir)
         except STREAM_ERRORS as error:  # truncated or corrupt compressed stream
             raise BadInputError(source, None, None, f"cannot be read: {error}") from None

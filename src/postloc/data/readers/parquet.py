@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from postloc.data.readers.base import RawRecord
+from postloc.data.readers.base import RawRecord, check_mapping, renamer
 from postloc.errors import BadInputError
 
 BATCH_ROWS = 8192
@@ -22,6 +22,7 @@ def iter_parquet(path: Path, *, columns: Mapping[str, str]) -> Iterator[RawRecor
     import pyarrow.parquet as pq
 
     source, base_dir = str(path), str(path.resolve().parent)
+    check_mapping(path, columns)
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as error:
@@ -32,13 +33,13 @@ def iter_parquet(path: Path, *, columns: Mapping[str, str]) -> Iterator[RawRecor
         raise BadInputError(
             path, None, None, f"mapped columns not in the file: {', '.join(missing)} (columns: {', '.join(header)})"
         )
-    rename = {col: key for key, col in columns.items()}
+    name = renamer(columns)
     row = 0
     try:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             for raw in batch.to_pylist():
                 row += 1
-                record = {rename.get(k, f"{k}_raw" if k in columns else k): v for k, v in raw.items()}
+                record = {name(k): v for k, v in raw.items()}
                 extra = record.pop("extra", None)
                 if isinstance(extra, str) and extra:
                     try:
