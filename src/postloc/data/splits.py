@@ -33,11 +33,16 @@ class SplitConfig:
         return f / f.sum()
 
 
+def user_groups(users: pd.Series) -> pd.Series:
+    """The user of each post, a post without a user id being a user of its own (keyed by position)."""
+    own = pd.Series([f"\0post:{i}" for i in range(len(users))], index=users.index)
+    return users.astype("object").where(users.notna(), own)
+
+
 def user_disjoint_split(users: pd.Series, pois: pd.Series, config: SplitConfig) -> pd.Series:
     """Split name per post. Posts without a user id count as users of their own."""
     n = len(pois)
-    own = pd.Series([f"\0post:{i}" for i in range(n)], index=users.index)
-    users = users.astype("object").where(users.notna(), own)
+    users = user_groups(users)
     user_codes, _ = pd.factorize(users, sort=True)
     poi_codes, poi_names = pd.factorize(pois, sort=True)
     pairs = pd.DataFrame({"u": user_codes, "p": poi_codes}).value_counts().sort_index()

@@ -14,15 +14,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from postloc.data.splits import user_groups
+
 
 def user_sample_weights(posts: pd.DataFrame, power: float) -> np.ndarray:
     """``1 / n_user ** power`` per post, mean 1; a post without a user id counts as a user of its own."""
     n = len(posts)
     if n == 0 or power == 0 or "user" not in posts:
         return np.ones(n)
-    users = posts["user"].astype("object")
-    own = pd.Series([f"\0post:{i}" for i in range(n)], index=users.index)
-    users = users.where(users.notna(), own)
+    users = user_groups(posts["user"])
     counts = users.map(users.value_counts()).to_numpy(dtype=float)
     weights = counts**-power
     return weights * (n / weights.sum())

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from postloc.data.splits import user_groups
 from postloc.errors import PostlocError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
 from postloc.models.base import Estimator
@@ -148,9 +149,8 @@ class Stack(Estimator):
         """User-grouped (train, held-out) index pairs; empty when there are too few users."""
         from sklearn.model_selection import GroupKFold
 
-        users = train["user"].astype("object") if "user" in train else pd.Series([None] * len(train))
-        own = pd.Series([f"\0post:{i}" for i in range(len(train))], index=users.index)
-        groups = users.where(users.notna(), own).to_numpy()
+        users = train["user"] if "user" in train else pd.Series([None] * len(train), dtype=object)
+        groups = user_groups(users).to_numpy()
         k = min(self.config.inner_folds, len(set(groups)))
         if k < 2:
             return []
