@@ -214,6 +214,30 @@ def confusion(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarra
     return matrix
 
 
+def post_errors(
+    proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, pois: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per post: true class index (-1: outside ``classes``), predicted index, km from the predicted
+    POI's centre to the truth (NaN when unknown), and whether the truth was the post's own coordinates.
+
+    The one place both :func:`evaluate` and the experiments' per-post outcomes get them from.
+    """
+    classes = [str(c) for c in classes]
+    proba = np.asarray(proba, dtype=float)
+    if proba.shape != (len(posts), len(classes)):
+        raise ValueError(f"proba has shape {proba.shape}, expected {(len(posts), len(classes))}")
+    index = {c: i for i, c in enumerate(classes)}
+    y_true = np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
+    y_pred = proba.argmax(axis=1) if len(classes) else np.zeros(len(posts), dtype=np.int64)
+    table = pois.set_index(pois["poi"].astype(str))
+    poi_lat = pd.to_numeric(table["lat"], errors="coerce")
+    poi_lon = pd.to_numeric(table["lon"], errors="coerce")
+    truth_lat, truth_lon, from_post = truth_coordinates(posts.assign(poi=posts["poi"].astype(str)), poi_lat, poi_lon)
+    pred_lat = poi_lat.reindex(classes).to_numpy(dtype=float)[y_pred] if len(posts) else np.zeros(0)
+    pred_lon = poi_lon.reindex(classes).to_numpy(dtype=float)[y_pred] if len(posts) else np.zeros(0)
+    return y_true, y_pred, haversine_km(pred_lat, pred_lon, truth_lat, truth_lon), from_post
+
+
 def evaluate(
     proba: np.ndarray,
     classes: Sequence[str],
@@ -234,19 +258,8 @@ def evaluate(
     """
     classes = list(classes)
     proba = np.asarray(proba, dtype=float)
-    if proba.shape != (len(posts), len(classes)):
-        raise ValueError(f"proba has shape {proba.shape}, expected {(len(posts), len(classes))}")
-    index = {c: i for i, c in enumerate(classes)}
-    y_true = np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
-    y_pred = proba.argmax(axis=1) if len(classes) else np.zeros(len(posts), dtype=np.int64)
-
+    y_true, y_pred, km, from_post = post_errors(proba, classes, posts, pois)
     table = pois.set_index(pois["poi"].astype(str))
-    poi_lat = pd.to_numeric(table["lat"], errors="coerce")
-    poi_lon = pd.to_numeric(table["lon"], errors="coerce")
-    truth_lat, truth_lon, from_post = truth_coordinates(posts.assign(poi=posts["poi"].astype(str)), poi_lat, poi_lon)
-    pred_lat = poi_lat.reindex(classes).to_numpy(dtype=float)[y_pred] if len(posts) else np.zeros(0)
-    pred_lon = poi_lon.reindex(classes).to_numpy(dtype=float)[y_pred] if len(posts) else np.zeros(0)
-    km = haversine_km(pred_lat, pred_lon, truth_lat, truth_lon)
     known = ~np.isnan(km)
 
     report: dict[str, Any] = {

@@ -135,18 +135,10 @@ def _write_posts(posts: pd.DataFrame, path: Path) -> None:
 def outcomes(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, pois: pd.DataFrame) -> pd.DataFrame:
     """Per post: ``id``, ``correct``, ``p_true`` (probability of the true POI), ``km`` (predicted POI's
     centre to the truth, as in :func:`postloc.metrics.evaluate`)."""
-    from postloc.metrics import haversine_km, truth_coordinates
+    from postloc.metrics import post_errors
 
-    classes = [str(c) for c in classes]
-    index = {c: i for i, c in enumerate(classes)}
-    y_true = np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
-    y_pred = proba.argmax(axis=1) if len(classes) else np.zeros(len(posts), dtype=np.int64)
-    table = pois.set_index(pois["poi"].astype(str))
-    poi_lat = pd.to_numeric(table["lat"], errors="coerce")
-    poi_lon = pd.to_numeric(table["lon"], errors="coerce")
-    lat, lon, _ = truth_coordinates(posts.assign(poi=posts["poi"].astype(str)), poi_lat, poi_lon)
-    pred_lat = poi_lat.reindex(classes).to_numpy(dtype=float)[y_pred]
-    pred_lon = poi_lon.reindex(classes).to_numpy(dtype=float)[y_pred]
+    proba = np.asarray(proba, dtype=float)
+    y_true, y_pred, km, _ = post_errors(proba, classes, posts, pois)
     rows = np.arange(len(posts))
     p_true = np.where(y_true >= 0, proba[rows, np.clip(y_true, 0, None)], 0.0) if len(posts) else np.zeros(0)
     return pd.DataFrame(
@@ -154,7 +146,7 @@ def outcomes(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, poi
             "id": posts["id"].astype(str).to_numpy(),
             "correct": y_true == y_pred,
             "p_true": p_true.astype(np.float32),
-            "km": haversine_km(pred_lat, pred_lon, lat, lon).astype(np.float32),
+            "km": km.astype(np.float32),
         }
     )
 
