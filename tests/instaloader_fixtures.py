@@ -337,3 +337,40 @@ def build_same_second(parent: Path) -> Path:
 def utc_iso(moment: datetime) -> str:
     """``Post.date_utc`` is naive UTC; the reader's ``created`` is ISO-8601 with the offset."""
     return moment.replace(tzinfo=UTC).isoformat()
+
+
+#: Four places of a city, each with its own words, for a download big enough to train on.
+PLACES = (
+    ({"pk": 1001, "name": "Brooklyn Bridge", "lat": 40.7061, "lng": -73.9969}, ("bridge", "brooklynbridge", "river")),
+    ({"pk": 1002, "name": "Central Park", "lat": 40.7825, "lng": -73.9656}, ("park", "centralpark", "lake")),
+    ({"pk": 1003, "name": "Times Square", "lat": 40.7580, "lng": -73.9855}, ("lights", "timessquare", "broadway")),
+    ({"pk": 1004, "name": "Coney Island", "lat": 40.5749, "lng": -73.9857}, ("beach", "coneyisland", "boardwalk")),
+)
+
+
+def build_location_pages(parent: Path, *, posts_per_place: int = 24, users: int = 12) -> Path:
+    """Location-page downloads (``instaloader %1001 %1002 ...``) of :data:`PLACES`, many users each.
+
+    Captions name the place's words and hashtags (plus one word shared by all), so a model can
+    learn the places; users post at several places, as real users do.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    loader = offline_loader(parent)
+    pk = 3092000000000000000
+    for p, (location, words) in enumerate(PLACES):
+        for i in range(posts_per_place):
+            pk += 1
+            user = (i + p) % users
+            word, tag = words[i % len(words)], words[(i + 1) % len(words)]
+            caption = f"A lovely afternoon by the {word} with friends in the city #{tag} #nyc"
+            media = iphone_media(
+                pk,
+                f"Cq{pk % 10**9:09d}",
+                T0 + 3600 * (p * posts_per_place + i),
+                caption,
+                location=location,
+                user_pk=10_000 + user,
+                username=f"walker{user}",
+            )
+            loader.download_post(Post.from_iphone_struct(loader.context, media), target=f"%{location['pk']}")
+    return parent

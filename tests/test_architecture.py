@@ -60,8 +60,9 @@ LAYERS: dict[str, int] = {
     "scale": 8,
     "experiments": 8,  # HTTP API; Ray jobs; the paper's studies
     "predict": 8,  # postloc.predict: the README's import path, a re-export of inference
-    "cli": 9,  # the command line, which nothing in the library imports
-    "__main__": 10,  # python -m postloc
+    "quickstart": 9,  # raw posts to a scored, reported run in one call (uses the experiments)
+    "cli": 10,  # the command line, which nothing in the library imports
+    "__main__": 11,  # python -m postloc
 }
 
 

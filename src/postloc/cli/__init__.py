@@ -1,6 +1,6 @@
 """The ``postloc`` command line: a thin layer over the Python API.
 
-One module per subcommand (``prepare``, ``datasets``, ``images``, ``synthetic``, ``train``,
+One module per subcommand (``quickstart``, ``prepare``, ``datasets``, ``images``, ``synthetic``, ``train``,
 ``evaluate``, ``crossval``, ``open-set``, ``predict``, ``serve``, ``explain``, ``experiments``),
 each with ``add_parser(sub)`` registering it and ``run(args) -> int`` parsing its options into the
 API's config dataclasses and calling one function. This module only builds the parser and runs
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         open_set,
         predict,
         prepare,
+        quickstart,
         serve,
         synthetic,
         train,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"postloc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
+        quickstart,
         prepare,
         datasets,
         images,

@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--model", required=True, help="registered model (see `postloc train --list-models`)")
     p.add_argument("--params", default="{}", help="model params as JSON, e.g. '{\"hidden\": 64}'")
     p.add_argument("--reference", default="", help="a second model to compare with, paired over folds and users")
+    p.add_argument(
+        "--also", default="", help="more models, comma-separated, scored on the same folds (e.g. majority)"
+    )
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default %(default)s)")
     p.add_argument("--fold-seed", type=int, default=d["fold_seed"], help="seed of the fold assignment")
@@ -53,7 +56,8 @@ def run(args) -> int:
         raise PostlocError(f"--params is not JSON: {error}") from None
     if not isinstance(params, dict):
         raise PostlocError("--params must be a JSON object")
-    for name in filter(None, (args.model, args.reference)):
+    also = tuple(name.strip() for name in args.also.split(",") if name.strip())
+    for name in filter(None, (args.model, args.reference, *also)):
         get_model(name)  # an unknown name: one line listing the registered ones
     if args.folds < 2:
         raise PostlocError(f"--folds must be at least 2, got {args.folds}")
@@ -68,6 +72,7 @@ def run(args) -> int:
         cv_model=args.model,
         cv_params=params,
         cv_reference=args.reference,
+        cv_also=also,
         threads=args.threads,
         progress=not args.quiet,
     )

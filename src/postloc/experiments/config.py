@@ -28,6 +28,8 @@ class ExperimentConfig:
     cv_model: str = ""  # study "cv" (``postloc crossval``): this one model ...
     cv_params: dict[str, Any] = field(default_factory=dict)  # ... with these params ...
     cv_reference: str = ""  # ... and, if named, a reference model for the paired differences
+    cv_also: tuple[str, ...] = ()  # ... and these models (default params) scored beside them, e.g. majority
+    per_post_outcomes: bool = False  # store predictions/KEY.parquet (and pair) without folds too
 
     def __post_init__(self) -> None:
         unknown = set(self.studies) - set(STUDIES) - ({"cv"} if self.cv_model else set())

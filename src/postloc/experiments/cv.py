@@ -134,7 +134,8 @@ def _write_posts(posts: pd.DataFrame, path: Path) -> None:
 
 def outcomes(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, pois: pd.DataFrame) -> pd.DataFrame:
     """Per post: ``id``, ``correct``, ``p_true`` (probability of the true POI), ``km`` (predicted POI's
-    centre to the truth, as in :func:`postloc.metrics.evaluate`)."""
+    centre to the truth, as in :func:`postloc.metrics.evaluate`), ``predicted`` (the top POI) and
+    ``confidence`` (its probability), which a report needs for confusions and examples."""
     from postloc.metrics import post_errors
 
     proba = np.asarray(proba, dtype=float)
@@ -147,6 +148,8 @@ def outcomes(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, poi
             "correct": y_true == y_pred,
             "p_true": p_true.astype(np.float32),
             "km": km.astype(np.float32),
+            "predicted": np.asarray([str(c) for c in classes], dtype=object)[y_pred] if len(classes) else "",
+            "confidence": (proba.max(axis=1) if len(classes) else np.zeros(len(posts))).astype(np.float32),
         }
     )
 

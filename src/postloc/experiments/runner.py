@@ -192,8 +192,10 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
                 )
             add("table2", method, "base", available)
     if "cv" in config.studies:
-        for name, params in [(config.cv_model, config.cv_params)] + (
-            [(config.cv_reference, {})] if config.cv_reference else []
+        for name, params in (
+            [(config.cv_model, config.cv_params)]
+            + ([(config.cv_reference, {})] if config.cv_reference else [])
+            + [(other, {}) for other in config.cv_also if other not in (config.cv_model, config.cv_reference)]
         ):
             add("cv", Method(name, name, dict(params), needs=_requires(name)), "base", available)
     if "fig2" in config.studies:
@@ -357,7 +359,8 @@ def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> 
     test = attach_image_features(data.split("test"), load_image_features(prepared))
     proba = result.model.predict_proba(test)
     metrics = {k: v for k, v in evaluate(proba, result.model.classes_, test, data.pois).items() if k not in DROP_KEYS}
-    if cell.fold >= 0:  # per-post outcomes for the pooled, paired comparisons (before the cell counts as done)
+    if cell.fold >= 0 or config.per_post_outcomes:  # per-post outcomes for the pooled, paired comparisons
+        # (written before the cell counts as done)
         from postloc.experiments import cv
 
         cv.write_outcomes(out, cell.key, cv.outcomes(proba, result.model.classes_, test, data.pois))
@@ -425,6 +428,7 @@ def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConf
     }
     if config.folds:
         results["fold_summary"] = plan.fold_summary
+    if config.folds or config.per_post_outcomes:
         results["paired"] = _paired(rows, store.root.parent, prepared, config)
     return results
 

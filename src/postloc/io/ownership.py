@@ -53,6 +53,9 @@ REPORT = FolderKind(
 )
 
 
+#: ``postloc quickstart`` writes its manifest first and updates it after every step
+QUICKSTART = FolderKind("quickstart folder", (("quickstart.json", lambda m: "postloc_quickstart" in m),))
+
 #: ``postloc open-set`` writes its report (``open-set.json``) last; the marker is in it
 OPEN_SET = FolderKind("leave-out (open-set) report", (("open-set.json", lambda m: "postloc_open_set" in m),))
 

@@ -1,0 +1,316 @@
+"""``OUT/report.html``: one self-contained page a user can open without a network or a server.
+
+What it shows: the choices quickstart made and why; the data (Table I); the default model against
+tfidf-logreg and the majority class (mean ± std over user-disjoint folds, or the test split, with
+the paired difference and its 95 % intervals); a map of the POIs coloured by how often their
+posts are placed right; the confusions between the busiest POIs; and the most confident right and
+wrong predictions, with their text. The map is drawn as inline SVG from the POI coordinates
+(tile servers are not reachable offline, and a page that fetches nothing is safe to mail around).
+
+Every string from the data is HTML-escaped: captions and POI names are the user's input and may
+hold markup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from postloc.data.prepared import load_prepared
+from postloc.experiments.cv import read_outcomes
+from postloc.io.atomic import atomic_path
+
+MAX_POIS_IN_CONFUSION = 12
+EXAMPLES = 8
+TEXT_CHARS = 220
+
+
+def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write ``out/report.html`` from the quickstart folder; returns the scores it shows (for the manifest)."""
+    prepared = load_prepared(out / "prepared")
+    results = json.loads((out / "cv" / "results.json").read_text())
+    rows = [r for r in results["rows"] if r["study"] == "cv" and not r.get("na")]
+    model = manifest["request"]["model"]
+    main = next((r for r in rows if r["model"] == model), None)
+    outcomes = _outcomes(out / "cv", main) if main else None
+    pois = prepared.pois.copy()
+    pois["poi"] = pois["poi"].astype(str)
+    pois["label"] = [_poi_label(r) for r in pois.itertuples()]
+    synthetic = bool(results.get("synthetic"))
+    folds = int(results["config"].get("folds") or 0)
+    scored_on = f"{folds} user-disjoint folds (every post tested once)" if folds else "the user-disjoint test split"
+    title = f"postloc quickstart: {Path(manifest['input']['path']).name}" + (" (SYNTHETIC DATA)" if synthetic else "")
+
+    body = [f"<h1>{escape(title)}</h1>"]
+    if synthetic:
+        body.append('<p class="warn">SYNTHETIC DATA: these numbers say nothing about real posts.</p>')
+    body += _scores_section(rows, results.get("paired", {}).get("cv"), model, scored_on)
+    if outcomes is not None:
+        body += _map_section(pois, outcomes, prepared.posts)
+        body += _confusion_section(pois, outcomes, prepared.posts)
+        body += _examples_section(pois, outcomes, prepared.posts)
+    body += _choices_section(manifest)
+    body += _data_section(out / "prepared")
+    body += _commands_section(out)
+    page = _PAGE.format(title=escape(title), body="\n".join(body))
+    with atomic_path(out / "report.html") as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    return {r["model"]: {m: r[m]["mean"] for m in ("accuracy", "mean_km", "median_km", "ece")} for r in rows}
+
+
+def _outcomes(cv: Path, row: dict[str, Any]) -> pd.DataFrame | None:
+    """The default model's per-post outcomes, pooled over folds (one seed: no averaging of ``predicted``)."""
+    frames = [pd.read_parquet(cv / "predictions" / f"{k}.parquet") for k in row["keys"]]
+    if not frames or read_outcomes(cv, row["keys"]) is None:
+        return None
+    frame = pd.concat(frames, ignore_index=True).drop_duplicates("id", keep="first")
+    return frame.set_index(frame["id"].astype(str))
+
+
+def _poi_label(row: Any) -> str:
+    """The POI's name; a POI without one is named by its id and centre rather than left blank."""
+    name = row.name.strip() if isinstance(row.name, str) else ""
+    if name:
+        return name
+    if not (pd.isna(row.lat) or pd.isna(row.lon)):
+        return f"{row.poi} ({row.lat:.4f}, {row.lon:.4f})"
+    return str(row.poi)
+
+
+def _fmt(stat: dict[str, Any] | None, digits: int, std: bool = True) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    text = f"{stat['mean']:.{digits}f}"
+    if std and stat.get("std") and len(stat.get("values", [])) > 1:
+        text += f" ± {stat['std']:.{digits}f}"
+    return text
+
+
+def _interval(pair: list[float] | None, digits: int) -> str:
+    return "–" if not pair else f"[{pair[0]:+.{digits}f}, {pair[1]:+.{digits}f}]"
+
+
+def _scores_section(rows: list[dict[str, Any]], paired: dict[str, Any] | None, model: str, scored_on: str) -> list[str]:
+    out = [f"<h2>How well it places posts</h2><p>Scored on {escape(scored_on)}. Higher accuracy and lower km are better.</p>"]
+    out.append(
+        "<table><tr><th>model</th><th>accuracy</th><th>acc@5</th><th>mean km</th><th>median km</th>"
+        "<th>ECE</th><th>acc @ 50% coverage</th></tr>"
+    )
+    for r in sorted(rows, key=lambda r: -(r["accuracy"]["mean"] or 0)):
+        mark = ' class="main"' if r["model"] == model else ""
+        out.append(
+            f"<tr{mark}><td>{escape(r['model'])}</td><td>{_fmt(r['accuracy'], 3)}</td><td>{_fmt(r['acc@5'], 3)}</td>"
+            f"<td>{_fmt(r['mean_km'], 2)}</td><td>{_fmt(r['median_km'], 2)}</td><td>{_fmt(r['ece'], 3, False)}</td>"
+            f"<td>{_fmt(r['acc@cov50'], 3, False)}</td></tr>"
+        )
+    out.append("</table>")
+    if paired:
+        reference = escape(str(paired["reference_model"]))
+        out.append(
+            f"<p>Paired differences to <b>{reference}</b> (row minus {reference}; 95 % intervals: t over folds, "
+            "bootstrap over test users). An interval that holds 0 means the data cannot tell the two apart.</p>"
+        )
+        out.append(
+            "<table><tr><th>model</th><th>Δ accuracy</th><th>t interval</th><th>bootstrap</th>"
+            "<th>Δ mean km</th><th>bootstrap</th></tr>"
+        )
+        for e in paired["rows"]:
+            d_acc = e.get("d_acc") if e.get("d_acc") is not None else e.get("d_acc_pooled")
+            d_km = e.get("d_km") if e.get("d_km") is not None else e.get("d_km_pooled")
+            out.append(
+                f"<tr><td>{escape(str(e['model']))}</td><td>{_signed(d_acc, 3)}</td>"
+                f"<td>{_interval(e.get('d_acc_t'), 3)}</td><td>{_interval(e.get('d_acc_boot'), 3)}</td>"
+                f"<td>{_signed(d_km, 2)}</td><td>{_interval(e.get('d_km_boot'), 2)}</td></tr>"
+            )
+        out.append("</table>")
+    return out
+
+
+def _signed(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def _map_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
+    truth = posts.set_index(posts["id"].astype(str))["poi"].astype(str)
+    scored = outcomes.assign(poi=truth.reindex(outcomes.index).to_numpy())
+    accuracy = scored.groupby("poi")["correct"].mean()
+    tested = scored.groupby("poi").size()
+    table = pois.dropna(subset=["lat", "lon"]).copy()
+    if table.empty:
+        return ["<h2>Map</h2><p>The POIs have no coordinates.</p>"]
+    table["accuracy"] = table["poi"].map(accuracy)
+    table["tested"] = table["poi"].map(tested).fillna(0).astype(int)
+    width, height, pad = 860, 520, 40
+    mid = math.radians(float(table["lat"].mean()))
+    x = table["lon"].to_numpy(float) * max(math.cos(mid), 0.05)
+    y = table["lat"].to_numpy(float)
+    span = max(x.max() - x.min(), y.max() - y.min(), 1e-6)
+    scale = min((width - 2 * pad) / span, (height - 2 * pad) / span)
+    cx = pad + (x - x.min()) * scale + ((width - 2 * pad) - (x.max() - x.min()) * scale) / 2
+    cy = height - pad - (y - y.min()) * scale - ((height - 2 * pad) - (y.max() - y.min()) * scale) / 2
+    most = max(int(table["posts"].max()), 1)
+    order = np.argsort(-table["posts"].to_numpy())
+    label_rank = {i: rank for rank, i in enumerate(order)}
+    shapes = []
+    for i, r in enumerate(table.itertuples()):
+        radius = 4 + 14 * math.sqrt(r.posts / most)
+        acc = r.accuracy
+        colour = "#999" if pd.isna(acc) else f"hsl({120 * acc:.0f}, 70%, 45%)"
+        tip = f"{r.label}: {r.posts} posts, " + (
+            "not tested" if pd.isna(acc) else f"{acc:.0%} of {r.tested} test posts placed right"
+        )
+        shapes.append(
+            f'<circle cx="{cx[i]:.1f}" cy="{cy[i]:.1f}" r="{radius:.1f}" fill="{colour}" fill-opacity="0.75" '
+            f'stroke="#222" stroke-width="0.6" data-poi="{escape(r.poi)}"><title>{escape(tip)}</title></circle>'
+        )
+        if label_rank[i] < 15:
+            shapes.append(
+                f'<text x="{cx[i] + radius + 2:.1f}" y="{cy[i] + 4:.1f}" font-size="11">{escape(r.label[:40])}</text>'
+            )
+    return [
+        "<h2>Map of the POIs</h2>",
+        "<p>Circle area: posts; colour: share of the POI's test posts placed at the right POI "
+        "(red 0 %, green 100 %; grey: not tested). Hover a circle for its numbers. "
+        "Longitude is scaled by cos(latitude); no background map, so that the page fetches nothing.</p>",
+        f'<svg id="map" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="map of the POIs">{"".join(shapes)}</svg>',
+    ]
+
+
+def _confusion_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
+    truth = posts.set_index(posts["id"].astype(str))["poi"].astype(str).reindex(outcomes.index)
+    busiest = truth.value_counts().head(MAX_POIS_IN_CONFUSION).index.tolist()
+    if len(busiest) < 2:
+        return []
+    labels = pois.set_index("poi")["label"]
+    predicted = outcomes["predicted"].astype(str).where(outcomes["predicted"].astype(str).isin(busiest), "other")
+    counts = pd.crosstab(truth, predicted).reindex(index=busiest, columns=busiest + ["other"], fill_value=0)
+    out = [
+        "<h2>Confusions between the busiest POIs</h2>",
+        f"<p>Rows: the true POI of the test posts; columns: where the model placed them (share of the row). "
+        f"The {len(busiest)} POIs with most test posts; 'other': any other POI.</p>",
+        '<table class="confusion"><tr><th>true \\ predicted</th>'
+        + "".join(f"<th>{escape(str(labels.get(p, p))[:24])}</th>" for p in busiest)
+        + "<th>other</th></tr>",
+    ]
+    for poi in busiest:
+        row = counts.loc[poi]
+        total = max(int(row.sum()), 1)
+        cells = []
+        for column in busiest + ["other"]:
+            share = row[column] / total
+            style = f"background: rgba(40, 110, 200, {share:.2f}); color: {'#fff' if share > 0.5 else '#000'}"
+            cells.append(f'<td style="{style}">{share:.0%}</td>' if row[column] else "<td></td>")
+        out.append(f"<tr><th>{escape(str(labels.get(poi, poi))[:32])}</th>{''.join(cells)}</tr>")
+    out.append("</table>")
+    return out
+
+
+def _examples_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
+    labels = pois.set_index("poi")["label"]
+    table = posts.set_index(posts["id"].astype(str)).reindex(outcomes.index)
+    frame = outcomes.assign(text=table.get("text"), hashtags=table.get("hashtags"), poi=table["poi"].astype(str))
+    out = ["<h2>Examples</h2>"]
+    for title, subset in (
+        ("The most confident right answers", frame[frame["correct"]]),
+        ("The most confident wrong answers", frame[~frame["correct"]]),
+    ):
+        best = subset.sort_values("confidence", ascending=False, kind="stable").head(EXAMPLES)
+        out.append(f"<h3>{title}</h3>")
+        if best.empty:
+            out.append("<p>None.</p>")
+            continue
+        out.append(
+            "<table><tr><th>post</th><th>text and hashtags</th><th>true POI</th><th>predicted</th>"
+            "<th>confidence</th><th>km off</th></tr>"
+        )
+        for post_id, r in best.iterrows():
+            text = str(r["text"]) if isinstance(r["text"], str) else ""
+            tags = list(r["hashtags"]) if r["hashtags"] is not None and not isinstance(r["hashtags"], float) else []
+            shown = (text[:TEXT_CHARS] + ("…" if len(text) > TEXT_CHARS else "")).strip()
+            tag_text = " ".join(f"#{t}" for t in tags[:12])
+            km = "–" if pd.isna(r["km"]) else f"{r['km']:.2f}"
+            out.append(
+                f"<tr><td>{escape(str(post_id)[:24])}</td><td>{escape(shown)} <i>{escape(tag_text)}</i></td>"
+                f"<td>{escape(str(labels.get(r['poi'], r['poi'])))}</td>"
+                f"<td>{escape(str(labels.get(r['predicted'], r['predicted'])))}</td>"
+                f"<td>{r['confidence']:.2f}</td><td>{km}</td></tr>"
+            )
+        out.append("</table>")
+    return out
+
+
+def _choices_section(manifest: dict[str, Any]) -> list[str]:
+    out = [
+        "<h2>Settings chosen from the data</h2>",
+        "<p>Stored in <code>quickstart.json</code>; a re-run on the same input uses them again.</p>",
+        "<table><tr><th>setting</th><th>value</th><th>why</th></tr>",
+    ]
+    for c in manifest.get("choices", []):
+        out.append(f"<tr><td>{escape(c['name'])}</td><td>{escape(str(c['value']))}</td><td>{escape(c['why'])}</td></tr>")
+    out.append("</table>")
+    profile = manifest.get("profile", {})
+    if profile:
+        items = ", ".join(f"{escape(k.replace('_', ' '))}: {v:,}" for k, v in profile.items() if isinstance(v, int))
+        out.append(f"<p>The input as read: {items}.</p>")
+    return out
+
+
+def _data_section(prepared: Path) -> list[str]:
+    summary = json.loads((prepared / "summary.json").read_text())
+    out = [
+        "<h2>The prepared data</h2>",
+        "<table><tr><th>split</th><th>posts</th><th>users</th><th>POIs</th><th>with text</th>"
+        "<th>with hashtags</th><th>with photos</th></tr>",
+    ]
+    for split in ("all", "train", "val", "test"):
+        s = summary.get(split) or {}
+        out.append(
+            f"<tr><td>{split}</td><td>{s.get('posts', 0):,}</td><td>{s.get('users', 0):,}</td><td>{s.get('pois', 0)}</td>"
+            f"<td>{s.get('posts_with_text', 0):,}</td><td>{s.get('posts_with_hashtags', 0):,}</td>"
+            f"<td>{s.get('posts_with_images', 0):,}</td></tr>"
+        )
+    out.append("</table>")
+    funnel = summary.get("funnel") or {}
+    if funnel:
+        dropped = ", ".join(f"{escape(k.removeprefix('dropped_').replace('_', ' '))}: {v:,}" for k, v in funnel.items() if k.startswith("dropped_") and v)
+        out.append(f"<p>Read {funnel.get('read', 0):,} posts, kept {funnel.get('kept', 0):,}. Dropped: {dropped or 'none'}.</p>")
+    return out
+
+
+def _commands_section(out: Path) -> list[str]:
+    return [
+        "<h2>Next</h2><ul>",
+        f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run'))}</code></li>",
+        f"<li>Predict a file of posts: <code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl</code></li>",
+        f"<li>The full scores: <code>{escape(str(out / 'cv' / 'report.md'))}</code>; the test-split evaluation of the "
+        f"served model: <code>{escape(str(out / 'run' / 'eval-test.md'))}</code></li>",
+        "</ul>",
+    ]
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>{title}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.6em 0 1.2em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }}
+tr.main td {{ font-weight: bold; background: #eef6ee; }}
+table.confusion td {{ text-align: right; min-width: 2.5em; }}
+.warn {{ background: #fff3cd; border: 1px solid #e0c060; padding: 0.5em; font-weight: bold; }}
+svg#map {{ border: 1px solid #ccc; background: #f7f9fb; max-width: 100%; height: auto; }}
+code {{ background: #f2f2f2; padding: 1px 3px; }}
+</style></head>
+<body>
+{body}
+<p><small>Written by postloc quickstart. Self-contained: this page loads nothing from the network.</small></p>
+</body></html>
+"""

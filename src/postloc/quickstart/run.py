@@ -1,0 +1,296 @@
+"""``quickstart``: from raw posts to a trained, scored, reported model in one call, resumable.
+
+The steps are the ordinary commands in order, each writing its own folder under ``OUT``:
+
+1. scan the input once and choose the small-data settings (:mod:`postloc.quickstart.choices`);
+2. ``prepare`` into ``OUT/prepared`` with those settings (bad records skipped and counted);
+3. ``images`` on it when the posts have photos (frozen-backbone features, the portrait filter);
+4. score the default model against tfidf-logreg and the majority class on user-disjoint folds
+   (``OUT/cv``, an experiment folder), or on the prepared test split for large data;
+5. train the default model on the prepared split into ``OUT/run`` (what ``serve`` loads) and
+   evaluate it on the test split;
+6. write ``OUT/report.html`` (:mod:`postloc.quickstart.report`).
+
+``OUT/quickstart.json`` is the manifest: the input's fingerprint, every choice with its reason,
+the steps finished. A re-run on the same input reads the choices back and skips finished steps
+(each step is itself resumable: the experiment keeps finished cells, the image cache its
+vectors), so an interrupted quickstart continues where it stopped. A changed input starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
+from postloc.data.prepare.run import fingerprint
+from postloc.data.readers import SkipReport, read_posts
+from postloc.errors import PostlocError
+from postloc.io.atomic import atomic_path
+from postloc.io.locks import folder_lock
+from postloc.io.ownership import QUICKSTART, REPORT, RUN, check_output_folder, is_own_folder
+from postloc.quickstart.choices import Choice, choose, prepare_config, profile_posts
+from postloc.training.config import DEFAULT_MODEL
+
+MANIFEST = QUICKSTART.marker
+VERSION = 1
+#: what the default model is scored against in the report
+BASELINES = ("tfidf-logreg", "majority")
+STEPS = ("prepare", "images", "evaluate", "train", "report")
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """What the user may set; everything else is chosen from the data."""
+
+    model: str = DEFAULT_MODEL
+    read: ReadOptions = field(default_factory=lambda: ReadOptions(skip_bad=True))
+    pois_csv: str | None = None
+    images: bool = True  # compute image features when the posts have photos
+    folds: int | None = None  # None: chosen from the data (5, or 0 = the prepared split, for large data)
+    seed: int = 0
+    threads: int = 1  # torch threads; 1 is the fastest when other work shares the cores (docs/performance.md)
+    quick: bool = False  # tiny model settings (tests)
+    progress: bool = True
+
+
+@dataclass
+class QuickstartResult:
+    out_dir: Path
+    run_dir: Path
+    report: Path
+    choices: list[Choice]
+    manifest: dict[str, Any]
+
+    @property
+    def scores(self) -> dict[str, Any]:
+        return dict(self.manifest.get("scores", {}))
+
+
+def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | None = None) -> QuickstartResult:
+    """Run (or resume) every step on ``source`` into ``out``; see the module docstring."""
+    config = config or QuickstartConfig()
+    source, out = Path(source), Path(out)
+    check_output_folder(out, QUICKSTART, inputs=[source, config.pois_csv])
+    with folder_lock(out):
+        out.mkdir(parents=True, exist_ok=True)
+        return _Quickstart(source, out, config).run()
+
+
+class _Quickstart:
+    def __init__(self, source: Path, out: Path, config: QuickstartConfig):
+        self.source, self.out, self.config = source, out, config
+        self.prepared, self.cv, self.run_dir = out / "prepared", out / "cv", out / "run"
+        self.manifest: dict[str, Any] = {}
+
+    def echo(self, message: str) -> None:
+        if self.config.progress:
+            print(f"quickstart: {message}", file=sys.stderr, flush=True)
+
+    def run(self) -> QuickstartResult:
+        started = time.perf_counter()
+        choices = self._choices()
+        self._step("prepare", lambda: self._prepare(choices))
+        self._step("images", self._images)
+        self._step("evaluate", lambda: self._evaluate(choices))
+        self._step("train", self._train)
+        from postloc.quickstart.report import write_report
+
+        self.echo("writing report.html")
+        self.manifest["scores"] = write_report(self.out, self.manifest)
+        self.manifest["steps"]["report"] = True
+        self.manifest["seconds"] = round(self.manifest.get("seconds", 0) + time.perf_counter() - started, 1)
+        self._save()
+        return QuickstartResult(self.out, self.run_dir, self.out / "report.html", choices, self.manifest)
+
+    # -- the manifest -------------------------------------------------------------------------
+    def _choices(self) -> list[Choice]:
+        """The stored choices when the input is unchanged, else a new scan (and every step redone)."""
+        self.echo(f"fingerprinting {self.source}")
+        sha = fingerprint(self.source)
+        stored = _read_manifest(self.out)
+        if stored and stored.get("input", {}).get("sha256") == sha and stored.get("request") == self._request():
+            self.manifest = stored
+            done = [s for s in STEPS if stored["steps"].get(s)]
+            self.echo(f"resuming: input and settings unchanged; finished steps: {', '.join(done) or 'none'}")
+            return [Choice(**c) for c in stored["choices"]]
+        if stored:
+            self.echo("the input or the settings changed since the last run: starting over")
+            self._forget_outputs()
+        self.echo("scanning the posts to choose the settings")
+        report = SkipReport()
+        read = self.config.read
+        posts = read_posts(
+            self.source,
+            format=read.format,
+            columns=read.columns,
+            list_sep=read.list_sep,
+            skip_bad=read.skip_bad,
+            report=report,
+        )
+        profile = profile_posts(posts)
+        if profile.posts == 0:
+            raise PostlocError(
+                f"{self.source}: no readable post"
+                + (f" ({report.skipped:,} records were bad: {report.summary()})" if report.skipped else "")
+            )
+        choices = choose(profile)
+        if self.config.folds is not None:
+            choices = [
+                Choice("folds", self.config.folds, "given on the command line") if c.name == "folds" else c
+                for c in choices
+            ]
+        self.manifest = {
+            "postloc_quickstart": VERSION,
+            "input": {"path": str(self.source), "sha256": sha},
+            "request": self._request(),
+            "profile": profile.summary(),
+            "skipped_in_scan": report.skipped,
+            "choices": [asdict(c) for c in choices],
+            "steps": {},
+        }
+        for choice in choices:
+            self.echo(f"  {choice.name} = {choice.value}: {choice.why}")
+        self._save()
+        return choices
+
+    def _request(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "model": c.model,
+            "read": {"format": c.read.format, "columns": dict(c.read.columns), "list_sep": c.read.list_sep},
+            "pois_csv": str(c.pois_csv) if c.pois_csv else None,
+            "images": c.images,
+            "folds": c.folds,
+            "seed": c.seed,
+            "quick": c.quick,
+        }
+
+    def _forget_outputs(self) -> None:
+        """Remove this folder's earlier step outputs, each only when it is postloc's own of its kind."""
+        for folder, kind in ((self.cv, REPORT), (self.run_dir, RUN)):
+            if folder.is_dir() and not folder.is_symlink() and is_own_folder(folder, kind):
+                shutil.rmtree(folder)
+        # the prepared folder is replaced atomically by prepare itself
+
+    def _save(self) -> None:
+        with atomic_path(self.out / MANIFEST) as tmp:
+            Path(tmp).write_text(json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n")
+
+    def _step(self, name: str, action) -> None:
+        if self.manifest["steps"].get(name):
+            self.echo(f"{name}: done earlier, kept")
+            return
+        self.echo(f"{name} ...")
+        started = time.perf_counter()
+        outcome = action()
+        self.manifest["steps"][name] = outcome if outcome is not None else True
+        self.manifest.setdefault("step_seconds", {})[name] = round(time.perf_counter() - started, 1)
+        self._save()
+
+    # -- the steps ----------------------------------------------------------------------------
+    def _prepare(self, choices: list[Choice]) -> dict[str, Any]:
+        config: PrepareConfig = prepare_config(choices, seed=self.config.seed)
+        result = prepare(
+            self.source,
+            self.prepared,
+            config,
+            self.config.read,
+            pois_csv=self.config.pois_csv,
+            progress=self.config.progress,
+        )
+        summary = result.summary
+        pois = summary.get("all", {}).get("pois", 0)
+        for note in result.notes:
+            self.echo(f"note: {note}")
+        if result.skip_report.skipped:
+            self.echo(result.skip_report.summary())
+        if pois < 2:
+            raise PostlocError(
+                f"the prepared data has {pois} POI(s); a model needs at least two. The posts give too few places "
+                f"with enough posts and users: see {self.prepared / 'summary.md'}, and run `postloc prepare` with "
+                "a lower --min-poi-posts / --min-poi-users"
+            )
+        for split in ("train", "test"):
+            if not summary.get(split, {}).get("posts"):
+                raise PostlocError(
+                    f"the {split} split is empty (too few users to split by user); see {self.prepared / 'summary.md'}"
+                )
+        return {"posts": summary["all"]["posts"], "pois": pois, "users": summary["all"].get("users")}
+
+    def _images(self) -> dict[str, Any]:
+        if not self.config.images:
+            return {"computed": False, "why": "--no-images"}
+        if not self.manifest["profile"].get("with_images"):
+            return {"computed": False, "why": "no post has a photo"}
+        from postloc.vision.deps import available
+
+        if not available("mediapipe"):
+            why = "the image extra is not installed (pip install 'postloc[images]'); trained on text only"
+            self.echo(why)
+            return {"computed": False, "why": why}
+        from postloc.vision.pipeline import ImagesConfig, extract_images
+
+        result = extract_images(self.prepared, ImagesConfig(progress=self.config.progress and sys.stderr.isatty()))
+        self.echo(result.text.strip().splitlines()[0] if result.text.strip() else "image features written")
+        return {"computed": True, "summary": {k: result.summary.get(k) for k in ("images", "usable", "status")}}
+
+    def _evaluate(self, choices: list[Choice]) -> dict[str, Any]:
+        from postloc.experiments import ExperimentConfig, run_experiments
+        from postloc.experiments.config import quick_config
+
+        folds = int(next(c.value for c in choices if c.name == "folds"))
+        common: dict[str, Any] = dict(
+            studies=("cv",),
+            folds=folds,
+            fold_seed=self.config.seed,
+            cv_model=self.config.model,
+            cv_reference=BASELINES[0] if self.config.model != BASELINES[0] else "",
+            cv_also=BASELINES[1:],
+            per_post_outcomes=True,
+            threads=self.config.threads,
+            progress=self.config.progress,
+        )
+        config = quick_config(**common) if self.config.quick else ExperimentConfig(seeds=(self.config.seed,), **common)
+        results = run_experiments(self.prepared, self.cv, config)
+        missing = results.get("cells_missing", 0)
+        if missing:
+            raise PostlocError(f"{missing} evaluation cell(s) did not finish; see {self.cv / 'report.md'}")
+        return {"folds": folds}
+
+    def _train(self) -> dict[str, Any]:
+        from postloc.training.api import evaluate, train
+        from postloc.training.config import RunConfig, TrainerConfig
+
+        info = _read_json(self.run_dir / "run.json")
+        if not (info and info.get("status") == "complete"):
+            if self.run_dir.exists() and is_own_folder(self.run_dir, RUN):
+                shutil.rmtree(self.run_dir)  # an interrupted first training: start it again
+            trainer = TrainerConfig(threads=self.config.threads, seed=self.config.seed)
+            params: dict[str, Any] = {}
+            if self.config.quick:
+                from postloc.models.registry import get_model
+
+                trainer = TrainerConfig(threads=self.config.threads, seed=self.config.seed, epochs=2)
+                params = dict(get_model(self.config.model).quick_params)
+            train(self.prepared, self.run_dir, RunConfig(self.config.model, params, trainer), progress=self.config.progress)
+        metrics = evaluate(self.run_dir, "test")
+        return {k: metrics.get(k) for k in ("accuracy", "mean_km", "median_km", "ece")}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    from postloc.io.ownership import read_marker
+
+    return dict(found) if (found := read_marker(path.parent, path.name)) is not None else None
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
+    manifest = _read_json(out / MANIFEST)
+    if manifest is None or manifest.get("postloc_quickstart") != VERSION or not isinstance(manifest.get("steps"), dict):
+        return None
+    return manifest
