@@ -81,3 +81,50 @@ def test_page_predicts_and_draws_the_map(tmp_path_factory, tmp_path):
             browser.close()
     assert not errors, errors
     assert not requests_outside, requests_outside  # no CDN, no tiles: the page works offline
+
+
+@pytest.mark.parametrize("data", ["synthetic-with-photos", "dresden"])
+def test_quickstart_report_opens_and_its_run_is_served(tmp_path, data):
+    """``postloc quickstart`` ends in a report that Chromium renders offline and a page that predicts."""
+    from postloc import datasets
+    from postloc.data.prepare import ReadOptions
+    from postloc.datasets.synthetic import SyntheticPostsConfig, generate
+    from postloc.quickstart import QuickstartConfig, quickstart
+    from postloc.serve.app import ServeSettings, build_app
+
+    if data == "dresden":
+        source = datasets.path("dresden")
+        embedded = datasets.read_options("dresden")
+        read = ReadOptions(embedded.format, embedded.columns, embedded.list_sep, skip_bad=True)
+    else:
+        generate(tmp_path / "syn", SyntheticPostsConfig(pois=5, posts_per_poi=30, width=160, height=120))
+        source, read = tmp_path / "syn" / "posts.jsonl", ReadOptions(skip_bad=True)
+    result = quickstart(source, tmp_path / "out", QuickstartConfig(read=read, quick=True, progress=False))
+    if data != "dresden":
+        assert result.manifest["steps"]["images"]["computed"], result.manifest["steps"]["images"]
+    requests_outside: list[str] = []
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            local = ["file:", "data:", "blob:"]  # the report; then the served page's own origin
+            page.on("request", lambda r: None if r.url.startswith(tuple(local)) else requests_outside.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(result.report.resolve().as_uri())
+            assert page.locator("svg#map circle").count() == result.manifest["steps"]["prepare"]["pois"]
+            assert page.locator("svg#map").bounding_box()["width"] > 300
+            assert "stack" in page.inner_text("tr.main")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"quickstart-{data}.png"), full_page=True)
+            with serving(build_app(result.run_dir, ServeSettings())) as url:
+                local.append(url)
+                page.goto(url + "/")
+                page.fill("#hashtags", "#zwinger" if data == "dresden" else "#harbor")
+                page.click("#submit")
+                page.wait_for_selector("#bars li", timeout=15_000)
+                assert page.locator("#bars li").count() >= 1
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not requests_outside, requests_outside

@@ -181,6 +181,7 @@ def test_refuses_a_foreign_folder_and_an_output_inside_the_input(tmp_path):
         quickstart(tmp_path, tmp_path / "inside", _config())
 
 
+@pytest.mark.slow
 def test_instaloader_download_with_a_stray_json_runs_without_options(tmp_path):
     with fx.no_network():
         tree = fx.build_location_pages(tmp_path / "download")
