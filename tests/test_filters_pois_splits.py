@@ -123,3 +123,30 @@ def test_derived_pois_are_named_by_their_most_distinctive_hashtags():
     assert name_from_hashtags(posts, min_share=0.1) == {"a": "#bridge #city", "b": "#tower #city"}
     assert name_from_hashtags(posts, top=1, min_share=0.1) == {"a": "#bridge", "b": "#tower"}
     assert name_from_hashtags(posts.assign(hashtags=[[]] * 40)) == {}
+
+
+def test_grid_cells_in_degrees_are_a_plain_lat_lon_grid():
+    from postloc.data.pois import PoiConfig, cluster_coordinates
+
+    lat = np.array([51.001, 51.009, 51.011, 51.019, 51.001])
+    lon = np.array([13.001, 13.009, 13.001, 13.009, 13.011])
+    labels = cluster_coordinates(lat, lon, PoiConfig(method="grid", cell_deg=0.01))
+    # cells: (51.00, 13.00) holds posts 0 and 1; (51.01, 13.00) posts 2 and 3; (51.00, 13.01) post 4
+    assert labels[0] == labels[1] and labels[2] == labels[3]
+    assert len({labels[0], labels[2], labels[4]}) == 3
+
+
+def test_a_poi_with_no_name_is_named_by_its_centre():
+    from postloc.data.pois import name_unnamed_by_coordinates
+
+    table = pd.DataFrame(
+        {
+            "poi": ["a", "b", "c"],
+            "lat": [51.05322, 40.0, np.nan],
+            "lon": [13.73477, -74.0, np.nan],
+            "name": ["", "Zoo", None],
+        }
+    )
+    named = name_unnamed_by_coordinates(table)
+    assert named["name"].tolist()[:2] == ["near 51.0532, 13.7348", "Zoo"]
+    assert pd.isna(named["name"].iloc[2])  # no centre, nothing to name it by: left as it was

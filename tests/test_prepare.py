@@ -273,3 +273,20 @@ def test_cli_prepare_maps_jsonl_columns_and_warns_on_bad_dates(jsonl_file, tmp_p
     assert pd.isna(posts.loc["bridge0", "created"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["input"]["columns"] == {"id": "pid", "text": "caption"} and manifest["skipped"]["warned"] == 1
+
+
+def test_paper_defaults_on_small_data_say_which_option_to_change(jsonl_file, tmp_path):
+    """Issue 15: the paper's thresholds on a small set leave an empty vocabulary or most posts dropped."""
+    records = labelled_posts() * 1
+    result = prepare(jsonl_file(records), tmp_path / "out", replace(SMALL, min_hashtag_count=50, drop_empty=False))
+    assert any("hashtag vocabulary is empty" in n and "--min-hashtag-count" in n for n in result.notes)
+    unlabelled = [dict(r, poi=None) if i % 3 else r for i, r in enumerate(labelled_posts())]
+    result = prepare(jsonl_file(unlabelled), tmp_path / "few", replace(SMALL, min_poi_posts=1, min_poi_users=1))
+    assert any("posts were kept" in n and "no poi label" in n and "--poi-method hdbscan" in n for n in result.notes)
+
+
+def test_skip_bad_that_skips_every_record_blames_the_records(jsonl_file, tmp_path):
+    path = jsonl_file(['{"id": "a", "lat": "x", "lon": 1}', '{"id": "b", "lat": "y", "lon": 2}'])
+    with pytest.raises(EmptyDatasetError, match="every one of the 2 records was bad") as caught:
+        prepare(path, tmp_path / "out", SMALL, ReadOptions(skip_bad=True))
+    assert "thresholds are not the problem" in str(caught.value)

@@ -108,10 +108,11 @@ def test_dresden_prepares_byte_identically(tmp_path):
         {},  # hdbscan (no labels)
         {"poi_method": "dbscan", "poi_eps_m": 60.0, "poi_min_samples": 5},
         {"poi_method": "grid", "poi_cell_m": 400.0},
+        {"poi_method": "grid", "poi_cell_deg": 0.004},
         {"drop_duplicates": False, "drop_empty": False, "languages": ()},
         {"min_hashtag_count": 0, "min_poi_users": 1, "seed": 7, "train": 0.6, "val": 0.0, "test": 0.4},
     ],
-    ids=["hdbscan", "dbscan", "grid", "keep-all", "thresholds"],
+    ids=["hdbscan", "dbscan", "grid", "grid-degrees", "keep-all", "thresholds"],
 )
 def test_engines_agree_on_derived_pois(jsonl_file, tmp_path, changes):
     config = _with(SMALL, **{"poi_min_samples": 5, "min_poi_posts": 15, **changes})

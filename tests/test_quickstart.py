@@ -26,7 +26,9 @@ def _posts(n_per_poi: int = 30, users: int = 15, text: str | None = None, lang_w
     posts = []
     for p, (poi, words) in enumerate(WORDS.items()):
         for i in range(n_per_poi):
-            caption = text or f"A sunny day at the {words[i % 3]} with friends, we loved the {words[(i + 1) % 3]} (day {i})"
+            caption = (
+                text or f"A sunny day at the {words[i % 3]} with friends, we loved the {words[(i + 1) % 3]} (day {i})"
+            )
             lat, lon = CENTRES[poi]
             posts.append(
                 Post(

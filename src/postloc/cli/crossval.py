@@ -30,9 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", required=True, help="registered model (see `postloc train --list-models`)")
     p.add_argument("--params", default="{}", help="model params as JSON, e.g. '{\"hidden\": 64}'")
     p.add_argument("--reference", default="", help="a second model to compare with, paired over folds and users")
-    p.add_argument(
-        "--also", default="", help="more models, comma-separated, scored on the same folds (e.g. majority)"
-    )
+    p.add_argument("--also", default="", help="more models, comma-separated, scored on the same folds (e.g. majority)")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default %(default)s)")
     p.add_argument("--fold-seed", type=int, default=d["fold_seed"], help="seed of the fold assignment")

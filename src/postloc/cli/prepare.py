@@ -103,6 +103,12 @@ def add_parser(sub) -> None:
     g.add_argument(
         "--poi-cell-m", type=float, default=defaults["poi_cell_m"], help="grid cell, metres (default %(default)s)"
     )
+    g.add_argument(
+        "--poi-cell-deg",
+        type=float,
+        default=defaults["poi_cell_deg"],
+        help="grid cell in degrees of latitude and longitude, e.g. 0.01; replaces --poi-cell-m when given",
+    )
     g = p.add_argument_group("splits")
     g.add_argument(
         "--split",
@@ -171,6 +177,7 @@ def run(args) -> int:
         poi_min_samples=args.poi_min_samples,
         poi_eps_m=args.poi_eps_m,
         poi_cell_m=args.poi_cell_m,
+        poi_cell_deg=args.poi_cell_deg,
         train=train,
         val=val,
         test=test,

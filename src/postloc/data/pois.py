@@ -6,7 +6,8 @@ sample, any geotagged collection) get POIs by density clustering of their coordi
 * ``hdbscan`` (default): finds dense places of different sizes and densities; in the Dresden
   sample it separates the Altstadt landmarks that DBSCAN merges into one 5,000-post blob.
 * ``dbscan``: one distance ``eps_m``; fine when places are evenly spread.
-* ``grid``: square cells of ``cell_m`` metres; linear time, for tens of millions of posts.
+* ``grid``: square cells of ``cell_m`` metres (or of ``cell_deg`` degrees of latitude and longitude);
+  linear time, for tens of millions of posts.
 
 Clustering runs on 3-D unit-sphere coordinates (scaled to km) with Euclidean distance: the
 chord length grows monotonically with the great-circle distance, so density is measured
@@ -32,6 +33,7 @@ class PoiConfig:
     min_samples: int = 10  # HDBSCAN/DBSCAN core density (posts within the neighbourhood)
     eps_m: float = 75.0  # DBSCAN neighbourhood radius
     cell_m: float = 250.0  # grid cell side
+    cell_deg: float = 0.0  # grid cell side in degrees (> 0: used instead of cell_m, a plain lat/lon grid)
 
 
 def to_unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -52,7 +54,7 @@ def cluster_coordinates(lat: np.ndarray, lon: np.ndarray, config: PoiConfig) -> 
     if len(lat) == 0:
         return np.zeros(0, dtype=np.int64)
     if config.method == "grid":
-        labels = _grid_cells(lat, lon, config.cell_m)
+        labels = _grid_cells(lat, lon, config.cell_m, config.cell_deg)
     else:
         xyz = to_unit_xyz(lat, lon)
         if config.method == "hdbscan":
@@ -81,8 +83,17 @@ def cluster_coordinates(lat: np.ndarray, lon: np.ndarray, config: PoiConfig) -> 
     return _relabel_by_size(np.asarray(labels))
 
 
-def _grid_cells(lat: np.ndarray, lon: np.ndarray, cell_m: float) -> np.ndarray:
-    """Equal-area-ish cells: latitude rows of ``cell_m``, longitude widths scaled by cos(latitude)."""
+def _grid_cells(lat: np.ndarray, lon: np.ndarray, cell_m: float, cell_deg: float = 0.0) -> np.ndarray:
+    """Equal-area-ish cells: latitude rows of ``cell_m``, longitude widths scaled by cos(latitude).
+
+    With ``cell_deg`` > 0 the cells are a plain grid of that many degrees on both axes (what a
+    user who asks for "0.01-degree cells" means; they narrow towards the poles).
+    """
+    if cell_deg > 0:
+        row = np.floor(lat / cell_deg).astype(np.int64)
+        col = np.floor((lon + 180.0) / cell_deg).astype(np.int64)
+        _, labels = np.unique(np.c_[row, col], axis=0, return_inverse=True)
+        return labels.reshape(-1)
     cell_deg = cell_m / 1000.0 / EARTH_RADIUS_KM * 180.0 / np.pi
     row = np.floor(lat / cell_deg).astype(np.int64)
     row_lat = np.radians((row + 0.5) * cell_deg)
@@ -159,3 +170,13 @@ def name_from_hashtags(posts: pd.DataFrame, *, top: int = 2, min_share: float = 
         best = group.droplevel("poi").sort_values(ascending=False, kind="stable").head(top)
         names[str(poi)] = " ".join(f"#{tag}" for tag in best.index)
     return names
+
+
+def name_unnamed_by_coordinates(table: pd.DataFrame) -> pd.DataFrame:
+    """A POI still without a name (no label name, no distinctive hashtag) is named by its centre,
+    ``near 51.0532, 13.7348``: an empty name shows as a blank on the map and in every answer."""
+    unnamed = table["name"].fillna("").astype(str).str.strip().eq("") & table["lat"].notna() & table["lon"].notna()
+    table.loc[unnamed, "name"] = [
+        f"near {lat:.4f}, {lon:.4f}" for lat, lon in table.loc[unnamed, ["lat", "lon"]].to_numpy()
+    ]
+    return table

@@ -174,7 +174,9 @@ def _pois(profile: DataProfile, paper: PrepareConfig, scale: float, scaled: str)
             if min_users >= paper.min_poi_users
             else f"lowered from {paper.min_poi_users}: with so few users per POI, fewer than two POIs would remain",
         ),
-        Choice("poi_min_samples", min(paper.poi_min_samples, min_posts), "HDBSCAN's core density, at most min_poi_posts"),
+        Choice(
+            "poi_min_samples", min(paper.poi_min_samples, min_posts), "HDBSCAN's core density, at most min_poi_posts"
+        ),
     ]
 
 
@@ -188,13 +190,19 @@ def _label_thresholds(profile: DataProfile, min_posts: int, min_users: int, scal
     while min_users > 1 and len(passing(1, min_users)) < 2:
         min_users -= 1
     if len(passing(min_posts, min_users)) < 2:
-        counts = sorted((c for p, c in profile.poi_posts.items() if len(profile.poi_users[p]) >= min_users), reverse=True)
+        counts = sorted(
+            (c for p, c in profile.poi_posts.items() if len(profile.poi_users[p]) >= min_users), reverse=True
+        )
         if len(counts) >= 2:
             min_posts = max(1, counts[1])
             why += f", lowered to {min_posts} so that two POIs remain"
     kept = passing(min_posts, min_users)
     share = sum(profile.poi_posts[p] for p in kept) / max(profile.with_poi, 1)
-    return min_posts, min_users, f"{why}; keeps {len(kept)} of {len(profile.poi_posts)} POIs ({share:.0%} of the labelled posts)"
+    return (
+        min_posts,
+        min_users,
+        f"{why}; keeps {len(kept)} of {len(profile.poi_posts)} POIs ({share:.0%} of the labelled posts)",
+    )
 
 
 def _evaluation(profile: DataProfile) -> Choice:

@@ -97,7 +97,10 @@ def _interval(pair: list[float] | None, digits: int) -> str:
 
 
 def _scores_section(rows: list[dict[str, Any]], paired: dict[str, Any] | None, model: str, scored_on: str) -> list[str]:
-    out = [f"<h2>How well it places posts</h2><p>Scored on {escape(scored_on)}. Higher accuracy and lower km are better.</p>"]
+    out = [
+        "<h2>How well it places posts</h2>"
+        f"<p>Scored on {escape(scored_on)}. Higher accuracy and lower km are better.</p>"
+    ]
     out.append(
         "<table><tr><th>model</th><th>accuracy</th><th>acc@5</th><th>mean km</th><th>median km</th>"
         "<th>ECE</th><th>acc @ 50% coverage</th></tr>"
@@ -158,20 +161,28 @@ def _map_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame
     order = np.argsort(-table["posts"].to_numpy())
     label_rank = {i: rank for rank, i in enumerate(order)}
     shapes = []
-    for i, r in enumerate(table.itertuples()):
-        radius = 4 + 14 * math.sqrt(r.posts / most)
-        acc = r.accuracy
-        colour = "#999" if pd.isna(acc) else f"hsl({120 * acc:.0f}, 70%, 45%)"
-        tip = f"{r.label}: {r.posts} posts, " + (
-            "not tested" if pd.isna(acc) else f"{acc:.0%} of {r.tested} test posts placed right"
+    columns = zip(
+        table["poi"].astype(str),
+        table["label"].astype(str),
+        table["posts"].astype(int),
+        table["accuracy"].astype(float),
+        table["tested"],
+        strict=True,
+    )
+    for i, (poi, label, n_posts, acc, n_tested) in enumerate(columns):
+        radius = 4 + 14 * math.sqrt(n_posts / most)
+        scored_here = not math.isnan(acc)
+        colour = f"hsl({120 * acc:.0f}, 70%, 45%)" if scored_here else "#999"
+        tip = f"{label}: {n_posts} posts, " + (
+            f"{acc:.0%} of {n_tested} test posts placed right" if scored_here else "not tested"
         )
         shapes.append(
             f'<circle cx="{cx[i]:.1f}" cy="{cy[i]:.1f}" r="{radius:.1f}" fill="{colour}" fill-opacity="0.75" '
-            f'stroke="#222" stroke-width="0.6" data-poi="{escape(r.poi)}"><title>{escape(tip)}</title></circle>'
+            f'stroke="#222" stroke-width="0.6" data-poi="{escape(poi)}"><title>{escape(tip)}</title></circle>'
         )
         if label_rank[i] < 15:
             shapes.append(
-                f'<text x="{cx[i] + radius + 2:.1f}" y="{cy[i] + 4:.1f}" font-size="11">{escape(r.label[:40])}</text>'
+                f'<text x="{cx[i] + radius + 2:.1f}" y="{cy[i] + 4:.1f}" font-size="11">{escape(label[:40])}</text>'
             )
     return [
         "<h2>Map of the POIs</h2>",
@@ -253,7 +264,9 @@ def _choices_section(manifest: dict[str, Any]) -> list[str]:
         "<table><tr><th>setting</th><th>value</th><th>why</th></tr>",
     ]
     for c in manifest.get("choices", []):
-        out.append(f"<tr><td>{escape(c['name'])}</td><td>{escape(str(c['value']))}</td><td>{escape(c['why'])}</td></tr>")
+        out.append(
+            f"<tr><td>{escape(c['name'])}</td><td>{escape(str(c['value']))}</td><td>{escape(c['why'])}</td></tr>"
+        )
     out.append("</table>")
     profile = manifest.get("profile", {})
     if profile:
@@ -272,15 +285,23 @@ def _data_section(prepared: Path) -> list[str]:
     for split in ("all", "train", "val", "test"):
         s = summary.get(split) or {}
         out.append(
-            f"<tr><td>{split}</td><td>{s.get('posts', 0):,}</td><td>{s.get('users', 0):,}</td><td>{s.get('pois', 0)}</td>"
+            f"<tr><td>{split}</td><td>{s.get('posts', 0):,}</td><td>{s.get('users', 0):,}</td>"
+            f"<td>{s.get('pois', 0)}</td>"
             f"<td>{s.get('posts_with_text', 0):,}</td><td>{s.get('posts_with_hashtags', 0):,}</td>"
             f"<td>{s.get('posts_with_images', 0):,}</td></tr>"
         )
     out.append("</table>")
     funnel = summary.get("funnel") or {}
     if funnel:
-        dropped = ", ".join(f"{escape(k.removeprefix('dropped_').replace('_', ' '))}: {v:,}" for k, v in funnel.items() if k.startswith("dropped_") and v)
-        out.append(f"<p>Read {funnel.get('read', 0):,} posts, kept {funnel.get('kept', 0):,}. Dropped: {dropped or 'none'}.</p>")
+        dropped = ", ".join(
+            f"{escape(k.removeprefix('dropped_').replace('_', ' '))}: {v:,}"
+            for k, v in funnel.items()
+            if k.startswith("dropped_") and v
+        )
+        out.append(
+            f"<p>Read {funnel.get('read', 0):,} posts, kept {funnel.get('kept', 0):,}. "
+            f"Dropped: {dropped or 'none'}.</p>"
+        )
     return out
 
 
@@ -288,7 +309,8 @@ def _commands_section(out: Path) -> list[str]:
     return [
         "<h2>Next</h2><ul>",
         f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run'))}</code></li>",
-        f"<li>Predict a file of posts: <code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl</code></li>",
+        "<li>Predict a file of posts: "
+        f"<code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl</code></li>",
         f"<li>The full scores: <code>{escape(str(out / 'cv' / 'report.md'))}</code>; the test-split evaluation of the "
         f"served model: <code>{escape(str(out / 'run' / 'eval-test.md'))}</code></li>",
         "</ul>",

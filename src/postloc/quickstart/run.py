@@ -278,7 +278,12 @@ class _Quickstart:
 
                 trainer = TrainerConfig(threads=self.config.threads, seed=self.config.seed, epochs=2)
                 params = dict(get_model(self.config.model).quick_params)
-            train(self.prepared, self.run_dir, RunConfig(self.config.model, params, trainer), progress=self.config.progress)
+            train(
+                self.prepared,
+                self.run_dir,
+                RunConfig(self.config.model, params, trainer),
+                progress=self.config.progress,
+            )
         metrics = evaluate(self.run_dir, "test")
         return {k: metrics.get(k) for k in ("accuracy", "mean_km", "median_km", "ece")}
 

@@ -51,8 +51,15 @@ def strip_hashtags(text: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Word and emoji tokens in matching form; hashtags keep their '#' so models can tell them apart."""
-    return [t.casefold() for t in _TOKEN_RE.findall(unicodedata.normalize("NFKC", text))]
+    """Word and emoji tokens in matching form; hashtags keep their '#' so models can tell them apart.
+
+    Hashtags written back to back (``#flindersstreetstation#history``) are separated first, so each
+    is a token, as :func:`extract_hashtags` sees them.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    if "#" in text:
+        text = _HASHTAG_RE.sub(lambda run: " ".join("#" + tag for tag in run.group(0).split("#")[1:]), text)
+    return [t.casefold() for t in _TOKEN_RE.findall(text)]
 
 
 def normalize_hashtags(tags: list[str]) -> list[str]:

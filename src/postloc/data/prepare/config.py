@@ -46,6 +46,7 @@ class PrepareConfig:
     poi_min_samples: int = 10
     poi_eps_m: float = 75.0
     poi_cell_m: float = 250.0
+    poi_cell_deg: float = 0.0  # > 0: grid cells of this many degrees instead of poi_cell_m metres
     train: float = 0.7
     val: float = 0.1
     test: float = 0.2
@@ -66,6 +67,7 @@ class PrepareConfig:
             min_samples=self.poi_min_samples,
             eps_m=self.poi_eps_m,
             cell_m=self.poi_cell_m,
+            cell_deg=self.poi_cell_deg,
         )
 
     def split_config(self) -> SplitConfig:
@@ -83,6 +85,8 @@ class PrepareConfig:
             raise PostlocError(f"unknown engine {self.engine!r}; use {' or '.join(ENGINES)}")
         if self.workers < 1:
             raise PostlocError(f"workers must be at least 1, got {self.workers}")
+        if not (self.poi_cell_m > 0 and self.poi_cell_deg >= 0):
+            raise PostlocError("poi_cell_m must be positive and poi_cell_deg not negative")
         if self.poi_sample < 2:
             raise PostlocError(f"poi_sample must be at least 2, got {self.poi_sample}")
         self.split_config().fractions()

@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from postloc.data.pois import EARTH_RADIUS_KM, POI_METHODS, apply_known_centres, cluster_coordinates
+from postloc.data.pois import (
+    EARTH_RADIUS_KM,
+    POI_METHODS,
+    apply_known_centres,
+    cluster_coordinates,
+    name_unnamed_by_coordinates,
+)
 from postloc.data.prepare.config import PrepareConfig
 from postloc.data.prepare.duckdb_connection import FETCH_ROWS, arrow_batches, connect, quote, scalar
 from postloc.data.prepare.poi_sample import assign_to_sample_clusters
@@ -93,6 +99,7 @@ def _build(
         named = _names_from_hashtags(con, posts_parquet)
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
+        pois = name_unnamed_by_coordinates(pois)
     write_csv(pois, work / "pois.csv")
     return _summary(con, posts_parquet, funnel, len(vocabulary)), method
 
@@ -135,7 +142,16 @@ def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> 
     n_xy = scalar(con, f"SELECT count(*) FROM p WHERE {has_xy}")
     funnel["dropped_no_coordinates"] = scalar(con, "SELECT count(*) FROM p") - n_xy
     poi_config = config.poi_config(method)
-    if method == "grid":
+    if method == "grid" and poi_config.cell_deg > 0:  # the same plain degree grid as pois._grid_cells
+        con.execute(
+            f"""
+            CREATE TABLE assign AS
+            SELECT rn, dense_rank() OVER (ORDER BY floor(lat / $cd), floor((lon + 180.0) / $cd)) - 1 AS c
+            FROM p WHERE {has_xy}
+        """,
+            {"cd": poi_config.cell_deg},
+        )
+    elif method == "grid":
         cell_deg = poi_config.cell_m / 1000.0 / EARTH_RADIUS_KM * 180.0 / np.pi
         # the same arithmetic as pois._grid_cells, cell ids in (row, col) order like np.unique
         con.execute(

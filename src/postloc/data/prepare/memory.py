@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.filters import count_hashtags, frequent_hashtags
-from postloc.data.pois import cluster_coordinates, name_from_hashtags, poi_table
+from postloc.data.pois import cluster_coordinates, name_from_hashtags, name_unnamed_by_coordinates, poi_table
 from postloc.data.prepare.config import PrepareConfig
 from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_message, progress, write_csv
 from postloc.data.splits import user_disjoint_split
@@ -69,6 +69,7 @@ def build_in_memory(
         named = name_from_hashtags(prepared[prepared["split"] == "train"])
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
+        pois = name_unnamed_by_coordinates(pois)
     write_csv(pois, work / "pois.csv")
     return build_summary(prepared, funnel, n_vocabulary=len(vocabulary)), method
 

@@ -63,7 +63,8 @@ def prepare(
             ),
         )
     summary = outcome["summary"]
-    return PrepareResult(out_dir=out_dir, summary=summary, skip_report=report, notes=split_notes(summary, config))
+    notes = split_notes(summary, config) + filter_notes(summary, config, out_dir)
+    return PrepareResult(out_dir=out_dir, summary=summary, skip_report=report, notes=notes)
 
 
 def split_notes(summary: dict[str, Any], config: PrepareConfig) -> list[str]:
@@ -78,6 +79,47 @@ def split_notes(summary: dict[str, Any], config: PrepareConfig) -> list[str]:
                 f"(more users, or --split with a larger {name} share, may help)"
             )
     return notes
+
+
+#: the option that loosens each step of the funnel, for the note when a step drops most posts
+_LOOSEN = {
+    "dropped_language": "--languages any (or add the captions' languages)",
+    "dropped_empty": "a lower --min-hashtag-count (posts left with no kept hashtag, text or photo are empty), "
+    "or --keep-empty",
+    "dropped_duplicate": "--keep-duplicates, if the repeats are real posts",
+    "dropped_outside_pois": "a lower --min-poi-posts (smaller places), or --poi-method grid",
+    "dropped_small_poi": "a lower --min-poi-posts or --min-poi-users",
+    "dropped_no_coordinates": "posts without coordinates need a `poi` label (docs/post-format.md)",
+    "dropped_no_poi_label": "--poi-method hdbscan to derive POIs from the coordinates of the unlabelled posts",
+}
+
+
+def filter_notes(summary: dict[str, Any], config: PrepareConfig, out_dir: Path) -> list[str]:
+    """Thresholds that removed most of the data (the paper's defaults on a small set): say which option to change."""
+    notes = []
+    funnel = summary.get("funnel") or {}
+    if not summary.get("hashtag_vocabulary") and _has_data_row(out_dir / "hashtags.csv"):
+        notes.append(
+            f"no hashtag is used by {config.min_hashtag_count} or more posts, so the hashtag vocabulary is empty and "
+            "no model sees a hashtag; lower --min-hashtag-count (the paper's 50 suits tens of thousands of posts)"
+        )
+    read, kept = funnel.get("read", 0), funnel.get("kept", 0)
+    if read and kept < 0.5 * read:
+        step, dropped = max(((k, v) for k, v in funnel.items() if k in _LOOSEN), key=lambda kv: kv[1], default=("", 0))
+        if dropped:
+            notes.append(
+                f"only {kept:,} of {read:,} posts were kept; the step that dropped most is "
+                f"{step.removeprefix('dropped_').replace('_', ' ')} ({dropped:,} posts): {_LOOSEN[step]}"
+            )
+    return notes
+
+
+def _has_data_row(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return len(handle.read(4096).splitlines()) > 1
+    except OSError:
+        return False
 
 
 def _build(

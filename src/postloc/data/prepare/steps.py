@@ -275,6 +275,11 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def empty_message(source: Path, funnel: Counter, stage: str) -> str:
     """Why nothing is left, with the funnel so far: the text of ``EmptyDatasetError``."""
     steps = ", ".join(f"{k}={v}" for k, v in sorted(funnel.items()) if v)
+    if funnel.get("skipped_bad") and not funnel.get("read"):
+        return (
+            f"{source}: every one of the {funnel['skipped_bad']:,} records was bad and skipped (--skip-bad); "
+            "the thresholds are not the problem: see the reasons above, and docs/post-format.md for what a record holds"
+        )
     return (
         f"{source}: no posts left {stage} ({steps or 'the input holds no posts'}); "
         "loosen the thresholds or check the input"
