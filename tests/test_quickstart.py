@@ -210,3 +210,16 @@ def test_cli_prints_scores_and_the_serve_command(tmp_path, capsys):
     assert "stack: accuracy" in printed and "majority: accuracy" in printed
     assert f"serve it with: postloc serve {out / 'run'} --host 127.0.0.1 --port 8000" in printed
     assert main(["quickstart", str(source), "--out", str(out), "--folds", "1", "--no-serve"]) == 2
+
+
+def test_without_folds_the_report_scores_the_test_split(tmp_path):
+    """Large data (or --folds 0): one training per model, scored on the prepared test users, still paired."""
+    source = _write_jsonl(_posts(), tmp_path / "posts.jsonl")
+    out = tmp_path / "out"
+    result = quickstart(source, out, _config(folds=0, model="majority"))  # paired to tfidf-logreg
+    choices = {c.name: c for c in result.choices}
+    assert choices["folds"].value == 0 and choices["folds"].why == "given on the command line"
+    results = json.loads((out / "cv" / "results.json").read_text())
+    assert results["config"]["folds"] == 0 and results["paired"]["cv"]["rows"]  # bootstrap over test users
+    page = (out / "report.html").read_text()
+    assert "the user-disjoint test split" in page and "Map of the POIs" in page
