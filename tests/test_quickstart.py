@@ -10,7 +10,7 @@ import pytest
 
 import instaloader_fixtures as fx
 from postloc.data.schema import Post
-from postloc.errors import OutputPathError, PostlocError
+from postloc.errors import BadInputError, OutputPathError, PostlocError
 from postloc.quickstart import QuickstartConfig, quickstart
 from postloc.quickstart.choices import FULL_SCALE_POSTS, choose, prepare_config, profile_posts
 
@@ -181,6 +181,11 @@ def test_refuses_a_foreign_folder_and_an_output_inside_the_input(tmp_path):
     assert (foreign / "thesis.tex").read_text() == "years of work"
     with pytest.raises(OutputPathError):
         quickstart(tmp_path, tmp_path / "inside", _config())
+    with pytest.raises(BadInputError, match="is a device"):
+        quickstart("/dev/zero", tmp_path / "new", _config())
+    with pytest.raises(PostlocError, match="unknown model"):
+        quickstart(source, tmp_path / "new", _config(model="nope"))
+    assert not (tmp_path / "new").exists()  # refused before anything was written
 
 
 @pytest.mark.slow

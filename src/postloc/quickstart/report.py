@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.prepared import load_prepared
-from postloc.experiments.cv import read_outcomes
+from postloc.experiments.cv import PREDICTIONS
 from postloc.io.atomic import atomic_path
 
 MAX_POIS_IN_CONFUSION = 12
@@ -66,10 +66,10 @@ def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _outcomes(cv: Path, row: dict[str, Any]) -> pd.DataFrame | None:
     """The default model's per-post outcomes, pooled over folds (one seed: no averaging of ``predicted``)."""
-    frames = [pd.read_parquet(cv / "predictions" / f"{k}.parquet") for k in row["keys"]]
-    if not frames or read_outcomes(cv, row["keys"]) is None:
+    paths = [cv / PREDICTIONS / f"{key}.parquet" for key in row["keys"]]
+    if not paths or not all(path.exists() for path in paths):
         return None
-    frame = pd.concat(frames, ignore_index=True).drop_duplicates("id", keep="first")
+    frame = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True).drop_duplicates("id", keep="first")
     return frame.set_index(frame["id"].astype(str))
 
 

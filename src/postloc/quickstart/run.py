@@ -32,6 +32,7 @@ from postloc.data.prepare.run import fingerprint
 from postloc.data.readers import SkipReport, read_posts
 from postloc.errors import PostlocError
 from postloc.io.atomic import atomic_path
+from postloc.io.inputs import check_regular_file
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import QUICKSTART, REPORT, RUN, check_output_folder, is_own_folder
 from postloc.quickstart.choices import Choice, choose, prepare_config, profile_posts
@@ -74,8 +75,12 @@ class QuickstartResult:
 
 def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | None = None) -> QuickstartResult:
     """Run (or resume) every step on ``source`` into ``out``; see the module docstring."""
+    from postloc.models.registry import get_model
+
     config = config or QuickstartConfig()
     source, out = Path(source), Path(out)
+    get_model(config.model)  # an unknown name fails here, listing the registered ones, not after prepare
+    check_regular_file(source, folders=True)  # never a device or FIFO (unbounded; read twice here)
     check_output_folder(out, QUICKSTART, inputs=[source, config.pois_csv])
     with folder_lock(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -202,7 +207,7 @@ class _Quickstart:
             config,
             self.config.read,
             pois_csv=self.config.pois_csv,
-            progress=self.config.progress,
+            progress=self.config.progress and sys.stderr.isatty(),  # bars in a terminal, not frames in a log
         )
         summary = result.summary
         pois = summary.get("all", {}).get("pois", 0)
