@@ -183,6 +183,7 @@ class TorchEstimator(Estimator):
         self.state_ = self._state_from_json(read_json(folder / self.state_file))
         self.net = self._build_net()
         self._restore_weights(folder)
+        self.net.eval()  # loaded to predict; fit() switches to training mode itself
 
     def _restore_weights(self, folder: Path) -> None:
         load_state_into(self._fitted_net(), folder / self.weights_file)

@@ -406,7 +406,8 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
 def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *, with_labels: bool = False):
     """Softmax probabilities for all posts of ``data`` in order, batch by batch, under inference mode."""
     was_training = module.training
-    module.eval()
+    if was_training:  # eval() and train() walk every submodule: a loaded model stays in eval mode (single posts)
+        module.eval()
     order, bounds = inference_batches(data, batch_size)
     device = next(iter(module.parameters()), torch.empty(0)).device  # CPU except in a data-parallel run on GPUs
     chunks, labels = [], []
@@ -417,7 +418,8 @@ def predict_proba_batches(module: nn.Module, data: BatchData, batch_size: int, *
             if device.type != "cpu":
                 batch = _to_device(batch, device)
             chunks.append(torch.softmax(module(batch), dim=1).double().cpu().numpy())
-    module.train(was_training)
+    if was_training:
+        module.train()
     log_prior = getattr(module, "log_prior", None)
     n_classes = log_prior.shape[0] if log_prior is not None else 0
     proba = np.zeros((len(data), n_classes))
