@@ -130,10 +130,14 @@ def _read_geojson(path: Path, text: str) -> Gazetteer:
         raise BadInputError(path, error.lineno, None, f"is not valid JSON ({error.msg})") from None
     except (ValueError, RecursionError):
         raise BadInputError(path, None, None, "is not valid JSON (nested too deeply or a number too long)") from None
-    if not isinstance(data, dict) or data.get("type") != "FeatureCollection" or not isinstance(
-        data.get("features"), list
+    if (
+        not isinstance(data, dict)
+        or data.get("type") != "FeatureCollection"
+        or not isinstance(data.get("features"), list)
     ):
-        raise BadInputError(path, None, None, 'must be a GeoJSON FeatureCollection ({"type": "FeatureCollection", ...})')
+        raise BadInputError(
+            path, None, None, 'must be a GeoJSON FeatureCollection ({"type": "FeatureCollection", ...})'
+        )
     places: list[Place] = []
     seen: set[str] = set()
     skipped = {"not a point": 0, "no name": 0}

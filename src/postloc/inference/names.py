@@ -58,7 +58,7 @@ MAX_NAME_WORDS = 8
 MAX_HASHTAG_CHARS = 100
 #: words that alone do not name a place ("The Rocks" is not matched by a caption's "the")
 STOP_WORDS = frozenset(
-    "a an and at by da de del della der des di die das du el en et for from im in la las le les "
+    "a an and at by da de del della der des di die das du el en et for from im in la las le les "  # noqa: SIM905
     "los of on san st ste the to und van von y".split()
 )
 SOURCES = ("model", "names", "model+names")

@@ -82,7 +82,7 @@ class Predictor:
         """
         n_model = len(self.model.classes_)
         self.names = NameBlender(self.pois[:n_model], gazetteer, weight)
-        self.pois = self.pois[:n_model] + self.names.extra
+        self.pois = [*self.pois[:n_model], *self.names.extra]
 
     def calibrate(self, proba: np.ndarray) -> np.ndarray:
         """The model's probabilities with the run's temperature applied (unchanged, renormalised, at ``T = 1``)."""
@@ -174,7 +174,7 @@ class Predictor:
         return self._predict(posts, batch_size)[0]
 
     def _predict(self, posts: Any, batch_size: int) -> tuple[np.ndarray, Blend | None]:
-        rows = self._rows(posts)
+        rows = self.rows(posts)
         proba = self.calibrate(self._model_proba(pd.DataFrame(rows, columns=FRAME_COLUMNS), batch_size))
         blend = self.blend_names(proba, rows)
         return (proba, None) if blend is None else (blend.proba, blend)
@@ -190,9 +190,10 @@ class Predictor:
 
     def frame(self, posts: Any) -> pd.DataFrame:
         """Posts as the normalised DataFrame the models read (columns id, text, hashtags, image_vector)."""
-        return pd.DataFrame(self._rows(posts), columns=FRAME_COLUMNS)
+        return pd.DataFrame(self.rows(posts), columns=FRAME_COLUMNS)
 
-    def _rows(self, posts: Any) -> list[dict[str, Any]]:
+    def rows(self, posts: Any) -> list[dict[str, Any]]:
+        """The normalised rows of :meth:`frame` as dicts; with names in use each also has :data:`ALL_HASHTAGS`."""
         records: list[Any]
         if isinstance(posts, pd.DataFrame):
             records = posts.to_dict(orient="records")
