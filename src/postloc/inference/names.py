@@ -13,7 +13,8 @@ them into the model's.
 * else a *partial* match, ``PARTIAL x coverage``: the share of the name's words that the post has
   (as caption words, hashtags, or hashtags segmented into name words), each word weighted by its
   rarity among the gazetteer's names (IDF: "Flinders" says more than "Street"); coverage below
-  :data:`MIN_COVERAGE`, or words that are all stop words, count as no evidence.
+  :data:`MIN_COVERAGE`, or words that are all stop words, count as no evidence; nor do words of a
+  name the post writes in full (a post at "Crystal Pier" is no partial evidence for "Stone Pier").
 
 **Blend** (:meth:`NameBlender.blend`): the name distribution ``q`` is the evidence sharpened and
 normalised over the POIs that have any; the post's name weight is ``w = weight x max evidence``; then
@@ -96,6 +97,8 @@ class NameIndex:
         scores: dict[int, float] = {}
         for i in full:
             scores[self.targets[i]] = 1.0
+        # words a full match explains are no evidence for other names: "Crystal Pier" is not half of "Stone Pier"
+        present -= {t for i in full for t in self.tokens[i]}
         candidates = {i for t in present if t in self.by_token and t not in STOP_WORDS for i in self.by_token[t]}
         for i in candidates - full:
             tokens = self.tokens[i]
