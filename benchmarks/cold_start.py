@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results  # noqa: E402
+from _common import machine, write_results
 
 WEIGHTS = (0.3, 0.5, 0.7)
 
@@ -46,9 +46,8 @@ def substring_baseline(text: str, hashtags: list[str], names: list[tuple[str, st
     tags = [fold(t).replace(" ", "") for t in hashtags]
     best: tuple[int, str] | None = None
     for poi, folded, squashed in names:
-        if folded in caption or any(squashed in t for t in tags):
-            if best is None or len(folded) > best[0]:
-                best = (len(folded), poi)
+        if (folded in caption or any(squashed in t for t in tags)) and (best is None or len(folded) > best[0]):
+            best = (len(folded), poi)
     return None if best is None else best[1]
 
 
