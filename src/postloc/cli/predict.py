@@ -33,6 +33,20 @@ def add_parser(sub) -> None:
         help="abstain below this calibrated confidence (0..1): the post's poi is null with a reason, "
         "its ranked candidates are still written",
     )
+    p.add_argument(
+        "--pois",
+        type=Path,
+        metavar="FILE",
+        help="POIs known by name (CSV poi,lat,lon,name or an OpenStreetMap GeoJSON of named points): "
+        "also predict POIs without training posts from the names posts write; each answer gets a "
+        "source (model, names, model+names); docs/cold-start.md",
+    )
+    p.add_argument(
+        "--name-weight",
+        type=fraction,
+        metavar="W",
+        help="with --pois: the names' share of the probability at a full name match (0..1, default 0.5)",
+    )
     p.add_argument("--batch-size", type=int, default=1024, help="posts read, predicted and written at a time")
     p.add_argument("--skip-bad", action="store_true", help="skip bad input records (reported) instead of stopping")
     p.add_argument("--no-images", action="store_true", help="ignore photo files even when a featurizer is available")
@@ -54,9 +68,13 @@ def add_parser(sub) -> None:
 def run_predict(args) -> int:
     from postloc.inference.batch import photo_summary, predict_file
 
+    if args.name_weight is not None and args.pois is None:
+        raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
     if args.engine == "ray":
         if args.min_confidence is not None:
             raise PostlocError("--min-confidence is not supported with --engine ray yet; use the local engine")
+        if args.pois is not None:
+            raise PostlocError("--pois is not supported with --engine ray yet; use the local engine")
         return _run_predict_ray(args)
     counts = predict_file(
         args.run_dir,
@@ -69,6 +87,8 @@ def run_predict(args) -> int:
         images=not args.no_images,
         progress=not args.quiet,
         min_confidence=args.min_confidence,
+        names=args.pois,
+        name_weight=args.name_weight,
     )
     # With -o - the predictions are the standard output: the summary goes to stderr, out of their way.
     summary = sys.stderr if str(args.out) == "-" else sys.stdout
@@ -85,7 +105,13 @@ def run_predict(args) -> int:
             if counts["with_images"]
             else ""
         )
-        + (f" ({photo_summary(counts['photos'])})" if counts.get("photos") else ""),
+        + (f" ({photo_summary(counts['photos'])})" if counts.get("photos") else "")
+        + (
+            f"; {counts['names']['places']} named places in --pois, "
+            f"{counts['names']['name_only_pois']} of them known by name only"
+            if counts.get("names")
+            else ""
+        ),
         file=summary,
     )
     for note in counts.get("image_notes", []):

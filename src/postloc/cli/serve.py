@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from postloc.cli._args import fraction
 from postloc.errors import PostlocError
 
 
@@ -29,6 +30,20 @@ def add_parser(sub) -> None:
         default=0.0,
         help="extra wait for more requests before a model call (default %(default)s: batch what "
         "queued while the previous call ran)",
+    )
+    p.add_argument(
+        "--pois",
+        type=Path,
+        metavar="FILE",
+        help="POIs known by name (CSV poi,lat,lon,name or an OpenStreetMap GeoJSON of named points): "
+        "also answer with POIs that have no training posts, from the names a post writes; answers say "
+        "their source (docs/cold-start.md)",
+    )
+    p.add_argument(
+        "--name-weight",
+        type=fraction,
+        metavar="W",
+        help="with --pois: the names' share of the probability at a full name match (0..1, default 0.5)",
     )
     g = p.add_argument_group("limits")
     g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="(default %(default)s)")
@@ -96,6 +111,8 @@ def run_serve(args) -> int:
         raise PostlocError("--header-timeout, --body-timeout and --keep-alive must be positive")
     if args.max_connections is not None and args.max_connections < 1:
         raise PostlocError("--max-connections must be at least 1")
+    if args.name_weight is not None and args.pois is None:
+        raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
     if args.batch_rows < 1 or args.batch_wait_ms < 0:
         raise PostlocError("--batch-rows must be at least 1 and --batch-wait-ms not negative")
     if args.threads:
@@ -117,7 +134,7 @@ def run_serve(args) -> int:
         batch_rows=args.batch_rows,
         batch_wait_ms=args.batch_wait_ms,
     )
-    app = build_app(args.run_dir, settings)
+    app = build_app(args.run_dir, settings, names=args.pois, name_weight=args.name_weight)
     print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
     uvicorn.run(
         app,

@@ -70,8 +70,14 @@ def predict_file(
     featurizer: ImageFeaturizer | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_confidence: float | None = None,
+    names: Path | None = None,
+    name_weight: float | None = None,
 ) -> dict[str, Any]:
     """Stream ``source`` through the run's model into ``out``; returns counts.
+
+    ``names``: a CSV/GeoJSON table of POIs known by name (``--pois``; docs/cold-start.md): POIs with no
+    training posts are predicted from the names posts write, and every row and candidate gets a ``source``
+    (``model``, ``names`` or ``model+names``). ``name_weight`` is the names' share at a full match.
 
     Every output row is ``{id, poi, confidence, reason, predictions}`` (:func:`prediction_rows`):
     with ``min_confidence``, a post whose calibrated confidence is below it gets ``poi`` null and
@@ -82,7 +88,9 @@ def predict_file(
     """
     from tqdm import tqdm
 
+    from postloc.data.gazetteer import read_gazetteer
     from postloc.data.readers import SkipReport, read_posts
+    from postloc.inference.names import DEFAULT_NAME_WEIGHT
     from postloc.inference.predictor import check_min_confidence, load
 
     if batch_size < 1 or top_k < 1:
@@ -91,16 +99,19 @@ def predict_file(
     # Checked before the model loads: a directory, a block device or an output that would replace
     # the input or a file of the run is refused with nothing written ("-" streams to stdout).
     output_target(out)
-    check_not_input(out, [source, run])
+    check_not_input(out, [source, run] + ([names] if names is not None else []))
     out_fmt = "parquet" if out.suffix.lower() in (".parquet", ".pq") else "jsonl"
+    gazetteer = read_gazetteer(names) if names is not None else None  # a bad table stops before the model loads
     predictor = predictor or load(run)
+    if gazetteer is not None:
+        predictor.use_names(gazetteer, DEFAULT_NAME_WEIGHT if name_weight is None else name_weight)
     photos, info = photos_for_run(run, predictor, featurizer, max_pixels=max_pixels) if images else (None, None)
     report = SkipReport()
     posts = read_posts(source, format=fmt, skip_bad=skip_bad, report=report)
     counts: dict[str, Any] = {"posts": 0, "with_images": 0, "images_used": 0, "abstained": 0}
     tally: Counter = Counter()
     bar = tqdm(desc="predict", unit="post", disable=not progress, file=sys.stderr)
-    writer = _writer(out, out_fmt)
+    writer = _writer(out, out_fmt, sources=gazetteer is not None)
     try:
         for batch in batches(posts, batch_size):
             records = []
@@ -125,6 +136,9 @@ def predict_file(
         if photos is not None:
             photos.close()
     counts["skipped"] = report.skipped
+    if gazetteer is not None:
+        counts["names"] = {"places": len(gazetteer), "name_only_pois": len(predictor.names.extra)}
+        counts["names"]["skipped"] = gazetteer.skipped
     counts["photos"] = dict(sorted(tally.items()))
     counts["image_notes"] = list(photos.notes) if photos is not None else []
     if info is not None and counts["with_images"] and not counts["images_used"]:
@@ -135,7 +149,8 @@ def predict_file(
 def prediction_rows(records: list[dict[str, Any]], answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The output rows of a batch: ``id``, the decision (``poi``, ``confidence``, ``reason``) and the candidates.
 
-    Shared with the Ray engine, so both write the same rows (see :func:`prediction_schema`).
+    Shared with the Ray engine, so both write the same rows (see :func:`prediction_schema`). With names
+    in use (the answers carry a ``source``), rows have ``source`` after ``reason``.
     """
     return [
         {
@@ -143,6 +158,7 @@ def prediction_rows(records: list[dict[str, Any]], answers: list[dict[str, Any]]
             "poi": a["poi"],
             "confidence": a["confidence"],
             "reason": a["reason"],
+            **({"source": a["source"]} if "source" in a else {}),
             "predictions": a["predictions"],
         }
         for r, a in zip(records, answers, strict=True)
@@ -188,12 +204,12 @@ class _JsonlWriter:
 class _ParquetWriter:
     """One row group per batch: id, poi, confidence, reason and a list of (poi, name, probability, lat, lon) structs."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, sources: bool = False):
         import pyarrow.parquet as pq
 
         from postloc.io.atomic import atomic_path
 
-        self.schema = prediction_schema()
+        self.schema = prediction_schema(sources)
         self._context = atomic_path(path)
         self._tmp = self._context.__enter__()
         self._writer = pq.ParquetWriter(self._tmp, self.schema)
@@ -218,14 +234,16 @@ class _ParquetWriter:
             self._context.__exit__(RuntimeError, error, None)
 
 
-def prediction_schema():
+def prediction_schema(sources: bool = False):
     """The Arrow schema of Parquet predictions: ``id``, the decision (``poi``, null when the post's calibrated
     ``confidence`` is below ``min_confidence``, and ``reason``) and a list of ``{poi, name, probability, lat, lon}``.
 
+    With ``sources`` (names in use), the row and every candidate also have ``source``.
     Shared by ``postloc predict`` and the Ray engine, so both write the same files.
     """
     import pyarrow as pa
 
+    source = [("source", pa.string())] if sources else []
     entry = pa.struct(
         [
             ("poi", pa.string()),
@@ -233,6 +251,7 @@ def prediction_schema():
             ("probability", pa.float64()),
             ("lat", pa.float64()),
             ("lon", pa.float64()),
+            *source,
         ]
     )
     return pa.schema(
@@ -241,10 +260,11 @@ def prediction_schema():
             ("poi", pa.string()),
             ("confidence", pa.float64()),
             ("reason", pa.string()),
+            *source,
             ("predictions", pa.list_(entry)),
         ]
     )
 
 
-def _writer(path: Path, fmt: str):
-    return _ParquetWriter(path) if fmt == "parquet" else _JsonlWriter(path)
+def _writer(path: Path, fmt: str, sources: bool = False):
+    return _ParquetWriter(path, sources) if fmt == "parquet" else _JsonlWriter(path)

@@ -14,26 +14,38 @@ split when the run was trained; ``T = 1`` for older runs) is applied to the mode
 ``probability`` means what it says. :meth:`Predictor.answers` gives per post the top POI with its
 calibrated ``confidence``; below ``min_confidence`` the answer abstains (``poi`` is None, with a
 ``reason``) and still lists the ranked candidates.
+
+Cold start (:meth:`Predictor.use_names`, off unless asked for): a gazetteer of POIs known by name
+extends the classes past the trained ones, and a post that writes a POI's name gets the name's
+probability blended in (:mod:`postloc.inference.names`); every candidate then says its ``source``.
+Without it, nothing here changes.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from postloc.data.gazetteer import Gazetteer
 from postloc.data.image_features import IMAGE_COLUMN
 from postloc.data.schema import Post
 from postloc.errors import BadInputError, PostlocError
+from postloc.inference.names import DEFAULT_NAME_WEIGHT, Blend, NameBlender
 from postloc.metrics import top_k_indices
 from postloc.models.calibration import apply_temperature, read_calibration
 from postloc.text.hashtags import post_hashtags
 from postloc.text.normalize import normalize_text
+
+#: the columns of the rows a model reads
+FRAME_COLUMNS = ["id", "text", "hashtags", IMAGE_COLUMN]
+#: a row's hashtags before the vocabulary cut: what name matching reads (names are rarely in the vocabulary)
+ALL_HASHTAGS = "all_hashtags"
 
 
 class Predictor:
@@ -54,10 +66,23 @@ class Predictor:
         if not np.isfinite(temperature) or temperature <= 0:
             raise PostlocError(f"temperature must be a positive number, got {temperature!r}")
         self.temperature = temperature
+        self.names: NameBlender | None = None
 
     @property
     def classes(self) -> list[str]:
-        return list(self.model.classes_)
+        """The POIs a prediction ranks: the model's, then those known only by name (:meth:`use_names`)."""
+        return [str(p["poi"]) for p in self.pois] if self.names is not None else list(self.model.classes_)
+
+    def use_names(self, gazetteer: Gazetteer, weight: float = DEFAULT_NAME_WEIGHT) -> None:
+        """Blend name matches against ``gazetteer`` (and the run's own POI names) into every prediction.
+
+        POIs of the gazetteer that the run does not know (by id, or by the same folded name) become
+        classes of their own, predicted from names only. ``weight`` (0..1) is the names' share at a
+        full name match; a post without name evidence keeps the model's probabilities exactly.
+        """
+        n_model = len(self.model.classes_)
+        self.names = NameBlender(self.pois[:n_model], gazetteer, weight)
+        self.pois = [*self.pois[:n_model], *self.names.extra]
 
     def calibrate(self, proba: np.ndarray) -> np.ndarray:
         """The model's probabilities with the run's temperature applied (unchanged, renormalised, at ``T = 1``)."""
@@ -69,8 +94,8 @@ class Predictor:
 
         ``probability`` is calibrated; :meth:`answers` adds the decision (``poi``/``confidence``/``reason``).
         """
-        proba = self.predict_proba(posts, batch_size=batch_size)
-        return [self.ranked(row, top_k) for row in proba]
+        proba, blend = self._predict(posts, batch_size)
+        return [self.ranked(row, top_k, _source(blend, n)) for n, row in enumerate(proba)]
 
     def answers(
         self, posts: Any, top_k: int = 5, batch_size: int = 256, min_confidence: float | None = None
@@ -82,46 +107,93 @@ class Predictor:
         ``reason`` (the candidates are kept, for transparency); otherwise ``reason`` is None.
         """
         threshold = check_min_confidence(min_confidence)
-        proba = self.predict_proba(posts, batch_size=batch_size)
-        return [self.answer(row, top_k, threshold) for row in proba]
+        proba, blend = self._predict(posts, batch_size)
+        return [self.answer(row, top_k, threshold, _source(blend, n)) for n, row in enumerate(proba)]
 
-    def ranked(self, row: np.ndarray, top_k: int) -> list[dict[str, Any]]:
-        """One post's ``top_k`` candidates from its (calibrated) probability row."""
+    def ranked(self, row: np.ndarray, top_k: int, source: Callable[[int], str] | None = None) -> list[dict[str, Any]]:
+        """One post's ``top_k`` candidates from its (calibrated) probability row.
+
+        With ``source`` (class index -> ``model``/``names``/``model+names``; set when names are in use),
+        each candidate carries it, and POIs known by name only are left out where they got nothing.
+        """
         top = top_k_indices(np.asarray(row)[None, :], max(1, top_k))[0]
-        return [
-            {
+        n_model = len(self.model.classes_)
+        ranked = []
+        for i in top:
+            if source is not None and i >= n_model and row[i] <= 0:
+                continue  # a name-only POI the post does not name: no candidate at all
+            candidate = {
                 "poi": self.pois[i]["poi"],
                 "name": self.pois[i].get("name") or "",
                 "probability": float(row[i]),
                 "lat": self.pois[i].get("lat"),
                 "lon": self.pois[i].get("lon"),
             }
-            for i in top
-        ]
+            if source is not None:
+                candidate["source"] = source(int(i))
+            ranked.append(candidate)
+        return ranked
 
-    def answer(self, row: np.ndarray, top_k: int, min_confidence: float | None = None) -> dict[str, Any]:
-        """One post's answer from its calibrated probability row (shared by :meth:`answers` and the server)."""
-        candidates = self.ranked(row, top_k)
+    def answer(
+        self,
+        row: np.ndarray,
+        top_k: int,
+        min_confidence: float | None = None,
+        source: Callable[[int], str] | None = None,
+    ) -> dict[str, Any]:
+        """One post's answer from its calibrated probability row (shared by :meth:`answers` and the server).
+
+        With ``source`` (names in use) the answer says where its top candidate came from (``source``).
+        """
+        candidates = self.ranked(row, top_k, source)
         confidence = float(candidates[0]["probability"]) if candidates else 0.0
-        return decide(candidates, confidence, min_confidence)
+        decision = decide(candidates, confidence, min_confidence)
+        if source is not None:
+            decision["source"] = candidates[0]["source"] if candidates else None
+        return decision
+
+    def blend_names(self, proba: np.ndarray, rows: Sequence[Mapping[str, Any]]) -> Blend | None:
+        """The model's calibrated ``proba`` of normalised ``rows`` blended with their names; None without names.
+
+        A row's names are read from its caption and :data:`ALL_HASHTAGS` (its ``hashtags`` when it has
+        none: those were cut to the training vocabulary, which rarely holds a new POI's name).
+        """
+        if self.names is None:
+            return None
+        posts = [(str(r.get("text") or ""), list(r.get(ALL_HASHTAGS, r.get("hashtags")) or [])) for r in rows]
+        return self.names.blend(proba, posts)
 
     def predict_proba(self, posts: Any, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
         """``[n_posts, n_classes]`` probabilities (columns in :attr:`classes` order), computed in batches.
 
-        Calibrated with the run's temperature unless ``calibrated=False`` (the model's own output).
+        Calibrated with the run's temperature unless ``calibrated=False`` (the model's own output,
+        over the model's classes only: names are blended into calibrated probabilities only).
         """
+        if not calibrated:
+            return self._model_proba(self.frame(posts), batch_size)
+        return self._predict(posts, batch_size)[0]
+
+    def _predict(self, posts: Any, batch_size: int) -> tuple[np.ndarray, Blend | None]:
+        rows = self.rows(posts)
+        proba = self.calibrate(self._model_proba(pd.DataFrame(rows, columns=FRAME_COLUMNS), batch_size))
+        blend = self.blend_names(proba, rows)
+        return (proba, None) if blend is None else (blend.proba, blend)
+
+    def _model_proba(self, frame: pd.DataFrame, batch_size: int) -> np.ndarray:
         import torch
 
-        frame = self.frame(posts)
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(frame), batch_size):
                 chunks.append(self.model.predict_proba(frame.iloc[start : start + batch_size].reset_index(drop=True)))
-        proba = np.concatenate(chunks) if chunks else np.zeros((0, len(self.model.classes_)))
-        return self.calibrate(proba) if calibrated else proba
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.model.classes_)))
 
     def frame(self, posts: Any) -> pd.DataFrame:
         """Posts as the normalised DataFrame the models read (columns id, text, hashtags, image_vector)."""
+        return pd.DataFrame(self.rows(posts), columns=FRAME_COLUMNS)
+
+    def rows(self, posts: Any) -> list[dict[str, Any]]:
+        """The normalised rows of :meth:`frame` as dicts; with names in use each also has :data:`ALL_HASHTAGS`."""
         records: list[Any]
         if isinstance(posts, pd.DataFrame):
             records = posts.to_dict(orient="records")
@@ -129,8 +201,7 @@ class Predictor:
             records = [posts]
         else:
             records = list(posts)
-        rows = [self._row(post, i) for i, post in enumerate(records)]
-        return pd.DataFrame(rows, columns=["id", "text", "hashtags", IMAGE_COLUMN])
+        return [self._row(post, i) for i, post in enumerate(records)]
 
     def _row(self, post: Any, position: int) -> dict[str, Any]:
         if isinstance(post, Post):
@@ -153,7 +224,8 @@ class Predictor:
                 f"post {position + 1}: expected a dict, a Post or a DataFrame row, got {type(post).__name__}"
             )
         text = normalize_text(text or "")
-        tags = post_hashtags(tags, text, self.hashtag_vocabulary)
+        given = tags
+        tags = post_hashtags(given, text, self.hashtag_vocabulary)
         if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
             vector = np.asarray(vector, dtype=np.float32)
             expected = int(getattr(self.model, "image_dim", 0) or 0)
@@ -167,11 +239,20 @@ class Predictor:
                 )
         else:
             vector = None
-        return {"id": str(post_id), "text": text, "hashtags": tags, IMAGE_COLUMN: vector}
+        row = {"id": str(post_id), "text": text, "hashtags": tags, IMAGE_COLUMN: vector}
+        if self.names is not None:
+            row[ALL_HASHTAGS] = post_hashtags(given, text)
+        return row
 
 
-def load(run_dir: str | Path) -> Predictor:
-    """A predictor from a training run folder (uses ``best/``) or from a saved model folder."""
+def load(
+    run_dir: str | Path, names: Gazetteer | str | Path | None = None, name_weight: float = DEFAULT_NAME_WEIGHT
+) -> Predictor:
+    """A predictor from a training run folder (uses ``best/``) or from a saved model folder.
+
+    ``names``: a gazetteer, or a CSV/GeoJSON file of one (:func:`postloc.data.gazetteer.read_gazetteer`),
+    for POIs known by name (:meth:`Predictor.use_names`); off by default.
+    """
     from postloc.models.base import MODEL_FILE
     from postloc.models.registry import load_model
 
@@ -186,7 +267,16 @@ def load(run_dir: str | Path) -> Predictor:
         calibration = read_calibration(run)
     except ValueError as error:
         raise PostlocError(str(error)) from None
-    return Predictor(model, info.get("pois"), info.get("hashtag_vocabulary"), calibration["temperature"])
+    predictor = Predictor(model, info.get("pois"), info.get("hashtag_vocabulary"), calibration["temperature"])
+    if names is not None:
+        from postloc.data.gazetteer import read_gazetteer
+
+        predictor.use_names(names if isinstance(names, Gazetteer) else read_gazetteer(names), name_weight)
+    return predictor
+
+
+def _source(blend: Blend | None, post: int) -> Callable[[int], str] | None:
+    return None if blend is None else (lambda cls: blend.source(post, cls))
 
 
 def check_min_confidence(value: Any) -> float | None:

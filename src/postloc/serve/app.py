@@ -37,7 +37,7 @@ from postloc.data.image_features import IMAGE_COLUMN
 from postloc.inference.explain import explain_row, ignored_hashtags, occlusions
 from postloc.inference.images import FeaturizerInfo, PhotoFeatures
 from postloc.inference.photos import ImageRejected, check_upload, release_memory, sniff_image
-from postloc.inference.predictor import decide
+from postloc.inference.predictor import ALL_HASHTAGS, decide
 from postloc.metrics import top_k_indices
 from postloc.serve.batcher import MicroBatcher
 from postloc.serve.limits import Limits, TokenBucket
@@ -159,6 +159,7 @@ def create_app(
     batcher = MicroBatcher(model_proba(predictor), settings.batch_rows, settings.batch_wait_ms / 1000)
     classes = predictor.classes
     names = [p.get("name") or "" for p in predictor.pois]
+    name_blender = getattr(predictor, "names", None)  # POIs known by name (--pois); None: the model alone
     image_dim = int(getattr(predictor.model, "image_dim", 0) or 0)
 
     @asynccontextmanager
@@ -233,23 +234,33 @@ def create_app(
         explain = force_explain or body.explain
         parts, variants, _ = occlusions(row) if explain else ([], [], False)
         matrix = await batcher([row] + variants)
+        blend = None
+        if name_blender is not None:  # names read all the post's hashtags, not only the model's vocabulary
+            all_tags = predictor.rows([post])[0][ALL_HASHTAGS]
+            blend = predictor.blend_names(matrix, [_name_row(v, row, all_tags) for v in [row] + variants])
+            matrix = blend.proba
         base = matrix[0]  # calibrated: model_proba applies the run's temperature
         top = top_k_indices(base[None, :], min(body.top_k, len(classes)))[0]
-        ranked = [
-            {
+        ranked = []
+        for i in top:
+            if blend is not None and i >= blend.n_model and base[i] <= 0:
+                continue  # a POI known by name only, which this post does not name
+            candidate = {
                 "poi": classes[i],
                 "name": names[i],
                 "probability": float(base[i]),
                 "lat": predictor.pois[i].get("lat"),
                 "lon": predictor.pois[i].get("lon"),
             }
-            for i in top
-        ]
+            if blend is not None:
+                candidate["source"] = blend.source(0, int(i))
+            ranked.append(candidate)
         decision = decide(ranked, float(base.max()) if len(base) else 0.0, body.min_confidence)
         result: dict[str, Any] = {
             "poi": decision["poi"],
             "confidence": decision["confidence"],
             "reason": decision["reason"],
+            **({"source": ranked[0]["source"] if ranked else None} if blend is not None else {}),
             "predictions": ranked,
             "hashtags_used": list(row["hashtags"]),
             "image": status,
@@ -258,6 +269,10 @@ def create_app(
         if explain:
             explanation = explain_row(row, lambda _rows: matrix, classes, names)
             explanation.ignored_hashtags = ignored_hashtags(body.hashtags, body.text, row["hashtags"])
+            if name_blender is not None:  # a tag that names a place is not without effect
+                explanation.ignored_hashtags = [
+                    t for t in explanation.ignored_hashtags if not name_blender.index.evidence("", [t])
+                ]
             result["explanation"] = explanation.to_dict()
         return result
 
@@ -288,12 +303,26 @@ def create_app(
     }
     errors: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (400, 413, 415, 422, 429)}
 
-    @app.post("/v1/predict", response_model=PredictResponse, openapi_extra=openapi_body, responses=errors)
+    # exclude_unset: ``source`` appears only when the server matches names (``--pois``); every other field is
+    # always set by :func:`answer`, so responses without names stay as they were
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        response_model_exclude_unset=True,
+        openapi_extra=openapi_body,
+        responses=errors,
+    )
     async def predict(request: Request):
         """Top-k POIs for one post (JSON, or multipart/form-data with a `photo` upload)."""
         return await answer(request, force_explain=False)
 
-    @app.post("/v1/explain", response_model=PredictResponse, openapi_extra=openapi_body, responses=errors)
+    @app.post(
+        "/v1/explain",
+        response_model=PredictResponse,
+        response_model_exclude_unset=True,
+        openapi_extra=openapi_body,
+        responses=errors,
+    )
     async def explain(request: Request):
         """Like /v1/predict, always with the occlusion explanation."""
         return await answer(request, force_explain=True)
@@ -339,18 +368,34 @@ def create_app(
     return app
 
 
-def build_app(run: Path, settings: ServeSettings | None = None, featurizer: FeaturizerInfo | None = None) -> FastAPI:
-    """Load the run once and build the app (what ``postloc serve`` and the benchmark run)."""
+def build_app(
+    run: Path,
+    settings: ServeSettings | None = None,
+    featurizer: FeaturizerInfo | None = None,
+    names: Path | None = None,
+    name_weight: float | None = None,
+) -> FastAPI:
+    """Load the run once and build the app (what ``postloc serve`` and the benchmark run).
+
+    ``names``: a CSV/GeoJSON table of POIs known by name (``--pois``, docs/cold-start.md).
+    """
     from postloc.inference.images import featurizer_for_run
+    from postloc.inference.names import DEFAULT_NAME_WEIGHT
     from postloc.inference.predictor import load
 
-    predictor = load(run)
+    predictor = load(run, names, DEFAULT_NAME_WEIGHT if name_weight is None else name_weight)
     info = (
         featurizer
         if featurizer is not None
         else featurizer_for_run(run, int(getattr(predictor.model, "image_dim", 0) or 0))
     )
     return create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
+
+
+def _name_row(variant: dict[str, Any], row: dict[str, Any], all_tags: list[str]) -> dict[str, Any]:
+    """What names read of an occlusion variant: its caption, and all the post's tags but the one it removed."""
+    removed = set(row["hashtags"]) - set(variant["hashtags"])
+    return {"text": variant["text"], ALL_HASHTAGS: [t for t in all_tags if t not in removed]}
 
 
 def _register_schema(app: FastAPI) -> None:

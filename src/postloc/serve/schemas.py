@@ -30,8 +30,17 @@ class POI(BaseModel):
     lon: float | None = None
 
 
+#: where a candidate's probability came from (only when the server matches names, ``postloc serve --pois``)
+SOURCE_HELP = (
+    "only with a table of POI names (--pois): 'model' (the trained model alone), 'names' (a POI known "
+    "by name only, with no training posts: the answer comes from the names the post writes) or "
+    "'model+names' (the model blended with a name match)"
+)
+
+
 class POIScore(POI):
     probability: float
+    source: str | None = Field(None, description=SOURCE_HELP)
 
 
 class ImageStatus(BaseModel):
@@ -61,6 +70,7 @@ class PredictResponse(BaseModel):
     poi: str | None = Field(description="the predicted POI; null when the confidence is below `min_confidence`")
     confidence: float = Field(description="calibrated probability of the top POI (the run's temperature applied)")
     reason: str | None = Field(None, description="why `poi` is null")
+    source: str | None = Field(None, description="the top candidate's source; " + SOURCE_HELP)
     predictions: list[POIScore] = Field(description="the top-k POIs, most probable first (calibrated probabilities)")
     hashtags_used: list[str] = Field(description="hashtags the model saw after normalisation and vocabulary filter")
     image: ImageStatus

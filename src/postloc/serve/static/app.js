@@ -58,9 +58,12 @@
     preds.forEach((p, i) => {
       if (p.lat === null || p.lon === null) return;
       const ll = [p.lat, p.lon]; points.push(ll);
+      // A POI known by name only (no training posts; server started with --pois) gets a dashed outline.
+      const byName = p.source === "names";
       const m = L.circleMarker(ll, { radius: 6 + 24 * Math.sqrt(p.probability), color: i === 0 ? "#d9480f" : "#2a6cf0",
-        fillOpacity: 0.25 + 0.6 * p.probability, weight: 2, className: "poi-marker" });
-      m.bindTooltip(`${i + 1}. ${p.name || p.poi} (${(100 * p.probability).toFixed(1)}%)`, { permanent: i === 0, direction: "top" });
+        fillOpacity: 0.25 + 0.6 * p.probability, weight: 2, dashArray: byName ? "4 4" : null,
+        className: byName ? "poi-marker name-only" : "poi-marker" });
+      m.bindTooltip(`${i + 1}. ${p.name || p.poi} (${(100 * p.probability).toFixed(1)}%)${byName ? " (name only)" : ""}`, { permanent: i === 0, direction: "top" });
       m.addTo(layer);
     });
     if (points.length === 1) map.setView(points[0], 14);
@@ -69,7 +72,10 @@
     const bars = $("bars"); bars.replaceChildren();
     preds.forEach((p) => {
       const li = el("li", "prob");
-      li.append(el("span", "name", p.name || p.poi));
+      const label = el("span", "name", p.name || p.poi);
+      if (p.source === "names") label.append(" ", el("span", "badge", "name only"));
+      else if (p.source === "model+names") label.append(" ", el("span", "badge soft", "+ name"));
+      li.append(label);
       const bar = el("div", "bar"); const fill = el("span"); fill.style.width = (100 * p.probability).toFixed(1) + "%";
       bar.append(fill); li.append(bar, el("span", "num", (100 * p.probability).toFixed(1) + "%"));
       bars.append(li);
@@ -78,6 +84,10 @@
     $("confidence").textContent = data.poi === null && data.reason
       ? "No answer: " + data.reason
       : "Calibrated confidence: " + (100 * data.confidence).toFixed(1) + "%";
+    // Which answers came from names alone: a POI without training posts, matched by the name the post writes.
+    $("source-note").textContent = data.source === "names"
+      ? "This answer comes from the place's name only: the model has no training posts there."
+      : data.source === "model+names" ? "The model's answer, strengthened by the place's name in the post." : "";
     $("image-note").textContent = data.image.received ? "Photo: " + data.image.message : "";
 
     const tbody = document.querySelector("#explain tbody"); tbody.replaceChildren();
