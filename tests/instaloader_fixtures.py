@@ -348,8 +348,13 @@ PLACES = (
 )
 
 
+#: a place with two posts: too small to train on, known by its name only
+SMALL_PLACE = {"pk": 1005, "name": "Grand Central Terminal", "lat": 40.7527, "lng": -73.9772}
+
+
 def build_location_pages(parent: Path, *, posts_per_place: int = 24, users: int = 12) -> Path:
-    """Location-page downloads (``instaloader %1001 %1002 ...``) of :data:`PLACES`, many users each.
+    """Location-page downloads (``instaloader %1001 %1002 ...``) of :data:`PLACES`, many users each,
+    and two posts at :data:`SMALL_PLACE`.
 
     Captions name the place's words and hashtags (plus one word shared by all), so a model can
     learn the places; users post at several places, as real users do.
@@ -373,4 +378,15 @@ def build_location_pages(parent: Path, *, posts_per_place: int = 24, users: int 
                 username=f"walker{user}",
             )
             loader.download_post(Post.from_iphone_struct(loader.context, media), target=f"%{location['pk']}")
+    for i in range(2):
+        pk += 1
+        media = iphone_media(
+            pk,
+            f"Cq{pk % 10**9:09d}",
+            T0 - 3600 * (i + 1),
+            "Waiting for a train",
+            location=SMALL_PLACE,
+            user_pk=20_000 + i,
+        )
+        loader.download_post(Post.from_iphone_struct(loader.context, media), target=f"%{SMALL_PLACE['pk']}")
     return parent

@@ -87,6 +87,8 @@ def run(args) -> int:
         )
     print(f"report: {result.report}")
     serve_argv = ["serve", str(result.run_dir), "--host", args.host, "--port", str(args.port)]
+    if result.name_only_places is not None:  # POIs too small to train on are still answered by name
+        serve_argv += ["--pois", str(result.name_only_places)]
     if args.no_serve:
         print("serve it with: postloc " + shlex.join(serve_argv))
         return 0

@@ -11,6 +11,7 @@ command prints them, the manifest and the report keep them, and a re-run reads t
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ MAX_LANGUAGE_LOSS = 0.2
 #: cross-validate (K user-disjoint folds) up to this many posts; above, the prepared split is used
 MAX_CV_POSTS = 50_000
 CV_FOLDS = 5
+#: names kept from the scan at most (an Instaloader download of a whole country has tens of thousands)
+MAX_NAMED_POIS = 100_000
 
 
 @dataclass
@@ -47,6 +50,8 @@ class DataProfile:
     poi_posts: Counter[str] = field(default_factory=Counter)
     poi_users: dict[str, set[str]] = field(default_factory=dict)
     captions: list[str] = field(default_factory=list)  # the first LANGUAGE_SAMPLE captions
+    poi_names: dict[str, str] = field(default_factory=dict)  # a labelled POI's name (Instagram's location name)
+    poi_xyz: dict[str, list[float]] = field(default_factory=dict)  # sum of the posts' unit vectors, and their count
 
     def add(self, post: Post) -> None:
         self.posts += 1
@@ -65,7 +70,32 @@ class DataProfile:
             self.with_poi += 1
             self.poi_posts[poi] += 1
             self.poi_users.setdefault(poi, set()).add(user)
+            name = post.extra.get("poi_name")
+            if isinstance(name, str) and name.strip() and len(self.poi_names) < MAX_NAMED_POIS:
+                self.poi_names.setdefault(poi, name.strip())
+            if post.lat is not None and post.lon is not None:
+                phi, lam = math.radians(post.lat), math.radians(post.lon)
+                acc = self.poi_xyz.setdefault(poi, [0.0, 0.0, 0.0, 0.0])
+                acc[0] += math.cos(phi) * math.cos(lam)
+                acc[1] += math.cos(phi) * math.sin(lam)
+                acc[2] += math.sin(phi)
+                acc[3] += 1
         self.tag_posts.update(set(post_hashtags(post.hashtags, post.text)))
+
+    def named_places(self) -> list[dict[str, Any]]:
+        """``{poi, name, lat, lon, posts}`` of every labelled POI with a name and coordinates (the centre: the
+        normalised mean of its posts' unit vectors), for POIs that are known by name when too small to train on."""
+        rows = []
+        for poi, name in sorted(self.poi_names.items()):
+            x, y, z, n = self.poi_xyz.get(poi, (0.0, 0.0, 0.0, 0))
+            norm = math.sqrt(x * x + y * y + z * z)
+            if not n or norm == 0:
+                continue
+            lat, lon = math.degrees(math.asin(z / norm)), math.degrees(math.atan2(y, x))
+            rows.append(
+                {"poi": poi, "name": name, "lat": round(lat, 7), "lon": round(lon, 7), "posts": self.poi_posts[poi]}
+            )
+        return rows
 
     def summary(self) -> dict[str, Any]:
         return {

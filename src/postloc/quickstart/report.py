@@ -57,7 +57,7 @@ def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         body += _examples_section(pois, outcomes, prepared.posts)
     body += _choices_section(manifest)
     body += _data_section(out / "prepared")
-    body += _commands_section(out)
+    body += _commands_section(out, manifest["steps"].get("names"))
     page = _PAGE.format(title=escape(title), body="\n".join(body))
     with atomic_path(out / "report.html") as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
@@ -305,12 +305,18 @@ def _data_section(prepared: Path) -> list[str]:
     return out
 
 
-def _commands_section(out: Path) -> list[str]:
-    return [
-        "<h2>Next</h2><ul>",
-        f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run'))}</code></li>",
+def _commands_section(out: Path, names: dict[str, Any] | None) -> list[str]:
+    pois = f" --pois {out / names['file']}" if names and names.get("file") else ""
+    lines = ["<h2>Next</h2><ul>", f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run') + pois)}</code>"]
+    if pois:
+        lines.append(
+            f" ({names['pois']} POI(s) had too few posts to train on; <code>{escape(str(names['file']))}</code> "
+            "lets the server answer them when a post names them, docs/cold-start.md)"
+        )
+    return lines + [
+        "</li>",
         "<li>Predict a file of posts: "
-        f"<code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl</code></li>",
+        f"<code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl{escape(pois)}</code></li>",
         f"<li>The full scores: <code>{escape(str(out / 'cv' / 'report.md'))}</code>; the test-split evaluation of the "
         f"served model: <code>{escape(str(out / 'run' / 'eval-test.md'))}</code></li>",
         "</ul>",

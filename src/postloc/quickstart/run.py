@@ -42,7 +42,11 @@ MANIFEST = QUICKSTART.marker
 VERSION = 1
 #: what the default model is scored against in the report
 BASELINES = ("tfidf-logreg", "majority")
-STEPS = ("prepare", "images", "evaluate", "train", "report")
+STEPS = ("prepare", "images", "evaluate", "train", "names", "report")
+#: every named, labelled POI of the input (written by the scan), and those of them the model was not
+#: trained on: what ``serve --pois`` matches by name (docs/cold-start.md)
+SEEN_PLACES = "places-seen.csv"
+NAME_ONLY_PLACES = "places.csv"
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ class QuickstartResult:
     @property
     def scores(self) -> dict[str, Any]:
         return dict(self.manifest.get("scores", {}))
+
+    @property
+    def name_only_places(self) -> Path | None:
+        """The table of POIs known by name only, for ``serve --pois`` (None when every named POI was trained on)."""
+        found = (self.manifest.get("steps", {}).get("names") or {}).get("file")
+        return self.out_dir / found if found else None
 
 
 def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | None = None) -> QuickstartResult:
@@ -104,6 +114,7 @@ class _Quickstart:
         self._step("images", self._images)
         self._step("evaluate", lambda: self._evaluate(choices))
         self._step("train", self._train)
+        self._step("names", self._names)
         from postloc.quickstart.report import write_report
 
         self.echo("writing report.html")
@@ -150,6 +161,7 @@ class _Quickstart:
                 Choice("folds", self.config.folds, "given on the command line") if c.name == "folds" else c
                 for c in choices
             ]
+        self._write_places(SEEN_PLACES, profile.named_places())
         self.manifest = {
             "postloc_quickstart": VERSION,
             "input": {"path": str(self.source), "sha256": sha},
@@ -175,6 +187,41 @@ class _Quickstart:
             "seed": c.seed,
             "quick": c.quick,
         }
+
+    def _write_places(self, name: str, rows: list[dict[str, Any]]) -> None:
+        import pandas as pd
+
+        with atomic_path(self.out / name) as tmp:
+            pd.DataFrame(rows, columns=["poi", "lat", "lon", "name", "posts"]).to_csv(tmp, index=False)
+
+    def _names(self) -> dict[str, Any]:
+        """POIs known by name but not trained on (too few posts or users): the served model can still answer
+        them when a post names them. Taken from the input's location names and the ``--pois`` table."""
+        import pandas as pd
+
+        from postloc.data.gazetteer import read_gazetteer
+
+        trained = set(pd.read_csv(self.prepared / "pois.csv", dtype={"poi": str}, usecols=["poi"])["poi"])
+        rows = {r["poi"]: r for r in _read_places(self.out / SEEN_PLACES) if r["poi"] not in trained}
+        if self.config.pois_csv:
+            for place in read_gazetteer(self.config.pois_csv).places:
+                if place.poi not in trained and place.poi not in rows and place.lat is not None:
+                    rows[place.poi] = {
+                        "poi": place.poi,
+                        "lat": place.lat,
+                        "lon": place.lon,
+                        "name": place.name,
+                        "posts": 0,
+                    }
+        if not rows:
+            (self.out / NAME_ONLY_PLACES).unlink(missing_ok=True)
+            return {"pois": 0, "file": None}
+        self._write_places(NAME_ONLY_PLACES, sorted(rows.values(), key=lambda r: str(r["poi"])))
+        self.echo(
+            f"{len(rows)} POI(s) known by name only (too few posts to train on) are written to {NAME_ONLY_PLACES}: "
+            "the served model answers them when a post names them"
+        )
+        return {"pois": len(rows), "file": NAME_ONLY_PLACES}
 
     def _forget_outputs(self) -> None:
         """Remove this folder's earlier step outputs, each only when it is postloc's own of its kind."""
@@ -291,6 +338,15 @@ class _Quickstart:
             )
         metrics = evaluate(self.run_dir, "test")
         return {k: metrics.get(k) for k in ("accuracy", "mean_km", "median_km", "ece")}
+
+
+def _read_places(path: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    if not path.exists():
+        return []
+    frame = pd.read_csv(path, dtype={"poi": str, "name": str}, keep_default_na=False)
+    return frame.to_dict(orient="records")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
