@@ -308,7 +308,7 @@ def _data_section(prepared: Path) -> list[str]:
 def _commands_section(out: Path, names: dict[str, Any] | None) -> list[str]:
     pois = f" --pois {out / names['file']}" if names and names.get("file") else ""
     lines = ["<h2>Next</h2><ul>", f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run') + pois)}</code>"]
-    if pois:
+    if names and pois:
         lines.append(
             f" ({names['pois']} POI(s) had too few posts to train on; <code>{escape(str(names['file']))}</code> "
             "lets the server answer them when a post names them, docs/cold-start.md)"

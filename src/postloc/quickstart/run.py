@@ -346,7 +346,7 @@ def _read_places(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     frame = pd.read_csv(path, dtype={"poi": str, "name": str}, keep_default_na=False)
-    return frame.to_dict(orient="records")
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
