@@ -129,7 +129,8 @@ def finished(tmp_path_factory) -> tuple[Path, Path]:
 def test_every_step_runs_and_the_manifest_keeps_the_choices(finished):
     _, out = finished
     manifest = json.loads((out / "quickstart.json").read_text())
-    assert set(manifest["steps"]) == {"prepare", "images", "evaluate", "train", "report"}
+    assert set(manifest["steps"]) == {"prepare", "images", "evaluate", "train", "names", "report"}
+    assert manifest["steps"]["names"] == {"pois": 0, "file": None}  # every POI was trained on
     assert manifest["steps"]["images"] == {"computed": False, "why": "--no-images"}
     assert manifest["skipped_in_scan"] == 1  # the bad line is skipped and counted, not a stop
     assert {c["name"] for c in manifest["choices"]} >= {"min_hashtag_count", "languages", "folds"}
@@ -235,3 +236,14 @@ def test_without_folds_the_report_scores_the_test_split(tmp_path):
     assert results["config"]["folds"] == 0 and results["paired"]["cv"]["rows"]  # bootstrap over test users
     page = (out / "report.html").read_text()
     assert "the user-disjoint test split" in page and "Map of the POIs" in page
+
+
+def test_many_posts_with_captions_get_three_folds():
+    from postloc.quickstart.choices import MAX_FIVE_FOLD_HEAVY
+
+    posts = _posts(n_per_poi=MAX_FIVE_FOLD_HEAVY // 3 + 10, users=300)
+    choice = next(c for c in choose(profile_posts(posts)) if c.name == "folds")
+    assert choice.value == 3 and "captions or photos" in choice.why
+    for post in posts:
+        post.text = ""
+    assert next(c for c in choose(profile_posts(posts)) if c.name == "folds").value == 5  # tags only: cheap
