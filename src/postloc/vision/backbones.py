@@ -181,18 +181,15 @@ def _fold_module(module: nn.Module) -> int:
     """Fold the BatchNorms of ``module``'s own children (not recursive); the number folded."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    folded = 0
     if isinstance(module, nn.Sequential):
         names = list(module._modules)
-        for a, b in zip(names, names[1:], strict=False):
-            conv, bn = module._modules[a], module._modules[b]
-            if _foldable(conv, bn):
-                module._modules[a] = fuse_conv_bn_eval(conv, bn)  # type: ignore[arg-type]  # checked
-                module._modules[b] = nn.Identity()
-                folded += 1
-        return folded
-    for conv_name, bn_name in FOLD_PAIRS:
-        conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+        pairs = list(zip(names, names[1:], strict=False))
+    else:
+        pairs = list(FOLD_PAIRS)
+    folded = 0
+    for conv_name, bn_name in pairs:
+        conv: Any = getattr(module, conv_name, None)  # a Sequential's children are attributes too
+        bn: Any = getattr(module, bn_name, None)
         if _foldable(conv, bn):
             setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
             setattr(module, bn_name, nn.Identity())
@@ -500,7 +497,9 @@ def weights_available(name: str, weights: str | Path | None = None) -> bool:
     return True
 
 
-def get_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None, *, fold: bool = True) -> FrozenBackbone:
+def get_backbone(
+    name: str = DEFAULT_BACKBONE, weights: str | Path | None = None, *, fold: bool = True
+) -> FrozenBackbone:
     """The frozen backbone ``name`` with its ImageNet weights, loaded strictly from a local file.
 
     ``weights`` overrides the file; otherwise ``$POSTLOC_WEIGHTS_DIR``, torch's hub cache and the

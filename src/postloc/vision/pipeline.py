@@ -79,6 +79,8 @@ class ImagesConfig:
     batch_size: int = 32
     workers: int = 1  # DataLoader processes decoding/segmenting/inpainting; 0 = in this process
     threads: int | None = None  # torch threads for the backbone (default: the cores the workers leave free)
+    fold: bool = True  # BatchNorm folded into the convolutions (same features to float32 rounding)
+    micro_batch: int = 2  # images per backbone call inside a batch (cache-sized activations)
     cache_dir: str | None = None  # default <prepared>/image_cache; share one across prepared folders
     shard_size: int = 256
     thumbnails: int = 100  # at most this many inpainting before/after strips per run
@@ -145,7 +147,8 @@ def _extract_images(prepared_dir: str | Path, config: ImagesConfig) -> ImagesRes
     prepared_dir = Path(prepared_dir)
     posts = _read_posts(prepared_dir)
     _check_dependencies(config)
-    backbone = get_backbone(config.backbone, config.weights)
+    backbone = get_backbone(config.backbone, config.weights, fold=config.fold)
+    backbone.micro_batch = max(1, config.micro_batch)
     settings = WorkSettings(
         noise=config.noise,
         preprocessing=backbone.preprocessing,
@@ -547,6 +550,8 @@ def _summary(
             "batch_size": config.batch_size,
             "workers": config.workers,
             "threads": default_threads(config),
+            "fold": config.fold,
+            "micro_batch": config.micro_batch,
             "portrait": asdict(config.portrait),
             "decode": asdict(config.decode),
         },
