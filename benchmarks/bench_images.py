@@ -89,16 +89,25 @@ def default_backbone_paths(threads: int, images: int, rounds: int) -> dict:
             start = time.perf_counter()
             model(batch)
             rates[name].append(images / (time.perf_counter() - start))
-    out = {"threads": threads, "roof_gflops": roof, "gflops_per_image": flops / 1e9, "images": images, "rounds": rounds}
+    roof_after = matmul_roof(threads)
+    # other processes share the cores: the higher of the two probes, so the fraction is not flattered
+    ceiling = max(roof, roof_after)
+    out = {
+        "threads": threads,
+        "roof_gflops": roof,
+        "roof_after_gflops": roof_after,
+        "gflops_per_image": flops / 1e9,
+        "images": images,
+        "rounds": rounds,
+    }
     for name, values in rates.items():
         best = max(values)
         out[name] = {
             "images_per_s_best": best,
             "images_per_s_median": float(np.median(values)),
-            "fraction_of_roof": best * flops / 1e9 / roof,
+            "fraction_of_roof": best * flops / 1e9 / ceiling,
             "micro_batch": (old if name == "old" else new).micro_batch,
         }
-    out["roof_after_gflops"] = matmul_roof(threads)
     out["max_abs_diff_relative"] = float((a - b).abs().max() / a.abs().max())
     out["min_cosine"] = float(torch.nn.functional.cosine_similarity(a, b).min())
     return out
@@ -482,7 +491,8 @@ def features_markdown(report: dict) -> list[str]:
         "Old: the network as loaded, micro-batches of 4. New: BatchNorm folded into the convolutions, "
         "ReLU6 in place and fused with the stride-2 padding, micro-batches of 2. Both 224x224, channels-last, "
         "inference_mode; timed in alternating rounds (best of the rounds, median in brackets); the roof is "
-        "measured in this process just before (and after) the rounds.",
+        "measured in this process just before and after the rounds, and % of roof uses the higher of the two. "
+        "GFLOP/image counted by torch.utils.flop_counter on the network as loaded.",
         "",
         "| threads | roof GFLOP/s (before / after) | old images/s | old % of roof | new images/s | new % of roof "
         "| speed-up | max rel. diff | min cosine |",
@@ -546,7 +556,7 @@ def main() -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--micro-batch", type=int, default=4)
+    parser.add_argument("--micro-batch", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="smaller synthetic set and fewer timed images")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--pois", type=int, default=8)
