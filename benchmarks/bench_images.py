@@ -10,7 +10,8 @@ Sections:
    measured just before: the old path (network as loaded, micro-batches of 4) and the new one
    (BatchNorm folded, fused ReLU6 + padding, micro-batches of 2) timed in alternating rounds, 1 and
    all threads; then ``postloc images --image-noise keep`` end to end on SYNTHETIC phone-sized JPEGs
-   (1080x1350): old path, new path, new path + ``--draft-side 256``, with the split of serial time
+   (1080x1350): old path, new path (also: the decoding worker hands over 8 images at a time, not 32),
+   new path + ``--draft-side 256``, with the split of serial time
    between decode + preprocessing and the forward pass, and how far the features moved;
 3. backbones: images/s of the frozen forward pass (224x224, channels-last micro-batches) next to the
    roof, FLOPs per image measured with ``torch.utils.flop_counter`` (and the published multiply-add
@@ -144,6 +145,7 @@ def stage_times(paths: list[Path], draft_side: int | None, threads: int) -> dict
 def feature_extraction(work: Path, images: int, seed: int) -> dict:
     """``postloc images --image-noise keep`` on SYNTHETIC 1080x1350 JPEGs: old path, new path, new + draft."""
     from postloc.data.image_features import load_image_features
+    from postloc.vision import pipeline
     from postloc.vision.decode import DecodeConfig
     from postloc.vision.pipeline import ImagesConfig, extract_images
 
@@ -160,9 +162,15 @@ def feature_extraction(work: Path, images: int, seed: int) -> dict:
     vectors = {}
     for name, config in variants.items():
         config = replace(config, cache_dir=str(prepared / f"cache-{name}"))
-        start = time.perf_counter()
-        result = extract_images(prepared, config)
-        seconds = time.perf_counter() - start
+        handover = pipeline.LOADER_BATCH
+        # the old path handed whole --batch-size batches from the worker to the backbone
+        pipeline.LOADER_BATCH = config.batch_size if name == "old" else handover
+        try:
+            start = time.perf_counter()
+            result = extract_images(prepared, config)
+            seconds = time.perf_counter() - start
+        finally:
+            pipeline.LOADER_BATCH = handover
         summary = result.summary
         out["runs"][name] = {
             "seconds": seconds,
@@ -172,6 +180,7 @@ def feature_extraction(work: Path, images: int, seed: int) -> dict:
             "workers": config.workers,
             "threads": summary["settings"]["threads"],
             "micro_batch": config.micro_batch,
+            "loader_batch": config.batch_size if name == "old" else pipeline.LOADER_BATCH,
             "fold": config.fold,
             "draft_side": config.decode.draft_side,
         }
@@ -516,13 +525,13 @@ def features_markdown(report: dict) -> list[str]:
         f"{f['size']} JPEGs (phone size), 1 worker decoding, 1 backbone thread (the 2-core defaults)",
         "",
         "| path | seconds (whole command, cold cache) | images/s | images/s (compute phase) "
-        "| micro-batch | draft side |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| micro-batch | worker hand-over | draft side |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in f["runs"].items():
         lines.append(
             f"| {name} | {r['seconds']:.1f} | {r['images_per_s']:.1f} | {r['compute_images_per_s']} | "
-            f"{r['micro_batch']} | {r['draft_side']} |"
+            f"{r['micro_batch']} | {r['loader_batch']} | {r['draft_side']} |"
         )
     lines += [
         "",
@@ -579,7 +588,7 @@ def main() -> int:
     report["roof_gflops"] = {str(t): matmul_roof(t) for t in thread_counts}
     print("roof", report["roof_gflops"], flush=True)
     report["default_backbone"] = [
-        default_backbone_paths(t, 16 if args.quick else 32, 3 if args.quick else 5) for t in thread_counts
+        default_backbone_paths(t, 16 if args.quick else 32, 3 if args.quick else 4) for t in thread_counts
     ]
     for r in report["default_backbone"]:
         print("default backbone", r, flush=True)
@@ -596,7 +605,7 @@ def main() -> int:
     photos = sorted((ROOT / "tests" / "data").glob("*.jpg"))
     work = Path(tempfile.mkdtemp(prefix="bench-images-"))
     try:
-        report["features"] = feature_extraction(work, 32 if args.quick else 96, args.seed)
+        report["features"] = feature_extraction(work, 32 if args.quick else 64, args.seed)
         pois, per_poi = (4, 24) if args.quick else (args.pois, args.posts_per_poi)
         prepared = synthetic_set(work, pois, per_poi, args.seed)
         synthetic_photos = sorted((work / "synthetic" / "images").glob("*.jpg"))[:24]

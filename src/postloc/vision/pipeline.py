@@ -60,6 +60,8 @@ if TYPE_CHECKING:  # torch is imported only when the pipeline runs
     from postloc.vision.backbones import BackboneKey, FrozenBackbone
 
 STATUS_FILE = "image_status.csv"
+#: images a DataLoader worker hands to the backbone at a time (decoding overlaps the forward pass)
+LOADER_BATCH = 8
 SUMMARY_FILE = "image_summary.json"
 USABLE = (KEPT, INPAINTED)
 
@@ -325,13 +327,16 @@ def _results(items: list[WorkItem], settings: WorkSettings, config: ImagesConfig
         return
     from torch.utils.data import DataLoader, Dataset
 
+    # Workers hand over small batches so the backbone starts after a few decodes instead of a whole
+    # --batch-size, and keeps up with them; as many images are in flight as with whole batches.
+    handover = max(1, min(config.batch_size, LOADER_BATCH))
     loader: DataLoader[WorkResult] = DataLoader(
         cast("Dataset[WorkResult]", _WorkDataset(items, settings)),  # map-style: __len__ and __getitem__
-        batch_size=config.batch_size,
+        batch_size=handover,
         num_workers=config.workers,
         collate_fn=list,
         worker_init_fn=_worker_init,
-        prefetch_factor=2,
+        prefetch_factor=max(2, 2 * config.batch_size // (handover * config.workers)),
         multiprocessing_context=_worker_context(),
     )
     yield from loader
