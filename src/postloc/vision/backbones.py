@@ -273,8 +273,8 @@ def _relu6_padded(x: Tensor, pad: Any) -> Tensor:
     """
     left, right, top, bottom = pad.padding
     n, c, h, w = x.shape
-    out = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device)
-    out = out.contiguous(memory_format=torch.channels_last)
+    size = (n, c, h + top + bottom, w + left + right)
+    out = torch.empty(size, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     for border in (out[:, :, :top], out[:, :, h + top :], out[:, :, :, :left], out[:, :, :, w + left :]):
         border.zero_()
     torch.clamp(x, 0.0, 6.0, out=out[:, :, top : top + h, left : left + w])
