@@ -281,7 +281,7 @@ def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
     start = time.perf_counter()
     results = [segmenter.measure(im) for _ in range(repeats) for im in images]
     portrait_ms = (time.perf_counter() - start) / len(results) * 1e3
-    with_person = [(im, r.mask) for im, r in zip(images, results, strict=True) if r.ratio > 0.01]
+    with_person = [(im, r.mask) for im, r in zip(images, results[: len(images)], strict=True) if r.ratio > 0.01]
     out = {"portrait_ms_per_image": portrait_ms, "portrait_images": len(images), "inpaint_images": len(with_person)}
     for method in ("patchmatch", "telea"):
         config = InpaintConfig(method=method)
