@@ -6,14 +6,21 @@
 Sections:
 
 1. FLOP roof: best float32 matmul GFLOP/s (torch, 1 and all threads), the ceiling any CNN can reach here;
-2. backbones: images/s of the frozen forward pass (224x224, channels-last micro-batches) next to the
+2. image features with the default backbone (efficientnet-lite0), in this process, next to the roof
+   measured just before: the old path (network as loaded, micro-batches of 4) and the new one
+   (BatchNorm folded, fused ReLU6 + padding, micro-batches of 2) timed in alternating rounds, 1 and
+   all threads; then ``postloc images --image-noise keep`` end to end on SYNTHETIC phone-sized JPEGs
+   (1080x1350): old path, new path (also: the decoding worker hands over 8 images at a time, not 32),
+   new path + ``--draft-side 256``, with the split of serial time
+   between decode + preprocessing and the forward pass, and how far the features moved;
+3. backbones: images/s of the frozen forward pass (224x224, channels-last micro-batches) next to the
    roof, FLOPs per image measured with ``torch.utils.flop_counter`` (and the published multiply-add
    count), peak resident memory of a process that loads and runs it. Backbones without local
    weights (vgg19 & co.) are timed with random weights: speed does not depend on the values;
-3. portrait ratio (mediapipe face + pose gate, selfie segmentation) and inpainting (PatchMatch, Telea)
+4. portrait ratio (mediapipe face + pose gate, selfie segmentation) and inpainting (PatchMatch, Telea)
    in ms per image;
-4. ``postloc images`` end to end on a SYNTHETIC set (cold cache, then warm re-run);
-5. a Table-III-style ablation on that SYNTHETIC set: an image-only classifier (standardised logistic
+5. ``postloc images`` end to end on a SYNTHETIC set (cold cache, then warm re-run);
+6. a Table-III-style ablation on that SYNTHETIC set: an image-only classifier (standardised logistic
    regression on the cached features) trained and tested with all images kept, with portraits
    removed (ratio > 0.5), and with portraits removed + smaller persons inpainted.
 """
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +64,151 @@ def matmul_roof(threads: int, n: int = 1536, repeats: int = 6) -> float:
     return best
 
 
-# --- 2. one backbone, in its own process (for its peak memory) -----------------------------
+# --- 2. image features with the default backbone: old path vs new path ----------------------
+
+
+def default_backbone_paths(threads: int, images: int, rounds: int) -> dict:
+    """img/s of the old and the new forward path in alternating rounds, with this thread count's roof."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from postloc.vision.backbones import FrozenBackbone, get_backbone
+    from postloc.vision.preprocess import DEFAULT_BACKBONE
+
+    roof = matmul_roof(threads)
+    torch.set_num_threads(threads)
+    new = get_backbone(DEFAULT_BACKBONE)
+    old = FrozenBackbone(new.spec, new.net, new.weights_path, micro_batch=4)  # as loaded, previous micro-batch
+    with FlopCounterMode(display=False) as counter:
+        old(torch.randn(1, 3, 224, 224))
+    flops = counter.get_total_flops()
+    batch = torch.randn(images, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    a, b = old(batch), new(batch)
+    rates: dict[str, list[float]] = {"old": [], "new": []}
+    for _ in range(rounds):
+        for name, model in (("old", old), ("new", new)):
+            start = time.perf_counter()
+            model(batch)
+            rates[name].append(images / (time.perf_counter() - start))
+    roof_after = matmul_roof(threads)
+    # other processes share the cores: the higher of the two probes, so the fraction is not flattered
+    ceiling = max(roof, roof_after)
+    out = {
+        "threads": threads,
+        "roof_gflops": roof,
+        "roof_after_gflops": roof_after,
+        "gflops_per_image": flops / 1e9,
+        "images": images,
+        "rounds": rounds,
+    }
+    for name, values in rates.items():
+        best = max(values)
+        out[name] = {
+            "images_per_s_best": best,
+            "images_per_s_median": float(np.median(values)),
+            "fraction_of_roof": best * flops / 1e9 / ceiling,
+            "micro_batch": (old if name == "old" else new).micro_batch,
+        }
+    out["max_abs_diff_relative"] = float((a - b).abs().max() / a.abs().max())
+    out["min_cosine"] = float(torch.nn.functional.cosine_similarity(a, b).min())
+    return out
+
+
+def stage_times(paths: list[Path], draft_side: int | None, threads: int) -> dict:
+    """Serial ms/image of read + decode, preprocessing and the (new) forward pass on these JPEGs."""
+    import torch
+
+    from postloc.vision.backbones import get_backbone
+    from postloc.vision.decode import DecodeConfig, decode_image
+
+    torch.set_num_threads(threads)
+    backbone = get_backbone()
+    config = DecodeConfig(draft_side=draft_side)
+    start = time.perf_counter()
+    decoded = [decode_image(p, config).image for p in paths]
+    decode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pixels = np.stack([backbone.preprocessing(im) for im in decoded])
+    preprocess_s = time.perf_counter() - start
+    batch = torch.from_numpy(pixels)
+    backbone(batch[:4])
+    start = time.perf_counter()
+    backbone(batch)
+    forward_s = time.perf_counter() - start
+    n = len(paths)
+    per = {"decode_ms": decode_s / n * 1e3, "preprocess_ms": preprocess_s / n * 1e3, "forward_ms": forward_s / n * 1e3}
+    per["decode_fraction"] = (per["decode_ms"] + per["preprocess_ms"]) / sum(per.values())
+    per["decoded_size"] = list(decoded[0].size) if decoded and decoded[0] is not None else None
+    return {"draft_side": draft_side, "threads": threads, "images": n, **per}
+
+
+def feature_extraction(work: Path, images: int, seed: int) -> dict:
+    """``postloc images --image-noise keep`` on SYNTHETIC 1080x1350 JPEGs: old path, new path, new + draft."""
+    from postloc.data.image_features import load_image_features
+    from postloc.vision import pipeline
+    from postloc.vision.decode import DecodeConfig
+    from postloc.vision.pipeline import ImagesConfig, extract_images
+
+    per_poi = max(8, images // 4)
+    prepared = synthetic_set(work / "phone", 4, per_poi, seed, size=(1080, 1350))
+    photos = sorted((work / "phone" / "synthetic" / "images").glob("*.jpg"))
+    out: dict = {"photos": len(photos), "size": "1080x1350", "synthetic": True, "runs": {}}
+    out["stages"] = [stage_times(photos[:48], side, 1) for side in (640, 256)]
+    variants = {
+        "old": ImagesConfig(noise="keep", fold=False, micro_batch=4),
+        "new": ImagesConfig(noise="keep"),
+        "new_draft256": ImagesConfig(noise="keep", decode=DecodeConfig(draft_side=256)),
+    }
+    vectors = {}
+    for name, config in variants.items():
+        config = replace(config, cache_dir=str(prepared / f"cache-{name}"))
+        handover = pipeline.LOADER_BATCH
+        # the old path handed whole --batch-size batches from the worker to the backbone
+        pipeline.LOADER_BATCH = config.batch_size if name == "old" else handover
+        try:
+            start = time.perf_counter()
+            result = extract_images(prepared, config)
+            seconds = time.perf_counter() - start
+        finally:
+            pipeline.LOADER_BATCH = handover
+        summary = result.summary
+        out["runs"][name] = {
+            "seconds": seconds,
+            "images": summary["computed"],
+            "images_per_s": summary["computed"] / seconds,
+            "compute_images_per_s": summary["images_per_second"],
+            "workers": config.workers,
+            "threads": summary["settings"]["threads"],
+            "micro_batch": config.micro_batch,
+            "loader_batch": config.batch_size if name == "old" else pipeline.LOADER_BATCH,
+            "fold": config.fold,
+            "draft_side": config.decode.draft_side,
+        }
+        vectors[name] = load_image_features(prepared)
+        print("feature extraction", name, out["runs"][name], flush=True)
+    out["equality"] = {
+        "new_vs_old": _compare(vectors["old"], vectors["new"]),
+        "draft256_vs_new": _compare(vectors["new"], vectors["new_draft256"]),
+    }
+    return out
+
+
+def _compare(reference: tuple, other: tuple) -> dict:
+    ids_a, a = reference
+    ids_b, b = other
+    assert list(ids_a) == list(ids_b)
+    diff = np.abs(a - b).max()
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {
+        "posts": len(ids_a),
+        "max_abs_diff": float(diff),
+        "max_abs_diff_relative": float(diff / np.abs(a).max()),
+        "min_cosine": float(cos.min()),
+        "mean_cosine": float(cos.mean()),
+    }
+
+
+# --- 3. one backbone, in its own process (for its peak memory) -----------------------------
 
 
 def measure_backbone(name: str, threads: int, images: int, micro_batch: int) -> dict:
@@ -112,7 +264,7 @@ def run_backbone_subprocess(name: str, threads: int, images: int, micro_batch: i
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# --- 3. portrait ratio and inpainting -------------------------------------------------------
+# --- 4. portrait ratio and inpainting -------------------------------------------------------
 
 
 def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
@@ -129,7 +281,7 @@ def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
     start = time.perf_counter()
     results = [segmenter.measure(im) for _ in range(repeats) for im in images]
     portrait_ms = (time.perf_counter() - start) / len(results) * 1e3
-    with_person = [(im, r.mask) for im, r in zip(images, results, strict=True) if r.ratio > 0.01]
+    with_person = [(im, r.mask) for im, r in zip(images, results[: len(images)], strict=True) if r.ratio > 0.01]
     out = {"portrait_ms_per_image": portrait_ms, "portrait_images": len(images), "inpaint_images": len(with_person)}
     for method in ("patchmatch", "telea"):
         config = InpaintConfig(method=method)
@@ -141,15 +293,21 @@ def measure_noise_steps(photos: list[Path], repeats: int) -> dict:
     return out
 
 
-# --- 4 + 5. synthetic set: pipeline and Table-III-style ablation ----------------------------
+# --- 5 + 6. synthetic set: pipeline and Table-III-style ablation ----------------------------
 
 
-def synthetic_set(work: Path, pois: int, posts_per_poi: int, seed: int) -> Path:
+def synthetic_set(work: Path, pois: int, posts_per_poi: int, seed: int, size: tuple[int, int] = (320, 240)) -> Path:
     from postloc.data.prepare import PrepareConfig, prepare
     from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 
     config = SyntheticPostsConfig(
-        pois=pois, posts_per_poi=posts_per_poi, seed=seed, selfie_rate=0.15, tourist_rate=0.15
+        pois=pois,
+        posts_per_poi=posts_per_poi,
+        seed=seed,
+        selfie_rate=0.15,
+        tourist_rate=0.15,
+        width=size[0],
+        height=size[1],
     )
     generate(work / "synthetic", config)
     prepare(
@@ -268,6 +426,7 @@ def markdown(report: dict) -> str:
         "|---:|---:|",
     ]
     lines += [f"| {t} | {g:.1f} |" for t, g in report["roof_gflops"].items()]
+    lines += features_markdown(report)
     lines += [
         "",
         "## Backbones: frozen forward pass, 224x224, channels-last, micro-batches",
@@ -333,12 +492,80 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def features_markdown(report: dict) -> list[str]:
+    lines = [
+        "",
+        "## Image features, default backbone (efficientnet-lite0): old path vs new path, same process",
+        "",
+        "Old: the network as loaded, micro-batches of 4. New: BatchNorm folded into the convolutions, "
+        "ReLU6 in place and fused with the stride-2 padding, micro-batches of 2. Both 224x224, channels-last, "
+        "inference_mode; timed in alternating rounds (best of the rounds, median in brackets); the roof is "
+        "measured in this process just before and after the rounds, and % of roof uses the higher of the two. "
+        "GFLOP/image counted by torch.utils.flop_counter on the network as loaded.",
+        "",
+        "| threads | roof GFLOP/s (before / after) | old images/s | old % of roof | new images/s | new % of roof "
+        "| speed-up | max rel. diff | min cosine |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["default_backbone"]:
+        o, n = r["old"], r["new"]
+        lines.append(
+            f"| {r['threads']} | {r['roof_gflops']:.1f} / {r['roof_after_gflops']:.1f} | "
+            f"{o['images_per_s_best']:.1f} ({o['images_per_s_median']:.1f}) | {o['fraction_of_roof']:.0%} | "
+            f"{n['images_per_s_best']:.1f} ({n['images_per_s_median']:.1f}) | {n['fraction_of_roof']:.0%} | "
+            f"{n['images_per_s_best'] / o['images_per_s_best']:.2f}x | {r['max_abs_diff_relative']:.1e} | "
+            f"{r['min_cosine']:.7f} |"
+        )
+    f = report.get("features")
+    if not f:
+        return lines
+    lines += [
+        "",
+        f"### `postloc images --image-noise keep` end to end: {f['runs']['new']['images']} SYNTHETIC "
+        f"{f['size']} JPEGs (phone size), 1 worker decoding, 1 backbone thread (the 2-core defaults)",
+        "",
+        "| path | seconds (whole command, cold cache) | images/s | images/s (compute phase) "
+        "| micro-batch | worker hand-over | draft side |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in f["runs"].items():
+        lines.append(
+            f"| {name} | {r['seconds']:.1f} | {r['images_per_s']:.1f} | {r['compute_images_per_s']} | "
+            f"{r['micro_batch']} | {r['loader_batch']} | {r['draft_side']} |"
+        )
+    lines += [
+        "",
+        "Serial time per image on the same JPEGs (1 thread): where the time goes.",
+        "",
+        "| draft side | decoded size | read + decode ms | preprocess ms | forward ms (new) "
+        "| decode + preprocess share |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for st in f["stages"]:
+        size = "x".join(str(v) for v in st["decoded_size"]) if st["decoded_size"] else ""
+        lines.append(
+            f"| {st['draft_side']} | {size} | {st['decode_ms']:.1f} | {st['preprocess_ms']:.1f} | "
+            f"{st['forward_ms']:.1f} | {st['decode_fraction']:.0%} |"
+        )
+    e = f["equality"]
+    lines += [
+        "",
+        "Post vectors compared (`image_features.parquet`): new vs old max |diff| "
+        f"{e['new_vs_old']['max_abs_diff']:.1e} ({e['new_vs_old']['max_abs_diff_relative']:.1e} of the largest "
+        f"feature), min cosine {e['new_vs_old']['min_cosine']:.7f}; `--draft-side 256` vs default max |diff| "
+        f"{e['draft256_vs_new']['max_abs_diff']:.3f} ({e['draft256_vs_new']['max_abs_diff_relative']:.1e}), "
+        f"cosine min {e['draft256_vs_new']['min_cosine']:.4f}, mean {e['draft256_vs_new']['mean_cosine']:.4f} "
+        f"over {e['draft256_vs_new']['posts']} posts.",
+    ]
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--micro-batch", type=int, default=4)
+    parser.add_argument("--micro-batch", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="smaller synthetic set and fewer timed images")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--pois", type=int, default=8)
@@ -360,6 +587,11 @@ def main() -> int:
     thread_counts = sorted({1, cores})
     report["roof_gflops"] = {str(t): matmul_roof(t) for t in thread_counts}
     print("roof", report["roof_gflops"], flush=True)
+    report["default_backbone"] = [
+        default_backbone_paths(t, 16 if args.quick else 32, 3 if args.quick else 4) for t in thread_counts
+    ]
+    for r in report["default_backbone"]:
+        print("default backbone", r, flush=True)
     heavy = {"vgg19": 4, "vgg16": 4, "resnet101": 8, "resnet50": 8, "densenet121": 8}
     report["backbones"] = []
     for name in list_backbones():
@@ -373,6 +605,7 @@ def main() -> int:
     photos = sorted((ROOT / "tests" / "data").glob("*.jpg"))
     work = Path(tempfile.mkdtemp(prefix="bench-images-"))
     try:
+        report["features"] = feature_extraction(work, 32 if args.quick else 64, args.seed)
         pois, per_poi = (4, 24) if args.quick else (args.pois, args.posts_per_poi)
         prepared = synthetic_set(work, pois, per_poi, args.seed)
         synthetic_photos = sorted((work / "synthetic" / "images").glob("*.jpg"))[:24]

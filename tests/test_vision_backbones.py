@@ -211,3 +211,40 @@ def test_missing_efficientnet_package_gives_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
     with pytest.raises(PostlocError, match="pip install efficientnet-lite-pytorch==0.1.0"):
         get_backbone("efficientnet-lite0")
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "mobilenet-v2"])
+def test_folded_inference_copy_gives_the_same_features(name):
+    """BatchNorm folded into the convolutions (and efficientnet's fused ReLU6 + padding): float32 rounding only."""
+    folded = get_backbone(name)
+    assert folded.folded is not None
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.net.modules())  # the loaded net is untouched
+    plain = backbones.FrozenBackbone(folded.spec, folded.net, folded.weights_path, micro_batch=4)
+    photos = [Image.open(DATA / n).convert("RGB") for n in ("orange.jpg", "building.jpg", "home.jpg")]
+    x = torch.from_numpy(np.stack([folded.preprocessing(p) for p in photos]))
+    want, got = plain(x), folded(x)
+    assert (got - want).abs().max() <= 1e-4 * want.abs().max()
+    assert torch.nn.functional.cosine_similarity(got, want).min() > 0.99999
+    folded.micro_batch = 1  # micro-batching does not change the features
+    torch.testing.assert_close(folded(x), got, rtol=1e-5, atol=1e-5)
+
+
+def test_folding_that_does_not_match_the_forward_is_refused():
+    """A conv/bn pair whose forward puts something in between is not folded (the check at load catches it)."""
+
+    class Odd(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 4, 3)
+            self.bn1 = torch.nn.BatchNorm2d(4)
+            self.bn1.running_mean.fill_(0.5)
+            self.bn1.running_var.fill_(4.0)
+
+        def forward(self, x):
+            return self.bn1(torch.relu(self.conv1(x)))  # not bn(conv(x)): folding would change it
+
+    spec = replace(backbone_spec("mobilenet-v2"), name="odd", dim=4, features=lambda net, x: net(x).mean((2, 3)))
+    assert backbones.fold_for_inference(Odd().eval(), spec) is None
+    assert backbones.FrozenBackbone(spec, Odd(), None, fold=True).folded is None
+    assert backbones.fold_for_inference(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), spec) is None  # no BN

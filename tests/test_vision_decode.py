@@ -170,3 +170,14 @@ def test_garbage_with_image_magic_never_raises(tmp_path, payload):
     path = tmp_path / "garbage.jpg"
     path.write_bytes(payload)
     assert decode_image(path).status in (CORRUPT, TRUNCATED, NOT_IMAGE)
+
+
+@pytest.mark.parametrize(("side", "smallest"), [(256, 256), (None, 3000)])
+def test_draft_side_sets_the_least_decoded_short_side(tmp_path, side, smallest):
+    """``--draft-side 256``: a 12 MP JPEG decodes at 1/8 scale (500x375), still >= 256 on the short side."""
+    path = tmp_path / "large.jpg"
+    path.write_bytes(_jpeg(Image.new("RGB", (4000, 3000), "green"), quality=50))
+    result = decode_image(path, DecodeConfig(draft_side=side))
+    assert result.status == OK and (result.width, result.height) == (4000, 3000)
+    assert smallest <= min(result.image.size) < 2 * smallest
+    assert DecodeConfig(draft_side=side).key() != DecodeConfig().key()  # a different feature-cache key

@@ -7,6 +7,7 @@ import csv
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +305,32 @@ def test_workers_still_run_after_mediapipe_was_used_in_this_process(prepared):
     PersonSegmenter().measure(Image.open(DATA / "messi5.jpg").convert("RGB"))
     result = extract_images(prepared, ImagesConfig(noise="drop", workers=1, batch_size=16))
     assert result.summary["status"]["kept"] > 20 and result.summary["status"].get("dropped_portrait", 0) > 0
+
+
+def test_folded_backbone_gives_the_vectors_of_the_network_as_loaded(prepared, tmp_path):
+    plain_config = ImagesConfig(noise="keep", workers=0, threads=1, fold=False, micro_batch=4)
+    extract_images(prepared, replace(plain_config, cache_dir=str(tmp_path / "plain")))
+    plain = load_image_features(prepared)
+    result = extract_images(prepared, ImagesConfig(noise="keep", workers=0, threads=1, cache_dir=str(tmp_path / "f")))
+    folded = load_image_features(prepared)
+    assert result.summary["settings"]["fold"] is True and result.summary["settings"]["micro_batch"] == 2
+    assert plain[0] == folded[0]
+    assert np.abs(folded[1] - plain[1]).max() <= 1e-4 * np.abs(plain[1]).max()
+
+
+def test_cli_draft_side(prepared, tmp_path):
+    from postloc.cli import images as images_cli
+
+    parser = argparse.ArgumentParser(prog="postloc")
+    images_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    base = ["images", str(prepared), "--image-noise", "keep", "--workers", "0", "--threads", "1", "--quiet"]
+    args = parser.parse_args([*base, "--draft-side", "256", "--cache", str(tmp_path / "c")])
+    assert args.run(args) == 0
+    summary = json.loads((prepared / "image_summary.json").read_text())
+    assert summary["settings"]["decode"]["draft_side"] == 256
+    args = parser.parse_args([*base, "--draft-side", "0", "--cache", str(tmp_path / "c")])
+    assert args.run(args) == 0
+    assert json.loads((prepared / "image_summary.json").read_text())["settings"]["decode"]["draft_side"] is None
+    with pytest.raises(PostlocError, match="draft-side"):
+        args = parser.parse_args([*base, "--draft-side", "-1"])
+        args.run(args)

@@ -104,6 +104,14 @@ def add_parser(sub) -> None:
         default=decode["max_pixels"],
         help="larger images are refused as decompression bombs (default %(default)s)",
     )
+    g.add_argument(
+        "--draft-side",
+        type=int,
+        default=decode["draft_side"],
+        help="JPEGs whose short side is at least twice this are decoded at 1/2, 1/4 or 1/8 scale, keeping at "
+        "least this many pixels (default %(default)s; 256 is the least a 224 crop needs: large photos decode "
+        "several times faster, features change slightly, see docs/images.md; 0 = full size)",
+    )
     g = p.add_argument_group("scaling out (docs/scale-ray.md)")
     g.add_argument(
         "--engine",
@@ -129,6 +137,8 @@ def run(args) -> int:
         return 0
     if args.prepared is None:
         raise PostlocError("give the prepared folder: postloc images PREPARED (or --list-backbones)")
+    if args.draft_side < 0:
+        raise PostlocError("--draft-side must be 0 (full size) or a number of pixels")
     for name in ("batch_size", "patch_size"):
         if getattr(args, name) < 1:
             raise PostlocError(f"--{name.replace('_', '-')} must be at least 1")
@@ -140,7 +150,7 @@ def run(args) -> int:
             threshold=args.portrait_threshold, gate=args.person_gate, face_confidence=args.face_confidence
         ),
         inpaint=InpaintConfig(method=args.inpaint_method, patch_size=args.patch_size, min_ratio=args.inpaint_min_ratio),
-        decode=DecodeConfig(max_pixels=args.max_pixels),
+        decode=DecodeConfig(max_pixels=args.max_pixels, draft_side=args.draft_side or None),
         batch_size=args.batch_size,
         workers=max(0, args.workers),
         threads=args.threads,

@@ -60,6 +60,8 @@ if TYPE_CHECKING:  # torch is imported only when the pipeline runs
     from postloc.vision.backbones import BackboneKey, FrozenBackbone
 
 STATUS_FILE = "image_status.csv"
+#: images a DataLoader worker hands to the backbone at a time (decoding overlaps the forward pass)
+LOADER_BATCH = 8
 SUMMARY_FILE = "image_summary.json"
 USABLE = (KEPT, INPAINTED)
 
@@ -79,6 +81,8 @@ class ImagesConfig:
     batch_size: int = 32
     workers: int = 1  # DataLoader processes decoding/segmenting/inpainting; 0 = in this process
     threads: int | None = None  # torch threads for the backbone (default: the cores the workers leave free)
+    fold: bool = True  # BatchNorm folded into the convolutions (same features to float32 rounding)
+    micro_batch: int = 2  # images per backbone call inside a batch (cache-sized activations)
     cache_dir: str | None = None  # default <prepared>/image_cache; share one across prepared folders
     shard_size: int = 256
     thumbnails: int = 100  # at most this many inpainting before/after strips per run
@@ -145,7 +149,8 @@ def _extract_images(prepared_dir: str | Path, config: ImagesConfig) -> ImagesRes
     prepared_dir = Path(prepared_dir)
     posts = _read_posts(prepared_dir)
     _check_dependencies(config)
-    backbone = get_backbone(config.backbone, config.weights)
+    backbone = get_backbone(config.backbone, config.weights, fold=config.fold)
+    backbone.micro_batch = max(1, config.micro_batch)
     settings = WorkSettings(
         noise=config.noise,
         preprocessing=backbone.preprocessing,
@@ -322,13 +327,16 @@ def _results(items: list[WorkItem], settings: WorkSettings, config: ImagesConfig
         return
     from torch.utils.data import DataLoader, Dataset
 
+    # Workers hand over small batches so the backbone starts after a few decodes instead of a whole
+    # --batch-size, and keeps up with them; as many images are in flight as with whole batches.
+    handover = max(1, min(config.batch_size, LOADER_BATCH))
     loader: DataLoader[WorkResult] = DataLoader(
         cast("Dataset[WorkResult]", _WorkDataset(items, settings)),  # map-style: __len__ and __getitem__
-        batch_size=config.batch_size,
+        batch_size=handover,
         num_workers=config.workers,
         collate_fn=list,
         worker_init_fn=_worker_init,
-        prefetch_factor=2,
+        prefetch_factor=max(2, 2 * config.batch_size // (handover * config.workers)),
         multiprocessing_context=_worker_context(),
     )
     yield from loader
@@ -547,6 +555,8 @@ def _summary(
             "batch_size": config.batch_size,
             "workers": config.workers,
             "threads": default_threads(config),
+            "fold": config.fold,
+            "micro_batch": config.micro_batch,
             "portrait": asdict(config.portrait),
             "decode": asdict(config.decode),
         },
