@@ -91,6 +91,8 @@ def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | N
     source, out = Path(source), Path(out)
     get_model(config.model)  # an unknown name fails here, listing the registered ones, not after prepare
     check_regular_file(source, folders=True)  # never a device or FIFO (unbounded; read twice here)
+    if config.pois_csv:
+        check_regular_file(config.pois_csv)
     check_output_folder(out, QUICKSTART, inputs=[source, config.pois_csv])
     with folder_lock(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +132,8 @@ class _Quickstart:
         self.echo(f"fingerprinting {self.source}")
         sha = fingerprint(self.source)
         stored = _read_manifest(self.out)
-        if stored and stored.get("input", {}).get("sha256") == sha and stored.get("request") == self._request():
+        request = self._request()
+        if stored and stored.get("input", {}).get("sha256") == sha and stored.get("request") == request:
             self.manifest = stored
             done = [s for s in STEPS if stored["steps"].get(s)]
             self.echo(f"resuming: input and settings unchanged; finished steps: {', '.join(done) or 'none'}")
@@ -165,7 +168,7 @@ class _Quickstart:
         self.manifest = {
             "postloc_quickstart": VERSION,
             "input": {"path": str(self.source), "sha256": sha},
-            "request": self._request(),
+            "request": request,
             "profile": profile.summary(),
             "skipped_in_scan": report.skipped,
             "choices": [asdict(c) for c in choices],
@@ -182,6 +185,7 @@ class _Quickstart:
             "model": c.model,
             "read": {"format": c.read.format, "columns": dict(c.read.columns), "list_sep": c.read.list_sep},
             "pois_csv": str(c.pois_csv) if c.pois_csv else None,
+            "pois_sha256": fingerprint(Path(c.pois_csv)) if c.pois_csv else None,  # an edited table starts over
             "images": c.images,
             "folds": c.folds,
             "seed": c.seed,
