@@ -213,7 +213,10 @@ def test_quick_folds_report_per_fold_values_and_paired_differences(tiny, tmp_pat
     ref_fold = best["accuracy"]["per_fold"]
     assert abs(mrlf["d_acc"] - sum(per_fold[f] - ref_fold[f] for f in per_fold) / 3) < 1e-9
     outcome = pd.read_parquet(next((out / "predictions").glob("*.parquet")))
-    assert list(outcome.columns) == ["id", "correct", "p_true", "km"]
+    assert list(outcome.columns) == ["id", "correct", "p_true", "km", "predicted", "confidence"]
+    truth = posts.set_index(posts["id"].astype(str))["poi"].astype(str).reindex(outcome["id"]).to_numpy()
+    assert ((outcome["predicted"].to_numpy() == truth) == outcome["correct"].to_numpy()).all()
+    assert outcome["confidence"].between(outcome["p_true"] - 1e-6, 1.0).all()  # the top probability
 
     # resuming reuses the folds and every cell; other fold settings are refused, not mixed in
     assert main(args) == 0
