@@ -247,3 +247,16 @@ def test_many_posts_with_captions_get_three_folds():
     for post in posts:
         post.text = ""
     assert next(c for c in choose(profile_posts(posts)) if c.name == "folds").value == 5  # tags only: cheap
+
+
+def test_a_pois_table_names_small_pois_and_one_without_names_is_only_centres(tmp_path):
+    source = _write_jsonl(_posts(), tmp_path / "posts.jsonl")
+    named = tmp_path / "named.csv"
+    named.write_text("poi,lat,lon,name\nharbor,51.05,13.73,Old Harbour\nzoo,51.03,13.76,City Zoo\n")
+    result = quickstart(source, tmp_path / "a", _config(pois_csv=str(named)))
+    assert result.manifest["steps"]["names"] == {"pois": 1, "file": "places.csv"}  # the zoo: no posts at all
+    assert "City Zoo" in (tmp_path / "a" / "places.csv").read_text()
+    centres = tmp_path / "centres.csv"
+    centres.write_text("poi,lat,lon\nharbor,51.05,13.73\n")
+    result = quickstart(source, tmp_path / "b", _config(pois_csv=str(centres)))
+    assert result.manifest["steps"]["names"] == {"pois": 0, "file": None}

@@ -30,7 +30,7 @@ from typing import Any
 from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 from postloc.data.prepare.run import fingerprint
 from postloc.data.readers import SkipReport, read_posts
-from postloc.errors import PostlocError
+from postloc.errors import BadInputError, PostlocError
 from postloc.io.atomic import atomic_path
 from postloc.io.inputs import check_regular_file
 from postloc.io.locks import folder_lock
@@ -207,8 +207,14 @@ class _Quickstart:
 
         trained = set(pd.read_csv(self.prepared / "pois.csv", dtype={"poi": str}, usecols=["poi"])["poi"])
         rows = {r["poi"]: r for r in _read_places(self.out / SEEN_PLACES) if r["poi"] not in trained}
+        table = None
         if self.config.pois_csv:
-            for place in read_gazetteer(self.config.pois_csv).places:
+            try:  # prepare takes a table without names (centres only); that one names nothing
+                table = read_gazetteer(self.config.pois_csv)
+            except BadInputError as error:
+                self.echo(f"--pois is not used for names: {error}")
+        if table is not None:
+            for place in table.places:
                 if place.poi not in trained and place.poi not in rows and place.lat is not None:
                     rows[place.poi] = {
                         "poi": place.poi,
