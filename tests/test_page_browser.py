@@ -128,3 +128,31 @@ def test_quickstart_report_opens_and_its_run_is_served(tmp_path, data):
             browser.close()
     assert not errors, errors
     assert not requests_outside, requests_outside
+
+
+def test_page_marks_an_answer_that_comes_from_a_name_only(tmp_path_factory, tmp_path):
+    """Served with ``--pois``: a POI without training posts, named in the caption, is shown as "name only"."""
+    from postloc.serve.app import ServeSettings, build_app
+
+    run = small_run(tmp_path_factory)
+    names = tmp_path / "names.csv"
+    names.write_text("poi,lat,lon,name\nfss,-37.8183,144.9671,Flinders Street Station\n")
+    app = build_app(run, ServeSettings(), names=names)
+    errors: list[str] = []
+    with serving(app) as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/")
+            page.fill("#text", "Waiting under the clocks at Flinders Street Station")
+            page.click("#submit")
+            page.wait_for_selector("#bars li", timeout=15_000)
+            first = page.locator("#bars li").first
+            assert "Flinders Street Station" in first.inner_text() and "name only" in first.inner_text()
+            assert "comes from the place's name only" in page.inner_text("#source-note")
+            assert page.locator("path.poi-marker.name-only").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "page-name-only.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors
