@@ -41,6 +41,7 @@ from postloc.models.base import Estimator
 from postloc.models.registry import register
 from postloc.models.stack.combiner import combine, fit_combiner
 from postloc.models.stack.learners import LEARNERS, Learner
+from postloc.models.user_context import CONTEXTS, apply_context, context_groups, fit_rho, smoothed_prior
 from postloc.models.user_weights import user_sample_weights
 from postloc.settings import check_ranges
 
@@ -71,6 +72,7 @@ class StackConfig:
     char_ngrams: tuple[int, int] = (2, 5)
     max_iter: int = 1000
     seed: int = 0
+    context: str = "day"  # "day": a user's other posts of the same day as evidence (user_context); "none"
 
     def __post_init__(self) -> None:
         check_ranges(self, RANGES)
@@ -79,6 +81,8 @@ class StackConfig:
             raise PostlocError(f"stack learners must be some of {', '.join(LEARNERS)}, got {list(self.learners)}")
         if len(self.char_ngrams) != 2 or not 1 <= self.char_ngrams[0] <= self.char_ngrams[1] <= 10:
             raise PostlocError(f"char_ngrams must be (low, high) with 1 <= low <= high <= 10, got {self.char_ngrams}")
+        if self.context not in CONTEXTS:
+            raise PostlocError(f"context must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
         if self.c_selection not in ("oof", "val"):
             raise PostlocError(f"c_selection must be 'oof' or 'val', got {self.c_selection!r}")
         if not self.c_grid or any(not c > 0 for c in (*self.c_grid, self.c_default)):
@@ -98,6 +102,8 @@ class Stack(Estimator):
         super().__init__(config, trainer)
         self.learners_: list[Learner] = []
         self.weights_ = np.zeros(0)
+        self.context_rho_ = 0.0  # fitted weight of same-user same-day neighbours (0: unused)
+        self.context_prior_ = np.zeros(0)
 
     @property
     def trains_on_val(self) -> bool:
@@ -143,7 +149,17 @@ class Stack(Estimator):
             self.learners_.append(learner)
         # too few users to hold any out: every learner counts once, as it is
         self.weights_ = fit_combiner(oof, y_all, weights_all) if folds else np.ones(len(kinds))
+        self._fit_context(everyone, combine(oof, self.weights_) if folds else None, y_all, weights_all)
         return self
+
+    def _fit_context(self, posts: pd.DataFrame, oof: np.ndarray | None, y: np.ndarray, weights: np.ndarray) -> None:
+        """``rho`` of :mod:`postloc.models.user_context` on the out-of-fold probabilities (0 without them).
+
+        The inner folds hold whole users out, so a post's same-day neighbours were held out with it.
+        """
+        self.context_prior_ = smoothed_prior(y, weights, len(self.classes_))
+        groups = None if oof is None else context_groups(posts, self.config.context)
+        self.context_rho_ = 0.0 if oof is None else fit_rho(oof, groups, y, weights, self.context_prior_)
 
     def _inner_folds(self, train: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
         """User-grouped (train, held-out) index pairs; empty when there are too few users."""
@@ -206,7 +222,10 @@ class Stack(Estimator):
         self._check_fitted()
         if not len(posts):
             return np.zeros((0, len(self.classes_)))
-        return combine([learner.log_proba(learner.features(posts)) for learner in self.learners_], self.weights_)
+        proba = combine([learner.log_proba(learner.features(posts)) for learner in self.learners_], self.weights_)
+        if self.context_rho_ > 0:
+            proba = apply_context(proba, context_groups(posts, self.config.context), self.context_rho_, self.context_prior_)
+        return proba
 
     def learner_weights(self) -> dict[str, float]:
         """How much each learner counts in the combination (the fitted ``w_m``)."""
@@ -218,6 +237,8 @@ class Stack(Estimator):
         return {
             "learners": [{"kind": ln.kind, "C": ln.C, "seen": ln.seen} for ln in self.learners_],
             "learner_weights": self.weights_.tolist(),
+            "context_rho": self.context_rho_,
+            "context_prior": self.context_prior_.tolist(),
         }
 
     def _write_files(self, folder: Path) -> None:
@@ -247,3 +268,9 @@ class Stack(Estimator):
         self.weights_ = np.asarray(manifest["learner_weights"], dtype=np.float64)
         if len(self.weights_) != len(self.learners_) or not np.isfinite(self.weights_).all():
             raise PostlocError("the combiner's weights do not match the learners")
+        # models saved before the context rule have neither: rho 0 leaves their probabilities as they were
+        self.context_rho_ = float(manifest.get("context_rho", 0.0))
+        self.context_prior_ = np.asarray(manifest.get("context_prior", []), dtype=np.float64)
+        prior_ok = len(self.context_prior_) == len(self.classes_) and (self.context_prior_ > 0).all()
+        if not 0.0 <= self.context_rho_ <= 1.0 or (self.context_rho_ > 0 and not prior_ok):
+            raise PostlocError("the stack's context weight or prior is out of range")
