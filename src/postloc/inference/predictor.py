@@ -43,7 +43,7 @@ from postloc.text.hashtags import post_hashtags
 from postloc.text.normalize import normalize_text
 
 #: the columns of the rows a model reads
-FRAME_COLUMNS = ["id", "text", "hashtags", IMAGE_COLUMN]
+FRAME_COLUMNS = ["id", "text", "hashtags", IMAGE_COLUMN, "user", "created"]
 #: a row's hashtags before the vocabulary cut: what name matching reads (names are rarely in the vocabulary)
 ALL_HASHTAGS = "all_hashtags"
 
@@ -184,7 +184,9 @@ class Predictor:
 
         chunks = []
         with torch.inference_mode():
-            if 0 < len(frame) <= batch_size:  # one batch (a single post): no slice to copy
+            # one batch (a single post): no slice to copy; a model that reads a post's same-day
+            # neighbours (stack's context) sees the whole frame, so no user's day is cut in two
+            if 0 < len(frame) <= batch_size or getattr(self.model, "reads_neighbours", False):
                 return np.asarray(self.model.predict_proba(frame))
             for start in range(0, len(frame), batch_size):
                 chunks.append(self.model.predict_proba(frame.iloc[start : start + batch_size].reset_index(drop=True)))
@@ -208,19 +210,21 @@ class Predictor:
     def _row(self, post: Any, position: int) -> dict[str, Any]:
         if isinstance(post, Post):
             text, tags, vector, post_id = post.text, post.hashtags, post.extra.get(IMAGE_COLUMN), post.id
+            user, created = post.user, post.created
         elif isinstance(post, Mapping):
             record = dict(post)
             record.setdefault("id", str(position))
             if record.get("id") is None:
                 record["id"] = str(position)
             vector = record.pop(IMAGE_COLUMN, None)
-            fields = {k: record[k] for k in ("id", "text", "hashtags") if k in record}
+            fields = {k: record[k] for k in ("id", "text", "hashtags", "user", "created") if k in record}
             if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
                 fields[IMAGE_COLUMN] = vector  # validated with the post: finite numbers, flat
             if _is_paths(record.get("image")):  # image files are not read yet; kept for validation only
                 fields["image"] = record["image"]
             parsed = Post.from_record(fields, source="<predict>", line=position + 1)
             text, tags, post_id, vector = parsed.text, parsed.hashtags, parsed.id, parsed.extra.get(IMAGE_COLUMN)
+            user, created = parsed.user, parsed.created
         else:
             raise PostlocError(
                 f"post {position + 1}: expected a dict, a Post or a DataFrame row, got {type(post).__name__}"
@@ -241,7 +245,7 @@ class Predictor:
                 )
         else:
             vector = None
-        row = {"id": str(post_id), "text": text, "hashtags": tags, IMAGE_COLUMN: vector}
+        row = {"id": str(post_id), "text": text, "hashtags": tags, IMAGE_COLUMN: vector, "user": user, "created": created}
         if self.names is not None:
             row[ALL_HASHTAGS] = post_hashtags(given, text)
         return row

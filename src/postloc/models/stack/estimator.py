@@ -106,6 +106,11 @@ class Stack(Estimator):
         self.context_prior_ = np.zeros(0)
 
     @property
+    def reads_neighbours(self) -> bool:
+        """Whether a post's probabilities depend on the other posts of the frame (its same-day neighbours)."""
+        return self.context_rho_ > 0
+
+    @property
     def trains_on_val(self) -> bool:
         return bool(self.config.refit_on_val)
 

@@ -1,0 +1,168 @@
+"""Same-user same-day context: grouping, the mixture rule, its fitted weight, and ``stack`` using it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from postloc.errors import PostlocError
+from postloc.io.model_files import SEAL_KEY, manifest_digest
+from postloc.models import create_model, load_model
+from postloc.models.user_context import apply_context, context_groups, fit_rho, neighbour_mean, smoothed_prior
+
+QUICK = {"c_grid": (1.0,), "inner_folds": 3, "max_iter": 300}
+PLACES = ["poi-a", "poi-b", "poi-c", "poi-d"]
+
+
+def test_groups_are_one_user_on_one_day():
+    posts = pd.DataFrame(
+        {
+            "user": ["u", "u", "u", "v", None, None, "v"],
+            "created": [
+                "2020-01-01T09:00:00",
+                "2020-01-01T17:30:00",
+                "2020-01-02T09:00:00",  # the same user a day later: no neighbour
+                "2020-01-01T09:00:00",
+                "2020-01-01T09:00:00",  # no user: never a neighbour, not even of another post without one
+                "2020-01-01T09:00:00",
+                None,  # no date
+            ],
+        }
+    )
+    groups = context_groups(posts, "day")
+    assert groups is not None
+    assert groups[0] == groups[1] >= 0
+    assert (groups[2:] == -1).all()
+    assert context_groups(posts, "none") is None
+    assert context_groups(posts.drop(columns="created"), "day") is None
+    assert context_groups(posts.iloc[[0, 2, 3]], "day") is None  # nobody has a neighbour
+    # datetimes count by their calendar day too
+    stamps = posts.assign(created=pd.to_datetime(posts["created"]))
+    assert np.array_equal(context_groups(stamps, "day"), groups)
+    with pytest.raises(PostlocError, match="context must be one of"):
+        create_model("stack", {"context": "week"})
+
+
+def test_neighbour_mean_leaves_the_post_itself_out():
+    proba = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.2, 0.8]])
+    mean = neighbour_mean(proba, np.array([0, 0, 0, -1]))
+    assert np.allclose(mean[0], [0.25, 0.75])
+    assert np.allclose(mean[2], [0.5, 0.5])
+    assert np.array_equal(mean[3], [0.0, 0.0])
+
+
+def test_the_rule_moves_a_vague_post_towards_its_neighbours_place_and_leaves_loners_alone():
+    prior = np.full(4, 0.25)
+    vague = [0.25, 0.25, 0.25, 0.25]
+    sure_c = [0.02, 0.02, 0.94, 0.02]
+    proba = np.array([vague, sure_c, vague])
+    groups = np.array([0, 0, -1])
+    out = apply_context(proba, groups, 0.5, prior)
+    assert out[0].argmax() == 2 and out[0, 2] > 0.5
+    assert np.allclose(out.sum(axis=1), 1.0)
+    assert np.array_equal(out[2], proba[2])  # no neighbour: exactly as it was
+    assert apply_context(proba, groups, 0.0, prior) is proba
+    assert apply_context(proba, None, 0.5, prior) is proba
+
+
+def _bursts(n_days: int, same_place: bool, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold-like probabilities of 3-post days: one post per day names its place, the others are vague."""
+    rng = np.random.default_rng(seed)
+    rows, labels, groups = [], [], []
+    for day in range(n_days):
+        place = int(rng.integers(4))
+        for i in range(3):
+            y = place if same_place else int(rng.integers(4))
+            p = np.full(4, 0.25)
+            if i == 0:
+                p = np.full(4, 0.05)
+                p[y] = 0.85
+            rows.append(p)
+            labels.append(y)
+            groups.append(day)
+    return np.array(rows), np.array(labels), np.array(groups)
+
+
+def test_the_weight_is_large_when_days_stay_at_one_place_and_zero_when_they_do_not():
+    proba, y, groups = _bursts(200, same_place=True, seed=0)
+    prior = smoothed_prior(y, np.ones(len(y)), 4)
+    assert fit_rho(proba, groups, y, np.ones(len(y)), prior) > 0.5
+    proba, y, groups = _bursts(200, same_place=False, seed=1)
+    assert fit_rho(proba, groups, y, np.ones(len(y)), prior) < 0.05
+    assert fit_rho(proba, None, y, np.ones(len(y)), prior) == 0.0
+
+
+def _timeline_posts(n_users: int, seed: int) -> pd.DataFrame:
+    """Users who post 3 photos a day at one place; one of the three names the place, two say only the city."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        for day in range(2):
+            place = PLACES[int(rng.integers(len(PLACES)))]
+            for i in range(3):
+                tags = [place.replace("-", ""), "city"] if i == 0 else ["city"]
+                rows.append(
+                    {
+                        "id": f"{u}-{day}-{i}",
+                        "user": f"user{u}",
+                        "created": f"2021-05-0{day + 1}T1{i}:00:00",
+                        "text": "",
+                        "hashtags": tags,
+                        "poi": place,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_stack_reads_same_day_neighbours_saves_the_weight_and_is_unchanged_without_them(tmp_path):
+    train, test = _timeline_posts(60, seed=3), _timeline_posts(30, seed=4)
+    model = create_model("stack", QUICK).fit(train)
+    alone = create_model("stack", {**QUICK, "context": "none"}).fit(train)
+    assert model.context_rho_ > 0.3 and alone.context_rho_ == 0.0
+    assert model.reads_neighbours and not alone.reads_neighbours
+    truth = test["poi"].to_numpy()
+    acc = (np.array(model.predict(test)) == truth).mean()
+    acc_alone = (np.array(alone.predict(test)) == truth).mean()
+    assert acc_alone < 0.6 and acc > 0.95  # the city-only posts are placed by the post that names the place
+    # each post on its own (no user, or one post per frame): the same numbers as without context
+    assert np.allclose(model.predict_proba(test.drop(columns="user")), alone.predict_proba(test), atol=1e-12)
+    model.save(tmp_path / "stack")
+    loaded = load_model(tmp_path / "stack")
+    assert loaded.context_rho_ == model.context_rho_
+    assert np.allclose(loaded.predict_proba(test), model.predict_proba(test), atol=1e-12)
+    # a stack saved before the context rule (no context keys) loads and predicts post by post
+    manifest_path = tmp_path / "stack" / "model.json"
+    manifest = json.loads(manifest_path.read_text())
+    for key in ("context_rho", "context_prior"):
+        manifest.pop(key)
+    manifest[SEAL_KEY] = manifest_digest(manifest)  # as that older postloc sealed it
+    manifest_path.write_text(json.dumps(manifest))
+    old = load_model(tmp_path / "stack")
+    assert old.context_rho_ == 0.0 and not old.reads_neighbours
+    assert np.allclose(old.predict_proba(test), alone.predict_proba(test), atol=1e-12)
+    manifest["context_rho"], manifest["context_prior"] = 0.5, [0.5]  # a prior of the wrong length
+    manifest[SEAL_KEY] = manifest_digest(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(PostlocError, match="context weight or prior"):
+        load_model(tmp_path / "stack")
+
+
+def test_predictor_passes_user_and_date_so_files_and_the_api_get_the_context(tmp_path):
+    from postloc.inference.predictor import load
+
+    train, test = _timeline_posts(60, seed=3), _timeline_posts(10, seed=5)
+    create_model("stack", QUICK).fit(train).save(tmp_path / "stack")
+    predictor = load(tmp_path / "stack")
+    records = test.drop(columns="poi").to_dict(orient="records")
+    # a batch smaller than a user's day: the model still sees the whole frame, so no day is cut in two
+    with_context = predictor.predict_proba(records, batch_size=2)
+    assert np.allclose(with_context, predictor.predict_proba(records), atol=1e-12)
+    classes = np.array(predictor.classes)
+    assert (classes[with_context.argmax(axis=1)] == test["poi"].to_numpy()).mean() > 0.95
+    anonymous = [{k: v for k, v in r.items() if k != "user"} for r in records]
+    one_by_one = np.vstack([predictor.predict_proba([r]) for r in records])
+    assert np.allclose(predictor.predict_proba(anonymous), one_by_one, atol=1e-12)
+    assert not np.allclose(with_context, one_by_one)
