@@ -245,7 +245,14 @@ class Predictor:
                 )
         else:
             vector = None
-        row = {"id": str(post_id), "text": text, "hashtags": tags, IMAGE_COLUMN: vector, "user": user, "created": created}
+        row = {
+            "id": str(post_id),
+            "text": text,
+            "hashtags": tags,
+            IMAGE_COLUMN: vector,
+            "user": user,
+            "created": created,
+        }
         if self.names is not None:
             row[ALL_HASHTAGS] = post_hashtags(given, text)
         return row

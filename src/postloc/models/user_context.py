@@ -108,7 +108,9 @@ def apply_context(proba: np.ndarray, groups: np.ndarray | None, rho: float, prio
     return out
 
 
-def fit_rho(proba: np.ndarray, groups: np.ndarray | None, y: np.ndarray, weights: np.ndarray, prior: np.ndarray) -> float:
+def fit_rho(
+    proba: np.ndarray, groups: np.ndarray | None, y: np.ndarray, weights: np.ndarray, prior: np.ndarray
+) -> float:
     """The ``rho`` in [0, MAX_RHO] minimising the weighted log-loss of ``y`` over the posts with neighbours.
 
     ``proba`` must be out of fold with whole users held out together, so that a post's neighbours

@@ -229,7 +229,9 @@ class Stack(Estimator):
             return np.zeros((0, len(self.classes_)))
         proba = combine([learner.log_proba(learner.features(posts)) for learner in self.learners_], self.weights_)
         if self.context_rho_ > 0:
-            proba = apply_context(proba, context_groups(posts, self.config.context), self.context_rho_, self.context_prior_)
+            proba = apply_context(
+                proba, context_groups(posts, self.config.context), self.context_rho_, self.context_prior_
+            )
         return proba
 
     def learner_weights(self) -> dict[str, float]:
