@@ -1,6 +1,6 @@
 """Ablation of ``stack`` over user-disjoint folds: what each of its choices is worth against tfidf-logreg.
 
-    python benchmarks/stack_ablation.py PREPARED --out DIR [--folds 5]
+    python benchmarks/stack_ablation.py PREPARED --out DIR [--folds 5] [--only 0,6]
 
 Runs ``postloc crossval`` (the experiments' fold machinery, the same folds for every row) once per
 variant, each paired with tfidf-logreg on the same test posts, and writes ``DIR/ablation.md`` and
@@ -24,6 +24,7 @@ VARIANTS: dict[str, dict] = {
     "without refit on train+val": {"refit_on_val": False},
     "C chosen on the val posts (not out of fold)": {"c_selection": "val"},
     "without out-of-fold weights (weights 1)": {"inner_folds": 0},
+    "without same-day context (each post alone)": {"context": "none"},
 }
 
 
@@ -34,9 +35,13 @@ def main() -> None:
     parser.add_argument("prepared", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated row numbers of VARIANTS to run (default: all)")
     args = parser.parse_args()
+    only = {int(i) for i in args.only.split(",") if i.strip()}
     rows = []
     for i, (label, params) in enumerate(VARIANTS.items()):
+        if only and i not in only:
+            continue
         config = ExperimentConfig(
             studies=("cv",),
             folds=args.folds,
