@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated row numbers of VARIANTS to run (default: all)")
     args = parser.parse_args()
     only = {int(i) for i in args.only.split(",") if i.strip()}
-    rows = []
+    rows: list[dict] = []
+    first = None  # the first row run: every other row is also paired with it
     for i, (label, params) in enumerate(VARIANTS.items()):
         if only and i not in only:
             continue
@@ -55,6 +56,8 @@ def main() -> None:
         results = run_experiments(args.prepared, args.out / f"variant-{i}", config)
         row = next(r for r in results["rows"] if r["model"] == "stack")
         paired = next(p for p in results["paired"]["cv"]["rows"] if p["model"] == "stack")
+        if first is None:
+            first = (row, args.out / f"variant-{i}")
         rows.append(
             {
                 "variant": label,
@@ -65,6 +68,7 @@ def main() -> None:
                 "d_acc_t": paired["d_acc_t"],
                 "d_acc_boot": paired["d_acc_boot"],
                 "d_km": paired["d_km"],
+                "vs_first": paired_rows(first, (row, args.out / f"variant-{i}"), args.prepared),
             }
         )
         print(f"{label}: acc {row['accuracy']['mean']:.3f}, vs tfidf-logreg {paired['d_acc']:+.3f}", flush=True)
@@ -80,19 +84,48 @@ def main() -> None:
         "",
         f"tfidf-logreg on the same folds: accuracy {_ms(reference['accuracy'])}, mean km {_ms(reference['mean_km'])}.",
         "",
-        "| variant | accuracy | Δacc vs tfidf-logreg | t interval | bootstrap interval | mean km | Δkm |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| variant | accuracy | Δacc vs tfidf-logreg | t interval | bootstrap interval | mean km | Δkm |"
+        f" Δacc vs {rows[0]['variant']} (t; bootstrap) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
+        v = r["vs_first"]
+        vs_first = "–" if v is None else f"{v['d_acc']:+.3f} ({_iv(v['d_acc_t'])}; {_iv(v['d_acc_boot'])})"
         lines.append(
             f"| {r['variant']} | {_ms(r['accuracy'])} | {r['d_acc']:+.3f} | {_iv(r['d_acc_t'])} | "
-            f"{_iv(r['d_acc_boot'])} | {_ms(r['mean_km'])} | {r['d_km']:+.3f} |"
+            f"{_iv(r['d_acc_boot'])} | {_ms(r['mean_km'])} | {r['d_km']:+.3f} | {vs_first} |"
         )
     (args.out / "ablation.md").write_text("\n".join(lines) + "\n")
     (args.out / "ablation.json").write_text(
         json.dumps({"data": facts, "reference": reference, "rows": rows}, indent=2) + "\n"
     )
     print(f"wrote {args.out}/ablation.md")
+
+
+def paired_rows(first: tuple[dict, Path], this: tuple[dict, Path], prepared: Path) -> dict | None:
+    """``this`` row minus the ``first`` one on the same posts: accuracy, t-interval over folds, bootstrap over users.
+
+    None for the first row itself. Both ran on the same folds (same prepared folder, same fold seed).
+    """
+    import numpy as np
+
+    from postloc.data.prepared import load_prepared
+    from postloc.experiments.cv import bootstrap_interval, read_outcomes, t_interval
+
+    (row_a, out_a), (row_b, out_b) = first, this
+    if out_a == out_b:
+        return None
+    a_folds, b_folds = row_a["accuracy"]["per_fold"], row_b["accuracy"]["per_fold"]
+    diffs = [b_folds[f] - a_folds[f] for f in sorted(set(a_folds) & set(b_folds))]
+    a, b = read_outcomes(out_a, row_a["keys"]), read_outcomes(out_b, row_b["keys"])
+    boot = None
+    if a is not None and b is not None:
+        both = b.merge(a, left_index=True, right_index=True, suffixes=("_b", "_a"))
+        posts = load_prepared(prepared).posts
+        users = dict(zip(posts["id"].astype(str), posts["user"].astype(str), strict=True))
+        owner = both.index.map(lambda i: users.get(i, f"\0post:{i}")).to_numpy()
+        boot = list(bootstrap_interval(owner, (both["correct_b"] - both["correct_a"]).to_numpy(dtype=float)))
+    return {"d_acc": float(np.mean(diffs)), "d_acc_t": list(t_interval(diffs)), "d_acc_boot": boot}
 
 
 #: the "generic" tags of a data set: its most used ones (on Dresden: the city, country and region names)
@@ -124,7 +157,9 @@ def _ms(stat: dict) -> str:
     return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
-def _iv(interval: list[float]) -> str:
+def _iv(interval: list | None) -> str:
+    if not interval or interval[0] is None:
+        return "n/a"
     return f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
 
 
