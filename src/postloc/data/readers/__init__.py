@@ -85,77 +85,40 @@ def read_posts(
     return _validated(raw, skip_bad=skip_bad, report=report if report is not None else SkipReport())
 
 
-#: records validated before their ids are checked together (one vectorised lookup per batch)
-ID_BATCH = 1024
-
-
 def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) -> Iterator[Post]:
-    """Validate, check ids and yield in input order; the first bad record raises once the ones before it are out.
-
-    Records are validated :data:`ID_BATCH` at a time so that their ids are looked up together
-    (:class:`SeenIds`); what a consumer sees is the same as one at a time.
-    """
-    seen_ids = SeenIds()  # ~20 bytes per id rather than ~200 for a dict of strings
+    seen_ids = SeenIds()  # ~80 bytes per id rather than ~200 for a dict of strings
     folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
-    batch: list[tuple[RawRecord, Post | BadInputError | None, list[BadInputError]]] = []
     for item in raw:
-        batch.append(_validate(item, folders))
-        if len(batch) >= ID_BATCH:
-            yield from _checked(batch, seen_ids, skip_bad=skip_bad, report=report)
-            batch = []
-    yield from _checked(batch, seen_ids, skip_bad=skip_bad, report=report)
-
-
-def _validate(
-    item: RawRecord, folders: dict[tuple[str, str], str]
-) -> tuple[RawRecord, Post | BadInputError | None, list[BadInputError]]:
-    """The post of one raw record (None for a reader's warning), or its error; and the post's warnings."""
-    warnings: list[BadInputError] = []  # counted only once the post is kept
-    if item.warning is not None:
-        return item, None, warnings
-    try:
-        if item.error is not None:
-            raise item.error
-        assert item.record is not None  # a RawRecord holds either a record or an error
-        post = Post.from_record(
-            item.record,
-            source=item.source,
-            line=item.line,
-            base_dir=item.base_dir,
-            folders=folders,
-            warn=warnings.append,
-        )
-    except BadInputError as error:
-        return item, error, warnings
-    return item, post, warnings
-
-
-def _checked(batch, seen_ids: SeenIds, *, skip_bad: bool, report: SkipReport) -> Iterator[Post]:
-    posts = [result.id for _, result, _ in batch if isinstance(result, Post)]
-    earlier = iter(seen_ids.first_seen_many(posts))
-    in_batch: dict[str, tuple[str, int | None]] = {}
-    for item, result, warnings in batch:
-        if result is None:
+        warnings: list[BadInputError] = []  # counted only once the post is kept
+        if item.warning is not None:
             report.warn(item.warning)
             continue
-        error = result if isinstance(result, BadInputError) else None
-        if isinstance(result, Post):
-            first = next(earlier) or in_batch.get(result.id)
+        try:
+            if item.error is not None:
+                raise item.error
+            assert item.record is not None  # a RawRecord holds either a record or an error
+            post = Post.from_record(
+                item.record,
+                source=item.source,
+                line=item.line,
+                base_dir=item.base_dir,
+                folders=folders,
+                warn=warnings.append,
+            )
+            first = seen_ids.first_seen(post.id)
             if first is not None:
                 where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"
-                error = BadInputError(item.source, item.line, "id", f'"{result.id}" was already used at {where}')
-            else:
-                in_batch[result.id] = (str(item.source), item.line)
-                seen_ids.add(result.id, str(item.source), item.line)
-        if error is not None:
+                raise BadInputError(item.source, item.line, "id", f'"{post.id}" was already used at {where}')
+            seen_ids.add(post.id, str(item.source), item.line)
+        except BadInputError as error:
             if not skip_bad:
-                raise error
+                raise
             report.add(error)
             continue
         report.read += 1
         for warning in warnings:
             report.warn(warning)
-        yield result
+        yield post
 
 
 __all__ = ["FORMATS", "MAX_RECORD_BYTES", "RawRecord", "SkipReport", "detect_format", "read_posts"]
