@@ -82,6 +82,16 @@ def main() -> None:
         f"{facts['only_top_tags_share']:.0%} of the posts carry only tags among the {TOP_TAGS} most used "
         f"({', '.join(facts['top_tags'])}).",
         "",
+        f"Same user, same day: {facts['with_same_day_neighbour']:.0%} of the posts share a user and a calendar day "
+        "with another post"
+        + (
+            f"; two such posts are at the same POI {facts['same_day_pairs_same_poi']:.0%} of the time, and a vote "
+            f"of the neighbours' true POIs would place {facts['neighbour_vote_accuracy']:.0%} of them "
+            "(an upper bound on what the context could reach; the rule sees only predictions)."
+            if facts["same_day_pairs_same_poi"] is not None
+            else "."
+        ),
+        "",
         f"tfidf-logreg on the same folds: accuracy {_ms(reference['accuracy'])}, mean km {_ms(reference['mean_km'])}.",
         "",
         "| variant | accuracy | Δacc vs tfidf-logreg | t interval | bootstrap interval | mean km | Δkm |"
@@ -150,6 +160,37 @@ def data_facts(prepared: Path) -> dict:
         "largest_user_share": float(users.iloc[0] / len(posts)) if len(users) else 0.0,
         "top_tags": [t for t, _ in counts.most_common(TOP_TAGS)],
         "only_top_tags_share": float(only_top.mean()) if len(posts) else 0.0,
+        **same_day_facts(posts),
+    }
+
+
+def same_day_facts(posts) -> dict:
+    """How much a user's other posts of the same day say (on the labels: what the context rule could reach)."""
+    import numpy as np
+
+    from postloc.models.user_context import context_groups
+
+    groups = context_groups(posts, "day")
+    if groups is None:
+        return {"with_same_day_neighbour": 0.0, "same_day_pairs_same_poi": None, "neighbour_vote_accuracy": None}
+    has = groups >= 0
+    frame = posts.loc[has, ["poi"]].assign(group=groups[has])
+    counts = frame.groupby(["group", "poi"]).size()
+    sizes = frame.groupby("group").size()
+    same_pairs = float((counts * (counts - 1)).sum() / (sizes * (sizes - 1)).sum())
+    # leave-one-out vote of the neighbours' true POIs (ties: the first in sorted order)
+    hits = []
+    for _, members in frame.groupby("group")["poi"]:
+        tally = members.value_counts()
+        for poi in members:
+            rest = tally.copy()
+            rest[poi] -= 1
+            rest = rest[rest > 0].sort_index()
+            hits.append(bool(len(rest)) and rest.idxmax() == poi)
+    return {
+        "with_same_day_neighbour": float(has.mean()),
+        "same_day_pairs_same_poi": same_pairs,
+        "neighbour_vote_accuracy": float(np.mean(hits)),
     }
 
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, SkipReport
-from postloc.data.readers.seen_ids import SeenIds
 from postloc.data.schema import Post
 from postloc.errors import BadInputError
 from postloc.io.inputs import check_regular_file
@@ -86,7 +85,7 @@ def read_posts(
 
 
 def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) -> Iterator[Post]:
-    seen_ids = SeenIds()  # ~80 bytes per id rather than ~200 for a dict of strings
+    seen_ids: dict[str, tuple[str, int | None]] = {}
     folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
     for item in raw:
         warnings: list[BadInputError] = []  # counted only once the post is kept
@@ -105,11 +104,11 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
                 folders=folders,
                 warn=warnings.append,
             )
-            first = seen_ids.first_seen(post.id)
+            first = seen_ids.get(post.id)
             if first is not None:
                 where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"
                 raise BadInputError(item.source, item.line, "id", f'"{post.id}" was already used at {where}')
-            seen_ids.add(post.id, str(item.source), item.line)
+            seen_ids[post.id] = (item.source, item.line)
         except BadInputError as error:
             if not skip_bad:
                 raise
