@@ -25,6 +25,7 @@ VARIANTS: dict[str, dict] = {
     "C chosen on the val posts (not out of fold)": {"c_selection": "val"},
     "without out-of-fold weights (weights 1)": {"inner_folds": 0},
     "without same-day context (each post alone)": {"context": "none"},
+    "same-day context only (context day)": {"context": "day"},
 }
 
 

@@ -77,14 +77,21 @@ def expected_calibration_error(y_true: ArrayLike, proba: np.ndarray, bins: int =
     proba = np.asarray(proba, dtype=float)
     if len(truth) == 0 or proba.shape[1] == 0:
         return float("nan")
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == truth
+    return ece_of_confidences(proba.max(axis=1), proba.argmax(axis=1) == truth, bins)
+
+
+def ece_of_confidences(confidence: ArrayLike, correct: ArrayLike, bins: int = 15) -> float:
+    """The ECE of :func:`expected_calibration_error` from each post's top confidence and whether it was right."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    if not len(confidence):
+        return float("nan")
     which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
     total = 0.0
     for b in np.unique(which):
         inside = which == b
         total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(total / len(truth))
+    return float(total / len(confidence))
 
 
 def reliability_bins(y_true: ArrayLike, proba: np.ndarray, bins: int = 15) -> pd.DataFrame:

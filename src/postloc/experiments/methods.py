@@ -48,7 +48,7 @@ def table2_methods() -> list[Method]:
         _method("knn-image (cosine, k={k})", "knn-image"),
         _method("MRLF (paper)", "mrlf"),
         _method("mrlf-plus (MRLF x tfidf-logreg late fusion; ours, not the paper's)", "mrlf-plus"),
-        _method("stack (user-weighted per-modality regressions + same-day context; postloc's default)", "stack"),
+        _method("stack (user-weighted per-modality regressions + same-user context; postloc's default)", "stack"),
     ]
     return methods
 

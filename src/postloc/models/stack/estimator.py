@@ -41,7 +41,7 @@ from postloc.models.base import Estimator
 from postloc.models.registry import register
 from postloc.models.stack.combiner import combine, fit_combiner
 from postloc.models.stack.learners import LEARNERS, Learner
-from postloc.models.user_context import CONTEXTS, apply_context, context_groups, fit_rho, smoothed_prior
+from postloc.models.user_context import CONTEXTS, LEVELS, apply_context, context_evidence, fit_rhos, smoothed_prior
 from postloc.models.user_weights import user_sample_weights
 from postloc.settings import check_ranges
 
@@ -72,7 +72,9 @@ class StackConfig:
     char_ngrams: tuple[int, int] = (2, 5)
     max_iter: int = 1000
     seed: int = 0
-    context: str = "day"  # "day": a user's other posts of the same day as evidence (user_context); "none"
+    # "user": a user's other posts of the same day, and of other days with a weight of their own, as
+    # evidence (user_context); "day": the same day only; "none": each post alone
+    context: str = "user"
 
     def __post_init__(self) -> None:
         check_ranges(self, RANGES)
@@ -102,13 +104,13 @@ class Stack(Estimator):
         super().__init__(config, trainer)
         self.learners_: list[Learner] = []
         self.weights_ = np.zeros(0)
-        self.context_rho_ = 0.0  # fitted weight of same-user same-day neighbours (0: unused)
+        self.context_rhos_: tuple[float, ...] = ()  # fitted weight per kind of neighbours (0: unused)
         self.context_prior_ = np.zeros(0)
 
     @property
     def reads_neighbours(self) -> bool:
-        """Whether a post's probabilities depend on the other posts of the frame (its same-day neighbours)."""
-        return self.context_rho_ > 0
+        """Whether a post's probabilities depend on the other posts of the frame (the same user's)."""
+        return any(rho > 0 for rho in self.context_rhos_)
 
     @property
     def trains_on_val(self) -> bool:
@@ -158,13 +160,17 @@ class Stack(Estimator):
         return self
 
     def _fit_context(self, posts: pd.DataFrame, oof: np.ndarray | None, y: np.ndarray, weights: np.ndarray) -> None:
-        """``rho`` of :mod:`postloc.models.user_context` on the out-of-fold probabilities (0 without them).
+        """The weights of :mod:`postloc.models.user_context` on the out-of-fold probabilities (0 without them).
 
-        The inner folds hold whole users out, so a post's same-day neighbours were held out with it.
+        The inner folds hold whole users out, so a post's neighbours (all the same user's) were held out with it.
         """
         self.context_prior_ = smoothed_prior(y, weights, len(self.classes_))
-        groups = None if oof is None else context_groups(posts, self.config.context)
-        self.context_rho_ = 0.0 if oof is None else fit_rho(oof, groups, y, weights, self.context_prior_)
+        levels = LEVELS[self.config.context]
+        if oof is None:
+            self.context_rhos_ = tuple(0.0 for _ in levels)
+            return
+        evidence = context_evidence(oof, posts, self.config.context)
+        self.context_rhos_ = fit_rhos(oof, evidence, y, weights, self.context_prior_)
 
     def _inner_folds(self, train: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
         """User-grouped (train, held-out) index pairs; empty when there are too few users."""
@@ -228,10 +234,9 @@ class Stack(Estimator):
         if not len(posts):
             return np.zeros((0, len(self.classes_)))
         proba = combine([learner.log_proba(learner.features(posts)) for learner in self.learners_], self.weights_)
-        if self.context_rho_ > 0:
-            proba = apply_context(
-                proba, context_groups(posts, self.config.context), self.context_rho_, self.context_prior_
-            )
+        if self.reads_neighbours:
+            evidence = context_evidence(proba, posts, self.config.context)
+            proba = apply_context(proba, evidence, self.context_rhos_, self.context_prior_)
         return proba
 
     def learner_weights(self) -> dict[str, float]:
@@ -244,7 +249,7 @@ class Stack(Estimator):
         return {
             "learners": [{"kind": ln.kind, "C": ln.C, "seen": ln.seen} for ln in self.learners_],
             "learner_weights": self.weights_.tolist(),
-            "context_rho": self.context_rho_,
+            "context_rhos": list(self.context_rhos_),
             "context_prior": self.context_prior_.tolist(),
         }
 
@@ -275,9 +280,17 @@ class Stack(Estimator):
         self.weights_ = np.asarray(manifest["learner_weights"], dtype=np.float64)
         if len(self.weights_) != len(self.learners_) or not np.isfinite(self.weights_).all():
             raise PostlocError("the combiner's weights do not match the learners")
-        # models saved before the context rule have neither: rho 0 leaves their probabilities as they were
-        self.context_rho_ = float(manifest.get("context_rho", 0.0))
+        # models saved before the context rule have no weights (0: probabilities as they were); those of one
+        # context kind wrote a single "context_rho"
+        levels = LEVELS[self.config.context]
+        rhos = manifest.get("context_rhos", [manifest.get("context_rho", 0.0)] if levels else [])
+        try:
+            rhos = [float(r) for r in rhos]
+        except (TypeError, ValueError):
+            raise PostlocError("the stack's context weights are not numbers") from None
+        self.context_rhos_ = tuple(rhos + [0.0] * (len(levels) - len(rhos)))
         self.context_prior_ = np.asarray(manifest.get("context_prior", []), dtype=np.float64)
         prior_ok = len(self.context_prior_) == len(self.classes_) and (self.context_prior_ > 0).all()
-        if not 0.0 <= self.context_rho_ <= 1.0 or (self.context_rho_ > 0 and not prior_ok):
-            raise PostlocError("the stack's context weight or prior is out of range")
+        in_range = len(self.context_rhos_) == len(levels) and all(0.0 <= r <= 1.0 for r in self.context_rhos_)
+        if not in_range or sum(self.context_rhos_) > 1.0 or (self.reads_neighbours and not prior_ok):
+            raise PostlocError("the stack's context weights or prior are out of range")
