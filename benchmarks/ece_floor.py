@@ -97,7 +97,7 @@ def main() -> None:
         )
         shapes[method] = reliability(conf, correct)
     payload = {
-        "experiment": str(args.experiment),
+        "experiment": args.experiment.name,
         "draws": args.draws,
         "machine": machine(),
         "methods": rows,
