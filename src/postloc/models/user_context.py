@@ -234,6 +234,8 @@ def fit_rhos(
             for x0 in starts
         ]
         free = np.clip(min(fits, key=lambda f: f.fun).x, 0.0, MAX_RHO)
+        if free.sum() > MAX_RHO:  # the constraint holds only to the solver's tolerance
+            free *= MAX_RHO / free.sum()
     if loss(free) >= loss(np.zeros(len(usable))):
         return zeros
     rhos = np.zeros(len(evidence))
