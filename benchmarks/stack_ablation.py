@@ -37,7 +37,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated row numbers of VARIANTS to run (default: all)")
+    parser.add_argument("--facts", action="store_true", help="print the data's facts (no training) and stop")
     args = parser.parse_args()
+    if args.facts:
+        print(json.dumps(data_facts(args.prepared), indent=2))
+        return
     only = {int(i) for i in args.only.split(",") if i.strip()}
     rows: list[dict] = []
     first = None  # the first row run: every other row is also paired with it
@@ -91,6 +95,12 @@ def main() -> None:
             "(an upper bound on what the context could reach; the rule sees only predictions)."
             if facts["same_day_pairs_same_poi"] is not None
             else "."
+        )
+        + (
+            f" Two posts of one user on different days are at the same POI {facts['other_day_pairs_same_poi']:.0%}"
+            f" of the time (two posts drawn at random: {facts['random_pairs_same_poi']:.0%})."
+            if facts.get("other_day_pairs_same_poi") is not None
+            else ""
         ),
         "",
         f"tfidf-logreg on the same folds: accuracy {_ms(reference['accuracy'])}, mean km {_ms(reference['mean_km'])}.",
@@ -188,10 +198,19 @@ def same_day_facts(posts) -> dict:
             rest[poi] -= 1
             rest = rest[rest > 0].sort_index()
             hits.append(bool(len(rest)) and rest.idxmax() == poi)
+    # pairs of one user's posts on different days (or undated): all of the user's pairs less the same-day ones
+    users = posts.loc[posts["user"].notna(), ["user", "poi"]]
+    user_counts = users.groupby(["user", "poi"]).size()
+    user_sizes = users.groupby("user").size()
+    other_same = float((user_counts * (user_counts - 1)).sum() - (counts * (counts - 1)).sum())
+    other_all = float((user_sizes * (user_sizes - 1)).sum() - (sizes * (sizes - 1)).sum())
     return {
         "with_same_day_neighbour": float(has.mean()),
         "same_day_pairs_same_poi": same_pairs,
         "neighbour_vote_accuracy": float(np.mean(hits)),
+        "other_day_pairs_same_poi": other_same / other_all if other_all > 0 else None,
+        # two posts drawn at random (any users): the level at which a neighbour says nothing
+        "random_pairs_same_poi": float((posts["poi"].value_counts(normalize=True) ** 2).sum()),
     }
 
 

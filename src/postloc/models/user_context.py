@@ -21,7 +21,7 @@ who posted once that day, no ``user`` or ``created``) keeps its own probabilitie
 A second kind of neighbour, read with ``context="user"``: the same user's posts of *other* days
 (or undated). Where users stay in one place (residents, labels that are cities or districts) they
 say much; where they travel from sight to sight (Dresden's visitors: two posts of one user on
-different days are at the same POI 11 % of the time, about chance) they say nothing. So they get a
+different days are at the same POI 10 % of the time, two random posts 6 %) they say little. So they get a
 weight of their own, and the rule becomes ``p'(k) ∝ p(k) * (1 + sum_j rho_j * (m_j(k) / pi(k) - 1))``
 over the kinds ``j`` a post has, each ``rho_j >= 0`` and their sum <= MAX_RHO, fitted together.
 
