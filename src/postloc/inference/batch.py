@@ -45,7 +45,7 @@ def post_record(post, photos: PhotoFeatures | None, tally: Counter | None = None
     model exactly the same inputs. ``tally`` counts each photo's status (kept, dropped_portrait, ...).
     """
     record: dict[str, Any] = {"id": post.id, "text": post.text, "hashtags": list(post.hashtags)}
-    for key in ("user", "created"):  # a user's same-day posts are evidence for models that read them
+    for key in ("user", "created"):  # a user's other posts are evidence for models that read them
         if getattr(post, key) is not None:
             record[key] = getattr(post, key)
     vector = post.extra.get("image_vector")

@@ -184,8 +184,8 @@ class Predictor:
 
         chunks = []
         with torch.inference_mode():
-            # one batch (a single post): no slice to copy; a model that reads a post's same-day
-            # neighbours (stack's context) sees the whole frame, so no user's day is cut in two
+            # one batch (a single post): no slice to copy; a model that reads a post's neighbours
+            # (stack's same-user context) sees the whole frame, so no user's posts are cut apart
             if 0 < len(frame) <= batch_size or getattr(self.model, "reads_neighbours", False):
                 return np.asarray(self.model.predict_proba(frame))
             for start in range(0, len(frame), batch_size):
