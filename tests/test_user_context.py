@@ -109,26 +109,37 @@ def test_the_weight_is_large_when_days_stay_at_one_place_and_zero_when_they_do_n
     assert fit_rhos(proba, [None], y, np.ones(len(y)), prior) == (0.0,)
 
 
-def _timeline_posts(n_users: int, seed: int) -> pd.DataFrame:
-    """Users who post 3 photos a day at one place; one of the three names the place, two say only the city."""
+def _posts(n_users: int, seed: int, *, days: int, per_day: int, place_each_day: bool) -> pd.DataFrame:
+    """Users' posts, ``per_day`` a day over ``days`` days at one place a day (or one place a user).
+
+    The first post of a day names the place when a user posts several a day; a user who posts once
+    a day names it on the first day only. Every other post says only the city.
+    """
     rng = np.random.default_rng(seed)
     rows = []
     for u in range(n_users):
-        for day in range(2):
-            place = PLACES[int(rng.integers(len(PLACES)))]
-            for i in range(3):
-                tags = [place.replace("-", ""), "city"] if i == 0 else ["city"]
+        place = "" if place_each_day else PLACES[int(rng.integers(len(PLACES)))]
+        for day in range(days):
+            if place_each_day:
+                place = PLACES[int(rng.integers(len(PLACES)))]
+            for i in range(per_day):
+                named = i == 0 if per_day > 1 else day == 0
                 rows.append(
                     {
                         "id": f"{u}-{day}-{i}",
                         "user": f"user{u}",
                         "created": f"2021-05-0{day + 1}T1{i}:00:00",
                         "text": "",
-                        "hashtags": tags,
+                        "hashtags": [place.replace("-", ""), "city"] if named else ["city"],
                         "poi": place,
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def _timeline_posts(n_users: int, seed: int) -> pd.DataFrame:
+    """Users who post 3 photos a day at one place; one of the three names the place, two say only the city."""
+    return _posts(n_users, seed, days=2, per_day=3, place_each_day=True)
 
 
 def test_stack_reads_same_day_neighbours_saves_the_weight_and_is_unchanged_without_them(tmp_path):
@@ -221,23 +232,7 @@ def test_other_days_are_a_second_kind_of_neighbour_with_its_own_mean():
 
 def _residents(n_users: int, seed: int) -> pd.DataFrame:
     """Users who stay at one place on every day: one post a day, named on one day out of three."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        place = PLACES[int(rng.integers(len(PLACES)))]
-        for day in range(3):
-            tags = [place.replace("-", ""), "city"] if day == 0 else ["city"]
-            rows.append(
-                {
-                    "id": f"{u}-{day}",
-                    "user": f"user{u}",
-                    "created": f"2021-05-0{day + 1}T10:00:00",
-                    "text": "",
-                    "hashtags": tags,
-                    "poi": place,
-                }
-            )
-    return pd.DataFrame(rows)
+    return _posts(n_users, seed, days=3, per_day=1, place_each_day=False)
 
 
 def test_user_context_places_a_post_by_the_same_users_other_days_and_day_context_cannot(tmp_path):
