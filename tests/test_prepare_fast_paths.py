@@ -38,6 +38,31 @@ def test_detect_languages_equals_one_at_a_time(min_letters):
     assert detect_languages([]) == []
 
 
+def test_detect_languages_splits_when_sort_keys_do_not_pack(monkeypatch):
+    """Many long captions whose packed keys would overflow an int64 are judged in halves, same answers."""
+    from postloc.text import language
+
+    expected = detect_languages(CAPTIONS)
+    monkeypatch.setattr(language, "_KEY_BITS", 30)  # 12 bits of position + 17 of feature + 4 of caption
+    assert detect_languages(CAPTIONS) == expected
+
+
+def test_ascii_hashtag_patterns_match_the_unicode_ones():
+    """ASCII captions take the standard-library patterns: same tags, same stripped text, as the Unicode ones."""
+    import random
+
+    from postloc.text import normalize
+
+    rng = random.Random(0)
+    alphabet = "ab Z9_#&\t\n\x0b\x0c\r\x1c\x1f-'.,@!"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(20000)]
+    texts += [chr(c) + "#" + chr(c) + "x #y" + chr(c) for c in range(128)]
+    for text in texts:
+        assert normalize._ASCII_HASHTAG_RE.findall(text) == normalize._HASHTAG_RE.findall(text), repr(text)
+        assert normalize._ASCII_SPACE_RE.sub(" ", text) == normalize._SPACE_RE.sub(" ", text), repr(text)
+    assert normalize.extract_hashtags("＃ｆｕｌｌ #a#b") == ["full", "a", "b"]  # NFKC still applies
+
+
 def test_resolve_image_equals_path_resolve(tmp_path):
     base = tmp_path / "in"
     (base / "img" / "sub").mkdir(parents=True)

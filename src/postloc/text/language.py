@@ -65,6 +65,9 @@ def _tables():
     return nextmove, np.asarray(ident._rowbase, dtype=np.int64), np.asarray(ident.tk_output, dtype=np.int64)
 
 
+_KEY_BITS = 63  # of a packed sort key (an int64 that stays positive)
+
+
 def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[str | None, float]]:
     """:func:`detect_language` over many captions at once; the same answers, bit for bit.
 
@@ -89,6 +92,13 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
     if not bodies:
         return answers
     nextmove, rowbase, output = _tables()
+    # packed sort keys (below): bits for the byte position, the feature and the caption
+    pos_bits, feature_bits = max(map(len, bodies)).bit_length(), len(_identifier().nb_ptc).bit_length()
+    if pos_bits + feature_bits + len(bodies).bit_length() > _KEY_BITS and len(texts) > 1:
+        half = len(texts) // 2  # they would not fit in an int64 (never at prepare's chunk sizes)
+        return detect_languages(texts[:half], min_letters=min_letters) + detect_languages(
+            texts[half:], min_letters=min_letters
+        )
     lengths = np.fromiter(map(len, bodies), dtype=np.int64, count=len(bodies))
     order = np.argsort(-lengths, kind="stable")  # longest first: the live captions are a prefix
     data = np.frombuffer(b"".join(bodies[k] for k in order), dtype=np.uint8)
@@ -109,23 +119,29 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
     positions = np.concatenate(hit_pos) if hit_pos else np.zeros(0, np.int32)
     features = np.concatenate(hit_feature) if hit_feature else np.zeros(0, np.int32)
     del hit_text, hit_pos, hit_feature
-    # count each (caption, feature) pair, then order the pairs by where the feature first appeared
-    pair = np.lexsort((positions, features, texts_of))
+    # count each (caption, feature) pair, then order the pairs by where the feature first appeared;
+    # each order is one sort of a packed int64 key (caption | feature | position), not a lexsort
+    t64, f64, p64 = texts_of.astype(np.int64), features.astype(np.int64), positions.astype(np.int64)
+    pair = np.argsort((t64 << (feature_bits + pos_bits)) | (f64 << pos_bits) | p64)
     t, f, p = texts_of[pair], features[pair], positions[pair]
     new = np.ones(len(pair), dtype=bool)
     new[1:] = (t[1:] != t[:-1]) | (f[1:] != f[:-1])
     heads = np.flatnonzero(new)
     counts = np.diff(np.append(heads, len(pair)))
     t, f, p = t[heads], f[heads], p[heads]
-    first = np.lexsort((p, t))
+    first = np.argsort((t.astype(np.int64) << pos_bits) | p.astype(np.int64))
     t, f, counts = t[first], f[first].astype(np.intp), counts[first].astype(np.float32)
     bounds = np.searchsorted(t, np.arange(len(bodies) + 1))
     ident = _identifier()
     raw = np.zeros((len(bodies), len(ident.nb_classes)), dtype=np.float32)  # featureless: 0.0, as py3langid
     weights = np.log1p(counts)
+    # the chunk's rows of the float16 table, cast to float32 once (the cast is exact, and it is
+    # what ``float32 @ float16`` does inside numpy for every caption otherwise)
+    used, local = np.unique(f, return_inverse=True)
+    table = ident.nb_ptc[used].astype(np.float32)
     for row in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():
         lo, hi = bounds[row], bounds[row + 1]
-        raw[row] = weights[lo:hi] @ ident.nb_ptc[f[lo:hi]] + ident.nb_pc  # py3langid's expression
+        raw[row] = weights[lo:hi] @ table[local[lo:hi]] + ident.nb_pc  # py3langid's expression
     for answer, k in zip(_decide_rows(ident, raw, lengths[order]), order.tolist(), strict=True):
         answers[judged[k]] = answer
     return answers

@@ -8,6 +8,7 @@ look-alikes so ``ｎｙｃ`` and ``nyc`` meet; ``casefold`` is the matching key 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import regex
@@ -26,6 +27,11 @@ _TAG_BODY = rf"(?:[\p{{L}}\p{{N}}_]|{_EMOJI})(?:[\p{{L}}\p{{N}}\p{{M}}_]|{_EMOJI
 _HASHTAG_RE = regex.compile(rf"(?<![\w&#])(?:#{_TAG_BODY})+")
 _TOKEN_RE = regex.compile(rf"{_EMOJI}|(?<![\w&#])#?[\p{{L}}\p{{N}}\p{{M}}_]+(?:['’][\p{{L}}\p{{N}}\p{{M}}]+)*")
 _SPACE_RE = regex.compile(r"\s+")
+# The same two patterns for ASCII text, where they match exactly what the ones above do (no ASCII
+# char is a mark or an emoji; Unicode's White_Space among ASCII is [ \t\n\v\f\r]); the standard
+# ``re`` runs them 2-3x faster than ``regex`` runs the Unicode ones, and most captions are ASCII.
+_ASCII_HASHTAG_RE = re.compile(r"(?<![A-Za-z0-9_&#])(?:#[A-Za-z0-9_]+)+", re.ASCII)
+_ASCII_SPACE_RE = re.compile(r"\s+", re.ASCII)
 
 
 def normalize_text(text: str) -> str:
@@ -40,14 +46,22 @@ def match_key(token: str) -> str:
 
 def extract_hashtags(text: str) -> list[str]:
     """Hashtags in order of appearance, without '#', as written (after NFKC)."""
-    return [tag for run in _HASHTAG_RE.findall(unicodedata.normalize("NFKC", text)) for tag in run.split("#")[1:]]
+    if text.isascii():  # NFKC leaves ASCII as it is
+        runs = _ASCII_HASHTAG_RE.findall(text) if "#" in text else []
+    else:  # full-width '＃' and small '﹟' become '#' under NFKC
+        runs = _HASHTAG_RE.findall(unicodedata.normalize("NFKC", text))
+    return [tag for run in runs for tag in run.split("#")[1:]]
 
 
 def strip_hashtags(text: str) -> str:
     """The caption without its hashtags: what language identification should judge."""
+    if text.isascii():
+        spaces, tags = _ASCII_SPACE_RE, _ASCII_HASHTAG_RE
+    else:
+        spaces, tags = _SPACE_RE, _HASHTAG_RE
     if "#" not in text:  # no hashtag to remove: skip the (slow) hashtag pattern
-        return _SPACE_RE.sub(" ", text).strip()
-    return _SPACE_RE.sub(" ", _HASHTAG_RE.sub(" ", text)).strip()
+        return spaces.sub(" ", text).strip()
+    return spaces.sub(" ", tags.sub(" ", text)).strip()
 
 
 def tokenize(text: str) -> list[str]:
