@@ -66,7 +66,7 @@ class Post:
         A problem with a field no model needs (``created``) does not raise: the post keeps the
         field empty and ``warn``, when given, receives the error (readers count it in the report).
         """
-        if not isinstance(record, Mapping):
+        if type(record) is not dict and not isinstance(record, Mapping):  # the exact type first: an ABC check is slow
             raise BadInputError(source, line, None, f"expected a JSON object, got {_kind(record)}")
         surrogate = _lone_surrogate(record)
         if surrogate is not None:
@@ -176,6 +176,8 @@ def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
                 continue
             if type(value) is str and (value.isascii() or not _SURROGATE.search(value)):
                 continue
+            if type(value) is list and all(type(item) is str and _plain(item) for item in value):
+                continue  # a list of plain strings (hashtags, image paths)
         stack = [key, value]
         while stack:
             item = stack.pop()
@@ -188,6 +190,11 @@ def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
             elif isinstance(item, (list, tuple)):
                 stack.extend(item)
     return None
+
+
+def _plain(text: str) -> bool:
+    """``text`` holds no lone surrogate."""
+    return text.isascii() or not _SURROGATE.search(text)
 
 
 def _missing(value: Any) -> bool:
@@ -207,6 +214,8 @@ def _show(value: Any) -> str:
 
 def _opt_id(value: Any, key: str, bad) -> str | None:
     """Ids may come as strings or integers (JSON numbers, CSV cells); anything else is an error."""
+    if type(value) is str:  # the common case, first
+        return value or None
     if _missing(value) or value == "":
         return None
     if isinstance(value, bool):  # a JSON true is no id (and would become "1" below: bool is an int)
@@ -222,6 +231,8 @@ def _opt_id(value: Any, key: str, bad) -> str | None:
 
 
 def _string_list(value: Any, key: str, bad, allow_scalar: bool = False) -> list[str]:
+    if type(value) is list and all(type(item) is str for item in value):  # the common case, first
+        return [item for item in value if item]
     if _missing(value):
         return []
     if isinstance(value, str):
@@ -275,6 +286,8 @@ def image_vector(value: Any, bad) -> list[float]:
 
 
 def _coordinate(value: Any, key: str, limit: float, bad) -> float | None:
+    if type(value) is float and -limit <= value <= limit:  # the common case, first (NaN fails the test)
+        return value
     if _missing(value) or value == "":
         return None
     number: float | None = None

@@ -33,13 +33,13 @@ def iter_parquet(path: Path, *, columns: Mapping[str, str]) -> Iterator[RawRecor
         raise BadInputError(
             path, None, None, f"mapped columns not in the file: {', '.join(missing)} (columns: {', '.join(header)})"
         )
-    name = renamer(columns)
+    name = renamer(columns) if columns else None
     row = 0
     try:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             for raw in batch.to_pylist():
                 row += 1
-                record = {name(k): v for k, v in raw.items()}
+                record = raw if name is None else {name(k): v for k, v in raw.items()}
                 extra = record.pop("extra", None)
                 if isinstance(extra, str) and extra:
                     try:
