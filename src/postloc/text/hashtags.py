@@ -17,6 +17,8 @@ from postloc.text.normalize import extract_hashtags, normalize_hashtags
 
 def _given(tags: Any) -> list[str]:
     """The given tags as a list of strings; nothing for ``None``, NaN (pandas) or an empty array."""
+    if type(tags) is list and all(type(tag) is str for tag in tags):  # what a validated post holds
+        return list(tags)
     if tags is None or isinstance(tags, (float, str, bytes)):
         return []
     return [str(t) for t in tags]

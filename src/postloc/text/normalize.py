@@ -36,6 +36,8 @@ _ASCII_SPACE_RE = re.compile(r"\s+", re.ASCII)
 
 def normalize_text(text: str) -> str:
     """NFKC with whitespace collapsed; case is kept (models lowercase through :func:`match_key`)."""
+    if text.isascii():  # NFKC leaves ASCII as it is
+        return _ASCII_SPACE_RE.sub(" ", text).strip()
     return _SPACE_RE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
@@ -80,7 +82,7 @@ def normalize_hashtags(tags: list[str]) -> list[str]:
     """Matching keys, deduplicated in first-seen order (a tag repeated in one post counts once)."""
     seen: dict[str, None] = {}
     for tag in tags:
-        key = match_key(tag)
+        key = tag.lower().lstrip("#") if tag.isascii() else match_key(tag)  # ASCII: NFKC is a no-op, casefold lower
         if key:
             seen.setdefault(key, None)
     return list(seen)
