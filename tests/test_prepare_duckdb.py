@@ -152,6 +152,31 @@ def test_parallel_workers_keep_order_and_results(jsonl_file, tmp_path):
     assert one == two
 
 
+@pytest.mark.slow  # worker processes: a few seconds
+def test_parallel_workers_skip_and_reject_bad_records_as_one_process(jsonl_file, tmp_path):
+    """Workers validate the records; the skip report, the warnings and the first error are one process's."""
+    records = [dict(r, id=f"{r['id']}-{j}") for j in range(60) for r in mixed_posts()]  # 5,700: 3 chunks
+    records[4500]["lat"] = "north"  # a bad record in the third chunk
+    records[5000]["id"] = records[10]["id"]  # an id repeated across chunks
+    records[2100]["created"] = "yesterday-ish"  # kept, with a warning
+    path = jsonl_file(records)
+    config = _with(SMALL, engine="duckdb", min_poi_posts=50)
+    skip = ReadOptions(skip_bad=True)
+    one = prepare(path, tmp_path / "one", config, skip)
+    two = prepare(path, tmp_path / "two", _with(config, workers=2), skip)
+    assert one.skip_report.to_dict() == two.skip_report.to_dict()
+    assert one.skip_report.skipped == 2 and one.skip_report.warned == 1
+    assert {k: v for k, v in _outputs(tmp_path / "one").items() if k != "manifest.json"} == {
+        k: v for k, v in _outputs(tmp_path / "two").items() if k != "manifest.json"
+    }
+    with pytest.raises(postloc.errors.BadInputError) as alone:
+        prepare(path, tmp_path / "three", config)
+    with pytest.raises(postloc.errors.BadInputError) as parallel:
+        prepare(path, tmp_path / "four", _with(config, workers=2))
+    assert str(alone.value) == str(parallel.value) and ":4501:" in str(alone.value)
+    assert not (tmp_path / "four").exists()
+
+
 def test_tiny_memory_limit_spills_and_still_agrees(jsonl_file, tmp_path):
     """With a memory limit far below what the data would take, DuckDB spills instead of failing."""
     records = [

@@ -61,7 +61,9 @@ def test_ascii_hashtag_patterns_match_the_unicode_ones():
         assert normalize._ASCII_HASHTAG_RE.findall(text) == normalize._HASHTAG_RE.findall(text), repr(text)
         assert normalize._ASCII_SPACE_RE.sub(" ", text) == normalize._SPACE_RE.sub(" ", text), repr(text)
         assert normalize.normalize_text(text) == normalize._SPACE_RE.sub(" ", text).strip(), repr(text)
-        assert normalize.normalize_hashtags([text]) == ([normalize.match_key(text)] if normalize.match_key(text) else [])
+        assert normalize.normalize_hashtags([text]) == (
+            [normalize.match_key(text)] if normalize.match_key(text) else []
+        )
     assert normalize.extract_hashtags("＃ｆｕｌｌ #a#b") == ["full", "a", "b"]  # NFKC still applies
 
 
