@@ -21,7 +21,7 @@ import pandas as pd
 from postloc.data.prepare.config import PrepareConfig, PrepareResult, ReadOptions
 from postloc.data.prepare.memory import build_in_memory
 from postloc.data.prepare.steps import progress, spool_clean_posts
-from postloc.data.readers import PostLedger, SkipReport, read_records
+from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
 from postloc.errors import BadInputError
 from postloc.io.atomic import write_folder_atomically
@@ -135,10 +135,11 @@ def _build(
     """Steps 1-7 into the (temporary) folder ``work``; returns the summary."""
     funnel: Counter = Counter()
     spool = work / "spool.parquet"
-    records = read_records(source, format=read.format, columns=read.columns, list_sep=read.list_sep)
+    posts = read_posts(
+        source, format=read.format, columns=read.columns, list_sep=read.list_sep, skip_bad=read.skip_bad, report=report
+    )
     out_of_core = config.engine == "duckdb"
-    ledger = PostLedger(read.skip_bad, report)
-    spool_clean_posts(progress(records, show_progress, "reading"), spool, config, funnel, ledger, keys_only=out_of_core)
+    spool_clean_posts(progress(posts, show_progress, "reading"), spool, config, funnel, keys_only=out_of_core)
     funnel["read"] = report.read
     funnel["skipped_bad"] = report.skipped
     if out_of_core:

@@ -1,10 +1,9 @@
 """The steps both engines share: cleaning posts into the spool, formatting and writing the outputs.
 
-Steps 1-3 (validate, normalise, language, duplicates) always run in Python (``--workers``
-processes validate and clean chunks of raw records) and stream into a Parquet spool; the
-engines differ only in how they run steps 3-7 over it. Whatever they decide, every prepared
-row is formatted and written by :class:`PreparedPostsWriter`, so the two engines write the
-same bytes (docs/scale-prepare.md).
+Steps 1-3 (read, normalise, language, duplicates) always run in Python and stream into a
+Parquet spool; the engines differ only in how they run steps 3-7 over it. Whatever they
+decide, every prepared row is formatted and written by :class:`PreparedPostsWriter`, so the
+two engines write the same bytes (docs/scale-prepare.md).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import pandas as pd
 
 from postloc.data.filters import duplicate_key, place_key
 from postloc.data.prepare.config import PrepareConfig
-from postloc.data.readers import Checked, PostLedger, RawRecord, check_record
 from postloc.text.hashtags import post_hashtags
 from postloc.text.language import detect_languages
 from postloc.text.normalize import normalize_text
@@ -115,50 +113,22 @@ def _spool_row(post, text: str, lang: str | None, config: PrepareConfig, keys_on
     }
 
 
-def check_and_clean(
-    items: list[RawRecord], config: PrepareConfig, keys_only: bool
-) -> list[tuple[Checked, dict | None]]:
-    """Validate a chunk of raw records and clean the posts among them: the unit of work of ``--workers``.
-
-    Each outcome comes with its spool row (None for no post, or a dropped language). The post
-    itself is left out (``post_id`` stays), so a worker sends back only what the main process needs.
-    """
-    folders: dict[tuple[str, str], str] = {}
-    checked = [check_record(item, folders) for item in items]
-    posts = [c.post for c in checked if c.post is not None]
-    rows = iter(clean_chunk(posts, config, keys_only))
-    outcomes = []
-    for c in checked:
-        row = None
-        if c.post is not None:
-            row = next(rows)
-            c.post = None
-        outcomes.append((c, row))
-    return outcomes
-
-
-def cleaned(
-    records: Iterator[RawRecord], config: PrepareConfig, keys_only: bool
-) -> Iterator[tuple[Checked, dict | None]]:
-    """Checked records with their spool rows, in input order; with ``config.workers > 1`` from a process pool.
-
-    Validation and cleaning (most of the per-post work) run in the workers; the decisions that
-    need all earlier records (repeated ids, the skip report) stay with the caller, in order.
-    """
-    chunks = iter(lambda: list(islice(records, WORKER_CHUNK)), [])
-    work = partial(check_and_clean, config=config, keys_only=keys_only)
+def cleaned(posts: Iterator, config: PrepareConfig, keys_only: bool) -> Iterator[dict | None]:
+    """Rows in input order, cleaned in chunks; with ``config.workers > 1`` by a process pool."""
+    chunks = iter(lambda: list(islice(posts, WORKER_CHUNK)), [])
     if config.workers <= 1:
         for chunk in chunks:
-            yield from work(chunk)
+            yield from clean_chunk(chunk, config, keys_only)
         return
     import multiprocessing
     from collections import deque
 
     # a bounded window of chunks in flight (Pool.imap would read the whole input ahead)
+    clean = partial(clean_chunk, config=config, keys_only=keys_only)
     pending: deque = deque()
     with multiprocessing.get_context("spawn").Pool(config.workers) as pool:
         for chunk in chunks:
-            pending.append(pool.apply_async(work, (chunk,)))
+            pending.append(pool.apply_async(clean, (chunk,)))
             if len(pending) >= 2 * config.workers:
                 yield from pending.popleft().get()
         while pending:
@@ -166,17 +136,10 @@ def cleaned(
 
 
 def spool_clean_posts(
-    records: Iterable[RawRecord],
-    spool: Path,
-    config: PrepareConfig,
-    funnel: Counter,
-    ledger: PostLedger,
-    *,
-    keys_only: bool = False,
+    posts: Iterable, spool: Path, config: PrepareConfig, funnel: Counter, *, keys_only: bool = False
 ) -> None:
-    """Steps 1-3 into ``spool``: validate (``ledger`` keeps the ids and the skip report), normalise, judge
-    the language. The memory engine drops duplicates here (a set of key hashes); with ``keys_only``
-    each row keeps its key digest in a ``dupkey`` column for SQL instead."""
+    """Steps 1-3 into ``spool``. The memory engine drops duplicates here (a set of key hashes);
+    with ``keys_only`` each row keeps its key digest in a ``dupkey`` column for SQL instead."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -186,9 +149,7 @@ def spool_clean_posts(
     seen: set[int] = set()
     batch: list[dict] = []
     with pq.ParquetWriter(spool, schema) as writer:
-        for checked, row in cleaned(iter(records), config, keys_only):
-            if not ledger.accept(checked):
-                continue
+        for row in cleaned(iter(posts), config, keys_only):
             if row is None:
                 funnel["dropped_language"] += 1
                 continue
