@@ -154,7 +154,7 @@ def test_parallel_workers_keep_order_and_results(jsonl_file, tmp_path):
 
 @pytest.mark.slow  # worker processes: a few seconds
 def test_parallel_workers_skip_and_reject_bad_records_as_one_process(jsonl_file, tmp_path):
-    """Workers validate the records; the skip report, the warnings and the first error are one process's."""
+    """With --workers the skip report, the warnings, the outputs and the first error are one process's."""
     records = [dict(r, id=f"{r['id']}-{j}") for j in range(60) for r in mixed_posts()]  # 5,700: 3 chunks
     records[4500]["lat"] = "north"  # a bad record in the third chunk
     records[5000]["id"] = records[10]["id"]  # an id repeated across chunks

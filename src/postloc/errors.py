@@ -29,10 +29,6 @@ class BadInputError(PostlocError):
         what = f'"{key}" {problem}' if key else problem
         super().__init__(f"{where}: {what}")
 
-    def __reduce__(self):
-        """Pickled by its fields: ``prepare --workers`` sends the errors it meets back to the main process."""
-        return type(self), (self.source, self.line, self.key, self.problem)
-
 
 class EmptyDatasetError(PostlocError):
     """Nothing is left after reading or filtering; the message says which step removed what."""
