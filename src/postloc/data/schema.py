@@ -170,11 +170,11 @@ def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
     Walked with a stack, not recursion: extra values may be nested about as deep as the parser allows.
     """
     for key, value in record.items():
-        if type(key) is str and (key.isascii() or not _SURROGATE.search(key)):
+        if type(key) is str and _plain(key):
             # the common case, without the stack: a plain scalar under a plain key
             if value is None or type(value) in _PLAIN_SCALARS:
                 continue
-            if type(value) is str and (value.isascii() or not _SURROGATE.search(value)):
+            if type(value) is str and _plain(value):
                 continue
             if type(value) is list and all(type(item) is str and _plain(item) for item in value):
                 continue  # a list of plain strings (hashtags, image paths)
@@ -182,7 +182,7 @@ def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
         while stack:
             item = stack.pop()
             if isinstance(item, str):
-                if not item.isascii() and _SURROGATE.search(item):
+                if not _plain(item):
                     return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
             elif isinstance(item, Mapping):
                 stack.extend(item.keys())

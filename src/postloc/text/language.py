@@ -92,8 +92,9 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
     if not bodies:
         return answers
     nextmove, rowbase, output = _tables()
+    ident = _identifier()
     # packed sort keys (below): bits for the byte position, the feature and the caption
-    pos_bits, feature_bits = max(map(len, bodies)).bit_length(), len(_identifier().nb_ptc).bit_length()
+    pos_bits, feature_bits = max(map(len, bodies)).bit_length(), len(ident.nb_ptc).bit_length()
     if pos_bits + feature_bits + len(bodies).bit_length() > _KEY_BITS and len(texts) > 1:
         half = len(texts) // 2  # they would not fit in an int64 (never at prepare's chunk sizes)
         return detect_languages(texts[:half], min_letters=min_letters) + detect_languages(
@@ -132,7 +133,6 @@ def detect_languages(texts: list[str], *, min_letters: int = 12) -> list[tuple[s
     first = np.argsort((t.astype(np.int64) << pos_bits) | p.astype(np.int64))
     t, f, counts = t[first], f[first].astype(np.intp), counts[first].astype(np.float32)
     bounds = np.searchsorted(t, np.arange(len(bodies) + 1))
-    ident = _identifier()
     raw = np.zeros((len(bodies), len(ident.nb_classes)), dtype=np.float32)  # featureless: 0.0, as py3langid
     weights = np.log1p(counts)
     # the chunk's rows of the float16 table, cast to float32 once (the cast is exact, and it is

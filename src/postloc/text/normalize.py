@@ -43,6 +43,8 @@ def normalize_text(text: str) -> str:
 
 def match_key(token: str) -> str:
     """The form used to compare and count tokens and hashtags."""
+    if token.isascii():  # NFKC leaves ASCII as it is, and casefold is lower there
+        return token.lower().lstrip("#")
     return unicodedata.normalize("NFKC", token).casefold().lstrip("#")
 
 
@@ -82,7 +84,7 @@ def normalize_hashtags(tags: list[str]) -> list[str]:
     """Matching keys, deduplicated in first-seen order (a tag repeated in one post counts once)."""
     seen: dict[str, None] = {}
     for tag in tags:
-        key = tag.lower().lstrip("#") if tag.isascii() else match_key(tag)  # ASCII: NFKC is a no-op, casefold lower
+        key = match_key(tag)
         if key:
             seen.setdefault(key, None)
     return list(seen)
