@@ -63,6 +63,7 @@ def read_posts(
     path = Path(path)
     check_regular_file(path, folders=True)  # never a device or FIFO: unbounded, or readable only once
     fmt = format or detect_format(path)
+    folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
 
@@ -74,19 +75,20 @@ def read_posts(
     elif fmt == "parquet":
         from postloc.data.readers.parquet import iter_parquet
 
-        raw = iter_parquet(path, columns=columns or {})
+        raw = iter_parquet(path, columns=columns or {}, folders=folders)
     elif fmt == "instaloader":
         from postloc.data.readers.instaloader import iter_instaloader
 
         raw = iter_instaloader(path, max_record_bytes)
     else:
         raise BadInputError(path, None, None, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return _validated(raw, skip_bad=skip_bad, report=report if report is not None else SkipReport())
+    return _validated(raw, skip_bad=skip_bad, report=report if report is not None else SkipReport(), folders=folders)
 
 
-def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) -> Iterator[Post]:
+def _validated(
+    raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport, folders: dict[tuple[str, str], str]
+) -> Iterator[Post]:
     seen_ids: dict[str, tuple[str, int | None]] = {}
-    folders: dict[tuple[str, str], str] = {}  # image folders resolved during this pass
     for item in raw:
         warnings: list[BadInputError] = []  # counted only once the post is kept
         if item.warning is not None:
@@ -95,15 +97,18 @@ def _validated(raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport) 
         try:
             if item.error is not None:
                 raise item.error
-            assert item.record is not None  # a RawRecord holds either a record or an error
-            post = Post.from_record(
-                item.record,
-                source=item.source,
-                line=item.line,
-                base_dir=item.base_dir,
-                folders=folders,
-                warn=warnings.append,
-            )
+            if item.post is not None:
+                post = item.post
+            else:
+                assert item.record is not None  # a RawRecord holds a record, a post or an error
+                post = Post.from_record(
+                    item.record,
+                    source=item.source,
+                    line=item.line,
+                    base_dir=item.base_dir,
+                    folders=folders,
+                    warn=warnings.append,
+                )
             first = seen_ids.get(post.id)
             if first is not None:
                 where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"

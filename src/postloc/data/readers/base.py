@@ -11,15 +11,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from postloc.errors import BadInputError
+
+if TYPE_CHECKING:
+    from postloc.data.schema import Post
 
 
 @dataclass(slots=True)
 class RawRecord:
     """One unvalidated record, or the error met while decoding it (so the caller may skip it),
-    or a warning about input that is no post at all (skipped and counted whatever ``skip_bad`` says)."""
+    or a warning about input that is no post at all (skipped and counted whatever ``skip_bad`` says),
+    or a post a reader has already validated in bulk (``post``; :mod:`postloc.data.columnar`)."""
 
     source: str
     line: int | None
@@ -27,6 +31,7 @@ class RawRecord:
     error: BadInputError | None = None
     base_dir: str | None = None
     warning: BadInputError | None = None
+    post: Post | None = None
 
 
 @dataclass
