@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -57,89 +58,112 @@ def spool_schema():
     )
 
 
-def clean_post(post, config: PrepareConfig, keys_only: bool) -> dict | None:
-    """One spool row (normalised text, matching hashtags, language), or None if its language is dropped.
+@dataclass
+class CleanedChunk:
+    """The spool rows of a chunk of posts, as Arrow columns (cheap to pickle back from a worker).
 
-    ``_dup`` holds the duplicate key: the tuple itself, or (``keys_only``, for the duckdb
-    engine) a stable 128-bit digest of it that SQL can group by.
+    ``rows`` follows :func:`spool_schema` plus ``dupkey``: a 128-bit digest of the duplicate key
+    (:func:`postloc.data.filters.duplicate_key`), null for a post that cannot be a duplicate.
+    Posts whose language is dropped are not in it; ``dropped_language`` counts them.
     """
-    return clean_chunk([post], config, keys_only)[0]
+
+    rows: Any  # pyarrow.RecordBatch
+    dropped_language: int
 
 
-def clean_chunk(posts: list, config: PrepareConfig, keys_only: bool) -> list[dict | None]:
-    """:func:`clean_post` over a chunk: the unit of work of both the main process and ``--workers``.
+def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
+    """Steps 2-3 for a chunk of posts: the unit of work of both the main process and ``--workers``.
 
     Captions are judged together (:func:`detect_languages`: one automaton walk for the chunk)
-    and only those with text; the rows are the same as one post at a time would give.
+    and only those with text; the rows are the same as one post at a time would give. The rows
+    are built column by column, as :func:`spool_schema` types them.
     """
+    import pyarrow as pa
+
+    n_posts = len(posts)
     texts = [normalize_text(post.text) for post in posts]
     with_text = [i for i, text in enumerate(texts) if text]
     langs: list[str | None] = [None] * len(posts)
     judged = detect_languages([texts[i] for i in with_text], min_letters=config.min_language_letters)
     for i, (lang, _) in zip(with_text, judged, strict=True):
         langs[i] = lang
-    return [
-        _spool_row(post, text, lang, config, keys_only) for post, text, lang in zip(posts, texts, langs, strict=True)
-    ]
-
-
-def _spool_row(post, text: str, lang: str | None, config: PrepareConfig, keys_only: bool) -> dict | None:
-    if lang is not None and config.languages and lang not in config.languages:
-        return None
-    tags = post_hashtags(post.hashtags, text)
-    key: tuple | bytes | None = None
+    allowed = set(config.languages or ())
+    kept = [i for i, lang in enumerate(langs) if lang is None or not allowed or lang in allowed]
+    posts, texts, langs = [posts[i] for i in kept], [texts[i] for i in kept], [langs[i] for i in kept]
+    tags = [post_hashtags(post.hashtags, text) for post, text in zip(posts, texts, strict=True)]
+    keys = [None] * len(posts)
     if config.drop_duplicates:
-        key = duplicate_key(post.user, text, tags, place_key(post.poi, post.lat, post.lon))
-        if key is not None and keys_only:
-            key = hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=16).digest()
-    extra = dict(post.extra)
-    poi_name = extra.pop("poi_name", None)
-    return {
-        "id": post.id,
-        "text": text,
+        keys = [
+            _digest(duplicate_key(post.user, text, post_tags, place_key(post.poi, post.lat, post.lon)))
+            for post, text, post_tags in zip(posts, texts, tags, strict=True)
+        ]
+    poi_names, extras = [], []
+    for post in posts:
+        if not post.extra:
+            poi_names.append(None)
+            extras.append(None)
+            continue
+        extra = dict(post.extra)
+        poi_name = extra.pop("poi_name", None)
+        poi_names.append(None if poi_name is None else str(poi_name))
+        extras.append(json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None)
+    images = [post.images for post in posts]
+    columns = {
+        "id": [post.id for post in posts],
+        "text": texts,
         "hashtags": tags,
-        "image": post.images,
-        "poi": post.poi,
-        "poi_name": None if poi_name is None else str(poi_name),
-        "lat": post.lat,
-        "lon": post.lon,
-        "user": post.user,
-        "created": post.created,
-        "lang": lang,
-        "n_text": len(text),
-        "n_images": len(post.images),
-        "extra": json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None,
-        "_dup": key,
+        "image": images,
+        "poi": [post.poi for post in posts],
+        "poi_name": poi_names,
+        "lat": [post.lat for post in posts],
+        "lon": [post.lon for post in posts],
+        "user": [post.user for post in posts],
+        "created": [post.created for post in posts],
+        "lang": langs,
+        "n_text": [len(text) for text in texts],
+        "n_images": [len(paths) for paths in images],
+        "extra": extras,
+        "dupkey": keys,
     }
+    schema = spool_schema().append(pa.field("dupkey", pa.binary()))
+    rows = pa.RecordBatch.from_arrays([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
+    return CleanedChunk(rows, dropped_language=n_posts - len(kept))
 
 
-def cleaned(posts: Iterator, config: PrepareConfig, keys_only: bool) -> Iterator[dict | None]:
-    """Rows in input order, cleaned in chunks; with ``config.workers > 1`` by a process pool."""
+def _digest(key: tuple | None) -> bytes | None:
+    """A stable 128-bit digest of a duplicate key: the same in every process, and SQL can group by it."""
+    if key is None:
+        return None
+    return hashlib.blake2b(repr(key).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def cleaned(posts: Iterator, config: PrepareConfig) -> Iterator[CleanedChunk]:
+    """Chunks in input order; with ``config.workers > 1`` cleaned by a process pool."""
     chunks = iter(lambda: list(islice(posts, WORKER_CHUNK)), [])
     if config.workers <= 1:
         for chunk in chunks:
-            yield from clean_chunk(chunk, config, keys_only)
+            yield clean_chunk(chunk, config)
         return
     import multiprocessing
     from collections import deque
 
     # a bounded window of chunks in flight (Pool.imap would read the whole input ahead)
-    clean = partial(clean_chunk, config=config, keys_only=keys_only)
+    clean = partial(clean_chunk, config=config)
     pending: deque = deque()
     with multiprocessing.get_context("spawn").Pool(config.workers) as pool:
         for chunk in chunks:
             pending.append(pool.apply_async(clean, (chunk,)))
             if len(pending) >= 2 * config.workers:
-                yield from pending.popleft().get()
+                yield pending.popleft().get()
         while pending:
-            yield from pending.popleft().get()
+            yield pending.popleft().get()
 
 
 def spool_clean_posts(
     posts: Iterable, spool: Path, config: PrepareConfig, funnel: Counter, *, keys_only: bool = False
 ) -> None:
-    """Steps 1-3 into ``spool``. The memory engine drops duplicates here (a set of key hashes);
-    with ``keys_only`` each row keeps its key digest in a ``dupkey`` column for SQL instead."""
+    """Steps 1-3 into ``spool``. The memory engine drops duplicates here (a set of 64-bit prefixes
+    of the key digests); with ``keys_only`` each row keeps its digest in a ``dupkey`` column for SQL."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -147,26 +171,33 @@ def spool_clean_posts(
     if keys_only:
         schema = schema.append(pa.field("dupkey", pa.binary()))
     seen: set[int] = set()
-    batch: list[dict] = []
+    pending: list = []
+    n_pending = 0
     with pq.ParquetWriter(spool, schema) as writer:
-        for row in cleaned(iter(posts), config, keys_only):
-            if row is None:
-                funnel["dropped_language"] += 1
-                continue
-            key = row.pop("_dup")
-            if keys_only:
-                row["dupkey"] = key
-            elif key is not None:
-                digest = hash(key)
-                if digest in seen:
-                    funnel["dropped_duplicate"] += 1
-                    continue
-                seen.add(digest)
-            batch.append(row)
-            if len(batch) >= SPOOL_BATCH:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                batch = []
-        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+        for chunk in cleaned(iter(posts), config):
+            funnel["dropped_language"] += chunk.dropped_language
+            rows = chunk.rows
+            if not keys_only:
+                first = [True] * rows.num_rows
+                for i, key in enumerate(rows.column("dupkey").to_pylist()):
+                    if key is None:
+                        continue
+                    prefix = int.from_bytes(key[:8], "little")
+                    if prefix in seen:
+                        first[i] = False
+                    else:
+                        seen.add(prefix)
+                dropped = first.count(False)
+                if dropped:
+                    funnel["dropped_duplicate"] += dropped
+                    rows = rows.filter(pa.array(first))
+                rows = rows.drop_columns(["dupkey"])
+            pending.append(rows)
+            n_pending += rows.num_rows
+            if n_pending >= SPOOL_BATCH:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                pending, n_pending = [], 0
+        writer.write_table(pa.Table.from_batches(pending, schema=schema))
 
 
 # --- outputs -------------------------------------------------------------------------------
