@@ -91,13 +91,14 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
     kept = [i for i, lang in enumerate(langs) if lang is None or not allowed or lang in allowed]
     posts, texts, langs = [posts[i] for i in kept], [texts[i] for i in kept], [langs[i] for i in kept]
     tags = [post_hashtags(post.hashtags, text) for post, text in zip(posts, texts, strict=True)]
-    keys = [None] * len(posts)
+    keys: list[bytes | None] = [None] * len(posts)
     if config.drop_duplicates:
         keys = [
             _digest(duplicate_key(post.user, text, post_tags, place_key(post.poi, post.lat, post.lon)))
             for post, text, post_tags in zip(posts, texts, tags, strict=True)
         ]
-    poi_names, extras = [], []
+    poi_names: list[str | None] = []
+    extras: list[str | None] = []
     for post in posts:
         if not post.extra:
             poi_names.append(None)
