@@ -65,6 +65,16 @@ def _tables():
     return nextmove, np.asarray(ident._rowbase, dtype=np.int64), np.asarray(ident.tk_output, dtype=np.int64)
 
 
+def unload() -> None:
+    """Let go of the identifier's model (about 75 MB resident) until a later call loads it again.
+
+    ``prepare`` judges every caption first and then runs its relational steps, which need the
+    memory more than a model that will not be used again in that run.
+    """
+    _identifier.cache_clear()
+    _tables.cache_clear()
+
+
 _KEY_BITS = 63  # of a packed sort key (an int64 that stays positive)
 
 

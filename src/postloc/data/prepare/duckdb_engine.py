@@ -109,16 +109,30 @@ def _build(
 
 def _load_spool(con, spool: Path) -> int:
     """Table ``p``: the light columns of every post but later duplicates, with ``rn`` (spool row)
-    and ``k`` (position among the de-duplicated posts: what the default engine's spool row is)."""
+    and ``k`` (position among the de-duplicated posts: what the default engine's spool row is).
+
+    The kept row numbers and their ``k`` are decided over the row numbers alone (a window over
+    one integer column), and the columns joined to them after: a window over every column,
+    hashtag lists included, held the whole spool in memory at once and set ``prepare``'s peak.
+    """
     src = f"read_parquet('{quote(str(spool))}', file_row_number = true)"
     con.execute(f"""
-        CREATE TABLE p AS
-        WITH s AS (SELECT file_row_number AS rn, poi, poi_name, lat, lon, "user", n_text, n_images, hashtags, dupkey
-                   FROM {src}),
-             first AS (SELECT min(rn) AS rn FROM s WHERE dupkey IS NOT NULL GROUP BY dupkey)
-        SELECT row_number() OVER (ORDER BY rn) - 1 AS k, s.* EXCLUDE (dupkey)
-        FROM s WHERE dupkey IS NULL OR rn IN (SELECT rn FROM first)
+        CREATE TEMP TABLE kept_rn AS
+        WITH firsts AS (
+            SELECT file_row_number AS rn FROM {src} WHERE dupkey IS NULL
+            UNION ALL
+            SELECT min(file_row_number) AS rn FROM {src} WHERE dupkey IS NOT NULL GROUP BY dupkey
+        )
+        SELECT rn, row_number() OVER (ORDER BY rn) - 1 AS k FROM firsts
     """)
+    con.execute(f"""
+        CREATE TABLE p AS
+        SELECT kept_rn.k, s.rn, s.poi, s.poi_name, s.lat, s.lon, s."user", s.n_text, s.n_images, s.hashtags
+        FROM (SELECT file_row_number AS rn, poi, poi_name, lat, lon, "user", n_text, n_images, hashtags
+              FROM {src}) AS s
+        JOIN kept_rn USING (rn)
+    """)
+    con.execute("DROP TABLE kept_rn")
     return scalar(con, f"SELECT count(*) FROM {src}")
 
 

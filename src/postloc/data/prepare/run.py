@@ -20,7 +20,7 @@ import pandas as pd
 
 from postloc.data.prepare.config import PrepareConfig, PrepareResult, ReadOptions
 from postloc.data.prepare.memory import build_in_memory
-from postloc.data.prepare.steps import progress, spool_clean_posts
+from postloc.data.prepare.steps import progress, release_cleaning_memory, spool_clean_posts
 from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
 from postloc.errors import BadInputError
@@ -140,6 +140,7 @@ def _build(
     )
     out_of_core = config.engine == "duckdb"
     spool_clean_posts(progress(posts, show_progress, "reading"), spool, config, funnel, keys_only=out_of_core)
+    release_cleaning_memory()
     funnel["read"] = report.read
     funnel["skipped_bad"] = report.skipped
     if out_of_core:
