@@ -58,14 +58,15 @@ def _stats(posts: pd.DataFrame) -> dict[str, Any]:
         len(posts),
         int(posts["user"].nunique()),
         int(posts["poi"].nunique()),
-        int((posts["text"].str.len() > 0).sum()),
-        int(posts["hashtags"].map(len).gt(0).sum()),
-        int(posts["image"].map(lambda v: v is not None and len(v) > 0).sum()),
+        int(posts["has_text"].sum()),
+        int(posts["has_hashtags"].sum()),
+        int(posts["has_image"].sum()),
     )
 
 
 def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
-    """The summary of prepared ``posts`` held in a DataFrame (the memory engine)."""
+    """The summary of prepared ``posts`` held in a DataFrame (the memory engine): one row per post
+    with ``user``, ``poi``, ``split`` and the booleans ``has_text``, ``has_hashtags``, ``has_image``."""
     return assemble_summary(
         lambda split: _stats(posts if split is None else posts[posts["split"] == split]), funnel, n_vocabulary
     )

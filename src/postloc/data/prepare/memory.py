@@ -64,14 +64,32 @@ def build_in_memory(
     vocab_stats["kept"] = vocab_stats["hashtag"].isin(vocabulary)
     write_csv(vocab_stats, work / "hashtags.csv")
 
-    prepared = pd.read_parquet(work / "posts.parquet", columns=["user", "poi", "split", "hashtags", "image", "text"])
     if method != "labels":
-        named = name_from_hashtags(prepared[prepared["split"] == "train"])
+        train = pd.read_parquet(work / "posts.parquet", columns=["poi", "hashtags"], filters=[("split", "==", "train")])
+        named = name_from_hashtags(train)
+        del train
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
     write_csv(pois, work / "pois.csv")
-    return build_summary(prepared, funnel, n_vocabulary=len(vocabulary)), method
+    return build_summary(_written_posts(work / "posts.parquet"), funnel, n_vocabulary=len(vocabulary)), method
+
+
+def _written_posts(path: Path) -> pd.DataFrame:
+    """User, POI and split of the written posts, and whether each has text, hashtags and images.
+
+    Booleans, not the texts and lists themselves: at 1M posts, loading those into pandas set
+    this engine's peak memory.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["user", "poi", "split", "text", "hashtags", "image"])
+    frame = table.select(["user", "poi", "split"]).to_pandas()
+    frame["has_text"] = pc.fill_null(pc.greater(pc.utf8_length(table["text"]), 0), False).to_numpy()
+    for column, flag in (("hashtags", "has_hashtags"), ("image", "has_image")):
+        frame[flag] = pc.fill_null(pc.greater(pc.list_value_length(table[column]), 0), False).to_numpy()
+    return frame
 
 
 def _spool_column(spool: Path, column: str, mask: np.ndarray | None = None) -> Iterator[list]:
