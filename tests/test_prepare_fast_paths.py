@@ -55,13 +55,17 @@ def test_ascii_hashtag_patterns_match_the_unicode_ones():
     from postloc.text import normalize
 
     rng = random.Random(0)
-    alphabet = "ab Z9_#&\t\n\x0b\x0c\r\x1c\x1f-'.,@!"
+    alphabet = "ab Z9_#&\t\n\x0b\x0c\r\x1c\x1f-'.,@!A"
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(20000)]
     texts += [chr(c) + "#" + chr(c) + "x #y" + chr(c) for c in range(128)]
     for text in texts:
         assert normalize._ASCII_HASHTAG_RE.findall(text) == normalize._HASHTAG_RE.findall(text), repr(text)
-        assert normalize._ASCII_SPACE_RE.sub(" ", text) == normalize._SPACE_RE.sub(" ", text), repr(text)
+        assert normalize._collapsed_ascii(text) == normalize._SPACE_RE.sub(" ", text).strip(), repr(text)
         assert normalize.normalize_text(text) == normalize._SPACE_RE.sub(" ", text).strip(), repr(text)
+        unicode_strip = normalize._SPACE_RE.sub(" ", normalize._HASHTAG_RE.sub(" ", text)).strip()
+        assert normalize.strip_hashtags(text) == unicode_strip, repr(text)
+        expected_keys = normalize.normalize_hashtags(normalize.extract_hashtags(text))
+        assert normalize.caption_hashtag_keys(text) == expected_keys, repr(text)
         assert normalize.match_key(text) == unicodedata.normalize("NFKC", text).casefold().lstrip("#"), repr(text)
     assert normalize.extract_hashtags("＃ｆｕｌｌ #a#b") == ["full", "a", "b"]  # NFKC still applies
 

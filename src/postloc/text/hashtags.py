@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from postloc.text.normalize import extract_hashtags, normalize_hashtags
+from postloc.text.normalize import caption_hashtag_keys, normalize_hashtags
 
 
 def _given(tags: Any) -> list[str]:
@@ -27,7 +27,7 @@ def _given(tags: Any) -> list[str]:
 def post_hashtags(tags: Any, text: str | None, vocabulary: Collection[str] | None = None) -> list[str]:
     """The matching keys of a post's hashtags (see the module docstring for the rule)."""
     given = _given(tags)
-    keys = normalize_hashtags(given if given else extract_hashtags(text or ""))
+    keys = normalize_hashtags(given) if given else caption_hashtag_keys(text or "")
     if vocabulary is not None:
         keys = [k for k in keys if k in vocabulary]
     return keys

@@ -27,17 +27,26 @@ _TAG_BODY = rf"(?:[\p{{L}}\p{{N}}_]|{_EMOJI})(?:[\p{{L}}\p{{N}}\p{{M}}_]|{_EMOJI
 _HASHTAG_RE = regex.compile(rf"(?<![\w&#])(?:#{_TAG_BODY})+")
 _TOKEN_RE = regex.compile(rf"{_EMOJI}|(?<![\w&#])#?[\p{{L}}\p{{N}}\p{{M}}_]+(?:['’][\p{{L}}\p{{N}}\p{{M}}]+)*")
 _SPACE_RE = regex.compile(r"\s+")
-# The same two patterns for ASCII text, where they match exactly what the ones above do (no ASCII
-# char is a mark or an emoji; Unicode's White_Space among ASCII is [ \t\n\v\f\r]); the standard
-# ``re`` runs them 2-3x faster than ``regex`` runs the Unicode ones, and most captions are ASCII.
+# The hashtag pattern for ASCII text, where it matches exactly what the one above does (no ASCII
+# char is a mark or an emoji); the standard ``re`` runs it 2-3x faster than ``regex`` runs the
+# Unicode one, and most captions are ASCII. Spaces in ASCII text: :func:`_collapsed_ascii`.
 _ASCII_HASHTAG_RE = re.compile(r"(?<![A-Za-z0-9_&#])(?:#[A-Za-z0-9_]+)+", re.ASCII)
-_ASCII_SPACE_RE = re.compile(r"\s+", re.ASCII)
+
+
+def _collapsed_ascii(text: str) -> str:
+    """``_SPACE_RE.sub(" ", text).strip()`` for ASCII ``text``, 4-5x faster than a pattern.
+
+    ``bytes.split()`` cuts at exactly the runs of Unicode White_Space found among ASCII (space,
+    ``\\t\\n\\v\\f\\r``); the final ``strip`` removes what ``str.strip`` also counts as space at the
+    ends (``\\x1c``-``\\x1f``, which are no White_Space).
+    """
+    return b" ".join(text.encode("ascii").split()).decode("ascii").strip()
 
 
 def normalize_text(text: str) -> str:
     """NFKC with whitespace collapsed; case is kept (models lowercase through :func:`match_key`)."""
     if text.isascii():  # NFKC leaves ASCII as it is
-        return _ASCII_SPACE_RE.sub(" ", text).strip()
+        return _collapsed_ascii(text)
     return _SPACE_RE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
@@ -57,15 +66,27 @@ def extract_hashtags(text: str) -> list[str]:
     return [tag for run in runs for tag in run.split("#")[1:]]
 
 
+def caption_hashtag_keys(text: str) -> list[str]:
+    """``normalize_hashtags(extract_hashtags(text))``: the matching keys of a caption's hashtags.
+
+    ASCII captions take a path with no call per tag: the tag runs are joined, lower-cased and cut
+    at '#' once (a tag found there holds no '#' and is never empty).
+    """
+    if not text.isascii():
+        return normalize_hashtags(extract_hashtags(text))
+    if "#" not in text:
+        return []
+    keys = "".join(_ASCII_HASHTAG_RE.findall(text)).lower().split("#")
+    return list(dict.fromkeys(keys[1:]))
+
+
 def strip_hashtags(text: str) -> str:
     """The caption without its hashtags: what language identification should judge."""
     if text.isascii():
-        spaces, tags = _ASCII_SPACE_RE, _ASCII_HASHTAG_RE
-    else:
-        spaces, tags = _SPACE_RE, _HASHTAG_RE
+        return _collapsed_ascii(_ASCII_HASHTAG_RE.sub(" ", text) if "#" in text else text)
     if "#" not in text:  # no hashtag to remove: skip the (slow) hashtag pattern
-        return spaces.sub(" ", text).strip()
-    return spaces.sub(" ", tags.sub(" ", text)).strip()
+        return _SPACE_RE.sub(" ", text).strip()
+    return _SPACE_RE.sub(" ", _HASHTAG_RE.sub(" ", text)).strip()
 
 
 def tokenize(text: str) -> list[str]:
