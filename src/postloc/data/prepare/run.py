@@ -20,7 +20,7 @@ import pandas as pd
 
 from postloc.data.prepare.config import PrepareConfig, PrepareResult, ReadOptions
 from postloc.data.prepare.memory import build_in_memory
-from postloc.data.prepare.steps import progress, release_cleaning_memory, spool_clean_posts
+from postloc.data.prepare.steps import collector_paused, progress, release_cleaning_memory, spool_clean_posts
 from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
 from postloc.errors import BadInputError
@@ -139,16 +139,18 @@ def _build(
         source, format=read.format, columns=read.columns, list_sep=read.list_sep, skip_bad=read.skip_bad, report=report
     )
     out_of_core = config.engine == "duckdb"
-    spool_clean_posts(progress(posts, show_progress, "reading"), spool, config, funnel, keys_only=out_of_core)
+    with collector_paused():
+        spool_clean_posts(progress(posts, show_progress, "reading"), spool, config, funnel, keys_only=out_of_core)
     release_cleaning_memory()
     funnel["read"] = report.read
     funnel["skipped_bad"] = report.skipped
-    if out_of_core:
-        from postloc.data.prepare.duckdb_engine import build_duckdb  # the optional extra: only when asked for
+    with collector_paused():
+        if out_of_core:
+            from postloc.data.prepare.duckdb_engine import build_duckdb  # the optional extra: only when asked for
 
-        summary, method = build_duckdb(spool, work, config, funnel, known_centres, source, show_progress)
-    else:
-        summary, method = build_in_memory(spool, work, config, funnel, known_centres, source, show_progress)
+            summary, method = build_duckdb(spool, work, config, funnel, known_centres, source, show_progress)
+        else:
+            summary, method = build_in_memory(spool, work, config, funnel, known_centres, source, show_progress)
     spool.unlink()
     summary["poi_method"] = method
     (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -146,13 +146,15 @@ def cleaned(posts: Iterator, config: PrepareConfig) -> Iterator[CleanedChunk]:
         for chunk in chunks:
             yield clean_chunk(chunk, config)
         return
+    import gc
     import multiprocessing
     from collections import deque
 
     # a bounded window of chunks in flight (Pool.imap would read the whole input ahead)
     clean = partial(clean_chunk, config=config)
     pending: deque = deque()
-    with multiprocessing.get_context("spawn").Pool(config.workers) as pool:
+    # a worker only cleans chunks: no cycle collector there either (see collector_paused)
+    with multiprocessing.get_context("spawn").Pool(config.workers, initializer=gc.disable) as pool:
         for chunk in chunks:
             pending.append(pool.apply_async(clean, (chunk,)))
             if len(pending) >= 2 * config.workers:
@@ -200,6 +202,26 @@ def spool_clean_posts(
                 writer.write_table(pa.Table.from_batches(pending, schema=schema))
                 pending, n_pending = [], 0
         writer.write_table(pa.Table.from_batches(pending, schema=schema))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for a per-post phase (cleaning, writing the outputs).
+
+    Those phases allocate millions of short-lived, acyclic lists and dicts; each few hundred
+    allocations set off a collection that walks every tracked object, about 7 % of ``prepare``'s
+    time at 100k posts. Reference counting frees them all the same; the collector runs again
+    (and finds any cycles) as soon as the phase ends.
+    """
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def release_cleaning_memory() -> None:
@@ -282,19 +304,25 @@ def exchange_record(row: dict) -> dict:
     return record
 
 
+#: ``json.dumps(..., ensure_ascii=False)`` builds an encoder per call; one encoder gives the same
+#: bytes. A prepared row holds only strings, numbers and lists of strings: nothing circular to check.
+_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
+
 class PreparedPostsWriter:
     """``posts.parquet`` and ``posts.jsonl`` in ``work``, from spool rows and the engine's decisions.
 
     Rows are added in input order; :meth:`end_row_group` closes a Parquet row group (empty
     ones included). Both engines end one group per :data:`SPOOL_BATCH` de-duplicated posts,
-    which is what makes their Parquet files byte-identical.
+    which is what makes their Parquet files byte-identical. A row group's values are kept
+    column by column until it is written.
     """
 
     def __init__(self, work: Path, vocabulary: set[str]):
         self.work = work
         self.vocabulary = vocabulary
         self.schema = prepared_schema()
-        self.rows: list[dict] = []
+        self.columns: dict[str, list] = {name: [] for name in self.schema.names}
         self._stack = ExitStack()
 
     def __enter__(self) -> PreparedPostsWriter:
@@ -312,14 +340,15 @@ class PreparedPostsWriter:
         tags = [t for t in row["hashtags"] if t in self.vocabulary]
         out = {key: row[key] for key in PREPARED_COLUMNS}
         out.update(hashtags=tags, poi=poi, split=split, flags=post_flags(row["text"], tags, row["image"], row["lang"]))
-        self.rows.append(out)
-        self._jsonl.write(json.dumps(exchange_record(out), ensure_ascii=False) + "\n")
+        for name, values in self.columns.items():
+            values.append(out[name])
+        self._jsonl.write(_JSON.encode(exchange_record(out)) + "\n")
 
     def end_row_group(self) -> None:
         import pyarrow as pa
 
-        self._parquet.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
-        self.rows = []
+        self._parquet.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
+        self.columns = {name: [] for name in self.schema.names}
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
