@@ -78,18 +78,25 @@ def build_in_memory(
 def _written_posts(path: Path) -> pd.DataFrame:
     """User, POI and split of the written posts, and whether each has text, hashtags and images.
 
-    Booleans, not the texts and lists themselves: at 1M posts, loading those into pandas set
-    this engine's peak memory.
+    Booleans, not the texts and lists themselves, read a batch at a time: at 1M posts, loading
+    those whole set this engine's peak memory.
     """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=["user", "poi", "split", "text", "hashtags", "image"])
-    frame = table.select(["user", "poi", "split"]).to_pandas()
-    frame["has_text"] = pc.fill_null(pc.greater(pc.utf8_length(table["text"]), 0), False).to_numpy()
-    for column, flag in (("hashtags", "has_hashtags"), ("image", "has_image")):
-        frame[flag] = pc.fill_null(pc.greater(pc.list_value_length(table[column]), 0), False).to_numpy()
-    return frame
+    parts = []
+    columns = ["user", "poi", "split", "text", "hashtags", "image"]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=SPOOL_BATCH, columns=columns):
+        frame = batch.select(["user", "poi", "split"]).to_pandas()
+        frame["has_text"] = pc.fill_null(pc.greater(pc.utf8_length(batch["text"]), 0), False).to_numpy(
+            zero_copy_only=False
+        )
+        for column, flag in (("hashtags", "has_hashtags"), ("image", "has_image")):
+            frame[flag] = pc.fill_null(pc.greater(pc.list_value_length(batch[column]), 0), False).to_numpy(
+                zero_copy_only=False
+            )
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _spool_column(spool: Path, column: str, mask: np.ndarray | None = None) -> Iterator[list]:
