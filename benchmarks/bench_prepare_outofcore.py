@@ -10,9 +10,12 @@ crawl: captions of 0-60 words (log-normal length) with their hashtags written in
 places around 5 cities), 10% non-English captions, 2% reposts, 0-3 images per post.
 
 Each engine runs as ``python -m postloc prepare ... --quiet`` in a fresh process, one run at
-a time. Peak memory is reported two ways: the kernel's ``ru_maxrss`` of the child (the
-largest single process of its tree, from ``wait4``) and the largest sum of RSS over the whole
-process tree, sampled every 0.1 s from ``/proc`` (that one counts ``--workers`` processes too).
+a time. Peak memory is reported two ways, both read from ``/proc`` every 0.1 s: the largest
+single process's peak (``VmHWM``, kept by the kernel, so no spike is missed but the last 0.1 s)
+and the largest sum of RSS over the whole process tree (that one counts ``--workers`` processes
+too, and may miss a spike shorter than 0.1 s). Results before 2026-12-02's third round took the
+first from ``wait4``'s ``ru_maxrss``, which also counts this script's own pages shared with the
+child before ``exec``: that overstated runs made after the script had compared large outputs.
 CPU time (user + system of the process and its workers) is reported next to wall time: on a
 shared machine it moves much less with other people's load.
 
@@ -240,8 +243,13 @@ def write_corpus(path: Path, n: int, seed: int = 0, chunk: int = 100_000) -> dic
     }
 
 
-def _tree_rss_kb(root: int) -> int:
-    """Sum of VmRSS over ``root`` and its descendants (Linux /proc)."""
+def _tree_memory_kb(root: int) -> tuple[int, int]:
+    """Over ``root`` and its descendants (Linux /proc): the sum of VmRSS, and the largest VmHWM.
+
+    VmHWM is a process's peak RSS since its ``exec``. The kernel's ``ru_maxrss`` (from ``wait4``)
+    is not used: it also counts the pages the child shared with this script between ``fork`` and
+    ``exec``, so after the script has held a large output in memory it reports the script's size.
+    """
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -252,19 +260,21 @@ def _tree_rss_kb(root: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [root]
+    total, largest, stack = 0, 0, [root]
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
         try:
             with open(f"/proc/{pid}/status") as handle:
                 for line in handle:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("VmHWM:"):
+                        largest = max(largest, int(line.split()[1]))
+                    elif line.startswith("VmRSS:"):
                         total += int(line.split()[1])
                         break
         except OSError:
-            pass
-    return total
+            continue
+    return total, largest
 
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -291,12 +301,13 @@ def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str], src: Pat
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    peak = [0]
+    peak = [0, 0]  # process tree's RSS sum, largest process's high-water mark (KB)
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss_kb(child.pid))
+            tree, largest = _tree_memory_kb(child.pid)
+            peak[0], peak[1] = max(peak[0], tree), max(peak[1], largest)
             done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -318,7 +329,7 @@ def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str], src: Pat
         # CPU time of the child and its waited-for children: less sensitive than wall time to a busy machine
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "posts_per_cpu_s": round(summary["funnel"]["read"] / max(usage.ru_utime + usage.ru_stime, 1e-9)),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "peak_rss_mb": round(peak[1] / 1024),
         "peak_tree_rss_mb": round(peak[0] / 1024),
         "kept": summary["all"]["posts"],
         "pois": summary["all"]["pois"],
