@@ -38,14 +38,31 @@ class MultiHeadAttention(nn.Module):
         has_key = key_mask.any(dim=1)
         if not bool(has_key.any()):  # no row has a key: the output is exactly zero, skip the projections
             return query.new_zeros(b, lq, d) + zero_anchor(self)
+        if not torch.is_grad_enabled() and not self.training:
+            return self._inference(query, key, key_mask, has_key)
         # A row with no key would softmax over nothing (NaN): let it see position 0, zero it below.
         safe = key_mask.clone()
         safe[:, 0] |= ~has_key
-        if not torch.is_grad_enabled() and not self.training:
-            mixed = self._fused(query, key, safe)
-        else:  # training keeps the written-out kernel: its numerics are what saved runs resume into
-            mixed = self._explicit(query, key, safe)
+        # training keeps the written-out kernel: its numerics are what saved runs resume into
+        mixed = self._explicit(query, key, safe)
         return self.out(mixed) * has_key[:, None, None].to(mixed.dtype)
+
+    def _inference(
+        self, query: torch.Tensor, key: torch.Tensor, key_mask: torch.Tensor, has_key: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`forward` without autograd: torch's fused kernel, and no pass over the data that
+        changes nothing (a mask when no key is padding, the zeroing when every row has a key)."""
+        every_row = bool(has_key.all())
+        if bool(key_mask.all()):
+            mask = None
+        elif every_row:
+            mask = key_mask[:, None, None, :]
+        else:
+            safe = key_mask.clone()
+            safe[:, 0] |= ~has_key
+            mask = safe[:, None, None, :]
+        out = self.out(self._fused(query, key, mask))
+        return out if every_row else out * has_key[:, None, None].to(out.dtype)
 
     def _heads(self, x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
         b, length, _ = x.shape
@@ -59,11 +76,12 @@ class MultiHeadAttention(nn.Module):
         weights = self.dropout(torch.softmax(scores, dim=-1))
         return (weights @ v).transpose(1, 2).reshape(b, lq, d)
 
-    def _fused(self, query: torch.Tensor, key: torch.Tensor, safe: torch.Tensor) -> torch.Tensor:
-        """Inference: torch's fused kernel, the same function as :meth:`_explicit` (no dropout in eval)."""
+    def _fused(self, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Inference: torch's fused kernel, the same function as :meth:`_explicit` (no dropout in eval);
+        ``mask [B, 1, 1, Lk]`` (None: every key is real)."""
         b, lq, d = query.shape
         q, k, v = self._heads(query, self.query), self._heads(key, self.key), self._heads(key, self.value)
-        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=safe[:, None, None, :])
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return mixed.transpose(1, 2).reshape(b, lq, d)
 
 
@@ -100,8 +118,13 @@ class CharEncoder(nn.Module):
     def forward(self, embedded: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``embedded [B, L, dim]``, ``mask [B, L]`` -> ``(features [B, ceil(L/pool), F], mask)``."""
         length = embedded.shape[1]
-        x = F.relu(self.conv(embedded.transpose(1, 2)))[:, :, :length]
-        x = x * mask[:, None, :].to(x.dtype)  # padding gives 0, which never beats a ReLU output
+        x = self.conv(embedded.transpose(1, 2))[:, :, :length]
+        if torch.is_grad_enabled():
+            x = F.relu(x) * mask[:, None, :].to(x.dtype)  # padding gives 0, which never beats a ReLU output
+        else:  # the same values, in place: no autograd needs the conv's output kept
+            x = F.relu(x, inplace=True)
+            if not bool(mask.all()):
+                x.masked_fill_(~mask[:, None, :], 0.0)
         x = F.max_pool1d(x, self.pool, self.pool, ceil_mode=True)
         pooled_mask = F.max_pool1d(mask[:, None, :].float(), self.pool, self.pool, ceil_mode=True)[:, 0] > 0
         # contiguous once here: the attention's three projections, the residual and the norm that read it
