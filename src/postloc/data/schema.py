@@ -57,6 +57,7 @@ class Post:
         base_dir: str | Path | None = None,
         folders: dict[tuple[str, str], str] | None = None,
         warn: Callable[[BadInputError], None] | None = None,
+        no_surrogates: bool = False,
     ) -> Post:
         """Validate one raw record (a parsed JSON object, a CSV row, a Parquet row).
 
@@ -65,10 +66,12 @@ class Post:
         its input (see :func:`resolve_image`); without it every path is resolved from scratch.
         A problem with a field no model needs (``created``) does not raise: the post keeps the
         field empty and ``warn``, when given, receives the error (readers count it in the report).
+        ``no_surrogates``: the reader knows no string of the record holds a lone surrogate (a JSON
+        line without ``\\u`` escapes), so the walk that looks for one is skipped.
         """
         if type(record) is not dict and not isinstance(record, Mapping):  # the exact type first: an ABC check is slow
             raise BadInputError(source, line, None, f"expected a JSON object, got {_kind(record)}")
-        surrogate = _lone_surrogate(record)
+        surrogate = None if no_surrogates else _lone_surrogate(record)
         if surrogate is not None:
             raise BadInputError(
                 source,

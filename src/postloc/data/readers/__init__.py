@@ -108,6 +108,7 @@ def _validated(
                     base_dir=item.base_dir,
                     folders=folders,
                     warn=warnings.append,
+                    no_surrogates=item.no_surrogates,
                 )
             first = seen_ids.get(post.id)
             if first is not None:

@@ -32,6 +32,8 @@ class RawRecord:
     base_dir: str | None = None
     warning: BadInputError | None = None
     post: Post | None = None
+    #: the record's text came from strict UTF-8 with no ``\u`` escape: it holds no lone surrogate
+    no_surrogates: bool = False
 
 
 @dataclass

@@ -77,6 +77,7 @@ def iter_jsonl(
                     continue
                 if name is not None and isinstance(record, dict):
                     record = {name(key): value for key, value in record.items()}
-                yield RawRecord(source, number, record=record, base_dir=base_dir)
+                # text decoded as strict UTF-8 can hold a lone surrogate only through a \u escape
+                yield RawRecord(source, number, record=record, base_dir=base_dir, no_surrogates="\\u" not in text)
         except STREAM_ERRORS as error:  # truncated or corrupt compressed stream
             raise BadInputError(source, None, None, f"cannot be read: {error}") from None
