@@ -1,5 +1,7 @@
 """``prepare`` in memory vs out of core (DuckDB): wall time and peak memory on SYNTHETIC Parquet corpora.
 
+``--format jsonl`` writes the same corpus as JSON Lines instead (the exchange format).
+
 Run: ``.venv/bin/python benchmarks/bench_prepare_outofcore.py [--posts 1000000 --small 250000]``.
 Writes ``benchmarks/results/prepare-outofcore.{json,md}``; docs/scale-prepare.md quotes it.
 Use ``--posts 10000000`` on a bigger machine (``--engines duckdb`` to skip the in-memory engine).
@@ -280,6 +282,18 @@ def _tree_memory_kb(root: int) -> tuple[int, int]:
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
+def parquet_to_jsonl(source: Path, target: Path) -> None:
+    """The same posts as JSON Lines (the exchange format; nulls left out), batch by batch."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    with open(target, "w", encoding="utf-8") as handle:
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=50_000):
+            for row in batch.to_pylist():
+                handle.write(json.dumps({k: v for k, v in row.items() if v is not None}, ensure_ascii=False) + "\n")
+
+
 def run_prepare(corpus: Path, out: Path, engine: str, extra: list[str], src: Path = SRC) -> dict:
     """One ``postloc prepare`` in a fresh process: wall time, peak RSS (largest process and tree sum).
 
@@ -351,6 +365,9 @@ def main() -> None:
     parser.add_argument("--engines", default="memory,duckdb", help="comma-separated engines to run")
     parser.add_argument("--memory-limit", default="1GB", help="duckdb engine's --memory-limit")
     parser.add_argument("--workers", type=int, default=1, help="--workers for every run")
+    parser.add_argument(
+        "--format", choices=("parquet", "jsonl"), default="parquet", help="the corpus's file format (default parquet)"
+    )
     parser.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: the system's temp)")
     parser.add_argument("--name", default="prepare-outofcore", help="results file name under benchmarks/results/")
     parser.add_argument(
@@ -370,6 +387,7 @@ def main() -> None:
         "machine": machine(),
         "command": " ".join(["python", "benchmarks/bench_prepare_outofcore.py", *shown]),
         "memory_limit": args.memory_limit,
+        "format": args.format,
         "workers": args.workers,
         "sizes": {},
     }
@@ -379,6 +397,12 @@ def main() -> None:
             corpus = tmp / f"synthetic-{n}.parquet"
             t = time.perf_counter()
             description = write_corpus(corpus, n)
+            if args.format == "jsonl":
+                parquet, corpus = corpus, corpus.with_suffix(".jsonl")
+                parquet_to_jsonl(parquet, corpus)
+                parquet.unlink()
+                description["format"] = "jsonl"
+                description["size_mb"] = round(corpus.stat().st_size / 2**20, 1)
             description["generate_seconds"] = round(time.perf_counter() - t, 1)
             runs = {}
             for engine in engines:
@@ -419,7 +443,8 @@ def markdown(results: dict) -> str:
         f"Machine: {m['cores']} cores ({m['cpu']}), shared with other work; Python {m['python']}; load average at "
         f"start {m['load_average_1_5_15']}, at end {m.get('load_average_at_end')} (other work slows timings).",
         f"Command: `{results['command']}`; duckdb `--memory-limit {results['memory_limit']}`, "
-        f"`--workers {results['workers']}`. Data: SYNTHETIC Parquet corpora (seeded; see the script's docstring).",
+        f"`--workers {results['workers']}`. Data: SYNTHETIC {results.get('format', 'parquet')} corpora "
+        "(seeded; see the script's docstring).",
         "",
         "| posts (synthetic) | engine | wall time | posts/s | CPU time | posts/CPU-s | peak RSS, largest process | "
         "peak RSS, process tree | kept posts | POIs | load avg after |",

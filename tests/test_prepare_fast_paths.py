@@ -110,3 +110,16 @@ def test_resolve_image_relative_base(tmp_path, monkeypatch):
     (tmp_path / "img").mkdir()
     folders: dict = {}
     assert resolve_image("img", "a.jpg", folders) == str(Path("img/a.jpg").resolve())
+
+
+def test_memory_is_given_back_only_after_a_large_input():
+    """The language model is unloaded after a large input only, and loads again when next needed."""
+    from postloc.data.prepare.steps import RELEASE_FROM_POSTS, release_cleaning_memory
+    from postloc.text import language
+
+    expected = detect_languages(CAPTIONS)
+    release_cleaning_memory(RELEASE_FROM_POSTS - 1)
+    assert language._identifier.cache_info().currsize == 1  # a small input keeps it: reloading costs ~0.5 s
+    release_cleaning_memory(RELEASE_FROM_POSTS)
+    assert language._identifier.cache_info().currsize == 0 and language._tables.cache_info().currsize == 0
+    assert detect_languages(CAPTIONS) == expected

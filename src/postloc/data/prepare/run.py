@@ -141,7 +141,7 @@ def _build(
     out_of_core = config.engine == "duckdb"
     with collector_paused():
         spool_clean_posts(progress(posts, show_progress, "reading"), spool, config, funnel, keys_only=out_of_core)
-    release_cleaning_memory()
+    release_cleaning_memory(report.read)
     funnel["read"] = report.read
     funnel["skipped_bad"] = report.skipped
     with collector_paused():

@@ -36,10 +36,11 @@ PREPARED_COLUMNS = ("id", "text", "image", "poi_name", "lat", "lon", "user", "cr
 # --- step 1-3: read, normalise, language, duplicates -> spool -----------------------------
 
 
-def spool_schema():
+def spool_schema(*, keys: bool = False):
+    """The spool's columns; with ``keys`` also ``dupkey``, the duplicate key's digest (binary)."""
     import pyarrow as pa
 
-    return pa.schema(
+    schema = pa.schema(
         [
             ("id", pa.string()),
             ("text", pa.string()),
@@ -57,13 +58,14 @@ def spool_schema():
             ("extra", pa.string()),
         ]
     )
+    return schema.append(pa.field("dupkey", pa.binary())) if keys else schema
 
 
 @dataclass
 class CleanedChunk:
     """The spool rows of a chunk of posts, as Arrow columns (cheap to pickle back from a worker).
 
-    ``rows`` follows :func:`spool_schema` plus ``dupkey``: a 128-bit digest of the duplicate key
+    ``rows`` follows ``spool_schema(keys=True)``: ``dupkey`` is a 128-bit digest of the duplicate key
     (:func:`postloc.data.filters.duplicate_key`), null for a post that cannot be a duplicate.
     Posts whose language is dropped are not in it; ``dropped_language`` counts them.
     """
@@ -127,7 +129,7 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
         "extra": extras,
         "dupkey": keys,
     }
-    schema = spool_schema().append(pa.field("dupkey", pa.binary()))
+    schema = spool_schema(keys=True)
     rows = pa.RecordBatch.from_arrays([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
     return CleanedChunk(rows, dropped_language=n_posts - len(kept))
 
@@ -171,9 +173,7 @@ def spool_clean_posts(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = spool_schema()
-    if keys_only:
-        schema = schema.append(pa.field("dupkey", pa.binary()))
+    schema = spool_schema(keys=keys_only)
     seen: set[int] = set()
     pending: list = []
     n_pending = 0
@@ -224,18 +224,27 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def release_cleaning_memory() -> None:
+#: Posts from which :func:`release_cleaning_memory` gives memory back: below it the engines' steps
+#: are small, and reloading the language model (about 0.5 s) in the next ``prepare`` of the same
+#: process (tests, the Fig. 4 threshold sweep) would cost more than it saves.
+RELEASE_FROM_POSTS = 200_000
+
+
+def release_cleaning_memory(posts_read: int) -> None:
     """Give back what steps 1-3 no longer need before the engines' steps grow (docs/scale-prepare.md).
 
     The language model (about 75 MB), and the freed memory that Arrow's allocator and the C
     heap keep for reuse: at 1M posts this lowers ``prepare``'s peak, which comes when the engine
-    loads the spool while the cleaning's memory is still resident.
+    loads the spool while the cleaning's memory is still resident. Only from
+    :data:`RELEASE_FROM_POSTS` posts read.
     """
     import ctypes
     import gc
 
     import pyarrow as pa
 
+    if posts_read < RELEASE_FROM_POSTS:
+        return
     unload_language_model()
     gc.collect()
     pa.default_memory_pool().release_unused()
