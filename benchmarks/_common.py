@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -51,3 +52,12 @@ def write_results(name: str, payload: dict[str, Any], markdown: str) -> tuple[Pa
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
+
+
+def folds_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the scripts that score models on a prepared folder's user-disjoint folds."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("prepared", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--folds", type=int, default=5)
+    return parser

@@ -12,9 +12,12 @@ lives here because it is a measurement script whose numbers docs/winning-model.m
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import folds_parser
 
 #: label -> stack params; each row changes one thing of the default (the first row)
 VARIANTS: dict[str, dict] = {
@@ -32,10 +35,7 @@ VARIANTS: dict[str, dict] = {
 def main() -> None:
     from postloc.experiments import ExperimentConfig, run_experiments
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prepared", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--folds", type=int, default=5)
+    parser = folds_parser(__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated row numbers of VARIANTS to run (default: all)")
     parser.add_argument("--facts", action="store_true", help="print the data's facts (no training) and stop")
     args = parser.parse_args()

@@ -17,11 +17,14 @@ measurement whose numbers docs/winning-model.md quotes.
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import folds_parser
 
 MODELS = ("stack", "mrlf-plus", "mrlf", "tfidf-logreg")
 EPS = 1e-9
@@ -30,10 +33,7 @@ EPS = 1e-9
 def main() -> None:
     from postloc.experiments import ExperimentConfig, run_experiments
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prepared", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--folds", type=int, default=5)
+    parser = folds_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     config = ExperimentConfig(
         studies=("cv",),

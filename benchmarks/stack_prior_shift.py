@@ -22,12 +22,15 @@ to stack as it is. A measurement script whose numbers docs/winning-model.md quot
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import folds_parser
 
 
 def em_prior(proba: np.ndarray, train_prior: np.ndarray, *, iters: int = 500, tol: float = 1e-7) -> np.ndarray:
@@ -66,10 +69,7 @@ def main() -> None:
     from postloc.models.registry import create_model
     from postloc.models.user_weights import user_sample_weights
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prepared", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--folds", type=int, default=5)
+    parser = folds_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
 
     posts = load_prepared(args.prepared).posts
