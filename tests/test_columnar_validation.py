@@ -187,7 +187,7 @@ def test_ordinary_batches_take_the_fast_path(tmp_path):
     fast = posts_from_batch(batch, base_dir=str(tmp_path), folders={})
     assert fast is not None
     assert same(fast, one_by_one(batch, str(tmp_path)))
-    assert fast[0].hashtags == ["x"] and fast[0].images == [str(tmp_path / "img" / "a.jpg")]
+    assert fast[0].hashtags == ["x"] and fast[0].images == [str((tmp_path / "img" / "a.jpg").resolve())]
     assert fast[0].extra == {"poi_name": "Frauenkirche", "likes": 3}
     assert fast[2].extra == {"poi_name": None, "extra": "plain"}
 
