@@ -55,7 +55,7 @@ def posts_from_batch(
         ids = _ids(column["id"])
         texts = _texts(column.get("text"), n)
         hashtags = _tag_lists(column.get("hashtags"), n)
-        images = _image_lists(column.get("image"), n, base_dir, folders)
+        images = _image_lists(column.get("image"), n)
         lats, lons = _coordinates(column.get("lat"), column.get("lon"), n)
         pois = _optional_ids(column.get("poi"), n)
         users = _optional_ids(column.get("user"), n)
@@ -63,6 +63,9 @@ def posts_from_batch(
         extras = _extras(names, column, n)
     except _Refused:
         return None
+    if base_dir is not None:  # only for a batch taken: resolving costs a system call per image
+        isabs = os.path.isabs
+        images = [[p if isabs(p) else resolve_image(base_dir, p, folders) for p in v] if v else v for v in images]
     return [
         Post(id=i, text=t, hashtags=h, images=im, poi=p, lat=la, lon=lo, user=u, created=c, extra=e)
         for i, t, h, im, p, la, lo, u, c, e in zip(
@@ -144,16 +147,12 @@ def _tag_lists(values: pa.Array | None, n: int) -> list[list[str]]:
     return lists
 
 
-def _image_lists(
-    values: pa.Array | None, n: int, base_dir: str | None, folders: dict[tuple[str, str], str]
-) -> list[list[str]]:
+def _image_lists(values: pa.Array | None, n: int) -> list[list[str]]:
+    """Image paths as written (resolved by the caller once the whole batch is taken)."""
     lists, flat = _string_lists(values, n, scalar=True)
     if flat is not None and len(flat) and pc.any(pc.match_substring(flat, "\x00")).as_py():
         raise _Refused  # from_record names the path: no file system takes a NUL
-    if base_dir is None or flat is None:
-        return lists
-    isabs = os.path.isabs
-    return [[p if isabs(p) else resolve_image(base_dir, p, folders) for p in v] if v else v for v in lists]
+    return lists
 
 
 def _coordinate_column(values: pa.Array | None, n: int, limit: float) -> tuple[list[float | None], pa.Array]:
