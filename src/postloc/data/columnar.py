@@ -219,20 +219,28 @@ def _extras(names: list[str], column: dict[str, pa.Array], n: int) -> list[dict[
     encoded = column.get("extra")
     if encoded is None or encoded.null_count == n:
         return extras
-    for extra, text in zip(extras, encoded.to_pylist(), strict=True):
-        if isinstance(text, str) and text:
-            try:
-                decoded = json.loads(text)
-            except (ValueError, RecursionError):
-                decoded = None
-            if not isinstance(decoded, dict):
-                extra["extra"] = text
-                continue
-            hidden = any(key in KNOWN_KEYS or key == IMAGE_VECTOR_KEY for key in decoded)
-            if hidden or _lone_surrogate(decoded) is not None:
-                raise _Refused  # a known key hidden in the JSON, or text no writer can encode
-            for key, value in decoded.items():
-                extra.setdefault(key, value)
-        elif text is not None:
-            extra["extra"] = text
+    for extra, value in zip(extras, encoded.to_pylist(), strict=True):
+        decoded = extra_object(value)
+        if decoded is None:
+            if value is not None:
+                extra["extra"] = value
+            continue
+        hidden = any(key in KNOWN_KEYS or key == IMAGE_VECTOR_KEY for key in decoded)
+        if hidden or _lone_surrogate(decoded) is not None:
+            raise _Refused  # a known key hidden in the JSON, or text no writer can encode
+        for key, item in decoded.items():
+            extra.setdefault(key, item)
     return extras
+
+
+def extra_object(value: Any) -> dict[str, Any] | None:
+    """The keys an ``extra`` column's value carries (a string holding a JSON object, as
+    :func:`postloc.data.writers.write_posts` writes it), or None: then the value stays the
+    record's ``extra`` as it is. Shared by both paths of the Parquet reader."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError):  # not JSON, nested too deep, integer too long
+        return None
+    return decoded if isinstance(decoded, dict) else None

@@ -8,11 +8,10 @@ record, with the same outcome. A string column named ``extra`` holding JSON obje
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from postloc.data.columnar import posts_from_batch
+from postloc.data.columnar import extra_object, posts_from_batch
 from postloc.data.readers.base import RawRecord, check_mapping, renamer
 from postloc.errors import BadInputError
 
@@ -89,16 +88,10 @@ def _with_extra(record: dict) -> dict:
     """A string column named ``extra`` holding a JSON object gives the record its keys (not over
     the columns'); any other ``extra`` value stays the record's ``extra``."""
     extra = record.pop("extra", None)
-    if isinstance(extra, str) and extra:
-        try:
-            decoded = json.loads(extra)
-        except (ValueError, RecursionError):  # not JSON, nested too deep, integer too long
-            decoded = None  # then it stays the plain string it is
-        if isinstance(decoded, dict):
-            for key, value in decoded.items():
-                record.setdefault(key, value)
-        else:
-            record["extra"] = extra
+    decoded = extra_object(extra)
+    if decoded is not None:
+        for key, value in decoded.items():
+            record.setdefault(key, value)
     elif extra is not None:
         record["extra"] = extra
     return record
