@@ -57,8 +57,8 @@ def read_posts(
     an Instaloader folder has its own fixed layout),
     e.g. ``{"lon": "lng", "user": "user_guid"}``. With ``skip_bad`` a bad record is counted
     in ``report`` and skipped; without it the first bad record raises :class:`BadInputError`.
-    ``max_record_bytes`` bounds one JSONL line or one Instaloader structure file (decompressed):
-    a larger one is a bad record, read through without being held in memory.
+    ``max_record_bytes`` bounds one JSONL line, one CSV line, one Parquet row (uncompressed) or one
+    Instaloader structure file (decompressed): a larger one is a bad record, never held as Python objects.
     """
     path = Path(path)
     check_regular_file(path, folders=True)  # never a device or FIFO: unbounded, or readable only once
@@ -75,7 +75,7 @@ def read_posts(
     elif fmt == "parquet":
         from postloc.data.readers.parquet import iter_parquet
 
-        raw = iter_parquet(path, columns=columns or {}, folders=folders)
+        raw = iter_parquet(path, columns=columns or {}, folders=folders, max_record_bytes=max_record_bytes)
     elif fmt == "instaloader":
         from postloc.data.readers.instaloader import iter_instaloader
 
