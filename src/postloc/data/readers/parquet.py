@@ -67,7 +67,12 @@ def iter_parquet(
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
                 if name is not None:
                     batch = batch.rename_columns([name(column) for column in batch.schema.names])
-                too_big = row_bytes(batch) > max_record_bytes
+                # no row can be over the bound when the whole batch is not (the usual case: a few MB)
+                too_big = (
+                    row_bytes(batch) > max_record_bytes
+                    if batch.nbytes > max_record_bytes
+                    else np.zeros(batch.num_rows, dtype=bool)
+                )
                 posts = None
                 if folders is not None and not too_big.any():
                     try:
