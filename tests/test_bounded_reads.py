@@ -180,3 +180,47 @@ def test_parquet_row_bytes_counts_nested_values():
     # text + tag chars + 8 per vector item + struct's string + dictionary value + 8 for lat
     assert row_bytes(batch).tolist() == [2 + 3 + 16 + 3 + 2 + 8, 0 + 0 + 8 + 0 + 2 + 8, 4 + 0 + 0 + 0 + 2 + 8]
     assert row_bytes(batch.slice(1, 2)).tolist() == [18, 14]
+
+
+def test_json_of_a_named_folder_is_read_with_a_bound(tmp_path):
+    """`train --data DIR` with DIR/manifest.json a link to /dev/zero read forever (found 2026-12-02).
+    Every JSON file postloc reads from a folder a user names goes through one bounded reader."""
+    import os
+
+    from postloc.data.prepared import load_prepared
+    from postloc.errors import ModelFileError
+    from postloc.io.inputs import read_small_json
+    from postloc.io.model_files import read_json
+    from postloc.training.config import read_run_config
+
+    (tmp_path / "manifest.json").symlink_to("/dev/zero")
+    with pytest.raises(BadInputError, match=r"manifest\.json: is a device"):
+        load_prepared(tmp_path)
+    (tmp_path / "config.json").symlink_to("/dev/zero")
+    with pytest.raises(BadInputError, match=r"config\.json: is a device"):
+        read_run_config(tmp_path)
+    with pytest.raises(ModelFileError, match=r"config\.json: is a device"):
+        read_json(tmp_path / "config.json")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(BadInputError, match="is a FIFO"):
+        read_small_json(tmp_path / "fifo.json")
+    big = tmp_path / "big.json"
+    big.write_bytes(b'{"a": "' + b"x" * 2048 + b'"}')
+    with pytest.raises(BadInputError, match="is larger than 1,024 bytes"):
+        read_small_json(big, max_bytes=1024)
+    assert read_small_json(big)["a"] == "x" * 2048
+    with pytest.raises(FileNotFoundError):  # callers tell "not one of postloc's folders" by it
+        read_small_json(tmp_path / "absent.json")
+
+
+def test_prepared_folder_tables_must_be_regular_files(tmp_path):
+    import json
+    import os
+
+    from postloc.data.prepared import load_prepared
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"postloc_prepared": 1}))
+    (tmp_path / "posts.parquet").write_bytes(b"")
+    os.mkfifo(tmp_path / "pois.csv")
+    with pytest.raises(BadInputError, match=r"pois\.csv: is a FIFO"):
+        load_prepared(tmp_path)

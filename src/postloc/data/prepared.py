@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from postloc.errors import PostlocError
+from postloc.io.inputs import check_regular_file, read_small_json
 
 
 @dataclass
@@ -37,7 +37,9 @@ def load_prepared(path: str | Path) -> PreparedData:
     manifest_path = path / "manifest.json"
     if not manifest_path.exists():
         raise PostlocError(f"{path} is not a prepared dataset (no manifest.json); run `postloc prepare` first")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_small_json(manifest_path)
+    for name in ("posts.parquet", "pois.csv"):  # a device or FIFO in their place would be read forever
+        check_regular_file(path / name)
     posts = pd.read_parquet(path / "posts.parquet")
     pois = pd.read_csv(
         path / "pois.csv", dtype={"poi": str, "name": str}, keep_default_na=False, na_values={"lat": [""], "lon": [""]}

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from postloc.errors import PostlocError
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.inputs import read_small_json
 
 GENERATOR_VERSION = 1
 COMMENT = b"postloc synthetic image (not a real photo of a real place)"
@@ -512,7 +513,7 @@ def _check(config: SyntheticPostsConfig) -> None:
 
 def _is_synthetic(path: Path) -> bool:
     try:
-        return bool(json.loads((path / "manifest.json").read_text()).get("synthetic"))
+        return bool(read_small_json(path / "manifest.json").get("synthetic"))
     except (OSError, ValueError):
         return False
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from postloc.io.inputs import read_small_json
+
 
 @dataclass
 class Cell:
@@ -59,7 +61,7 @@ class CellStore:
 
     def get(self, key: str) -> dict[str, Any] | None:
         path = self.path(key)
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_small_json(path) if path.exists() else None
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         from postloc.io.atomic import atomic_open

@@ -24,6 +24,7 @@ import pandas as pd
 from postloc.data.image_features import IMAGE_FEATURES_FILE
 from postloc.data.modalities import available_modalities
 from postloc.data.prepared import load_prepared
+from postloc.io.inputs import read_small_json
 
 __all__ = ["available_modalities", "image_backbone", "is_synthetic", "resolve_raw_input"]
 
@@ -35,8 +36,8 @@ def image_backbone(prepared: str | Path) -> str | None:
         return None
     summary = path / "image_summary.json"
     if summary.exists():
-        return str(json.loads(summary.read_text()).get("backbone") or "unknown backbone")
-    manifest = json.loads((path / "manifest.json").read_text())
+        return str(read_small_json(summary).get("backbone") or "unknown backbone")
+    manifest = read_small_json(path / "manifest.json")
     if manifest.get("synthetic"):
         return "synthetic Gaussian vectors"
     return "unknown backbone"
@@ -45,7 +46,7 @@ def image_backbone(prepared: str | Path) -> str | None:
 def is_synthetic(prepared: str | Path) -> bool:
     """The manifest says so, or the posts do (``postloc.datasets.synthetic`` marks every record, and
     ``prepare`` keeps the mark in ``extra`` but not in the manifest)."""
-    if json.loads((Path(prepared) / "manifest.json").read_text()).get("synthetic", False):
+    if read_small_json(Path(prepared) / "manifest.json").get("synthetic", False):
         return True
     posts = pd.read_parquet(Path(prepared) / "posts.parquet", columns=["extra"])
     return bool(posts["extra"].dropna().astype(str).str.contains('"synthetic": true').any())
@@ -56,7 +57,7 @@ def resolve_raw_input(prepared: str | Path, raw: str | None) -> tuple[Path | Non
     if raw:
         path = Path(raw)
         return (path, f"given: {path}") if path.exists() else (None, f"--raw {raw} does not exist")
-    manifest = json.loads((Path(prepared) / "manifest.json").read_text())
+    manifest = read_small_json(Path(prepared) / "manifest.json")
     name = str((manifest.get("input") or {}).get("path") or "")
     from postloc import datasets
 
@@ -70,7 +71,7 @@ def resolve_raw_input(prepared: str | Path, raw: str | None) -> tuple[Path | Non
 
 
 def prepared_threshold(prepared: str | Path) -> int:
-    manifest = json.loads((Path(prepared) / "manifest.json").read_text())
+    manifest = read_small_json(Path(prepared) / "manifest.json")
     return int((manifest.get("config") or {}).get("min_hashtag_count") or 1)
 
 
@@ -82,9 +83,9 @@ def hashtag_variant(prepared: str | Path, threshold: int, out: Path, raw: Path |
     prepared = Path(prepared)
     marker = out / "variant.json"
     if marker.exists():
-        return json.loads(marker.read_text())
+        return read_small_json(marker)
     own = prepared_threshold(prepared)
-    manifest = json.loads((prepared / "manifest.json").read_text())
+    manifest = read_small_json(prepared / "manifest.json")
     if raw is not None and not manifest.get("synthetic"):
         from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 
@@ -154,7 +155,7 @@ def _filter_prepared(prepared: Path, threshold: int, out: Path) -> None:
         posts[columns], schema=pa.schema([schema.field(c) for c in columns]), preserve_index=False
     )
     pq.write_table(table, out / "posts.parquet")
-    manifest = json.loads((prepared / "manifest.json").read_text())
+    manifest = read_small_json(prepared / "manifest.json")
     manifest.setdefault("config", {})["min_hashtag_count"] = threshold
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
 

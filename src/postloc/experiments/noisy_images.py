@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from postloc.experiments.data import frame_has_images
+from postloc.io.inputs import read_small_json
 
 if TYPE_CHECKING:  # the image pipeline is imported only when the study runs
     from postloc.vision.work import NoiseMode
@@ -31,7 +32,7 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
     prepared = Path(prepared)
     marker = work / "table3.json"
     if marker.exists():
-        return json.loads(marker.read_text())
+        return read_small_json(marker)
     if not frame_has_images(prepared):
         return {
             "ok": False,

@@ -25,6 +25,7 @@ from postloc.experiments.methods import (
     table2_methods,
 )
 from postloc.experiments.noisy_images import noise_variants
+from postloc.io.inputs import read_small_json
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import REPORT, check_output_folder
 
@@ -383,7 +384,7 @@ METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "acc@1km", "macro_f1", "
 def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConfig) -> dict[str, Any]:
     """Mean and std of every row over seeds, or over folds when cross-validating (a fold's value is
     the mean over its seeds); n/a rows keep their reason."""
-    manifest = json.loads((prepared / "manifest.json").read_text())
+    manifest = read_small_json(prepared / "manifest.json")
     rows = []
     for row in plan.rows:
         entry = {k: row[k] for k in ("study", "row", "column", "model", "variant", "na")}

@@ -16,7 +16,6 @@ pipelines can plug in their own; without a run record, photos are used as they a
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import threading
@@ -27,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from postloc.errors import PostlocError
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
+from postloc.io.inputs import read_small_json
 from postloc.vision.decode import OK, DecodeConfig, Decoded, content_hash, decode_image, read_bytes
 from postloc.vision.work import DROPPED, INPAINTED, KEPT, PROCESSING_ERROR, WorkSettings, decide
 
@@ -112,11 +113,11 @@ def featurizer_for_run(run_dir: str | Path, image_dim: int) -> FeaturizerInfo:
     summary = None
     data = Path()
     try:
-        config = json.loads((run / "config.json").read_text())
+        config = read_small_json(run / "config.json")
         data = Path(config.get("data") or "")
         if (data / "image_summary.json").exists():
-            summary = json.loads((data / "image_summary.json").read_text())
-    except (OSError, ValueError):
+            summary = read_small_json(data / "image_summary.json")
+    except (OSError, ValueError, PostlocError):
         summary = None
     if not summary or not summary.get("backbone"):
         return FeaturizerInfo(

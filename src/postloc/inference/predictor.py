@@ -23,7 +23,6 @@ Without it, nothing here changes.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from postloc.data.image_features import IMAGE_COLUMN
 from postloc.data.schema import Post
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.names import DEFAULT_NAME_WEIGHT, Blend, NameBlender
+from postloc.io.inputs import read_small_json
 from postloc.metrics import top_k_indices
 from postloc.models.calibration import apply_temperature, read_calibration
 from postloc.text.hashtags import post_hashtags
@@ -281,7 +281,7 @@ def load(
         raise PostlocError(f"{run} holds no trained model (neither best/{MODEL_FILE} nor {MODEL_FILE})")
     model = load_model(model_dir)
     info_path = next((p / "data.json" for p in (model_dir, run) if (p / "data.json").exists()), None)
-    info = json.loads(info_path.read_text()) if info_path else {}
+    info = read_small_json(info_path) if info_path else {}
     try:  # a run folder's calibration; a bare model folder (or an older run) has none: T = 1
         calibration = read_calibration(run)
     except ValueError as error:

@@ -7,11 +7,18 @@ byte is read; a side file (a config, a POI table) is read only up to a size no r
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from postloc.errors import BadInputError
+
+#: the JSON files postloc writes beside prepared data and runs (manifests, summaries, configs, cells)
+#: are kB; one a user's folder holds in their place is read no further than this
+JSON_MAX_BYTES = 64 * 2**20
+_CHUNK = 2**20
 
 
 def check_regular_file(path: str | Path, *, folders: bool = False) -> None:
@@ -42,11 +49,29 @@ def check_regular_file(path: str | Path, *, folders: bool = False) -> None:
 def read_small_text(path: str | Path, max_bytes: int) -> str:
     """The UTF-8 text of a small regular file (a config, a table), refused past ``max_bytes``."""
     check_regular_file(path)
+    chunks, total = [], 0
     with open(path, "rb") as handle:
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise BadInputError(path, None, None, f"is larger than {max_bytes:,} bytes, more than such a file holds")
+        # in chunks: read(max_bytes + 1) would allocate the whole bound up front, for a file of a few kB
+        while chunk := handle.read(min(_CHUNK, max_bytes + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                problem = f"is larger than {max_bytes:,} bytes, more than such a file holds"
+                raise BadInputError(path, None, None, problem)
+    data = b"".join(chunks)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise BadInputError(path, None, None, f"is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def read_small_json(path: str | Path, max_bytes: int = JSON_MAX_BYTES) -> Any:
+    """The JSON of a small file in a folder a user names (a prepared folder's manifest, a run's config).
+
+    A missing file raises :class:`FileNotFoundError`, as ``open`` would, so callers keep telling "not
+    one of postloc's folders" by it. A device, FIFO or socket in the file's place (``manifest.json``
+    a link to ``/dev/zero`` never ends), a file over ``max_bytes`` or one that is not UTF-8 is a
+    :class:`BadInputError`; text that is not JSON raises ``json``'s ``ValueError``.
+    """
+    os.stat(path)  # FileNotFoundError first; the checks below name anything else
+    return json.loads(read_small_text(path, max_bytes))

@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from postloc._version import __version__
-from postloc.errors import ModelFileError
+from postloc.errors import BadInputError, ModelFileError
+from postloc.io.inputs import read_small_json
+
+#: a model's JSON files (a vocabulary of ``max_features`` strings is the largest) stay below this
+MODEL_JSON_MAX_BYTES = 2**30
 
 if TYPE_CHECKING:
     import torch
@@ -52,10 +56,12 @@ def read_json(path: str | Path) -> Any:
     """A JSON file of a saved model or checkpoint; a missing or damaged one is a :class:`ModelFileError`."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_small_json(path, MODEL_JSON_MAX_BYTES)
     except FileNotFoundError:
         raise ModelFileError(f"{path}: missing; the saved model or checkpoint folder is incomplete") from None
-    except (UnicodeDecodeError, ValueError) as error:
+    except BadInputError as error:  # a device or FIFO in its place, too large, not UTF-8
+        raise ModelFileError(str(error)) from None
+    except ValueError as error:
         raise ModelFileError(f"{path}: not valid JSON, the file is damaged or truncated ({error})") from None
 
 
@@ -137,8 +143,10 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise ModelFileError(f"{directory} holds no saved model ({MODEL_FILE} is missing)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+        manifest = read_small_json(path, MODEL_JSON_MAX_BYTES)
+    except BadInputError as error:
+        raise ModelFileError(str(error)) from None
+    except ValueError as error:
         raise ModelFileError(f"{path}: not valid JSON, the file is damaged or truncated ({error})") from None
     if not isinstance(manifest, dict):
         raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")

@@ -14,13 +14,15 @@ probabilities are clipped at :data:`EPS` first, so a hard 0 (e.g. the majority b
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from postloc.errors import PostlocError
+from postloc.io.inputs import read_small_json
 
 #: probabilities are clipped to at least this before the log
 EPS = 1e-12
@@ -98,8 +100,8 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {"temperature": 1.0, "reason": f"no {CALIBRATION_FILE} (a run from before calibration): T = 1"}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        data = read_small_json(path)
+    except (OSError, ValueError, PostlocError) as error:
         raise ValueError(f"{path}: not readable JSON ({error})") from None
     temperature = data.get("temperature") if isinstance(data, dict) else None
     if (

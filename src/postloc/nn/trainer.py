@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.inputs import read_small_json
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
 from postloc.nn.config import TrainerConfig, resolve_threads
@@ -144,7 +145,7 @@ class TrainState:
 
     @classmethod
     def read(cls, folder: Path) -> TrainState:
-        return cls(**json.loads((folder / ck.TRAINER_STATE).read_text()))
+        return cls(**read_small_json(folder / ck.TRAINER_STATE))
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ hold markup.
 
 from __future__ import annotations
 
-import json
 import math
 from html import escape
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 from postloc.data.prepared import load_prepared
 from postloc.experiments.cv import PREDICTIONS
 from postloc.io.atomic import atomic_path
+from postloc.io.inputs import read_small_json
 
 MAX_POIS_IN_CONFUSION = 12
 EXAMPLES = 8
@@ -34,7 +34,7 @@ TEXT_CHARS = 220
 def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Write ``out/report.html`` from the quickstart folder; returns the scores it shows (for the manifest)."""
     prepared = load_prepared(out / "prepared")
-    results = json.loads((out / "cv" / "results.json").read_text())
+    results = read_small_json(out / "cv" / "results.json")
     rows = [r for r in results["rows"] if r["study"] == "cv" and not r.get("na")]
     model = manifest["request"]["model"]
     main = next((r for r in rows if r["model"] == model), None)
@@ -276,7 +276,7 @@ def _choices_section(manifest: dict[str, Any]) -> list[str]:
 
 
 def _data_section(prepared: Path) -> list[str]:
-    summary = json.loads((prepared / "summary.json").read_text())
+    summary = read_small_json(prepared / "summary.json")
     out = [
         "<h2>The prepared data</h2>",
         "<table><tr><th>split</th><th>posts</th><th>users</th><th>POIs</th><th>with text</th>"

@@ -37,6 +37,7 @@ from postloc.data.modalities import available_modalities, unmet_needs
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.errors import PostlocError
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.inputs import read_small_json
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import RUN, check_output_folder
 from postloc.metrics import evaluate as evaluate_predictions
@@ -295,7 +296,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     run = Path(run_dir)
     if not (run / BEST).exists():
         raise PostlocError(f"{run} has no trained model (no best/ folder); train first")
-    info = json.loads((run / RUN_CONFIG).read_text()) if (run / RUN_CONFIG).exists() else {}
+    info = read_small_json(run / RUN_CONFIG) if (run / RUN_CONFIG).exists() else {}
     data = data or info.get("data")
     if data is None:
         raise PostlocError(f"{run}: no prepared data recorded; pass --data")

@@ -18,7 +18,6 @@ TOML layout (every key optional)::
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from postloc.errors import BadInputError, PostlocError
-from postloc.io.inputs import read_small_text
+from postloc.io.inputs import read_small_json, read_small_text
 from postloc.nn.config import MONITORS, TrainerConfig
 from postloc.settings import make_dataclass_config
 
@@ -94,7 +93,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise PostlocError(f"{run_dir} is not a training run (no config.json)")
-    return RunConfig.from_dict(json.loads(path.read_text())["config"])
+    return RunConfig.from_dict(read_small_json(path)["config"])
 
 
 def apply_overrides(config: RunConfig, overrides: Iterable[str]) -> RunConfig:
