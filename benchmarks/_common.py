@@ -10,6 +10,7 @@ import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,31 @@ def folds_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--folds", type=int, default=5)
     return parser
+
+
+@dataclass(frozen=True)
+class FoldFrames:
+    """One fold of a prepared folder's user-disjoint folds: its three splits, the classes, the test labels."""
+
+    k: int
+    train: Any
+    val: Any
+    test: Any
+    classes: list[str]
+    truth: Any  # the test posts' class indices
+
+
+def user_folds(prepared: Path, n_folds: int) -> Iterator[FoldFrames]:
+    """The experiments' user-disjoint folds (``postloc.data.folds``, seed 0), as the stack_* scripts score them."""
+    from postloc.data.folds import FoldConfig, assign_folds, fold_splits
+    from postloc.data.prepared import load_prepared
+
+    posts = load_prepared(prepared).posts
+    config = FoldConfig(k=n_folds)
+    folds = assign_folds(posts, config)
+    classes = sorted(posts["poi"].astype(str).unique())
+    index = {c: i for i, c in enumerate(classes)}
+    for k in range(n_folds):
+        split = fold_splits(posts, folds, k, config)
+        train, val, test = (posts[split == s] for s in ("train", "val", "test"))
+        yield FoldFrames(k, train, val, test, classes, test["poi"].astype(str).map(index).to_numpy())

@@ -30,7 +30,7 @@ from scipy import sparse
 from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser
+from _common import folds_parser, user_folds
 
 #: (eps, scale_km) per variant; None: stack as it is (scikit-learn's hard-label regression)
 VARIANTS: dict[str, tuple[float, float] | None] = {
@@ -67,8 +67,6 @@ def fit_soft(learner: Any, X: Any, y: np.ndarray, weights: np.ndarray, C: float,
 
 
 def main() -> None:
-    from postloc.data.folds import FoldConfig, assign_folds, fold_splits
-    from postloc.data.prepared import load_prepared
     from postloc.metrics import haversine_km
     from postloc.models.registry import create_model
     from postloc.models.soft_targets import class_centres, geo_soft_targets
@@ -76,17 +74,10 @@ def main() -> None:
 
     parser = folds_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
-    posts = load_prepared(args.prepared).posts
-    config = FoldConfig(k=args.folds)
-    folds = assign_folds(posts, config)
-    classes = sorted(posts["poi"].astype(str).unique())
-    index = {c: i for i, c in enumerate(classes)}
     rows = []
-    for k in range(args.folds):
-        split = fold_splits(posts, folds, k, config)
-        train, val, test = (posts[split == s] for s in ("train", "val", "test"))
+    for fold in user_folds(args.prepared, args.folds):
+        k, train, val, test, classes, truth = fold.k, fold.train, fold.val, fold.test, fold.classes, fold.truth
         lat, lon = class_centres(pd.concat([train, val]), classes)  # the labelled posts this fold may see
-        truth = test["poi"].astype(str).map(index).to_numpy()
         row: dict[str, Any] = {"fold": k, "test posts": len(test)}
         for name, variant in VARIANTS.items():
             if variant is None:

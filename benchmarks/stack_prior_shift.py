@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser
+from _common import folds_parser, user_folds
 
 
 def em_prior(proba: np.ndarray, train_prior: np.ndarray, *, iters: int = 500, tol: float = 1e-7) -> np.ndarray:
@@ -64,26 +64,17 @@ def per_user_prior(adapted: np.ndarray, users: np.ndarray, alpha: float) -> np.n
 
 
 def main() -> None:
-    from postloc.data.folds import FoldConfig, assign_folds, fold_splits
-    from postloc.data.prepared import load_prepared
     from postloc.models.registry import create_model
     from postloc.models.user_weights import user_sample_weights
 
     parser = folds_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
-
-    posts = load_prepared(args.prepared).posts
-    config = FoldConfig(k=args.folds)
-    folds = assign_folds(posts, config)
-    classes = sorted(posts["poi"].astype(str).unique())
-    index = {c: i for i, c in enumerate(classes)}
     rows = []
-    for k in range(args.folds):
-        split = fold_splits(posts, folds, k, config)
-        train, val, test = (posts[split == s] for s in ("train", "val", "test"))
+    for fold in user_folds(args.prepared, args.folds):
+        k, train, val, test, classes, truth = fold.k, fold.train, fold.val, fold.test, fold.classes, fold.truth
+        index = {c: i for i, c in enumerate(classes)}
         model = create_model("stack").fit(train, val, classes=classes)
         proba = model.predict_proba(test)
-        truth = test["poi"].astype(str).map(index).to_numpy()
         seen = pd.concat([train, val])
         weights = user_sample_weights(seen, model.config.user_weight_power)
         labelled = np.bincount(seen["poi"].astype(str).map(index), weights=weights, minlength=len(classes))

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser
+from _common import folds_parser, user_folds
 
 FIXED_ALPHAS = (30.0, 300.0)
 
@@ -81,18 +81,11 @@ def fit_user_mix(oof: np.ndarray, users: np.ndarray, y: np.ndarray, weights: np.
 
 
 def main() -> None:
-    from postloc.data.folds import FoldConfig, assign_folds, fold_splits
-    from postloc.data.prepared import load_prepared
     from postloc.models.registry import create_model
     from postloc.models.stack.estimator import Stack
 
     parser = folds_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
-    posts = load_prepared(args.prepared).posts
-    config = FoldConfig(k=args.folds)
-    folds = assign_folds(posts, config)
-    classes = sorted(posts["poi"].astype(str).unique())
-    index = {c: i for i, c in enumerate(classes)}
     original = Stack._fit_context
     seen: dict[str, Any] = {}
 
@@ -101,12 +94,10 @@ def main() -> None:
         return original(self, everyone, oof, y, weights)
 
     rows = []
-    for k in range(args.folds):
-        split = fold_splits(posts, folds, k, config)
-        train, val, test = (posts[split == s] for s in ("train", "val", "test"))
+    for fold in user_folds(args.prepared, args.folds):
+        k, train, val, test, truth = fold.k, fold.train, fold.val, fold.test, fold.truth
         with mock.patch.object(Stack, "_fit_context", keep_oof):
-            model = create_model("stack").fit(train, val, classes=classes)
-        truth = test["poi"].astype(str).map(index).to_numpy()
+            model = create_model("stack").fit(train, val, classes=fold.classes)
         as_is = model.predict_proba(test)
         rhos, model.context_rhos_ = model.context_rhos_, tuple(0.0 for _ in model.context_rhos_)
         alone = model.predict_proba(test)
