@@ -90,3 +90,11 @@ def user_folds(prepared: Path, n_folds: int) -> Iterator[FoldFrames]:
         split = fold_splits(posts, folds, k, config)
         train, val, test = (posts[split == s] for s in ("train", "val", "test"))
         yield FoldFrames(k, train, val, test, classes, test["poi"].astype(str).map(index).to_numpy())
+
+
+def write_fold_report(out: Path, stem: str, lines: list[str], rows: list[dict[str, Any]]) -> None:
+    """``out/STEM.md`` (the table) and ``out/STEM.json`` (the per-fold rows), and the table on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print("\n".join(lines))

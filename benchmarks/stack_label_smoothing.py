@@ -30,7 +30,7 @@ from scipy import sparse
 from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser, user_folds
+from _common import folds_parser, user_folds, write_fold_report
 
 #: (eps, scale_km) per variant; None: stack as it is (scikit-learn's hard-label regression)
 VARIANTS: dict[str, tuple[float, float] | None] = {
@@ -114,10 +114,7 @@ def main() -> None:
             f"| {name} | {acc.mean():.4f} | {delta.mean():+.4f} ({delta.min():+.4f}, {delta.max():+.4f}) | "
             f"{km.mean():.3f} | {(km - base_km).mean():+.3f} | {' '.join(f'{a:.3f}' for a in acc)} |"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "label-smoothing.md").write_text("\n".join(lines) + "\n")
-    (args.out / "label-smoothing.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print("\n".join(lines))
+    write_fold_report(args.out, "label-smoothing", lines, rows)
 
 
 if __name__ == "__main__":

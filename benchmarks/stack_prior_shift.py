@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser, user_folds
+from _common import folds_parser, user_folds, write_fold_report
 
 
 def em_prior(proba: np.ndarray, train_prior: np.ndarray, *, iters: int = 500, tol: float = 1e-7) -> np.ndarray:
@@ -108,10 +108,7 @@ def main() -> None:
             f"| {name} | {frame[name].mean():.3f} | {delta.mean():+.3f} | {delta.min():+.3f} | {delta.max():+.3f} | "
             f"{per_fold} |"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "prior-shift.md").write_text("\n".join(lines) + "\n")
-    (args.out / "prior-shift.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print("\n".join(lines))
+    write_fold_report(args.out, "prior-shift", lines, rows)
 
 
 if __name__ == "__main__":

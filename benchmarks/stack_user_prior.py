@@ -31,7 +31,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser, user_folds
+from _common import folds_parser, user_folds, write_fold_report
 
 FIXED_ALPHAS = (30.0, 300.0)
 
@@ -137,10 +137,7 @@ def main() -> None:
             f"| {name} | {frame[name].mean():.4f} | {delta.mean():+.4f} ({delta.min():+.4f}, {delta.max():+.4f}) | "
             f"{' '.join(f'{v:.3f}' for v in frame[name])} |"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "user-prior.md").write_text("\n".join(lines) + "\n")
-    (args.out / "user-prior.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print("\n".join(lines))
+    write_fold_report(args.out, "user-prior", lines, rows)
 
 
 if __name__ == "__main__":
