@@ -10,9 +10,8 @@ import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -64,8 +63,7 @@ def folds_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass(frozen=True)
-class FoldFrames:
+class FoldFrames(NamedTuple):
     """One fold of a prepared folder's user-disjoint folds: its three splits, the classes, the test labels."""
 
     k: int

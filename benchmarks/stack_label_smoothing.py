@@ -75,8 +75,7 @@ def main() -> None:
     parser = folds_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     rows = []
-    for fold in user_folds(args.prepared, args.folds):
-        k, train, val, test, classes, truth = fold.k, fold.train, fold.val, fold.test, fold.classes, fold.truth
+    for k, train, val, test, classes, truth in user_folds(args.prepared, args.folds):
         lat, lon = class_centres(pd.concat([train, val]), classes)  # the labelled posts this fold may see
         row: dict[str, Any] = {"fold": k, "test posts": len(test)}
         for name, variant in VARIANTS.items():

@@ -70,8 +70,7 @@ def main() -> None:
     parser = folds_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     rows = []
-    for fold in user_folds(args.prepared, args.folds):
-        k, train, val, test, classes, truth = fold.k, fold.train, fold.val, fold.test, fold.classes, fold.truth
+    for k, train, val, test, classes, truth in user_folds(args.prepared, args.folds):
         index = {c: i for i, c in enumerate(classes)}
         model = create_model("stack").fit(train, val, classes=classes)
         proba = model.predict_proba(test)

@@ -94,10 +94,9 @@ def main() -> None:
         return original(self, everyone, oof, y, weights)
 
     rows = []
-    for fold in user_folds(args.prepared, args.folds):
-        k, train, val, test, truth = fold.k, fold.train, fold.val, fold.test, fold.truth
+    for k, train, val, test, classes, truth in user_folds(args.prepared, args.folds):
         with mock.patch.object(Stack, "_fit_context", keep_oof):
-            model = create_model("stack").fit(train, val, classes=fold.classes)
+            model = create_model("stack").fit(train, val, classes=classes)
         as_is = model.predict_proba(test)
         rhos, model.context_rhos_ = model.context_rhos_, tuple(0.0 for _ in model.context_rhos_)
         alone = model.predict_proba(test)

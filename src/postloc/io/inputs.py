@@ -11,7 +11,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from postloc.errors import BadInputError
 
@@ -46,19 +46,27 @@ def check_regular_file(path: str | Path, *, folders: bool = False) -> None:
     raise BadInputError(path, None, None, f"is {kind}; postloc reads {wanted} (it may need to read it twice)")
 
 
+def read_at_most(handle: IO[bytes], max_bytes: int) -> bytes | None:
+    """All that ``handle`` holds, or None as soon as it holds more than ``max_bytes``.
+
+    Read in chunks: ``read(max_bytes + 1)`` would allocate the whole bound up front, for a file of a few kB.
+    """
+    chunks, total = [], 0
+    while chunk := handle.read(min(_CHUNK, max_bytes + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            return None
+    return b"".join(chunks)
+
+
 def read_small_text(path: str | Path, max_bytes: int) -> str:
     """The UTF-8 text of a small regular file (a config, a table), refused past ``max_bytes``."""
     check_regular_file(path)
-    chunks, total = [], 0
     with open(path, "rb") as handle:
-        # in chunks: read(max_bytes + 1) would allocate the whole bound up front, for a file of a few kB
-        while chunk := handle.read(min(_CHUNK, max_bytes + 1 - total)):
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > max_bytes:
-                problem = f"is larger than {max_bytes:,} bytes, more than such a file holds"
-                raise BadInputError(path, None, None, problem)
-    data = b"".join(chunks)
+        data = read_at_most(handle, max_bytes)
+    if data is None:
+        raise BadInputError(path, None, None, f"is larger than {max_bytes:,} bytes, more than such a file holds")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

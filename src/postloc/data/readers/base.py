@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from postloc.errors import BadInputError
+from postloc.io.inputs import read_at_most
 
 if TYPE_CHECKING:
     from postloc.data.schema import Post
@@ -168,8 +169,8 @@ def bounded_lines(handle: IO[bytes], max_bytes: int) -> Iterator[tuple[int, byte
 
 def read_bounded(handle: IO[bytes], max_bytes: int, source: str | Path) -> bytes:
     """The whole content of ``handle``, refused with a :class:`BadInputError` past ``max_bytes``."""
-    data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
+    data = read_at_most(handle, max_bytes)
+    if data is None:
         raise BadInputError(
             source,
             None,
