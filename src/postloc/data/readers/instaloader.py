@@ -54,6 +54,7 @@ from typing import Any
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, json_problem, read_bounded
 from postloc.errors import BadInputError
+from postloc.io.inputs import check_regular_file
 from postloc.text.normalize import extract_hashtags
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -249,9 +250,9 @@ def _post_item(
         else:
             first = files.caption or (files.images[0][1] if files.images else files.geotag)
             source = str(folder / first) if first else str(folder / files.stem)
-            record = _files_record(folder, files)
+            record = _files_record(folder, files, max_bytes)
         if files.geotag is not None and record.get("lat") is None:
-            _add_geotag(record, folder / files.geotag)
+            _add_geotag(record, folder / files.geotag, max_bytes)
         if record.get("text"):
             # Instagram keeps a post's tags in its caption only: the ``#tags`` written there, as
             # the hashtag rule (postloc.text.hashtags.post_hashtags) would take them in prepare.
@@ -382,11 +383,11 @@ def _location(node: Mapping[str, Any], iphone: Mapping[str, Any]) -> dict[str, A
     return found
 
 
-def _files_record(folder: Path, files: _PostFiles) -> dict[str, Any]:
+def _files_record(folder: Path, files: _PostFiles, max_bytes: int) -> dict[str, Any]:
     """What is known of a post saved without JSON: caption file, date from the default stem."""
     record: dict[str, Any] = {"id": f"{folder.name}_{files.stem}", "source_format": "instaloader"}
     if files.caption is not None:
-        record["text"] = _read_text(folder / files.caption).strip()
+        record["text"] = _read_text(folder / files.caption, max_bytes).strip()
     match = _DEFAULT_STEM.search(files.stem)
     if match:
         day, hour, minute, second = match.groups()
@@ -394,9 +395,9 @@ def _files_record(folder: Path, files: _PostFiles) -> dict[str, Any]:
     return record
 
 
-def _add_geotag(record: dict[str, Any], path: Path) -> None:
+def _add_geotag(record: dict[str, Any], path: Path, max_bytes: int) -> None:
     """``save_location`` writes the name, then a maps link with ``q=<lat>,<lng>`` when known."""
-    lines = _read_text(path).splitlines()
+    lines = _read_text(path, max_bytes).splitlines()
     if lines and lines[0].strip() and "poi_name" not in record:
         record["poi_name"] = lines[0].strip()
     match = _MAPS_QUERY.search("\n".join(lines[1:]))
@@ -404,13 +405,19 @@ def _add_geotag(record: dict[str, Any], path: Path) -> None:
         record["lat"], record["lon"] = float(match.group(1)), float(match.group(2))
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, max_bytes: int) -> str:
+    """A caption or location file, NFC: a regular file of at most ``max_bytes`` (a caption is at most
+    2,200 characters on Instagram, so a larger file is no caption; a sparse 1.5 GB one must not be read)."""
+    check_regular_file(path)
     try:
-        return unicodedata.normalize("NFC", path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise BadInputError(path, None, None, f"is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+        with open(path, "rb") as handle:
+            data = read_bounded(handle, max_bytes, path)
     except OSError as error:
         raise BadInputError(path, None, None, f"cannot be read: {error.strerror or error}") from None
+    try:
+        return unicodedata.normalize("NFC", data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise BadInputError(path, None, None, f"is not valid UTF-8 ({error.reason} at byte {error.start})") from None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

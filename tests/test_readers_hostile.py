@@ -1,0 +1,55 @@
+"""Hostile inputs to the readers and to language identification (issue 29, items 2, 3, 7, 16, 17).
+
+Each test is the regression test of one red-team finding: an Instaloader caption read without a
+bound, language identification whose cost grew with the caption, links that led the Instaloader
+reader out of the folder it was given, duplicate columns that silently replaced the caption, and
+files with hundreds of thousands of columns.
+"""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import pytest
+
+from postloc.data.readers import SkipReport, read_posts
+from postloc.errors import BadInputError
+
+STEM = "2023-05-01_12-30-00_UTC"
+
+
+def _ids(path: Path, **options) -> list[str]:
+    return [post.id for post in read_posts(path, **options)]
+
+
+# --- item 2: an Instaloader caption file is read with the record bound -------------------------
+
+
+def test_instaloader_caption_over_the_bound_is_a_bad_record_naming_the_file(tmp_path):
+    root = tmp_path / "%123"
+    root.mkdir()
+    (root / f"{STEM}.txt").write_text("x" * 5000)
+    (root / "2023-05-01_13-30-00_UTC.txt").write_text("a fine caption #tag")
+    with pytest.raises(BadInputError, match=rf"{STEM}\.txt: is larger than 4,096 bytes"):
+        list(read_posts(root, max_record_bytes=4096))
+    report = SkipReport()
+    assert _ids(root, max_record_bytes=4096, skip_bad=True, report=report) == ["%123_2023-05-01_13-30-00_UTC"]
+    assert report.skipped == 1 and f"{STEM}.txt" in report.examples[0]
+
+
+def test_instaloader_location_file_over_the_bound_is_a_bad_record(tmp_path):
+    (tmp_path / f"{STEM}.txt").write_text("caption")
+    (tmp_path / f"{STEM}_location.txt").write_text("Somewhere\n" + "y" * 5000)
+    with pytest.raises(BadInputError, match=rf"{STEM}_location\.txt: is larger than 4,096 bytes"):
+        list(read_posts(tmp_path, max_record_bytes=4096))
+
+
+def test_sparse_caption_is_refused_without_reading_it(tmp_path):
+    """The red-team's 1.5 GB sparse caption drove prepare to 21.7 GB; now it is never read past the bound."""
+    with open(tmp_path / f"{STEM}.txt", "wb") as handle:
+        handle.truncate(256 << 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BadInputError, match="larger than 10,485,760 bytes"):
+        list(read_posts(tmp_path))
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 64
