@@ -19,6 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from postloc.data.pois import EARTH_RADIUS_KM
+from postloc.io.escape import csv_guard, md_text
 
 REFERENCE_POST = "post coordinates"
 REFERENCE_CENTRE = "POI centre"
@@ -329,11 +330,13 @@ def per_poi_table(
 
 
 def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
-    """A human summary of :func:`evaluate`'s report (headline numbers, then the per-POI table)."""
+    """A human summary of :func:`evaluate`'s report (headline numbers, then the per-POI table).
+
+    The title (it names the data folder) and the POI ids and names are data: escaped as Markdown text."""
     named = ("accuracy", "macro_f1", "ece", "ece_uncalibrated", "temperature", "mean_km", "median_km")
     keys = [k for k in report if k.startswith("acc") or k in named]
     lines = [
-        f"# {title}",
+        f"# {md_text(title)}",
         "",
         f"Posts: {report['posts']:,}; classes: {report['classes']}; "
         f"distances against: **{report['distance_reference']}** ({report['distance_posts']:,} posts)",
@@ -362,7 +365,7 @@ def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     ]
     for row in report.get("per_poi", []):
         lines.append(
-            f"| {row['poi']} | {row['name']} | {row['support']} | {row['predicted']} | "
+            f"| {md_text(row['poi'])} | {md_text(row['name'])} | {row['support']} | {row['predicted']} | "
             f"{_fmt(row['precision'])} | {_fmt(row['recall'])} | {_fmt(row['f1'])} | {_fmt(row['mean_km'])} |"
         )
     return "\n".join(lines) + "\n"
@@ -467,7 +470,11 @@ def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: 
     with atomic_open(paths["md"]) as handle:
         handle.write(report_markdown(report, title))
     with atomic_open(paths["csv"]) as handle:
-        pd.DataFrame(report["per_poi"]).to_csv(handle, index=False, lineterminator="\n")
+        per_poi = pd.DataFrame(report["per_poi"])
+        for column in ("poi", "name"):  # text a spreadsheet must not run as a formula; numbers stay numbers
+            if column in per_poi:
+                per_poi[column] = per_poi[column].map(csv_guard)
+        per_poi.to_csv(handle, index=False, lineterminator="\n")
     plot_confusion(report["confusion"], report["labels"], paths["png"], title)
     curves = report.get("calibration_curves")
     if curves:

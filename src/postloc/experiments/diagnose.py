@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from postloc.io.escape import md_text
+
 
 def generic_tags(train: pd.DataFrame, top: int = 10) -> set[str]:
     """Tags used by the most distinct POIs in training (they say "this city", not "this place")."""
@@ -75,7 +77,7 @@ def diagnose(
 
 def markdown(report: Mapping[str, Any]) -> str:
     lines = [
-        f"- generic tags (used at the most POIs in training): {', '.join(report['generic_tags'])}",
+        f"- generic tags (used at the most POIs in training): {', '.join(map(md_text, report['generic_tags']))}",
         f"- test posts whose tags are all generic: {report['share_all_generic']:.1%}",
         f"- test posts at POIs where one user wrote > 50 % of the training posts: "
         f"{report['share_dominated_poi']:.1%} ({len(report['dominated_pois'])} POIs)",
@@ -90,7 +92,7 @@ def markdown(report: Mapping[str, Any]) -> str:
 
     for name, m in report["models"].items():
         lines.append(
-            f"| {name} | {f(m['accuracy'])} | {f(m['acc_all_generic_posts'])} | {f(m['acc_other_posts'])} | "
+            f"| {md_text(name)} | {f(m['accuracy'])} | {f(m['acc_all_generic_posts'])} | {f(m['acc_other_posts'])} | "
             f"{f(m['acc_dominated_pois'])} | {f(m['acc_other_pois'])} | "
             f"{m['its_share_of_predictions']:.1%} / {m['its_share_of_truth']:.1%} | {m['distinct_pois_predicted']} |"
         )

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from postloc.io.escape import md_code, md_text
+
 TITLES = {
     "table2": "Table II: methods compared",
     "fig2": "Fig. 2: MRLF modality ablation",
@@ -44,16 +46,19 @@ def _fmt(stat: dict[str, Any] | None, digits: int) -> str:
 
 
 def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
-    """The report; ``plots`` are the studies whose ``STUDY.png`` was written (linked below their table)."""
+    """The report; ``plots`` are the studies whose ``STUDY.png`` was written (linked below their table).
+
+    Folder and file names, labels, notes and row captions are data (a file name may hold a backtick, a
+    POI id a ``|``): each is escaped as Markdown text or put in a code span (:mod:`postloc.io.escape`)."""
     synthetic = results.get("synthetic")
     name = Path(results["prepared"]).name
-    title = f"# Experiments on {name}" + (f" ({SYNTHETIC})" if synthetic else "")
+    title = f"# Experiments on {md_text(name)}" + (f" ({SYNTHETIC})" if synthetic else "")
     cfg = results["config"]
     lines = [title, ""]
     if synthetic:
         label = str(results.get("label") or "generated posts, not real ones").removeprefix(f"{SYNTHETIC}: ")
         lines += [
-            f"**{SYNTHETIC}**: {label}. Numbers show what the "
+            f"**{SYNTHETIC}**: {md_text(label)}. Numbers show what the "
             "code learns from planted signal, not how well anything works on real posts.",
             "",
         ]
@@ -65,7 +70,7 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
         else f"Seeds {list(cfg['seeds'])} (mean ± std over seeds where more than one)"
     )
     lines += [
-        f"Prepared data: `{results['prepared']}` (input: `{results.get('input', {}).get('path')}`). "
+        f"Prepared data: {md_code(results['prepared'])} (input: {md_code(results.get('input', {}).get('path'))}). "
         f"{spread}; at most {cfg['epochs']} "
         f"epochs, early stopping {cfg['early_stopping']}; {cfg['threads']} torch threads"
         + ("; **--quick** (tiny models: not comparable numbers)" if cfg.get("quick") else "")
@@ -96,7 +101,7 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
             "",
         ]
     for note in results.get("notes", {}).get("all", []):
-        lines.append(f"- {note}")
+        lines.append(f"- {md_text(note)}")
     lines.append("")
     for study, heading in TITLES.items():
         rows = [r for r in results["rows"] if r["study"] == study]
@@ -104,16 +109,16 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
             continue
         lines += [f"## {heading}" + (f" ({SYNTHETIC})" if synthetic else ""), ""]
         for note in results.get("notes", {}).get(study, []):
-            lines.append(f"- {note}")
+            lines.append(f"- {md_text(note)}")
         if results.get("notes", {}).get(study):
             lines.append("")
         has_column = any(r["column"] for r in rows)
         header = ["method"] + (["setting"] if has_column else []) + [c[1] for c in COLUMNS] + ["test posts"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + has_column) + "---:|" * (len(COLUMNS) + 1)]
         for r in rows:
-            cells = [r["row"]] + ([r["column"]] if has_column else [])
+            cells = _labels(r, has_column)
             if r["na"]:
-                cells += ["n/a"] + [""] * (len(COLUMNS) - 1) + [f"n/a: {r['na']}"]
+                cells += ["n/a"] + [""] * (len(COLUMNS) - 1) + [f"n/a: {md_text(r['na'])}"]
             else:
                 cells += [_fmt(r.get(k), d) for k, _, d in COLUMNS] + [str(r.get("test_posts"))]
             lines.append("| " + " | ".join(cells) + " |")
@@ -129,6 +134,11 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
         lines += [f"Distances (km) are from the predicted POI's centre to the {ref}.", ""]
     lines += ["Raw per-cell results: `cells/*.json`; aggregated: `results.json`.", ""]
     return "\n".join(lines)
+
+
+def _labels(row: dict[str, Any], has_column: bool) -> list[str]:
+    """A row's method caption (and setting) as table cells."""
+    return [md_text(row["row"])] + ([md_text(row["column"])] if has_column else [])
 
 
 def _ci(pair: list[float] | None, digits: int) -> str:
@@ -153,7 +163,7 @@ def _per_fold(rows: list[dict[str, Any]], has_column: bool, folds: int) -> list[
     ]
     for r in shown:
         per = {int(k): v for k, v in r["accuracy"]["per_fold"].items()}
-        cells = [r["row"]] + ([r["column"]] if has_column else [])
+        cells = _labels(r, has_column)
         cells += [f"{per[f]:.3f}" if f in per else "–" for f in range(folds)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
@@ -163,7 +173,7 @@ def _paired_section(paired: dict[str, Any]) -> list[str]:
     """Each method minus the reference: mean difference, t-interval over folds, bootstrap over users."""
     level = int(round(100 * paired["level"]))
     lines = [
-        f"**Paired differences to the reference: {paired['reference']}** ({paired['why']}). "
+        f"**Paired differences to the reference: {md_text(paired['reference'])}** ({md_text(paired['why'])}). "
         "Each row is *method minus reference* on the same test posts: ΔAcc > 0 and Δkm < 0 favour the "
         f"method. t: {level} % Student-t interval over the per-fold differences; bootstrap: {level} % "
         f"percentile interval of the pooled out-of-fold difference, {paired['bootstrap_resamples']} "
@@ -175,7 +185,7 @@ def _paired_section(paired: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in paired["rows"]:
-        label = r["row"] + (f" [{r['column']}]" if r.get("column") else "")
+        label = md_text(r["row"]) + (f" [{md_text(r['column'])}]" if r.get("column") else "")
         lines.append(
             "| "
             + " | ".join(

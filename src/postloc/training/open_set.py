@@ -33,6 +33,7 @@ from postloc.data.modalities import available_modalities, unmet_needs
 from postloc.data.prepared import load_prepared
 from postloc.errors import PostlocError
 from postloc.io.atomic import atomic_open, atomic_path
+from postloc.io.escape import md_text
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import OPEN_SET, check_output_folder
 from postloc.metrics import expected_calibration_error
@@ -190,11 +191,12 @@ def markdown(report: dict[str, Any]) -> str:
     """The report for people: which POIs were left out, AUROC, accuracy, rejection at fixed recall."""
     label = " (SYNTHETIC DATA)" if report.get("synthetic") else ""
     lines = [
-        f"# Open set: {report['model']}{label}",
+        f"# Open set: {md_text(report['model'])}{label}",
         "",
         f"Left out of training (seed {report['seed']}): "
         + ", ".join(
-            f"{p['poi']} {p['name']!r} ({p['posts']} posts, {p['test_posts']} test)" for p in report["left_out"]
+            f"{md_text(p['poi'])} {md_text(repr(p['name']))} ({p['posts']} posts, {p['test_posts']} test)"
+            for p in report["left_out"]
         ),
         "",
         f"Trained on {report['known_pois']} known POIs ({report['train_posts']} train / {report['val_posts']} val "
