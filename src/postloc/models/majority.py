@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from postloc.errors import EmptyDatasetError
 from postloc.models.base import Estimator
 from postloc.models.registry import register
 
@@ -36,6 +37,8 @@ class Majority(Estimator):
     def fit(
         self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
     ) -> Majority:
+        if not len(train):  # frequencies of nothing are 0/0: NaN probabilities
+            raise EmptyDatasetError(f"{self.name}: no training posts to count")
         self.classes_ = self._resolve_classes(train, classes)
         self.counts_ = np.bincount(self._class_index(train), minlength=len(self.classes_)).astype(float)
         return self

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from postloc.errors import PostlocError
+from postloc.errors import EmptyDatasetError, PostlocError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
 from postloc.models.base import Estimator
 from postloc.models.registry import register
@@ -75,6 +75,8 @@ class TfidfLogReg(Estimator):
         from sklearn.linear_model import LogisticRegression
 
         cfg = self.config
+        if not len(train):
+            raise EmptyDatasetError(f"{self.name}: no training posts to learn from")
         self.classes_ = self._resolve_classes(train, classes)
         y = self._class_index(train)
         docs = self._docs(train)
@@ -97,7 +99,7 @@ class TfidfLogReg(Estimator):
         if len(self.seen_) < 2 or not self.vocabulary_:
             self._constant(y)
             return self
-        grid = [cfg.C] if cfg.C > 0 or val is None or not len(val) else list(cfg.c_grid)
+        grid = self._grid(searchable=val is not None and len(val) > 0)
         best: tuple[float, float, Any] | None = None
         for C in grid:
             lr = LogisticRegression(C=C, max_iter=cfg.max_iter)
@@ -110,8 +112,7 @@ class TfidfLogReg(Estimator):
                 score = float((pred == y_val).mean())
             if best is None or score > best[0]:
                 best = (score, C, lr)
-        if best is None:
-            raise PostlocError(f"{self.name}: c_grid is empty; give C > 0 or at least one value in c_grid")
+        assert best is not None  # _grid returns at least one value
         _, self.C_, lr = best
         self.seen_ = [int(c) for c in lr.classes_]
         self.coef_, self.intercept_ = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
@@ -148,6 +149,20 @@ class TfidfLogReg(Estimator):
         self.vocabulary_ = read_json(folder / VOCAB)
 
     # --- internals -------------------------------------------------------------------------
+
+    def _grid(self, searchable: bool) -> list[float]:
+        """The values of C to try: ``C`` when set, ``c_grid`` with validation posts, else its middle value.
+
+        Without validation posts (a user-disjoint split of a handful of users can leave none)
+        nothing can choose between the grid's values, so the middle one is used rather than none.
+        """
+        cfg = self.config
+        if cfg.C > 0:
+            return [float(cfg.C)]
+        grid = sorted(float(c) for c in cfg.c_grid)
+        if not grid or grid[0] <= 0:
+            raise PostlocError(f"{self.name}: c_grid must hold values > 0 (got {list(cfg.c_grid)}); or give C > 0")
+        return grid if searchable else [grid[(len(grid) - 1) // 2]]
 
     def _docs(self, posts: pd.DataFrame) -> list[list[str]]:
         texts = posts["text"] if "text" in posts else [""] * len(posts)
