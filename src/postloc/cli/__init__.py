@@ -12,6 +12,7 @@ Nothing in the library imports this package (docs/architecture.md).
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -65,22 +66,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except PostlocError as error:
-        print(f"postloc {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(args, str(error))
     except KeyboardInterrupt:
         print(f"postloc {args.command}: interrupted; outputs were left as they were", file=sys.stderr)
         return 130
-    except OSError as error:  # a full disk met outside the atomic writers: still one clear line, no traceback
-        from postloc.io.atomic import is_disk_full
-
-        if not is_disk_full(error):
+    except OSError as error:  # met outside the typed errors: still one clear line, no traceback
+        message = _os_error_message(args, error)
+        if message is None:
             raise
-        where = getattr(args, "out", None) or getattr(args, "prepared", None) or error.filename or "the output"
-        print(
-            f"postloc {args.command}: error: {where}: no space left on device; finished outputs were left as they were",
-            file=sys.stderr,
-        )
-        return 2
+        return _fail(args, message)
+
+
+#: kinds of error that, even without a file name, are about where the command writes: no traceback helps
+_PATH_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG})
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    """The one error line, exit 2. The message quotes paths and values from the input: every control and
+    bidi character in it is escaped (:func:`postloc.io.escape.term`), a newline too, so it stays one line and
+    cannot move the cursor, recolour or forge a line of the terminal."""
+    from postloc.io.escape import term
+
+    print(f"postloc {args.command}: error: {term(message)}", file=sys.stderr)
+    return 2
+
+
+def _os_error_message(args: argparse.Namespace, error: OSError) -> str | None:
+    """The line for an :class:`OSError` no typed error caught, or None (a traceback) for one about no path.
+
+    A full disk keeps its own wording; any error naming a file (a read-only file system, a name too long,
+    permission denied, ...) says which path and the OS's reason; one of those kinds without a file name
+    names the output the command was writing."""
+    from postloc.io.atomic import is_disk_full
+
+    where = getattr(args, "out", None) or getattr(args, "prepared", None)
+    if is_disk_full(error):
+        where = where or error.filename or "the output"
+        return f"{where}: no space left on device; finished outputs were left as they were"
+    reason = error.strerror or str(error)
+    if error.filename is not None:
+        path = str(error.filename) + (f" -> {error.filename2}" if error.filename2 is not None else "")
+        return f"{path}: {reason}"
+    if error.errno in _PATH_ERRNOS and where is not None:
+        return f"{where}: {reason}"
+    return None
 
 
 if __name__ == "__main__":

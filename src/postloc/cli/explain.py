@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from postloc.io.escape import term, term_lines
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -39,9 +41,9 @@ def run_explain(args) -> int:
     if args.image is not None:
         vector, note = photo_vector(args.run_dir, predictor, args.image)
         if note:
-            print(f"note: {note}", file=sys.stderr)
+            print(f"note: {term(note)}", file=sys.stderr)
         if vector is not None:
             post["image_vector"] = vector
     result = explain(predictor, post)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+    print(json.dumps(result.to_dict(), indent=2) if args.json else term_lines(result.table()))
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from postloc.cli._args import defaults, fraction
 from postloc.errors import PostlocError
+from postloc.io.escape import term_lines
 
 
 def add_parser(sub) -> None:
@@ -171,7 +172,7 @@ def run(args) -> int:
         )
     else:
         result = extract_images(args.prepared, config)
-    print(result.text, end="")
+    print(term_lines(result.text), end="")
     extra = ", image_vectors/ (one row per image)" if args.engine == "ray" else ""
     print(f"wrote {args.prepared}/ (image_features.parquet, image_status.csv, image_summary.json{extra})")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from postloc.cli._args import defaults
+from postloc.io.escape import term
 
 
 def add_parser(sub) -> None:
@@ -55,7 +56,7 @@ def run(args) -> int:
     report = open_set(args.prepared, args.out, OpenSetConfig(leave_out=args.leave_out, seed=args.seed, run=config))
     left = ", ".join(f"{p['poi']} ({p['name'] or 'unnamed'}, {p['test_posts']} test posts)" for p in report["left_out"])
     label = " (SYNTHETIC DATA)" if report.get("synthetic") else ""
-    print(f"left out (seed {args.seed}): {left}")
+    print(f"left out (seed {args.seed}): {term(left)}")
     print(
         f"{report['model']}{label}: AUROC known vs left-out {_f(report['auroc'])} "
         f"(uncalibrated {_f(report['auroc_uncalibrated'])}), accuracy on known POIs {_f(report['known_accuracy'])}, "

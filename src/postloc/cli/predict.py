@@ -7,6 +7,7 @@ from pathlib import Path
 
 from postloc.cli._args import fraction
 from postloc.errors import PostlocError
+from postloc.io.escape import term
 
 
 def add_parser(sub) -> None:
@@ -115,9 +116,9 @@ def run_predict(args) -> int:
         file=summary,
     )
     for note in counts.get("image_notes", []):
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {term(note)}", file=sys.stderr)
     if counts.get("image_note"):
-        print(f"note: {counts['image_note']}", file=sys.stderr)
+        print(f"note: {term(counts['image_note'])}", file=sys.stderr)
     return 0
 
 

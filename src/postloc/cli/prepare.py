@@ -150,6 +150,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from postloc import datasets
     from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
+    from postloc.io.escape import term, term_skip_summary
 
     source = Path(args.input)
     read = ReadOptions(format=args.format, columns=args.columns, list_sep=args.list_sep, skip_bad=args.skip_bad)
@@ -188,10 +189,10 @@ def run(args) -> int:
         poi_sample=args.poi_sample,
     )
     result = prepare(source, args.out, config, read, pois_csv=args.pois, progress=not args.quiet)
-    if result.skip_report.skipped or result.skip_report.warned:
-        print(result.skip_report.summary(), file=sys.stderr)
+    if result.skip_report.skipped or result.skip_report.warned:  # quotes bad values: printed escaped
+        print(term_skip_summary(result.skip_report), file=sys.stderr)
     print(result.markdown, end="")
     print(f"\nwrote {args.out}/ (posts.jsonl, posts.parquet, pois.csv, hashtags.csv, summary.md, manifest.json)")
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {term(note)}", file=sys.stderr)
     return 0

@@ -13,6 +13,8 @@ Every writer and printer of data uses these, never its own escaping (docs/reliab
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from typing import Any
 
 #: bidirectional-text controls: they reorder what a terminal or a renderer shows ("Trojan source")
@@ -52,6 +54,27 @@ def term_lines(text: Any) -> str:
     ``\\n`` that ends each line. Build the lines from values already passed through :func:`term` when a
     value could hold a newline of its own (else it would start a line of its own here)."""
     return "\n".join(term(line) for line in str(text).split("\n"))
+
+
+def term_skip_summary(report: Any) -> str:
+    """A reader's ``SkipReport`` summary safe to print: its reasons and quoted examples (bad values, file
+    names) escaped one by one with :func:`term` before the lines are built, so a newline inside a bad value
+    cannot start a line of its own ("read 5 posts, skipped none") and no escape sequence reaches the terminal."""
+
+    def escaped(counts: Counter) -> Counter:
+        out: Counter = Counter()
+        for reason, count in counts.items():
+            out[term(reason)] += count
+        return out
+
+    safe = dataclasses.replace(
+        report,
+        reasons=escaped(report.reasons),
+        examples=[term(e) for e in report.examples],
+        warnings=escaped(report.warnings),
+        warning_examples=[term(e) for e in report.warning_examples],
+    )
+    return term_lines(safe.summary())
 
 
 def md_text(value: Any) -> str:
@@ -115,3 +138,18 @@ def csv_unguard(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("'") and value.lstrip("'")[:1] in CSV_TRIGGERS:
         return value[1:]
     return value
+
+
+#: the columns of a POI table that hold data as text (``poi`` ids, ``name``s); the rest are numbers
+POI_TEXT_COLUMNS = ("poi", "name")
+
+
+def csv_guard_columns(frame: Any, columns: tuple[str, ...] = POI_TEXT_COLUMNS) -> Any:
+    """A copy of the DataFrame ``frame`` with :func:`csv_guard` on those of ``columns`` it has."""
+    return frame.assign(**{column: frame[column].map(csv_guard) for column in columns if column in frame})
+
+
+def csv_unguard_columns(frame: Any, columns: tuple[str, ...] = POI_TEXT_COLUMNS) -> Any:
+    """A copy of the DataFrame ``frame`` with :func:`csv_unguard` on those of ``columns`` it has: what a
+    file written through :func:`csv_guard_columns` held before."""
+    return frame.assign(**{column: frame[column].map(csv_unguard) for column in columns if column in frame})
