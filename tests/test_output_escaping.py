@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -202,12 +203,13 @@ def test_eval_per_poi_csv_guards_text_cells(tmp_path):
     assert frame.loc[0, "mean_km"] == -3.5 and frame.loc[1, "poi"] == "b"
 
 
-def test_prepared_pois_csv_guards_and_round_trips(jsonl_file, tmp_path):
+@pytest.mark.parametrize("engine", ["memory", "duckdb"])
+def test_prepared_pois_csv_guards_and_round_trips(jsonl_file, tmp_path, engine):
     records = [
         dict(r, poi={"bridge": "=1+1", "square": "-square"}.get(r.get("poi"), r.get("poi"))) for r in labelled_posts()
     ]
     out = tmp_path / "out"
-    prepare(jsonl_file(records), out, SMALL)
+    prepare(jsonl_file(records), out, replace(SMALL, engine=engine))
     raw = (out / "pois.csv").read_text()
     assert "\n'=1+1," in raw and "\n'-square," in raw
     data = load_prepared(out)

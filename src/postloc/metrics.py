@@ -19,7 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from postloc.data.pois import EARTH_RADIUS_KM
-from postloc.io.escape import csv_guard, md_text
+from postloc.io.escape import csv_guard_columns, md_text
 
 REFERENCE_POST = "post coordinates"
 REFERENCE_CENTRE = "POI centre"
@@ -470,10 +470,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: 
     with atomic_open(paths["md"]) as handle:
         handle.write(report_markdown(report, title))
     with atomic_open(paths["csv"]) as handle:
-        per_poi = pd.DataFrame(report["per_poi"])
-        for column in ("poi", "name"):  # text a spreadsheet must not run as a formula; numbers stay numbers
-            if column in per_poi:
-                per_poi[column] = per_poi[column].map(csv_guard)
+        per_poi = csv_guard_columns(pd.DataFrame(report["per_poi"]))  # ids, names: no formulas; numbers stay
         per_poi.to_csv(handle, index=False, lineterminator="\n")
     plot_confusion(report["confusion"], report["labels"], paths["png"], title)
     curves = report.get("calibration_curves")

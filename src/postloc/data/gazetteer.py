@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from postloc.errors import BadInputError
+from postloc.io.escape import csv_unguard
 from postloc.io.inputs import read_small_text
 from postloc.text.names import name_tokens
 
@@ -110,8 +111,9 @@ def _read_csv(path: Path, text: str) -> Gazetteer:
                 continue
             if len(row) < len(header):
                 raise BadInputError(path, line, None, f"has {len(row)} fields; the header has {len(header)}")
-            poi = _text(path, line, "poi", row[column["poi"]], MAX_ID_CHARS)
-            name = _text(path, line, "name", row[column["name"]], MAX_NAME_CHARS)
+            # a leading ' before = + - @ is a spreadsheet's formula guard (postloc writes its tables so): not data
+            poi = _text(path, line, "poi", csv_unguard(row[column["poi"]]), MAX_ID_CHARS)
+            name = _text(path, line, "name", csv_unguard(row[column["name"]]), MAX_NAME_CHARS)
             lat = _number(path, line, "lat", row[column["lat"]], 90)
             lon = _number(path, line, "lon", row[column["lon"]], 180)
             if poi in seen:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from postloc.errors import PostlocError
+from postloc.io.escape import csv_unguard_columns
 from postloc.io.inputs import check_regular_file, read_small_json
 
 
@@ -44,4 +45,5 @@ def load_prepared(path: str | Path) -> PreparedData:
     pois = pd.read_csv(
         path / "pois.csv", dtype={"poi": str, "name": str}, keep_default_na=False, na_values={"lat": [""], "lon": [""]}
     )
+    pois = csv_unguard_columns(pois)  # prepare guards ids and names against spreadsheet formulas
     return PreparedData(path=path, posts=posts, pois=pois, manifest=manifest)

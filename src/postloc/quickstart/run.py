@@ -32,6 +32,7 @@ from postloc.data.prepare.run import fingerprint
 from postloc.data.readers import SkipReport, read_posts
 from postloc.errors import BadInputError, PostlocError
 from postloc.io.atomic import atomic_path
+from postloc.io.escape import csv_guard_columns, csv_unguard, csv_unguard_columns, term, term_lines, term_skip_summary
 from postloc.io.inputs import check_regular_file
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import QUICKSTART, REPORT, RUN, check_output_folder, is_own_folder
@@ -105,9 +106,11 @@ class _Quickstart:
         self.prepared, self.cv, self.run_dir = out / "prepared", out / "cv", out / "run"
         self.manifest: dict[str, Any] = {}
 
-    def echo(self, message: str) -> None:
+    def echo(self, message: str, *, lines: bool = False) -> None:
+        """A progress line on stderr; it quotes paths and data, so controls are escaped (a newline too,
+        unless ``lines``: a text of several lines whose values were escaped one by one)."""
         if self.config.progress:
-            print(f"quickstart: {message}", file=sys.stderr, flush=True)
+            print(f"quickstart: {term_lines(message) if lines else term(message)}", file=sys.stderr, flush=True)
 
     def run(self) -> QuickstartResult:
         started = time.perf_counter()
@@ -193,10 +196,7 @@ class _Quickstart:
         }
 
     def _write_places(self, name: str, rows: list[dict[str, Any]]) -> None:
-        import pandas as pd
-
-        with atomic_path(self.out / name) as tmp:
-            pd.DataFrame(rows, columns=["poi", "lat", "lon", "name", "posts"]).to_csv(tmp, index=False)
+        write_places(self.out / name, rows)
 
     def _names(self) -> dict[str, Any]:
         """POIs known by name but not trained on (too few posts or users): the served model can still answer
@@ -205,7 +205,9 @@ class _Quickstart:
 
         from postloc.data.gazetteer import read_gazetteer
 
-        trained = set(pd.read_csv(self.prepared / "pois.csv", dtype={"poi": str}, usecols=["poi"])["poi"])
+        trained = set(
+            pd.read_csv(self.prepared / "pois.csv", dtype={"poi": str}, usecols=["poi"])["poi"].map(csv_unguard)
+        )
         rows = {r["poi"]: r for r in _read_places(self.out / SEEN_PLACES) if r["poi"] not in trained}
         table = None
         if self.config.pois_csv:
@@ -271,7 +273,7 @@ class _Quickstart:
         for note in result.notes:
             self.echo(f"note: {note}")
         if result.skip_report.skipped:
-            self.echo(result.skip_report.summary())
+            self.echo(term_skip_summary(result.skip_report), lines=True)
         if pois < 2:
             raise PostlocError(
                 f"the prepared data has {pois} POI(s); a model needs at least two. The posts give too few places "
@@ -350,12 +352,23 @@ class _Quickstart:
         return {k: metrics.get(k) for k in ("accuracy", "mean_km", "median_km", "ece")}
 
 
+def write_places(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``places-seen.csv`` / ``places.csv``: POIs with centre, name and posts, for people (a spreadsheet)
+    and for ``serve --pois``. Ids and names are guarded against formulas (:func:`postloc.io.escape.csv_guard`);
+    :func:`_read_places` and the gazetteer take the guard off again."""
+    import pandas as pd
+
+    frame = csv_guard_columns(pd.DataFrame(rows, columns=["poi", "lat", "lon", "name", "posts"]))
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
 def _read_places(path: Path) -> list[dict[str, Any]]:
     import pandas as pd
 
     if not path.exists():
         return []
-    frame = pd.read_csv(path, dtype={"poi": str, "name": str}, keep_default_na=False)
+    frame = csv_unguard_columns(pd.read_csv(path, dtype={"poi": str, "name": str}, keep_default_na=False))
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 

@@ -44,6 +44,7 @@ from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_m
 from postloc.data.splits import SPLITS, assign_users
 from postloc.data.summary import assemble_summary, split_stats
 from postloc.errors import EmptyDatasetError, PostlocError
+from postloc.io.escape import csv_guard_columns
 
 
 def build_duckdb(
@@ -100,7 +101,7 @@ def _build(
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
-    write_csv(pois, work / "pois.csv")
+    write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
     return _summary(con, posts_parquet, funnel, len(vocabulary)), method
 
 

@@ -22,6 +22,7 @@ from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_m
 from postloc.data.splits import user_disjoint_split
 from postloc.data.summary import build_summary
 from postloc.errors import EmptyDatasetError, PostlocError
+from postloc.io.escape import csv_guard_columns
 
 
 def build_in_memory(
@@ -71,7 +72,7 @@ def build_in_memory(
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
-    write_csv(pois, work / "pois.csv")
+    write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
     return build_summary(_written_posts(work / "posts.parquet"), funnel, n_vocabulary=len(vocabulary)), method
 
 

@@ -25,6 +25,7 @@ from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
 from postloc.errors import BadInputError
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.escape import csv_unguard_columns
 from postloc.io.inputs import read_small_text
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import PREPARED, check_output_folder
@@ -198,7 +199,7 @@ def _read_poi_csv(path: str | Path) -> pd.DataFrame:
             raise BadInputError(path, number, "lat", f"must be a number in [-90, 90], got {given_lat!r}")
         if not (-180 <= lon <= 180):
             raise BadInputError(path, number, "lon", f"must be a number in [-180, 180], got {given_lon!r}")
-    return table
+    return csv_unguard_columns(table)  # a table postloc (or a spreadsheet) wrote: ' guards formulas, not data
 
 
 def fingerprint(path: Path) -> str:
