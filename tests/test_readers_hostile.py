@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from postloc.data.prepare import steps
+from postloc.data.prepare.config import PrepareConfig
 from postloc.data.readers import SkipReport, read_posts
+from postloc.data.schema import Post
 from postloc.errors import BadInputError
+from postloc.text import language
 
 STEM = "2023-05-01_12-30-00_UTC"
 
@@ -53,3 +57,32 @@ def test_sparse_caption_is_refused_without_reading_it(tmp_path):
     with pytest.raises(BadInputError, match="larger than 10,485,760 bytes"):
         list(read_posts(tmp_path))
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 64
+
+
+# --- item 3: language identification judges a bounded prefix, and only when asked ---------------
+
+
+GERMAN = "Heute waren wir im Großen Garten spazieren und haben die Sonne genossen. "
+ENGLISH = "We walked along the river this morning and the weather was lovely again. "
+
+
+def test_language_is_judged_on_a_bounded_prefix():
+    """A caption's language is that of its first JUDGED_CHARS characters, however long it is."""
+    prefix = (GERMAN * 40)[: language.JUDGED_CHARS]
+    caption = prefix + ENGLISH * 2000  # 148 kB of English after the judged part
+    assert language.detect_languages([caption]) == language.detect_languages([prefix])
+    assert language.detect_languages([caption])[0][0] == "de"
+    assert language.detect_language(caption) == language.detect_language(prefix)
+
+
+def test_no_language_filter_judges_nothing(monkeypatch):
+    """``--languages any``: no caption is judged; ``lang`` is null, as for a caption too short to judge."""
+
+    def judge(*args, **kwargs):
+        raise AssertionError("language identification ran without a language filter")
+
+    monkeypatch.setattr(steps, "detect_languages", judge)
+    posts = [Post(id="a", text=GERMAN), Post(id="b", text=ENGLISH), Post(id="c", text="")]
+    chunk = steps.clean_chunk(posts, PrepareConfig(languages=()))
+    assert chunk.rows.column("lang").to_pylist() == [None, None, None]
+    assert chunk.dropped_language == 0

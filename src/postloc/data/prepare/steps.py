@@ -79,7 +79,10 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
 
     Captions are judged together (:func:`detect_languages`: one automaton walk for the chunk)
     and only those with text; the rows are the same as one post at a time would give. The rows
-    are built column by column, as :func:`spool_schema` types them.
+    are built column by column, as :func:`spool_schema` types them. Without a language filter
+    (``languages`` empty) no caption is judged: the judgement would only fill the ``lang`` column,
+    which nothing after ``prepare`` reads, at a cost that was most of this step's; ``lang`` is then
+    null and a captioned post carries the ``language_undetermined`` flag.
     """
     import pyarrow as pa
 
@@ -87,10 +90,11 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
     texts = [normalize_text(post.text) for post in posts]
     with_text = [i for i, text in enumerate(texts) if text]
     langs: list[str | None] = [None] * len(posts)
-    judged = detect_languages([texts[i] for i in with_text], min_letters=config.min_language_letters)
-    for i, (lang, _) in zip(with_text, judged, strict=True):
-        langs[i] = lang
     allowed = set(config.languages or ())
+    if allowed:  # no filter (--languages any): nothing is judged, and ``lang`` stays null
+        judged = detect_languages([texts[i] for i in with_text], min_letters=config.min_language_letters)
+        for i, (lang, _) in zip(with_text, judged, strict=True):
+            langs[i] = lang
     kept = [i for i, lang in enumerate(langs) if lang is None or not allowed or lang in allowed]
     posts, texts, langs = [posts[i] for i in kept], [texts[i] for i in kept], [langs[i] for i in kept]
     tags = [post_hashtags(post.hashtags, text) for post, text in zip(posts, texts, strict=True)]
