@@ -86,3 +86,50 @@ def test_no_language_filter_judges_nothing(monkeypatch):
     chunk = steps.clean_chunk(posts, PrepareConfig(languages=()))
     assert chunk.rows.column("lang").to_pylist() == [None, None, None]
     assert chunk.dropped_language == 0
+
+
+# --- item 7: the Instaloader reader stays inside the folder it is given ------------------------
+
+
+def test_caption_link_out_of_the_folder_is_not_followed(tmp_path):
+    secret = tmp_path / "home" / "credentials.txt"
+    secret.parent.mkdir()
+    secret.write_text("aws_secret_access_key = SHOULD-NOT-LEAK")
+    root = tmp_path / "download"
+    root.mkdir()
+    (root / f"{STEM}.txt").symlink_to(secret)
+    (root / "2023-05-01_13-30-00_UTC.txt").write_text("a fine caption")
+    report = SkipReport()
+    posts = list(read_posts(root, report=report))
+    assert [post.text for post in posts] == ["a fine caption"]
+    assert report.warned == 1 and f"{STEM}.txt" in report.warning_examples[0]
+    assert "outside" in report.warning_examples[0]
+
+
+def test_folder_link_out_of_the_folder_is_not_walked(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / f"{STEM}.txt").write_text("not under the root")
+    root = tmp_path / "download"
+    root.mkdir()
+    (root / "linked").symlink_to(elsewhere, target_is_directory=True)
+    report = SkipReport()
+    assert list(read_posts(root, report=report)) == []
+    assert report.warned == 1 and "linked" in report.warning_examples[0]
+
+
+def test_links_inside_the_folder_are_followed(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / f"{STEM}.txt").write_text("the caption")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / f"{STEM}.txt").symlink_to(tmp_path / "a" / f"{STEM}.txt")
+    report = SkipReport()
+    assert [post.text for post in read_posts(tmp_path, report=report)] == ["the caption", "the caption"]
+    assert report.warned == 0
+
+
+def test_root_given_through_a_link_is_read(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / f"{STEM}.txt").write_text("the caption")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert [post.text for post in read_posts(tmp_path / "link")] == ["the caption"]

@@ -37,6 +37,10 @@ stem, so a stray ``notes.txt`` is not one) get ``<folder>_<stem>`` as id, becaus
 repeat across folders. Inside ``%<id>`` folders a post without location data takes the folder's
 location id as its ``poi``. Only file names are listed up front; each post's files are read when
 it is yielded. Instaloader itself is not needed (tests use it to build fixtures).
+
+Links (files or folders) are followed only while they stay inside the folder being read; one that
+leads out of it is passed over with a warning naming it (the skip report's warnings), and a caption
+or location file is read only up to ``max_record_bytes``, and only when it is a regular file.
 """
 
 from __future__ import annotations
@@ -90,7 +94,8 @@ class _Malformed(Exception):
 def iter_instaloader(path: str | Path, max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawRecord]:
     """Yield one record per post in an Instaloader download folder (or a folder of such folders).
 
-    A structure file larger than ``max_record_bytes`` once decompressed is a bad record.
+    A structure file larger than ``max_record_bytes`` once decompressed is a bad record. Links
+    are followed only while they stay inside the folder (see :func:`_list_folder`).
     """
     root = Path(path)
     if not root.exists():
@@ -99,22 +104,26 @@ def iter_instaloader(path: str | Path, max_record_bytes: int = MAX_RECORD_BYTES)
         raise BadInputError(
             root, None, None, "is not a folder; an Instaloader download is a folder of <date>_UTC.* files"
         )
-    return _walk(root, is_root=True, seen=set(), max_bytes=max_record_bytes)
+    return _walk(root, root=os.path.realpath(root), seen=set(), max_bytes=max_record_bytes)
 
 
-def _walk(folder: Path, *, is_root: bool, seen: set[str], max_bytes: int) -> Iterator[RawRecord]:
+def _walk(folder: Path, *, root: str, seen: set[str], max_bytes: int) -> Iterator[RawRecord]:
     """This folder's posts, then each subfolder's, depth first in name order (symlink loops cut)."""
     real = os.path.realpath(folder)
     if real in seen:
         return
     seen.add(real)
     try:
-        files, subfolders = _list_folder(folder)
+        files, subfolders, outside = _list_folder(folder, root)
     except BadInputError as error:
-        if is_root:
+        if real == root:
             raise
         yield RawRecord(str(folder), None, error=error)
         return
+    for name in outside:
+        link = folder / name
+        problem = "is a link that leads outside the folder being read, not followed"
+        yield RawRecord(str(link), None, warning=BadInputError(link, None, None, problem))
     location_id = _folder_location(folder)
     base_dir = str(folder.resolve())
     for post_files in _group(files):
@@ -122,20 +131,30 @@ def _walk(folder: Path, *, is_root: bool, seen: set[str], max_bytes: int) -> Ite
         if item is not None:
             yield item
     for name in subfolders:
-        yield from _walk(folder / name, is_root=False, seen=seen, max_bytes=max_bytes)
+        yield from _walk(folder / name, root=root, seen=seen, max_bytes=max_bytes)
 
 
-def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
-    """Sorted names of the files and subfolders, hidden ones left out."""
+def _list_folder(folder: Path, root: str) -> tuple[list[str], list[str], list[str]]:
+    """Sorted names of the files and subfolders, hidden ones left out, and of the links leaving ``root``.
+
+    A link (to a file or a folder) is followed only when its target is inside ``root``, the real
+    path of the folder being read: a caption linked to ``~/.aws/credentials`` would otherwise put
+    that file into ``posts.jsonl``, and a folder link would walk another tree. Links inside the
+    folder are followed (a user may have gathered downloads with links; loops are cut by
+    :func:`_walk`).
+    """
     files: list[str] = []
     subfolders: list[str] = []
+    outside: list[str] = []
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
                 try:
-                    if entry.is_dir():
+                    if entry.is_symlink() and not _inside(os.path.realpath(entry.path), root):
+                        outside.append(entry.name)
+                    elif entry.is_dir():
                         subfolders.append(entry.name)
                     elif entry.is_file():
                         files.append(entry.name)
@@ -143,7 +162,12 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
                     continue
     except OSError as error:
         raise BadInputError(folder, None, None, f"cannot be read: {error.strerror or error}") from None
-    return sorted(files), sorted(subfolders)
+    return sorted(files), sorted(subfolders), sorted(outside)
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether the real path ``path`` is ``root`` or below it."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _folder_location(folder: Path) -> str | None:
