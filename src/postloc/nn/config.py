@@ -104,10 +104,45 @@ class TrainerConfig:
         object.__setattr__(self, "threads", resolve_threads(self.threads))
         if self.monitor not in MONITORS:
             raise PostlocError(f"trainer.monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "threads", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise PostlocError(f"trainer.{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 < self.lr_factor <= 1:
-            raise PostlocError(f"trainer.lr_factor must be in (0, 1], got {self.lr_factor}")
+        for name, bounds in {**INT_RANGES, **FLOAT_RANGES}.items():
+            _check_number(name, getattr(self, name), *bounds, integer=name in INT_RANGES)
         if self.lr <= 0:
-            raise PostlocError(f"trainer.lr must be positive, got {self.lr}")
+            raise PostlocError(f"trainer.lr must be a finite number above 0, got {self.lr!r}")
+        if self.lr_factor <= 0:
+            raise PostlocError(
+                f"trainer.lr_factor must be a finite number above 0 and at most 1, got {self.lr_factor!r}"
+            )
+
+
+#: integer settings and their inclusive ranges; ``lr_patience`` 0 would cut the rate after every epoch
+INT_RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 10**6),
+    "batch_size": (1, 10**8),
+    "eval_batch_size": (1, 10**8),
+    "threads": (1, 4096),
+    "keep_checkpoints": (1, 10**6),
+    "lr_patience": (1, 10**6),
+    "early_stopping": (0, 10**6),
+    "seed": (0, 2**63 - 1),  # numpy's and torch's generators refuse a negative seed
+}
+#: float settings: finite and in the range (a NaN passes every ``<`` test and poisons training);
+#: ``lr`` and ``lr_factor`` must also be above 0. A finite but huge ``lr`` is allowed: the trainer
+#: stops a run whose loss stops being finite ("diverged at epoch N").
+FLOAT_RANGES: dict[str, tuple[float, float]] = {
+    "lr": (0.0, math.inf),
+    "lr_factor": (0.0, 1.0),
+    "min_lr": (0.0, math.inf),
+    "min_delta": (0.0, math.inf),
+    "grad_clip": (0.0, math.inf),
+}
+
+
+def _check_number(name: str, value: object, low: float, high: float, *, integer: bool = False) -> None:
+    """Refuse a setting that is not a finite number in ``[low, high]``, naming it: one line, never a traceback."""
+    kind = "a whole number" if integer else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise PostlocError(f"trainer.{name} must be {kind}, got {value!r}")
+    if not math.isfinite(value) or not low <= value <= high:
+        upper = "" if math.isinf(high) else f" and at most {high:,}"
+        positive = " above 0" if name in ("lr", "lr_factor") else f" at least {low:g}"
+        raise PostlocError(f"trainer.{name} must be {kind}{positive}{upper}, got {value!r}")

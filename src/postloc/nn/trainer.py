@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from postloc.errors import PostlocError
 from postloc.io.atomic import write_folder_atomically
 from postloc.io.inputs import read_small_json
 from postloc.nn import checkpoints as ck
@@ -49,6 +50,21 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc
 METRICS_JSONL = "metrics.jsonl"
 CURVES_PNG = "curves.png"
 BEST = "best"
+
+
+class DivergedError(PostlocError):
+    """The loss (or the weights) stopped being finite: training cannot recover, and resuming repeats it.
+
+    Raised before the epoch is checkpointed or kept as ``best/``; its per-epoch row (NaN as null) is
+    in ``metrics.jsonl``.
+    """
+
+    def __init__(self, epoch: int, lr: float):
+        super().__init__(
+            f"diverged at epoch {epoch}: lower the learning rate (the loss stopped being finite "
+            f"at trainer.lr={lr:g}; try 10 to 100 times lower)"
+        )
+        self.epoch = epoch
 
 
 class BatchData(Protocol):
@@ -237,7 +253,12 @@ class Trainer:
             row["seconds"] = round(seconds, 3)
             if ctx is not None:
                 row = dist.broadcast_object(row, ctx)  # rank 0's numbers: every rank takes the same decisions
-            score = row[monitor] if monitor.endswith("acc") else -row[monitor]
+            if diverged(row, module):
+                state.history.append(row)
+                if out is not None:
+                    write_metrics(out, state.history)  # the NaN epoch, for the user to see (as null)
+                raise DivergedError(epoch, state.lr)
+            score = monitored_score(row, monitor)
             improved = score > state.best_score + cfg.min_delta
             if improved:
                 state.best_score, state.best_epoch = score, epoch
@@ -345,6 +366,41 @@ class Trainer:
 
         write_folder_atomically(ck.checkpoint_dir(run_dir, state.epoch), fill)
         ck.prune_checkpoints(run_dir, self.config.keep_checkpoints)
+
+
+def diverged(row: dict[str, Any], module: nn.Module) -> bool:
+    """Whether an epoch left training unrecoverable: a non-finite train loss, weights or val loss.
+
+    A NaN validation loss with a finite accuracy means the probabilities themselves are NaN; a NaN
+    loss *and* accuracy only means no val post is labelled (see :func:`monitored_score`).
+    """
+    if not math.isfinite(row["train_loss"]):
+        return True
+    val_loss, val_acc = row.get("val_loss"), row.get("val_acc")
+    if val_loss is not None and not math.isfinite(val_loss) and val_acc is not None and math.isfinite(val_acc):
+        return True
+    with torch.no_grad():
+        return not all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def monitored_score(row: dict[str, Any], monitor: str) -> float:
+    """The epoch's score, higher is better: the monitored value, or the negated train loss when that
+    value is NaN (no labelled val post), so that some epoch always becomes ``best/``."""
+    value = row.get(monitor)
+    if value is None or not math.isfinite(value):
+        return -row["train_loss"]
+    return value if monitor.endswith("acc") else -value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None: strict JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def epoch_batches(data: BatchData, batch_size: int, rng: np.random.Generator, bucket: int = 50) -> list[np.ndarray]:
@@ -481,7 +537,7 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
         handle.write(buffer.getvalue())
     with atomic_open(run_dir / METRICS_JSONL) as handle:
         for row in history:
-            handle.write(json.dumps(row) + "\n")
+            handle.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
