@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,24 +109,28 @@ def seal_manifest(folder: Path, manifest: dict[str, Any], written: list[str]) ->
     return sealed
 
 
-def verify_folder(folder: str | Path, manifest: Mapping[str, Any]) -> None:
-    """Check the digests a sealed manifest lists; a folder saved before sealing existed has none to check."""
+def verify_folder(folder: str | Path, manifest: Mapping[str, Any], manifest_name: str = MODEL_FILE) -> None:
+    """Check the digests a sealed manifest lists; a folder saved before sealing existed has none to check.
+
+    ``manifest_name`` is the file holding ``manifest``: ``model.json`` of a model folder, or the
+    run manifest (:data:`RUN_MANIFEST`) of a training run.
+    """
     folder = Path(folder)
     files = manifest.get(FILES_KEY) or {}
     if not isinstance(files, dict):
-        raise ModelFileError(f'{folder / MODEL_FILE}: "{FILES_KEY}" must map file names to SHA-256 digests')
+        raise ModelFileError(f'{folder / manifest_name}: "{FILES_KEY}" must map file names to SHA-256 digests')
     for name, expected in files.items():
         path = folder / str(name)
         if Path(str(name)).name != name:
             raise ModelFileError(
-                f'{folder / MODEL_FILE}: "{FILES_KEY}" names {name!r}, which is not a file of this folder'
+                f'{folder / manifest_name}: "{FILES_KEY}" names {name!r}, which is not a file of this folder'
             )
         if not path.is_file():
-            raise ModelFileError(f"{path}: missing; the saved model in {folder} is incomplete")
+            raise ModelFileError(f"{path}: missing; the saved files in {folder} are incomplete")
         if file_digest(path) != expected:
             raise ModelFileError(
-                f"{path}: its SHA-256 differs from the one recorded in {MODEL_FILE} when the "
-                f"model was saved; the file was edited or damaged"
+                f"{path}: its SHA-256 differs from the one recorded in {manifest_name} when it "
+                f"was saved; the file was edited or damaged"
             )
 
 
@@ -151,11 +156,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
     check_format(manifest, path)
-    if SEAL_KEY in manifest and manifest[SEAL_KEY] != manifest_digest(manifest):
-        raise ModelFileError(
-            f"{path}: its content differs from the SHA-256 recorded when the model was saved; "
-            f"the file was edited or damaged (a hand edit is refused: retrain or restore it)"
-        )
+    check_seal(manifest, path)
     if not isinstance(manifest.get("model"), str):
         raise ModelFileError(f'{path}: no model name ("model") in it')
     classes = manifest.get("classes")
@@ -167,6 +168,15 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if not isinstance(manifest.get("config", {}), dict) or not isinstance(manifest.get("trainer") or {}, dict):
         raise ModelFileError(f'{path}: "config" and "trainer" must be JSON objects')
     return manifest
+
+
+def check_seal(manifest: Mapping[str, Any], path: str | Path) -> None:
+    """Refuse a sealed manifest whose content no longer matches its own digest (:data:`SEAL_KEY`)."""
+    if SEAL_KEY in manifest and manifest[SEAL_KEY] != manifest_digest(manifest):
+        raise ModelFileError(
+            f"{path}: its content differs from the SHA-256 recorded when it was saved; "
+            f"the file was edited or damaged (a hand edit is refused: retrain or restore it)"
+        )
 
 
 def check_format(manifest: dict[str, Any], path: str | Path) -> None:
@@ -188,6 +198,73 @@ def check_format(manifest: dict[str, Any], path: str | Path) -> None:
 def package_version() -> str:
     """The running postloc's version, written into every manifest."""
     return __version__
+
+
+# --- a training run's side files ------------------------------------------------------------
+
+#: the manifest of a training run folder: its settings and its ownership marker (``io.ownership``),
+#: and, sealed like ``model.json``, the SHA-256 of the files beside ``best/`` that prediction reads
+RUN_MANIFEST = "config.json"
+#: the files of a run beside ``best/`` that prediction reads: the POI table and hashtag vocabulary,
+#: and the temperature. An edited one answers with another POI's name and place, or confidence 1.0.
+RUN_SEALED_FILES = ("data.json", "calibration.json")
+
+
+def record_run_files(run_dir: str | Path, names: list[str]) -> None:
+    """Record the SHA-256 of the run's files ``names`` (just written) in its manifest, and reseal it.
+
+    Whoever writes one of :data:`RUN_SEALED_FILES` calls this right after, so that the run's
+    reader (:func:`verify_run_files`) refuses any other change to it. Digests recorded before for
+    other files are kept. The manifest is replaced atomically.
+    """
+    from postloc.io.atomic import atomic_open
+
+    run = Path(run_dir)
+    path = run / RUN_MANIFEST
+    manifest = read_json(path)
+    if not isinstance(manifest, dict):
+        raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    files = manifest.get(FILES_KEY)
+    files = dict(files) if isinstance(files, dict) else {}
+    files.update({name: file_digest(run / name) for name in names})
+    manifest[FILES_KEY] = dict(sorted(files.items()))
+    manifest[SEAL_KEY] = manifest_digest(manifest)
+    with atomic_open(path) as handle:
+        handle.write(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def verify_run_files(run_dir: str | Path) -> None:
+    """Refuse a run whose ``data.json`` or ``calibration.json`` differs from what its training wrote.
+
+    The digests are in the run manifest (:func:`record_run_files`). A run saved before they were
+    recorded (no ``"files"`` in its manifest; or a folder without a manifest) still loads: its side
+    files are read unchecked, with a warning saying so, so that runs of older versions need not
+    be retrained. A recorded file that is missing, and a side file the manifest does not record,
+    are refused.
+    """
+    run = Path(run_dir)
+    present = [name for name in RUN_SEALED_FILES if (run / name).exists()]
+    path = run / RUN_MANIFEST
+    manifest = read_json(path) if path.is_file() else None
+    if manifest is not None and not isinstance(manifest, dict):
+        raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    if manifest is None or FILES_KEY not in manifest:
+        if present:
+            warnings.warn(
+                f"{run}: {' and '.join(present)} carry no recorded SHA-256 (a run saved by an older "
+                f"postloc, or without its {RUN_MANIFEST}), so edits to them are not checked; retrain "
+                f"the run to seal them",
+                stacklevel=3,
+            )
+        return
+    check_seal(manifest, path)
+    verify_folder(run, manifest, RUN_MANIFEST)
+    unrecorded = [name for name in present if name not in manifest[FILES_KEY]]
+    if unrecorded:
+        raise ModelFileError(
+            f"{run / unrecorded[0]}: the run's {RUN_MANIFEST} records no SHA-256 for it, so this run's "
+            f"training did not write it; remove it, or retrain (or resume) the run"
+        )
 
 
 # --- tensors (safetensors) -------------------------------------------------------------------

@@ -6,7 +6,9 @@ log-probabilities by one number ``T`` and renormalises: ``softmax(log p / T)``. 
 model says it is. ``T`` is fitted on the validation split by minimising the negative
 log-likelihood, after the best model is chosen (``postloc.training.api.train``), and stored in
 ``RUN/calibration.json``; prediction and ``evaluate`` apply it. A run without the file (written
-before calibration existed) reads as ``T = 1``: its probabilities are used as they are.
+before calibration existed) reads as ``T = 1``: its probabilities are used as they are. The file
+is sealed: :func:`write_calibration`, its one writer, records its digest in the run's manifest,
+and loading a run refuses an edited one (:func:`postloc.io.model_files.verify_run_files`).
 
 Works on probabilities rather than logits, so every registered model (neural or not) gets it;
 probabilities are clipped at :data:`EPS` first, so a hard 0 (e.g. the majority baseline) stays finite.
@@ -14,15 +16,17 @@ probabilities are clipped at :data:`EPS` first, so a hard 0 (e.g. the majority b
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from postloc.errors import PostlocError
 from postloc.io.inputs import read_small_json
+from postloc.io.model_files import record_run_files
 
 #: probabilities are clipped to at least this before the log
 EPS = 1e-12
@@ -104,11 +108,27 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, ValueError, PostlocError) as error:
         raise ValueError(f"{path}: not readable JSON ({error})") from None
     temperature = data.get("temperature") if isinstance(data, dict) else None
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not math.isfinite(temperature)
-        or temperature <= 0
-    ):
+    if not is_temperature(temperature):
         raise ValueError(f"{path}: 'temperature' must be a positive number, got {temperature!r}")
     return {**data, "temperature": float(temperature)}
+
+
+def write_calibration(run_dir: str | Path, record: dict[str, Any]) -> None:
+    """Write ``RUN/calibration.json`` and record its digest in the run's manifest.
+
+    The only way postloc (re)writes the file, after training or in a later calibrate step: a
+    calibration written any other way is refused when the run is loaded, as a hand edit is.
+    """
+    from postloc.io.atomic import atomic_open
+
+    temperature = record.get("temperature")
+    if not is_temperature(temperature):
+        raise ValueError(f"'temperature' must be a positive number, got {temperature!r}")
+    with atomic_open(Path(run_dir) / CALIBRATION_FILE) as handle:
+        handle.write(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    record_run_files(run_dir, [CALIBRATION_FILE])
+
+
+def is_temperature(value: Any) -> TypeGuard[float]:
+    """A positive finite number (not a bool): what ``calibration.json`` may hold as ``temperature``."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0

@@ -2,13 +2,18 @@
 
 Run folder layout::
 
-    RUN/config.json        RunConfig + which prepared data (path, fingerprint, synthetic flag)
+    RUN/config.json        RunConfig + which prepared data (path, fingerprint, synthetic flag); the
+                           run's manifest: the SHA-256 of data.json and calibration.json, and its own
+                           (loading refuses an edited one; a run of an older version, without them,
+                           loads with a warning: io.model_files.verify_run_files)
     RUN/data.json          POI table (names, centres) and the prepared hashtag vocabulary,
                            so prediction needs only the run folder
     RUN/checkpoints/epoch-NNNN/   newest epoch checkpoints (neural models)
     RUN/best/              the best-on-validation model (loadable with postloc.models.load_model)
     RUN/metrics.csv, metrics.jsonl, curves.png   per-epoch log and curves
-    RUN/run.json           summary written when training ends (status, epochs, timings)
+    RUN/run.json           summary written when training ends (status, epochs, timings); after a
+                           failure, its status ("diverged" or "failed") and reason: a plain retry
+                           then starts the run again, and ``--resume`` of a diverged run is refused
     RUN/calibration.json   the temperature fitted on the val split after the best model is chosen
                            (with the val ECE before/after and how many val posts); prediction and
                            evaluate apply it. A run without it (older versions) predicts with T = 1
@@ -39,26 +44,29 @@ from postloc.errors import PostlocError
 from postloc.io.atomic import write_folder_atomically
 from postloc.io.inputs import read_small_json
 from postloc.io.locks import folder_lock
+from postloc.io.model_files import RUN_MANIFEST, record_run_files, verify_run_files
 from postloc.io.ownership import RUN, check_output_folder
 from postloc.metrics import evaluate as evaluate_predictions
 from postloc.metrics import expected_calibration_error, write_report
 from postloc.models.calibration import (
-    CALIBRATION_FILE,
     apply_temperature,
     fit_temperature,
     negative_log_likelihood,
     read_calibration,
+    write_calibration,
 )
 from postloc.models.registry import load_model
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
-from postloc.nn.trainer import BEST, write_metrics
+from postloc.nn.trainer import BEST, DivergedError, json_safe, write_metrics
 from postloc.training.config import RunConfig, read_run_config
 
-RUN_CONFIG = "config.json"
+RUN_CONFIG = RUN_MANIFEST
 DATA_INFO = "data.json"
 RUN_INFO = "run.json"
 SYNTHETIC_LABEL = "SYNTHETIC DATA"
+#: ``run.json`` statuses of a run whose training raised: a plain retry may start it again
+FAILED, DIVERGED = "failed", "diverged"
 
 
 @dataclass
@@ -127,10 +135,37 @@ def _train(
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     try:
         return _fit_and_summarise(out, prepared_dir, prepared, config, model, resume, callbacks, progress, ctx)
-    except BaseException:
-        if main and fresh and not resume:
-            _forget_failed_start(out)
+    except BaseException as error:
+        if main:
+            _after_failure(out, error, fresh and not resume)
         raise
+
+
+def _after_failure(out: Path, error: BaseException, fresh: bool) -> None:
+    """Leave the run folder so that a plain retry is never refused without a reason.
+
+    A diverged run keeps its files (``metrics.jsonl`` shows the epoch) with ``run.json`` saying
+    so: resuming would diverge again, a plain retry starts over (:func:`_check_run_folder`). A fresh
+    run that failed before its first checkpoint leaves nothing. Any other error after that marks
+    the run failed, so that both a retry and ``--resume`` work; an interruption (Ctrl-C, a kill)
+    leaves a run to resume, and ``train`` without ``--resume`` says so.
+    """
+    if isinstance(error, DivergedError):
+        _mark_failed(out, DIVERGED, error)
+        return
+    if fresh:
+        _forget_failed_start(out)
+    if isinstance(error, Exception):
+        _mark_failed(out, FAILED, error)
+
+
+def _mark_failed(out: Path, status: str, error: BaseException) -> None:
+    """``run.json`` with the failure, when the folder is a run; best effort (the disk may be full)."""
+    if not (out / RUN_CONFIG).is_file():
+        return
+    record = {"status": status, "reason": str(error), "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+    with contextlib.suppress(OSError, PostlocError):
+        _write_json(out / RUN_INFO, record)
 
 
 def _forget_failed_start(out: Path) -> None:
@@ -141,13 +176,18 @@ def _forget_failed_start(out: Path) -> None:
     """
     if not out.is_dir() or ck.latest_checkpoint(out) is not None or (out / BEST).exists():
         return
+    _empty_folder(out)
+    with contextlib.suppress(OSError):
+        out.rmdir()
+
+
+def _empty_folder(out: Path) -> None:
+    """Remove what ``out`` holds (a run folder of postloc's own, which the caller made sure of)."""
     for child in out.iterdir():
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
             child.unlink()
-    with contextlib.suppress(OSError):
-        out.rmdir()
 
 
 def _fit_and_summarise(
@@ -163,17 +203,7 @@ def _fit_and_summarise(
 ) -> TrainResult:
     main = ctx is None or ctx.is_main
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(
-            out / RUN_CONFIG,
-            {
-                "config": config.to_dict(),
-                "data": str(Path(prepared_dir).resolve()),
-                "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
-                "synthetic": bool(prepared.manifest.get("synthetic", False)),
-            },
-        )
-        _write_json(out / DATA_INFO, data_info(prepared))
+        _start_run_folder(out, prepared_dir, prepared, config)
     features = load_image_features(prepared.path)
     train_df = attach_image_features(prepared.split("train"), features)
     val_df = attach_image_features(prepared.split("val"), features)
@@ -245,10 +275,39 @@ def _fit_and_summarise(
         summary["backend"] = ctx.backend
     if main:
         calibration = fit_calibration(load_model(out / BEST) if model.epoch_based else model, val_df)
-        _write_json(out / CALIBRATION_FILE, calibration)
+        write_calibration(out, calibration)
         summary["temperature"] = calibration["temperature"]
         _write_json(out / RUN_INFO, summary)
     return TrainResult(run_dir=out, model=model, summary=summary)
+
+
+def _start_run_folder(out: Path, prepared_dir: str | Path, prepared: PreparedData, config: RunConfig) -> None:
+    """Write the run's manifest (``config.json``) and ``data.json``, and record the latter's digest.
+
+    A resumed run keeps the digests recorded before (its ``calibration.json``) until it rewrites them.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    recorded = _recorded_files(out)
+    manifest = {
+        "config": config.to_dict(),
+        "data": str(Path(prepared_dir).resolve()),
+        "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
+        "synthetic": bool(prepared.manifest.get("synthetic", False)),
+    }
+    _write_json(out / RUN_CONFIG, {**manifest, "files": recorded} if recorded else manifest)
+    _write_json(out / DATA_INFO, data_info(prepared))
+    record_run_files(out, [DATA_INFO])
+
+
+def _recorded_files(out: Path) -> dict[str, str]:
+    """The digests the run's manifest recorded so far (none for a new run or an older version's)."""
+    if not (out / RUN_CONFIG).is_file():
+        return {}
+    with contextlib.suppress(OSError, ValueError, PostlocError):
+        files = read_small_json(out / RUN_CONFIG).get("files")
+        if isinstance(files, dict):
+            return {str(k): str(v) for k, v in files.items()}
+    return {}
 
 
 def fit_calibration(model: Any, val_df: pd.DataFrame) -> dict[str, Any]:
@@ -296,6 +355,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     run = Path(run_dir)
     if not (run / BEST).exists():
         raise PostlocError(f"{run} has no trained model (no best/ folder); train first")
+    verify_run_files(run)  # an edited data.json, calibration.json or config.json is refused, naming it
     info = read_small_json(run / RUN_CONFIG) if (run / RUN_CONFIG).exists() else {}
     data = data or info.get("data")
     if data is None:
@@ -363,17 +423,34 @@ def _check_run_folder(out: Path, config: RunConfig, resume: bool, prepared: Path
     # never into someone else's folder, the prepared data, or a folder holding it
     check_output_folder(out, RUN, inputs=[prepared])
     started = (out / RUN_CONFIG).exists() or ck.latest_checkpoint(out) is not None
+    failure = _failure(out) if started else None
     if resume:
         if not started:
             raise PostlocError(f"nothing to resume in {out}: no config.json there")
+        if failure is not None and failure["status"] == DIVERGED:
+            raise PostlocError(
+                f"{out}: its training {failure['reason']}; resuming would diverge again: "
+                f"start it again without --resume (it replaces this run)"
+            )
         saved = read_run_config(out)
         if (saved.model, _plain(saved.params)) != (config.model, _plain(config.params)):
             raise PostlocError(
                 f"{out} was started with model {saved.model!r} params {dict(saved.params)}; "
                 f"resume must use the same (got {config.model!r} {dict(config.params)})"
             )
+    elif started and failure is not None:
+        _empty_folder(out)  # postloc's own run (checked above), whose training failed: start it again
     elif started:
         raise PostlocError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+
+
+def _failure(out: Path) -> dict[str, str] | None:
+    """``run.json``'s status and reason when the run's training failed (see :func:`_mark_failed`), else None."""
+    with contextlib.suppress(OSError, ValueError, PostlocError):
+        info = read_small_json(out / RUN_INFO) if (out / RUN_INFO).is_file() else None
+        if isinstance(info, dict) and info.get("status") in (FAILED, DIVERGED):
+            return {"status": str(info["status"]), "reason": str(info.get("reason") or "failed")}
+    return None
 
 
 def _plain(params: Any) -> Any:
@@ -385,4 +462,4 @@ def _write_json(path: Path, data: Any) -> None:
     from postloc.io.atomic import atomic_open
 
     with atomic_open(path) as handle:
-        handle.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        handle.write(json.dumps(json_safe(data), indent=2, sort_keys=True, default=str) + "\n")
