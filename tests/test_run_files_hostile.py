@@ -259,3 +259,28 @@ def test_no_labelled_val_post_still_gives_a_best_model(prepared, tmp_path):
     assert state.best_epoch >= 1 and (tmp_path / "best" / "model.json").exists()
     rows = [_strict_json(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["val_loss"] is None
+
+
+def _registered_models() -> list[str]:
+    from postloc.models.registry import BUILTIN
+
+    return sorted(BUILTIN)
+
+
+@pytest.mark.slow  # every registered model, twice: about 40 s here
+@pytest.mark.parametrize("name", _registered_models())
+def test_no_registered_model_leaves_a_run_a_plain_retry_refuses(prepared, tmp_path, name):
+    """Any model, on a tiny input, at a learning rate that makes the neural ones diverge: a run that
+    failed is trained by the same command with a sane rate (no --resume); the others just train."""
+    from postloc.models.registry import get_model
+
+    quick = dict(get_model(name).quick_params)
+    trainer = {"epochs": 2, "batch_size": 16, "progress": False, "threads": 1}
+    out = tmp_path / "run"
+    try:
+        first = train(prepared, out, RunConfig(name, quick, TrainerConfig(**trainer, lr=1e30)))
+    except PostlocError as error:
+        assert "diverged at epoch" in str(error) and len(str(error).splitlines()) == 1
+        assert train(prepared, out, RunConfig(name, quick, TrainerConfig(**trainer))).summary["status"] == "complete"
+    else:  # a model that takes no learning rate (scikit-learn, counts) trains as usual
+        assert first.summary["status"] == "complete" and load(out).temperature > 0

@@ -40,7 +40,7 @@ import pandas as pd
 from postloc.data.image_features import attach_image_features, load_image_features
 from postloc.data.modalities import available_modalities, unmet_needs
 from postloc.data.prepared import PreparedData, load_prepared
-from postloc.errors import PostlocError
+from postloc.errors import DiskFullError, PostlocError
 from postloc.io.atomic import write_folder_atomically
 from postloc.io.inputs import read_small_json
 from postloc.io.locks import folder_lock
@@ -148,14 +148,14 @@ def _after_failure(out: Path, error: BaseException, fresh: bool) -> None:
     so: resuming would diverge again, a plain retry starts over (:func:`_check_run_folder`). A fresh
     run that failed before its first checkpoint leaves nothing. Any other error after that marks
     the run failed, so that both a retry and ``--resume`` work; an interruption (Ctrl-C, a kill)
-    leaves a run to resume, and ``train`` without ``--resume`` says so.
+    or a full disk leaves a run to resume as it was, and ``train`` without ``--resume`` says so.
     """
     if isinstance(error, DivergedError):
         _mark_failed(out, DIVERGED, error)
         return
     if fresh:
         _forget_failed_start(out)
-    if isinstance(error, Exception):
+    if isinstance(error, Exception) and not isinstance(error, DiskFullError):
         _mark_failed(out, FAILED, error)
 
 
