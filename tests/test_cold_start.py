@@ -269,7 +269,7 @@ def test_http_api_says_which_answers_came_from_names():
     from postloc.serve.limits import Limits
 
     settings = ServeSettings(limits=Limits(rate_per_second=1000, burst=1000))
-    with TestClient(create_app(predictor(0.5), settings)) as client:
+    with TestClient(create_app(predictor(0.5), settings), base_url="http://localhost") as client:
         body = client.post("/v1/predict", json={"text": "Rush hour at Flinders Street Station", "top_k": 3}).json()
         assert body["poi"] == "fss" and body["source"] == "names" and body["predictions"][0]["source"] == "names"
         assert [p["poi"] for p in client.get("/v1/pois").json()["pois"]][2] == "fss"
@@ -280,6 +280,6 @@ def test_http_api_says_which_answers_came_from_names():
         assert parts["flindersstreetstation"] == pytest.approx(0.5)  # removing the tag removes the name's share
         plain = client.post("/v1/predict", json={"text": "a lovely day"}).json()
         assert plain["source"] == "model"
-    with TestClient(create_app(predictor(None), settings)) as client:
+    with TestClient(create_app(predictor(None), settings), base_url="http://localhost") as client:
         body = client.post("/v1/predict", json={"text": "Rush hour at Flinders Street Station"}).json()
         assert "source" not in body and "source" not in body["predictions"][0]  # no --pois: responses as before

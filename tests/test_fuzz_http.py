@@ -29,6 +29,8 @@ from test_serve_support import mean_colour_featurizer, png_bytes, small_run
 
 CLIENT_ERRORS = {400, 413, 415, 422}
 LIMITS = Limits(rate_per_second=1e6, burst=10**6, max_body_bytes=256 * 1024)
+# schemathesis and TestClient send ``Host: testserver``, which a real server's default allow-list refuses
+HOSTS = ("testserver",)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def predictor(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(predictor):
-    return create_app(predictor, ServeSettings(limits=LIMITS), mean_colour_featurizer())
+    return create_app(predictor, ServeSettings(limits=LIMITS, allowed_hosts=HOSTS), mean_colour_featurizer())
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +243,7 @@ def test_regression_lone_surrogates_are_a_clear_422(client, request_body):
 def test_regression_the_app_serves_again_after_its_lifespan_ended(predictor):
     """Schemathesis runs the app's lifespan once per call: a second start used to hit a shut-down model
     thread (500), and a call after the stop used to wait forever on a queue nobody read."""
-    app = create_app(predictor, ServeSettings(limits=LIMITS))
+    app = create_app(predictor, ServeSettings(limits=LIMITS, allowed_hosts=HOSTS))
     for _ in range(2):
         with TestClient(app, raise_server_exceptions=False) as c:
             assert c.post("/v1/predict", json={"text": "x"}).status_code == 200

@@ -229,7 +229,7 @@ def test_explain_and_serve_drop_a_selfie_upload(filtered_run):
 
     from postloc.serve.app import build_app
 
-    with TestClient(build_app(filtered_run / "run")) as client:
+    with TestClient(build_app(filtered_run / "run"), base_url="http://localhost") as client:
         answer = client.post(
             "/v1/predict", files={"photo": ("x.jpg", Path(selfie).read_bytes(), "image/jpeg")}, data={"text": "hello"}
         )

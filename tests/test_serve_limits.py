@@ -26,6 +26,8 @@ from postloc.serve.limits import Limits
 from test_serve_http import serving
 from test_serve_support import png_bytes, small_run
 
+LOCAL = "http://localhost"  # a Host name the server allows by default (TestClient's own, testserver, is not)
+
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
@@ -78,7 +80,7 @@ def test_declared_oversized_body_is_refused_before_a_byte_is_read(predictor):
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as conn:
             conn.sendall(
-                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 50000000\r\n\r\n"
             )
             received = b""
@@ -118,7 +120,7 @@ def test_multipart_upload_over_the_limit_is_refused_by_its_declared_length(predi
     from starlette.testclient import TestClient
 
     probe = CountingApp(app_with(predictor, max_body_bytes=10_000))
-    with TestClient(probe) as client:
+    with TestClient(probe, base_url=LOCAL) as client:
         response = client.post(
             "/v1/predict", files={"photo": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(200_000), "image/png")}
         )
@@ -132,7 +134,7 @@ def test_multipart_upload_over_the_limit_is_refused_by_its_declared_length(predi
 def test_pixel_limit(predictor):
     from starlette.testclient import TestClient
 
-    with TestClient(app_with(predictor, max_image_pixels=32 * 24)) as client:
+    with TestClient(app_with(predictor, max_image_pixels=32 * 24), base_url=LOCAL) as client:
         assert (
             client.post("/v1/predict", files={"photo": ("a.png", png_bytes((32, 24)), "image/png")}).status_code == 200
         )
@@ -145,7 +147,7 @@ def test_pixel_limit(predictor):
 def test_text_limit(predictor):
     from starlette.testclient import TestClient
 
-    with TestClient(app_with(predictor, max_text_chars=50)) as client:
+    with TestClient(app_with(predictor, max_text_chars=50), base_url=LOCAL) as client:
         assert client.post("/v1/predict", json={"text": "a" * 50}).status_code == 200
         body = _json_error(client.post("/v1/predict", json={"text": "a" * 51}), 422)
         assert "51 characters" in body["error"]["message"] and "50" in body["error"]["message"]
@@ -171,7 +173,7 @@ def test_rate_limit_is_per_client(predictor):
 
     app = ClientFromHeader(app_with(predictor, rate_per_second=0.001, burst=2))
     greedy, polite = {"x-test-client": "10.0.0.1"}, {"x-test-client": "10.0.0.2"}
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         codes = [client.post("/v1/predict", json={"text": "x"}, headers=greedy).status_code for _ in range(4)]
         assert codes == [200, 200, 429, 429]
         limited = client.post("/v1/explain", json={"text": "x"}, headers=greedy)
@@ -186,7 +188,7 @@ def test_rate_limit_is_per_client(predictor):
 def test_cors_headers_absent_by_default(predictor):
     from starlette.testclient import TestClient
 
-    with TestClient(create_app(predictor)) as client:
+    with TestClient(create_app(predictor), base_url=LOCAL) as client:
         for response in (
             client.get("/v1/pois", headers={"Origin": "http://evil.example"}),
             client.post("/v1/predict", json={"text": "x"}, headers={"Origin": "http://evil.example"}),
@@ -204,7 +206,7 @@ def test_unexpected_errors_are_a_bare_json_500(predictor, monkeypatch):
         raise RuntimeError("secret detail at /srv/postloc/models/weights.safetensors line 12")
 
     app = create_app(predictor)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL) as client:
         monkeypatch.setattr(app.state.batcher, "__call__", explode, raising=False)
         monkeypatch.setattr(type(app.state.batcher), "__call__", explode)
         response = client.post("/v1/predict", json={"text": "x"})
@@ -252,7 +254,7 @@ def test_no_request_field_reaches_the_file_system(predictor, evil):
     from starlette.testclient import TestClient
 
     app = create_app(predictor)
-    with TestClient(app) as client, recording_opens() as opened:
+    with TestClient(app, base_url=LOCAL) as client, recording_opens() as opened:
         answers = [
             client.post("/v1/predict", json={"text": evil, "hashtags": [evil]}),
             client.post("/v1/predict", json={"text": "x", "image_path": evil}),

@@ -17,10 +17,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "serve",
         help="HTTP API and web page for a trained run",
-        description="Serve RUN: POST /v1/predict, /v1/explain, GET /v1/pois, /healthz, /docs, page at /.",
+        description="Serve RUN: POST /v1/predict, /v1/explain, GET /v1/pois, /healthz, /openapi.json, page at /.",
     )
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
-    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (local only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; default 127.0.0.1 (local only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
     p.add_argument("--batch-rows", type=int, default=64, help="most rows in one model call (default %(default)s)")
@@ -89,36 +89,40 @@ def add_parser(sub) -> None:
     g.add_argument(
         "--cors-origin", action="append", default=[], help="allow this origin (repeatable; default: CORS off)"
     )
+    g.add_argument(
+        "--allowed-hosts",
+        metavar="NAMES",
+        help="comma-separated host names clients may use to reach the server (the Host header); '*' for any "
+        "(default: localhost, 127.0.0.1, [::1] and the --host address; a guard against DNS rebinding)",
+    )
+    g.add_argument(
+        "--docs",
+        action="store_true",
+        help="also serve /docs and /redoc (their Swagger UI and ReDoc scripts come from a CDN; default: off, "
+        "/openapi.json is always served)",
+    )
     p.set_defaults(run=run_serve)
 
 
-def run_serve(args) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        raise PostlocError("postloc serve needs the serve extra: pip install 'postloc[serve]'") from None
-    from postloc.serve.app import ServeSettings, build_app
-    from postloc.serve.connections import guarded_protocol
-    from postloc.serve.limits import ConnectionLimits, Limits
+def settings_from_args(args):
+    """The server's settings from the flags, every value checked (a one-line PostlocError, exit 2)
+    before the run is loaded or a port is bound."""
+    from postloc.serve.app import ServeSettings
+    from postloc.serve.hosts import LOOPBACK_HOSTS, normalise_host
+    from postloc.serve.limits import Limits
 
-    connections = ConnectionLimits(
-        header_timeout=args.header_timeout,
-        body_timeout=args.body_timeout,
-        keep_alive=args.keep_alive,
-        max_connections=args.max_connections,
-    )
-    if min(connections.header_timeout, connections.body_timeout, connections.keep_alive) <= 0:
-        raise PostlocError("--header-timeout, --body-timeout and --keep-alive must be positive")
-    if args.max_connections is not None and args.max_connections < 1:
-        raise PostlocError("--max-connections must be at least 1")
+    if not 1 <= args.port <= 65535:
+        raise PostlocError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.threads is not None and args.threads < 1:
+        raise PostlocError(f"--threads must be at least 1, got {args.threads}")
     if args.name_weight is not None and args.pois is None:
         raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
-    if args.batch_rows < 1 or args.batch_wait_ms < 0:
-        raise PostlocError("--batch-rows must be at least 1 and --batch-wait-ms not negative")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    if args.allowed_hosts is not None:
+        hosts = tuple(h for h in (part.strip() for part in args.allowed_hosts.split(",")) if h)
+    else:  # the names this machine's own clients use, and the address it was told to bind
+        bound = normalise_host(args.host)
+        wildcard = bound in ("0.0.0.0", "[::]", None)
+        hosts = LOOPBACK_HOSTS + (() if wildcard else (args.host,))
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_image_pixels=args.max_image_pixels,
@@ -126,16 +130,46 @@ def run_serve(args) -> int:
         rate_per_second=args.rate,
         burst=args.burst,
     )
-    settings = ServeSettings(
+    return ServeSettings(
         limits=limits,
         tile_url=args.tiles,
         tile_attribution=args.tile_attribution,
         cors_origins=tuple(args.cors_origin),
         batch_rows=args.batch_rows,
         batch_wait_ms=args.batch_wait_ms,
+        allowed_hosts=hosts,
+        docs=args.docs,
     )
+
+
+def run_serve(args) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise PostlocError("postloc serve needs the serve extra: pip install 'postloc[serve]'") from None
+    from postloc.serve.app import build_app
+    from postloc.serve.connections import guarded_protocol
+    from postloc.serve.limits import ConnectionLimits
+
+    connections = ConnectionLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive=args.keep_alive,
+        max_connections=args.max_connections,
+    )
+    settings = settings_from_args(args)
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     app = build_app(args.run_dir, settings, names=args.pois, name_weight=args.name_weight)
-    print(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
+    hosts = "any host name" if "*" in settings.allowed_hosts else ", ".join(settings.allowed_hosts)
+    print(
+        f"serving {args.run_dir} on http://{args.host}:{args.port}/ (answering to {hosts}; --allowed-hosts to "
+        f"change){' (API docs at /docs)' if settings.docs else ''}",
+        file=sys.stderr,
+    )
     uvicorn.run(
         app,
         host=args.host,

@@ -9,16 +9,19 @@ Design points (the API faces untrusted clients):
   pixel count from the image header before decoding;
 * the photo's type comes from its magic bytes, never from the declared type or the file name, and
   nothing a request sends becomes a file path (the upload's file name is ignored entirely);
+* a body is bounded and counted before it is validated, off the event loop (:mod:`postloc.serve.bodies`);
+* the ``Host`` must be one the server is meant to be reached by and a POST may not come from a foreign
+  page (:mod:`postloc.serve.hosts`: DNS rebinding, blind cross-site posts);
 * every error is ``{"error": {"code", "message"}}`` with its status code; unexpected exceptions
   are logged on the server and answered with a bare 500, never a stack trace;
-* CORS is off unless origins are configured.
+* CORS is off unless origins are configured; the Swagger page (scripts from a CDN) is off unless asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,9 +31,8 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postloc.data.image_features import IMAGE_COLUMN
@@ -40,7 +42,10 @@ from postloc.inference.photos import ImageRejected, check_upload, release_memory
 from postloc.inference.predictor import ALL_HASHTAGS, decide
 from postloc.metrics import top_k_indices
 from postloc.serve.batcher import MicroBatcher
-from postloc.serve.limits import Limits, TokenBucket
+from postloc.serve.bodies import parse, validation_message
+from postloc.serve.errors import CLOSE, ApiError, BodyTooLarge, error_response
+from postloc.serve.hosts import LOOPBACK_HOSTS, HostGuard, normalise_host
+from postloc.serve.limits import MAX_HASHTAG_CHARS, Limits, TokenBucket, require_at_least, setting_error
 from postloc.serve.schemas import Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
 from postloc.vision.decode import CORRUPT, NOT_IMAGE, TOO_LARGE, TRUNCATED
 
@@ -49,10 +54,10 @@ UNDECODABLE = (CORRUPT, TRUNCATED, NOT_IMAGE)
 
 log = logging.getLogger("postloc.serve")
 STATIC = Path(__file__).parent / "static"
-FORM_FIELDS = {"text", "hashtags", "top_k", "explain", "min_confidence", "photo"}
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob: {tiles}; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
 )
 
 
@@ -64,16 +69,24 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()
     batch_rows: int = 64  # most rows in one model call
     batch_wait_ms: float = 0.0  # extra wait for more requests; 0: batch what queued meanwhile (see batcher)
+    #: the names clients may reach the server by (the ``Host`` header, port aside); ``("*",)``: any.
+    #: The loopback names by default: a server on 127.0.0.1 must not answer a rebound ``evil.example``.
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    docs: bool = False  # serve /docs and /redoc (Swagger UI and ReDoc load their scripts from a CDN)
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status, headers=headers)
+    def __post_init__(self) -> None:
+        require_at_least(self, ("batch_rows",), 1)
+        if not (math.isfinite(self.batch_wait_ms) and 0 <= self.batch_wait_ms <= 60_000):
+            raise setting_error(
+                self, "batch_wait_ms", "must be a number of milliseconds in [0, 60000]", self.batch_wait_ms
+            )
+        given = (self.allowed_hosts,) if isinstance(self.allowed_hosts, str) else tuple(self.allowed_hosts)
+        hosts = tuple(normalise_host(h) if isinstance(h, str) else None for h in given)
+        if isinstance(self.allowed_hosts, str) or not hosts or None in hosts:
+            raise setting_error(
+                self, "allowed_hosts", "must be a tuple of host names or addresses (or * for any)", self.allowed_hosts
+            )
+        self.allowed_hosts = tuple(dict.fromkeys(h for h in hosts if h))
 
 
 class GuardMiddleware:
@@ -114,7 +127,7 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _BodyTooLarge()
+                    raise BodyTooLarge()
             return message
 
         async def tracking_send(message):
@@ -125,19 +138,11 @@ class GuardMiddleware:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not started:
                 await error_response(413, f"request body exceeds the limit of {limit} bytes", CLOSE)(
                     scope, receive, send
                 )
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-# Closing the connection after a 413 stops the server from draining the rest of a huge body.
-CLOSE = {"Connection": "close"}
 
 
 def create_app(
@@ -174,6 +179,8 @@ def create_app(
         lifespan=lifespan,
         description="Infer where a social-media post was made (a POI) from its caption, hashtags and "
         "photo, and explain which parts give the place away.",
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
     )
     app.state.batcher = batcher
     app.state.predictor = predictor
@@ -200,7 +207,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request, error: RequestValidationError):
-        return error_response(422, _validation_message(error.errors()))
+        return error_response(422, validation_message(error.errors()))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request, error: Exception):
@@ -217,8 +224,11 @@ def create_app(
             response.headers.setdefault("Content-Security-Policy", PAGE_CSP.format(tiles=tiles).replace("  ", " "))
         return response
 
+    # outermost: a foreign Host or a cross-origin POST is refused before anything else runs
+    app.add_middleware(HostGuard, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins)
+
     async def answer(request: Request, force_explain: bool) -> dict[str, Any]:
-        body, photo = await _parse(request, limits)
+        body, photo = await parse(request, limits)
         _check_limits(body, limits)
         status = {"received": photo is not None, "used": False, "message": ""}
         vector = None
@@ -413,96 +423,6 @@ def _register_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _parse(request: Request, limits: Limits) -> tuple[PredictRequest, bytes | None]:
-    """The request's post and photo bytes; JSON and multipart are parsed here, strictly."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
-        raw = await request.body()
-        if not raw.strip():
-            raise ApiError(400, 'empty request body; send a JSON object like {"text": "..."}')
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ApiError(400, "request body is not valid UTF-8") from None
-        except json.JSONDecodeError as error:
-            raise ApiError(400, f"request body is not valid JSON ({error.msg} at position {error.pos})") from None
-        except (ValueError, RecursionError) as error:  # nesting past the recursion limit, integers over 4300 digits
-            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).split(";")[0]
-            raise ApiError(400, f"request body is not valid JSON ({reason})") from None
-        if not isinstance(data, dict):
-            raise ApiError(422, "request body must be a JSON object")
-        return _validate(data, strict=True), None
-    if ctype == "multipart/form-data":
-        return await _parse_form(request, limits)
-    if not ctype:
-        raise ApiError(
-            415 if int(request.headers.get("content-length") or 0) else 400,
-            "missing Content-Type; send application/json or multipart/form-data",
-        )
-    raise ApiError(415, f"unsupported Content-Type {ctype[:60]!r}; send application/json or multipart/form-data")
-
-
-async def _parse_form(request: Request, limits: Limits) -> tuple[PredictRequest, bytes | None]:
-    from starlette.datastructures import UploadFile
-
-    try:
-        form = await request.form(max_files=1, max_fields=len(FORM_FIELDS), max_part_size=limits.max_body_bytes)
-    except _BodyTooLarge:
-        raise
-    except UnicodeDecodeError:
-        raise ApiError(400, "a form field is not valid UTF-8") from None
-    except Exception as error:  # noqa: BLE001 - MultiPartException, malformed boundaries, ...
-        detail = getattr(error, "detail", None) or getattr(error, "message", None) or str(error)
-        raise ApiError(400, f"malformed multipart body: {str(detail)[:200]}") from None
-    unknown = sorted(set(form.keys()) - FORM_FIELDS)
-    if unknown:
-        raise ApiError(
-            422,
-            f"unknown form field(s) {', '.join(repr(u[:40]) for u in unknown)}; "
-            f"expected {', '.join(sorted(FORM_FIELDS))}",
-        )
-    data: dict[str, Any] = {}
-    for key in ("text", "top_k", "explain", "min_confidence"):
-        value = form.get(key)
-        if isinstance(value, UploadFile):
-            raise ApiError(422, f"form field {key!r} must be text, not a file")
-        if value is not None:
-            data[key] = value
-    tags = form.get("hashtags")
-    if isinstance(tags, UploadFile):
-        raise ApiError(422, "form field 'hashtags' must be text, not a file")
-    if tags:
-        data["hashtags"] = [t for t in re.split(r"[\s,]+", tags) if t]
-    photo = form.get("photo")
-    content = None
-    if photo is not None:
-        if not isinstance(photo, UploadFile):
-            raise ApiError(422, "form field 'photo' must be a file upload")
-        content = await photo.read()  # already bounded: the body limit covers the whole request
-        await photo.close()
-        if not content:
-            raise ApiError(400, "the uploaded photo is empty")
-    await form.close()
-    return _validate(data, strict=False), content
-
-
-def _validate(data: dict[str, Any], *, strict: bool) -> PredictRequest:
-    """JSON is typed, so it is checked strictly (``"top_k": "3"`` or ``"explain": "yes"`` is a 422, not
-    coerced); form fields are always text, so there ``"3"`` and ``"true"`` are read as a number and a flag."""
-    try:
-        return PredictRequest.model_validate(data, strict=strict)
-    except ValidationError as error:
-        raise ApiError(422, _validation_message(error.errors())) from None
-
-
-def _validation_message(errors) -> str:
-    parts = []
-    for e in list(errors)[:5]:
-        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
 # JSON "\ud800" escapes decode to lone surrogates: no valid text, and they cannot be encoded back to UTF-8.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -517,8 +437,8 @@ def _check_limits(body: PredictRequest, limits: Limits) -> None:
         raise ApiError(422, f"text has {len(body.text)} characters; the limit is {limits.max_text_chars}")
     if len(body.hashtags) > limits.max_hashtags:
         raise ApiError(422, f"{len(body.hashtags)} hashtags; the limit is {limits.max_hashtags}")
-    if any(len(t) > 200 for t in body.hashtags):
-        raise ApiError(422, "a hashtag is longer than 200 characters")
+    if any(len(t) > MAX_HASHTAG_CHARS for t in body.hashtags):
+        raise ApiError(422, f"a hashtag is longer than {MAX_HASHTAG_CHARS} characters")
     if body.top_k > limits.max_top_k:
         shown = str(body.top_k) if body.top_k < 10**20 else f"a {len(str(body.top_k))}-digit number"
         raise ApiError(422, f"top_k is {shown}; the limit is {limits.max_top_k}")

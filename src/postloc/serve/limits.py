@@ -7,13 +7,58 @@ a counting ``receive`` for chunked uploads), the pixel count before the image is
 
 from __future__ import annotations
 
+import math
 import resource
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from postloc.errors import PostlocError
 from postloc.inference.photos import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS
+
+#: longest hashtag a request may send (characters)
+MAX_HASHTAG_CHARS = 200
+#: the ``postloc serve`` flag of each setting, named in errors so that a CLI user knows what to change
+FLAGS = {
+    "max_body_bytes": "--max-body-bytes",
+    "max_image_pixels": "--max-image-pixels",
+    "max_text_chars": "--max-text-chars",
+    "rate_per_second": "--rate",
+    "burst": "--burst",
+    "header_timeout": "--header-timeout",
+    "body_timeout": "--body-timeout",
+    "keep_alive": "--keep-alive",
+    "max_connections": "--max-connections",
+    "batch_rows": "--batch-rows",
+    "batch_wait_ms": "--batch-wait-ms",
+    "allowed_hosts": "--allowed-hosts",
+}
+
+
+def setting_error(owner: object, name: str, rule: str, value: object) -> PostlocError:
+    """``--burst (Limits.burst) must be at least 1, got 0``: the flag for CLI users, the field for API users."""
+    where = f"{type(owner).__name__}.{name}"
+    flag = FLAGS.get(name)
+    return PostlocError(f"{flag} ({where}) {rule}, got {value!r}" if flag else f"{where} {rule}, got {value!r}")
+
+
+def require_at_least(owner: object, names: tuple[str, ...], low: int) -> None:
+    """Integer settings below ``low`` (a negative body limit, a zero burst) refuse every request: refuse them first."""
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise setting_error(owner, name, f"must be an integer of at least {low}", value)
+
+
+def require_finite(owner: object, names: tuple[str, ...], *, positive: bool) -> None:
+    """NaN compares false with everything, so a ``--rate nan`` used to switch the rate limit off silently."""
+    for name in names:
+        value = getattr(owner, name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < 0 or (positive and value == 0):
+            rule = "must be a finite number above 0" if positive else "must be a finite number of at least 0"
+            raise setting_error(owner, name, rule, value)
 
 
 @dataclass(frozen=True)
@@ -28,6 +73,22 @@ class Limits:
     burst: int = 20  # bucket size: requests a client may make at once
     max_clients: int = 10_000  # buckets kept (least recently seen evicted): bounded memory
 
+    def __post_init__(self) -> None:
+        ints = tuple(f.name for f in fields(self) if f.type in ("int", int))
+        require_at_least(self, tuple(n for n in ints if n != "max_hashtags"), 1)
+        require_at_least(self, ("max_hashtags",), 0)
+        require_finite(self, ("rate_per_second",), positive=True)
+
+    def max_post_bytes(self) -> int:
+        """The largest body a post without a photo can need: every allowed character written as a 12-byte
+        JSON escape (a surrogate pair), plus 64 KiB for keys, numbers, separators and whitespace.
+
+        A JSON body (or a multipart text field) over it is refused before it is parsed: 6 MB of ``{},``
+        is a valid-size body by ``max_body_bytes``, but parsing and validating it cost seconds and gigabytes.
+        """
+        chars = self.max_text_chars + self.max_hashtags * (MAX_HASHTAG_CHARS + 3)  # '", "' between tags
+        return min(self.max_body_bytes, 12 * chars + 64 * 1024)
+
 
 #: descriptors kept free for the model, files, logs and the listening socket
 RESERVED_DESCRIPTORS = 64
@@ -39,6 +100,11 @@ class ConnectionLimits:
     body_timeout: float = 10.0  # seconds without a byte while the body is read
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)
     max_connections: int | None = None  # None: 1,000, or less where the descriptor limit is lower
+
+    def __post_init__(self) -> None:
+        require_finite(self, ("header_timeout", "body_timeout", "keep_alive"), positive=True)
+        if self.max_connections is not None:
+            require_at_least(self, ("max_connections",), 1)
 
     def connection_cap(self) -> int:
         """The cap actually used: the configured one, never above the descriptor limit less a reserve."""

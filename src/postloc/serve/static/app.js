@@ -1,4 +1,6 @@
 // postloc page: plain JS, no build step. Talks only to this server (/v1/...).
+// Data (POI names, tokens, messages) is only ever written as text: textContent, or an element built with it
+// (Leaflet inserts a *string* tooltip as HTML). Nothing here writes markup.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -10,7 +12,8 @@
   const layer = L.layerGroup().addTo(map);
   fetch("/v1/config").then((r) => r.json()).then((c) => {
     config = c;
-    if (c.tile_url) L.tileLayer(c.tile_url, { attribution: c.tile_attribution || "", maxZoom: 19 }).addTo(map);
+    // Leaflet's attribution control writes its string as HTML: escape the configured text.
+    if (c.tile_url) L.tileLayer(c.tile_url, { attribution: escapeHtml(c.tile_attribution || ""), maxZoom: 19 }).addTo(map);
   }).catch(() => {});
 
   function setPhoto(file) {
@@ -27,6 +30,9 @@
   drop.addEventListener("drop", (ev) => setPhoto(ev.dataTransfer.files[0]));
 
   function status(text) { $("status").textContent = text || ""; }
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]);
+  }
   function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
 
   form.addEventListener("submit", async (ev) => {
@@ -63,7 +69,8 @@
       const m = L.circleMarker(ll, { radius: 6 + 24 * Math.sqrt(p.probability), color: i === 0 ? "#d9480f" : "#2a6cf0",
         fillOpacity: 0.25 + 0.6 * p.probability, weight: 2, dashArray: byName ? "4 4" : null,
         className: byName ? "poi-marker name-only" : "poi-marker" });
-      m.bindTooltip(`${i + 1}. ${p.name || p.poi} (${(100 * p.probability).toFixed(1)}%)${byName ? " (name only)" : ""}`, { permanent: i === 0, direction: "top" });
+      const label = el("span", "", `${i + 1}. ${p.name || p.poi} (${(100 * p.probability).toFixed(1)}%)${byName ? " (name only)" : ""}`);
+      m.bindTooltip(label, { permanent: i === 0, direction: "top" });
       m.addTo(layer);
     });
     if (points.length === 1) map.setView(points[0], 14);
