@@ -133,3 +133,59 @@ def test_root_given_through_a_link_is_read(tmp_path):
     (tmp_path / "real" / f"{STEM}.txt").write_text("the caption")
     (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
     assert [post.text for post in read_posts(tmp_path / "link")] == ["the caption"]
+
+
+# --- item 16: a column or key that appears twice is refused -----------------------------------
+
+
+def test_csv_duplicate_column_is_refused(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("id,text,lat,lon,text\na,caption,51,13,other\n")
+    with pytest.raises(BadInputError, match=r'posts\.csv:1: column "text" appears twice \(columns 2 and 5\)'):
+        list(read_posts(path))
+
+
+def test_csv_mapping_onto_an_existing_column_is_refused(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("id,caption,text,text_raw\na,one,two,three\n")
+    with pytest.raises(BadInputError, match=r'column "text_raw" appears twice \(columns 3 and 4\)'):
+        list(read_posts(path, columns={"text": "caption"}))
+
+
+def test_mapping_one_column_onto_two_keys_is_refused(tmp_path):
+    path = tmp_path / "posts.csv"
+    path.write_text("id,place\na,Zwinger\n")
+    with pytest.raises(BadInputError, match=r'maps column "place" to both "poi" and "user"'):
+        list(read_posts(path, columns={"poi": "place", "user": "place"}))
+
+
+def test_jsonl_duplicate_key_is_a_bad_record(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text(
+        '{"id": "a", "text": "the caption", "text": "replaced"}\n'
+        '{"id": "b", "text": "fine", "meta": {"k": 1, "k": 2}}\n'
+        '{"id": "c", "text": "fine"}\n'
+    )
+    with pytest.raises(BadInputError, match=r'posts\.jsonl:1: key "text" appears twice in one object'):
+        list(read_posts(path))
+    report = SkipReport()
+    assert _ids(path, skip_bad=True, report=report) == ["c"]
+    assert report.skipped == 2 and 'key "k" appears twice' in report.examples[1]
+
+
+def test_jsonl_mapping_onto_an_existing_key_is_a_bad_record(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"id": "a", "caption": "one", "text": "two", "text_raw": "three"}\n')
+    with pytest.raises(BadInputError, match=r'posts\.jsonl:1: key "text_raw" appears twice'):
+        list(read_posts(path, columns={"text": "caption"}))
+
+
+def test_parquet_duplicate_column_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "posts.parquet"
+    table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["caption"]), pa.array(["other"])], ["id", "text", "text"])
+    pq.write_table(table, path)
+    with pytest.raises(BadInputError, match=r'posts\.parquet: column "text" appears twice \(columns 2 and 3\)'):
+        list(read_posts(path))

@@ -103,6 +103,50 @@ def check_mapping(path: str | Path, columns: Mapping[str, str]) -> None:
         raise BadInputError(
             path, None, None, f"column mapping names unknown keys {sorted(unknown)}; known: {', '.join(KNOWN_KEYS)}"
         )
+    keys_of: dict[str, str] = {}
+    for key, column in columns.items():
+        if column in keys_of:  # a column becomes one key: the other would silently stay empty
+            raise BadInputError(
+                path, None, None, f'column mapping maps column "{column}" to both "{keys_of[column]}" and "{key}"'
+            )
+        keys_of[column] = key
+
+
+def repeated(names: list[str]) -> tuple[str, int, int] | None:
+    """The first name that ``names`` holds twice, with both places (1-based), or None."""
+    first: dict[str, int] = {}
+    for place, name in enumerate(names, 1):
+        if name in first:
+            return name, first[name], place
+        first[name] = place
+    return None
+
+
+def check_unique_columns(
+    path: str | Path, line: int | None, header: list[str], columns: Mapping[str, str] | None
+) -> None:
+    """Refuse a header that names one column twice, before or after the ``columns`` mapping renames it.
+
+    Two columns of one name become one record key, and the later one would silently replace the
+    earlier (a second ``text`` column replaced the caption), so the file is refused, naming both.
+    """
+    twice = repeated(header)
+    if twice is not None:
+        name, first, second = twice
+        raise BadInputError(path, line, None, f'column "{name}" appears twice (columns {first} and {second})')
+    if not columns:
+        return
+    twice = repeated([renamer(columns)(name) for name in header])
+    if twice is not None:
+        name, first, second = twice
+        renamed = ", ".join(f'column {k} "{header[k - 1]}"' for k in (first, second) if header[k - 1] != name)
+        raise BadInputError(
+            path,
+            line,
+            None,
+            f'column "{name}" appears twice (columns {first} and {second}) once the column mapping '
+            f'renames {renamed} to "{name}"',
+        )
 
 
 def renamer(columns: Mapping[str, str]) -> Callable[[str], str]:

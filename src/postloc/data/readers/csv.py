@@ -18,6 +18,7 @@ from postloc.data.readers.base import (
     STREAM_ERRORS,
     RawRecord,
     check_mapping,
+    check_unique_columns,
     open_binary,
     renamer,
 )
@@ -78,6 +79,7 @@ def iter_csv(
             raise BadInputError(
                 path, 1, None, f"mapped columns not in the header: {', '.join(missing)} (header: {', '.join(header)})"
             )
+        check_unique_columns(path, 1, header, columns)
         names = [renamer(columns)(h) for h in header]
         while True:
             start = reader.line_num + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from postloc.data.readers.base import (
     MAX_RECORD_BYTES,
@@ -17,6 +18,33 @@ from postloc.data.readers.base import (
     renamer,
 )
 from postloc.errors import BadInputError
+
+
+class _RepeatedKey(Exception):
+    """An object of the line names one key twice."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json``'s ``object_pairs_hook``: the object, refused when a key appears twice in it."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return record
+
+
+#: ``json.loads`` keeps the last value of a repeated key, so ``{"text": "caption", "text": "x"}``
+#: would silently lose the caption; this decoder refuses it. The hook costs about 10 % of the JSON
+#: decoding of a flat record and 20 % of one with a nested object (cheaper than any pre-check tried:
+#: counting the line's ``":`` pairs against the parsed keys cost more than the hook itself).
+_decode = json.JSONDecoder(object_pairs_hook=_unique_object).decode
 
 
 def iter_jsonl(
@@ -64,7 +92,11 @@ def iter_jsonl(
                     )
                     continue
                 try:
-                    record = json.loads(text)
+                    record = _decode(text)
+                except _RepeatedKey as repeated:
+                    problem = f'key "{repeated.key}" appears twice in one object'
+                    yield RawRecord(source, number, error=BadInputError(source, number, None, problem))
+                    continue
                 except json.JSONDecodeError as error:
                     yield RawRecord(
                         source,
@@ -76,8 +108,25 @@ def iter_jsonl(
                     yield RawRecord(source, number, error=BadInputError(source, number, None, json_problem(error)))
                     continue
                 if name is not None and isinstance(record, dict):
-                    record = {name(key): value for key, value in record.items()}
+                    renamed = {name(key): value for key, value in record.items()}
+                    if len(renamed) != len(record):
+                        problem = _renamed_twice(record, name)
+                        yield RawRecord(source, number, error=BadInputError(source, number, None, problem))
+                        continue
+                    record = renamed
                 # text decoded as strict UTF-8 can hold a lone surrogate only through a \u escape
                 yield RawRecord(source, number, record=record, base_dir=base_dir, no_surrogates="\\u" not in text)
         except STREAM_ERRORS as error:  # truncated or corrupt compressed stream
             raise BadInputError(source, None, None, f"cannot be read: {error}") from None
+
+
+def _renamed_twice(record: dict, name) -> str:
+    """Why renaming ``record``'s keys under the column mapping made two of them one."""
+    first: dict[str, str] = {}
+    for key in record:
+        new = name(key)
+        if new in first:
+            renamed = ", ".join(f'"{k}"' for k in (first[new], key) if k != new)
+            return f'key "{new}" appears twice once the column mapping renames {renamed} to "{new}"'
+        first[new] = key
+    raise AssertionError("no two keys share a name")  # the caller saw fewer keys after renaming

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from postloc.data.columnar import extra_object, posts_from_batch
-from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, check_mapping, renamer
+from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, check_mapping, check_unique_columns, renamer
 from postloc.errors import BadInputError
 
 BATCH_ROWS = 8192
@@ -55,6 +55,7 @@ def iter_parquet(
         raise BadInputError(
             path, None, None, f"mapped columns not in the file: {', '.join(missing)} (columns: {', '.join(header)})"
         )
+    check_unique_columns(path, None, header, columns)
     name = renamer(columns) if columns else None
     row = 0
     try:
