@@ -10,8 +10,11 @@ a replaced file keeps its own.
 
 Temporary names start with ``.`` and carry the writer's process id, so that a later write of the
 same output can tell a leftover of a killed process (removed) from a concurrent writer (left
-alone). A full disk becomes a :class:`~postloc.errors.DiskFullError` naming the output, and the
-output is left as it was.
+alone). They are built from the output's name (``.NAME.PID-xxxxxxxx.tmp``,
+``.NAME.tmp-PID-xxxxxxxx``, ``.NAME.old-PID``) while that fits in the file system's name limit,
+and from a hash of it (``.postloc-HASH...``) for a longer name, so a legal 250-byte output name
+can be written and its leftovers are still found (:func:`temporary_stem`). A full disk becomes a
+:class:`~postloc.errors.DiskFullError` naming the output, and the output is left as it was.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -33,6 +37,10 @@ from typing import IO
 from postloc.errors import DiskFullError, OutputPathError
 
 STDOUT = "-"
+#: bytes a temporary name adds to its stem: ".", ".tmp-", a pid (7 digits at most), "-", 8 random
+#: characters, with room to spare
+_TEMPORARY_OVERHEAD = 32
+_NAME_MAX = 255  # where the file system does not say (os.pathconf)
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -130,7 +138,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     remove_stale_temporaries(target)
     with disk_full_as_error(target):
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
+            stem = temporary_stem(target)
+            fd, tmp = tempfile.mkstemp(prefix=f".{stem}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
         except OSError as error:
             if is_disk_full(error):
                 raise
@@ -189,8 +198,9 @@ def write_folder_atomically(target: str | Path, fill: Callable[[Path], None]) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(target)
     remove_stale_temporaries(target)
+    stem = temporary_stem(target)
     with disk_full_as_error(target):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{stem}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; a finished folder gets normal permissions
         with disk_full_as_error(target):
@@ -200,7 +210,7 @@ def write_folder_atomically(target: str | Path, fill: Callable[[Path], None]) ->
                     _fsync(file)
         old = None
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            old = target.with_name(f".{stem}.old-{os.getpid()}")
             if old.exists():
                 shutil.rmtree(old)
             os.replace(target, old)
@@ -222,10 +232,11 @@ def recover_folder(target: str | Path) -> bool:
     target = Path(target)
     if target.exists() or not target.parent.is_dir():
         return False
+    stem = temporary_stem(target)
     aside = [
         p
-        for p in target.parent.glob(f".{glob.escape(target.name)}.old-*")
-        if p.is_dir() and not _alive(_pid_of(p.name, target.name, "old"))
+        for p in target.parent.glob(f".{glob.escape(stem)}.old-*")
+        if p.is_dir() and not _alive(_pid_of(p.name, stem, "old"))
     ]
     if not aside:
         return False
@@ -240,10 +251,11 @@ def remove_stale_temporaries(target: str | Path) -> int:
     if not target.parent.is_dir():
         return 0
     removed = 0
-    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
+    stem = temporary_stem(target)
+    for path in target.parent.glob(f".{glob.escape(stem)}.*"):
         pid = None
         for kind in ("tmp", "old", "file"):
-            pid = pid or _pid_of(path.name, target.name, kind)
+            pid = pid or _pid_of(path.name, stem, kind)
         if pid is None or _alive(pid):
             continue
         if path.is_dir() and not path.is_symlink():
@@ -254,12 +266,37 @@ def remove_stale_temporaries(target: str | Path) -> int:
     return removed
 
 
-def _pid_of(name: str, target: str, kind: str) -> int | None:
-    """The pid in ``.TARGET.tmp-PID-xxx`` (folder), ``.TARGET.old-PID`` or ``.TARGET.PID-xxx.tmp`` (file)."""
+def temporary_stem(target: str | Path) -> str:
+    """What ``target``'s temporary names are built from: its name, or a hash of it when that is too long.
+
+    ``.NAME.tmp-PID-xxxxxxxx`` of a legal 250-byte NAME is over the usual 255-byte limit
+    (ENAMETOOLONG). A name that leaves less than :data:`_TEMPORARY_OVERHEAD` bytes becomes
+    ``postloc-`` and 24 hex digits of its SHA-256: short, and the same for every writer of that
+    output, so :func:`remove_stale_temporaries` and :func:`recover_folder` still find what a
+    killed writer left. Ordinary names keep readable temporaries, which the checkpoint and
+    feature-cache code also recognise by name.
+    """
+    target = Path(target)
+    raw = target.name.encode("utf-8", "surrogateescape")
+    if len(raw) + _TEMPORARY_OVERHEAD <= _name_max(target.parent):
+        return target.name
+    return f"postloc-{hashlib.sha256(raw).hexdigest()[:24]}"
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) ``folder``'s file system takes."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):  # the folder does not exist yet, or the system does not say
+        return _NAME_MAX
+
+
+def _pid_of(name: str, stem: str, kind: str) -> int | None:
+    """The pid in ``.STEM.tmp-PID-xxx`` (folder), ``.STEM.old-PID`` or ``.STEM.PID-xxx.tmp`` (file)."""
     patterns = {
-        "tmp": rf"\.{re.escape(target)}\.tmp-(\d+)-[^/]*",
-        "old": rf"\.{re.escape(target)}\.old-(\d+)",
-        "file": rf"\.{re.escape(target)}\.(\d+)-[^/]*\.tmp",
+        "tmp": rf"\.{re.escape(stem)}\.tmp-(\d+)-[^/]*",
+        "old": rf"\.{re.escape(stem)}\.old-(\d+)",
+        "file": rf"\.{re.escape(stem)}\.(\d+)-[^/]*\.tmp",
     }
     match = re.fullmatch(patterns[kind], name)
     return int(match.group(1)) if match else None
