@@ -21,6 +21,7 @@ input order and cut into the same Parquet row groups, so both engines write the 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ from postloc.data.pois import (
     name_unnamed_by_coordinates,
 )
 from postloc.data.prepare.config import PrepareConfig
-from postloc.data.prepare.duckdb_connection import FETCH_ROWS, arrow_batches, connect, quote, scalar
+from postloc.data.prepare.duckdb_connection import FETCH_ROWS, arrow_batches, connect, plain_path, quote, scalar
 from postloc.data.prepare.poi_sample import assign_to_sample_clusters
 from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_message, progress_bar, write_csv
 from postloc.data.splits import SPLITS, assign_users
@@ -56,14 +57,21 @@ def build_duckdb(
     source: Path,
     show_progress: bool,
 ) -> tuple[dict[str, Any], str]:
-    """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method)."""
-    scratch = work / ".duckdb"
-    con = connect(scratch, config.memory_limit)
-    try:
-        return _build(con, spool, work, scratch, config, funnel, known_centres, source, show_progress)
-    finally:
-        con.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method).
+
+    DuckDB sees ``work`` and ``spool`` by plain paths (:func:`plain_path`): the output's name is
+    the user's, and DuckDB would read ``?``, ``\\`` or ``*`` in it as options, separators or globs.
+    """
+    with contextlib.ExitStack() as paths:
+        plain_work = paths.enter_context(plain_path(work))
+        plain_spool = paths.enter_context(plain_path(spool.parent)) / spool.name
+        scratch = plain_work / ".duckdb"
+        con = connect(scratch, config.memory_limit)
+        try:
+            return _build(con, plain_spool, plain_work, scratch, config, funnel, known_centres, source, show_progress)
+        finally:
+            con.close()
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _build(
