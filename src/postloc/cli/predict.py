@@ -17,7 +17,9 @@ def add_parser(sub) -> None:
         description="Top-k POIs with probability and centre for every post of INPUT.",
     )
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder (or a saved model folder)")
-    p.add_argument("input", type=Path, help="posts: JSONL, CSV or Parquet in the exchange format")
+    p.add_argument(
+        "input", type=Path, help="posts: JSONL, CSV or Parquet in the exchange format, or - for JSONL on stdin"
+    )
     p.add_argument(
         "-o",
         "--out",
@@ -72,6 +74,8 @@ def run_predict(args) -> int:
     if args.name_weight is not None and args.pois is None:
         raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
     if args.engine == "ray":
+        if str(args.input) == "-":
+            raise PostlocError("--engine ray reads files; give a file of posts, or use the local engine for -")
         if args.min_confidence is not None:
             raise PostlocError("--min-confidence is not supported with --engine ray yet; use the local engine")
         if args.pois is not None:

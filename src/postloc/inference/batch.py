@@ -76,7 +76,7 @@ def predict_file(
     names: Path | None = None,
     name_weight: float | None = None,
 ) -> dict[str, Any]:
-    """Stream ``source`` through the run's model into ``out``; returns counts.
+    """Stream ``source`` (``-``: JSONL on standard input) through the run's model into ``out``; returns counts.
 
     ``names``: a CSV/GeoJSON table of POIs known by name (``--pois``; docs/cold-start.md): POIs with no
     training posts are predicted from the names posts write, and every row and candidate gets a ``source``
@@ -92,17 +92,20 @@ def predict_file(
     from tqdm import tqdm
 
     from postloc.data.gazetteer import read_gazetteer
-    from postloc.data.readers import SkipReport, read_posts
+    from postloc.data.readers import STDIN, SkipReport, read_posts, read_stdin
     from postloc.inference.names import DEFAULT_NAME_WEIGHT
     from postloc.inference.predictor import check_min_confidence, load
 
     if batch_size < 1 or top_k < 1:
         raise PostlocError("--batch-size and --top-k must be at least 1")
     min_confidence = check_min_confidence(min_confidence)
+    from_stdin = str(source) == STDIN  # JSONL posts on standard input, read once
+    if from_stdin and fmt not in (None, "jsonl"):
+        raise PostlocError(f"standard input (-) is read as JSONL; --format {fmt} needs a file")
     # Checked before the model loads: a directory, a block device or an output that would replace
     # the input or a file of the run is refused with nothing written ("-" streams to stdout).
     output_target(out)
-    check_not_input(out, [source, run] + ([names] if names is not None else []))
+    check_not_input(out, ([] if from_stdin else [source]) + [run] + ([names] if names is not None else []))
     out_fmt = "parquet" if out.suffix.lower() in (".parquet", ".pq") else "jsonl"
     gazetteer = read_gazetteer(names) if names is not None else None  # a bad table stops before the model loads
     predictor = predictor or load(run)
@@ -110,7 +113,10 @@ def predict_file(
         predictor.use_names(gazetteer, DEFAULT_NAME_WEIGHT if name_weight is None else name_weight)
     photos, info = photos_for_run(run, predictor, featurizer, max_pixels=max_pixels) if images else (None, None)
     report = SkipReport()
-    posts = read_posts(source, format=fmt, skip_bad=skip_bad, report=report)
+    if from_stdin:
+        posts = read_stdin(skip_bad=skip_bad, report=report)
+    else:
+        posts = read_posts(source, format=fmt, skip_bad=skip_bad, report=report)
     counts: dict[str, Any] = {"posts": 0, "with_images": 0, "images_used": 0, "abstained": 0}
     tally: Counter = Counter()
     bar = tqdm(desc="predict", unit="post", disable=not progress, file=sys.stderr)

@@ -7,7 +7,9 @@ validates them with the shared schema, so every format fails with the same messa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, SkipReport
@@ -16,6 +18,8 @@ from postloc.errors import BadInputError
 from postloc.io.inputs import check_regular_file
 
 FORMATS = ("jsonl", "csv", "parquet", "instaloader")
+#: the input name that means standard input (``postloc predict RUN -``)
+STDIN = "-"
 
 _SUFFIXES = {
     ".jsonl": "jsonl",
@@ -85,6 +89,29 @@ def read_posts(
     return _validated(raw, skip_bad=skip_bad, report=report if report is not None else SkipReport(), folders=folders)
 
 
+def read_stdin(
+    *,
+    skip_bad: bool = False,
+    report: SkipReport | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> Iterator[Post]:
+    """Yield validated posts from standard input, read as JSONL, once and streaming.
+
+    :func:`read_posts` refuses pipes because some formats read their input twice; JSON Lines are
+    read once, line by line, each line bounded by ``max_record_bytes`` as in a file. Errors name
+    ``/dev/stdin`` and the line; a relative image path is relative to the working folder (in a
+    file, to the file's folder).
+    """
+    from postloc.data.readers.jsonl import iter_jsonl
+
+    here = os.getcwd()
+    raw = (
+        item if item.base_dir is None else replace(item, base_dir=here)
+        for item in iter_jsonl(Path("/dev/stdin"), max_record_bytes)
+    )
+    return _validated(raw, skip_bad=skip_bad, report=report if report is not None else SkipReport(), folders={})
+
+
 def _validated(
     raw: Iterator[RawRecord], *, skip_bad: bool, report: SkipReport, folders: dict[tuple[str, str], str]
 ) -> Iterator[Post]:
@@ -126,4 +153,13 @@ def _validated(
         yield post
 
 
-__all__ = ["FORMATS", "MAX_RECORD_BYTES", "RawRecord", "SkipReport", "detect_format", "read_posts"]
+__all__ = [
+    "FORMATS",
+    "MAX_RECORD_BYTES",
+    "STDIN",
+    "RawRecord",
+    "SkipReport",
+    "detect_format",
+    "read_posts",
+    "read_stdin",
+]
