@@ -8,6 +8,7 @@ files with hundreds of thousands of columns.
 
 from __future__ import annotations
 
+import json
 import resource
 from pathlib import Path
 
@@ -189,3 +190,58 @@ def test_parquet_duplicate_column_is_refused(tmp_path):
     pq.write_table(table, path)
     with pytest.raises(BadInputError, match=r'posts\.parquet: column "text" appears twice \(columns 2 and 3\)'):
         list(read_posts(path))
+
+
+# --- item 17: the number of columns is bounded --------------------------------------------------
+
+
+def test_csv_with_too_many_columns_is_refused(tmp_path):
+    from postloc.data.readers.csv import iter_csv
+
+    path = tmp_path / "wide.csv"
+    names = ["id", "text"] + [f"c{i}" for i in range(2000)]
+    path.write_text(",".join(names) + "\n" + ",".join(["a", "t"] + ["1"] * 2000) + "\n")
+    with pytest.raises(BadInputError, match=r"wide\.csv:1: the header has 2,002 columns, more than 1,000"):
+        list(read_posts(path))
+    assert [item.record["id"] for item in iter_csv(path, columns={}, max_columns=3000)] == ["a"]
+
+
+def test_jsonl_record_with_too_many_keys_is_a_bad_record(tmp_path):
+    from postloc.data.readers.jsonl import iter_jsonl
+
+    path = tmp_path / "wide.jsonl"
+    wide = {"id": "a", "text": "t", **{f"k{i}": i for i in range(2000)}}
+    path.write_text(json.dumps(wide) + "\n" + json.dumps({"id": "b", "text": "fine"}) + "\n")
+    with pytest.raises(BadInputError, match=r"wide\.jsonl:1: has 2,002 keys, more than 1,000"):
+        list(read_posts(path))
+    report = SkipReport()
+    assert _ids(path, skip_bad=True, report=report) == ["b"]
+    assert report.skipped == 1
+    assert [item.record["id"] for item in iter_jsonl(path, max_keys=3000)] == ["a", "b"]
+
+
+def test_parquet_with_too_many_columns_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "wide.parquet"
+    names = ["id", "text"] + [f"c{i}" for i in range(1200)]
+    pq.write_table(pa.Table.from_arrays([pa.array(["a"])] * len(names), names), path)
+    with pytest.raises(BadInputError, match=r"wide\.parquet: has 1,202 columns, more than 1,000"):
+        list(read_posts(path))
+
+
+def test_parquet_extra_json_over_the_key_bound_is_a_bad_record(tmp_path):
+    """The ``extra`` column's JSON becomes the record's keys: it is bounded like the columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "extra.parquet"
+    wide = json.dumps({f"k{i}": i for i in range(1500)})
+    table = pa.table({"id": ["a", "b"], "text": ["t", "u"], "extra": [wide, json.dumps({"likes": 3})]})
+    pq.write_table(table, path)
+    with pytest.raises(BadInputError, match=r"extra\.parquet:1: has 1,502 keys \(columns and extra JSON\)"):
+        list(read_posts(path))
+    report = SkipReport()
+    posts = list(read_posts(path, skip_bad=True, report=report))
+    assert [(post.id, post.extra) for post in posts] == [("b", {"likes": 3})] and report.skipped == 1

@@ -10,9 +10,10 @@ built from the columns' Python lists.
 The rule that keeps the two paths equal: this path either returns exactly the posts that
 ``from_record`` would give for every row, or ``None``. A batch it is not sure of (a column type
 it does not handle, any value that ``from_record`` would refuse or warn about, an image vector
-to check, known keys hidden in an ``extra`` JSON column) returns ``None``, and the reader
-validates that batch record by record as before, so errors, warnings and skip reports read
-exactly the same. ``tests/test_columnar_validation.py`` compares the two paths.
+to check, known keys hidden in an ``extra`` JSON column, or enough keys there that a row may be
+over ``max_keys``) returns ``None``, and the reader validates that batch record by record as
+before, so errors, warnings and skip reports read exactly the same.
+``tests/test_columnar_validation.py`` compares the two paths.
 """
 
 from __future__ import annotations
@@ -40,11 +41,17 @@ class _Refused(Exception):
 
 
 def posts_from_batch(
-    batch: pa.RecordBatch, *, base_dir: str | None, folders: dict[tuple[str, str], str]
+    batch: pa.RecordBatch,
+    *,
+    base_dir: str | None,
+    folders: dict[tuple[str, str], str],
+    max_keys: int | None = None,
 ) -> list[Post] | None:
     """The posts of ``batch`` (columns already named as exchange keys), or ``None`` (see the module doc).
 
     ``base_dir`` and ``folders`` resolve relative image paths as :meth:`Post.from_record` does.
+    A row that might hold more than ``max_keys`` keys once its ``extra`` JSON is merged refuses the
+    batch: the reader's record path names it.
     """
     names = batch.schema.names
     if len(set(names)) != len(names) or "id" not in names:
@@ -60,7 +67,7 @@ def posts_from_batch(
         pois = _optional_ids(column.get("poi"), n)
         users = _optional_ids(column.get("user"), n)
         created = _created_values(column.get("created"), n)
-        extras = _extras(names, column, n)
+        extras = _extras(names, column, n, max_keys)
     except _Refused:
         return None
     if base_dir is not None:  # only for a batch taken: resolving costs a system call per image
@@ -206,7 +213,7 @@ def _created_values(values: pa.Array | None, n: int) -> list[str | None]:
     return out
 
 
-def _extras(names: list[str], column: dict[str, pa.Array], n: int) -> list[dict[str, Any]]:
+def _extras(names: list[str], column: dict[str, pa.Array], n: int, max_keys: int | None) -> list[dict[str, Any]]:
     """The record keys that are no exchange key, in column order; an ``extra`` JSON column merged
     in as the Parquet reader does (its keys after the columns', never over them)."""
     others = [name for name in names if name not in KNOWN_KEYS and name != "extra"]
@@ -226,7 +233,8 @@ def _extras(names: list[str], column: dict[str, pa.Array], n: int) -> list[dict[
                 extra["extra"] = value
             continue
         hidden = any(key in KNOWN_KEYS or key == IMAGE_VECTOR_KEY for key in decoded)
-        if hidden or _lone_surrogate(decoded) is not None:
+        too_wide = max_keys is not None and len(names) + len(decoded) > max_keys
+        if hidden or too_wide or _lone_surrogate(decoded) is not None:
             raise _Refused  # a known key hidden in the JSON, or text no writer can encode
         for key, item in decoded.items():
             extra.setdefault(key, item)

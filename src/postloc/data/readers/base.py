@@ -187,6 +187,17 @@ def json_problem(error: ValueError | RecursionError) -> str:
 #: file without newlines fails fast at its first record instead of filling memory.
 MAX_RECORD_BYTES = 10 * 2**20
 
+#: Most columns (CSV header, Parquet schema) or keys (one JSONL object, a Parquet row with its ``extra``
+#: JSON) read by default: the exchange format has 9 keys and scraper exports a few hundred at most,
+#: while a 24 MB CSV of 500,000 columns took 36 s and 1.1 GB and wrote every column into each post.
+MAX_COLUMNS = 1_000
+
+
+def too_many(count: int, limit: int, noun: str) -> str:
+    """The problem text for ``count`` columns or keys (``noun``) over ``limit``."""
+    return f"{count:,} {noun}, more than {limit:,}; a post record has a few dozen at most (limit: max_columns)"
+
+
 #: Bytes read at a time while skipping the rest of an over-long line (memory stays bounded).
 _SKIP_CHUNK = 1 << 20
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from postloc.data.readers.base import (
+    MAX_COLUMNS,
     MAX_RECORD_BYTES,
     STREAM_ERRORS,
     RawRecord,
@@ -21,6 +22,7 @@ from postloc.data.readers.base import (
     check_unique_columns,
     open_binary,
     renamer,
+    too_many,
 )
 from postloc.errors import BadInputError
 
@@ -51,10 +53,16 @@ def _bounded_lines(handle: io.TextIOWrapper, max_chars: int) -> Iterator[str]:
 
 
 def iter_csv(
-    path: Path, *, columns: Mapping[str, str], list_sep: str = ";", max_line_chars: int = MAX_RECORD_BYTES
+    path: Path,
+    *,
+    columns: Mapping[str, str],
+    list_sep: str = ";",
+    max_line_chars: int = MAX_RECORD_BYTES,
+    max_columns: int = MAX_COLUMNS,
 ) -> Iterator[RawRecord]:
     """Records of a CSV file; a physical line longer than ``max_line_chars`` stops the read with a
-    ``file:line`` error (the csv reader cannot resume after a line it did not see whole)."""
+    ``file:line`` error (the csv reader cannot resume after a line it did not see whole), and so
+    does a header of more than ``max_columns`` columns."""
     source, base_dir = str(path), str(path.resolve().parent)
     check_mapping(path, columns)
     delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
@@ -72,6 +80,8 @@ def iter_csv(
             raise BadInputError(path, 1, None, f"line is longer than {max_line_chars:,} characters") from None
         except _HEADER_ERRORS as error:
             raise BadInputError(path, 1, None, f"cannot read the header: {error}") from None
+        if len(header) > max_columns:
+            raise BadInputError(path, 1, None, f"the header has {too_many(len(header), max_columns, 'columns')}")
         if any(_UNDECODABLE.search(name) for name in header):
             raise BadInputError(path, 1, None, "cannot read the header: it is not valid UTF-8")
         missing = [f"{key}<-{col}" for key, col in columns.items() if col not in header]

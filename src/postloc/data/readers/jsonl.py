@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from postloc.data.readers.base import (
+    MAX_COLUMNS,
     MAX_RECORD_BYTES,
     STREAM_ERRORS,
     RawRecord,
@@ -16,6 +17,7 @@ from postloc.data.readers.base import (
     json_problem,
     open_binary,
     renamer,
+    too_many,
 )
 from postloc.errors import BadInputError
 
@@ -48,13 +50,18 @@ _decode = json.JSONDecoder(object_pairs_hook=_unique_object).decode
 
 
 def iter_jsonl(
-    path: Path, max_line_bytes: int = MAX_RECORD_BYTES, *, columns: Mapping[str, str] | None = None
+    path: Path,
+    max_line_bytes: int = MAX_RECORD_BYTES,
+    *,
+    columns: Mapping[str, str] | None = None,
+    max_keys: int = MAX_COLUMNS,
 ) -> Iterator[RawRecord]:
     """One record per non-blank line; each line is decoded on its own so one bad byte costs one line.
 
     A line longer than ``max_line_bytes`` is one bad record (skipped without being held in memory).
     ``columns`` maps exchange keys to the input's keys, as for CSV (``{"lon": "lng"}``); a line
-    without a mapped key simply lacks that field (JSON has no header to check up front).
+    without a mapped key simply lacks that field (JSON has no header to check up front). An object
+    with more than ``max_keys`` keys, or one naming a key twice, is a bad record.
     """
     source, base_dir = str(path), str(path.resolve().parent)
     name = None
@@ -106,6 +113,10 @@ def iter_jsonl(
                     continue
                 except (ValueError, RecursionError) as error:  # nesting too deep, integer too long
                     yield RawRecord(source, number, error=BadInputError(source, number, None, json_problem(error)))
+                    continue
+                if isinstance(record, dict) and len(record) > max_keys:
+                    problem = f"has {too_many(len(record), max_keys, 'keys')}"
+                    yield RawRecord(source, number, error=BadInputError(source, number, None, problem))
                     continue
                 if name is not None and isinstance(record, dict):
                     renamed = {name(key): value for key, value in record.items()}

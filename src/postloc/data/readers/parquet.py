@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from postloc.data.columnar import extra_object, posts_from_batch
-from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, check_mapping, check_unique_columns, renamer
+from postloc.data.readers.base import (
+    MAX_COLUMNS,
+    MAX_RECORD_BYTES,
+    RawRecord,
+    check_mapping,
+    check_unique_columns,
+    renamer,
+    too_many,
+)
 from postloc.errors import BadInputError
 
 BATCH_ROWS = 8192
@@ -33,8 +41,12 @@ def iter_parquet(
     columns: Mapping[str, str],
     folders: dict[tuple[str, str], str] | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    max_columns: int = MAX_COLUMNS,
 ) -> Iterator[RawRecord]:
     """The file's records, batch by batch, no row over ``max_record_bytes`` (see the module's doc).
+
+    A file of more than ``max_columns`` columns is refused; a row whose ``extra`` JSON takes it
+    over that many keys is a bad record.
 
     With ``folders`` (the image-folder cache of one pass, see :func:`postloc.data.schema.resolve_image`)
     a batch that :func:`postloc.data.columnar.posts_from_batch` can check column by column comes as
@@ -50,6 +62,8 @@ def iter_parquet(
     except (pa.ArrowException, OSError) as error:
         raise BadInputError(path, None, None, f"is not a readable Parquet file: {error}") from None
     header = parquet.schema_arrow.names
+    if len(header) > max_columns:
+        raise BadInputError(path, None, None, f"has {too_many(len(header), max_columns, 'columns')}")
     missing = [f"{key}<-{col}" for key, col in columns.items() if col not in header]
     if missing:
         raise BadInputError(
@@ -77,7 +91,7 @@ def iter_parquet(
                 posts = None
                 if folders is not None and not too_big.any():
                     try:
-                        posts = posts_from_batch(batch, base_dir=base_dir, folders=folders)
+                        posts = posts_from_batch(batch, base_dir=base_dir, folders=folders, max_keys=max_columns)
                     except UnicodeDecodeError:  # text that is not UTF-8: the rows below name it
                         posts = None
                 if posts is not None:
@@ -90,7 +104,12 @@ def iter_parquet(
                     if isinstance(raw, BadInputError):
                         yield RawRecord(source, row, error=raw)
                         continue
-                    yield RawRecord(source, row, record=_with_extra(raw), base_dir=base_dir)
+                    record = _with_extra(raw)
+                    if len(record) > max_columns:
+                        problem = f"has {too_many(len(record), max_columns, 'keys (columns and extra JSON)')}"
+                        yield RawRecord(source, row, error=BadInputError(path, row, None, problem))
+                        continue
+                    yield RawRecord(source, row, record=record, base_dir=base_dir)
     except (pa.ArrowException, OSError) as error:
         raise BadInputError(path, row + 1, None, f"cannot be read: {error}") from None
 
