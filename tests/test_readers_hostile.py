@@ -204,6 +204,7 @@ def test_csv_with_too_many_columns_is_refused(tmp_path):
     with pytest.raises(BadInputError, match=r"wide\.csv:1: the header has 2,002 columns, more than 1,000"):
         list(read_posts(path))
     assert [item.record["id"] for item in iter_csv(path, columns={}, max_columns=3000)] == ["a"]
+    assert _ids(path, max_columns=3000) == ["a"]
 
 
 def test_jsonl_record_with_too_many_keys_is_a_bad_record(tmp_path):

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from postloc.data.readers.base import MAX_RECORD_BYTES, RawRecord, SkipReport
+from postloc.data.readers.base import MAX_COLUMNS, MAX_RECORD_BYTES, RawRecord, SkipReport
 from postloc.data.schema import Post
 from postloc.errors import BadInputError
 from postloc.io.inputs import check_regular_file
@@ -54,6 +54,7 @@ def read_posts(
     skip_bad: bool = False,
     report: SkipReport | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    max_columns: int = MAX_COLUMNS,
 ) -> Iterator[Post]:
     """Yield validated posts from ``path`` without holding the file in memory.
 
@@ -62,7 +63,9 @@ def read_posts(
     e.g. ``{"lon": "lng", "user": "user_guid"}``. With ``skip_bad`` a bad record is counted
     in ``report`` and skipped; without it the first bad record raises :class:`BadInputError`.
     ``max_record_bytes`` bounds one JSONL line, one CSV line, one Parquet row (uncompressed) or one
-    Instaloader structure file (decompressed): a larger one is a bad record, never held as Python objects.
+    Instaloader structure file (decompressed) or caption: a larger one is a bad record, never held as
+    Python objects. ``max_columns`` bounds the columns of a CSV header or Parquet schema (a wider file
+    is refused) and the keys of one JSONL object or Parquet row (a wider record is a bad record).
     """
     path = Path(path)
     check_regular_file(path, folders=True)  # never a device or FIFO: unbounded, or readable only once
@@ -71,15 +74,19 @@ def read_posts(
     if fmt == "jsonl":
         from postloc.data.readers.jsonl import iter_jsonl as source
 
-        raw = source(path, max_record_bytes, columns=columns)
+        raw = source(path, max_record_bytes, columns=columns, max_keys=max_columns)
     elif fmt == "csv":
         from postloc.data.readers.csv import iter_csv
 
-        raw = iter_csv(path, columns=columns or {}, list_sep=list_sep, max_line_chars=max_record_bytes)
+        raw = iter_csv(
+            path, columns=columns or {}, list_sep=list_sep, max_line_chars=max_record_bytes, max_columns=max_columns
+        )
     elif fmt == "parquet":
         from postloc.data.readers.parquet import iter_parquet
 
-        raw = iter_parquet(path, columns=columns or {}, folders=folders, max_record_bytes=max_record_bytes)
+        raw = iter_parquet(
+            path, columns=columns or {}, folders=folders, max_record_bytes=max_record_bytes, max_columns=max_columns
+        )
     elif fmt == "instaloader":
         from postloc.data.readers.instaloader import iter_instaloader
 
@@ -155,6 +162,7 @@ def _validated(
 
 __all__ = [
     "FORMATS",
+    "MAX_COLUMNS",
     "MAX_RECORD_BYTES",
     "STDIN",
     "RawRecord",
