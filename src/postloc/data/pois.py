@@ -12,10 +12,20 @@ sample, any geotagged collection) get POIs by density clustering of their coordi
 Clustering runs on 3-D unit-sphere coordinates (scaled to km) with Euclidean distance: the
 chord length grows monotonically with the great-circle distance, so density is measured
 correctly everywhere on Earth, and k-d trees (much faster than haversine ball trees) apply.
+
+HDBSCAN has two implementations of the same algorithm (docs/scale-prepare.md, "POI clustering
+at scale"): scikit-learn's builds its minimum spanning tree with Prim's algorithm over all pairs,
+O(n^2) time (about a minute of CPU for 100k points, hours for 1M); ``fast_hdbscan`` builds it
+with a k-d tree Borůvka, about 4 s for 100k points and 1 min for 1M. Both give the same clusters
+up to the order in which equal distances are merged, which scikit-learn itself does not fix (a
+shuffled input moves as many points). ``hdbscan_engine="auto"`` takes scikit-learn below
+:data:`FAST_HDBSCAN_FROM` points (fast there, and no numba import or first-use compilation)
+and ``fast_hdbscan`` from there on.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +33,11 @@ import pandas as pd
 
 EARTH_RADIUS_KM = 6371.0088
 POI_METHODS = ("labels", "hdbscan", "dbscan", "grid")
+HDBSCAN_ENGINES = ("auto", "sklearn", "fast")
+# below this many points scikit-learn's O(n^2) HDBSCAN takes a few seconds, less than importing
+# numba; above it fast_hdbscan's Borůvka wins (docs/scale-prepare.md); the embedded Dresden
+# sample (17,879 points) stays on scikit-learn, so its prepared output is unchanged
+FAST_HDBSCAN_FROM = 30_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class PoiConfig:
     eps_m: float = 75.0  # DBSCAN neighbourhood radius
     cell_m: float = 250.0  # grid cell side
     cell_deg: float = 0.0  # grid cell side in degrees (> 0: used instead of cell_m, a plain lat/lon grid)
+    hdbscan_engine: str = "auto"  # auto: scikit-learn below FAST_HDBSCAN_FROM points, else fast_hdbscan
 
 
 def to_unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -58,20 +74,9 @@ def cluster_coordinates(lat: np.ndarray, lon: np.ndarray, config: PoiConfig) -> 
     else:
         xyz = to_unit_xyz(lat, lon)
         if config.method == "hdbscan":
-            from sklearn.cluster import HDBSCAN
-
             if len(lat) < max(2, config.min_samples):
                 return np.full(len(lat), -1, dtype=np.int64)
-            labels = (
-                HDBSCAN(
-                    min_cluster_size=max(2, config.min_posts),
-                    min_samples=config.min_samples,
-                    algorithm="kd_tree",
-                    copy=True,
-                )
-                .fit(xyz)
-                .labels_
-            )
+            labels = _hdbscan(xyz, config)
         elif config.method == "dbscan":
             from sklearn.cluster import DBSCAN
 
@@ -81,6 +86,67 @@ def cluster_coordinates(lat: np.ndarray, lon: np.ndarray, config: PoiConfig) -> 
         else:
             raise ValueError(f"unknown POI method {config.method!r}; use one of {', '.join(POI_METHODS)}")
     return _relabel_by_size(np.asarray(labels))
+
+
+def hdbscan_engine(n_points: int, config: PoiConfig) -> str:
+    """Which implementation clusters ``n_points`` points: ``"sklearn"`` or ``"fast"``.
+
+    ``fast_hdbscan`` counts ``min_samples`` without the point itself and cannot express
+    scikit-learn's ``min_samples=2`` (its 1 means a core distance of 0), so that setting stays
+    on scikit-learn; so does everything when fast_hdbscan (a dependency) cannot be imported.
+    """
+    engine = config.hdbscan_engine
+    if engine not in HDBSCAN_ENGINES:
+        raise ValueError(f"unknown HDBSCAN engine {engine!r}; use one of {', '.join(HDBSCAN_ENGINES)}")
+    if engine == "fast" and config.min_samples == 2:
+        raise ValueError("hdbscan_engine='fast' cannot use min_samples=2; use 'sklearn' or another min_samples")
+    if engine == "sklearn" or config.min_samples == 2 or (engine == "auto" and n_points < FAST_HDBSCAN_FROM):
+        return "sklearn"
+    if engine == "auto" and importlib.util.find_spec("fast_hdbscan") is None:
+        return "sklearn"
+    return "fast"
+
+
+def _hdbscan(xyz: np.ndarray, config: PoiConfig) -> np.ndarray:
+    if hdbscan_engine(len(xyz), config) == "fast":
+        return _fast_hdbscan(xyz, config)
+    from sklearn.cluster import HDBSCAN
+
+    return np.asarray(
+        HDBSCAN(
+            min_cluster_size=max(2, config.min_posts),
+            min_samples=config.min_samples,
+            algorithm="kd_tree",
+            copy=True,
+        )
+        .fit(xyz)
+        .labels_
+    )
+
+
+def _fast_hdbscan(xyz: np.ndarray, config: PoiConfig) -> np.ndarray:
+    """HDBSCAN with the settings scikit-learn's would use, through fast_hdbscan's k-d tree Borůvka.
+
+    Three details keep its clusters those of scikit-learn (docs/scale-prepare.md):
+
+    * ``min_samples - 1``: fast_hdbscan's core distance is to the k-th *other* point,
+      scikit-learn's to the k-th point counting the point itself;
+    * coordinates centred on their mean: fast_hdbscan computes in float32, whose step is about
+      0.5 m at the Earth's radius (6,371 km) but millimetres within a city around the origin;
+    * one numba thread: with more, its Borůvka picks among equally short edges in whatever order
+      the threads finish, so the same input gave different clusters from run to run.
+    """
+    import numba
+    from fast_hdbscan import HDBSCAN as FastHDBSCAN
+
+    centred = xyz - xyz.mean(axis=0)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        model = FastHDBSCAN(min_cluster_size=max(2, config.min_posts), min_samples=max(1, config.min_samples - 1))
+        return np.asarray(model.fit(centred).labels_, dtype=np.int64)
+    finally:
+        numba.set_num_threads(threads)
 
 
 def _grid_cells(lat: np.ndarray, lon: np.ndarray, cell_m: float, cell_deg: float = 0.0) -> np.ndarray:
