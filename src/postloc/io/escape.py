@@ -142,6 +142,8 @@ def csv_unguard(value: Any) -> Any:
 
 #: the columns of a POI table that hold data as text (``poi`` ids, ``name``s); the rest are numbers
 POI_TEXT_COLUMNS = ("poi", "name")
+#: the text column of a prepared folder's ``hashtags.csv``: a given (not caption-extracted) tag keeps a leading ``=``
+HASHTAG_TEXT_COLUMNS = ("hashtag",)
 
 
 def csv_guard_columns(frame: Any, columns: tuple[str, ...] = POI_TEXT_COLUMNS) -> Any:

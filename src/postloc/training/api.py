@@ -42,6 +42,7 @@ from postloc.data.modalities import available_modalities, unmet_needs
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.errors import DiskFullError, PostlocError
 from postloc.io.atomic import write_folder_atomically
+from postloc.io.escape import csv_unguard
 from postloc.io.inputs import read_small_json
 from postloc.io.locks import folder_lock
 from postloc.io.model_files import RUN_MANIFEST, record_run_files, verify_run_files
@@ -410,7 +411,7 @@ def data_info(prepared: PreparedData) -> dict[str, Any]:
         table = pd.read_csv(path, dtype={"hashtag": str}, keep_default_na=False)
         if "kept" in table:
             kept = table["kept"].astype(str).str.lower().isin(["true", "1"])
-            vocabulary = sorted(table.loc[kept, "hashtag"].tolist())
+            vocabulary = sorted(table.loc[kept, "hashtag"].map(csv_unguard).tolist())  # prepare guards formulas
     return {
         "pois": pois,
         "hashtag_vocabulary": vocabulary,

@@ -45,7 +45,7 @@ from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_m
 from postloc.data.splits import SPLITS, assign_users
 from postloc.data.summary import assemble_summary, split_stats
 from postloc.errors import EmptyDatasetError, PostlocError
-from postloc.io.escape import csv_guard_columns
+from postloc.io.escape import HASHTAG_TEXT_COLUMNS, csv_guard_columns
 
 
 def build_duckdb(
@@ -409,6 +409,7 @@ def _write_hashtags(con, path: Path, min_count: int) -> None:
         for batch in reader:
             frame = batch.to_pandas()
             frame["hashtag"] = frame["hashtag"].astype(object)
+            frame = csv_guard_columns(frame, HASHTAG_TEXT_COLUMNS)  # a given tag may start with = + - @
             frame.to_csv(handle, index=False, header=header, float_format="%.7f", lineterminator="\n")
             header = False
         if header:

@@ -22,7 +22,7 @@ from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_m
 from postloc.data.splits import user_disjoint_split
 from postloc.data.summary import build_summary
 from postloc.errors import EmptyDatasetError, PostlocError
-from postloc.io.escape import csv_guard_columns
+from postloc.io.escape import HASHTAG_TEXT_COLUMNS, csv_guard_columns
 
 
 def build_in_memory(
@@ -63,7 +63,7 @@ def build_in_memory(
     by_use: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     vocab_stats = pd.DataFrame(by_use, columns=["hashtag", "posts"])
     vocab_stats["kept"] = vocab_stats["hashtag"].isin(vocabulary)
-    write_csv(vocab_stats, work / "hashtags.csv")
+    write_csv(csv_guard_columns(vocab_stats, HASHTAG_TEXT_COLUMNS), work / "hashtags.csv")  # a given tag may be =x
 
     if method != "labels":
         train = pd.read_parquet(work / "posts.parquet", columns=["poi", "hashtags"], filters=[("split", "==", "train")])
