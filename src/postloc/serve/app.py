@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -46,7 +46,7 @@ from postloc.serve.bodies import parse, validation_message
 from postloc.serve.errors import CLOSE, ApiError, BodyTooLarge, error_response
 from postloc.serve.hosts import LOOPBACK_HOSTS, HostGuard, normalise_host
 from postloc.serve.limits import MAX_HASHTAG_CHARS, Limits, TokenBucket, require_at_least, setting_error
-from postloc.serve.schemas import Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
+from postloc.serve.schemas import POI, Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
 from postloc.vision.decode import CORRUPT, NOT_IMAGE, TOO_LARGE, TRUNCATED
 
 #: decoder statuses that mean the client's file is broken (a 400, as before any featurizer runs)
@@ -337,15 +337,16 @@ def create_app(
         """Like /v1/predict, always with the occlusion explanation."""
         return await answer(request, force_explain=True)
 
+    # The POI list never changes while serving, and with a large --pois table it is megabytes: built and
+    # validated once here, not per request on the event loop (100k names cost ~1 s a request).
+    pois_body = POIList(
+        pois=[POI(poi=p["poi"], name=p.get("name") or "", lat=p.get("lat"), lon=p.get("lon")) for p in predictor.pois]
+    ).model_dump_json()
+
     @app.get("/v1/pois", response_model=POIList)
     async def pois():
         """Every POI the model can predict, with its centre."""
-        return {
-            "pois": [
-                {"poi": p["poi"], "name": p.get("name") or "", "lat": p.get("lat"), "lon": p.get("lon")}
-                for p in predictor.pois
-            ]
-        }
+        return Response(pois_body, media_type="application/json")
 
     @app.get("/v1/config", response_model=PageConfig)
     async def config():

@@ -18,6 +18,7 @@ from postloc.serve.errors import error_response
 #: the names of this machine's loopback interface, allowed by default
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 ANY = "*"
+_PORT = re.compile(r":[0-9]{1,5}")
 _NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?|\[[0-9a-f:.]+\]")
 
 
@@ -32,11 +33,19 @@ def normalise_host(name: str) -> str | None:
 
 
 def host_of(header: str) -> str:
-    """The name in a ``Host`` header, without its port: ``[::1]:8000`` -> ``[::1]``, ``a.b:80`` -> ``a.b``."""
+    """The name in a ``Host`` header, without its port: ``[::1]:8000`` -> ``[::1]``, ``a.b:80`` -> ``a.b``.
+
+    A "port" that is not digits is no port: ``127.0.0.1:80@evil.example`` is returned whole (and so is
+    refused), not cut to ``127.0.0.1``.
+    """
     header = header.strip().lower()
     if header.startswith("["):
-        return header[: header.find("]") + 1] if "]" in header else header
-    return header.rsplit(":", 1)[0] if ":" in header else header
+        end = header.find("]") + 1
+        name, port = (header[:end], header[end:]) if end else (header, "")
+    else:
+        name, colon, digits = header.partition(":")
+        port = colon + digits
+    return name if not port or _PORT.fullmatch(port) else header
 
 
 class HostGuard:
