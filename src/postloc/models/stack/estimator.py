@@ -25,6 +25,8 @@ model lists the ones it uses.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ from postloc.io.model_files import load_tensors, read_json, save_tensors, write_
 from postloc.models.base import Estimator
 from postloc.models.registry import register
 from postloc.models.stack.combiner import combine, fit_combiner
+from postloc.models.stack.fits import PathTask, Regression, c_path, fit_logreg, log_proba, run_all
 from postloc.models.stack.learners import LEARNERS, Learner
 from postloc.models.user_context import CONTEXTS, LEVELS, apply_context, context_evidence, fit_rhos, smoothed_prior
 from postloc.models.user_weights import user_sample_weights
@@ -55,6 +58,8 @@ RANGES = {
     "min_df": (1, 1_000_000),
     "max_features": (1, 10_000_000),
     "max_iter": (1, 100_000),
+    "c_sample_posts": (0, 1_000_000_000),
+    "n_jobs": (0, 4096),
 }
 
 
@@ -72,6 +77,10 @@ class StackConfig:
     char_ngrams: tuple[int, int] = (2, 5)
     max_iter: int = 1000
     seed: int = 0
+    # past this many posts, C, the combiner and the context weights are fitted out of fold on a sample of
+    # whole users of about this size, and only each learner's final refit sees every post (0: all posts)
+    c_sample_posts: int = 20_000
+    n_jobs: int = 0  # threads for the independent regressions (inner folds x learners); 0: every core
     # "user": a user's other posts of the same day, and of other days with a weight of their own, as
     # evidence (user_context); "day": the same day only; "none": each post alone
     context: str = "user"
@@ -119,44 +128,65 @@ class Stack(Estimator):
     # --- fit ---------------------------------------------------------------------------------
 
     def fit(
-        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
+        self,
+        train: pd.DataFrame,
+        val: pd.DataFrame | None = None,
+        *,
+        classes: Sequence[str] | None = None,
+        progress: bool | None = None,
     ) -> Stack:
+        """Fit every learner, choose its C out of fold, then the combiner and the context weights.
+
+        The costly part is the regressions (docs/scale-training.md): each learner's features are
+        computed once; the inner folds' C paths are independent tasks run on ``n_jobs`` threads; with
+        more posts than ``c_sample_posts`` they run on a sample of whole users, and only the final
+        refit of each learner sees every post. ``progress``: a bar on a terminal, a line per step in
+        a log (None: only where stderr is a terminal or a file).
+        """
         cfg = self.config
         self.classes_ = self._resolve_classes(train, classes)
-        y = self._class_index(train)
-        weights = user_sample_weights(train, cfg.user_weight_power)
+        n_classes = len(self.classes_)
         kinds = [kind for kind in cfg.learners if LEARNERS[kind].usable(train)]
         if not kinds:
             raise PostlocError(
                 f"stack: the training posts have none of the inputs of its learners ({', '.join(cfg.learners)})"
             )
         val = val if val is not None and len(val) else None
-        y_val = None if val is None else self._class_index(val)
         everyone = pd.concat([train, val], ignore_index=True) if val is not None and cfg.refit_on_val else train
-        folds = self._inner_folds(everyone)
         y_all = self._class_index(everyone)
         weights_all = user_sample_weights(everyone, cfg.user_weight_power)
-        self.learners_, oof = [], []
+        sample = self._inner_sample(everyone)
+        folds = self._inner_folds(everyone.iloc[sample])
+        report = _Progress(progress, len(kinds) * (len(folds) + 1))
+        self.learners_, matrices, grids = [], [], []
         for kind in kinds:
-            learner = LEARNERS[kind](len(self.classes_))
+            learner = LEARNERS[kind](n_classes)
             if cfg.c_selection == "oof" and folds:
-                # every C of the grid out of fold over all users; the chosen one's probabilities feed the combiner
-                learner.fit_features(everyone, cfg)
-                X = learner.features(everyone)
-                C, held_out = self._choose_c_out_of_fold(learner, X, y_all, weights_all, folds)
+                learner.fit_features(everyone, cfg)  # the vocabulary and IDF of every post the run may learn from
+                grids.append(sorted(cfg.c_grid))
             else:
                 learner.fit_features(train, cfg)
-                C = self._choose_c(learner, learner.features(train), y, weights, val, y_val)
-                if everyone is not train:  # the vocabulary and IDF of every post the run may learn from
+                grids.append([self._choose_c(learner, train, val)])
+                if everyone is not train:
                     learner.fit_features(everyone, cfg)
-                X = learner.features(everyone)
-                held_out = self._out_of_fold(learner, X, y_all, weights_all, C, folds)
-            oof.append(held_out)
-            learner.fit_regression(X, y_all, weights_all, C, cfg.max_iter)
+            matrices.append(learner.features(everyone))
             self.learners_.append(learner)
+            report.note(f"{kind}: {matrices[-1].shape[1]:,} features of {len(everyone):,} posts")
+        n_jobs = cfg.n_jobs or os.cpu_count() or 1
+        oof = self._out_of_fold(matrices, grids, y_all, weights_all, sample, folds, n_jobs, report) if folds else []
+
+        def refit(i: int) -> Regression:
+            regression = fit_logreg(matrices[i], y_all, weights_all, grids[i][0], cfg.max_iter, n_classes)
+            report.step(f"{kinds[i]}: refit on {len(everyone):,} posts with C={grids[i][0]:g}")
+            return regression
+
+        for learner, regression in zip(self.learners_, run_all(refit, range(len(kinds)), n_jobs), strict=True):
+            learner.set_regression(regression)
+        report.close()
         # too few users to hold any out: every learner counts once, as it is
-        self.weights_ = fit_combiner(oof, y_all, weights_all) if folds else np.ones(len(kinds))
-        self._fit_context(everyone, combine(oof, self.weights_) if folds else None, y_all, weights_all)
+        y_s, w_s = y_all[sample], weights_all[sample]
+        self.weights_ = fit_combiner(oof, y_s, w_s) if folds else np.ones(len(kinds))
+        self._fit_context(everyone.iloc[sample], combine(oof, self.weights_) if folds else None, y_s, w_s)
         return self
 
     def _fit_context(self, posts: pd.DataFrame, oof: np.ndarray | None, y: np.ndarray, weights: np.ndarray) -> None:
@@ -171,6 +201,31 @@ class Stack(Estimator):
             return
         evidence = context_evidence(oof, posts, self.config.context)
         self.context_rhos_ = fit_rhos(oof, evidence, y, weights, self.context_prior_)
+
+    def _inner_sample(self, posts: pd.DataFrame) -> np.ndarray:
+        """Positions of the posts the inner folds run on: all, or whole users up to ``c_sample_posts``.
+
+        Whole users, so that a post's neighbours (the user's other posts, which the context rule reads)
+        come with it; drawn in a seeded random order, skipping a user who would take the sample past
+        1.5 times its size (one heavy user must not become most of it).
+        """
+        target = self.config.c_sample_posts
+        if not target or len(posts) <= target:
+            return np.arange(len(posts))
+        users = posts["user"] if "user" in posts else pd.Series([None] * len(posts), dtype=object)
+        codes, _ = pd.factorize(user_groups(users).to_numpy())
+        sizes = np.bincount(codes)
+        order = np.random.default_rng(self.config.seed).permutation(len(sizes))
+        chosen = np.zeros(len(sizes), dtype=bool)
+        total = 0
+        for user in order:
+            if total + sizes[user] > 1.5 * target:
+                continue
+            chosen[user] = True
+            total += int(sizes[user])
+            if total >= target:
+                break
+        return np.flatnonzero(chosen[codes])
 
     def _inner_folds(self, train: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
         """User-grouped (train, held-out) index pairs; empty when there are too few users."""
@@ -187,45 +242,74 @@ class Stack(Estimator):
         shuffled = rng.permutation(codes.max() + 1)[codes]
         return list(GroupKFold(n_splits=k).split(np.zeros(len(train)), groups=shuffled))
 
-    def _choose_c(self, learner: Learner, X: Any, y: np.ndarray, weights: np.ndarray, val, y_val) -> float:
-        """The C of ``c_grid`` with the best accuracy on the validation posts (ties: the smaller C)."""
-        grid = sorted(self.config.c_grid)
-        if y_val is None or len(grid) == 1:
-            return grid[0] if len(grid) == 1 else self.config.c_default
-        X_val = learner.features(val)
+    def _choose_c(self, learner: Learner, train: pd.DataFrame, val: pd.DataFrame | None) -> float:
+        """``c_selection="val"``: the C of ``c_grid`` best on the validation posts (ties: the smaller C)."""
+        cfg = self.config
+        grid = sorted(cfg.c_grid)
+        if val is None or len(grid) == 1:
+            return grid[0] if len(grid) == 1 else cfg.c_default
+        X, X_val = learner.features(train), learner.features(val)
+        y, y_val = self._class_index(train), self._class_index(val)
+        weights = user_sample_weights(train, cfg.user_weight_power)
         best = (-1.0, grid[0])
         for C in grid:
-            learner.fit_regression(X, y, weights, C, self.config.max_iter)
-            score = float((learner.log_proba(X_val).argmax(axis=1) == y_val).mean())
+            regression = fit_logreg(X, y, weights, C, cfg.max_iter, len(self.classes_))
+            score = float((log_proba(X_val, regression, len(self.classes_)).argmax(axis=1) == y_val).mean())
             if score > best[0]:
                 best = (score, C)
         return best[1]
 
-    def _choose_c_out_of_fold(
-        self, learner: Learner, X: Any, y: np.ndarray, weights: np.ndarray, folds
-    ) -> tuple[float, np.ndarray]:
-        """The C of ``c_grid`` with the best user-weighted out-of-fold accuracy (ties: the smaller C).
+    def _out_of_fold(
+        self,
+        matrices: list[Any],
+        grids: list[list[float]],
+        y: np.ndarray,
+        weights: np.ndarray,
+        sample: np.ndarray,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        n_jobs: int,
+        report: _Progress,
+    ) -> list[np.ndarray]:
+        """Each learner's held-out log-probabilities of the sample at its best C; ``grids`` is narrowed to that C.
 
-        Scores every training user rather than the validation eighth: on a few hundred posts the
-        validation accuracy of neighbouring C values differs by a handful of posts.
+        The C with the best user-weighted out-of-fold accuracy wins (ties: the smaller C): it scores
+        every sampled user rather than the validation eighth, where on a few hundred posts
+        neighbouring C values differ by a handful of posts.
         """
-        best: tuple[float, float, np.ndarray] | None = None
-        known = y >= 0
-        for C in sorted(self.config.c_grid):
-            held_out = self._out_of_fold(learner, X, y, weights, C, folds)
-            hits = (held_out.argmax(axis=1) == y) & known
-            score = float((weights * hits).sum() / max(weights[known].sum(), 1e-12))
-            if best is None or score > best[0] + 1e-9:
-                best = (score, C, held_out)
-        assert best is not None  # c_grid is never empty (StackConfig checks it)
-        return best[1], best[2]
+        n_classes = len(self.classes_)
+        tasks = [
+            PathTask(i, f, sample[fit_idx], sample[held_idx])
+            for i in range(len(matrices))
+            for f, (fit_idx, held_idx) in enumerate(folds)
+        ]
 
-    def _out_of_fold(self, learner: Learner, X: Any, y: np.ndarray, weights: np.ndarray, C: float, folds) -> np.ndarray:
-        out = np.zeros((len(y), len(self.classes_)))
-        for fit_idx, held_idx in folds:
-            learner.fit_regression(X[fit_idx], y[fit_idx], weights[fit_idx], C, self.config.max_iter)
-            out[held_idx] = learner.log_proba(X[held_idx])
-        return out
+        def run(task: PathTask) -> list[np.ndarray]:
+            grid = grids[task.learner]
+            held = c_path(matrices[task.learner], y, weights, task, grid, self.config.max_iter, n_classes)
+            report.step(f"{self.learners_[task.learner].kind}: inner fold {task.fold + 1}/{len(folds)}, C {grid}")
+            return held
+
+        results = run_all(run, tasks, n_jobs)
+        position = np.full(len(y), -1)
+        position[sample] = np.arange(len(sample))
+        y_s, w_s = y[sample], weights[sample]
+        known = y_s >= 0
+        chosen = []
+        for i, grid in enumerate(grids):
+            best: tuple[float, int, np.ndarray] | None = None
+            for c in range(len(grid)):
+                held_out = np.zeros((len(sample), n_classes))
+                for task, result in zip(tasks, results, strict=True):
+                    if task.learner == i:
+                        held_out[position[task.held_idx]] = result[c]
+                hits = (held_out.argmax(axis=1) == y_s) & known
+                score = float((w_s * hits).sum() / max(w_s[known].sum(), 1e-12))
+                if best is None or score > best[0] + 1e-9:
+                    best = (score, c, held_out)
+            assert best is not None  # c_grid is never empty (StackConfig checks it)
+            grids[i] = [grid[best[1]]]
+            chosen.append(best[2])
+        return chosen
 
     # --- predict -----------------------------------------------------------------------------
 
@@ -294,3 +378,41 @@ class Stack(Estimator):
         in_range = len(self.context_rhos_) == len(levels) and all(0.0 <= r <= 1.0 for r in self.context_rhos_)
         if not in_range or sum(self.context_rhos_) > 1.0 or (self.reads_neighbours and not prior_ok):
             raise PostlocError("the stack's context weights or prior are out of range")
+
+
+class _Progress:
+    """What a long ``stack`` fit is doing: a bar on a terminal, a line per finished step elsewhere.
+
+    ``enabled=None`` draws only when stderr is a terminal: tests and library callers stay quiet, a
+    terminal user sees the bar, and a caller writing a log passes ``True`` to get the lines.
+    """
+
+    def __init__(self, enabled: bool | None, total: int):
+        interactive = _is_terminal(sys.stderr)
+        self.lines = bool(enabled) and not interactive
+        self.bar = None
+        if (enabled is None or enabled) and interactive:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="stack", unit="fit", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+    def note(self, message: str) -> None:
+        if self.lines:
+            print(f"stack: {message}", file=sys.stderr, flush=True)
+
+    def step(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(message, refresh=False)
+            self.bar.update(1)
+        self.note(message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

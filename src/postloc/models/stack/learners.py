@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.image_features import image_dim, image_matrix
+from postloc.models.stack.fits import LOG_FLOOR, Regression, fit_logreg, log_proba
 from postloc.models.tfidf_logreg import post_tokens
 from postloc.text.hashtags import frame_hashtags
 
-#: probabilities are floored here before the log, so a class a learner never saw stays finite
-LOG_FLOOR = 1e-6
+__all__ = ["LEARNERS", "LOG_FLOOR", "Learner"]
 
 
 class Learner:
@@ -64,35 +64,17 @@ class Learner:
         """The inverse of :meth:`tensors` and :meth:`strings`."""
 
     # regression ------------------------------------------------------------------------------
-    def fit_regression(self, X: Any, y: np.ndarray, weights: np.ndarray, C: float, max_iter: int) -> None:
-        from sklearn.linear_model import LogisticRegression
+    def set_regression(self, regression: Regression) -> None:
+        """Keep a fitted regression (:func:`postloc.models.stack.fits.fit_logreg`) as this learner's."""
+        self.C, self.seen = regression.C, regression.seen
+        self.coef, self.intercept = regression.coef, regression.intercept
 
-        self.C = C
-        self.seen = sorted(set(y.tolist()))
-        if len(self.seen) < 2 or X.shape[1] == 0:
-            # one class (or no feature): the weighted training frequencies
-            counts = np.bincount(y, weights=weights, minlength=self.n_classes)
-            self.seen = list(range(self.n_classes))
-            self.coef = np.zeros((self.n_classes, X.shape[1]))
-            self.intercept = np.log(np.maximum(counts / max(counts.sum(), 1e-12), LOG_FLOOR))
-            return
-        model = LogisticRegression(C=C, max_iter=max_iter)
-        model.fit(X, y, sample_weight=weights)
-        coef, intercept = model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
-        if coef.shape[0] == 1:  # scikit-learn's binary case: one row for the positive class
-            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-        self.seen = [int(c) for c in model.classes_]
-        self.coef, self.intercept = coef, intercept
+    def fit_regression(self, X: Any, y: np.ndarray, weights: np.ndarray, C: float, max_iter: int) -> None:
+        self.set_regression(fit_logreg(X, y, weights, C, max_iter, self.n_classes))
 
     def log_proba(self, X: Any) -> np.ndarray:
         """``[n, n_classes]`` log-probabilities (classes the regression never saw get :data:`LOG_FLOOR`)."""
-        z = np.asarray(X @ self.coef.T) + self.intercept
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        out = np.full((X.shape[0], self.n_classes), LOG_FLOOR)
-        out[:, self.seen] = np.maximum(p, LOG_FLOOR)
-        return np.log(out / out.sum(axis=1, keepdims=True))
+        return log_proba(X, Regression(self.coef, self.intercept, self.seen, self.C), self.n_classes)
 
 
 def _texts(posts: pd.DataFrame) -> list[str]:

@@ -1,0 +1,111 @@
+"""Training time and peak memory of the default model (``stack``) against ``tfidf-logreg``, by posts and POIs.
+
+Run: ``.venv/bin/python benchmarks/bench_stack_scale.py [--grid 10000x40,100000x40,137676x40]
+[--name stack-scale]``. Writes ``benchmarks/results/NAME.{json,md}``.
+
+For each ``POSTSxPOIS`` cell it writes a SYNTHETIC corpus of the paper's New York shape
+(``paper_corpus.py``: captions and hashtags, Zipf-like users, seed 0), prepares it as a user
+would (``postloc prepare --languages any --min-hashtag-count 10``), then runs ``postloc train``
+with ``tfidf-logreg`` and with the default model, one after the other in fresh processes on the
+same prepared posts: wall time (start-up included), the child's peak resident memory, and the
+validation accuracy each run reports. The ratio ``stack / tfidf-logreg`` is the number to read:
+both share the machine's load at that moment, so it moves far less than the seconds do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, write_results
+from paper_corpus import write_paper_corpus
+
+BUILD = Path("build/bench-stack-scale")
+
+
+def timed(command: list[str], log: Path) -> dict:
+    """Run ``command``; its wall seconds and peak RSS (its own, from wait4), output to ``log``."""
+    start = time.perf_counter()
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed; see {log}")
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 0)}
+
+
+def cell(posts: int, pois: int, keep: bool) -> dict:
+    root = BUILD / f"{posts}x{pois}"
+    corpus, prepared = root / "corpus", root / "prepared"
+    if not (prepared / "manifest.json").exists():
+        write_paper_corpus(corpus, posts, pois, seed=0)
+        command = [sys.executable, "-m", "postloc", "prepare", str(corpus / "posts.jsonl"), "--pois"]
+        command += [str(corpus / "pois.csv"), "--out", str(prepared), "--languages", "any"]
+        command += ["--min-hashtag-count", "10", "--quiet"]
+        timed(command, root / "prepare.log")
+    result: dict = {"posts_written": posts, "pois": pois}
+    summary = json.loads((prepared / "summary.json").read_text())
+    result["posts_prepared"] = summary["all"]["posts"]
+    for name, model in (("tfidf-logreg", ["--model", "tfidf-logreg"]), ("stack", [])):
+        out = root / f"run-{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        command = [sys.executable, "-m", "postloc", "train", "--data", str(prepared), "--out", str(out), *model]
+        result[name] = timed(command, root / f"train-{name}.log")
+        run = json.loads((out / "run.json").read_text())
+        result[name]["val_acc"] = round(float(run["val_acc"]), 4)
+        print(f"{posts:,} posts x {pois} POIs: {name} {result[name]}", flush=True)
+    result["ratio"] = round(result["stack"]["seconds"] / result["tfidf-logreg"]["seconds"], 2)
+    if not keep:
+        shutil.rmtree(root / "corpus", ignore_errors=True)
+    return result
+
+
+def markdown(payload: dict) -> str:
+    m = payload["machine"]
+    lines = [
+        "# stack against tfidf-logreg by posts and POIs (SYNTHETIC, the paper's New York shape)",
+        "",
+        f"Command: `python benchmarks/bench_stack_scale.py --grid {payload['grid']}`; commit {payload['commit']}.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, GPU {m['gpu']}; load average before "
+        f"{m['load_average_1_5_15']}, after {payload['load_after']}.",
+        "",
+        "| posts written | prepared | POIs | tfidf-logreg s | stack s | stack / tfidf | peak MB (tfidf / stack) "
+        "| val acc (tfidf / stack) |",
+        "|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in payload["cells"]:
+        t, s = r["tfidf-logreg"], r["stack"]
+        lines.append(
+            f"| {r['posts_written']:,} | {r['posts_prepared']:,} | {r['pois']} | {t['seconds']} | {s['seconds']} | "
+            f"{r['ratio']} | {t['peak_rss_mb']:.0f} / {s['peak_rss_mb']:.0f} | {t['val_acc']} / {s['val_acc']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", default="10000x40,100000x40,137676x40,100000x500")
+    parser.add_argument("--name", default="stack-scale")
+    parser.add_argument("--keep-corpus", action="store_true")
+    args = parser.parse_args()
+    BUILD.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": machine(), "grid": args.grid, "synthetic": True, "cells": []}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    payload["commit"] = commit.stdout.strip()
+    for item in args.grid.split(","):
+        posts, pois = (int(v) for v in item.split("x"))
+        payload["cells"].append(cell(posts, pois, args.keep_corpus))
+        payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        write_results(args.name, payload, markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
