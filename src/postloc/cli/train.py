@@ -61,6 +61,15 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--list-models", action="store_true", help="print the registered models with the inputs each needs, and exit"
     )
+    g = p.add_argument_group("scaling out (docs/scale-training.md)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where stack's independent regressions run: local, this machine's cores (default); ray, as Ray "
+        "tasks (a local Ray, or the cluster of --ray-address; needs pip install 'postloc[ray]'); the same model",
+    )
+    g.add_argument("--ray-address", help="--engine ray: join this cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.set_defaults(run=run)
 
 
@@ -108,7 +117,13 @@ def _train_config(args):
 def _run_train(args, config, ctx) -> int:
     from postloc.training.api import train
 
-    result = train(args.data, args.out, config, resume=args.resume, backend=args.backend)
+    executor = None
+    if args.engine == "ray":
+        from postloc.scale._ray import RaySettings
+        from postloc.scale.ray_fits import RayExecutor
+
+        executor = RayExecutor(RaySettings(address=args.ray_address))
+    result = train(args.data, args.out, config, resume=args.resume, backend=args.backend, executor=executor)
     if ctx is not None and not ctx.is_main:
         return 0
     s = result.summary

@@ -88,6 +88,10 @@ class Estimator(ABC):
     #: fits its combination out of fold); training then fits no temperature on the validation posts,
     #: which such a model may have trained on
     calibrates_itself: ClassVar[bool] = False
+    #: the run's keywords a ``fit`` that is not epoch-based takes: ``progress`` (None: a bar on a terminal only;
+    #: True: lines in a log too; False: silent) and ``executor`` (what runs its independent regressions:
+    #: :mod:`postloc.models.stack.fits`), for models whose fit is long enough to need them (``stack`` at scale)
+    fit_options: ClassVar[tuple[str, ...]] = ()
 
     @property
     def trains_on_val(self) -> bool:

@@ -86,6 +86,7 @@ def train(
     callbacks: Iterable[Any] = (),
     progress: bool | None = None,
     backend: str | None = None,
+    executor: Any = None,
 ) -> TrainResult:
     """Train ``config.model`` on a prepared folder's train split (val split for early stopping).
 
@@ -96,12 +97,15 @@ def train(
     Launched by ``torchrun``, every process calls this and they train one model data-parallel
     (``backend``: ``gloo``, ``nccl`` or None for NCCL when CUDA is available, else gloo); rank 0
     alone reads and writes ``out_dir``. Every rank returns the same trained model.
+
+    ``executor`` runs the independent regressions of a model that has them (``stack``; its
+    ``fit_options``), e.g. :class:`postloc.scale.ray_fits.RayExecutor` for ``--engine ray``.
     """
     with dist.session(backend) as ctx:
         main = ctx is None or ctx.is_main
         # one writer per run folder for the whole command (docs/reliability.md, "concurrent writers")
         with folder_lock(out_dir) if main else contextlib.nullcontext():
-            return _train(prepared_dir, out_dir, config or RunConfig(), resume, callbacks, progress, ctx)
+            return _train(prepared_dir, out_dir, config or RunConfig(), resume, callbacks, progress, ctx, executor)
 
 
 def _train(
@@ -112,6 +116,7 @@ def _train(
     callbacks: Iterable[Any],
     progress: bool | None,
     ctx: dist.DistContext | None,
+    executor: Any = None,
 ) -> TrainResult:
     from postloc.models.registry import create_model
 
@@ -119,6 +124,11 @@ def _train(
     main = ctx is None or ctx.is_main
     prepared = load_prepared(prepared_dir)
     model = create_model(config.model, config.params, config.trainer)  # bad params fail before any file is written
+    if executor is not None and "executor" not in model.fit_options:
+        raise PostlocError(
+            f"--engine ray runs the independent regressions of a model that has them (stack); "
+            f"model {config.model!r} has none: train it with the local engine"
+        )
     if ctx is not None and not model.epoch_based:
         raise PostlocError(
             f"model {config.model!r} is not trained epoch by epoch, so it has nothing to run "
@@ -135,7 +145,9 @@ def _train(
     dist.on_main(lambda: _check_run_folder(out, config, resume, prepared.path), ctx)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     try:
-        return _fit_and_summarise(out, prepared_dir, prepared, config, model, resume, callbacks, progress, ctx)
+        return _fit_and_summarise(
+            out, prepared_dir, prepared, config, model, resume, callbacks, progress, ctx, executor
+        )
     except BaseException as error:
         if main:
             _after_failure(out, error, fresh and not resume)
@@ -201,6 +213,7 @@ def _fit_and_summarise(
     callbacks: Iterable[Any],
     progress: bool | None,
     ctx: dist.DistContext | None,
+    executor: Any = None,
 ) -> TrainResult:
     main = ctx is None or ctx.is_main
     if main:
@@ -221,11 +234,17 @@ def _fit_and_summarise(
         elif ctx is not None and resume:
             dist.mirror_latest_checkpoint(out, out, ctx)  # rank 0's half of the exchange
         # only models trained in epochs take the run's arguments (see postloc.models.base)
-        run_args = (
+        run_args: dict[str, Any] = (
             {"run_dir": run_dir, "resume": resume, "callbacks": callbacks, "progress": progress}
             if model.epoch_based
             else {}
         )
+        if not model.epoch_based:
+            options = {
+                "progress": progress if progress is not None else (None if config.trainer.progress else False),
+                "executor": executor,
+            }
+            run_args = {key: value for key, value in options.items() if key in model.fit_options}
         started = time.perf_counter()
         model.fit(train_df, val_df, classes=prepared.poi_names, **run_args)
     seconds = time.perf_counter() - started

@@ -42,7 +42,7 @@ from postloc.io.model_files import load_tensors, read_json, save_tensors, write_
 from postloc.models.base import Estimator
 from postloc.models.registry import register
 from postloc.models.stack.combiner import combine, fit_combiner
-from postloc.models.stack.fits import PathTask, Regression, c_path, fit_logreg, log_proba, run_all
+from postloc.models.stack.fits import Executor, PathTask, ThreadExecutor, c_path, fit_logreg, log_proba, refit
 from postloc.models.stack.learners import LEARNERS, Learner
 from postloc.models.user_context import CONTEXTS, LEVELS, apply_context, context_evidence, fit_rhos, smoothed_prior
 from postloc.models.user_weights import user_sample_weights
@@ -108,6 +108,7 @@ class Stack(Estimator):
     quick_params = {"c_grid": (1.0,), "inner_folds": 2, "max_iter": 200}
     #: its combiner weights are fitted on out-of-fold users: no temperature on val on top (training/api)
     calibrates_itself = True
+    fit_options = ("progress", "executor")
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
@@ -134,6 +135,7 @@ class Stack(Estimator):
         *,
         classes: Sequence[str] | None = None,
         progress: bool | None = None,
+        executor: Executor | None = None,
     ) -> Stack:
         """Fit every learner, choose its C out of fold, then the combiner and the context weights.
 
@@ -141,7 +143,9 @@ class Stack(Estimator):
         computed once; the inner folds' C paths are independent tasks run on ``n_jobs`` threads; with
         more posts than ``c_sample_posts`` they run on a sample of whole users, and only the final
         refit of each learner sees every post. ``progress``: a bar on a terminal, a line per step in
-        a log (None: only where stderr is a terminal or a file).
+        a log (None: the bar only, on a terminal). ``executor`` runs the independent regressions
+        (default: ``n_jobs`` threads here; :class:`postloc.scale.ray_fits.RayExecutor` on a Ray
+        cluster); any executor gives the same model, since each regression is a pure function.
         """
         cfg = self.config
         self.classes_ = self._resolve_classes(train, classes)
@@ -172,15 +176,15 @@ class Stack(Estimator):
             matrices.append(learner.features(everyone))
             self.learners_.append(learner)
             report.note(f"{kind}: {matrices[-1].shape[1]:,} features of {len(everyone):,} posts")
-        n_jobs = cfg.n_jobs or os.cpu_count() or 1
-        oof = self._out_of_fold(matrices, grids, y_all, weights_all, sample, folds, n_jobs, report) if folds else []
+        executor = executor or ThreadExecutor(cfg.n_jobs or os.cpu_count() or 1)
+        shared = (tuple(matrices), y_all, weights_all)
+        oof = self._out_of_fold(shared, grids, sample, folds, executor, report) if folds else []
+        calls = [(i, grids[i][0], cfg.max_iter, n_classes) for i in range(len(kinds))]
 
-        def refit(i: int) -> Regression:
-            regression = fit_logreg(matrices[i], y_all, weights_all, grids[i][0], cfg.max_iter, n_classes)
+        def refitted(i: int) -> None:
             report.step(f"{kinds[i]}: refit on {len(everyone):,} posts with C={grids[i][0]:g}")
-            return regression
 
-        for learner, regression in zip(self.learners_, run_all(refit, range(len(kinds)), n_jobs), strict=True):
+        for learner, regression in zip(self.learners_, executor.map(refit, shared, calls, refitted), strict=True):
             learner.set_regression(regression)
         report.close()
         # too few users to hold any out: every learner counts once, as it is
@@ -261,13 +265,11 @@ class Stack(Estimator):
 
     def _out_of_fold(
         self,
-        matrices: list[Any],
+        shared: tuple[tuple[Any, ...], np.ndarray, np.ndarray],
         grids: list[list[float]],
-        y: np.ndarray,
-        weights: np.ndarray,
         sample: np.ndarray,
         folds: list[tuple[np.ndarray, np.ndarray]],
-        n_jobs: int,
+        executor: Executor,
         report: _Progress,
     ) -> list[np.ndarray]:
         """Each learner's held-out log-probabilities of the sample at its best C; ``grids`` is narrowed to that C.
@@ -276,6 +278,7 @@ class Stack(Estimator):
         every sampled user rather than the validation eighth, where on a few hundred posts
         neighbouring C values differ by a handful of posts.
         """
+        matrices, y, weights = shared
         n_classes = len(self.classes_)
         tasks = [
             PathTask(i, f, sample[fit_idx], sample[held_idx])
@@ -283,13 +286,13 @@ class Stack(Estimator):
             for f, (fit_idx, held_idx) in enumerate(folds)
         ]
 
-        def run(task: PathTask) -> list[np.ndarray]:
-            grid = grids[task.learner]
-            held = c_path(matrices[task.learner], y, weights, task, grid, self.config.max_iter, n_classes)
-            report.step(f"{self.learners_[task.learner].kind}: inner fold {task.fold + 1}/{len(folds)}, C {grid}")
-            return held
+        def finished(j: int) -> None:
+            task = tasks[j]
+            kind, grid = self.learners_[task.learner].kind, grids[task.learner]
+            report.step(f"{kind}: inner fold {task.fold + 1}/{len(folds)}, C {', '.join(f'{c:g}' for c in grid)}")
 
-        results = run_all(run, tasks, n_jobs)
+        calls = [(task, grids[task.learner], self.config.max_iter, n_classes) for task in tasks]
+        results = executor.map(c_path, shared, calls, finished)
         position = np.full(len(y), -1)
         position[sample] = np.arange(len(sample))
         y_s, w_s = y[sample], weights[sample]

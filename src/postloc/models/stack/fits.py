@@ -17,14 +17,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 #: probabilities are floored here before the log, so a class a regression never saw stays finite
 LOG_FLOOR = 1e-6
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 
@@ -141,7 +140,7 @@ def log_proba(X: Any, regression: Regression, n_classes: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PathTask:
-    """One learner's C path on one inner fold: fit on ``fit_idx``, score ``held_idx`` (rows of ``X``)."""
+    """One learner's C path on one inner fold: fit on ``fit_idx``, score ``held_idx`` (rows of its matrix)."""
 
     learner: int
     fold: int
@@ -150,9 +149,16 @@ class PathTask:
 
 
 def c_path(
-    X: Any, y: np.ndarray, weights: np.ndarray, task: PathTask, grid: Sequence[float], max_iter: int, n_classes: int
+    matrices: Sequence[Any],
+    y: np.ndarray,
+    weights: np.ndarray,
+    task: PathTask,
+    grid: Sequence[float],
+    max_iter: int,
+    n_classes: int,
 ) -> list[np.ndarray]:
     """Held-out log-probabilities of ``task``'s fold for each C of ``grid`` (ascending), warm-started along it."""
+    X = matrices[task.learner]
     X_fit, y_fit, w_fit, X_held = X[task.fit_idx], y[task.fit_idx], weights[task.fit_idx], X[task.held_idx]
     previous: Regression | None = None
     out = []
@@ -162,12 +168,42 @@ def c_path(
     return out
 
 
-def run_all(fn: Callable[[T], R], items: Sequence[T], n_jobs: int) -> list[R]:
-    """``[fn(item) for item in items]``, on ``n_jobs`` threads (the solvers' sparse products release the GIL).
+def refit(
+    matrices: Sequence[Any], y: np.ndarray, weights: np.ndarray, learner: int, C: float, max_iter: int, n_classes: int
+) -> Regression:
+    """A learner's final regression on every post."""
+    return fit_logreg(matrices[learner], y, weights, C, max_iter, n_classes)
 
-    The results come back in ``items``' order, so the model does not depend on which thread ran what.
+
+class Executor(Protocol):
+    """Runs independent calls ``fn(*shared, *args)`` and returns their results in ``calls``' order.
+
+    ``shared`` holds what every call reads (the feature matrices, labels and weights), so an
+    executor that ships work elsewhere (:class:`postloc.scale.ray_fits.RayExecutor`) sends it once.
+    ``done(i)`` is called as call ``i`` finishes, in any order (progress). ``fn`` is a module-level
+    function, so it can be pickled.
     """
-    if n_jobs <= 1 or len(items) <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(n_jobs, len(items))) as pool:
-        return list(pool.map(fn, items))
+
+    def map(
+        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Callable[[int], None]
+    ) -> list[R]: ...
+
+
+@dataclass(frozen=True)
+class ThreadExecutor:
+    """The calls on ``n_jobs`` threads of this process (torch's products release the GIL); 1: one after another."""
+
+    n_jobs: int = 1
+
+    def map(
+        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Callable[[int], None]
+    ) -> list[R]:
+        def one(i: int) -> R:
+            result = fn(*shared, *calls[i])
+            done(i)
+            return result
+
+        if self.n_jobs <= 1 or len(calls) <= 1:
+            return [one(i) for i in range(len(calls))]
+        with ThreadPoolExecutor(max_workers=min(self.n_jobs, len(calls))) as pool:
+            return list(pool.map(one, range(len(calls))))

@@ -1,0 +1,133 @@
+"""``stack`` at scale (issue 27): its regressions, the inner sample, executors that give the same model, progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from postloc.cli import main
+from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
+from postloc.models import create_model
+from postloc.models.stack.fits import PathTask, ThreadExecutor, c_path, fit_logreg, log_proba
+
+QUICK = {"c_grid": (0.3, 3.0), "inner_folds": 3, "max_iter": 300, "char_ngrams": (3, 3)}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    data = make_synthetic(SyntheticFeaturesConfig(n_pois=5, n_posts=600, seed=3, text_signal=0.3, tag_signal=0.5))
+    return {s: data.posts[data.posts["split"] == s].reset_index(drop=True) for s in ("train", "val", "test")}
+
+
+def _problem(n: int = 600, d: int = 40, k: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    X = rng.normal(0, 1, (n, d)) + np.eye(k, d)[y] * 1.5
+    return X, y, rng.uniform(0.5, 2.0, n)
+
+
+def test_fit_logreg_reaches_scikit_learns_optimum():
+    """The same objective as LogisticRegression(C, sample_weight): the same probabilities, to the solvers' tolerance."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, w = _problem()
+    ours = fit_logreg(X, y, w, 0.5, 1000, 4)
+    theirs = LogisticRegression(C=0.5, max_iter=1000, tol=1e-8).fit(X, y, sample_weight=w)
+    assert np.allclose(np.exp(log_proba(X, ours, 4)), theirs.predict_proba(X), atol=2e-3)
+
+
+def test_fit_logreg_keeps_unseen_classes_finite_and_handles_one_class():
+    X, y, w = _problem(k=3)
+    regression = fit_logreg(X, y, w, 1.0, 300, 5)  # classes 3 and 4 never seen
+    proba = np.exp(log_proba(X, regression, 5))
+    assert regression.seen == [0, 1, 2] and np.allclose(proba.sum(axis=1), 1.0) and proba[:, 3:].max() < 1e-5
+    constant = fit_logreg(X, np.zeros(len(y), dtype=int), w, 1.0, 300, 5)
+    assert np.exp(log_proba(X[:2], constant, 5))[:, 0].min() > 0.99
+
+
+def test_warm_started_path_lands_where_cold_fits_do():
+    X, y, w = _problem(seed=1)
+    task = PathTask(0, 0, np.arange(400), np.arange(400, 600))
+    warm = c_path((X,), y, w, task, [0.1, 1.0, 10.0], 1000, 4)
+    for C, held in zip([0.1, 1.0, 10.0], warm, strict=True):
+        cold = log_proba(X[400:], fit_logreg(X[:400], y[:400], w[:400], C, 1000, 4), 4)
+        assert np.allclose(np.exp(held), np.exp(cold), atol=5e-3)
+
+
+def test_thread_counts_give_the_same_model(splits):
+    one = create_model("stack", {**QUICK, "n_jobs": 1}).fit(splits["train"], splits["val"])
+    two = create_model("stack", {**QUICK, "n_jobs": 2}).fit(splits["train"], splits["val"])
+    assert [ln.C for ln in one.learners_] == [ln.C for ln in two.learners_]
+    assert np.array_equal(one.weights_, two.weights_)
+    assert np.allclose(one.predict_proba(splits["test"]), two.predict_proba(splits["test"]), atol=1e-6)
+
+
+def test_inner_sample_takes_whole_users_up_to_its_size():
+    users = [f"u{i}" for i in range(50) for _ in range(i % 7 + 1)] + ["heavy"] * 400
+    posts = pd.DataFrame({"user": users})
+    model = create_model("stack", {"c_sample_posts": 60})
+    sample = model._inner_sample(posts)
+    chosen = posts.iloc[sample]
+    assert 60 <= len(sample) <= 90 and "heavy" not in set(chosen["user"])
+    counts = chosen["user"].value_counts()
+    assert all(counts[u] == (posts["user"] == u).sum() for u in counts.index)  # whole users only
+    assert np.array_equal(sample, model._inner_sample(posts))  # seeded
+    assert len(create_model("stack", {"c_sample_posts": 0})._inner_sample(posts)) == len(posts)
+
+
+def test_a_sampled_fit_uses_every_post_for_the_refit(splits):
+    everyone = len(splits["train"]) + len(splits["val"])
+    model = create_model("stack", {**QUICK, "c_sample_posts": everyone // 3, "learners": ["words"]})
+    model.fit(splits["train"], splits["val"])
+    full = create_model("stack", {**QUICK, "learners": ["words"]}).fit(splits["train"], splits["val"])
+    accuracy = [
+        (m.predict_proba(splits["test"]).argmax(axis=1) == m._class_index(splits["test"])).mean()
+        for m in (model, full)
+    ]
+    assert accuracy[0] > 0.5 and abs(accuracy[0] - accuracy[1]) < 0.1
+
+
+def test_progress_lines_off_a_terminal(splits, capsys):
+    create_model("stack", {**QUICK, "learners": ["words"]}).fit(splits["train"], splits["val"], progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert any("inner fold 1/3" in line for line in lines) and any("refit on" in line for line in lines)
+    create_model("stack", {**QUICK, "learners": ["words"]}).fit(splits["train"], splits["val"])
+    assert capsys.readouterr().err == ""  # library callers stay quiet by default
+
+
+def test_executor_sees_every_call_in_order(splits):
+    seen = []
+
+    class Recording(ThreadExecutor):
+        def map(self, fn, shared, calls, done):
+            seen.append((fn.__name__, len(calls)))
+            return super().map(fn, shared, calls, done)
+
+    create_model("stack", QUICK).fit(splits["train"], splits["val"], executor=Recording(2))
+    assert seen == [("c_path", 3 * 3), ("refit", 3)]  # words, chars and image x 3 inner folds, then 3 refits
+
+
+def test_engine_ray_with_a_model_without_regressions_is_one_line(tmp_path, capsys):
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "dresden", "--out", str(prepared), "--quiet"]) == 0
+    code = main(["train", "--data", str(prepared), "--out", str(tmp_path / "run"), "--model", "majority"] + ["--engine", "ray"])
+    assert code == 2
+    assert "--engine ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_model(splits):
+    ray = pytest.importorskip("ray")
+    from postloc.scale._ray import RaySettings
+    from postloc.scale.ray_fits import RayExecutor
+
+    local = create_model("stack", QUICK).fit(splits["train"], splits["val"])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        remote = create_model("stack", QUICK).fit(splits["train"], splits["val"], executor=RayExecutor(RaySettings()))
+    finally:
+        ray.shutdown()
+    assert [ln.C for ln in local.learners_] == [ln.C for ln in remote.learners_]
+    assert np.allclose(local.weights_, remote.weights_, atol=1e-6)
+    assert np.allclose(local.predict_proba(splits["test"]), remote.predict_proba(splits["test"]), atol=1e-6)
