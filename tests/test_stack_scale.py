@@ -82,8 +82,7 @@ def test_a_sampled_fit_uses_every_post_for_the_refit(splits):
     model.fit(splits["train"], splits["val"])
     full = create_model("stack", {**QUICK, "learners": ["words"]}).fit(splits["train"], splits["val"])
     accuracy = [
-        (m.predict_proba(splits["test"]).argmax(axis=1) == m._class_index(splits["test"])).mean()
-        for m in (model, full)
+        (m.predict_proba(splits["test"]).argmax(axis=1) == m._class_index(splits["test"])).mean() for m in (model, full)
     ]
     assert accuracy[0] > 0.5 and abs(accuracy[0] - accuracy[1]) < 0.1
 
@@ -111,7 +110,8 @@ def test_executor_sees_every_call_in_order(splits):
 def test_engine_ray_with_a_model_without_regressions_is_one_line(tmp_path, capsys):
     prepared = tmp_path / "prepared"
     assert main(["prepare", "dresden", "--out", str(prepared), "--quiet"]) == 0
-    code = main(["train", "--data", str(prepared), "--out", str(tmp_path / "run"), "--model", "majority"] + ["--engine", "ray"])
+    run = ["train", "--data", str(prepared), "--out", str(tmp_path / "run"), "--model", "majority"]
+    code = main([*run, "--engine", "ray"])
     assert code == 2
     assert "--engine ray" in capsys.readouterr().err
 

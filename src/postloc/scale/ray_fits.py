@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from postloc.models.stack.fits import Done
 from postloc.scale._ray import RaySettings, ray_session
 
 R = TypeVar("R")
@@ -40,7 +41,7 @@ class RayExecutor:
     cpus_per_task: int = 1
 
     def map(
-        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Callable[[int], None]
+        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Done
     ) -> list[R]:
         with ray_session(self.settings, workers=len(calls)) as ray:
             refs = [ray.put(value) for value in shared]

@@ -25,6 +25,8 @@ import numpy as np
 LOG_FLOOR = 1e-6
 
 R = TypeVar("R")
+#: called with a call's index as it finishes (progress)
+Done = Callable[[int], None]
 
 
 @dataclass
@@ -185,7 +187,7 @@ class Executor(Protocol):
     """
 
     def map(
-        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Callable[[int], None]
+        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Done
     ) -> list[R]: ...
 
 
@@ -196,7 +198,7 @@ class ThreadExecutor:
     n_jobs: int = 1
 
     def map(
-        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Callable[[int], None]
+        self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Done
     ) -> list[R]:
         def one(i: int) -> R:
             result = fn(*shared, *calls[i])
