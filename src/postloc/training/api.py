@@ -241,7 +241,7 @@ def _fit_and_summarise(
         )
         if not model.epoch_based:
             options = {
-                "progress": progress if progress is not None else (None if config.trainer.progress else False),
+                "progress": progress if progress is not None else config.trainer.progress,
                 "executor": executor,
             }
             run_args = {key: value for key, value in options.items() if key in model.fit_options}
