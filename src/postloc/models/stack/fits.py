@@ -112,12 +112,14 @@ def _tensor(X: Any) -> Any:
     if not issparse(X):
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     X = X.tocsr()
+    # int32 indices and float32 values share scipy's arrays (no copy) while the matrix fits them
+    index = np.int32 if X.nnz < 2**31 and max(X.shape) < 2**31 else np.int64
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the two products used here are not
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
-            torch.from_numpy(X.indptr.astype(np.int64)),
-            torch.from_numpy(X.indices.astype(np.int64)),
-            torch.from_numpy(X.data.astype(np.float32)),
+            torch.from_numpy(X.indptr.astype(index, copy=False)),
+            torch.from_numpy(X.indices.astype(index, copy=False)),
+            torch.from_numpy(X.data.astype(np.float32, copy=False)),
             size=X.shape,
             check_invariants=False,  # scipy's CSR is valid by construction
         )

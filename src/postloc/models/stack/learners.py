@@ -105,6 +105,7 @@ class _TfidfLearner(Learner):
             max_features=config.max_features,
             sublinear_tf=True,
             vocabulary=vocabulary,
+            dtype=np.float32,  # the regressions run in float32: half the memory of the char n-gram matrix
         )
 
     def _docs(self, posts: pd.DataFrame) -> list[Any]:
