@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
+from postloc.text.names import names_place
 from postloc.text.normalize import match_key
 
 
@@ -16,9 +17,26 @@ def count_hashtags(hashtag_lists: Iterable[list[str]]) -> Counter:
     return counts
 
 
-def frequent_hashtags(counts: Counter, min_count: int) -> set[str]:
-    """Hashtags used by at least ``min_count`` posts (paper: 50). ``min_count <= 1`` keeps all."""
-    return {tag for tag, n in counts.items() if n >= min_count}
+def frequent_hashtags(counts: Counter, min_count: int, places: Collection[str] = ()) -> set[str]:
+    """Hashtags used by at least ``min_count`` posts (paper: 50), and every one that names a place.
+
+    ``places`` are :func:`postloc.text.names.place_keys` of the POI table (its labels and names):
+    ``#perth`` or ``#flindersstreetstation`` is the evidence for a label, so it stays whatever its
+    count. That uses the table of POIs, not any post's own label (docs/data.md). ``min_count <= 1``
+    keeps all.
+    """
+    return {tag for tag, n in counts.items() if n >= min_count or names_place(tag, places)}
+
+
+def place_hashtags(tags: Iterable[str], places: Collection[str]) -> list[str]:
+    """The tags among ``tags`` that name a place of ``places`` (sorted): what the count alone would drop."""
+    return sorted({tag for tag in tags if names_place(tag, places)})
+
+
+def passing_pois(posts: Mapping[str, int], users: Mapping[str, int], min_posts: int, min_users: int) -> set[str]:
+    """POIs with at least ``min_posts`` posts and ``min_users`` users: the one rule of prepare's small-POI
+    filter (both engines) and of quickstart's prediction of it, so the two cannot disagree."""
+    return {poi for poi, n in posts.items() if n >= min_posts and users.get(poi, 0) >= min_users}
 
 
 def duplicate_key(user: str | None, text: str, hashtags: list[str], place: str | None) -> tuple | None:

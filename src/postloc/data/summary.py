@@ -13,6 +13,7 @@ FUNNEL_ORDER = (
     "read",
     "skipped_bad",
     "dropped_language",
+    "kept_hashtags_name_place",
     "dropped_duplicate",
     "dropped_no_poi_label",
     "dropped_no_coordinates",
@@ -38,13 +39,22 @@ def split_stats(posts: int, users: int, pois: int, with_text: int, with_tags: in
     }
 
 
+#: how a funnel step reads in summary.md, where its key alone would not say it
+FUNNEL_LABELS = {"kept_hashtags_name_place": "kept: hashtags name a place"}
+
+
 def assemble_summary(
-    stats_of: Callable[[str | None], dict[str, Any]], funnel: Mapping[str, int], n_vocabulary: int
+    stats_of: Callable[[str | None], dict[str, Any]],
+    funnel: Mapping[str, int],
+    n_vocabulary: int,
+    n_place_hashtags: int = 0,
 ) -> dict[str, Any]:
-    """The summary from ``stats_of(split)`` (``None``: all posts), the funnel and the vocabulary size."""
+    """The summary from ``stats_of(split)`` (``None``: all posts), the funnel and the vocabulary size
+    (``n_place_hashtags`` of its tags are below ``--min-hashtag-count``, kept because they name a POI)."""
     summary: dict[str, Any] = {
         "all": stats_of(None),
         "hashtag_vocabulary": n_vocabulary,
+        "hashtag_vocabulary_place_names": n_place_hashtags,
         "funnel": {k: int(funnel.get(k, 0)) for k in FUNNEL_ORDER},
     }
     summary["funnel"]["pois_dropped"] = int(funnel.get("pois_dropped", 0))
@@ -64,11 +74,16 @@ def _stats(posts: pd.DataFrame) -> dict[str, Any]:
     )
 
 
-def build_summary(posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int) -> dict[str, Any]:
+def build_summary(
+    posts: pd.DataFrame, funnel: Mapping[str, int], n_vocabulary: int, n_place_hashtags: int = 0
+) -> dict[str, Any]:
     """The summary of prepared ``posts`` held in a DataFrame (the memory engine): one row per post
     with ``user``, ``poi``, ``split`` and the booleans ``has_text``, ``has_hashtags``, ``has_image``."""
     return assemble_summary(
-        lambda split: _stats(posts if split is None else posts[posts["split"] == split]), funnel, n_vocabulary
+        lambda split: _stats(posts if split is None else posts[posts["split"] == split]),
+        funnel,
+        n_vocabulary,
+        n_place_hashtags,
     )
 
 
@@ -92,10 +107,15 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
                 cell += f" ({stats[share]:.0%})"
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append(f"| Hashtag vocabulary (kept) | {summary['hashtag_vocabulary']:,} |" + " |" * (len(columns) - 1))
+    vocabulary = f"{summary['hashtag_vocabulary']:,}"
+    if summary.get("hashtag_vocabulary_place_names"):
+        vocabulary += f" ({summary['hashtag_vocabulary_place_names']:,} below the count, kept: they name a POI)"
+    lines.append(f"| Hashtag vocabulary (kept) | {vocabulary} |" + " |" * (len(columns) - 1))
     funnel = summary["funnel"]
     lines += ["", "| step | posts |", "|---|---:|"]
     lines += [
-        f"| {key.replace('_', ' ')} | {value:,} |" for key, value in funnel.items() if value or key in ("read", "kept")
+        f"| {FUNNEL_LABELS.get(key, key.replace('_', ' '))} | {value:,} |"
+        for key, value in funnel.items()
+        if value or key in ("read", "kept")
     ]
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ stays whole otherwise.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import regex
 
@@ -74,3 +74,33 @@ def segment(squashed: str, vocabulary: Collection[str]) -> list[str] | None:
         tokens.append(squashed[i : i + step[1]])
         i += step[1]
     return tokens
+
+
+#: a place key shorter than this names nothing a hashtag could be told by (``#a``, ``#uk`` is 2: kept)
+MIN_PLACE_KEY_CHARS = 2
+
+
+def place_keys(names: Iterable[str | None]) -> frozenset[str]:
+    """The squashed forms under which a hashtag names one of ``names`` (POI labels and names).
+
+    Each name gives its whole squashed form ("Flinders Street Station" -> ``flindersstreetstation``)
+    and that of each comma-separated part ("Brighton Beach, Victoria" -> ``brightonbeach``,
+    ``victoria``), so a location name with its region still meets the tag people write. Numbers
+    (an Instagram location id used as the label) and keys shorter than :data:`MIN_PLACE_KEY_CHARS`
+    name nothing.
+    """
+    keys: set[str] = set()
+    for name in names:
+        if not name:
+            continue
+        parts = str(name).split(",")
+        for part in [str(name), *parts] if len(parts) > 1 else [str(name)]:
+            key = squash(part)
+            if len(key) >= MIN_PLACE_KEY_CHARS and not key.isdigit():
+                keys.add(key)
+    return frozenset(keys)
+
+
+def names_place(tag: str, keys: Collection[str]) -> bool:
+    """Whether the hashtag key ``tag`` names a place of :func:`place_keys` (``#FlindersStreetStation``, ``#perth``)."""
+    return bool(keys) and squash(tag) in keys

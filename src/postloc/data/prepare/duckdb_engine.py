@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from postloc.data.filters import passing_pois
 from postloc.data.pois import (
     EARTH_RADIUS_KM,
     POI_METHODS,
@@ -41,11 +42,20 @@ from postloc.data.pois import (
 from postloc.data.prepare.config import PrepareConfig
 from postloc.data.prepare.duckdb_connection import FETCH_ROWS, arrow_batches, connect, plain_path, quote, scalar
 from postloc.data.prepare.poi_sample import assign_to_sample_clusters
-from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_message, progress_bar, write_csv
+from postloc.data.prepare.steps import (
+    SPOOL_BATCH,
+    PreparedPostsWriter,
+    empty_message,
+    progress_bar,
+    settle_spool,
+    spool_place_keys,
+    write_csv,
+)
 from postloc.data.splits import SPLITS, assign_users
 from postloc.data.summary import assemble_summary, split_stats
 from postloc.errors import EmptyDatasetError, PostlocError
 from postloc.io.escape import HASHTAG_TEXT_COLUMNS, csv_guard_columns
+from postloc.text.names import names_place
 
 
 def build_duckdb(
@@ -59,16 +69,23 @@ def build_duckdb(
 ) -> tuple[dict[str, Any], str]:
     """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method).
 
+    The held posts (judged outside ``--languages``) are settled first, in Python, as the default
+    engine does (:func:`settle_spool`); the duplicates are left to SQL.
+
     DuckDB sees ``work`` and ``spool`` by plain paths (:func:`plain_path`): the output's name is
     the user's, and DuckDB would read ``?``, ``\\`` or ``*`` in it as options, separators or globs.
     """
+    places = spool_place_keys(spool, config, known_centres)
+    settle_spool(spool, places, funnel, keys_only=True)
     with contextlib.ExitStack() as paths:
         plain_work = paths.enter_context(plain_path(work))
         plain_spool = paths.enter_context(plain_path(spool.parent)) / spool.name
         scratch = plain_work / ".duckdb"
         con = connect(scratch, config.memory_limit)
         try:
-            return _build(con, plain_spool, plain_work, scratch, config, funnel, known_centres, source, show_progress)
+            return _build(
+                con, plain_spool, plain_work, scratch, config, funnel, known_centres, source, show_progress, places
+            )
         finally:
             con.close()
             shutil.rmtree(scratch, ignore_errors=True)
@@ -84,6 +101,7 @@ def _build(
     known_centres: pd.DataFrame | None,
     source: Path,
     show_progress: bool,
+    places: frozenset[str],
 ) -> tuple[dict[str, Any], str]:
     n_spool = _load_spool(con, spool)
     n_posts = scalar(con, "SELECT count(*) FROM p")
@@ -93,7 +111,7 @@ def _build(
         raise EmptyDatasetError(empty_message(source, funnel, "after reading and cleaning"))
 
     method = _assign_pois(con, scratch, config, funnel)
-    vocabulary = _count_hashtags(con, config)
+    vocabulary = _count_hashtags(con, config, places)
     _filter(con, config, funnel)
     if scalar(con, "SELECT count(*) FROM kept") == 0:
         raise EmptyDatasetError(empty_message(source, funnel, "after the POI filters"))
@@ -102,7 +120,7 @@ def _build(
 
     pois = _poi_table(con, known_centres)
     _write_posts(con, spool, vocabulary, work, n_posts, show_progress)
-    _write_hashtags(con, work / "hashtags.csv", config.min_hashtag_count)
+    _write_hashtags(con, work / "hashtags.csv")
     posts_parquet = quote(str(work / "posts.parquet"))
     if method != "labels":
         named = _names_from_hashtags(con, posts_parquet)
@@ -110,7 +128,8 @@ def _build(
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
     write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
-    return _summary(con, posts_parquet, funnel, len(vocabulary)), method
+    n_places = scalar(con, "SELECT count(*) FROM tags WHERE kept AND posts < ?", [config.min_hashtag_count])
+    return _summary(con, posts_parquet, funnel, len(vocabulary), n_places), method
 
 
 # --- step 3: duplicates --------------------------------------------------------------------
@@ -231,15 +250,33 @@ def _fetch_numpy(con, sql: str) -> list[np.ndarray]:
 # --- step 5 and 6: hashtags, empty posts, small POIs --------------------------------------
 
 
-def _count_hashtags(con, config: PrepareConfig) -> set[str]:
-    """Table ``tags`` (posts per hashtag over posts with a POI); returns the kept vocabulary."""
-    con.execute("""
+def _count_hashtags(con, config: PrepareConfig, places: frozenset[str]) -> set[str]:
+    """Table ``tags`` (posts per hashtag over posts with a POI, and ``kept``); returns the kept vocabulary.
+
+    A tag is kept when it is used often enough or names a POI (:func:`postloc.data.filters.frequent_hashtags`):
+    the rarer tags are streamed to Python only when there are place names to test them against.
+    """
+    con.execute(
+        """
         CREATE TABLE tags AS
-        SELECT tag, count(*) AS posts
+        SELECT tag, count(*) AS posts, count(*) >= $min AS kept
         FROM (SELECT unnest(list_distinct(hashtags)) AS tag FROM p WHERE poi IS NOT NULL)
         GROUP BY tag
-    """)
-    rows = con.execute("SELECT tag FROM tags WHERE posts >= ?", [config.min_hashtag_count]).fetchall()
+    """,
+        {"min": config.min_hashtag_count},
+    )
+    if places:
+        named = [
+            tag
+            for batch in arrow_batches(con, "SELECT tag FROM tags WHERE NOT kept")
+            for tag in batch.column(0).to_pylist()
+            if names_place(tag, places)
+        ]
+        if named:
+            con.register("named_view", pd.DataFrame({"tag": pd.Series(named, dtype=object)}))
+            con.execute("UPDATE tags SET kept = TRUE WHERE tag IN (SELECT tag FROM named_view)")
+            con.unregister("named_view")
+    rows = con.execute("SELECT tag FROM tags WHERE kept").fetchall()
     return {tag for (tag,) in rows}
 
 
@@ -250,23 +287,26 @@ def _filter(con, config: PrepareConfig, funnel: Counter) -> None:
     if config.drop_empty:
         content = """(n_text > 0 OR n_images > 0 OR rn IN (
             SELECT rn FROM (SELECT rn, unnest(hashtags) AS tag FROM p WHERE poi IS NOT NULL) AS t
-            SEMI JOIN tags ON t.tag = tags.tag AND tags.posts >= $min_tag))"""
+            SEMI JOIN tags ON t.tag = tags.tag AND tags.kept))"""
     con.execute(
         f"""CREATE TABLE kept AS SELECT rn, k, poi, lat, lon, "user", poi_name FROM p
-                    WHERE poi IS NOT NULL AND {content}""",
-        {"min_tag": config.min_hashtag_count} if config.drop_empty else {},
+                    WHERE poi IS NOT NULL AND {content}"""
     )
     if config.drop_empty:
         funnel["dropped_empty"] = n_poi - scalar(con, "SELECT count(*) FROM kept")
-    con.execute(
-        """
-        CREATE TABLE poi_stats AS
-        SELECT poi, count(*) >= $posts
-               AND count(DISTINCT "user") + count(*) FILTER (WHERE "user" IS NULL) >= $users AS good
+    stats = con.execute("""
+        SELECT poi, count(*) AS posts, count(DISTINCT "user") + count(*) FILTER (WHERE "user" IS NULL) AS users
         FROM kept GROUP BY poi
-    """,
-        {"posts": config.min_poi_posts, "users": config.min_poi_users},
+    """).df()
+    posts = dict(zip(stats["poi"], stats["posts"].astype(int), strict=True))
+    users = dict(zip(stats["poi"], stats["users"].astype(int), strict=True))
+    good = passing_pois(posts, users, config.min_poi_posts, config.min_poi_users)
+    con.register(
+        "poi_stats_view",
+        pd.DataFrame({"poi": stats["poi"].astype(object), "good": stats["poi"].isin(good).astype(bool)}),
     )
+    con.execute("CREATE TABLE poi_stats AS SELECT * FROM poi_stats_view")
+    con.unregister("poi_stats_view")
     before = scalar(con, "SELECT count(*) FROM kept")
     con.execute("DELETE FROM kept WHERE poi IN (SELECT poi FROM poi_stats WHERE NOT good)")
     funnel["dropped_small_poi"] = before - scalar(con, "SELECT count(*) FROM kept")
@@ -399,11 +439,9 @@ def _write_posts(con, spool: Path, vocabulary: set[str], work: Path, n_posts: in
             bar.update(1)
 
 
-def _write_hashtags(con, path: Path, min_count: int) -> None:
+def _write_hashtags(con, path: Path) -> None:
     """hashtags.csv (hashtag, posts, kept) by posts descending then tag, in bounded chunks."""
-    reader = arrow_batches(
-        con, "SELECT tag AS hashtag, posts, posts >= ? AS kept FROM tags ORDER BY posts DESC, tag", [min_count]
-    )
+    reader = arrow_batches(con, "SELECT tag AS hashtag, posts, kept FROM tags ORDER BY posts DESC, tag")
     header = True
     with open(path, "w", encoding="utf-8", newline="") as handle:
         for batch in reader:
@@ -441,7 +479,7 @@ def _names_from_hashtags(con, posts_parquet: str, *, top: int = 2, min_share: fl
     return {poi: " ".join(tags) for poi, tags in names.items()}
 
 
-def _summary(con, posts_parquet: str, funnel: Counter, n_vocabulary: int) -> dict[str, Any]:
+def _summary(con, posts_parquet: str, funnel: Counter, n_vocabulary: int, n_places: int) -> dict[str, Any]:
     """summary.build_summary from SQL counts over the written posts."""
 
     def stats(split: str | None) -> dict[str, Any]:
@@ -455,4 +493,4 @@ def _summary(con, posts_parquet: str, funnel: Counter, n_vocabulary: int) -> dic
         """).fetchall()[0]
         )
 
-    return assemble_summary(stats, funnel, n_vocabulary)
+    return assemble_summary(stats, funnel, n_vocabulary, n_places)

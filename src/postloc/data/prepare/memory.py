@@ -15,10 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from postloc.data.filters import count_hashtags, frequent_hashtags
+from postloc.data.filters import count_hashtags, frequent_hashtags, passing_pois
 from postloc.data.pois import cluster_coordinates, name_from_hashtags, name_unnamed_by_coordinates, poi_table
 from postloc.data.prepare.config import PrepareConfig
-from postloc.data.prepare.steps import SPOOL_BATCH, PreparedPostsWriter, empty_message, progress, write_csv
+from postloc.data.prepare.steps import (
+    SPOOL_BATCH,
+    PreparedPostsWriter,
+    empty_message,
+    progress,
+    settle_spool,
+    spool_place_keys,
+    write_csv,
+)
 from postloc.data.splits import user_disjoint_split
 from postloc.data.summary import build_summary
 from postloc.errors import EmptyDatasetError, PostlocError
@@ -35,6 +43,8 @@ def build_in_memory(
     show_progress: bool,
 ) -> tuple[dict[str, Any], str]:
     """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method)."""
+    places = spool_place_keys(spool, config, known_centres)
+    settle_spool(spool, places, funnel, keys_only=False)
     meta = pd.read_parquet(spool, columns=["poi", "lat", "lon", "user", "poi_name", "n_text", "n_images"])
     if meta.empty:
         raise EmptyDatasetError(empty_message(source, funnel, "after reading and cleaning"))
@@ -42,7 +52,7 @@ def build_in_memory(
     method = _assign_pois(meta, config, funnel)
     has_poi = meta["poi"].notna().to_numpy()
     counts = count_hashtags(_spool_column(spool, "hashtags", has_poi))
-    vocabulary = frequent_hashtags(counts, config.min_hashtag_count)
+    vocabulary = frequent_hashtags(counts, config.min_hashtag_count, places)
     kept_tags = np.fromiter(
         (any(t in vocabulary for t in tags) for tags in _spool_column(spool, "hashtags")), bool, len(meta)
     )
@@ -73,7 +83,9 @@ def build_in_memory(
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
     write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
-    return build_summary(_written_posts(work / "posts.parquet"), funnel, n_vocabulary=len(vocabulary)), method
+    n_places = sum(1 for tag in vocabulary if counts[tag] < config.min_hashtag_count)
+    summary = build_summary(_written_posts(work / "posts.parquet"), funnel, len(vocabulary), n_places)
+    return summary, method
 
 
 def _written_posts(path: Path) -> pd.DataFrame:
@@ -147,7 +159,9 @@ def _filter_small_pois(meta: pd.DataFrame, keep: np.ndarray, config: PrepareConf
     anonymous = kept["user"].isna()
     stats = kept.groupby("poi").agg(posts=("poi", "size"), users=("user", "nunique"))
     stats["users"] += anonymous.groupby(kept["poi"]).sum().reindex(stats.index, fill_value=0)
-    good = stats.index[(stats["posts"] >= config.min_poi_posts) & (stats["users"] >= config.min_poi_users)]
+    good = sorted(
+        passing_pois(stats["posts"].to_dict(), stats["users"].to_dict(), config.min_poi_posts, config.min_poi_users)
+    )
     small = keep & ~meta["poi"].isin(good).to_numpy()
     funnel["dropped_small_poi"] = int(small.sum())
     funnel["pois_dropped"] = int(len(stats) - len(good))

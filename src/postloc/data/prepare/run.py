@@ -99,10 +99,13 @@ def filter_notes(summary: dict[str, Any], config: PrepareConfig, out_dir: Path) 
     """Thresholds that removed most of the data (the paper's defaults on a small set): say which option to change."""
     notes = []
     funnel = summary.get("funnel") or {}
-    if not summary.get("hashtag_vocabulary") and _has_data_row(out_dir / "hashtags.csv"):
+    places = summary.get("hashtag_vocabulary_place_names", 0)  # kept below the count: they name a POI
+    if summary.get("hashtag_vocabulary", 0) == places and _has_data_row(out_dir / "hashtags.csv"):
+        but = f" but for the {places:,} that name a POI" if places else ""
         notes.append(
-            f"no hashtag is used by {config.min_hashtag_count} or more posts, so the hashtag vocabulary is empty and "
-            "no model sees a hashtag; lower --min-hashtag-count (the paper's 50 suits tens of thousands of posts)"
+            f"no hashtag is used by {config.min_hashtag_count} or more posts, so the hashtag vocabulary is empty{but} "
+            "and no model sees another hashtag; lower --min-hashtag-count (the paper's 50 suits tens of thousands "
+            "of posts)"
         )
     read, kept = funnel.get("read", 0), funnel.get("kept", 0)
     if read and kept < 0.5 * read:

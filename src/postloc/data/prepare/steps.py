@@ -26,6 +26,7 @@ from postloc.data.prepare.config import PrepareConfig
 from postloc.text.hashtags import post_hashtags
 from postloc.text.language import detect_languages
 from postloc.text.language import unload as unload_language_model
+from postloc.text.names import names_place, place_keys
 from postloc.text.normalize import normalize_text
 
 SPOOL_BATCH = 8192  # spool rows per batch; also the prepared posts per Parquet row group
@@ -36,8 +37,9 @@ PREPARED_COLUMNS = ("id", "text", "image", "poi_name", "lat", "lon", "user", "cr
 # --- step 1-3: read, normalise, language, duplicates -> spool -----------------------------
 
 
-def spool_schema(*, keys: bool = False):
-    """The spool's columns; with ``keys`` also ``dupkey``, the duplicate key's digest (binary)."""
+def spool_schema(*, keys: bool = False, held: bool = False):
+    """The spool's columns; with ``keys`` also ``dupkey``, the duplicate key's digest (binary); with ``held``
+    also ``held``, true for a post judged outside ``--languages`` (kept until :func:`settle_spool`)."""
     import pyarrow as pa
 
     schema = pa.schema(
@@ -58,20 +60,29 @@ def spool_schema(*, keys: bool = False):
             ("extra", pa.string()),
         ]
     )
-    return schema.append(pa.field("dupkey", pa.binary())) if keys else schema
+    if keys:
+        schema = schema.append(pa.field("dupkey", pa.binary()))
+    return schema.append(pa.field("held", pa.bool_())) if held else schema
 
 
 @dataclass
 class CleanedChunk:
     """The spool rows of a chunk of posts, as Arrow columns (cheap to pickle back from a worker).
 
-    ``rows`` follows ``spool_schema(keys=True)``: ``dupkey`` is a 128-bit digest of the duplicate key
-    (:func:`postloc.data.filters.duplicate_key`), null for a post that cannot be a duplicate.
-    Posts whose language is dropped are not in it; ``dropped_language`` counts them.
+    ``rows`` follows ``spool_schema(keys=True, held=True)``: ``dupkey`` is a 128-bit digest of the
+    duplicate key (:func:`postloc.data.filters.duplicate_key`), null for a post that cannot be a
+    duplicate. A post judged outside ``--languages`` is in it with ``held`` true: whether its hashtags
+    name a POI (which keeps it) is known only once every post's POI label has been read
+    (:func:`settle_spool`); ``held`` counts them.
     """
 
     rows: Any  # pyarrow.RecordBatch
-    dropped_language: int
+    held: int
+
+    @property
+    def dropped_language(self) -> int:
+        """Posts judged outside the languages (dropped later unless their hashtags name a POI)."""
+        return self.held
 
 
 def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
@@ -86,7 +97,6 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
     """
     import pyarrow as pa
 
-    n_posts = len(posts)
     texts = [normalize_text(post.text) for post in posts]
     with_text = [i for i, text in enumerate(texts) if text]
     langs: list[str | None] = [None] * len(posts)
@@ -95,8 +105,7 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
         judged = detect_languages([texts[i] for i in with_text], min_letters=config.min_language_letters)
         for i, (lang, _) in zip(with_text, judged, strict=True):
             langs[i] = lang
-    kept = [i for i, lang in enumerate(langs) if lang is None or not allowed or lang in allowed]
-    posts, texts, langs = [posts[i] for i in kept], [texts[i] for i in kept], [langs[i] for i in kept]
+    held = [lang is not None and bool(allowed) and lang not in allowed for lang in langs]
     tags = [post_hashtags(post.hashtags, text) for post, text in zip(posts, texts, strict=True)]
     keys: list[bytes | None] = [None] * len(posts)
     if config.drop_duplicates:
@@ -132,10 +141,11 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
         "n_images": [len(paths) for paths in images],
         "extra": extras,
         "dupkey": keys,
+        "held": held,
     }
-    schema = spool_schema(keys=True)
+    schema = spool_schema(keys=True, held=True)
     rows = pa.RecordBatch.from_arrays([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
-    return CleanedChunk(rows, dropped_language=n_posts - len(kept))
+    return CleanedChunk(rows, held=sum(held))
 
 
 def _digest(key: tuple | None) -> bytes | None:
@@ -173,39 +183,115 @@ def spool_clean_posts(
     posts: Iterable, spool: Path, config: PrepareConfig, funnel: Counter, *, keys_only: bool = False
 ) -> None:
     """Steps 1-3 into ``spool``. The memory engine drops duplicates here (a set of 64-bit prefixes
-    of the key digests); with ``keys_only`` each row keeps its digest in a ``dupkey`` column for SQL."""
+    of the key digests); with ``keys_only`` each row keeps its digest in a ``dupkey`` column for SQL.
+
+    With a language filter the posts judged outside it stay, marked ``held``, and keep their digest:
+    :func:`settle_spool` drops them (unless their hashtags name a POI) and then the duplicates, so
+    the language step still comes first, as without held posts.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = spool_schema(keys=keys_only)
+    holding = bool(config.languages)
+    schema = spool_schema(keys=keys_only or holding, held=holding)
     seen: set[int] = set()
     pending: list = []
     n_pending = 0
     with pq.ParquetWriter(spool, schema) as writer:
         for chunk in cleaned(iter(posts), config):
-            funnel["dropped_language"] += chunk.dropped_language
             rows = chunk.rows
-            if not keys_only:
-                first = [True] * rows.num_rows
-                for i, key in enumerate(rows.column("dupkey").to_pylist()):
-                    if key is None:
-                        continue
-                    prefix = int.from_bytes(key[:8], "little")
-                    if prefix in seen:
-                        first[i] = False
-                    else:
-                        seen.add(prefix)
-                dropped = first.count(False)
-                if dropped:
-                    funnel["dropped_duplicate"] += dropped
-                    rows = rows.filter(pa.array(first))
-                rows = rows.drop_columns(["dupkey"])
+            if not holding:
+                rows = rows.drop_columns(["held"])
+            if not keys_only and not holding:
+                rows = _first_of_keys(rows, seen, funnel).drop_columns(["dupkey"])
             pending.append(rows)
             n_pending += rows.num_rows
             if n_pending >= SPOOL_BATCH:
                 writer.write_table(pa.Table.from_batches(pending, schema=schema))
                 pending, n_pending = [], 0
         writer.write_table(pa.Table.from_batches(pending, schema=schema))
+
+
+def _first_of_keys(rows, seen: set[int], funnel: Counter):
+    """``rows`` without the later posts of a duplicate key already in ``seen`` (64-bit prefixes), counted."""
+    import pyarrow as pa
+
+    first = [True] * rows.num_rows
+    for i, key in enumerate(rows.column("dupkey").to_pylist()):
+        if key is None:
+            continue
+        prefix = int.from_bytes(key[:8], "little")
+        if prefix in seen:
+            first[i] = False
+        else:
+            seen.add(prefix)
+    dropped = first.count(False)
+    if dropped:
+        funnel["dropped_duplicate"] += dropped
+        rows = rows.filter(pa.array(first))
+    return rows
+
+
+#: POI methods whose ``poi`` values are not place names (generated ``poi-000`` ids)
+_CLUSTER_METHODS = ("hdbscan", "dbscan", "grid")
+
+
+def spool_place_keys(spool: Path, config: PrepareConfig, known_centres: pd.DataFrame | None) -> frozenset[str]:
+    """The POI table's names as hashtag keys (:func:`postloc.text.names.place_keys`).
+
+    The labels the posts carry (when they are the POIs), their location names (``poi_name``) and the
+    ``--pois`` table's ids and names: the names of the POIs, not any post's own label, so what they
+    keep is the same for a training and a test post (docs/data.md).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    columns = ["poi_name"] if config.poi_method in _CLUSTER_METHODS else ["poi", "poi_name"]
+    names: set[str] = set()
+    for batch in pq.ParquetFile(spool).iter_batches(batch_size=SPOOL_BATCH, columns=columns):
+        for column in batch.columns:
+            names.update(v for v in pc.unique(column).to_pylist() if v)
+    if known_centres is not None:
+        for column in ("name",) if config.poi_method in _CLUSTER_METHODS else ("poi", "name"):
+            if column in known_centres:
+                names.update(str(v) for v in known_centres[column].dropna())
+    return place_keys(sorted(names))
+
+
+def settle_spool(spool: Path, places: frozenset[str], funnel: Counter, *, keys_only: bool) -> None:
+    """Drop the held posts (judged outside ``--languages``) whose hashtags name no POI, then (without
+    ``keys_only``) the later duplicates; rewrite ``spool`` without ``held``. Nothing to do without it.
+
+    A held post whose hashtags name a POI (``#hosierlane`` under a German caption) is kept and counted
+    as ``kept_hashtags_name_place``: the tag is the evidence for its place whatever the caption's language.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(spool)
+    if "held" not in source.schema_arrow.names:
+        return
+    schema = spool_schema(keys=keys_only)
+    settled = spool.with_name(spool.stem + "-settled.parquet")
+    seen: set[int] = set()
+    with pq.ParquetWriter(settled, schema) as writer:
+        for batch in source.iter_batches(batch_size=SPOOL_BATCH):
+            held = batch.column("held").to_pylist()
+            keep = [not h for h in held]
+            held_at = [i for i, h in enumerate(held) if h]
+            if held_at:
+                tags = batch.column("hashtags").take(pa.array(held_at)).to_pylist()
+                for i, post_tags in zip(held_at, tags, strict=True):
+                    keep[i] = any(names_place(tag, places) for tag in post_tags)
+                rescued = sum(keep[i] for i in held_at)
+                funnel["kept_hashtags_name_place"] += rescued
+                funnel["dropped_language"] += len(held_at) - rescued
+                batch = batch.filter(pa.array(keep))
+            batch = batch.drop_columns(["held"])
+            if not keys_only:
+                batch = _first_of_keys(batch, seen, funnel).drop_columns(["dupkey"])
+            writer.write_table(pa.Table.from_batches([batch], schema=schema))
+    settled.replace(spool)
 
 
 @contextmanager
