@@ -70,7 +70,8 @@ def test_a_large_poi_list_does_not_block_the_event_loop(predictor):
     body = answers[0].json()
     assert len(body["pois"]) == len(predictor.pois) + 60_000
     assert body["pois"][-1] == {"poi": "n59999", "name": "word " * 40, "lat": 1.0, "lon": 2.0}
-    assert worst_gap < 0.15, worst_gap
+    # the blocking code stalled the loop 2.1 s here; a loaded 2-core CI machine adds tenths of a second
+    assert worst_gap < 1.0, worst_gap
 
 
 def test_the_poi_list_answer_is_unchanged(predictor):

@@ -156,7 +156,8 @@ def test_the_event_loop_is_not_blocked_while_bodies_are_checked(predictor):
 
     worst_gap, statuses = asyncio.run(scenario())
     assert statuses == [422] * 6 + [200]
-    assert worst_gap < 0.15, worst_gap
+    # the blocking code stalled the loop 4.4 s here; a loaded 2-core CI machine adds tenths of a second
+    assert worst_gap < 1.0, worst_gap
 
 
 @pytest.mark.slow
