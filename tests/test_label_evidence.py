@@ -124,3 +124,99 @@ def test_engines_agree_with_held_posts_and_place_hashtags(jsonl_file, tmp_path):
         assert (tmp_path / "duckdb" / name).read_bytes() == (tmp_path / "memory" / name).read_bytes(), name
     manifest = json.loads((tmp_path / "memory/manifest.json").read_text())
     assert manifest["funnel"]["kept_hashtags_name_place"] == 4  # the German repost is kept, then dropped as a repost
+
+
+# -- quickstart: what its thresholds drop, the settings a user gives, the scan agreeing with prepare ------
+
+
+def _posts(records: list[dict]):
+    from postloc.data.schema import Post
+
+    return [
+        Post(
+            id=r["id"],
+            text=r.get("text"),
+            poi=r.get("poi"),
+            user=r.get("user"),
+            extra={"poi_name": r["poi_name"]} if "poi_name" in r else {},
+        )
+        for r in records
+    ]
+
+
+def test_quickstart_says_which_place_hashtags_its_threshold_would_drop():
+    from postloc.quickstart.choices import choose, profile_posts
+
+    choices = {c.name: c for c in choose(profile_posts(_posts(city_captions())), {"min_hashtag_count": 5})}
+    assert "min-hashtag-count 5 would drop #perth: kept, they name POIs" in choices["min_hashtag_count"].why
+    places = {c.name: c for c in choose(profile_posts(_posts(melbourne_places())))}
+    assert "the language filter would drop 3 post(s) whose hashtags name a POI: kept" in places["languages"].why
+
+
+def test_settings_given_to_quickstart_are_used_and_said_set_by_you(jsonl_file, tmp_path, capsys):
+    from postloc.cli import build_parser
+    from postloc.cli.quickstart import _settings
+    from postloc.data.prepare import ReadOptions
+    from postloc.quickstart.choices import prepare_config
+    from postloc.quickstart.run import QuickstartConfig, _Quickstart
+
+    argv = ["quickstart", "in.jsonl", "--out", "o", "--min-hashtag-count", "7", "--languages", "EN,de"]
+    argv += ["--min-poi-posts", "4", "--min-poi-users", "2"]
+    settings = _settings(build_parser().parse_args(argv))
+    assert settings == {"min_hashtag_count": 7, "languages": "EN,de", "min_poi_posts": 4, "min_poi_users": 2}
+    config = QuickstartConfig(read=ReadOptions(skip_bad=True), settings=settings)
+    choices = _Quickstart(jsonl_file(city_captions()), tmp_path / "qs", config)._choices()
+    prepared = prepare_config(choices)
+    assert (prepared.min_hashtag_count, prepared.languages, prepared.min_poi_posts, prepared.min_poi_users) == (
+        7,
+        ("en", "de"),
+        4,
+        2,
+    )
+    printed = capsys.readouterr().err
+    for line in ("min_hashtag_count = 7: (set by you)", "languages = en,de: (set by you)"):
+        assert line in printed
+    assert "min_poi_posts = 4: (set by you); keeps 3 of 3 POIs" in printed
+    assert "min_poi_users = 2: (set by you)" in printed
+    with pytest.raises(Exception, match="--min-poi-posts must be at least 1"):
+        _settings(build_parser().parse_args(["quickstart", "x", "--out", "o", "--min-poi-posts", "0"]))
+
+
+def test_the_scan_predicts_the_pois_prepare_keeps(jsonl_file, tmp_path):
+    """A POI whose posts the language and duplicate filters thin below the threshold: the raw count says it
+    stays, prepare drops it; the scan now counts as prepare counts."""
+    import re
+
+    from postloc.quickstart.choices import choose, prepare_config, profile_posts
+
+    records = [r for r in city_captions() if not (r["poi"] == "perth" and int(r["id"].split("-")[1]) >= 12)]
+    german = "Heute Nachmittag waren wir mit der ganzen Familie unterwegs, es war wunderschön"
+    for i in range(3):  # perth: 9 English + 3 German (dropped) + 2 reposts (dropped) = 14 raw, 9 kept
+        records[40 + i] = dict(records[40 + i], text=f"{german} Nummer {i}")
+    records += [dict(records[45], id="repost-1"), dict(records[46], id="repost-2")]
+    profile = profile_posts(_posts(records))
+    choices = {c.name: c for c in choose(profile, {"min_poi_posts": 13})}
+    said = re.search(r"keeps (\d+) of (\d+) POIs", choices["min_poi_posts"].why)
+    assert said and said.group(2) == "3" and profile.poi_posts["perth"] == 14
+    result = prepare(jsonl_file(records), tmp_path / "out", prepare_config(choices.values()))
+    assert result.summary["all"]["pois"] == int(said.group(1)) == 2
+
+
+def test_pois_help_and_warning_agree_that_the_name_is_optional(tmp_path, capsys):
+    from postloc.cli import build_parser
+    from postloc.quickstart.run import QuickstartConfig, _Quickstart
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for command in ("prepare", "quickstart"):
+        pois = next(a for a in sub.choices[command]._actions if a.dest == "pois")
+        assert "poi,lat,lon[,name]" in pois.help
+    table = tmp_path / "centres.csv"
+    table.write_text("poi,lat,lon\nsydney,-33.87,151.21\nhobart,-42.88,147.33\n")
+    out = tmp_path / "qs"
+    (out / "prepared").mkdir(parents=True)
+    (out / "prepared/pois.csv").write_text("poi,lat,lon,name,posts,users\nsydney,-33.87,151.21,,20,5\n")
+    _Quickstart(tmp_path / "in.jsonl", out, QuickstartConfig(pois_csv=str(table)))._names()
+    printed = capsys.readouterr().err
+    assert "--pois has no name column (poi,lat,lon[,name]): its POIs give centres only" in printed
+    assert "needs the columns" not in printed

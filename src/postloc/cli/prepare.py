@@ -61,7 +61,9 @@ def add_parser(sub) -> None:
     g.add_argument(
         "--skip-bad", action="store_true", help="skip bad records (counted and reported) instead of stopping"
     )
-    g.add_argument("--pois", type=Path, help="POI table CSV poi,lat,lon[,name] giving POI centres")
+    g.add_argument(
+        "--pois", type=Path, help="POI table CSV poi,lat,lon[,name] giving POI centres (a name also names the POI)"
+    )
     g = p.add_argument_group("filters (defaults follow the paper)")
     g.add_argument(
         "--min-hashtag-count",

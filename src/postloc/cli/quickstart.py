@@ -37,7 +37,20 @@ def add_parser(sub) -> None:
     g.add_argument("--format", choices=("jsonl", "csv", "parquet", "instaloader"), help="default: from the name")
     g.add_argument("--columns", type=_columns, default={}, help="KEY=COLUMN pairs, e.g. lon=lng,text=caption")
     g.add_argument("--list-sep", default=";", help="separator of hashtags/images inside one CSV cell (default ;)")
-    g.add_argument("--pois", type=Path, help="POI table CSV poi,lat,lon[,name] giving POI centres and names")
+    g.add_argument(
+        "--pois",
+        type=Path,
+        help="POI table CSV poi,lat,lon[,name]: POI centres; with a name column also the POIs answered by name",
+    )
+    g = p.add_argument_group(
+        "prepare settings (default: chosen from the data and printed with why; given here: used as given)"
+    )
+    g.add_argument("--min-hashtag-count", type=int, help="drop hashtags used by fewer posts (those naming a POI stay)")
+    g.add_argument("--languages", help="comma-separated ISO 639-1 codes to keep, or 'any'")
+    g.add_argument("--poi-method", choices=("auto", "labels", "hdbscan", "dbscan", "grid"))
+    g.add_argument("--min-poi-posts", type=int, help="drop POIs with fewer posts")
+    g.add_argument("--min-poi-users", type=int, help="drop POIs with fewer users")
+    g.add_argument("--poi-min-samples", type=int, help="HDBSCAN/DBSCAN core density")
     g = p.add_argument_group("what to run")
     g.add_argument("--no-images", action="store_true", help="do not compute image features even when there are photos")
     g.add_argument("--folds", type=int, help="user-disjoint folds for the scores (default: 5, or 0 for large data)")
@@ -61,6 +74,7 @@ def run(args) -> int:
         raise PostlocError(f"--folds must be 0 (the prepared test split) or at least 2, got {args.folds}")
     if args.threads < 1:
         raise PostlocError(f"--threads must be at least 1, got {args.threads}")
+    settings = _settings(args)
     source = Path(args.input)
     read = ReadOptions(format=args.format, columns=args.columns, list_sep=args.list_sep, skip_bad=True)
     if not source.exists() and args.input in datasets.names():
@@ -77,6 +91,7 @@ def run(args) -> int:
         threads=args.threads,
         quick=args.quick,
         progress=not args.quiet,
+        settings=settings,
     )
     result = quickstart(source, args.out, config)
     for model, scores in sorted(result.scores.items(), key=lambda kv: -(kv[1].get("accuracy") or 0)):
@@ -98,3 +113,16 @@ def run(args) -> int:
     serve.add_parser(parser.add_subparsers(dest="command", required=True))
     print(f"serving {result.run_dir} (Ctrl-C stops; the same as: postloc {shlex.join(serve_argv)})", file=sys.stderr)
     return serve.run_serve(parser.parse_args(serve_argv))
+
+
+def _settings(args) -> dict:
+    """The prepare settings given on the command line (``choices.SETTABLE``), checked as ``prepare`` checks them."""
+    from postloc.quickstart.choices import SETTABLE
+
+    given = {name: getattr(args, name) for name in SETTABLE if getattr(args, name, None) is not None}
+    for name in ("min_poi_posts", "min_poi_users", "poi_min_samples"):
+        if name in given and given[name] < 1:
+            raise PostlocError(f"--{name.replace('_', '-')} must be at least 1, got {given[name]}")
+    if given.get("min_hashtag_count", 0) < 0:
+        raise PostlocError(f"--min-hashtag-count must be >= 0, got {given['min_hashtag_count']}")
+    return given

@@ -63,6 +63,8 @@ class QuickstartConfig:
     threads: int = 1  # torch threads; 1 is the fastest when other work shares the cores (docs/performance.md)
     quick: bool = False  # tiny model settings (tests)
     progress: bool = True
+    #: prepare settings given on the command line instead of chosen (choices.SETTABLE: ``min_hashtag_count`` ...)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,7 +163,7 @@ class _Quickstart:
                 f"{self.source}: no readable post"
                 + (f" ({report.skipped:,} records were bad: {report.summary()})" if report.skipped else "")
             )
-        choices = choose(profile)
+        choices = choose(profile, self.config.settings)
         if self.config.folds is not None:
             choices = [
                 Choice("folds", self.config.folds, "given on the command line") if c.name == "folds" else c
@@ -193,6 +195,7 @@ class _Quickstart:
             "folds": c.folds,
             "seed": c.seed,
             "quick": c.quick,
+            **({"settings": dict(c.settings)} if c.settings else {}),  # none given: as before this option
         }
 
     def _write_places(self, name: str, rows: list[dict[str, Any]]) -> None:
@@ -213,8 +216,14 @@ class _Quickstart:
         if self.config.pois_csv:
             try:  # prepare takes a table without names (centres only); that one names nothing
                 table = read_gazetteer(self.config.pois_csv)
-            except BadInputError as error:
-                self.echo(f"--pois is not used for names: {error}")
+            except BadInputError as error:  # the help says poi,lat,lon[,name]: without a name, centres only
+                no_name = "missing ['name']" in str(error)
+                self.echo(
+                    "--pois has no name column (poi,lat,lon[,name]): its POIs give centres only; none is answered "
+                    "by name"
+                    if no_name
+                    else f"--pois is not used for names: {error}"
+                )
         if table is not None:
             for place in table.places:
                 if place.poi not in trained and place.poi not in rows and place.lat is not None:
