@@ -12,6 +12,7 @@ from postloc.data.gazetteer import Gazetteer, Place, places_from_records, read_g
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.names import NameBlender, NameIndex
 from postloc.inference.predictor import Predictor
+from postloc.models.base import ModelInputs
 from postloc.text.names import fold, name_tokens, segment, squash
 
 PLACES = [
@@ -27,6 +28,7 @@ class FixedModel:
 
     name = "fixed"
     classes_ = ["a", "b"]
+    inputs_used = ModelInputs.reading("text", "hashtags")
 
     def predict_proba(self, frame):
         return np.tile([0.8, 0.2], (len(frame), 1))

@@ -12,6 +12,9 @@ to it at prediction time either.
 
 The backbone is an injected callable (``decoded RGB image -> vector``) so tests and other
 pipelines can plug in their own; without a run record, photos are used as they are.
+
+Whether a photo is featurized at all is the model's to say (:attr:`Estimator.inputs_used`,
+:func:`featurizer_for_model`): a model that reads no photo gets none, whatever featurizer is at hand.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,8 +35,16 @@ from postloc.io.inputs import read_small_json
 from postloc.vision.decode import OK, DecodeConfig, Decoded, content_hash, decode_image, read_bytes
 from postloc.vision.work import DROPPED, INPAINTED, KEPT, PROCESSING_ERROR, WorkSettings, decide
 
+if TYPE_CHECKING:  # only for annotations: featurizing a photo does not need the model code
+    from postloc.models.base import ModelInputs
+
 #: ``decoded RGB PIL image -> feature vector`` (float32, the model's image_dim).
 ImageFeaturizer = Callable[[Any], np.ndarray]
+
+#: why a photo is not used with a model that reads none (``stack`` leaves out a photo learner that earned no weight)
+NO_PHOTO_INPUT = (
+    "this model reads no photo (it was trained without images, or they earned no weight); the photo is not used"
+)
 
 #: Status of a photo used although training would have treated it first (see :class:`PhotoFeatures`).
 UNFILTERED = "kept_unfiltered"
@@ -105,10 +116,28 @@ def run_images(summary: dict[str, Any], prepared: Path) -> RunImages | None:
     return RunImages(work, str(summary["backbone"]), cache)
 
 
+def featurizer_for_model(
+    run: str | Path, inputs: ModelInputs, given: FeaturizerInfo | ImageFeaturizer | None = None
+) -> FeaturizerInfo:
+    """How a photo becomes what the model reads: nothing when it reads no photo (``inputs``, its
+    :attr:`~postloc.models.base.Estimator.inputs_used`), else ``given`` (a bare featurizer is used on
+    photos as they are) or the run's own backbone (:func:`featurizer_for_run`).
+
+    The one place ``predict``, ``explain``, ``serve`` and the Ray engine decide whether to featurize a photo.
+    """
+    if not inputs.image:
+        return FeaturizerInfo(None, NO_PHOTO_INPUT)
+    if isinstance(given, FeaturizerInfo):
+        return given
+    if given is not None:
+        return FeaturizerInfo(given, "the given featurizer")
+    return featurizer_for_run(run, inputs.image_dim)
+
+
 def featurizer_for_run(run_dir: str | Path, image_dim: int) -> FeaturizerInfo:
     """The backbone featurizer the run's image features were computed with, if it can be rebuilt here."""
     if image_dim <= 0:
-        return FeaturizerInfo(None, "this model was trained without images; the photo is not used")
+        return FeaturizerInfo(None, NO_PHOTO_INPUT)
     run = Path(run_dir)
     summary = None
     data = Path()
@@ -407,10 +436,7 @@ def photos_for_run(
     ``featurizer``: a bare ``image -> vector`` used instead of the run's backbone, on photos as they
     are (tests and other pipelines); by default the run's own backbone, treatment and cache.
     """
-    if featurizer is not None:
-        info = FeaturizerInfo(featurizer, "the given featurizer")
-    else:
-        info = featurizer_for_run(run, int(getattr(predictor.model, "image_dim", 0) or 0))
+    info = featurizer_for_model(run, predictor.model.inputs_used, featurizer)
     if info.featurizer is None:
         return None, info
     return PhotoFeatures(info, max_pixels, store=store, warn=warn), info

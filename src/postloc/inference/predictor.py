@@ -7,7 +7,9 @@ then restricted to the prepared hashtag vocabulary (rare tags were removed from 
 posts, so they must not reach the model at prediction time either).
 
 An image enters as a precomputed feature vector (``image_vector`` key of a dict, of
-``Post.extra``, or a DataFrame column) until the image pipeline computes them from files.
+``Post.extra``, or a DataFrame column; :mod:`postloc.inference.images` computes it from a photo).
+It must be as long as the model expects (:attr:`~postloc.models.base.Estimator.inputs_used`); a
+model that reads no photo never gets one, so nothing (an explanation, a count) reports it as used.
 
 Probabilities are calibrated: the run's temperature (``RUN/calibration.json``, fitted on the val
 split when the run was trained; ``T = 1`` for older runs) is applied to the model's output, so
@@ -235,30 +237,35 @@ class Predictor:
         text = normalize_text(text or "")
         given = tags
         tags = post_hashtags(given, text, self.hashtag_vocabulary)
-        if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
-            vector = np.asarray(vector, dtype=np.float32)
-            expected = int(getattr(self.model, "image_dim", 0) or 0)
-            if vector.ndim != 1 or not np.isfinite(vector).all() or (expected and vector.shape[0] != expected):
-                raise BadInputError(
-                    f"post {post_id!r}",
-                    None,
-                    IMAGE_COLUMN,
-                    f"must be {expected or 'a list of'} finite numbers (the model's image "
-                    f"features), got shape {vector.shape}",
-                )
-        else:
-            vector = None
         row = {
             "id": str(post_id),
             "text": text,
             "hashtags": tags,
-            IMAGE_COLUMN: vector,
+            IMAGE_COLUMN: self._image_vector(vector, post_id),
             "user": user,
             "created": created,
         }
         if self.names is not None:
             row[ALL_HASHTAGS] = post_hashtags(given, text)
         return row
+
+    def _image_vector(self, vector: Any, post_id: Any) -> np.ndarray | None:
+        """A post's image features as the model reads them: checked against the length it expects, or None
+        when there are none or the model reads no photo (:attr:`~postloc.models.base.Estimator.inputs_used`)."""
+        if vector is None or (isinstance(vector, float) and np.isnan(vector)):
+            return None
+        vector = np.asarray(vector, dtype=np.float32)
+        inputs = self.model.inputs_used
+        expected = inputs.image_dim
+        if vector.ndim != 1 or not np.isfinite(vector).all() or (expected and vector.shape[0] != expected):
+            raise BadInputError(
+                f"post {post_id!r}",
+                None,
+                IMAGE_COLUMN,
+                f"must be {expected or 'a list of'} finite numbers (the model's image "
+                f"features), got shape {vector.shape}",
+            )
+        return vector if inputs.image else None
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

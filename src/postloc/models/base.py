@@ -17,6 +17,12 @@ What a model is, written once on its class: ``name`` (the registry key; ``@regis
 ``Config`` (a frozen dataclass of hyperparameters), ``requires`` (the inputs it needs, each item
 a modality or ``"a|b"`` for either one) and ``quick_params`` (tiny settings for ``--quick`` runs).
 
+What a *fitted* model reads is one capability, :attr:`Estimator.inputs_used` (a :class:`ModelInputs`:
+the modalities and the image vector's length). ``requires`` says what training must offer; a model
+may still leave an offered input out (``stack`` drops a learner whose input the posts lack, or that
+earned no weight). Prediction, ``explain`` and the server ask it whether to featurize a photo at all
+and what length its vector must have; the page shows it.
+
 Saving and loading go one way for every model: :meth:`Estimator.save` writes ``model.json``
 (name, format, config, trainer settings, classes and the small fitted facts of
 :meth:`~Estimator._manifest_extra`) then :meth:`~Estimator._write_files`; :meth:`Estimator.load`
@@ -32,7 +38,7 @@ import contextlib
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -56,15 +62,62 @@ from postloc.nn.config import TrainerConfig
 from postloc.settings import make_dataclass_config
 
 __all__ = [
+    "MODALITIES",
     "Estimator",
     "FORMAT_VERSION",
     "MODEL_FILE",
+    "ModelInputs",
     "check_format",
     "model_file_errors",
     "read_manifest",
     "trainer_from_manifest",
     "write_manifest",
 ]
+
+
+#: the parts of a post a model may read, in the order people read them
+MODALITIES = ("text", "hashtags", "image")
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Which parts of a post a fitted model reads, and the length of the image vector it expects.
+
+    One value answers both questions prediction asks before it spends time on a photo: is the
+    photo read at all (``"image" in modalities``), and how long must its vector be (``image_dim``,
+    > 0 exactly when it is read). Build one with :meth:`reading`; combine parts with ``|``.
+    """
+
+    modalities: frozenset[str] = frozenset()
+    image_dim: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.modalities) - set(MODALITIES)
+        if unknown:
+            raise PostlocError(f"unknown modalities {sorted(unknown)}; use some of {', '.join(MODALITIES)}")
+        if ("image" in self.modalities) != (self.image_dim > 0):
+            raise PostlocError(f"a model reads the image exactly when it expects image_dim > 0, got {self}")
+
+    @classmethod
+    def reading(cls, *modalities: str, image_dim: int = 0) -> ModelInputs:
+        """The text modalities named (``"text"``, ``"hashtags"``), plus the image when ``image_dim`` > 0."""
+        image_dim = max(0, int(image_dim))
+        return cls(frozenset(modalities) | ({"image"} if image_dim else set()), image_dim)
+
+    @property
+    def image(self) -> bool:
+        """Whether the model reads the photo (its feature vector)."""
+        return "image" in self.modalities
+
+    def ordered(self) -> list[str]:
+        """The modalities in :data:`MODALITIES` order (what the page and ``/healthz`` list)."""
+        return [m for m in MODALITIES if m in self.modalities]
+
+    def __or__(self, other: ModelInputs) -> ModelInputs:
+        """What a model made of two parts reads (their image vectors must agree in length)."""
+        if self.image and other.image and self.image_dim != other.image_dim:
+            raise PostlocError(f"parts expect image vectors of {self.image_dim} and {other.image_dim} numbers")
+        return ModelInputs(self.modalities | other.modalities, max(self.image_dim, other.image_dim))
 
 
 class Estimator(ABC):
@@ -92,6 +145,15 @@ class Estimator(ABC):
     #: True: lines in a log too; False: silent) and ``executor`` (what runs its independent regressions:
     #: :mod:`postloc.models.stack.fits`), for models whose fit is long enough to need them (``stack`` at scale)
     fit_options: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """The parts of a post this (fitted) model reads; every built-in model says so itself.
+
+        The default suits a model that says nothing (a third-party one): caption and hashtags, no
+        photo, since a photo is featurized only for a model that states the vector length it reads.
+        """
+        return ModelInputs.reading("text", "hashtags")
 
     @property
     def trains_on_val(self) -> bool:

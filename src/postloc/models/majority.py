@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.errors import EmptyDatasetError
-from postloc.models.base import Estimator
+from postloc.models.base import Estimator, ModelInputs
 from postloc.models.registry import register
 
 
@@ -33,6 +33,11 @@ class Majority(Estimator):
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
         self.counts_: np.ndarray = np.zeros(0)
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """Nothing of the post: every post gets the training frequencies."""
+        return ModelInputs.reading()
 
     def fit(
         self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None

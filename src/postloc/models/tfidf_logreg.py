@@ -23,7 +23,7 @@ import torch
 
 from postloc.errors import EmptyDatasetError, PostlocError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
-from postloc.models.base import Estimator
+from postloc.models.base import Estimator, ModelInputs
 from postloc.models.registry import register
 from postloc.text.hashtags import frame_hashtags
 from postloc.text.normalize import tokenize
@@ -67,6 +67,11 @@ class TfidfLogReg(Estimator):
         self.intercept_ = np.zeros(0)
         self.seen_: list[int] = []  # indices into classes_ of the classes the regression saw
         self.C_ = 0.0
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """Caption words and ``#hashtag`` tokens (:func:`post_tokens`), no photo."""
+        return ModelInputs.reading("text", "hashtags")
 
     def fit(
         self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None

@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postloc.data.image_features import IMAGE_COLUMN
 from postloc.inference.explain import explain_row, ignored_hashtags, occlusions
-from postloc.inference.images import FeaturizerInfo, PhotoFeatures
+from postloc.inference.images import NO_PHOTO_INPUT, FeaturizerInfo, PhotoFeatures, featurizer_for_model
 from postloc.inference.photos import ImageRejected, check_upload, release_memory, sniff_image
 from postloc.inference.predictor import ALL_HASHTAGS, decide
 from postloc.metrics import top_k_indices
@@ -153,19 +153,25 @@ def create_app(
     ``image`` is the photo seam: a featurizer (decoded RGB image -> the vector the model was
     trained on), with the run's photo treatment and cache when :func:`featurizer_for_run` found
     them, or ``None`` with the reason shown to clients. Uploads are looked up in the run's cache
-    but never added to it (clients must not be able to grow the disk).
+    but never added to it (clients must not be able to grow the disk). A model that reads no photo
+    (:attr:`~postloc.models.base.Estimator.inputs_used`) gets none, whatever ``image`` holds, and
+    ``/v1/config`` tells the page which inputs it reads.
     """
     from postloc.inference.explain import model_proba
 
     settings = settings or ServeSettings()
     limits = settings.limits
-    image = image or FeaturizerInfo(None, "no image featurizer configured; the photo is not used")
+    inputs = predictor.model.inputs_used
+    if not inputs.image:
+        image = FeaturizerInfo(None, NO_PHOTO_INPUT)
+    elif image is None:
+        image = FeaturizerInfo(None, "no image featurizer configured; the photo is not used")
     photos = PhotoFeatures(image, limits.max_image_pixels, store=False, warn=log.warning) if image.featurizer else None
     batcher = MicroBatcher(model_proba(predictor), settings.batch_rows, settings.batch_wait_ms / 1000)
     classes = predictor.classes
     names = [p.get("name") or "" for p in predictor.pois]
     name_blender = getattr(predictor, "names", None)  # POIs known by name (--pois); None: the model alone
-    image_dim = int(getattr(predictor.model, "image_dim", 0) or 0)
+    image_dim = inputs.image_dim
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -350,12 +356,16 @@ def create_app(
 
     @app.get("/v1/config", response_model=PageConfig)
     async def config():
-        """What the web page needs to know: tile layer (off by default) and limits."""
+        """What the web page needs to know: tile layer (off by default), limits, and what the model reads."""
         return {
             "tile_url": settings.tile_url,
             "tile_attribution": settings.tile_attribution,
             "max_body_bytes": limits.max_body_bytes,
             "max_text_chars": limits.max_text_chars,
+            "model": model_name or getattr(predictor.model, "name", ""),
+            "inputs": inputs.ordered(),
+            "photo_used": photos is not None,
+            "photo_note": image.reason,
         }
 
     @app.get("/healthz", response_model=Health)
@@ -390,16 +400,11 @@ def build_app(
 
     ``names``: a CSV/GeoJSON table of POIs known by name (``--pois``, docs/cold-start.md).
     """
-    from postloc.inference.images import featurizer_for_run
     from postloc.inference.names import DEFAULT_NAME_WEIGHT
     from postloc.inference.predictor import load
 
     predictor = load(run, names, DEFAULT_NAME_WEIGHT if name_weight is None else name_weight)
-    info = (
-        featurizer
-        if featurizer is not None
-        else featurizer_for_run(run, int(getattr(predictor.model, "image_dim", 0) or 0))
-    )
+    info = featurizer_for_model(run, predictor.model.inputs_used, featurizer)
     return create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
 
 

@@ -93,6 +93,12 @@ class PageConfig(BaseModel):
     tile_attribution: str = ""
     max_body_bytes: int
     max_text_chars: int
+    model: str = Field("", description="the loaded model's name")
+    inputs: list[str] = Field(
+        default_factory=list, description="the parts of a post the loaded model reads: some of text, hashtags, image"
+    )
+    photo_used: bool = Field(False, description="whether an uploaded photo reaches the model here")
+    photo_note: str = Field("", description="how the photo is used, or why it is not")
 
 
 class ErrorBody(BaseModel):

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from postloc.models.base import ModelInputs
 from postloc.models.baselines.neural import ArrayData, PriorHead, post_tags, post_texts
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
@@ -89,6 +90,11 @@ class DeepGeo(TorchEstimator):
     Config = DeepGeoConfig
     requires = ("text|hashtags",)
     quick_params = {"char_dim": 8, "hidden": 8, "attention": 8, "max_chars": 40}
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """The caption and the hashtags (:func:`post_texts`, :func:`post_tags`), no photo."""
+        return ModelInputs.reading("text", "hashtags")
 
     def _strings(self, posts: pd.DataFrame) -> list[str]:
         return [

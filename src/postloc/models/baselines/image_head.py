@@ -21,6 +21,7 @@ from torch import nn
 
 from postloc.data.image_features import IMAGE_COLUMN, image_dim, image_matrix
 from postloc.errors import PostlocError
+from postloc.models.base import ModelInputs
 from postloc.models.baselines.neural import ArrayData, PriorHead
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
@@ -82,6 +83,11 @@ class ImageHead(TorchEstimator):
     requires = ("image",)
     quick_params = {"hidden": 8}
     backbone: str = ""
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """The photo alone, as a vector of the length it was trained on (none before ``fit``)."""
+        return ModelInputs.reading(image_dim=int(self.state_.get("image_dim", 0)) if self.state_ else 0)
 
     def _train_rows(self, train: pd.DataFrame) -> pd.DataFrame:
         return train[has_image(train)]

@@ -21,7 +21,7 @@ import torch
 from postloc.data.image_features import image_dim, image_matrix
 from postloc.errors import PostlocError
 from postloc.io.model_files import load_tensors, save_tensors
-from postloc.models.base import Estimator
+from postloc.models.base import Estimator, ModelInputs
 from postloc.models.registry import register
 from postloc.settings import check_ranges
 
@@ -61,6 +61,11 @@ class KnnImage(Estimator):
         self.matrix_ = np.zeros((0, 0), dtype=np.float32)
         self.labels_ = np.zeros(0, dtype=np.int64)
         self.prior_ = np.zeros(0)
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """The photo alone, as a vector as long as the training vectors it compares with."""
+        return ModelInputs.reading(image_dim=self.matrix_.shape[1] if len(self.matrix_) else 0)
 
     def fit(
         self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from postloc.models.base import ModelInputs
 from postloc.models.baselines.neural import ArrayData, PriorHead, post_tags, post_texts
 from postloc.models.registry import register
 from postloc.models.torch_estimator import TorchEstimator
@@ -84,6 +85,11 @@ class LocTwi(TorchEstimator):
     Config = LocTwiConfig
     requires = ("text|hashtags",)
     quick_params = {"buckets": 1009, "dim": 8}
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """The caption and the hashtags (:func:`post_texts`, :func:`post_tags`), no photo."""
+        return ModelInputs.reading("text", "hashtags")
 
     def _build_state(self, train: pd.DataFrame) -> dict[str, Any]:
         return {}

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.errors import PostlocError
-from postloc.models.base import Estimator
+from postloc.models.base import Estimator, ModelInputs
 from postloc.models.mrlf import MRLF, MRLFConfig
 from postloc.models.registry import register
 from postloc.models.tfidf_logreg import TfidfLogReg
@@ -87,6 +87,13 @@ class MRLFPlus(Estimator):
         self.mrlf: Estimator | None = None
         self.linear: Estimator | None = None
         self.weight_ = 0.5
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """What its MRLF reads (the photo too, where trained with it) and its linear model's caption and hashtags."""
+        if self.mrlf is None or self.linear is None:
+            return ModelInputs.reading()
+        return self.mrlf.inputs_used | self.linear.inputs_used
 
     def _parts(self) -> tuple[Estimator, Estimator]:
         """The fitted MRLF and linear models; before ``fit`` or ``load``, the not-fitted error."""

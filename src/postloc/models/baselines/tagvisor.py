@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
-from postloc.models.base import Estimator
+from postloc.models.base import Estimator, ModelInputs
 from postloc.models.baselines.forest_arrays import ForestArrays
 from postloc.models.registry import register
 from postloc.text.hashtags import frame_hashtags
@@ -52,6 +52,11 @@ class TagVisor(Estimator):
         self.forest_: ForestArrays | None = None
         self.seen_: list[int] = []
         self.prior_ = np.zeros(0)
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """The hashtags alone (TagVisor's forest is over a hashtag vocabulary)."""
+        return ModelInputs.reading("hashtags")
 
     def fit(
         self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None

@@ -20,6 +20,7 @@ import torch
 
 from postloc.data.image_features import image_dim as data_image_dim
 from postloc.errors import PostlocError
+from postloc.models.base import ModelInputs
 from postloc.models.mrlf.config import MRLFConfig
 from postloc.models.mrlf.encoding import EncodedPosts, Vocabularies, encode_posts
 from postloc.models.mrlf.net import MRLFNet
@@ -52,6 +53,12 @@ class MRLF(TorchEstimator):
         super().__init__(config, trainer)
         self.state_: Vocabularies | None = None
         self.image_dim = 0
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """The configured modalities; the photo only where training had image vectors (``image_dim`` > 0)."""
+        text = [m for m in self.config.modalities if m != "image"]
+        return ModelInputs.reading(*text, image_dim=self.image_dim)
 
     @property
     def vocabs(self) -> Vocabularies | None:

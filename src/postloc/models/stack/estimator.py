@@ -39,7 +39,7 @@ import torch
 from postloc.data.splits import user_groups
 from postloc.errors import PostlocError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
-from postloc.models.base import Estimator
+from postloc.models.base import Estimator, ModelInputs
 from postloc.models.registry import register
 from postloc.models.stack.combiner import combine, fit_combiner
 from postloc.models.stack.fits import Executor, PathTask, ThreadExecutor, c_path, fit_logreg, log_proba, refit
@@ -125,6 +125,19 @@ class Stack(Estimator):
     @property
     def trains_on_val(self) -> bool:
         return bool(self.config.refit_on_val)
+
+    @property
+    def inputs_used(self) -> ModelInputs:
+        """What its learners read, leaving out a learner the combiner gave no weight: its input changes nothing.
+
+        So a photo learner that earned a weight of 0 (photos that did not help on held-out users) is not
+        reported, and no photo is featurized for it.
+        """
+        used = ModelInputs.reading()
+        for learner, weight in zip(self.learners_, self.weights_, strict=False):
+            if weight > 0:
+                used = used | learner.inputs
+        return used
 
     # --- fit ---------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.image_features import image_dim, image_matrix
+from postloc.models.base import ModelInputs
 from postloc.models.stack.fits import LOG_FLOOR, Regression, fit_logreg, log_proba
 from postloc.models.tfidf_logreg import post_tokens
 from postloc.text.hashtags import frame_hashtags
@@ -41,6 +42,11 @@ class Learner:
         self.intercept = np.zeros(0)
 
     # features --------------------------------------------------------------------------------
+    @property
+    def inputs(self) -> ModelInputs:
+        """The parts of a post this learner's features are made of."""
+        raise NotImplementedError
+
     @staticmethod
     def usable(posts: pd.DataFrame) -> bool:
         """Whether the training posts carry this learner's input at all."""
@@ -91,6 +97,11 @@ class _TfidfLearner(Learner):
     def __init__(self, n_classes: int):
         super().__init__(n_classes)
         self.vectorizer: Any = None
+
+    @property
+    def inputs(self) -> ModelInputs:
+        """Both learners' documents are made of the caption and the hashtags."""
+        return ModelInputs.reading("text", "hashtags")
 
     def _analysis(self, config: Any) -> dict[str, Any]:
         """How the learner cuts a document into terms (the vectorizer's analyzer settings)."""
@@ -184,6 +195,11 @@ class Image(Learner):
         super().__init__(n_classes)
         self.mean = np.zeros(0)
         self.std = np.zeros(0)
+
+    @property
+    def inputs(self) -> ModelInputs:
+        """The photo's vector, as long as the training vectors whose means it keeps."""
+        return ModelInputs.reading(image_dim=len(self.mean))
 
     @staticmethod
     def usable(posts: pd.DataFrame) -> bool:

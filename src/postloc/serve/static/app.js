@@ -12,9 +12,24 @@
   const layer = L.layerGroup().addTo(map);
   fetch("/v1/config").then((r) => r.json()).then((c) => {
     config = c;
+    showInputs(c);
     // Leaflet's attribution control writes its string as HTML: escape the configured text.
     if (c.tile_url) L.tileLayer(c.tile_url, { attribution: escapeHtml(c.tile_attribution || ""), maxZoom: 19 }).addTo(map);
   }).catch(() => {});
+
+  // Which parts of a post the loaded model reads; the photo box only where an uploaded photo reaches the model.
+  const INPUT_NAMES = { text: "caption", hashtags: "hashtags", image: "photo" };
+  function showInputs(c) {
+    const trained = c.inputs || [];
+    const read = trained.filter((m) => m !== "image" || c.photo_used).map((m) => INPUT_NAMES[m] || m);
+    let line = (c.model ? "This model (" + c.model + ") reads: " : "This model reads: ") +
+      (read.length ? read.join(", ") : "nothing of the post (every post gets the same answer)");
+    if (trained.includes("image") && !c.photo_used) line += ". It was trained with photos, but here " + (c.photo_note || "the photo is not used");
+    $("model-inputs").textContent = line + ".";
+    drop.hidden = !c.photo_used;
+    drop.style.display = c.photo_used ? "" : "none";  // the stylesheet's display: flex would show a [hidden] box
+    if (!c.photo_used) photo = null;
+  }
 
   function setPhoto(file) {
     if (!file) return;
