@@ -309,8 +309,8 @@ def poi_support(profile: DataProfile, config: PrepareConfig, places: frozenset[s
     """
     records = profile.labelled
     if records is None:
-        users = {poi: len(found) for poi, found in profile.poi_users.items()}
-        return PoiSupport(dict(profile.poi_posts), users, exact=False)
+        raw_users = {poi: len(found) for poi, found in profile.poi_users.items()}
+        return PoiSupport(dict(profile.poi_posts), raw_users, exact=False)
     allowed = set(config.languages)
     kept = records
     if allowed:

@@ -160,7 +160,12 @@ def _filter_small_pois(meta: pd.DataFrame, keep: np.ndarray, config: PrepareConf
     stats = kept.groupby("poi").agg(posts=("poi", "size"), users=("user", "nunique"))
     stats["users"] += anonymous.groupby(kept["poi"]).sum().reindex(stats.index, fill_value=0)
     good = sorted(
-        passing_pois(stats["posts"].to_dict(), stats["users"].to_dict(), config.min_poi_posts, config.min_poi_users)
+        passing_pois(
+            {str(k): int(v) for k, v in stats["posts"].items()},
+            {str(k): int(v) for k, v in stats["users"].items()},
+            config.min_poi_posts,
+            config.min_poi_users,
+        )
     )
     small = keep & ~meta["poi"].isin(good).to_numpy()
     funnel["dropped_small_poi"] = int(small.sum())
