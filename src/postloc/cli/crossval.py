@@ -13,6 +13,7 @@ from pathlib import Path
 
 from postloc.cli._args import defaults
 from postloc.errors import PostlocError
+from postloc.io.escape import term
 
 
 def add_parser(sub) -> None:
@@ -89,6 +90,9 @@ def run(args) -> int:
     acc = row["accuracy"]
     print(
         f"{args.model} over {args.folds} folds: acc {acc['mean']:.3f} ± {acc['std']:.3f} "
-        f"(folds: {', '.join(f'{v:.3f}' for v in acc['values'])}); wrote {args.out / 'report.md'}"
+        f"(± is the standard deviation over the folds; folds: {', '.join(f'{v:.3f}' for v in acc['values'])}); "
+        f"wrote {args.out / 'report.md'}"
     )
+    if results.get("verdict"):
+        print("verdict: " + term(results["verdict"]["sentence"]))
     return 0

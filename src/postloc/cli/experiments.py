@@ -10,6 +10,7 @@ from pathlib import Path
 
 from postloc.cli._args import defaults
 from postloc.errors import PostlocError
+from postloc.io.escape import term
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -119,4 +120,6 @@ def run(args) -> int:
         raise PostlocError(str(error)) from None
     results = run_experiments(args.prepared, args.out, config)
     print(f"wrote {args.out / 'report.md'} ({len(results['rows'])} rows, {results['cells_run_now']} cells run now)")
+    for study, verdict in results.get("verdicts", {}).items():
+        print(f"verdict ({study}): " + term(verdict["sentence"]))
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from postloc.cli.prepare import _columns
 from postloc.errors import PostlocError
+from postloc.io.escape import term
 
 
 def add_parser(sub) -> None:
@@ -100,6 +101,8 @@ def run(args) -> int:
             f"{model:>14}: accuracy {'–' if acc is None else f'{acc:.3f}'}, "
             f"mean error {'–' if km is None else f'{km:.2f} km'}"
         )
+    if result.verdict:
+        print("verdict: " + term(result.verdict["sentence"]))
     print(f"report: {result.report}")
     serve_argv = ["serve", str(result.run_dir), "--host", args.host, "--port", str(args.port)]
     if result.name_only_places is not None:  # POIs too small to train on are still answered by name

@@ -35,6 +35,7 @@ COLUMNS = (
     ("epochs_run", "epochs", 1),
 )
 SYNTHETIC = "SYNTHETIC DATA"
+ACC_AT = (5,)  # the Acc@k columns of the tables
 
 
 def _fmt(stat: dict[str, Any] | None, digits: int) -> str:
@@ -102,6 +103,7 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
         ]
     for note in results.get("notes", {}).get("all", []):
         lines.append(f"- {md_text(note)}")
+    lines += [f"- {note}" for note in reading_notes(results)]
     lines.append("")
     for study, heading in TITLES.items():
         rows = [r for r in results["rows"] if r["study"] == study]
@@ -123,6 +125,7 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
                 cells += [_fmt(r.get(k), d) for k, _, d in COLUMNS] + [str(r.get("test_posts"))]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _verdict_lines(results.get("verdicts", {}).get(study))
         if study in plots:
             lines += [f"![{heading}]({study}.png)", ""]
         if folds:
@@ -134,6 +137,34 @@ def markdown(results: dict[str, Any], plots: Collection[str] = ()) -> str:
         lines += [f"Distances (km) are from the predicted POI's centre to the {ref}.", ""]
     lines += ["Raw per-cell results: `cells/*.json`; aggregated: `results.json`.", ""]
     return "\n".join(lines)
+
+
+def reading_notes(results: dict[str, Any]) -> list[str]:
+    """What a reader needs to read the tables: what ± is, and when Acc@k cannot be below 1."""
+    folds = (results.get("config") or {}).get("folds") or 0
+    seeds = len((results.get("config") or {}).get("seeds") or ())
+    notes = []
+    if folds:
+        notes.append("± is the standard deviation over the folds (each fold's value: the mean over its seeds).")
+    elif seeds > 1:
+        notes.append("± is the standard deviation over the seeds.")
+    pois = results.get("pois")
+    for k in ACC_AT:
+        if pois and k >= pois:
+            notes.append(f"Acc@{k} is 1 by construction with {k} POIs or fewer (this data has {pois}).")
+    return notes
+
+
+def _verdict_lines(verdict: dict[str, Any] | None) -> list[str]:
+    """The study's verdict as one bold sentence (the POI name in it is data: escaped)."""
+    if not verdict:
+        return []
+    where = "each fold's training posts" if len(verdict["majority"]["per_fold"]) > 1 else "the training posts"
+    how = (
+        f"paired bootstrap over {verdict['users']} test users ({verdict['posts']} posts); the majority answer is "
+        f"the POI most frequent among {where}"
+    )
+    return [f"**Verdict**: {md_text(verdict['sentence'])} ({how}.)", ""]
 
 
 def _labels(row: dict[str, Any], has_column: bool) -> list[str]:

@@ -126,7 +126,7 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
             "all",
             f"{config.folds} user-disjoint folds (seed {config.fold_seed}; stored in folds.parquet): each cell "
             f"trains on the other folds (validation: a user-disjoint {fold_config.val_fraction:.3g} of them) and "
-            "is scored on its fold; ± is the std over folds",
+            "is scored on its fold",
         )
 
     def add(study: str, method: Method, variant: str, avail: set[str], column: str = "") -> None:
@@ -384,6 +384,8 @@ METRICS = ("accuracy", "acc@5", "mean_km", "median_km", "acc@1km", "macro_f1", "
 def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConfig) -> dict[str, Any]:
     """Mean and std of every row over seeds, or over folds when cross-validating (a fold's value is
     the mean over its seeds); n/a rows keep their reason."""
+    from postloc.experiments.verdict import verdicts
+
     manifest = read_small_json(prepared / "manifest.json")
     rows = []
     for row in plan.rows:
@@ -429,9 +431,29 @@ def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConf
     }
     if config.folds:
         results["fold_summary"] = plan.fold_summary
+    results["pois"] = _count_pois(prepared)  # for the note on acc@k with k >= the POIs
     if config.folds or config.per_post_outcomes:
         results["paired"] = _paired(rows, store.root.parent, prepared, config)
+        found = verdicts(
+            rows,
+            results["paired"],
+            store.root.parent,
+            prepared,
+            folds=config.folds,
+            cv_model=config.cv_model,
+            seed=config.fold_seed,
+        )
+        if found:
+            results["verdicts"] = found
+            results["verdict"] = found.get("cv") or found.get("table2")
     return results
+
+
+def _count_pois(prepared: Path) -> int:
+    """The POIs of the prepared folder (its ``pois.csv``, already read once by every cell)."""
+    import pandas as pd
+
+    return int(len(pd.read_csv(prepared / "pois.csv", usecols=["poi"], dtype=str)))
 
 
 def _fold(record: dict[str, Any]) -> int:

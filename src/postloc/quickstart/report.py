@@ -1,6 +1,8 @@
 """``OUT/report.html``: one self-contained page a user can open without a network or a server.
 
-What it shows: the choices quickstart made and why; the data (Table I); the default model against
+What it shows: the verdict (does the model beat always answering the majority POI, and tfidf-logreg,
+by more than noise: :mod:`postloc.experiments.verdict`); the choices quickstart made and why; the
+data (Table I); the default model against
 tfidf-logreg and the majority class (mean ± std over user-disjoint folds, or the test split, with
 the paired difference and its 95 % intervals); a map of the POIs coloured by how often their
 posts are placed right; the confusions between the busiest POIs; and the most confident right and
@@ -23,6 +25,7 @@ import pandas as pd
 
 from postloc.data.prepared import load_prepared
 from postloc.experiments.cv import PREDICTIONS
+from postloc.experiments.verdict import wins
 from postloc.io.atomic import atomic_path
 from postloc.io.inputs import read_small_json
 
@@ -50,14 +53,16 @@ def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     body = [f"<h1>{escape(title)}</h1>"]
     if synthetic:
         body.append('<p class="warn">SYNTHETIC DATA: these numbers say nothing about real posts.</p>')
-    body += _scores_section(rows, results.get("paired", {}).get("cv"), model, scored_on)
+    body += _scores_section(
+        rows, results.get("paired", {}).get("cv"), model, scored_on, results.get("verdict"), len(pois), folds
+    )
     if outcomes is not None:
         body += _map_section(pois, outcomes, prepared.posts)
         body += _confusion_section(pois, outcomes, prepared.posts)
         body += _examples_section(pois, outcomes, prepared.posts)
     body += _choices_section(manifest)
     body += _data_section(out / "prepared")
-    body += _commands_section(out, manifest["steps"].get("names"))
+    body += _commands_section(out, manifest["steps"].get("names"), results.get("verdict"))
     page = _PAGE.format(title=escape(title), body="\n".join(body))
     with atomic_path(out / "report.html") as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
@@ -96,17 +101,36 @@ def _interval(pair: list[float] | None, digits: int) -> str:
     return "–" if not pair else f"[{pair[0]:+.{digits}f}, {pair[1]:+.{digits}f}]"
 
 
-def _scores_section(rows: list[dict[str, Any]], paired: dict[str, Any] | None, model: str, scored_on: str) -> list[str]:
+def _verdict_paragraph(verdict: dict[str, Any] | None) -> str:
+    """The verdict sentence at the top of the scores: a warning when the model does not beat both answers."""
+    if not verdict:
+        return '<p class="verdict">No verdict: the per-post outcomes of the scoring step are missing.</p>'
+    kind = "verdict" if wins(verdict) else "verdict warn"
+    return f'<p class="{kind}" id="verdict">Verdict: {escape(verdict["sentence"])}</p>'
+
+
+def _scores_section(
+    rows: list[dict[str, Any]],
+    paired: dict[str, Any] | None,
+    model: str,
+    scored_on: str,
+    verdict: dict[str, Any] | None = None,
+    n_pois: int = 0,
+    folds: int = 0,
+) -> list[str]:
+    spread = " ± is the standard deviation over the folds." if folds else ""
+    note = " acc@5 is 1 by construction with 5 POIs or fewer." if 0 < n_pois <= 5 else ""
     out = [
-        "<h2>How well it places posts</h2>"
-        f"<p>Scored on {escape(scored_on)}. Higher accuracy and lower km are better.</p>"
+        "<h2>How well it places posts</h2>",
+        _verdict_paragraph(verdict),
+        f"<p>Scored on {escape(scored_on)}. Higher accuracy and lower km are better.{spread}{note}</p>",
     ]
     out.append(
         "<table><tr><th>model</th><th>accuracy</th><th>acc@5</th><th>mean km</th><th>median km</th>"
         "<th>ECE</th><th>acc @ 50% coverage</th></tr>"
     )
     for r in sorted(rows, key=lambda r: -(r["accuracy"]["mean"] or 0)):
-        mark = ' class="main"' if r["model"] == model else ""
+        mark = ' class="main"' if r["model"] == model and wins(verdict) else ""  # green only for a winner
         out.append(
             f"<tr{mark}><td>{escape(r['model'])}</td><td>{_fmt(r['accuracy'], 3)}</td><td>{_fmt(r['acc@5'], 3)}</td>"
             f"<td>{_fmt(r['mean_km'], 2)}</td><td>{_fmt(r['median_km'], 2)}</td><td>{_fmt(r['ece'], 3, False)}</td>"
@@ -305,9 +329,15 @@ def _data_section(prepared: Path) -> list[str]:
     return out
 
 
-def _commands_section(out: Path, names: dict[str, Any] | None) -> list[str]:
+def _commands_section(out: Path, names: dict[str, Any] | None, verdict: dict[str, Any] | None = None) -> list[str]:
     pois = f" --pois {out / names['file']}" if names and names.get("file") else ""
-    lines = ["<h2>Next</h2><ul>", f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run') + pois)}</code>"]
+    lines = ["<h2>Next</h2>"]
+    if verdict and not verdict.get("beats_majority"):
+        lines.append(
+            '<p class="warn">The model does not place posts better than always answering '
+            f"'{escape(verdict['majority']['name'])}' (see the verdict above): what it serves is no better.</p>"
+        )
+    lines += ["<ul>", f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run') + pois)}</code>"]
     if names and pois:
         lines.append(
             f" ({names['pois']} POI(s) had too few posts to train on; <code>{escape(str(names['file']))}</code> "
@@ -334,6 +364,7 @@ th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-a
 tr.main td {{ font-weight: bold; background: #eef6ee; }}
 table.confusion td {{ text-align: right; min-width: 2.5em; }}
 .warn {{ background: #fff3cd; border: 1px solid #e0c060; padding: 0.5em; font-weight: bold; }}
+p.verdict {{ font-size: 1.1em; font-weight: bold; }}
 svg#map {{ border: 1px solid #ccc; background: #f7f9fb; max-width: 100%; height: auto; }}
 code {{ background: #f2f2f2; padding: 1px 3px; }}
 </style></head>

@@ -80,6 +80,13 @@ class QuickstartResult:
         return dict(self.manifest.get("scores", {}))
 
     @property
+    def verdict(self) -> dict[str, Any] | None:
+        """Whether the model beats always answering the majority POI and the reference by more than noise
+        (:mod:`postloc.experiments.verdict`; its ``sentence`` for people), None when it could not be decided."""
+        found = self.manifest.get("verdict")
+        return dict(found) if isinstance(found, dict) else None
+
+    @property
     def name_only_places(self) -> Path | None:
         """The table of POIs known by name only, for ``serve --pois`` (None when every named POI was trained on)."""
         found = (self.manifest.get("steps", {}).get("names") or {}).get("file")
@@ -126,6 +133,7 @@ class _Quickstart:
 
         self.echo("writing report.html")
         self.manifest["scores"] = write_report(self.out, self.manifest)
+        self.manifest["verdict"] = read_verdict(self.cv)
         self.manifest["steps"]["report"] = True
         self.manifest["seconds"] = round(self.manifest.get("seconds", 0) + time.perf_counter() - started, 1)
         self._save()
@@ -379,6 +387,16 @@ def _read_places(path: Path) -> list[dict[str, Any]]:
         return []
     frame = csv_unguard_columns(pd.read_csv(path, dtype={"poi": str, "name": str}, keep_default_na=False))
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def read_verdict(cv: Path) -> dict[str, Any] | None:
+    """The verdict the scoring step wrote into ``cv/results.json`` (None: none, e.g. a folder of an older postloc)."""
+    from postloc.io.inputs import read_small_json
+
+    path = cv / "results.json"
+    results = read_small_json(path) if path.is_file() else None
+    found = results.get("verdict") if isinstance(results, dict) else None
+    return dict(found) if isinstance(found, dict) else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from postloc.inference.images import NO_PHOTO_INPUT, FeaturizerInfo, PhotoFeatur
 from postloc.inference.photos import ImageRejected, check_upload, release_memory, sniff_image
 from postloc.inference.predictor import ALL_HASHTAGS, decide
 from postloc.metrics import top_k_indices
+from postloc.serve.about import add_about
 from postloc.serve.batcher import MicroBatcher
 from postloc.serve.bodies import parse, validation_message
 from postloc.serve.errors import CLOSE, ApiError, BodyTooLarge, error_response
@@ -405,7 +406,9 @@ def build_app(
 
     predictor = load(run, names, DEFAULT_NAME_WEIGHT if name_weight is None else name_weight)
     info = featurizer_for_model(run, predictor.model.inputs_used, featurizer)
-    return create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
+    app = create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
+    add_about(app, run)  # the page's line on the run: its quickstart verdict, or its own test score
+    return app
 
 
 def _name_row(variant: dict[str, Any], row: dict[str, Any], all_tags: list[str]) -> dict[str, Any]:

@@ -31,6 +31,12 @@
     if (!c.photo_used) photo = null;
   }
 
+  // How far the loaded run can be trusted (its quickstart verdict, or its own test score): plain text.
+  fetch("/v1/about").then((r) => (r.ok ? r.json() : null)).then((a) => {
+    if (!a || typeof a.text !== "string" || !a.text) return;
+    const line = $("verdict"); line.textContent = a.text; line.hidden = false;
+  }).catch(() => {});
+
   function setPhoto(file) {
     if (!file) return;
     if (file.size > config.max_body_bytes) { status("The photo is larger than the server accepts."); return; }
