@@ -131,3 +131,11 @@ def test_ray_executor_gives_the_local_model(splits):
     assert [ln.C for ln in local.learners_] == [ln.C for ln in remote.learners_]
     assert np.allclose(local.weights_, remote.weights_, atol=1e-6)
     assert np.allclose(local.predict_proba(splits["test"]), remote.predict_proba(splits["test"]), atol=1e-6)
+
+
+def test_solver_memory_is_bounded_by_fewer_history_steps():
+    from postloc.models.stack.fits import history_size
+
+    assert history_size(200_000 * 40) == 10  # the paper's 40 POIs: scikit-learn's default memory
+    assert history_size(200_000 * 500) == 3  # 500 POIs: 3 steps (2.4 GB) rather than 10 (8 GB)
+    assert 3 <= history_size(50_000_000) < 10
