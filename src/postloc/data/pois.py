@@ -26,7 +26,12 @@ and ``fast_hdbscan`` from there on.
 from __future__ import annotations
 
 import importlib.util
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +55,7 @@ class PoiConfig:
     cell_m: float = 250.0  # grid cell side
     cell_deg: float = 0.0  # grid cell side in degrees (> 0: used instead of cell_m, a plain lat/lon grid)
     hdbscan_engine: str = "auto"  # auto: scikit-learn below FAST_HDBSCAN_FROM points, else fast_hdbscan
+    merge_m: float = 300.0  # labelled POIs whose names are near-duplicates merge when their centres are this close
 
 
 def to_unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -246,3 +252,255 @@ def name_unnamed_by_coordinates(table: pd.DataFrame) -> pd.DataFrame:
         f"near {lat:.4f}, {lon:.4f}" for lat, lon in table.loc[unnamed, ["lat", "lon"]].to_numpy()
     ]
     return table
+
+
+def name_clusters(
+    counts: pd.DataFrame,
+    per_poi: Mapping[str, int],
+    n_posts: int,
+    *,
+    min_posts: int = 3,
+    min_share: float = 0.05,
+    max_spread: float = 0.5,
+) -> dict[str, str]:
+    """A clustered POI's name: the hashtag most specific to it, ``#brightonbeach``; POIs with none are left out.
+
+    ``counts`` holds ``poi, tag, posts`` (training posts of the POI with the tag), ``per_poi`` the
+    training posts of each POI and ``n_posts`` all training posts: integer aggregates, so both
+    engines, counting them their own way, name every POI alike. A tag is specific when its share
+    among the POI's posts is much higher than among all posts (lift). It must be on at least
+    ``min_posts`` of the POI's posts and ``min_share`` of them (one user's private tag names
+    nothing), and on ``min_share`` of the posts of at most ``max_spread`` of the POIs: a tag
+    spread over most places (the city's name, ``#summer``) names none of them. A tag names at most
+    one POI, the one it is most specific to.
+    """
+    if counts.empty or n_posts <= 0:
+        return {}
+    rows = [(str(p), str(t), int(c)) for p, t, c in counts[["poi", "tag", "posts"]].itertuples(index=False)]
+    overall: dict[str, int] = {}
+    spread: dict[str, int] = {}
+    for poi, tag, c in rows:
+        overall[tag] = overall.get(tag, 0) + c
+        if c >= min_share * per_poi[poi]:
+            spread[tag] = spread.get(tag, 0) + 1
+    too_common = max_spread * len(per_poi) if len(per_poi) >= 2 else math.inf
+    candidates = [
+        (-(c / per_poi[poi]) / (overall[tag] / n_posts), -c, tag, poi)
+        for poi, tag, c in rows
+        if c >= min_posts and c >= min_share * per_poi[poi] and spread.get(tag, 0) <= too_common
+    ]
+    # most specific first; a tag names one POI only (two places called "#brighton" help no one)
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for _, _, tag, poi in sorted(candidates):
+        if poi not in names and tag not in used:
+            names[poi] = f"#{tag}"
+            used.add(tag)
+    return dict(sorted(names.items()))
+
+
+def cluster_tag_counts(posts: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], int]:
+    """The aggregates :func:`name_clusters` takes, from training posts with ``poi`` and ``hashtags``."""
+    per_poi = {str(k): int(v) for k, v in posts.groupby("poi").size().items()}
+    rows = posts[["poi", "hashtags"]].explode("hashtags").dropna(subset=["hashtags"])
+    counts = rows.groupby(["poi", "hashtags"]).size().reset_index(name="posts").rename(columns={"hashtags": "tag"})
+    return counts, per_poi, len(posts)
+
+
+# --- place names the posts carry ----------------------------------------------------------
+
+#: extra fields of a post that name its place, in order of preference: a tweet's ``venue``, and
+#: Twitter's ``place`` (an object with ``full_name``/``name`` as the API writes it, or a string)
+PLACE_FIELDS = ("venue", "place")
+
+
+def named_place(extra: Mapping[str, Any]) -> str | None:
+    """The place a post's extra fields name (``venue``, ``place``), whitespace collapsed; None if none."""
+    for key in PLACE_FIELDS:
+        value = extra.get(key)
+        if isinstance(value, Mapping):
+            value = _plain_name(value.get("full_name")) or _plain_name(value.get("name"))
+        name = _plain_name(value)
+        if name is not None:
+            return name
+    return None
+
+
+def place_label(poi: str | None, name: str | None) -> str | None:
+    """A post's POI label: its ``poi``, else the place it names (Instagram's location, a tweet's venue).
+
+    A post that names its place trains a classifier of named places, whether or not the other
+    posts name one (``prepare`` keeps the labelled ones and ``predict`` places the rest).
+    """
+    if poi is not None:
+        return poi
+    return None if name is None else _plain_name(name)
+
+
+def _plain_name(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return " ".join(value.split())
+    return None
+
+
+def name_key(name: str) -> str:
+    """``name`` with case, accents and punctuation folded: ``Brighton-Beach!`` and ``brighton beach`` are one key."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join(re.sub(r"[\W_]+", " ", plain).split())
+
+
+def _base_key(name: str) -> str:
+    """:func:`name_key` without a trailing ``, Region`` part (``Brighton Beach, Victoria``)."""
+    head = name.split(",", 1)[0]
+    return name_key(head) or name_key(name)
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by at most one insertion, deletion, substitution or swap of neighbours."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        swapped = i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
+        return a[i + 1 :] == b[i + 1 :] or swapped
+    return a[i + 1 :] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1 :]
+
+
+#: a name this many letters long or longer merges with one a single edit away (shorter ones are too
+#: easily another word: "Pier 5" and "Pier 6")
+MIN_EDITED_LETTERS = 6
+
+
+def near_duplicate_names(a: str, b: str) -> bool:
+    """Two place names for one place: equal after case, accents, punctuation and a trailing ``, Region``,
+    or (from :data:`MIN_EDITED_LETTERS` letters on) one edit apart."""
+    if name_key(a) == name_key(b):
+        return True
+    ba, bb = _base_key(a), _base_key(b)
+    if ba == bb:
+        return True
+    letters = min(len(ba.replace(" ", "")), len(bb.replace(" ", "")))
+    return letters >= MIN_EDITED_LETTERS and _one_edit(ba, bb)
+
+
+def _name_like(label: str) -> bool:
+    """A label that is itself a name (``Brighton Beach``), not an id (``4b05862bf964a520``, ``213385402``)."""
+    return any(c.isalpha() for c in label) and (" " in label.strip() or not any(c.isdigit() for c in label))
+
+
+def _deletions(key: str) -> set[str]:
+    """``key`` and every string one character shorter: two keys one edit apart share one of these."""
+    return {key} | {key[:i] + key[i + 1 :] for i in range(len(key))}
+
+
+def merge_near_duplicate_labels(stats: pd.DataFrame, max_m: float) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Labels that name one place in different spellings, merged into the most used one.
+
+    ``stats``: one row per label with ``poi``, ``name`` (its most frequent location name, or empty),
+    ``posts``, ``n_xy`` and ``x, y, z`` (sums of its posts' unit vectors). Two labels merge when
+    their names are near-duplicates (:func:`near_duplicate_names`; an id without a name never
+    is) and their centres are within ``max_m`` metres; a label without coordinates merges with
+    none. Returns ``{label: kept label}`` for each merged-away label, and one record per merge for
+    the summary. Candidates are found through the names' one-deletion keys, so the cost grows with
+    the number of labels, not with its square.
+    """
+    entries: list[tuple[str, str, int, np.ndarray]] = []
+    xyz = stats[["x", "y", "z"]].to_numpy(dtype=float)
+    columns = zip(
+        stats["poi"].tolist(), stats["name"].tolist(), stats["posts"].tolist(), stats["n_xy"].tolist(), strict=True
+    )
+    for (poi, given, posts, n_xy), v in zip(columns, xyz, strict=True):
+        name = given if isinstance(given, str) and given.strip() else ""
+        if not name and _name_like(str(poi)):
+            name = str(poi)
+        norm = float(np.linalg.norm(v))
+        if name and n_xy and norm > 0:
+            entries.append((str(poi), name, int(posts), v / norm))
+    buckets: dict[str, list[int]] = {}
+    for i, (_, name, _, _) in enumerate(entries):
+        base = _base_key(name)
+        for key in _deletions(base) if len(base.replace(" ", "")) >= MIN_EDITED_LETTERS else {base}:
+            buckets.setdefault(key, []).append(i)
+    parent = list(range(len(entries)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for members in buckets.values():
+        for j, a in enumerate(members):
+            for b in members[j + 1 :]:
+                near = _metres(entries[a][3], entries[b][3]) <= max_m
+                if root(a) != root(b) and near and near_duplicate_names(entries[a][1], entries[b][1]):
+                    parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(entries)):
+        groups.setdefault(root(i), []).append(i)
+    mapping: dict[str, str] = {}
+    merges: list[dict[str, Any]] = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda i: (-entries[i][2], entries[i][0]))
+        kept = entries[members[0]]
+        for i in members[1:]:
+            mapping[entries[i][0]] = kept[0]
+        merges.append(
+            {
+                "into": kept[0],
+                "name": kept[1],
+                "merged": [entries[i][1] for i in members[1:]],
+                "names": len(members),
+                "posts": sum(entries[i][2] for i in members),
+                "within_m": round(max(_metres(kept[3], entries[i][3]) for i in members[1:])),
+            }
+        )
+    merges.sort(key=lambda m: (-m["posts"], m["into"]))
+    return mapping, merges
+
+
+def _metres(a: np.ndarray, b: np.ndarray) -> float:
+    """Great-circle distance between two unit vectors, in metres."""
+    return float(2 * math.asin(min(1.0, float(np.linalg.norm(a - b)) / 2)) * EARTH_RADIUS_KM * 1000)
+
+
+def label_sums(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per label of ``frame`` (``poi, poi_name, lat, lon``; labelled rows): what :func:`merge_near_duplicate_labels`
+    takes. The name is the most frequent location name, the smallest among ties (as the POI table's)."""
+    xy = frame["lat"].notna() & frame["lon"].notna()
+    phi, lam = np.radians(frame["lat"].to_numpy(dtype=float)), np.radians(frame["lon"].to_numpy(dtype=float))
+    parts = pd.DataFrame(
+        {
+            "poi": frame["poi"].to_numpy(),
+            "n_xy": xy.to_numpy().astype(np.int64),
+            "x": np.where(xy, np.cos(phi) * np.cos(lam), 0.0),
+            "y": np.where(xy, np.cos(phi) * np.sin(lam), 0.0),
+            "z": np.where(xy, np.sin(phi), 0.0),
+        }
+    )
+    stats = parts.groupby("poi", sort=True).agg(
+        posts=("poi", "size"), n_xy=("n_xy", "sum"), x=("x", "sum"), y=("y", "sum"), z=("z", "sum")
+    )
+    named = frame.dropna(subset=["poi_name"])
+    names = named.groupby(["poi", "poi_name"]).size().reset_index(name="n")
+    names = names.sort_values(["poi", "n", "poi_name"], ascending=[True, False, True]).drop_duplicates("poi")
+    name_of = dict(zip(names["poi"], names["poi_name"], strict=True))
+    stats["name"] = [str(name_of.get(poi, "")) for poi in stats.index]
+    return stats.reset_index()
+
+
+def merge_message(merge: Mapping[str, Any]) -> str:
+    """One merge as the summary lists it."""
+    others = [f"'{name}'" for name in merge["merged"]]
+    listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " and " + others[-1]
+    return (
+        f"merged {listed} into '{merge['name']}' ({merge['names']} names, {merge['posts']:,} posts, "
+        f"within {merge['within_m']:,} m)"
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from postloc.data.pois import merge_message
 from postloc.data.splits import SPLITS
 
 FUNNEL_ORDER = (
@@ -118,4 +119,23 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         for key, value in funnel.items()
         if value or key in ("read", "kept")
     ]
+    lines += label_lines(summary)
     return "\n".join(lines) + "\n"
+
+
+def label_lines(summary: Mapping[str, Any]) -> list[str]:
+    """How many posts name their place, when not all do, and the near-duplicate place names merged."""
+    lines = []
+    labelled = summary.get("labelled_posts")
+    if labelled:
+        n, total = labelled["labelled"], labelled["posts"]
+        lines += [
+            "",
+            f"{n:,} of {total:,} posts name a place: the POIs come from those; the other {total - n:,} are not "
+            "trained on (`postloc predict` places them)",
+        ]
+    merges = summary.get("poi_merges") or []
+    if merges:
+        lines += ["", "Place names merged (one place, several spellings):", ""]
+        lines += [f"- {merge_message(merge)}" for merge in merges]
+    return lines

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from postloc.data.filters import duplicate_key, frequent_hashtags, passing_pois, place_hashtags, place_key
+from postloc.data.pois import named_place, place_label
 from postloc.data.prepare import PrepareConfig
 from postloc.data.schema import Post
 from postloc.text.hashtags import post_hashtags
@@ -47,6 +48,17 @@ MAX_EXACT_POSTS = MAX_CV_POSTS
 #: the prepare settings quickstart chooses, which the command line may set instead (``--min-hashtag-count`` ...)
 SETTABLE = ("min_hashtag_count", "languages", "poi_method", "min_poi_posts", "min_poi_users", "poi_min_samples")
 SET_BY_YOU = "(set by you)"
+#: POIs come from the labels the posts carry (a ``poi``, a location name, a tweet's venue) when at least this
+#: share of the posts carry one: 301 of 1,000 tweets naming their venue teach more than 24 coordinate clusters
+MIN_LABELLED_SHARE = 0.1
+
+
+def post_location_name(post: Post) -> str | None:
+    """The place a post names, as ``prepare`` reads it: Instagram's location name, else a tweet's venue or place."""
+    if not post.extra:
+        return None
+    name = post.extra.get("poi_name")
+    return str(name) if name is not None else named_place(post.extra)
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,9 @@ class DataProfile:
 
     def add(self, post: Post) -> None:
         self.posts += 1
-        location = post.extra.get("poi_name") if post.extra else None
+        location = post_location_name(post)
         if location is not None and len(self.names) < MAX_NAMED_POIS:
-            self.names.add(str(location))
+            self.names.add(location)
         user = post.user or f"post:{post.id}"  # a post without a user counts as its own user
         self.users.add(user)
         if post.text and post.text.strip():
@@ -97,14 +109,14 @@ class DataProfile:
             self.with_images += 1
         if post.lat is not None and post.lon is not None:
             self.with_coordinates += 1
-        if post.poi is not None and str(post.poi).strip():
-            poi = str(post.poi)
+        label = place_label(post.poi, location)
+        if label is not None and str(label).strip():
+            poi = str(label)
             self.with_poi += 1
             self.poi_posts[poi] += 1
             self.poi_users.setdefault(poi, set()).add(user)
-            name = post.extra.get("poi_name")
-            if isinstance(name, str) and name.strip() and len(self.poi_names) < MAX_NAMED_POIS:
-                self.poi_names.setdefault(poi, name.strip())
+            if location is not None and location.strip() and len(self.poi_names) < MAX_NAMED_POIS:
+                self.poi_names.setdefault(poi, location.strip())
             self._keep_record(post, poi, user)
             if post.lat is not None and post.lon is not None:
                 phi, lam = math.radians(post.lat), math.radians(post.lon)
@@ -352,7 +364,7 @@ def _pois(
     filters: PrepareConfig,
     places: frozenset[str],
 ) -> list[Choice]:
-    labelled = profile.with_poi >= 0.5 * max(profile.posts, 1)
+    labelled = profile.with_poi >= MIN_LABELLED_SHARE * max(profile.posts, 1)
     if not labelled and profile.with_coordinates == 0:
         from postloc.errors import PostlocError
 
@@ -366,13 +378,24 @@ def _pois(
         method = Choice("poi_method", str(fixed["poi_method"]), SET_BY_YOU)
         by_labels = method.value == "labels" or (method.value == "auto" and profile.with_poi > 0)
     elif labelled:
-        method = Choice("poi_method", "labels", f"{profile.with_poi:,} of {profile.posts:,} posts name their POI")
+        why = f"{profile.with_poi:,} of {profile.posts:,} posts name their POI"
+        if profile.with_poi < profile.posts:
+            why = (
+                f"{profile.with_poi:,} of {profile.posts:,} posts name a place: the POIs come from those "
+                "(the others are not trained on; predict places them)"
+            )
+        method = Choice("poi_method", "labels", why)
         by_labels = True
     else:
         method = Choice(
             "poi_method",
             "hdbscan",
-            f"the posts carry no POI labels; {profile.with_coordinates:,} have coordinates, clustered into places",
+            (
+                f"only {profile.with_poi:,} of {profile.posts:,} posts name a place (too few to learn the places from)"
+                if profile.with_poi
+                else "the posts carry no POI labels"
+            )
+            + f"; {profile.with_coordinates:,} have coordinates, clustered into places",
         )
         by_labels = False
     if by_labels:

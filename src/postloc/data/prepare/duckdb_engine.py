@@ -37,6 +37,8 @@ from postloc.data.pois import (
     POI_METHODS,
     apply_known_centres,
     cluster_coordinates,
+    merge_near_duplicate_labels,
+    name_clusters,
     name_unnamed_by_coordinates,
 )
 from postloc.data.prepare.config import PrepareConfig
@@ -45,6 +47,7 @@ from postloc.data.prepare.poi_sample import assign_to_sample_clusters
 from postloc.data.prepare.steps import (
     SPOOL_BATCH,
     PreparedPostsWriter,
+    add_label_notes,
     empty_message,
     progress_bar,
     settle_spool,
@@ -110,7 +113,7 @@ def _build(
     if n_posts == 0:
         raise EmptyDatasetError(empty_message(source, funnel, "after reading and cleaning"))
 
-    method = _assign_pois(con, scratch, config, funnel)
+    method, merges = _assign_pois(con, scratch, config, funnel)
     vocabulary = _count_hashtags(con, config, places)
     _filter(con, config, funnel)
     if scalar(con, "SELECT count(*) FROM kept") == 0:
@@ -123,13 +126,15 @@ def _build(
     _write_hashtags(con, work / "hashtags.csv")
     posts_parquet = quote(str(work / "posts.parquet"))
     if method != "labels":
-        named = _names_from_hashtags(con, posts_parquet)
+        named = name_clusters(*_cluster_tag_counts(con, posts_parquet))
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
     write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
     n_places = scalar(con, "SELECT count(*) FROM tags WHERE kept AND posts < ?", [config.min_hashtag_count])
-    return _summary(con, posts_parquet, funnel, len(vocabulary), n_places), method
+    summary = _summary(con, posts_parquet, funnel, len(vocabulary), n_places)
+    add_label_notes(summary, merges, n_posts, funnel)
+    return summary, method
 
 
 # --- step 3: duplicates --------------------------------------------------------------------
@@ -167,8 +172,8 @@ def _load_spool(con, spool: Path) -> int:
 # --- step 4: POIs --------------------------------------------------------------------------
 
 
-def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> str:
-    """Fill ``p.poi`` (NULL where a post has no POI) and return the method used."""
+def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> tuple[str, list[dict[str, Any]]]:
+    """Fill ``p.poi`` (NULL where a post has no POI); return the method used and the labels merged."""
     n_labelled = scalar(con, "SELECT count(*) FROM p WHERE poi IS NOT NULL")
     method = config.poi_method
     if method == "auto":
@@ -177,7 +182,7 @@ def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> 
         if not n_labelled:
             raise PostlocError('--poi-method labels: no post has a "poi" label; use hdbscan, dbscan or grid')
         funnel["dropped_no_poi_label"] = scalar(con, "SELECT count(*) FROM p WHERE poi IS NULL")
-        return method
+        return method, _merge_labels(con, config.poi_config(method).merge_m)
     if method not in POI_METHODS:
         raise PostlocError(f"unknown POI method {method!r}; use one of {', '.join(POI_METHODS)}")
     has_xy = "lat IS NOT NULL AND lon IS NOT NULL"
@@ -239,7 +244,33 @@ def _assign_pois(con, scratch: Path, config: PrepareConfig, funnel: Counter) -> 
     """)
     funnel["dropped_outside_pois"] = scalar(con, f"SELECT count(*) FROM p WHERE {has_xy} AND poi IS NULL")
     con.execute("DROP TABLE assign; DROP TABLE ranked")
-    return method
+    return method, []
+
+
+def _merge_labels(con, max_m: float) -> list[dict[str, Any]]:
+    """pois.merge_near_duplicate_labels on SQL aggregates per label; the merged-away labels renamed in ``p``."""
+    stats = con.execute(
+        """
+        SELECT poi, count(*) AS posts, count(*) FILTER (lat IS NOT NULL AND lon IS NOT NULL) AS n_xy,
+               coalesce(fsum(cos(lat * $rad) * cos(lon * $rad)) FILTER (lat IS NOT NULL AND lon IS NOT NULL), 0) AS x,
+               coalesce(fsum(cos(lat * $rad) * sin(lon * $rad)) FILTER (lat IS NOT NULL AND lon IS NOT NULL), 0) AS y,
+               coalesce(fsum(sin(lat * $rad)) FILTER (lat IS NOT NULL AND lon IS NOT NULL), 0) AS z
+        FROM p WHERE poi IS NOT NULL GROUP BY poi ORDER BY poi
+    """,
+        {"rad": np.pi / 180.0},
+    ).df()
+    names = con.execute("""SELECT poi, poi_name, count(*) AS n FROM p WHERE poi IS NOT NULL AND poi_name IS NOT NULL
+                           GROUP BY poi, poi_name""").df()
+    names = names.sort_values(["poi", "n", "poi_name"], ascending=[True, False, True]).drop_duplicates("poi")
+    name_of = dict(zip(names["poi"], names["poi_name"], strict=True))
+    stats["name"] = [str(name_of.get(poi, "")) for poi in stats["poi"]]
+    mapping, merges = merge_near_duplicate_labels(stats, max_m)
+    if mapping:
+        frame = pd.DataFrame({"old": list(mapping), "new": list(mapping.values())}, dtype=object)
+        con.register("merge_view", frame)
+        con.execute("UPDATE p SET poi = merge_view.new FROM merge_view WHERE p.poi = merge_view.old")
+        con.unregister("merge_view")
+    return merges
 
 
 def _fetch_numpy(con, sql: str) -> list[np.ndarray]:
@@ -454,29 +485,15 @@ def _write_hashtags(con, path: Path) -> None:
             pd.DataFrame(columns=["hashtag", "posts", "kept"]).to_csv(handle, index=False, lineterminator="\n")
 
 
-def _names_from_hashtags(con, posts_parquet: str, *, top: int = 2, min_share: float = 0.05) -> dict[str, str]:
-    """pois.name_from_hashtags in SQL over the training posts (same float operations, same tie order)."""
-    rows = con.execute(
-        f"""
-        WITH t AS (SELECT poi, hashtags FROM read_parquet('{posts_parquet}') WHERE split = 'train'),
-             n AS (SELECT count(*) AS n FROM t),
-             per_poi AS (SELECT poi, count(*) AS np FROM t GROUP BY poi),
-             r AS (SELECT poi, unnest(hashtags) AS tag FROM t),
-             overall AS (SELECT tag, count(*) AS nt FROM r GROUP BY tag),
-             counts AS (SELECT poi, tag, count(*) AS c FROM r GROUP BY poi, tag),
-             scored AS (
-                SELECT counts.poi, counts.tag, c::DOUBLE / np AS share, (c::DOUBLE / np) / (nt::DOUBLE / n) AS lift
-                FROM counts JOIN per_poi USING (poi) JOIN overall USING (tag), n),
-             best AS (SELECT poi, tag, row_number() OVER (PARTITION BY poi ORDER BY lift DESC, tag) AS rank
-                      FROM scored WHERE share >= $min_share)
-        SELECT poi, tag FROM best WHERE rank <= $top ORDER BY poi, rank
-    """,
-        {"min_share": min_share, "top": top},
-    ).fetchall()
-    names: dict[str, list[str]] = {}
-    for poi, tag in rows:
-        names.setdefault(str(poi), []).append(f"#{tag}")
-    return {poi: " ".join(tags) for poi, tags in names.items()}
+def _cluster_tag_counts(con, posts_parquet: str) -> tuple[pd.DataFrame, dict[str, int], int]:
+    """pois.cluster_tag_counts in SQL over the training posts: integer counts, so the names are the default engine's."""
+    train = f"(SELECT poi, hashtags FROM read_parquet('{posts_parquet}') WHERE split = 'train')"
+    counts = con.execute(f"""
+        SELECT poi, tag, count(*) AS posts FROM (SELECT poi, unnest(hashtags) AS tag FROM {train})
+        GROUP BY poi, tag ORDER BY poi, tag
+    """).df()
+    per_poi = {str(poi): int(n) for poi, n in con.execute(f"SELECT poi, count(*) FROM {train} GROUP BY poi").fetchall()}
+    return counts, per_poi, sum(per_poi.values())
 
 
 def _summary(con, posts_parquet: str, funnel: Counter, n_vocabulary: int, n_places: int) -> dict[str, Any]:

@@ -16,11 +16,20 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.filters import count_hashtags, frequent_hashtags, passing_pois
-from postloc.data.pois import cluster_coordinates, name_from_hashtags, name_unnamed_by_coordinates, poi_table
+from postloc.data.pois import (
+    cluster_coordinates,
+    cluster_tag_counts,
+    label_sums,
+    merge_near_duplicate_labels,
+    name_clusters,
+    name_unnamed_by_coordinates,
+    poi_table,
+)
 from postloc.data.prepare.config import PrepareConfig
 from postloc.data.prepare.steps import (
     SPOOL_BATCH,
     PreparedPostsWriter,
+    add_label_notes,
     empty_message,
     progress,
     settle_spool,
@@ -49,7 +58,7 @@ def build_in_memory(
     if meta.empty:
         raise EmptyDatasetError(empty_message(source, funnel, "after reading and cleaning"))
 
-    method = _assign_pois(meta, config, funnel)
+    method, merges = _assign_pois(meta, config, funnel)
     has_poi = meta["poi"].notna().to_numpy()
     counts = count_hashtags(_spool_column(spool, "hashtags", has_poi))
     vocabulary = frequent_hashtags(counts, config.min_hashtag_count, places)
@@ -77,7 +86,7 @@ def build_in_memory(
 
     if method != "labels":
         train = pd.read_parquet(work / "posts.parquet", columns=["poi", "hashtags"], filters=[("split", "==", "train")])
-        named = name_from_hashtags(train)
+        named = name_clusters(*cluster_tag_counts(train))
         del train
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
@@ -85,6 +94,7 @@ def build_in_memory(
     write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
     n_places = sum(1 for tag in vocabulary if counts[tag] < config.min_hashtag_count)
     summary = build_summary(_written_posts(work / "posts.parquet"), funnel, len(vocabulary), n_places)
+    add_label_notes(summary, merges, len(meta), funnel)
     return summary, method
 
 
@@ -129,8 +139,9 @@ def _spool_column(spool: Path, column: str, mask: np.ndarray | None = None) -> I
 # --- step 4 and 6: POIs ------------------------------------------------------------------
 
 
-def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> str:
-    """Fill ``meta.poi`` (None where a post has no POI) and return the method used."""
+def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> tuple[str, list[dict[str, Any]]]:
+    """Fill ``meta.poi`` (None where a post has no POI); return the method used and the labels merged
+    (:func:`postloc.data.pois.merge_near_duplicate_labels`: one place's spellings become one POI)."""
     labelled = meta["poi"].notna()
     method = config.poi_method
     if method == "auto":
@@ -139,7 +150,11 @@ def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> 
         if not labelled.any():
             raise PostlocError('--poi-method labels: no post has a "poi" label; use hdbscan, dbscan or grid')
         funnel["dropped_no_poi_label"] = int((~labelled).sum())
-        return method
+        stats = label_sums(meta.loc[labelled, ["poi", "poi_name", "lat", "lon"]])
+        mapping, merges = merge_near_duplicate_labels(stats, config.poi_config(method).merge_m)
+        if mapping:
+            meta["poi"] = meta["poi"].map(lambda poi: mapping.get(poi, poi))
+        return method, merges
     has_xy = meta["lat"].notna() & meta["lon"].notna()
     funnel["dropped_no_coordinates"] = int((~has_xy).sum())
     clusters = cluster_coordinates(
@@ -150,7 +165,7 @@ def _assign_pois(meta: pd.DataFrame, config: PrepareConfig, funnel: Counter) -> 
     meta["poi"] = None
     meta.loc[has_xy, "poi"] = names
     funnel["dropped_outside_pois"] = int((has_xy & meta["poi"].isna()).sum())
-    return method
+    return method, []
 
 
 def _filter_small_pois(meta: pd.DataFrame, keep: np.ndarray, config: PrepareConfig, funnel: Counter) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from postloc.data.filters import duplicate_key, place_key
+from postloc.data.pois import named_place, place_label
 from postloc.data.prepare.config import PrepareConfig
 from postloc.text.hashtags import post_hashtags
 from postloc.text.language import detect_languages
@@ -115,14 +116,18 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
         ]
     poi_names: list[str | None] = []
     extras: list[str | None] = []
+    labels: list[str | None] = []
     for post in posts:
         if not post.extra:
             poi_names.append(None)
             extras.append(None)
+            labels.append(post.poi)
             continue
         extra = dict(post.extra)
         poi_name = extra.pop("poi_name", None)
-        poi_names.append(None if poi_name is None else str(poi_name))
+        name = named_place(extra) if poi_name is None else str(poi_name)
+        poi_names.append(name)
+        labels.append(place_label(post.poi, name))
         extras.append(json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None)
     images = [post.images for post in posts]
     columns = {
@@ -130,7 +135,7 @@ def clean_chunk(posts: list, config: PrepareConfig) -> CleanedChunk:
         "text": texts,
         "hashtags": tags,
         "image": images,
-        "poi": [post.poi for post in posts],
+        "poi": labels,
         "poi_name": poi_names,
         "lat": [post.lat for post in posts],
         "lon": [post.lon for post in posts],
@@ -448,6 +453,17 @@ class PreparedPostsWriter:
 
         self._parquet.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
         self.columns = {name: [] for name in self.schema.names}
+
+
+def add_label_notes(summary: dict[str, Any], merges: list[dict[str, Any]], n_posts: int, funnel: Counter) -> None:
+    """What the summary says of POI labels the posts carry: how many posts carry one when not all
+    do (``labelled_posts``: the POIs come from those), and the near-duplicate labels merged. Absent
+    otherwise, so a summary without either reads as before."""
+    unlabelled = int(funnel.get("dropped_no_poi_label", 0))
+    if unlabelled:
+        summary["labelled_posts"] = {"labelled": n_posts - unlabelled, "posts": n_posts}
+    if merges:
+        summary["poi_merges"] = merges
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
