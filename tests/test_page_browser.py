@@ -7,6 +7,7 @@ to look at.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -156,3 +157,70 @@ def test_page_marks_an_answer_that_comes_from_a_name_only(tmp_path_factory, tmp_
         finally:
             browser.close()
     assert not errors, errors
+
+
+DOCS_IMG = Path(__file__).parents[1] / "docs" / "img"
+
+
+def _boxes_apart(page, selector: str) -> int:
+    """How many elements ``selector`` matches on screen; fails when two of their boxes overlap."""
+    boxes = page.eval_on_selector_all(
+        selector, "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"
+    )
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1]
+            assert apart, (a, b)
+    return len(boxes)
+
+
+def test_the_city_map_in_the_report_and_the_page_offline(tmp_path):
+    """Dresden's posts through quickstart: report.html and the served page show the posts' density, a scale
+    bar and the POI names apart, as the page loads, with no request outside; screenshots in docs/img/."""
+    from postloc import datasets
+    from postloc.data.prepare import ReadOptions
+    from postloc.quickstart import QuickstartConfig, quickstart
+    from postloc.serve.app import ServeSettings, build_app
+
+    embedded = datasets.read_options("dresden")
+    read = ReadOptions(embedded.format, embedded.columns, embedded.list_sep, skip_bad=True)
+    config = QuickstartConfig(read=read, quick=True, progress=False, model="tfidf-logreg")
+    result = quickstart(datasets.path("dresden"), tmp_path / "out", config)
+    requests_outside: list[str] = []
+    errors: list[str] = []
+    DOCS_IMG.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            local = ["file:", "data:", "blob:"]
+            page.on("request", lambda r: None if r.url.startswith(tuple(local)) else requests_outside.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(result.report.resolve().as_uri())
+            assert page.eval_on_selector("svg#map image#density", "e => e.getBBox().width") > 100
+            assert page.locator("svg#map #scale-bar").text_content().endswith(" km")
+            assert _boxes_apart(page, "svg#map text.label") >= 5
+            assert page.locator("#per-poi tr").count() > 5
+            wrapper = page.eval_on_selector("table.confusion", "e => getComputedStyle(e.parentElement).overflowX")
+            assert wrapper == "auto"
+            page.locator("svg#map").screenshot(path=str(DOCS_IMG / "report-map.png"))
+            with serving(build_app(result.run_dir, ServeSettings())) as url:
+                local.append(url)
+                page.goto(url + "/")
+                page.wait_for_selector(".leaflet-control-scale-line", timeout=15_000)
+                page.wait_for_selector(".leaflet-density-pane img", state="attached", timeout=15_000)
+                page.wait_for_function(
+                    "() => { const i = document.querySelector('.leaflet-density-pane img');"
+                    " return i.complete && i.naturalWidth > 0; }"
+                )
+                assert page.locator("path.poi-dot").count() == len(
+                    json.loads((result.run_dir / "data.json").read_text())["pois"]
+                )
+                assert _boxes_apart(page, ".leaflet-labels-pane .poi-name") >= 5
+                assert "training posts" in page.inner_text("#map-note")
+                assert "tfidf-logreg" in page.inner_text("#model-inputs")
+                page.locator("#results").screenshot(path=str(DOCS_IMG / "page-map.png"))
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not requests_outside, requests_outside

@@ -207,7 +207,7 @@ def package_version() -> str:
 RUN_MANIFEST = "config.json"
 #: the files of a run beside ``best/`` that prediction reads: the POI table and hashtag vocabulary,
 #: and the temperature. An edited one answers with another POI's name and place, or confidence 1.0.
-RUN_SEALED_FILES = ("data.json", "calibration.json")
+RUN_SEALED_FILES = ("data.json", "calibration.json", "density.json")
 
 
 def record_run_files(run_dir: str | Path, names: list[str]) -> None:

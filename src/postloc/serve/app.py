@@ -44,6 +44,7 @@ from postloc.metrics import top_k_indices
 from postloc.serve.about import add_about
 from postloc.serve.batcher import MicroBatcher
 from postloc.serve.bodies import parse, validation_message
+from postloc.serve.density import add_density
 from postloc.serve.errors import CLOSE, ApiError, BodyTooLarge, error_response
 from postloc.serve.hosts import LOOPBACK_HOSTS, HostGuard, normalise_host
 from postloc.serve.limits import MAX_HASHTAG_CHARS, Limits, TokenBucket, require_at_least, setting_error
@@ -408,6 +409,7 @@ def build_app(
     info = featurizer_for_model(run, predictor.model.inputs_used, featurizer)
     app = create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
     add_about(app, run)  # the page's line on the run: its quickstart verdict, or its own test score
+    add_density(app, run)  # the map's background: where the training posts were made
     return app
 
 

@@ -61,6 +61,7 @@ from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
 from postloc.nn.trainer import BEST, DivergedError, json_safe, write_metrics
 from postloc.training.config import RunConfig, read_run_config
+from postloc.training.density import DENSITY_FILE, density_grid, extent
 
 RUN_CONFIG = RUN_MANIFEST
 DATA_INFO = "data.json"
@@ -316,7 +317,34 @@ def _start_run_folder(out: Path, prepared_dir: str | Path, prepared: PreparedDat
     }
     _write_json(out / RUN_CONFIG, {**manifest, "files": recorded} if recorded else manifest)
     _write_json(out / DATA_INFO, data_info(prepared))
-    record_run_files(out, [DATA_INFO])
+    sealed = [DATA_INFO]
+    if _write_density(out, prepared):
+        sealed.append(DENSITY_FILE)
+    record_run_files(out, sealed)
+
+
+def _write_density(out: Path, prepared: PreparedData) -> bool:
+    """``RUN/density.json``: where the training posts were made (the map's background); False without coordinates.
+
+    The extent holds the training posts and every POI centre, so that the served map shows both."""
+    train = prepared.split("train")
+    if not {"lat", "lon"} <= set(train.columns):
+        return False
+    lat = pd.to_numeric(train["lat"], errors="coerce").to_numpy(float)
+    lon = pd.to_numeric(train["lon"], errors="coerce").to_numpy(float)
+    pois = prepared.pois
+    bounds = extent(
+        np.concatenate([lat, pd.to_numeric(pois["lat"], errors="coerce").to_numpy(float)]),
+        np.concatenate([lon, pd.to_numeric(pois["lon"], errors="coerce").to_numpy(float)]),
+    )
+    if bounds is None or not np.isfinite(lat).any():
+        return False
+    users = train["user"].tolist() if "user" in train else None
+    from postloc.io.atomic import atomic_open
+
+    with atomic_open(out / DENSITY_FILE) as handle:  # compact: thousands of [row, col, count] cells
+        handle.write(json.dumps(density_grid(lat, lon, users, bounds), separators=(",", ":")) + "\n")
+    return True
 
 
 def _recorded_files(out: Path) -> dict[str, str]:

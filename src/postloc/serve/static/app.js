@@ -7,7 +7,7 @@
   const form = $("post-form"), drop = $("drop"), photoInput = $("photo"), preview = $("preview");
   let photo = null, config = { tile_url: null, max_body_bytes: 10485760 };
 
-  // An empty map: no tile layer unless the server is configured with one (no network needed).
+  // No tile layer unless the server is configured with one (no network needed); the base map is drawn from the run.
   const map = L.map("map", { zoomControl: true, attributionControl: true }).setView([0, 0], 1);
   const layer = L.layerGroup().addTo(map);
   fetch("/v1/config").then((r) => r.json()).then((c) => {
@@ -29,6 +29,66 @@
     drop.hidden = !c.photo_used;
     drop.style.display = c.photo_used ? "" : "none";  // the stylesheet's display: flex would show a [hidden] box
     if (!c.photo_used) photo = null;
+  }
+
+  // The map as the page opens: a scale bar, where the training posts were made (a picture this server draws
+  // from the run: the city's streets and shores, no tile server needed) and every POI with its name.
+  fetch("/v1/pois").then((r) => (r.ok ? r.json() : null)).then((body) => {
+    if (!body || !Array.isArray(body.pois)) return;
+    baseMap(body.pois.filter((p) => typeof p.lat === "number" && typeof p.lon === "number"));
+  }).catch(() => {});
+
+  let pois = [], labelPane = null;
+  function baseMap(known) {
+    pois = known;
+    L.control.scale({ metric: true, imperial: false, maxWidth: 160 }).addTo(map);
+    map.createPane("density").style.zIndex = 350;  // under the markers (Leaflet's overlay pane: 400)
+    labelPane = map.createPane("labels");
+    labelPane.style.zIndex = 450; labelPane.style.pointerEvents = "none";
+    const dots = L.layerGroup().addTo(map);
+    pois.forEach((p) => {
+      L.circleMarker([p.lat, p.lon], { radius: 4, color: "#1d2330", weight: 1, fillColor: "#fff", fillOpacity: 0.9,
+        className: "poi-dot" }).bindTooltip(el("span", "", p.name || p.poi), { direction: "top" }).addTo(dots);
+    });
+    if (pois.length) map.fitBounds(L.latLngBounds(pois.map((p) => [p.lat, p.lon])).pad(0.15), { maxZoom: 15 });
+    map.on("zoomend viewreset resize", drawLabels);
+    drawLabels();
+    fetch("/v1/density").then((r) => (r.ok ? r.json() : null)).then((d) => {
+      if (!d || !d.available) return;
+      L.imageOverlay(d.image, d.bounds, { pane: "density", opacity: 0.9, interactive: false,
+        alt: "where the training posts were made" }).addTo(map);
+      if (!pois.length) map.fitBounds(d.bounds);
+      $("map-note").textContent = "Shaded: where the " + d.posts + " training posts were made (cells with posts of " +
+        "one person only are left out). Dots: the places the model knows.";
+    }).catch(() => {});
+  }
+
+  // Labels that do not overlap: each goes right of its dot, else left, above or below, at the first place where
+  // its box overlaps no label already placed; a label with no free place is left out (its dot keeps a tooltip).
+  function placeLabels(items, gap) {
+    const placed = [];
+    return items.map((it) => {
+      const tries = [[gap, -it.h / 2], [-gap - it.w, -it.h / 2], [-it.w / 2, -gap - it.h], [-it.w / 2, gap]];
+      for (const [dx, dy] of tries) {
+        const box = { x: it.x + dx, y: it.y + dy, w: it.w, h: it.h };
+        if (!placed.some((b) => overlaps(b, box))) { placed.push(box); return box; }
+      }
+      return null;
+    });
+  }
+  function overlaps(a, b) { return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h; }
+  function drawLabels() {
+    if (!labelPane) return;
+    const spans = pois.map((p) => el("span", "poi-name", p.name || p.poi));
+    labelPane.replaceChildren(...spans);
+    const items = pois.map((p, i) => {
+      const at = map.latLngToLayerPoint([p.lat, p.lon]);
+      return { x: at.x, y: at.y, w: spans[i].offsetWidth, h: spans[i].offsetHeight };
+    });
+    placeLabels(items, 6).forEach((box, i) => {
+      if (!box) { spans[i].remove(); return; }
+      spans[i].style.transform = "translate(" + box.x + "px, " + box.y + "px)";
+    });
   }
 
   // How far the loaded run can be trusted (its quickstart verdict, or its own test score): plain text.
