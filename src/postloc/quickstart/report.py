@@ -5,9 +5,12 @@ by more than noise: :mod:`postloc.experiments.verdict`); the choices quickstart 
 data (Table I); the default model against
 tfidf-logreg and the majority class (mean ± std over user-disjoint folds, or the test split, with
 the paired difference and its 95 % intervals); a map of the POIs coloured by how often their
-posts are placed right; the confusions between the busiest POIs; and the most confident right and
-wrong predictions, with their text. The map is drawn as inline SVG from the POI coordinates
-(tile servers are not reachable offline, and a page that fetches nothing is safe to mail around).
+posts are placed right, over the density of the training posts (a PNG drawn from the posts' own
+coordinates: it traces the city's streets and shores), with a scale bar and labels that do not
+overlap; each POI's precision, recall and support; the confusions between the busiest POIs; the
+served run's own test score; and the most confident right and wrong predictions, with their text.
+Tile servers are not reachable offline, and a page that fetches nothing is safe to mail around:
+the picture is a data: URI inside the SVG.
 
 Every string from the data is HTML-escaped: captions and POI names are the user's input and may
 hold markup.
@@ -15,6 +18,7 @@ hold markup.
 
 from __future__ import annotations
 
+import base64
 import math
 from html import escape
 from pathlib import Path
@@ -28,10 +32,13 @@ from postloc.experiments.cv import PREDICTIONS
 from postloc.experiments.verdict import wins
 from postloc.io.atomic import atomic_path
 from postloc.io.inputs import read_small_json
+from postloc.metrics import per_poi_table
+from postloc.training.density import density_grid, density_png, extent
 
 MAX_POIS_IN_CONFUSION = 12
 EXAMPLES = 8
 TEXT_CHARS = 220
+KM_PER_DEGREE = 111.32  # km per degree of latitude (and of longitude at the equator)
 
 
 def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -58,8 +65,10 @@ def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     )
     if outcomes is not None:
         body += _map_section(pois, outcomes, prepared.posts)
+        body += _per_poi_section(pois, outcomes, prepared.posts)
         body += _confusion_section(pois, outcomes, prepared.posts)
         body += _examples_section(pois, outcomes, prepared.posts)
+    body += _served_run_section(manifest)
     body += _choices_section(manifest)
     body += _data_section(out / "prepared")
     body += _commands_section(out, manifest["steps"].get("names"), results.get("verdict"))
@@ -163,7 +172,17 @@ def _signed(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:+.{digits}f}"
 
 
+LABEL_FONT_PX = 11
+LABEL_CHAR_PX = 6.3  # the width of an average character at LABEL_FONT_PX in a sans-serif font
+MAX_LABELS = 60
+
+
 def _map_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
+    """The POIs over the training posts' density, with a scale bar and labels that do not overlap.
+
+    The density picture (:mod:`postloc.training.density`) traces the city's streets and shores from
+    the posts' own coordinates: a map that needs no tile server. Longitude is scaled by cos(latitude),
+    so the picture, the circles and the scale bar share one equirectangular projection."""
     truth = posts.set_index(posts["id"].astype(str))["poi"].astype(str)
     scored = outcomes.assign(poi=truth.reindex(outcomes.index).to_numpy())
     accuracy = scored.groupby("poi")["correct"].mean()
@@ -173,52 +192,151 @@ def _map_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame
         return ["<h2>Map</h2><p>The POIs have no coordinates.</p>"]
     table["accuracy"] = table["poi"].map(accuracy)
     table["tested"] = table["poi"].map(tested).fillna(0).astype(int)
-    width, height, pad = 860, 520, 40
-    mid = math.radians(float(table["lat"].mean()))
-    x = table["lon"].to_numpy(float) * max(math.cos(mid), 0.05)
-    y = table["lat"].to_numpy(float)
-    span = max(x.max() - x.min(), y.max() - y.min(), 1e-6)
-    scale = min((width - 2 * pad) / span, (height - 2 * pad) / span)
-    cx = pad + (x - x.min()) * scale + ((width - 2 * pad) - (x.max() - x.min()) * scale) / 2
-    cy = height - pad - (y - y.min()) * scale - ((height - 2 * pad) - (y.max() - y.min()) * scale) / 2
-    most = max(int(table["posts"].max()), 1)
-    order = np.argsort(-table["posts"].to_numpy())
-    label_rank = {i: rank for rank, i in enumerate(order)}
-    shapes = []
-    columns = zip(
-        table["poi"].astype(str),
-        table["label"].astype(str),
-        table["posts"].astype(int),
-        table["accuracy"].astype(float),
-        table["tested"],
-        strict=True,
+    train = posts[posts["split"] == "train"] if "split" in posts else posts
+    post_lat, post_lon = _coordinates(train)
+    bounds = extent(
+        np.concatenate([post_lat, table["lat"].to_numpy(float)]),
+        np.concatenate([post_lon, table["lon"].to_numpy(float)]),
     )
-    for i, (poi, label, n_posts, acc, n_tested) in enumerate(columns):
-        radius = 4 + 14 * math.sqrt(n_posts / most)
+    assert bounds is not None  # the POIs have coordinates
+    view = _View(bounds)
+    shapes = []
+    if np.isfinite(post_lat).any():
+        users = train["user"].tolist() if "user" in train else None
+        grid = density_grid(post_lat, post_lon, users, bounds)
+        png = base64.b64encode(density_png(grid)).decode("ascii")
+        shapes.append(
+            f'<image id="density" x="{view.pad}" y="{view.pad}" width="{view.inner_w:.1f}" height="{view.inner_h:.1f}" '
+            f'preserveAspectRatio="none" href="data:image/png;base64,{png}"/>'
+        )
+        density_note = (
+            f"Shaded: where the {grid['posts']:,} training posts were made (darker: more posts; cells with posts of "
+            "one person only are left out), drawn from the posts' own coordinates."
+        )
+    else:
+        density_note = "The posts carry no coordinates: no density of posts is drawn."
+    most = max(int(table["posts"].max()), 1)
+    order = np.argsort(-table["posts"].to_numpy(), kind="stable")  # the busiest POIs are drawn and labelled first
+    circles, anchors, sizes = [], [], []
+    for i in order:
+        r = table.iloc[i]
+        x, y = view.point(float(r["lat"]), float(r["lon"]))
+        radius = 3 + 10 * math.sqrt(int(r["posts"]) / most)
+        acc, n_tested = float(r["accuracy"]), int(r["tested"])
         scored_here = not math.isnan(acc)
         colour = f"hsl({120 * acc:.0f}, 70%, 45%)" if scored_here else "#999"
-        tip = f"{label}: {n_posts} posts, " + (
+        tip = f"{r['label']}: {int(r['posts'])} posts, " + (
             f"{acc:.0%} of {n_tested} test posts placed right" if scored_here else "not tested"
         )
-        shapes.append(
-            f'<circle cx="{cx[i]:.1f}" cy="{cy[i]:.1f}" r="{radius:.1f}" fill="{colour}" fill-opacity="0.75" '
-            f'stroke="#222" stroke-width="0.6" data-poi="{escape(poi)}"><title>{escape(tip)}</title></circle>'
+        circles.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" fill="{colour}" fill-opacity="0.6" '
+            f'stroke="#222" stroke-width="0.6" data-poi="{escape(str(r["poi"]))}"><title>{escape(tip)}</title></circle>'
         )
-        if label_rank[i] < 15:
-            shapes.append(
-                f'<text x="{cx[i] + radius + 2:.1f}" y="{cy[i] + 4:.1f}" font-size="11">{escape(label[:40])}</text>'
-            )
+        text = str(r["label"])[:40]
+        anchors.append((x, y, radius))
+        sizes.append((LABEL_CHAR_PX * len(text) + 2, float(LABEL_FONT_PX + 3), text))
+    shapes += circles
+    boxes = place_labels([(x, y, r) for x, y, r in anchors][:MAX_LABELS], [(w, h) for w, h, _ in sizes][:MAX_LABELS],
+                         (view.width, view.height))  # fmt: skip
+    placed = 0
+    for box, (_, _, text) in zip(boxes, sizes, strict=False):
+        if box is None:
+            continue
+        placed += 1
+        bx, by, bw, bh = box
+        shapes.append(
+            f'<text class="label" x="{bx + 1:.1f}" y="{by + bh - 3:.1f}" font-size="{LABEL_FONT_PX}" '
+            f'data-box="{bx:.1f} {by:.1f} {bw:.1f} {bh:.1f}">{escape(text)}</text>'
+        )
+    shapes.append(view.scale_bar())
+    left_out = len(table) - placed
     return [
         "<h2>Map of the POIs</h2>",
         "<p>Circle area: posts; colour: share of the POI's test posts placed at the right POI "
         "(red 0 %, green 100 %; grey: not tested). Hover a circle for its numbers. "
-        "Longitude is scaled by cos(latitude); no background map, so that the page fetches nothing.</p>",
-        f'<svg id="map" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-        f'aria-label="map of the POIs">{"".join(shapes)}</svg>',
+        f"{escape(density_note)} "
+        + (f"{left_out} label(s) left out where they would overlap another (hover their circles). " if left_out else "")
+        + "No tiles: the page fetches nothing.</p>",
+        f'<svg id="map" viewBox="0 0 {view.width} {view.height}" width="{view.width}" height="{view.height}" '
+        f'role="img" aria-label="map of the POIs">{"".join(shapes)}</svg>',
     ]
 
 
+def _coordinates(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The posts' (lat, lon) as float arrays, NaN where a post has none; empty without the columns."""
+    if not {"lat", "lon"} <= set(posts.columns):
+        return np.array([]), np.array([])
+    return tuple(pd.to_numeric(posts[c], errors="coerce").to_numpy(float) for c in ("lat", "lon"))  # type: ignore[return-value]
+
+
+class _View:
+    """The report map's projection: (lat, lon) to SVG pixels over ``bounds``, cells square on the ground."""
+
+    width, height, pad = 860, 560, 20
+
+    def __init__(self, bounds: tuple[float, float, float, float]) -> None:
+        self.south, self.west, self.north, self.east = bounds
+        self.shrink = max(math.cos(math.radians((self.south + self.north) / 2)), 0.05)
+        ground_w = (self.east - self.west) * self.shrink
+        ground_h = self.north - self.south
+        self.px_per_deg = min((self.width - 2 * self.pad) / ground_w, (self.height - 2 * self.pad) / ground_h)
+        self.inner_w, self.inner_h = ground_w * self.px_per_deg, ground_h * self.px_per_deg
+        self.width = int(math.ceil(self.inner_w + 2 * self.pad))
+        self.height = int(math.ceil(self.inner_h + 2 * self.pad))
+
+    def point(self, lat: float, lon: float) -> tuple[float, float]:
+        x = self.pad + (lon - self.west) * self.shrink * self.px_per_deg
+        return x, self.pad + (self.north - lat) * self.px_per_deg
+
+    def scale_bar(self) -> str:
+        """A bar of a round length in km (1, 2 or 5 times a power of ten), about a fifth of the map wide."""
+        px_per_km = self.px_per_deg / KM_PER_DEGREE
+        target = self.width / 5 / px_per_km
+        power = 10 ** math.floor(math.log10(target))
+        km = max(step * power for step in (1, 2, 5) if step * power <= target)
+        length = km * px_per_km
+        x0, y0 = self.pad, self.height - self.pad / 2 - 2
+        text = f"{km:g} km"
+        return (
+            f'<g id="scale-bar" data-km="{km:g}" data-px="{length:.1f}">'
+            f'<rect x="{x0 - 4}" y="{y0 - 16}" width="{length + 8:.1f}" height="20" fill="#fff" fill-opacity="0.8"/>'
+            f'<path d="M{x0} {y0 - 5}V{y0}H{x0 + length:.1f}V{y0 - 5}" fill="none" stroke="#222" stroke-width="1.5"/>'
+            f'<text x="{x0 + 3}" y="{y0 - 5}" font-size="11">{text}</text></g>'
+        )
+
+
+def place_labels(
+    anchors: list[tuple[float, float, float]], sizes: list[tuple[float, float]], area: tuple[float, float]
+) -> list[tuple[float, float, float, float] | None]:
+    """Greedy label placement: one box (x, y, w, h) per anchor (x, y, circle radius), or ``None``.
+
+    In the order given (put the most important first), a label goes right of its circle, else left,
+    above or below, at the first place where its box stays in ``area`` (width, height) and overlaps
+    no box placed before; a label with no free place is left out rather than drawn over another."""
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[tuple[float, float, float, float] | None] = []
+    for (x, y, r), (w, h) in zip(anchors, sizes, strict=True):
+        tries = ((x + r + 2, y - h / 2), (x - r - 2 - w, y - h / 2), (x - w / 2, y - r - 2 - h), (x - w / 2, y + r + 2))
+        spot = None
+        for bx, by in tries:
+            box = (bx, by, w, h)
+            inside = bx >= 0 and by >= 0 and bx + w <= area[0] and by + h <= area[1]
+            if inside and not any(_overlap(box, other) for other in placed):
+                spot = box
+                break
+        if spot is not None:
+            placed.append(spot)
+        out.append(spot)
+    return out
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 def _confusion_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
+    """Row-normalised confusions; columns headed by the rows' numbers (names in full on the rows and in
+    each header's title), and the table in a wrapper that scrolls sideways instead of being cut."""
     truth = posts.set_index(posts["id"].astype(str))["poi"].astype(str).reindex(outcomes.index)
     busiest = truth.value_counts().head(MAX_POIS_IN_CONFUSION).index.tolist()
     if len(busiest) < 2:
@@ -228,13 +346,13 @@ def _confusion_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.Dat
     counts = pd.crosstab(truth, predicted).reindex(index=busiest, columns=busiest + ["other"], fill_value=0)
     out = [
         "<h2>Confusions between the busiest POIs</h2>",
-        f"<p>Rows: the true POI of the test posts; columns: where the model placed them (share of the row). "
-        f"The {len(busiest)} POIs with most test posts; 'other': any other POI.</p>",
-        '<table class="confusion"><tr><th>true \\ predicted</th>'
-        + "".join(f"<th>{escape(str(labels.get(p, p))[:24])}</th>" for p in busiest)
+        f"<p>Rows: the true POI of the test posts; columns: where the model placed them (share of the row), "
+        f"numbered as the rows. The {len(busiest)} POIs with most test posts; 'other': any other POI.</p>",
+        '<div class="scroll"><table class="confusion"><tr><th>true \\ predicted</th>'
+        + "".join(f'<th title="{escape(str(labels.get(p, p)))}">{n}</th>' for n, p in enumerate(busiest, 1))
         + "<th>other</th></tr>",
     ]
-    for poi in busiest:
+    for n, poi in enumerate(busiest, 1):
         row = counts.loc[poi]
         total = max(int(row.sum()), 1)
         cells = []
@@ -242,9 +360,66 @@ def _confusion_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.Dat
             share = row[column] / total
             style = f"background: rgba(40, 110, 200, {share:.2f}); color: {'#fff' if share > 0.5 else '#000'}"
             cells.append(f'<td style="{style}">{share:.0%}</td>' if row[column] else "<td></td>")
-        out.append(f"<tr><th>{escape(str(labels.get(poi, poi))[:32])}</th>{''.join(cells)}</tr>")
-    out.append("</table>")
+        out.append(f'<tr><th class="name">{n}. {escape(str(labels.get(poi, poi)))}</th>{"".join(cells)}</tr>')
+    out.append("</table></div>")
     return out
+
+
+def _per_poi_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
+    """Precision, recall and support of every POI (:func:`postloc.metrics.per_poi_table`), busiest first:
+    the POIs a good overall score hides are the ones with recall near 0."""
+    classes = pois["poi"].astype(str).tolist()
+    index = {poi: i for i, poi in enumerate(classes)}
+    truth = posts.set_index(posts["id"].astype(str))["poi"].astype(str).reindex(outcomes.index)
+    y_true = truth.map(index).fillna(-1).to_numpy(int)
+    y_pred = outcomes["predicted"].astype(str).map(index).fillna(-1).to_numpy(int)
+    km = (
+        pd.to_numeric(outcomes["km"], errors="coerce").to_numpy(float)
+        if "km" in outcomes
+        else np.full(len(y_true), np.nan)
+    )
+    named = pois.assign(name=pois["label"]).set_index("poi")
+    table = per_poi_table(y_true, y_pred, km, classes, named)
+    table = table.sort_values(["support", "poi"], ascending=[False, True], kind="stable")
+    out = [
+        "<h2>Per POI</h2>",
+        "<p>The default model's test posts of each POI, pooled over the folds. Precision: of the posts placed at the "
+        "POI, the share that was made there; recall: of the posts made there, the share placed there; support: "
+        "the POI's test posts.</p>",
+        '<div class="scroll"><table id="per-poi"><tr><th>POI</th><th>support</th><th>predicted</th><th>precision</th>'
+        "<th>recall</th><th>F1</th><th>mean km</th></tr>",
+    ]
+    for r in table.itertuples(index=False):
+        mean_km = float(r.mean_km)  # type: ignore[arg-type]
+        km_text = "–" if math.isnan(mean_km) else f"{mean_km:.2f}"
+        out.append(
+            f'<tr><td class="name">{escape(str(r.name))}</td><td>{r.support}</td><td>{r.predicted}</td>'
+            f"<td>{r.precision:.3f}</td><td>{r.recall:.3f}</td><td>{r.f1:.3f}</td><td>{km_text}</td></tr>"
+        )
+    out.append("</table></div>")
+    return out
+
+
+def _served_run_section(manifest: dict[str, Any]) -> list[str]:
+    """The served model's own score: trained on the train split, evaluated on the user-disjoint test split."""
+    train = manifest.get("steps", {}).get("train")
+    accuracy = train.get("accuracy") if isinstance(train, dict) else None
+    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool):
+        return [
+            '<h2>The served model</h2><p id="served-score">The served run (<code>run/</code>) has not been evaluated '
+            "on its test split: no score of its own to show.</p>"
+        ]
+    parts = [f"accuracy {accuracy:.3f}"]
+    for key, name in (("mean_km", "mean km"), ("median_km", "median km"), ("ece", "ECE")):
+        value = train.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            parts.append(f"{name} {value:.2f}" if key != "ece" else f"{name} {value:.3f}")
+    return [
+        "<h2>The served model</h2>",
+        f'<p id="served-score">The run that <code>postloc serve</code> loads (<code>run/</code>, trained on the '
+        f"train split) scores on the user-disjoint test split: {', '.join(parts)}. The scores above are "
+        "cross-validated; this is one split, so it moves more.</p>",
+    ]
 
 
 def _examples_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
@@ -262,7 +437,7 @@ def _examples_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.Data
             out.append("<p>None.</p>")
             continue
         out.append(
-            "<table><tr><th>post</th><th>text and hashtags</th><th>true POI</th><th>predicted</th>"
+            '<div class="scroll"><table><tr><th>post</th><th>text and hashtags</th><th>true POI</th><th>predicted</th>'
             "<th>confidence</th><th>km off</th></tr>"
         )
         for post_id, r in best.iterrows():
@@ -277,7 +452,7 @@ def _examples_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.Data
                 f"<td>{escape(str(labels.get(r['predicted'], r['predicted'])))}</td>"
                 f"<td>{r['confidence']:.2f}</td><td>{km}</td></tr>"
             )
-        out.append("</table>")
+        out.append("</table></div>")
     return out
 
 
@@ -363,9 +538,14 @@ table {{ border-collapse: collapse; margin: 0.6em 0 1.2em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }}
 tr.main td {{ font-weight: bold; background: #eef6ee; }}
 table.confusion td {{ text-align: right; min-width: 2.5em; }}
+table.confusion th {{ white-space: nowrap; }}
+table.confusion th.name, td.name {{ white-space: normal; min-width: 12em; max-width: 28em; overflow-wrap: anywhere; }}
+div.scroll {{ overflow-x: auto; max-width: 100%; }}
+div.scroll table {{ margin-top: 0; }}
 .warn {{ background: #fff3cd; border: 1px solid #e0c060; padding: 0.5em; font-weight: bold; }}
 p.verdict {{ font-size: 1.1em; font-weight: bold; }}
-svg#map {{ border: 1px solid #ccc; background: #f7f9fb; max-width: 100%; height: auto; }}
+svg#map {{ border: 1px solid #ccc; background: #fbfcfd; max-width: 100%; height: auto; }}
+svg#map text.label {{ paint-order: stroke; stroke: #fff; stroke-width: 3px; fill: #111; }}
 code {{ background: #f2f2f2; padding: 1px 3px; }}
 </style></head>
 <body>
