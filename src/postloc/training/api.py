@@ -3,11 +3,13 @@
 Run folder layout::
 
     RUN/config.json        RunConfig + which prepared data (path, fingerprint, synthetic flag); the
-                           run's manifest: the SHA-256 of data.json and calibration.json, and its own
+                           run's manifest: the SHA-256 of data.json, density.json and calibration.json, and its own
                            (loading refuses an edited one; a run of an older version, without them,
                            loads with a warning: io.model_files.verify_run_files)
     RUN/data.json          POI table (names, centres) and the prepared hashtag vocabulary,
                            so prediction needs only the run folder
+    RUN/density.json       where the training posts were made: post counts on a grid (cells of one
+                           person left out; training.density), the served page's map background
     RUN/checkpoints/epoch-NNNN/   newest epoch checkpoints (neural models)
     RUN/best/              the best-on-validation model (loadable with postloc.models.load_model)
     RUN/metrics.csv, metrics.jsonl, curves.png   per-epoch log and curves
