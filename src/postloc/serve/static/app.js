@@ -47,8 +47,9 @@
     labelPane.style.zIndex = 450; labelPane.style.pointerEvents = "none";
     const dots = L.layerGroup().addTo(map);
     pois.forEach((p) => {
+      const tip = el("span", "", p.name || p.poi);  // an element with textContent: Leaflet inserts strings as HTML
       L.circleMarker([p.lat, p.lon], { radius: 4, color: "#1d2330", weight: 1, fillColor: "#fff", fillOpacity: 0.9,
-        className: "poi-dot" }).bindTooltip(el("span", "", p.name || p.poi), { direction: "top" }).addTo(dots);
+        className: "poi-dot" }).bindTooltip(tip, { direction: "top" }).addTo(dots);
     });
     if (pois.length) map.fitBounds(L.latLngBounds(pois.map((p) => [p.lat, p.lon])).pad(0.15), { maxZoom: 15 });
     map.on("zoomend viewreset resize", drawLabels);
