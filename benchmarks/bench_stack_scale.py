@@ -73,6 +73,10 @@ def cell(posts: int, pois: int, keep: bool) -> dict:
     return result
 
 
+def git_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def markdown(payload: dict) -> str:
     m = payload["machine"]
     lines = [
@@ -104,11 +108,11 @@ def main() -> None:
     args = parser.parse_args()
     BUILD.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "grid": args.grid, "synthetic": True, "cells": []}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    payload["commit"] = commit.stdout.strip()
+    payload["commit"] = git_commit()
     for item in args.grid.split(","):
         posts, pois = (int(v) for v in item.split("x"))
         payload["cells"].append(cell(posts, pois, args.keep_corpus))
+        payload["cells"][-1]["commit"] = git_commit()  # the code may change between long cells
         payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
         write_results(args.name, payload, markdown(payload))
 
