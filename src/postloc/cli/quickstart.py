@@ -52,6 +52,13 @@ def add_parser(sub) -> None:
     g.add_argument("--min-poi-posts", type=int, help="drop POIs with fewer posts")
     g.add_argument("--min-poi-users", type=int, help="drop POIs with fewer users")
     g.add_argument("--poi-min-samples", type=int, help="HDBSCAN/DBSCAN core density")
+    g.add_argument(
+        "--basemap",
+        type=Path,
+        metavar="FILE",
+        help="streets and shores drawn under the report's and the page's map, offline: a GeoJSON of lines and "
+        "areas (e.g. osmium export extract.osm.pbf -o streets.geojson); nothing is fetched from the network",
+    )
     g = p.add_argument_group("what to run")
     g.add_argument("--no-images", action="store_true", help="do not compute image features even when there are photos")
     g.add_argument("--folds", type=int, help="user-disjoint folds for the scores (default: 5, or 0 for large data)")
@@ -93,6 +100,7 @@ def run(args) -> int:
         quick=args.quick,
         progress=not args.quiet,
         settings=settings,
+        basemap=str(args.basemap) if args.basemap else None,
     )
     result = quickstart(source, args.out, config)
     for model, scores in sorted(result.scores.items(), key=lambda kv: -(kv[1].get("accuracy") or 0)):
@@ -107,6 +115,8 @@ def run(args) -> int:
     serve_argv = ["serve", str(result.run_dir), "--host", args.host, "--port", str(args.port)]
     if result.name_only_places is not None:  # POIs too small to train on are still answered by name
         serve_argv += ["--pois", str(result.name_only_places)]
+    if args.basemap:
+        serve_argv += ["--basemap", str(args.basemap)]
     if args.no_serve:
         print("serve it with: postloc " + shlex.join(serve_argv))
         return 0

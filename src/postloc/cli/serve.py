@@ -87,6 +87,14 @@ def add_parser(sub) -> None:
     )
     g.add_argument("--tile-attribution", default="")
     g.add_argument(
+        "--basemap",
+        type=Path,
+        metavar="FILE",
+        help="streets and shores drawn under the map, offline: a GeoJSON of lines and areas (e.g. exported from "
+        "OpenStreetMap with osmium; an .osm.pbf is refused: convert it first). Served at GET /v1/basemap, "
+        "geometry only (default: none)",
+    )
+    g.add_argument(
         "--cors-origin", action="append", default=[], help="allow this origin (repeatable; default: CORS off)"
     )
     g.add_argument(
@@ -163,7 +171,7 @@ def run_serve(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    app = build_app(args.run_dir, settings, names=args.pois, name_weight=args.name_weight)
+    app = build_app(args.run_dir, settings, names=args.pois, name_weight=args.name_weight, basemap=args.basemap)
     hosts = "any host name" if "*" in settings.allowed_hosts else ", ".join(settings.allowed_hosts)
     print(
         f"serving {args.run_dir} on http://{args.host}:{args.port}/ (answering to {hosts}; --allowed-hosts to "

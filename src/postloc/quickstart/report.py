@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from postloc.data.basemap import Basemap, clip, simplify
 from postloc.data.prepared import load_prepared
 from postloc.experiments.cv import PREDICTIONS
 from postloc.experiments.verdict import wins
@@ -41,8 +42,10 @@ TEXT_CHARS = 220
 KM_PER_DEGREE = 111.32  # km per degree of latitude (and of longitude at the equator)
 
 
-def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write ``out/report.html`` from the quickstart folder; returns the scores it shows (for the manifest)."""
+def write_report(out: Path, manifest: dict[str, Any], basemap: Basemap | None = None) -> dict[str, Any]:
+    """Write ``out/report.html`` from the quickstart folder; returns the scores it shows (for the manifest).
+
+    ``basemap``: streets and shores the user supplied (``--basemap``), drawn under the density."""
     prepared = load_prepared(out / "prepared")
     results = read_small_json(out / "cv" / "results.json")
     rows = [r for r in results["rows"] if r["study"] == "cv" and not r.get("na")]
@@ -64,7 +67,7 @@ def write_report(out: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         rows, results.get("paired", {}).get("cv"), model, scored_on, results.get("verdict"), len(pois), folds
     )
     if outcomes is not None:
-        body += _map_section(pois, outcomes, prepared.posts)
+        body += _map_section(pois, outcomes, prepared.posts, basemap)
         body += _per_poi_section(pois, outcomes, prepared.posts)
         body += _confusion_section(pois, outcomes, prepared.posts)
         body += _examples_section(pois, outcomes, prepared.posts)
@@ -177,7 +180,9 @@ LABEL_CHAR_PX = 6.3  # the width of an average character at LABEL_FONT_PX in a s
 MAX_LABELS = 60
 
 
-def _map_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame) -> list[str]:
+def _map_section(
+    pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame, basemap: Basemap | None = None
+) -> list[str]:
     """The POIs over the training posts' density, with a scale bar and labels that do not overlap.
 
     The density picture (:mod:`postloc.training.density`) traces the city's streets and shores from
@@ -200,7 +205,7 @@ def _map_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame
     )
     assert bounds is not None  # the POIs have coordinates
     view = _View(bounds)
-    shapes = []
+    shapes = [_basemap_layer(basemap, view)] if basemap is not None else []
     if np.isfinite(post_lat).any():
         users = train["user"].tolist() if "user" in train else None
         grid = density_grid(post_lat, post_lon, users, bounds)
@@ -256,10 +261,51 @@ def _map_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataFrame
         "(red 0 %, green 100 %; grey: not tested). Hover a circle for its numbers. "
         f"{escape(density_note)} "
         + (f"{left_out} label(s) left out where they would overlap another (hover their circles). " if left_out else "")
+        + ("Grey: the base map given with --basemap (clipped to this view and thinned). " if basemap else "")
         + "No tiles: the page fetches nothing.</p>",
         f'<svg id="map" viewBox="0 0 {view.width} {view.height}" width="{view.width}" height="{view.height}" '
         f'role="img" aria-label="map of the POIs">{"".join(shapes)}</svg>',
     ]
+
+
+#: positions of the base map drawn in the report's SVG (some 10 bytes each in the page)
+MAX_REPORT_BASEMAP_POINTS = 20_000
+
+
+def _basemap_layer(basemap: Basemap, view: _View) -> str:
+    """The user's streets (thin grey lines) and areas (light grey fill) in the view, clipped to the map's frame.
+
+    Only geometry is drawn: the reader dropped the features' properties, so no text of the file reaches the page."""
+    bounds = (view.south, view.west, view.north, view.east)
+    shown = simplify(clip(basemap, bounds), MAX_REPORT_BASEMAP_POINTS)
+    areas = "".join(_svg_path(ring, view, close=True) for rings in shown.areas for ring in rings)
+    lines = "".join(_svg_path(line, view, close=False) for line in shown.lines)
+    frame = f'<rect x="{view.pad}" y="{view.pad}" width="{view.inner_w:.1f}" height="{view.inner_h:.1f}"/>'
+    return (
+        f'<defs><clipPath id="basemap-clip">{frame}</clipPath></defs><g id="basemap" clip-path="url(#basemap-clip)" '
+        f'data-points="{shown.points}">'
+        + (
+            f'<path d="{areas}" fill="#e4e7ea" fill-rule="evenodd" stroke="#c9ced3" stroke-width="0.5"/>'
+            if areas
+            else ""
+        )
+        + (f'<path d="{lines}" fill="none" stroke="#b5bcc4" stroke-width="0.7"/>' if lines else "")
+        + "</g>"
+    )
+
+
+def _svg_path(ring: np.ndarray, view: _View, close: bool) -> str:
+    """One subpath in pixels, to 0.1 px, without repeated points (a street's detail below a pixel is not drawn)."""
+    x = view.pad + (ring[:, 0] - view.west) * view.shrink * view.px_per_deg
+    y = view.pad + (view.north - ring[:, 1]) * view.px_per_deg
+    xy = np.round(np.column_stack([x, y]), 1)
+    keep = np.ones(len(xy), bool)
+    keep[1:] = (np.diff(xy, axis=0) != 0).any(axis=1)
+    xy = xy[keep]
+    if len(xy) < 2:
+        return ""
+    points = " ".join(f"{a:g} {b:g}" for a, b in xy.tolist())
+    return f"M{points}{'Z' if close else ''}"
 
 
 def _coordinates(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from postloc.data.basemap import Basemap, read_basemap
 from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 from postloc.data.prepare.run import fingerprint
 from postloc.data.readers import SkipReport, read_posts
@@ -65,6 +66,9 @@ class QuickstartConfig:
     progress: bool = True
     #: prepare settings given on the command line instead of chosen (choices.SETTABLE: ``min_hashtag_count`` ...)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: a GeoJSON of streets and shores drawn under the report's map (``--basemap``; not part of the request:
+    #: it changes no step, and the report is redrawn on every run)
+    basemap: str | None = None
 
 
 @dataclass
@@ -103,15 +107,16 @@ def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | N
     check_regular_file(source, folders=True)  # never a device or FIFO (unbounded; read twice here)
     if config.pois_csv:
         check_regular_file(config.pois_csv)
-    check_output_folder(out, QUICKSTART, inputs=[source, config.pois_csv])
+    basemap = read_basemap(config.basemap) if config.basemap else None  # a bad file fails before any step
+    check_output_folder(out, QUICKSTART, inputs=[source, config.pois_csv, config.basemap])
     with folder_lock(out):
         out.mkdir(parents=True, exist_ok=True)
-        return _Quickstart(source, out, config).run()
+        return _Quickstart(source, out, config, basemap).run()
 
 
 class _Quickstart:
-    def __init__(self, source: Path, out: Path, config: QuickstartConfig):
-        self.source, self.out, self.config = source, out, config
+    def __init__(self, source: Path, out: Path, config: QuickstartConfig, basemap: Basemap | None = None):
+        self.source, self.out, self.config, self.basemap = source, out, config, basemap
         self.prepared, self.cv, self.run_dir = out / "prepared", out / "cv", out / "run"
         self.manifest: dict[str, Any] = {}
 
@@ -132,7 +137,7 @@ class _Quickstart:
         from postloc.quickstart.report import write_report
 
         self.echo("writing report.html")
-        self.manifest["scores"] = write_report(self.out, self.manifest)
+        self.manifest["scores"] = write_report(self.out, self.manifest, self.basemap)
         self.manifest["verdict"] = read_verdict(self.cv)
         self.manifest["steps"]["report"] = True
         self.manifest["seconds"] = round(self.manifest.get("seconds", 0) + time.perf_counter() - started, 1)

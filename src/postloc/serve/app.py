@@ -42,6 +42,7 @@ from postloc.inference.photos import ImageRejected, check_upload, release_memory
 from postloc.inference.predictor import ALL_HASHTAGS, decide
 from postloc.metrics import top_k_indices
 from postloc.serve.about import add_about
+from postloc.serve.basemap import add_basemap, basemap_body
 from postloc.serve.batcher import MicroBatcher
 from postloc.serve.bodies import parse, validation_message
 from postloc.serve.density import add_density
@@ -397,19 +398,23 @@ def build_app(
     featurizer: FeaturizerInfo | None = None,
     names: Path | None = None,
     name_weight: float | None = None,
+    basemap: Path | None = None,
 ) -> FastAPI:
     """Load the run once and build the app (what ``postloc serve`` and the benchmark run).
 
     ``names``: a CSV/GeoJSON table of POIs known by name (``--pois``, docs/cold-start.md).
+    ``basemap``: a GeoJSON of streets and shores for the page's map (``--basemap``, GET /v1/basemap).
     """
     from postloc.inference.names import DEFAULT_NAME_WEIGHT
     from postloc.inference.predictor import load
 
+    basemap_json = basemap_body(basemap)  # a bad file fails in one line before the model loads
     predictor = load(run, names, DEFAULT_NAME_WEIGHT if name_weight is None else name_weight)
     info = featurizer_for_model(run, predictor.model.inputs_used, featurizer)
     app = create_app(predictor, settings, info, model_name=getattr(predictor.model, "name", ""))
     add_about(app, run)  # the page's line on the run: its quickstart verdict, or its own test score
     add_density(app, run)  # the map's background: where the training posts were made
+    add_basemap(app, basemap_json)  # under it, the user's streets and shores (none without --basemap)
     return app
 
 

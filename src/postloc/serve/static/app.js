@@ -43,6 +43,7 @@
     pois = known;
     L.control.scale({ metric: true, imperial: false, maxWidth: 160 }).addTo(map);
     map.createPane("density").style.zIndex = 350;  // under the markers (Leaflet's overlay pane: 400)
+    map.createPane("basemap").style.zIndex = 340;  // the user's streets and shores (--basemap), under the density
     labelPane = map.createPane("labels");
     labelPane.style.zIndex = 450; labelPane.style.pointerEvents = "none";
     const dots = L.layerGroup().addTo(map);
@@ -54,6 +55,12 @@
     if (pois.length) map.fitBounds(L.latLngBounds(pois.map((p) => [p.lat, p.lon])).pad(0.15), { maxZoom: 15 });
     map.on("zoomend viewreset resize", drawLabels);
     drawLabels();
+    // Geometry only, in one fixed style: the server drops the file's properties, and nothing here reads them.
+    fetch("/v1/basemap").then((r) => (r.ok ? r.json() : null)).then((g) => {
+      if (!g || g.type !== "FeatureCollection") return;
+      L.geoJSON(g, { pane: "basemap", interactive: false,
+        style: () => ({ color: "#b5bcc4", weight: 1, opacity: 1, fillColor: "#e4e7ea", fillOpacity: 0.8 }) }).addTo(map);
+    }).catch(() => {});
     fetch("/v1/density").then((r) => (r.ok ? r.json() : null)).then((d) => {
       if (!d || !d.available) return;
       L.imageOverlay(d.image, d.bounds, { pane: "density", opacity: 0.9, interactive: false,
