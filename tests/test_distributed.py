@@ -47,6 +47,7 @@ RUN_FILES = {
     "calibration.json",
     "config.json",
     "data.json",
+    "density.json",
     "metrics.csv",
     "metrics.jsonl",
     "run.json",
