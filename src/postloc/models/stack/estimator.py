@@ -178,15 +178,13 @@ class Stack(Estimator):
         self.learners_, matrices, grids = [], [], []
         for kind in kinds:
             learner = LEARNERS[kind](n_classes)
-            if cfg.c_selection == "oof" and folds:
-                learner.fit_features(everyone, cfg)  # the vocabulary and IDF of every post the run may learn from
-                grids.append(sorted(cfg.c_grid))
-            else:
+            if cfg.c_selection != "oof" or not folds:
                 learner.fit_features(train, cfg)
                 grids.append([self._choose_c(learner, train, val)])
-                if everyone is not train:
-                    learner.fit_features(everyone, cfg)
-            matrices.append(learner.features(everyone))
+            else:
+                grids.append(sorted(cfg.c_grid))
+            # the vocabulary and IDF of every post the run may learn from, and their features, in one pass
+            matrices.append(learner.fit_transform(everyone, cfg))
             self.learners_.append(learner)
             report.note(f"{kind}: {matrices[-1].shape[1]:,} features of {len(everyone):,} posts")
         executor = executor or ThreadExecutor(cfg.n_jobs or os.cpu_count() or 1)

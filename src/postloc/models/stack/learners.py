@@ -58,6 +58,11 @@ class Learner:
     def features(self, posts: pd.DataFrame) -> Any:
         raise NotImplementedError
 
+    def fit_transform(self, posts: pd.DataFrame, config: Any) -> Any:
+        """:meth:`fit_features` then :meth:`features` of the same posts (a learner may do both in one pass)."""
+        self.fit_features(posts, config)
+        return self.features(posts)
+
     def tensors(self) -> dict[str, np.ndarray]:
         """The feature state to save (besides coef/intercept)."""
         return {}
@@ -123,14 +128,21 @@ class _TfidfLearner(Learner):
         raise NotImplementedError
 
     def fit_features(self, posts: pd.DataFrame, config: Any) -> None:
+        self.fit_transform(posts, config)
+
+    def fit_transform(self, posts: pd.DataFrame, config: Any) -> Any:
+        """Vocabulary, IDF and features in one pass over the posts (char n-grams cut once, not twice)."""
+        from scipy.sparse import csr_matrix
+
         docs = self._docs(posts)
         vectorizer = self._vectorizer(config)
         vectorizer.set_params(min_df=min(config.min_df, max(1, len(docs))))
         try:
-            vectorizer.fit(docs)
+            X = vectorizer.fit_transform(docs)
         except ValueError:  # nothing survives min_df: no feature, the regression falls back to the prior
-            vectorizer = None
+            vectorizer, X = None, csr_matrix((len(docs), 0), dtype=np.float32)
         self.vectorizer = vectorizer
+        return X
 
     def features(self, posts: pd.DataFrame) -> Any:
         from scipy.sparse import csr_matrix
