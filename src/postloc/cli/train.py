@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--list-models", action="store_true", help="print the registered models with the inputs each needs, and exit"
     )
-    g = p.add_argument_group("scaling out (docs/scale-training.md)")
+    g = p.add_argument_group("scaling out (docs/scale-stack.md)")
     g.add_argument(
         "--engine",
         choices=("local", "ray"),

@@ -10,7 +10,7 @@ differ in the last bits across machines' thread counts, far below 1e-6 in probab
 One task takes ``cpus_per_task`` CPUs and uses as many torch threads. On one machine Ray adds
 start-up and copying to the thread executor's work; it pays once the workers are other machines
 (``ray start --head`` on one, ``ray start --address HEAD:6379`` on the others, then
-``postloc train --engine ray --ray-address auto``; docs/scale-training.md).
+``postloc train --engine ray --ray-address auto``; docs/scale-stack.md).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class Stack(Estimator):
     ) -> Stack:
         """Fit every learner, choose its C out of fold, then the combiner and the context weights.
 
-        The costly part is the regressions (docs/scale-training.md): each learner's features are
+        The costly part is the regressions (docs/scale-stack.md): each learner's features are
         computed once; the inner folds' C paths are independent tasks run on ``n_jobs`` threads; with
         more posts than ``c_sample_posts`` they run on a sample of whole users, and only the final
         refit of each learner sees every post. ``progress``: a bar on a terminal, a line per step in

@@ -1,11 +1,12 @@
 """The regressions of a ``stack`` fit: one weighted multinomial logistic regression, and the C path of an inner fold.
 
-Why a module of its own: these are the fit's only costly steps (docs/scale-training.md, "stack at
-scale"), and they are independent of each other, so they are written as plain functions of
-arrays that a thread pool (or a Ray worker) can run in any order and still give the same model:
+Why a module of its own: these are the fit's only costly steps (docs/scale-stack.md, "Where a fit
+spent its time"), and they are independent of each other, so they are written as plain functions
+of arrays that an :class:`Executor` (threads here, Ray tasks elsewhere) can run in any order and
+still give the same model:
 
-- :func:`fit_logreg` is scikit-learn's lbfgs logistic regression with sample weights, optionally
-  started from a previous solution (a *warm start*);
+- :func:`fit_logreg` minimises scikit-learn's weighted logistic-regression objective with torch's
+  L-BFGS, optionally started from a previous solution (a *warm start*);
 - :func:`c_path` fits one inner fold for every C of the grid, from the smallest C up, each fit
   started from the previous one's coefficients: a larger C moves the solution a little, so the
   later fits need a fraction of the iterations of a cold start.
@@ -56,7 +57,7 @@ def fit_logreg(
     entry is under 1e-4, scikit-learn's ``tol``) on float32 tensors, with the gradient written out
     (``X^T (P - Y)``) and the sparse products on every core. Why not scikit-learn's solver: its
     L-BFGS-B step costs more than the gradient itself once there are 10^5-10^6 coefficients (char
-    n-grams x POIs), 4-8x the time of this one on the same problem (docs/scale-training.md).
+    n-grams x POIs), 4-8x the time of this one on the same problem (docs/scale-stack.md).
     With one class (or no feature) there is nothing to fit: the weighted class frequencies.
     """
     seen = sorted(set(y.tolist()))
