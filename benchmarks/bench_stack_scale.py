@@ -44,7 +44,7 @@ def timed(command: list[str], log: Path) -> dict:
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 0)}
 
 
-def cell(posts: int, pois: int, keep: bool) -> dict:
+def cell(posts: int, pois: int, keep: bool, models: list[str]) -> dict:
     root = BUILD / f"{posts}x{pois}"
     corpus, prepared = root / "corpus", root / "prepared"
     if not (prepared / "manifest.json").exists():
@@ -56,7 +56,8 @@ def cell(posts: int, pois: int, keep: bool) -> dict:
     result: dict = {"posts_written": posts, "pois": pois}
     summary = json.loads((prepared / "summary.json").read_text())
     result["posts_prepared"] = summary["all"]["posts"]
-    for name, model in (("tfidf-logreg", ["--model", "tfidf-logreg"]), ("stack", [])):
+    for name in models:
+        model = [] if name == "stack" else ["--model", name]  # stack: what `postloc train` trains by default
         out = root / f"run-{name}"
         shutil.rmtree(out, ignore_errors=True)
         command = [sys.executable, "-m", "postloc", "train", "--data", str(prepared), "--out", str(out), *model]
@@ -67,7 +68,8 @@ def cell(posts: int, pois: int, keep: bool) -> dict:
         result[name]["test_acc"] = round(float(scores["accuracy"]), 4)
         result[name]["test_mean_km"] = round(float(scores["mean_km"]), 3)
         print(f"{posts:,} posts x {pois} POIs: {name} {result[name]}", flush=True)
-    result["ratio"] = round(result["stack"]["seconds"] / result["tfidf-logreg"]["seconds"], 2)
+    if "stack" in result and "tfidf-logreg" in result:
+        result["ratio"] = round(result["stack"]["seconds"] / result["tfidf-logreg"]["seconds"], 2)
     if not keep:
         shutil.rmtree(root / "corpus", ignore_errors=True)
     return result
@@ -90,11 +92,13 @@ def markdown(payload: dict) -> str:
         "| test acc (tfidf / stack) | test mean km (tfidf / stack) |",
         "|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
+    missing = {"seconds": "-", "peak_rss_mb": float("nan"), "test_acc": "-", "test_mean_km": "-"}
     for r in payload["cells"]:
-        t, s = r["tfidf-logreg"], r["stack"]
+        t, s = r.get("tfidf-logreg", missing), r.get("stack", missing)
         lines.append(
             f"| {r['posts_written']:,} | {r['posts_prepared']:,} | {r['pois']} | {t['seconds']} | {s['seconds']} | "
-            f"{r['ratio']} | {t['peak_rss_mb']:.0f} / {s['peak_rss_mb']:.0f} | {t['test_acc']} / {s['test_acc']} | "
+            f"{r.get('ratio', '-')} | {t['peak_rss_mb']:.0f} / {s['peak_rss_mb']:.0f} | "
+            f"{t['test_acc']} / {s['test_acc']} | "
             f"{t['test_mean_km']} / {s['test_mean_km']} |"
         )
     return "\n".join(lines) + "\n"
@@ -105,13 +109,14 @@ def main() -> None:
     parser.add_argument("--grid", default="10000x40,100000x40,137676x40,100000x500")
     parser.add_argument("--name", default="stack-scale")
     parser.add_argument("--keep-corpus", action="store_true")
+    parser.add_argument("--models", default="tfidf-logreg,stack", help="comma-separated (default both)")
     args = parser.parse_args()
     BUILD.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "grid": args.grid, "synthetic": True, "cells": []}
     payload["commit"] = git_commit()
     for item in args.grid.split(","):
         posts, pois = (int(v) for v in item.split("x"))
-        payload["cells"].append(cell(posts, pois, args.keep_corpus))
+        payload["cells"].append(cell(posts, pois, args.keep_corpus, args.models.split(",")))
         payload["cells"][-1]["commit"] = git_commit()  # the code may change between long cells
         payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
         write_results(args.name, payload, markdown(payload))
