@@ -84,7 +84,8 @@ def markdown(payload: dict) -> str:
     lines = [
         "# stack against tfidf-logreg by posts and POIs (SYNTHETIC, the paper's New York shape)",
         "",
-        f"Command: `python benchmarks/bench_stack_scale.py --grid {payload['grid']}`; commit {payload['commit']}.",
+        f"Command: `python benchmarks/bench_stack_scale.py --grid {payload['grid']} --models {payload['models']}`; "
+        f"commit {payload['commit']}.",
         f"Machine: {m['cpu']}, {m['cores']} cores, GPU {m['gpu']}; load average before "
         f"{m['load_average_1_5_15']}, after {payload['load_after']}.",
         "",
@@ -112,7 +113,7 @@ def main() -> None:
     parser.add_argument("--models", default="tfidf-logreg,stack", help="comma-separated (default both)")
     args = parser.parse_args()
     BUILD.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), "grid": args.grid, "synthetic": True, "cells": []}
+    payload = {"machine": machine(), "grid": args.grid, "models": args.models, "synthetic": True, "cells": []}
     payload["commit"] = git_commit()
     for item in args.grid.split(","):
         posts, pois = (int(v) for v in item.split("x"))
