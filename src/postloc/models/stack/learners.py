@@ -22,7 +22,7 @@ import pandas as pd
 
 from postloc.data.image_features import image_dim, image_matrix
 from postloc.models.base import ModelInputs
-from postloc.models.stack.fits import LOG_FLOOR, Regression, fit_logreg, log_proba
+from postloc.models.stack.fits import LOG_FLOOR, Regression, log_proba
 from postloc.models.tfidf_logreg import post_tokens
 from postloc.text.hashtags import frame_hashtags
 
@@ -79,9 +79,6 @@ class Learner:
         """Keep a fitted regression (:func:`postloc.models.stack.fits.fit_logreg`) as this learner's."""
         self.C, self.seen = regression.C, regression.seen
         self.coef, self.intercept = regression.coef, regression.intercept
-
-    def fit_regression(self, X: Any, y: np.ndarray, weights: np.ndarray, C: float, max_iter: int) -> None:
-        self.set_regression(fit_logreg(X, y, weights, C, max_iter, self.n_classes))
 
     def log_proba(self, X: Any) -> np.ndarray:
         """``[n, n_classes]`` log-probabilities (classes the regression never saw get :data:`LOG_FLOOR`)."""
