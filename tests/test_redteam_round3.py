@@ -8,10 +8,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import time
 from dataclasses import replace
 
 import pytest
@@ -23,7 +21,7 @@ from postloc.serve.app import ServeSettings, create_app
 from postloc.serve.limits import Limits
 from postloc.training.api import data_info
 from test_prepare import SMALL, labelled_posts
-from test_serve_support import small_run
+from test_serve_support import small_run, worst_loop_gap
 
 LOCAL = "http://localhost"
 LIFTED = {"rate_per_second": 1e6, "burst": 10**6}
@@ -39,33 +37,15 @@ def predictor(tmp_path_factory):
 
 def test_a_large_poi_list_does_not_block_the_event_loop(predictor):
     """60k POIs known by name: four GETs of /v1/pois used to stall a loop ticker for seconds."""
-    import httpx
 
     many = copy.copy(predictor)
     extra = [{"poi": f"n{i}", "name": "word " * 40, "lat": 1.0, "lon": 2.0} for i in range(60_000)]
     many.pois = list(predictor.pois) + extra
     app = create_app(many, ServeSettings(limits=Limits(**LIFTED)))
 
-    async def scenario():
-        gaps: list[float] = []
-        stop = asyncio.Event()
-
-        async def ticker():
-            last = time.perf_counter()
-            while not stop.is_set():
-                await asyncio.sleep(0.002)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
-
-        tick = asyncio.create_task(ticker())
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=LOCAL) as c:
-            answers = await asyncio.gather(*[c.get("/v1/pois") for _ in range(4)], c.get("/healthz"))
-        stop.set()
-        await tick
-        return max(gaps), answers
-
-    worst_gap, answers = asyncio.run(scenario())
+    worst_gap, answers = worst_loop_gap(
+        app, lambda c: [*[c.get("/v1/pois") for _ in range(4)], c.get("/healthz")], LOCAL
+    )
     assert [a.status_code for a in answers] == [200] * 5
     body = answers[0].json()
     assert len(body["pois"]) == len(predictor.pois) + 60_000

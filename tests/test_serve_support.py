@@ -83,3 +83,36 @@ def mean_colour_featurizer(dim: int = 8):
         return np.resize(mean, dim).astype(np.float32)
 
     return FeaturizerInfo(featurize, "test featurizer (mean colour)", "test")
+
+
+def worst_loop_gap(app, requests, base_url: str = "http://localhost"):
+    """Run ``requests(client)`` (awaitables) against ``app`` in-process; the longest the event loop went unserved.
+
+    A ticker sleeps 2 ms at a time beside the requests: a handler that blocks the loop shows as a long gap.
+    Returns ``(worst gap in seconds, responses)``.
+    """
+    import asyncio
+    import time
+
+    import httpx
+
+    async def scenario():
+        gaps: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker():
+            last = time.perf_counter()
+            while not stop.is_set():
+                await asyncio.sleep(0.002)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client:
+            answers = await asyncio.gather(*requests(client))
+        stop.set()
+        await tick
+        return max(gaps), answers
+
+    return asyncio.run(scenario())
