@@ -20,7 +20,6 @@ Whether a photo is featurized at all is the model's to say (:attr:`Estimator.inp
 from __future__ import annotations
 
 import math
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -415,11 +414,6 @@ class _Stores:
             for store in (self.features, self.ratios):
                 if store is not None:
                     store.close()
-
-
-def stderr_once(message: str) -> None:
-    """The default way a command tells the user about a degraded image path: one line on stderr."""
-    print(f"note: {message}", file=sys.stderr)
 
 
 def photos_for_run(

@@ -53,10 +53,6 @@ class BackboneSpec:
     def features_of(self, folded: bool) -> Callable[[nn.Module, Tensor], Tensor]:
         return (self.folded_features or self.features) if folded else self.features
 
-    @property
-    def offline(self) -> bool:
-        return self.packaged is not None
-
 
 class BackboneKey(Protocol):
     """What a cache key reads of a backbone: a :class:`FrozenBackbone`, or its name and preprocessing alone."""

@@ -226,9 +226,6 @@ class Image(Learner):
         X[~present] = 0.0  # no photo: the regression's intercept, i.e. its prior
         return X
 
-    def present(self, posts: pd.DataFrame) -> np.ndarray:
-        return image_matrix(posts, len(self.mean))[1]
-
     def tensors(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "std": self.std}
 
