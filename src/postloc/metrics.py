@@ -19,6 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from postloc.data.pois import EARTH_RADIUS_KM
+from postloc.data.schema import is_missing
 from postloc.io.escape import csv_guard_columns, md_text
 
 REFERENCE_POST = "post coordinates"
@@ -481,7 +482,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path, stem: str, title: 
 
 
 def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if is_missing(value):
         return "n/a"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 

@@ -30,8 +30,8 @@ from postloc.data.schema import (
     KNOWN_KEYS,
     Post,
     _lone_surrogate,
-    _missing,
     _parse_created,
+    is_missing,
     resolve_image,
 )
 
@@ -163,7 +163,7 @@ def _image_lists(values: pa.Array | None, n: int) -> list[list[str]]:
 
 
 def _coordinate_column(values: pa.Array | None, n: int, limit: float) -> tuple[list[float | None], pa.Array]:
-    """Floats in [-limit, limit], None where missing (null, or NaN as ``_missing`` says), and the missing mask."""
+    """Floats in [-limit, limit], None where missing (null, or NaN as ``is_missing`` says), and the missing mask."""
     if values is None or pa.types.is_null(values.type):
         return [None] * n, pa.array([True] * n)
     whole = _is_whole(values.type)
@@ -199,7 +199,7 @@ def _created_values(values: pa.Array | None, n: int) -> list[str | None]:
     parsed: dict[tuple[type, Any], str] = {}
     out: list[str | None] = []
     for value in values.to_pylist():
-        if _missing(value) or (type(value) is str and not value.strip()):
+        if is_missing(value) or (type(value) is str and not value.strip()):
             out.append(None)
             continue
         key = (type(value), value)  # 1, 1.0 and True are equal keys otherwise

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from postloc.data.schema import is_missing
 from postloc.errors import PostlocError
 
 IMAGE_FEATURES_FILE = "image_features.parquet"
@@ -93,7 +94,7 @@ def image_matrix(posts: pd.DataFrame, dim: int) -> tuple[np.ndarray, np.ndarray]
     if IMAGE_COLUMN not in posts or dim == 0:
         return vectors, present
     for i, value in enumerate(posts[IMAGE_COLUMN].tolist()):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if is_missing(value):
             continue
         array = np.asarray(value, dtype=np.float32).reshape(-1)
         if array.shape[0] != dim:
@@ -110,6 +111,6 @@ def image_dim(posts: pd.DataFrame) -> int:
     if IMAGE_COLUMN not in posts:
         return 0
     for value in posts[IMAGE_COLUMN].tolist():
-        if value is not None and not (isinstance(value, float) and np.isnan(value)):
+        if not is_missing(value):
             return int(np.asarray(value).reshape(-1).shape[0])
     return 0

@@ -88,7 +88,7 @@ class Post:
         if post_id is None:
             raise bad("id", "is required")
         text = record.get("text")
-        if _missing(text):
+        if is_missing(text):
             text = ""
         elif not isinstance(text, str):
             raise bad("text", f"must be a string, got {_show(text)}")
@@ -109,7 +109,7 @@ class Post:
             raise bad(missing, "is missing while the other coordinate is given")
 
         extra = {k: v for k, v in record.items() if k not in KNOWN_KEYS}
-        if not _missing(extra.get(IMAGE_VECTOR_KEY)):
+        if not is_missing(extra.get(IMAGE_VECTOR_KEY)):
             extra[IMAGE_VECTOR_KEY] = image_vector(extra[IMAGE_VECTOR_KEY], bad)
         return cls(
             id=post_id,
@@ -200,7 +200,8 @@ def _plain(text: str) -> bool:
     return text.isascii() or not _SURROGATE.search(text)
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """No value: None, or the NaN that pandas puts in an empty cell of an object column."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -219,7 +220,7 @@ def _opt_id(value: Any, key: str, bad) -> str | None:
     """Ids may come as strings or integers (JSON numbers, CSV cells); anything else is an error."""
     if type(value) is str:  # the common case, first
         return value or None
-    if _missing(value) or value == "":
+    if is_missing(value) or value == "":
         return None
     if isinstance(value, bool):  # a JSON true is no id (and would become "1" below: bool is an int)
         raise bad(key, f"must be a string, got {_show(value)}")
@@ -236,7 +237,7 @@ def _opt_id(value: Any, key: str, bad) -> str | None:
 def _string_list(value: Any, key: str, bad, allow_scalar: bool = False) -> list[str]:
     if type(value) is list and all(type(item) is str for item in value):  # the common case, first
         return [item for item in value if item]
-    if _missing(value):
+    if is_missing(value):
         return []
     if isinstance(value, str):
         if allow_scalar:
@@ -291,7 +292,7 @@ def image_vector(value: Any, bad) -> list[float]:
 def _coordinate(value: Any, key: str, limit: float, bad) -> float | None:
     if type(value) is float and -limit <= value <= limit:  # the common case, first (NaN fails the test)
         return value
-    if _missing(value) or value == "":
+    if is_missing(value) or value == "":
         return None
     number: float | None = None
     # Decimal: Parquet decimal columns; it is no numbers.Real. An int too large for a float
@@ -335,7 +336,7 @@ def _created(value: Any, bad, warn=None) -> str | None:
     never spoils the post: ``warn`` gets the problem (a :class:`BadInputError`) and the post keeps
     no ``created``.
     """
-    if _missing(value) or (isinstance(value, str) and not value.strip()):
+    if is_missing(value) or (isinstance(value, str) and not value.strip()):
         return None
     try:
         return _parse_created(value)

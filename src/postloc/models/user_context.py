@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from postloc.data.schema import is_missing
+
 #: the kinds of neighbour evidence each context setting reads, one fitted weight per kind:
 #: "day" = the user's other posts of the same calendar day of ``created``; "user" = those and, as a
 #: second kind with its own weight, the user's posts of other days (or undated); "none" = no context
@@ -50,7 +52,7 @@ MAX_RHO = 0.99
 
 def _day(value: Any) -> str | None:
     """The calendar day of a ``created`` value (ISO string as prepared writes it, or a datetime); None if absent."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if is_missing(value):
         return None
     if isinstance(value, str):
         day = value[:10]

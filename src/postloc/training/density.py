@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from postloc.data.schema import is_missing
+
 DENSITY_FILE = "density.json"
 CELLS = 256  # cells along the longer side of the extent
 MAX_CELLS = 1024  # a grid read back from a file is refused past this many cells a side
@@ -96,7 +98,7 @@ def density_grid(
 
 def _person(user: Any, index: int) -> str:
     """Who made a post: its user, or the post itself when it names none (a person of its own)."""
-    missing = user is None or (isinstance(user, float) and math.isnan(user)) or str(user) == ""
+    missing = is_missing(user) or str(user) == ""
     return f"post:{index}" if missing else f"user:{user}"
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from postloc.data.image_features import IMAGE_COLUMN, image_dim, image_matrix
+from postloc.data.schema import is_missing
 from postloc.errors import PostlocError
 from postloc.models.base import ModelInputs
 from postloc.models.baselines.neural import ArrayData, PriorHead
@@ -71,9 +72,7 @@ class ImageHeadNet(PriorHead):
 def has_image(posts: pd.DataFrame) -> np.ndarray:
     if IMAGE_COLUMN not in posts:
         return np.zeros(len(posts), dtype=bool)
-    return np.array(
-        [v is not None and not (isinstance(v, float) and np.isnan(v)) for v in posts[IMAGE_COLUMN]], dtype=bool
-    )
+    return np.array([not is_missing(v) for v in posts[IMAGE_COLUMN]], dtype=bool)
 
 
 class ImageHead(TorchEstimator):
