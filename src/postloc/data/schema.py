@@ -162,6 +162,7 @@ def resolve_image(base_dir: str | Path, path: str, folders: dict[tuple[str, str]
     return candidate
 
 
+#: JSON "\ud800" escapes decode to lone surrogates: no valid text, and they cannot be encoded back to UTF-8
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_SCALARS = (int, float, bool)  # exact types: a subclass may be anything
 
@@ -198,6 +199,11 @@ def _lone_surrogate(record: Mapping[str, Any]) -> str | None:
 def _plain(text: str) -> bool:
     """``text`` holds no lone surrogate."""
     return text.isascii() or not _SURROGATE.search(text)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """``text`` holds a lone surrogate: not Unicode, and no writer can encode it (readers and the API refuse it)."""
+    return not _plain(text)
 
 
 def is_missing(value: Any) -> bool:

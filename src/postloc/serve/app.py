@@ -36,6 +36,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postloc.data.image_features import IMAGE_COLUMN
+from postloc.data.schema import has_lone_surrogate
 from postloc.inference.explain import explain_row, ignored_hashtags, occlusions
 from postloc.inference.images import NO_PHOTO_INPUT, FeaturizerInfo, PhotoFeatures, featurizer_for_model
 from postloc.inference.photos import ImageRejected, check_upload, release_memory, sniff_image
@@ -439,13 +440,9 @@ def _register_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-# JSON "\ud800" escapes decode to lone surrogates: no valid text, and they cannot be encoded back to UTF-8.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _check_limits(body: PredictRequest, limits: Limits) -> None:
     for where, value in (("text", body.text), *(("hashtags", tag) for tag in body.hashtags)):
-        if _SURROGATE.search(value):
+        if has_lone_surrogate(value):
             raise ApiError(
                 422, f"{where}: contains a lone surrogate (a \\ud800-\\udfff escape), which is not valid Unicode"
             )
