@@ -1,8 +1,12 @@
-"""Shared bits of the benchmarks: machine description and JSON + Markdown output."""
+"""Shared bits of the benchmarks: machine description and JSON + Markdown output.
+
+Also imported (``sys.path``) by the studies in studies/ and the reliability drivers in
+tests/reliability/, which write their results next to themselves (``write_results(..., folder=)``),
+so that every committed results file describes its machine the same way.
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -11,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,53 +50,21 @@ def timer() -> Iterator[dict[str, float]]:
         box["seconds"] = time.perf_counter() - start
 
 
-def write_results(name: str, payload: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform`` says only "x86_64")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_results(name: str, payload: dict[str, Any], markdown: str, folder: Path = RESULTS) -> tuple[Path, Path]:
+    """``folder/NAME.json`` (the payload) and ``folder/NAME.md`` (the table); benchmarks/results/ unless told."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     md_path.write_text(markdown)
     return json_path, md_path
-
-
-def folds_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments of the scripts that score models on a prepared folder's user-disjoint folds."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("prepared", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--folds", type=int, default=5)
-    return parser
-
-
-class FoldFrames(NamedTuple):
-    """One fold of a prepared folder's user-disjoint folds: its three splits, the classes, the test labels."""
-
-    k: int
-    train: Any
-    val: Any
-    test: Any
-    classes: list[str]
-    truth: Any  # the test posts' class indices
-
-
-def user_folds(prepared: Path, n_folds: int) -> Iterator[FoldFrames]:
-    """The experiments' user-disjoint folds (``postloc.data.folds``, seed 0), as the stack_* scripts score them."""
-    from postloc.data.folds import FoldConfig, assign_folds, fold_splits
-    from postloc.data.prepared import load_prepared
-
-    posts = load_prepared(prepared).posts
-    config = FoldConfig(k=n_folds)
-    folds = assign_folds(posts, config)
-    classes = sorted(posts["poi"].astype(str).unique())
-    index = {c: i for i, c in enumerate(classes)}
-    for k in range(n_folds):
-        split = fold_splits(posts, folds, k, config)
-        train, val, test = (posts[split == s] for s in ("train", "val", "test"))
-        yield FoldFrames(k, train, val, test, classes, test["poi"].astype(str).map(index).to_numpy())
-
-
-def write_fold_report(out: Path, stem: str, lines: list[str], rows: list[dict[str, Any]]) -> None:
-    """``out/STEM.md`` (the table) and ``out/STEM.json`` (the per-fold rows), and the table on stdout."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print("\n".join(lines))

@@ -1,6 +1,6 @@
 """Cold start: how well are POIs with no training posts found by their names? (leave POIs out, SYNTHETIC data)
 
-    python benchmarks/cold_start.py [--pois 16] [--posts-per-poi 60] [--leave-out 4] [--seeds 5]
+    python studies/cold_start/cold_start.py [--pois 16] [--posts-per-poi 60] [--leave-out 4] [--seeds 5]
 
 Makes a SYNTHETIC data set with named POIs (``postloc.datasets.synthetic``, no images, to stay
 fast), prepares it (labels as POIs, user-disjoint splits), then per seed leaves ``--leave-out`` POIs
@@ -15,7 +15,7 @@ Two caption variants: ``as generated`` (every synthetic caption writes its POI's
 which makes the task easy) and ``names cut from captions`` (the name is removed from every caption,
 so only hashtags, some squashed like ``#harbortower``, some with typos, can name the place).
 
-Writes ``benchmarks/results/cold-start.{json,md}``.
+Writes ``studies/cold_start/results/cold-start.{json,md}``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # _common: the machine and the results files
+from _common import machine, write_results  # noqa: E402
 
 WEIGHTS = (0.3, 0.5, 0.7)
 
@@ -152,7 +153,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     summary = {label: _summarise(runs) for label, runs in results.items()}
     command = (
-        f"python benchmarks/cold_start.py --pois {args.pois} --posts-per-poi {args.posts_per_poi} "
+        f"python studies/cold_start/cold_start.py --pois {args.pois} --posts-per-poi {args.posts_per_poi} "
         f"--leave-out {args.leave_out} --seeds {args.seeds}"
     )
     payload = {
@@ -169,7 +170,7 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "machine": machine(),
     }
-    path, md = write_results("cold-start", payload, _markdown(payload))
+    path, md = write_results("cold-start", payload, _markdown(payload), folder=HERE / "results")
     print(f"wrote {path} and {md} in {seconds:.0f} s")
 
 

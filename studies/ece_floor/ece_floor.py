@@ -1,9 +1,9 @@
 """How far each method's ECE on user-disjoint folds is from what sampling noise alone would give.
 
-    python benchmarks/ece_floor.py EXPERIMENT_DIR [--name ece-floor] [--draws 200]
+    python studies/ece_floor/ece_floor.py EXPERIMENT_DIR [--name ece-floor] [--draws 200]
 
 EXPERIMENT_DIR is the output of ``postloc experiments --folds K``, ``postloc crossval`` or one
-variant of ``benchmarks/stack_ablation.py``: its ``cells/*.json`` name each cell's method and its
+variant of ``studies/stack_ablation/stack_ablation.py``: its ``cells/*.json`` name each cell's method and its
 ``predictions/KEY.parquet`` hold the per-post outcomes (confidence, correct).
 
 ECE over 15 bins is biased upwards on a few hundred posts: even a perfectly calibrated model
@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_results
-from postloc.metrics import ece_of_confidences
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))  # _common: the machine and the results files
+from _common import machine, write_results  # noqa: E402
+from postloc.metrics import ece_of_confidences  # noqa: E402
 
 
 def floor(confidence: np.ndarray, draws: int, rng: np.random.Generator) -> float:
@@ -103,7 +104,7 @@ def _platt_cell(row: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", type=Path)
-    parser.add_argument("--name", default="ece-floor", help="results file name under benchmarks/results/")
+    parser.add_argument("--name", default="ece-floor", help="results file name under studies/ece_floor/results/")
     parser.add_argument("--draws", type=int, default=200)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -142,7 +143,7 @@ def main() -> None:
     lines = [
         "# ECE against its sampling floor",
         "",
-        f"`python benchmarks/ece_floor.py {args.experiment.name} --draws {args.draws}`; machine: "
+        f"`python studies/ece_floor/ece_floor.py {args.experiment.name} --draws {args.draws}`; machine: "
         f"{payload['machine']['cpu']}, {payload['machine']['cores']} cores. The floor is the ECE a perfectly "
         "calibrated model with the same confidences would show on as many posts (mean of the draws).",
         "",
@@ -167,7 +168,7 @@ def main() -> None:
             "|---|---:|---:|---:|",
         ]
         lines += [f"| {b['bin']} | {b['posts']:,} | {b['confidence']:.3f} | {b['accuracy']:.3f} |" for b in bins]
-    json_path, md_path = write_results(args.name, payload, "\n".join(lines) + "\n")
+    json_path, md_path = write_results(args.name, payload, "\n".join(lines) + "\n", folder=HERE / "results")
     print("\n".join(lines))
     print(f"wrote {json_path} and {md_path}")
 

@@ -3,7 +3,7 @@
 Takes a prepared folder (it prepares nothing itself)::
 
     python -m postloc prepare dresden --out /tmp/mrlfopts/prep
-    python benchmarks/mrlf_options_cv.py /tmp/mrlfopts/prep --out /tmp/mrlfopts/cv
+    python studies/mrlf_options_cv/mrlf_options_cv.py /tmp/mrlfopts/prep --out /tmp/mrlfopts/cv
 
 Folds: scikit-learn ``StratifiedGroupKFold(5, shuffle=True, random_state=0)`` over users,
 stratified by POI. In each fold a user-disjoint 1/8 of the training users is the validation split
@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
     parser.add_argument("--report", action="store_true", help="only print the table of what is there")
     parser.add_argument(
-        "--save", action="store_true", help="also write benchmarks/results/mrlf_options_cv.{json,md} (all folds)"
+        "--save",
+        action="store_true",
+        help="also write studies/mrlf_options_cv/results/mrlf_options_cv.{json,md} (all folds)",
     )
     args = parser.parse_args(argv)
     if not args.report:
@@ -144,14 +146,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _save(out: Path, table: str) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import RESULTS, machine
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here.parents[1] / "benchmarks"))  # _common: the machine description
+    from _common import machine
 
+    results = here / "results"
     folds_done = [json.loads(p.read_text()) for name in ROWS for p in sorted((out / name).glob("fold*.json"))]
-    RESULTS.mkdir(exist_ok=True)
+    results.mkdir(exist_ok=True)
     info = {"machine": machine(), "rows": {k: {"model": m, "params": v} for k, (m, v) in ROWS.items()}}
-    (RESULTS / "mrlf_options_cv.json").write_text(json.dumps({**info, "folds": folds_done}, indent=1) + "\n")
-    (RESULTS / "mrlf_options_cv.md").write_text(
+    (results / "mrlf_options_cv.json").write_text(json.dumps({**info, "folds": folds_done}, indent=1) + "\n")
+    (results / "mrlf_options_cv.md").write_text(
         "# MRLF options vs tfidf-logreg: Dresden, user-disjoint 5-fold CV\n\n"
         f"Machine: {json.dumps(info['machine'])}\n\n{table}\n"
     )

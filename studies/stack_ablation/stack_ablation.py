@@ -1,23 +1,21 @@
 """Ablation of ``stack`` over user-disjoint folds: what each of its choices is worth against tfidf-logreg.
 
-    python benchmarks/stack_ablation.py PREPARED --out DIR [--folds 5] [--only 0,6]
+    python studies/stack_ablation/stack_ablation.py PREPARED --out DIR [--folds 5] [--only 0,6]
 
 Runs ``postloc crossval`` (the experiments' fold machinery, the same folds for every row) once per
 variant, each paired with tfidf-logreg on the same test posts, and writes ``DIR/ablation.md`` and
 ``DIR/ablation.json``: accuracy and mean km (mean ± std over folds) and the paired accuracy
 difference to tfidf-logreg with its 95 % t-interval over folds and bootstrap interval over users.
-Finished variants are reused (each is a resumable experiment folder). Not a speed benchmark: it
-lives here because it is a measurement script whose numbers docs/winning-model.md quotes.
+Finished variants are reused (each is a resumable experiment folder). With ``--only 0,6`` (and
+``0,6,7``) it answers studies/stack_context's question too; docs/winning-model.md quotes both.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser
+from postloc.experiments.fold_frames import folds_parser
 
 #: label -> stack params; each row changes one thing of the default (the first row)
 VARIANTS: dict[str, dict] = {

@@ -1,6 +1,6 @@
 """Would ``stack`` gain from MRLF's probabilities? A fixed 50/50 blend of the two, on user-disjoint folds.
 
-    python benchmarks/stack_mrlf_ensemble.py PREPARED --out DIR [--folds 5]
+    python studies/stack_mrlf_ensemble/stack_mrlf_ensemble.py PREPARED --out DIR [--folds 5]
 
 Issue 13 lists "MRLF's probabilities" among the inputs a stacked model could combine. Before
 building that into ``stack`` (it would train MRLF 5 times per fit: 4 inner folds and the whole),
@@ -11,20 +11,17 @@ same-day context as ``evaluate`` does) and blends stack with mrlf or mrlf-plus b
 (geometric mean, weight 0.5) and by a mean of probabilities. A fixed weight of 0.5 is chosen
 before looking, so no number here is tuned on the test folds. Writes ``DIR/ensemble.{md,json}``:
 accuracy per fold and the difference to stack and to mrlf-plus (mean, and its smallest fold).
-Finished cells are reused (the experiment folder is resumable). Not a speed benchmark: a
-measurement whose numbers docs/winning-model.md quotes.
+Finished cells are reused (the experiment folder is resumable). docs/winning-model.md quotes it.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser
+from postloc.experiments.fold_frames import folds_parser
 
 MODELS = ("stack", "mrlf-plus", "mrlf", "tfidf-logreg")
 EPS = 1e-9

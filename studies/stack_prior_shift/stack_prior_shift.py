@@ -1,6 +1,6 @@
 """Does adapting ``stack``'s class prior to the posts being scored help? (issue 13; it does not on Dresden)
 
-    python benchmarks/stack_prior_shift.py PREPARED --out DIR [--folds 5]
+    python studies/stack_prior_shift/stack_prior_shift.py PREPARED --out DIR [--folds 5]
 
 Test users differ from training users, so the test fold's mix of POIs differs from the training
 mix (label shift). The textbook fix re-estimates the test prior from the unlabelled test posts by
@@ -17,20 +17,17 @@ user-disjoint folds (``postloc.data.folds``, seed 0: the folds of docs/winning-m
   shrunk towards the batch prior with weight ``alpha``): a user's own place mix.
 
 Writes ``DIR/prior-shift.md`` and ``DIR/prior-shift.json``: accuracy per fold and the difference
-to stack as it is. A measurement script whose numbers docs/winning-model.md quotes.
+to stack as it is. docs/winning-model.md quotes it.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser, user_folds, write_fold_report
+from postloc.experiments.fold_frames import folds_parser, user_folds, write_fold_report
 
 
 def em_prior(proba: np.ndarray, train_prior: np.ndarray, *, iters: int = 500, tol: float = 1e-7) -> np.ndarray:
@@ -95,7 +92,8 @@ def main() -> None:
     lines = [
         "# stack with its prior adapted to the scored posts (EM), user-disjoint folds",
         "",
-        f"Command: `python benchmarks/stack_prior_shift.py {args.prepared.name} --out DIR --folds {args.folds}`",
+        f"Command: `python studies/stack_prior_shift/stack_prior_shift.py {args.prepared.name} --out DIR "
+        f"--folds {args.folds}`",
         "",
         "| variant | accuracy (mean over folds) | Δ vs stack, mean | Δ, smallest | Δ, largest | per fold |",
         "|---|---:|---:|---:|---:|---|",

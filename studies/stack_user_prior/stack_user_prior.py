@@ -1,6 +1,6 @@
 """Does a user's own place mix, trusted more the more posts back it, help ``stack``? (issue 13; not beyond one user)
 
-    python benchmarks/stack_user_prior.py PREPARED --out DIR [--folds 5]
+    python studies/stack_user_prior/stack_user_prior.py PREPARED --out DIR [--folds 5]
 
 stack's context rule (``postloc.models.user_context``) gives a user's other posts one fixed weight
 ``rho`` per kind of neighbour, whatever their number. A user with 1,600 posts says much more about
@@ -21,8 +21,6 @@ stack's context rule (they start from each post alone). Writes ``DIR/user-prior.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -30,8 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import folds_parser, user_folds, write_fold_report
+from postloc.experiments.fold_frames import folds_parser, user_folds, write_fold_report
 
 FIXED_ALPHAS = (30.0, 300.0)
 
@@ -122,7 +119,8 @@ def main() -> None:
     lines = [
         f"# stack with a user's own place mix on `{args.prepared.name}`, {args.folds} user-disjoint folds",
         "",
-        f"Command: `python benchmarks/stack_user_prior.py {args.prepared.name} --out DIR --folds {args.folds}`. "
+        f"Command: `python studies/stack_user_prior/stack_user_prior.py {args.prepared.name} --out DIR "
+        f"--folds {args.folds}`. "
         "Fitted (c, alpha) per fold: "
         + ", ".join(f"({r['fitted c']:.3f}, {r['fitted alpha']:.3g})" for r in rows)
         + ".",

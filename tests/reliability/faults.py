@@ -1,13 +1,13 @@
 """Fault-injection table: many seeded SIGKILLs per command, plus the full-disk cases.
 
-    python benchmarks/bench_faults.py [--kills 20] [--seed 0] [--skip-full-disk]
+    python tests/reliability/faults.py [--kills 20] [--seed 0] [--skip-full-disk]
 
 For ``prepare``, ``images`` and ``train`` (SYNTHETIC data, small settings) the harness of
 ``tests/fault_harness.py`` kills the command with SIGKILL just before a seeded random file-system
 event (every rename of the commit step is always included), then judges the output with the
 project's own loaders against a clean run and re-runs (``--resume`` for training). The full-disk
 cases run ``tests/test_full_disk.py`` (a small tmpfs; needs root or ``unshare``). Writes
-benchmarks/results/faults.{json,md}; "corrupt" must be 0.
+tests/reliability/results/faults.{json,md}; "corrupt" must be 0.
 """
 
 from __future__ import annotations
@@ -20,12 +20,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT / "tests"))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # _common: the machine and the results files
+sys.path.insert(0, str(ROOT / "tests"))  # fault_harness (found beside this script too, once it moves here)
 
 from _common import machine, write_results  # noqa: E402
 from fault_harness import ImagesScenario, PrepareScenario, TrainScenario, Zygote, kill_points  # noqa: E402
+
+
+def suite_file(name: str) -> Path:
+    """A file of the test suite: beside this driver (where the reliability tests are to move), else in tests/."""
+    return HERE / name if (HERE / name).exists() else ROOT / "tests" / name
 
 
 def main() -> None:
@@ -84,7 +90,7 @@ def main() -> None:
                 "-q",
                 "-p",
                 "no:cacheprovider",
-                str(ROOT / "tests" / "test_full_disk.py"),
+                str(suite_file("test_full_disk.py")),
                 "-rA",
             ],
             cwd=ROOT,
@@ -107,7 +113,7 @@ def main() -> None:
         "full_disk": full_disk,
         "seconds": round(seconds, 1),
         "machine": {**machine(), "load_average_before": load_before},
-        "command": "python benchmarks/bench_faults.py " + " ".join(sys.argv[1:]),
+        "command": "python tests/reliability/faults.py " + " ".join(sys.argv[1:]),
     }
     md = [
         "# Fault injection: SIGKILL at seeded file-system events, and a full disk",
@@ -149,7 +155,7 @@ def main() -> None:
         ]
         md += [f"| {c['case']} | {c['outcome']} |" for c in full_disk["cases"]]
     md.append("")
-    write_results("faults", result, "\n".join(md))
+    write_results("faults", result, "\n".join(md), folder=HERE / "results")
     print("\n".join(md))
     if result["corrupt_total"] or (full_disk and full_disk["returncode"]):
         sys.exit(1)

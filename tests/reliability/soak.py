@@ -1,6 +1,6 @@
 """Soak test of ``postloc serve`` on 127.0.0.1: N concurrent clients for a fixed time, memory sampled.
 
-    python benchmarks/bench_soak.py [--run RUN] [--clients 16] [--seconds 600] [--out-name soak]
+    python tests/reliability/soak.py [--run RUN] [--clients 16] [--seconds 600] [--out-name soak]
 
 Not part of CI (it runs for minutes). Without ``--run`` it prepares the embedded Dresden sample
 and trains a small MRLF on it for one epoch (inference cost, not accuracy, is what matters here).
@@ -8,7 +8,7 @@ The server is a separate process (``postloc serve``, rate limit lifted so the 16
 address are not throttled); each client loops over a mixed request stream: JSON predict, explain,
 multipart with a photo, and invalid requests that must be answered 4xx. The server's RSS is read
 from /proc every few seconds; the slope of a least-squares line through the samples after the
-first minute (MB per minute) says whether memory is flat. Writes benchmarks/results/<out-name>.{json,md}.
+first minute (MB per minute) says whether memory is flat. Writes tests/reliability/results/<out-name>.{json,md}.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+HERE = Path(__file__).resolve().parent
+# _common (the machine, the results files) and bench_serve (the server process, its RSS) from benchmarks/;
+# bench_serve imports test_serve_http (a free port) from tests/
+sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))
+sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
-from _common import machine, write_results
-from bench_serve import rss_mb, server_process
+from _common import machine, write_results  # noqa: E402
+from bench_serve import rss_mb, server_process  # noqa: E402
 
 SMALL = {"filters": 32, "heads": 2, "char_dim": 16, "word_dim": 16, "hidden": 32}
 WORDS = [
@@ -245,7 +248,7 @@ def main() -> None:
             "samples": samples,
         },
         "machine": {**machine(), "load_average_before": load_before},
-        "command": "python benchmarks/bench_soak.py " + " ".join(sys.argv[1:]),
+        "command": "python tests/reliability/soak.py " + " ".join(sys.argv[1:]),
     }
     r = result
     markdown = "\n".join(
@@ -272,7 +275,7 @@ def main() -> None:
             "",
         ]
     )
-    write_results(args.out_name, result, markdown)
+    write_results(args.out_name, result, markdown, folder=HERE / "results")
     print(markdown)
 
 
