@@ -40,19 +40,20 @@ test-slow: install
 
 # Lint, format and type checks (settings in pyproject.toml); `make lint-fix` applies ruff's own fixes.
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks studies
+	$(VENV)/bin/ruff format --check src tests benchmarks studies
 	$(VENV)/bin/mypy
 
 lint-fix: install
-	$(VENV)/bin/ruff check --fix src tests benchmarks
-	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks studies
+	$(VENV)/bin/ruff format src tests benchmarks studies
 
 # The web page in a real browser: Debian's chromium (Playwright drives it; it never downloads one).
 test-browser: install
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(PY) -m pytest -q -m browser
 
+# Speed and memory (benchmarks/results/). The research questions and their verdicts are in studies/ (run by hand).
 bench: install
 	$(PY) benchmarks/bench_prepare.py
 	$(PY) benchmarks/bench_mrlf.py
@@ -64,11 +65,12 @@ bench: install
 
 # The long part of the reliability suite (docs/reliability.md): many more fuzz cases, many
 # seeded SIGKILL points, full-disk cases, and a 10-minute soak of the HTTP server at 16 clients.
+# The drivers live in tests/reliability/ and write tests/reliability/results/.
 reliability: install
-	$(PY) benchmarks/bench_fuzz.py --profile long
+	$(PY) tests/reliability/fuzz.py --profile long
 	$(PY) -m pytest -q -m reliability
-	$(PY) benchmarks/bench_faults.py
-	$(PY) benchmarks/bench_soak.py
+	$(PY) tests/reliability/faults.py
+	$(PY) tests/reliability/soak.py
 
 # The paper's studies (Table II, Fig. 2-4) on the embedded data; see docs/experiments.md.
 experiments: install
