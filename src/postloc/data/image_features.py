@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from postloc.data.schema import is_missing
+from postloc.data.schema import IMAGE_VECTOR_KEY, is_missing
 from postloc.errors import PostlocError
 
 IMAGE_FEATURES_FILE = "image_features.parquet"
-IMAGE_COLUMN = "image_vector"
+IMAGE_COLUMN = IMAGE_VECTOR_KEY  # the one name, whether a record carries the vector or a frame does
 
 
 def load_image_features(prepared_dir: str | Path) -> tuple[list[str], np.ndarray] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +22,58 @@ from postloc.errors import BadInputError
 
 #: Keys of the exchange format; everything else in a record is kept in ``Post.extra``.
 KNOWN_KEYS = ("id", "text", "hashtags", "image", "poi", "lat", "lon", "user", "created")
+#: A precomputed image feature vector may ride along in a record (kept in ``Post.extra``).
+IMAGE_VECTOR_KEY = "image_vector"
+
+#: Every column a table of posts may hold, in the order every table holds them, with its Arrow type:
+#: the exchange keys, what ``prepare`` adds (``poi_name``, ``split``, ``lang``, ``flags``, its spool's
+#: counts), the image vector a model reads, and the rest of a record as JSON (``extra``) last. One list,
+#: so that the exchange Parquet, the prepared ``posts.parquet``, prepare's spool and the frame a model
+#: reads cannot disagree on a column's name, place or type; each takes its columns by name.
+POST_COLUMNS: dict[str, str] = {
+    "id": "string",
+    "text": "string",
+    "hashtags": "list<string>",
+    "image": "list<string>",
+    IMAGE_VECTOR_KEY: "list<float32>",
+    "poi": "string",
+    "poi_name": "string",
+    "lat": "float64",
+    "lon": "float64",
+    "user": "string",
+    "created": "string",
+    "split": "string",
+    "lang": "string",
+    "n_text": "int32",
+    "n_images": "int32",
+    "flags": "list<string>",
+    "extra": "string",
+}
+#: the columns of an exchange-format table (``postloc prepare``'s input, the Parquet writer's output)
+EXCHANGE_COLUMNS = (*KNOWN_KEYS, "extra")
+#: the columns of a post that a model reads (prediction builds its frame of these, in this order)
+MODEL_COLUMNS = ("id", "text", "hashtags", IMAGE_VECTOR_KEY, "user", "created")
+
+
+def arrow_schema(columns: Iterable[str]):
+    """The ``pyarrow`` schema of ``columns`` (names of :data:`POST_COLUMNS`), in :data:`POST_COLUMNS`' order.
+
+    pyarrow is imported here, not at the top: reading JSONL posts needs no Arrow.
+    """
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "list<string>": pa.list_(pa.string()),
+        "list<float32>": pa.list_(pa.float32()),
+        "float64": pa.float64(),
+        "int32": pa.int32(),
+    }
+    wanted = set(columns)
+    unknown = wanted - POST_COLUMNS.keys()
+    if unknown:
+        raise ValueError(f"not post columns: {sorted(unknown)}")
+    return pa.schema([(name, types[kind]) for name, kind in POST_COLUMNS.items() if name in wanted])
 
 
 @dataclass(slots=True)
@@ -263,8 +315,6 @@ def _string_list(value: Any, key: str, bad, allow_scalar: bool = False) -> list[
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
-#: A precomputed image feature vector may ride along in a record (kept in ``Post.extra``).
-IMAGE_VECTOR_KEY = "image_vector"
 #: Longest image vector accepted (the largest backbone gives 4,096 numbers).
 MAX_IMAGE_VECTOR = 65_536
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from postloc.data.schema import Post
+from postloc.data.schema import EXCHANGE_COLUMNS, Post, arrow_schema
 from postloc.io.atomic import atomic_open, atomic_path
 
 BATCH_ROWS = 8192
@@ -38,30 +38,11 @@ def _write_jsonl(posts: Iterable[Post], path: Path) -> int:
     return count
 
 
-def parquet_schema():
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("text", pa.string()),
-            ("hashtags", pa.list_(pa.string())),
-            ("image", pa.list_(pa.string())),
-            ("poi", pa.string()),
-            ("lat", pa.float64()),
-            ("lon", pa.float64()),
-            ("user", pa.string()),
-            ("created", pa.string()),
-            ("extra", pa.string()),
-        ]
-    )
-
-
 def _write_parquet(posts: Iterable[Post], path: Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = parquet_schema()
+    schema = arrow_schema(EXCHANGE_COLUMNS)
     base = path.resolve().parent
     count = 0
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:

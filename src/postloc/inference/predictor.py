@@ -35,7 +35,7 @@ import pandas as pd
 
 from postloc.data.gazetteer import Gazetteer
 from postloc.data.image_features import IMAGE_COLUMN
-from postloc.data.schema import Post
+from postloc.data.schema import MODEL_COLUMNS, Post
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.names import DEFAULT_NAME_WEIGHT, Blend, NameBlender
 from postloc.io.inputs import read_small_json
@@ -48,7 +48,7 @@ from postloc.text.normalize import normalize_text
 #: a run's POI table and hashtag vocabulary (written by ``postloc.training``)
 DATA_INFO = "data.json"
 #: the columns of the rows a model reads
-FRAME_COLUMNS = ["id", "text", "hashtags", IMAGE_COLUMN, "user", "created"]
+FRAME_COLUMNS = list(MODEL_COLUMNS)
 #: a row's hashtags before the vocabulary cut: what name matching reads (names are rarely in the vocabulary)
 ALL_HASHTAGS = "all_hashtags"
 

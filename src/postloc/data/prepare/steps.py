@@ -24,6 +24,7 @@ import pandas as pd
 from postloc.data.filters import duplicate_key, place_key
 from postloc.data.pois import named_place, place_label
 from postloc.data.prepare.config import PrepareConfig
+from postloc.data.schema import IMAGE_VECTOR_KEY, POST_COLUMNS, arrow_schema
 from postloc.text.hashtags import post_hashtags
 from postloc.text.language import detect_languages
 from postloc.text.language import unload as unload_language_model
@@ -38,29 +39,17 @@ PREPARED_COLUMNS = ("id", "text", "image", "poi_name", "lat", "lon", "user", "cr
 # --- step 1-3: read, normalise, language, duplicates -> spool -----------------------------
 
 
+#: a cleaned post on its way to the split: the prepared columns but ``split`` and ``flags`` (known only at
+#: the end), with the counts the memory cap and the report read
+SPOOL_COLUMNS = tuple(c for c in POST_COLUMNS if c not in ("split", "flags", IMAGE_VECTOR_KEY))
+
+
 def spool_schema(*, keys: bool = False, held: bool = False):
     """The spool's columns; with ``keys`` also ``dupkey``, the duplicate key's digest (binary); with ``held``
     also ``held``, true for a post judged outside ``--languages`` (kept until :func:`settle_spool`)."""
     import pyarrow as pa
 
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("text", pa.string()),
-            ("hashtags", pa.list_(pa.string())),
-            ("image", pa.list_(pa.string())),
-            ("poi", pa.string()),
-            ("poi_name", pa.string()),
-            ("lat", pa.float64()),
-            ("lon", pa.float64()),
-            ("user", pa.string()),
-            ("created", pa.string()),
-            ("lang", pa.string()),
-            ("n_text", pa.int32()),
-            ("n_images", pa.int32()),
-            ("extra", pa.string()),
-        ]
-    )
+    schema = arrow_schema(SPOOL_COLUMNS)
     if keys:
         schema = schema.append(pa.field("dupkey", pa.binary()))
     return schema.append(pa.field("held", pa.bool_())) if held else schema
