@@ -1,15 +1,23 @@
 """Argparse helpers shared by several subcommand modules.
 
-A flag's default comes from the API's config dataclass (:func:`defaults`), so ``--help`` and the
-Python API can never disagree; value parsers raise :class:`argparse.ArgumentTypeError`, which
+A flag is derived from the API's settings dataclass (:func:`add_flags`: its name, type, default, choices
+and ``--help`` text come from a field declared with :func:`postloc.settings.setting`), and the settings
+are built back from the parsed flags with :func:`from_args`, so ``--help`` and the Python API can never
+disagree and a value is checked in one place, the settings' ``__post_init__`` (its error becomes the
+command's one error line, exit 2). Value parsers raise :class:`argparse.ArgumentTypeError`, which
 argparse turns into its usual one-line usage error.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
-from typing import Any
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any, Literal
+
+from postloc.errors import PostlocError
+from postloc.settings import flag_of, setting_field
 
 
 def defaults(cls: type) -> dict[str, Any]:
@@ -26,3 +34,65 @@ def fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
+
+
+def add_flags(parser: Any, cls: type, *names: str, **overrides: dict[str, Any]) -> None:
+    """Add the flags of the settings fields ``names`` of ``cls`` to ``parser`` (a parser or an argument
+    group), in that order: the flag's name, type, default, choices, metavar and help come from the field
+    (:func:`postloc.settings.setting`), a ``bool`` field defaulting to False is a switch. ``overrides``
+    maps a field name to argparse keywords that replace the derived ones (a value parser such as
+    :func:`fraction`, a flag whose default is computed later)."""
+    hints = typing.get_type_hints(cls)
+    for name in names:
+        f = setting_field(cls, name)
+        flag = flag_of(cls, name)
+        if flag is None:
+            raise TypeError(f"{cls.__name__}.{name} is not declared with postloc.settings.setting")
+        meta = f.metadata
+        default = f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+        kind, choices = _kind(hints[name])
+        kwargs: dict[str, Any] = {"default": default, "dest": flag_dest(flag)}
+        if kind is bool and default is False:
+            kwargs["action"] = "store_true"
+        elif kind is not None:
+            kwargs["type"] = kind
+        if meta.get("choices") is not None or choices is not None:
+            kwargs["choices"] = tuple(meta.get("choices") or choices)
+        for key in ("metavar", "help"):
+            if meta.get(key) is not None:
+                kwargs[key] = meta[key]
+        kwargs.update(overrides.get(name, {}))
+        parser.add_argument(flag, **kwargs)
+
+
+def flag_dest(flag: str) -> str:
+    """The attribute of the parsed namespace that a flag fills (argparse's rule: ``--batch-rows`` -> ``batch_rows``)."""
+    return flag.lstrip("-").replace("-", "_")
+
+
+def from_args(cls: type, args: argparse.Namespace, *names: str, **values: Any) -> Any:
+    """``cls`` built from the parsed flags of ``names`` (see :func:`add_flags`) and the further ``values``.
+
+    The settings check themselves; an error they raise (:class:`PostlocError`, or a ``ValueError``/
+    ``TypeError`` of a class that has no flags of its own) is the command's one error line, exit 2."""
+    for name in names:
+        flag = flag_of(cls, name)
+        values[name] = getattr(args, flag_dest(flag or name))
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise PostlocError(str(error)) from None
+
+
+def _kind(annotation: Any) -> tuple[type | None, tuple[Any, ...] | None]:
+    """The value parser and the choices of a field's annotation: ``int | None`` -> int, ``Literal["a", "b"]``
+    -> str and ("a", "b"); None for a type argparse cannot parse alone (tuples, mappings)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = inner[0] if len(inner) == 1 else annotation
+    if typing.get_origin(annotation) is Literal:
+        choices = typing.get_args(annotation)
+        return type(choices[0]), choices
+    if annotation in (int, float, str, bool):
+        return annotation, None
+    return None, None

@@ -3,34 +3,49 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from postloc.cli._args import fraction
+from postloc.cli._args import add_flags, fraction, from_args
 from postloc.errors import PostlocError
+from postloc.settings import setting
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where ``postloc serve`` listens and the model's torch threads: the command's own settings (uvicorn's
+    and torch's), beside the app's :class:`~postloc.serve.app.ServeSettings`."""
+
+    host: str = setting("127.0.0.1", help="address to listen on; default 127.0.0.1 (local only)")
+    port: int = setting(8000)
+    threads: int | None = setting(None, help="torch threads for the model (default: torch's)")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise PostlocError(f"--port must be between 1 and 65535, got {self.port}")
+        if self.threads is not None and self.threads < 1:
+            raise PostlocError(f"--threads must be at least 1, got {self.threads}")
+
+
+#: the flags of each settings class, in the order ``--help`` lists them
+LIMITS = ("max_body_bytes", "max_image_pixels", "max_text_chars", "rate_per_second", "burst")
+CONNECTIONS = ("header_timeout", "body_timeout", "keep_alive", "max_connections")
+APP = ("batch_rows", "batch_wait_ms")
+PAGE = ("tile_url", "tile_attribution")
 
 
 def add_parser(sub) -> None:
+    from postloc.serve.app import ServeSettings
     from postloc.serve.limits import ConnectionLimits, Limits
 
-    d = Limits()
-    c = ConnectionLimits()
     p = sub.add_parser(
         "serve",
         help="HTTP API and web page for a trained run",
         description="Serve RUN: POST /v1/predict, /v1/explain, GET /v1/pois, /healthz, /openapi.json, page at /.",
     )
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; default 127.0.0.1 (local only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--threads", type=int, default=None, help="torch threads for the model (default: torch's)")
-    p.add_argument("--batch-rows", type=int, default=64, help="most rows in one model call (default %(default)s)")
-    p.add_argument(
-        "--batch-wait-ms",
-        type=float,
-        default=0.0,
-        help="extra wait for more requests before a model call (default %(default)s: batch what "
-        "queued while the previous call ran)",
-    )
+    add_flags(p, Listen, "host", "port", "threads")
+    add_flags(p, ServeSettings, *APP)
     p.add_argument(
         "--pois",
         type=Path,
@@ -45,47 +60,10 @@ def add_parser(sub) -> None:
         metavar="W",
         help="with --pois: the names' share of the probability at a full name match (0..1, default 0.5)",
     )
-    g = p.add_argument_group("limits")
-    g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="(default %(default)s)")
-    g.add_argument("--max-image-pixels", type=int, default=d.max_image_pixels, help="(default %(default)s)")
-    g.add_argument("--max-text-chars", type=int, default=d.max_text_chars, help="(default %(default)s)")
-    g.add_argument(
-        "--rate", type=float, default=d.rate_per_second, help="requests/s per client IP (default %(default)s)"
-    )
-    g.add_argument("--burst", type=int, default=d.burst, help="token bucket size per client (default %(default)s)")
-    g = p.add_argument_group("connections (slow and idle clients)")
-    g.add_argument(
-        "--header-timeout",
-        type=float,
-        default=c.header_timeout,
-        help="seconds a client has to send the request line and headers (default %(default)s)",
-    )
-    g.add_argument(
-        "--body-timeout",
-        type=float,
-        default=c.body_timeout,
-        help="seconds without a byte while a request body is read (default %(default)s)",
-    )
-    g.add_argument(
-        "--keep-alive",
-        type=float,
-        default=c.keep_alive,
-        help="seconds an idle keep-alive connection stays open (default %(default)s)",
-    )
-    g.add_argument(
-        "--max-connections",
-        type=int,
-        default=None,
-        help="connections at once; past it the oldest idle one is closed (default: 1000, "
-        "or less when the open-file limit is lower)",
-    )
+    add_flags(p.add_argument_group("limits"), Limits, *LIMITS)
+    add_flags(p.add_argument_group("connections (slow and idle clients)"), ConnectionLimits, *CONNECTIONS)
     g = p.add_argument_group("page")
-    g.add_argument(
-        "--tiles",
-        default=None,
-        help="tile URL template for the map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none)",
-    )
-    g.add_argument("--tile-attribution", default="")
+    add_flags(g, ServeSettings, *PAGE)
     g.add_argument(
         "--basemap",
         type=Path,
@@ -94,35 +72,27 @@ def add_parser(sub) -> None:
         "OpenStreetMap with osmium; an .osm.pbf is refused: convert it first). Served at GET /v1/basemap, "
         "geometry only (default: none)",
     )
-    g.add_argument(
-        "--cors-origin", action="append", default=[], help="allow this origin (repeatable; default: CORS off)"
-    )
-    g.add_argument(
-        "--allowed-hosts",
-        metavar="NAMES",
-        help="comma-separated host names clients may use to reach the server (the Host header); '*' for any "
-        "(default: localhost, 127.0.0.1, [::1] and the --host address; a guard against DNS rebinding)",
-    )
-    g.add_argument(
-        "--docs",
-        action="store_true",
-        help="also serve /docs and /redoc (their Swagger UI and ReDoc scripts come from a CDN; default: off, "
-        "/openapi.json is always served)",
+    # a list while parsing (repeatable), a comma-separated text whose default depends on --host: set from them
+    add_flags(
+        g,
+        ServeSettings,
+        "cors_origins",
+        "allowed_hosts",
+        "docs",
+        cors_origins={"action": "append", "default": []},
+        allowed_hosts={"default": None, "type": str},
     )
     p.set_defaults(run=run_serve)
 
 
 def settings_from_args(args):
-    """The server's settings from the flags, every value checked (a one-line PostlocError, exit 2)
-    before the run is loaded or a port is bound."""
+    """The server's settings from the flags, every value checked by the settings themselves (a one-line
+    PostlocError, exit 2) before the run is loaded or a port is bound."""
     from postloc.serve.app import ServeSettings
     from postloc.serve.hosts import LOOPBACK_HOSTS, normalise_host
     from postloc.serve.limits import Limits
 
-    if not 1 <= args.port <= 65535:
-        raise PostlocError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.threads is not None and args.threads < 1:
-        raise PostlocError(f"--threads must be at least 1, got {args.threads}")
+    from_args(Listen, args, "host", "port", "threads")
     if args.name_weight is not None and args.pois is None:
         raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
     if args.allowed_hosts is not None:
@@ -131,22 +101,15 @@ def settings_from_args(args):
         bound = normalise_host(args.host)
         wildcard = bound in ("0.0.0.0", "[::]", None)
         hosts = LOOPBACK_HOSTS + (() if wildcard else (args.host,))
-    limits = Limits(
-        max_body_bytes=args.max_body_bytes,
-        max_image_pixels=args.max_image_pixels,
-        max_text_chars=args.max_text_chars,
-        rate_per_second=args.rate,
-        burst=args.burst,
-    )
-    return ServeSettings(
-        limits=limits,
-        tile_url=args.tiles,
-        tile_attribution=args.tile_attribution,
+    return from_args(
+        ServeSettings,
+        args,
+        *APP,
+        *PAGE,
+        "docs",
+        limits=from_args(Limits, args, *LIMITS),
         cors_origins=tuple(args.cors_origin),
-        batch_rows=args.batch_rows,
-        batch_wait_ms=args.batch_wait_ms,
         allowed_hosts=hosts,
-        docs=args.docs,
     )
 
 
@@ -159,12 +122,7 @@ def run_serve(args) -> int:
     from postloc.serve.connections import guarded_protocol
     from postloc.serve.limits import ConnectionLimits
 
-    connections = ConnectionLimits(
-        header_timeout=args.header_timeout,
-        body_timeout=args.body_timeout,
-        keep_alive=args.keep_alive,
-        max_connections=args.max_connections,
-    )
+    connections = from_args(ConnectionLimits, args, *CONNECTIONS)
     settings = settings_from_args(args)
 
     if args.threads:

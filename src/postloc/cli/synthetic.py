@@ -1,7 +1,7 @@
 """``postloc synthetic``: write a SYNTHETIC multimodal data set (:mod:`postloc.datasets.synthetic`).
 
-Parses its options into ``SyntheticPostsConfig`` (whose defaults are the flags' defaults) and calls
-``generate``; the output is ready for ``postloc prepare``.
+Its flags are ``SyntheticPostsConfig``'s fields (name, default and help from the class, which also checks
+the values) and calls ``generate``; the output is ready for ``postloc prepare``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from postloc.cli._args import defaults, fraction
+from postloc.cli._args import add_flags, from_args
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     """Register ``synthetic``."""
     from postloc.datasets.synthetic import SyntheticPostsConfig
 
-    d = defaults(SyntheticPostsConfig)
+    default = SyntheticPostsConfig()
     p = sub.add_parser(
         "synthetic",
         help="write a SYNTHETIC multimodal data set (images, captions, hashtags)",
@@ -32,42 +32,35 @@ def add_parser(sub) -> None:
         'Every output says it is synthetic (ids syn-*, "synthetic": true, README).',
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
-    p.add_argument("--pois", type=int, default=d["pois"], help="(default %(default)s)")
-    p.add_argument("--posts-per-poi", type=int, default=d["posts_per_poi"], help="(default %(default)s)")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--size", type=_size, default=(d["width"], d["height"]), help="image size WxH (default 320x240)")
-    p.add_argument("--users", type=int, help="number of users (default: posts / 6)")
-    for name in (
-        "selfie_rate",
-        "tourist_rate",
-        "missing_image_rate",
-        "missing_text_rate",
-        "missing_hashtags_rate",
-        "second_image_rate",
-        "typo_rate",
-    ):
-        p.add_argument(f"--{name.replace('_', '-')}", type=fraction, default=d[name], help="(default %(default)s)")
+    add_flags(p, SyntheticPostsConfig, "pois", "posts_per_poi", "seed")
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=(default.width, default.height),
+        help=f"image size WxH (default {default.width}x{default.height})",
+    )
+    add_flags(p, SyntheticPostsConfig, "users", *RATES)
     p.set_defaults(run=run)
+
+
+#: the shares settable from the command line, in ``--help``'s order
+RATES = (
+    "selfie_rate",
+    "tourist_rate",
+    "missing_image_rate",
+    "missing_text_rate",
+    "missing_hashtags_rate",
+    "second_image_rate",
+    "typo_rate",
+)
 
 
 def run(args) -> int:
     from postloc.datasets.synthetic import SyntheticPostsConfig, generate
 
     width, height = args.size
-    config = SyntheticPostsConfig(
-        pois=args.pois,
-        posts_per_poi=args.posts_per_poi,
-        seed=args.seed,
-        width=width,
-        height=height,
-        users=args.users,
-        selfie_rate=args.selfie_rate,
-        tourist_rate=args.tourist_rate,
-        missing_image_rate=args.missing_image_rate,
-        missing_text_rate=args.missing_text_rate,
-        missing_hashtags_rate=args.missing_hashtags_rate,
-        second_image_rate=args.second_image_rate,
-        typo_rate=args.typo_rate,
+    config = from_args(
+        SyntheticPostsConfig, args, "pois", "posts_per_poi", "seed", "users", *RATES, width=width, height=height
     )
     result = generate(args.out, config)
     counts = result.manifest["counts"]

@@ -32,6 +32,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from postloc.errors import PostlocError
 from postloc.io.atomic import write_folder_atomically
 from postloc.io.inputs import read_small_json
+from postloc.settings import setting, setting_error
 
 GENERATOR_VERSION = 1
 COMMENT = b"postloc synthetic image (not a real photo of a real place)"
@@ -116,26 +117,64 @@ TIMES = ("morning", "afternoon", "evening", "weekend", "holiday", "sunrise", "ni
 class SyntheticPostsConfig:
     """Size, noise and missing-modality rates of a synthetic data set."""
 
-    pois: int = 8
-    posts_per_poi: int = 120  # prepare's default keeps POIs with >= 100 posts
-    seed: int = 0
-    width: int = 320
+    pois: int = setting(8, help="(default %(default)s)")
+    #: prepare's default keeps POIs with >= 100 posts
+    posts_per_poi: int = setting(120, help="(default %(default)s)")
+    seed: int = setting(0)
+    width: int = 320  # --size WxH
     height: int = 240
-    users: int | None = None  # default: one user per 6 posts (user-disjoint splits need many users)
-    selfie_rate: float = 0.12  # a person covers most of the frame (portrait ratio > 0.5): noise to drop
-    tourist_rate: float = 0.12  # a person in front of the landmark (smaller): noise to inpaint
-    missing_image_rate: float = 0.08
-    missing_text_rate: float = 0.08
-    missing_hashtags_rate: float = 0.08
-    second_image_rate: float = 0.1
+    #: default: one user per 6 posts (user-disjoint splits need many users)
+    users: int | None = setting(None, help="number of users (default: posts / 6)")
+    #: a person covers most of the frame (portrait ratio > 0.5): noise to drop
+    selfie_rate: float = setting(0.12, help="(default %(default)s)")
+    #: a person in front of the landmark (smaller): noise to inpaint
+    tourist_rate: float = setting(0.12, help="(default %(default)s)")
+    missing_image_rate: float = setting(0.08, help="(default %(default)s)")
+    missing_text_rate: float = setting(0.08, help="(default %(default)s)")
+    missing_hashtags_rate: float = setting(0.08, help="(default %(default)s)")
+    second_image_rate: float = setting(0.1, help="(default %(default)s)")
     other_poi_word_rate: float = 0.15  # a word or tag of another POI (confusion)
-    typo_rate: float = 0.04  # per word
+    typo_rate: float = setting(0.04, help="(default %(default)s)")  # per word
     visual_noise: float = 1.0  # scales pan, zoom, lighting and sensor noise of the renders
     center_lat: float = 40.7549  # the paper's New York set; synthetic coordinates around it
     center_lon: float = -73.9840
     spread_km: float = 6.0
     post_sigma_m: float = 40.0
     jpeg_quality: tuple[int, int] = (70, 95)
+
+    def __post_init__(self) -> None:
+        """Refuse a data set that cannot be drawn, before anything is written (``postloc synthetic``'s one error
+        line names the flag)."""
+        for name in ("pois", "posts_per_poi"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise setting_error(self, name, "must be an integer of at least 1", value)
+        if self.users is not None and (isinstance(self.users, bool) or self.users < 1):
+            raise setting_error(self, "users", "must be at least 1", self.users)
+        for name in RATES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not 0 <= value <= 1:  # NaN fails the comparison too
+                raise setting_error(self, name, "must be a number in [0, 1]", value)
+        if self.selfie_rate + self.tourist_rate > 1:
+            raise PostlocError(
+                "the selfie and tourist rates (--selfie-rate + --tourist-rate) must add up to at most 1, "
+                f"got {self.selfie_rate} + {self.tourist_rate}"
+            )
+        if self.width < 32 or self.height < 32:
+            raise PostlocError("images must be at least 32x32 pixels")
+
+
+#: the shares of :class:`SyntheticPostsConfig`, each in [0, 1]
+RATES = (
+    "selfie_rate",
+    "tourist_rate",
+    "missing_image_rate",
+    "missing_text_rate",
+    "missing_hashtags_rate",
+    "second_image_rate",
+    "other_poi_word_rate",
+    "typo_rate",
+)
 
 
 @dataclass
@@ -480,8 +519,8 @@ def _hashtags(poi: _Poi, others: list[_Poi], config: SyntheticPostsConfig, rng: 
 
 
 def generate(out_dir: str | Path, config: SyntheticPostsConfig = SyntheticPostsConfig()) -> SyntheticResult:
-    """Write a synthetic data set to ``out_dir`` (replaced atomically if it holds a previous one)."""
-    _check(config)
+    """Write a synthetic data set to ``out_dir`` (replaced atomically if it holds a previous one); the config
+    checked itself when it was made."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not _is_synthetic(out_dir):
         raise PostlocError(f"{out_dir} exists and is not a synthetic data set; refusing to replace it")
@@ -490,25 +529,6 @@ def generate(out_dir: str | Path, config: SyntheticPostsConfig = SyntheticPostsC
     result = results[0]
     result.out_dir = out_dir
     return result
-
-
-def _check(config: SyntheticPostsConfig) -> None:
-    if config.pois < 1 or config.posts_per_poi < 1:
-        raise PostlocError("--pois and --posts-per-poi must be at least 1")
-    rates = (
-        config.selfie_rate,
-        config.tourist_rate,
-        config.missing_image_rate,
-        config.missing_text_rate,
-        config.missing_hashtags_rate,
-        config.second_image_rate,
-        config.other_poi_word_rate,
-        config.typo_rate,
-    )
-    if any(not 0 <= r <= 1 for r in rates) or config.selfie_rate + config.tourist_rate > 1:
-        raise PostlocError("rates must lie in [0, 1] (and selfie + tourist rates at most 1)")
-    if config.width < 32 or config.height < 32:
-        raise PostlocError("images must be at least 32x32 pixels")
 
 
 def _is_synthetic(path: Path) -> bool:

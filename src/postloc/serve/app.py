@@ -51,6 +51,7 @@ from postloc.serve.errors import CLOSE, ApiError, BodyTooLarge, error_response
 from postloc.serve.hosts import LOOPBACK_HOSTS, HostGuard, normalise_host
 from postloc.serve.limits import MAX_HASHTAG_CHARS, Limits, TokenBucket, require_at_least, setting_error
 from postloc.serve.schemas import POI, Error, Health, PageConfig, POIList, PredictRequest, PredictResponse
+from postloc.settings import setting
 from postloc.vision.decode import CORRUPT, NOT_IMAGE, TOO_LARGE, TRUNCATED
 
 #: decoder statuses that mean the client's file is broken (a 400, as before any featurizer runs)
@@ -68,15 +69,37 @@ PAGE_CSP = (
 @dataclass
 class ServeSettings:
     limits: Limits = field(default_factory=Limits)
-    tile_url: str | None = None  # e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; off: no network needed
-    tile_attribution: str = ""
-    cors_origins: tuple[str, ...] = ()
-    batch_rows: int = 64  # most rows in one model call
-    batch_wait_ms: float = 0.0  # extra wait for more requests; 0: batch what queued meanwhile (see batcher)
+    #: e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; off: no network needed
+    tile_url: str | None = setting(
+        None,
+        flag="--tiles",
+        help="tile URL template for the map, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none)",
+    )
+    tile_attribution: str = setting("")
+    cors_origins: tuple[str, ...] = setting(
+        (), flag="--cors-origin", help="allow this origin (repeatable; default: CORS off)"
+    )
+    batch_rows: int = setting(64, help="most rows in one model call (default %(default)s)")
+    #: 0: batch what queued meanwhile (see batcher)
+    batch_wait_ms: float = setting(
+        0.0,
+        help="extra wait for more requests before a model call (default %(default)s: batch what "
+        "queued while the previous call ran)",
+    )
     #: the names clients may reach the server by (the ``Host`` header, port aside); ``("*",)``: any.
     #: The loopback names by default: a server on 127.0.0.1 must not answer a rebound ``evil.example``.
-    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
-    docs: bool = False  # serve /docs and /redoc (Swagger UI and ReDoc load their scripts from a CDN)
+    allowed_hosts: tuple[str, ...] = setting(
+        LOOPBACK_HOSTS,
+        metavar="NAMES",
+        help="comma-separated host names clients may use to reach the server (the Host header); '*' for any "
+        "(default: localhost, 127.0.0.1, [::1] and the --host address; a guard against DNS rebinding)",
+    )
+    #: Swagger UI and ReDoc load their scripts from a CDN
+    docs: bool = setting(
+        False,
+        help="also serve /docs and /redoc (their Swagger UI and ReDoc scripts come from a CDN; default: off, "
+        "/openapi.json is always served)",
+    )
 
     def __post_init__(self) -> None:
         require_at_least(self, ("batch_rows",), 1)

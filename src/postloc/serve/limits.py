@@ -14,33 +14,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 
-from postloc.errors import PostlocError
 from postloc.inference.photos import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS
+from postloc.settings import setting, setting_error
 
 #: longest hashtag a request may send (characters)
 MAX_HASHTAG_CHARS = 200
-#: the ``postloc serve`` flag of each setting, named in errors so that a CLI user knows what to change
-FLAGS = {
-    "max_body_bytes": "--max-body-bytes",
-    "max_image_pixels": "--max-image-pixels",
-    "max_text_chars": "--max-text-chars",
-    "rate_per_second": "--rate",
-    "burst": "--burst",
-    "header_timeout": "--header-timeout",
-    "body_timeout": "--body-timeout",
-    "keep_alive": "--keep-alive",
-    "max_connections": "--max-connections",
-    "batch_rows": "--batch-rows",
-    "batch_wait_ms": "--batch-wait-ms",
-    "allowed_hosts": "--allowed-hosts",
-}
-
-
-def setting_error(owner: object, name: str, rule: str, value: object) -> PostlocError:
-    """``--burst (Limits.burst) must be at least 1, got 0``: the flag for CLI users, the field for API users."""
-    where = f"{type(owner).__name__}.{name}"
-    flag = FLAGS.get(name)
-    return PostlocError(f"{flag} ({where}) {rule}, got {value!r}" if flag else f"{where} {rule}, got {value!r}")
+# ``setting_error`` (``--burst (Limits.burst) must be ..., got 0``) names the ``postloc serve`` flag declared on
+# the field (:func:`postloc.settings.setting`), so that a CLI user knows what to change.
 
 
 def require_at_least(owner: object, names: tuple[str, ...], low: int) -> None:
@@ -63,14 +43,16 @@ def require_finite(owner: object, names: tuple[str, ...], *, positive: bool) -> 
 
 @dataclass(frozen=True)
 class Limits:
-    max_body_bytes: int = 10 * 1024 * 1024  # whole request, photo included
-    max_image_pixels: int = DEFAULT_MAX_PIXELS  # width * height of the uploaded photo
+    max_body_bytes: int = setting(10 * 1024 * 1024, help="(default %(default)s)")  # whole request, photo included
+    max_image_pixels: int = setting(DEFAULT_MAX_PIXELS, help="(default %(default)s)")  # width * height of the photo
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES  # memory of the decoded photo (non-JPEG, from the header)
-    max_text_chars: int = 2_000
+    max_text_chars: int = setting(2_000, help="(default %(default)s)")
     max_hashtags: int = 64
     max_top_k: int = 50
-    rate_per_second: float = 5.0  # token refill per client IP
-    burst: int = 20  # bucket size: requests a client may make at once
+    #: token refill per client IP
+    rate_per_second: float = setting(5.0, flag="--rate", help="requests/s per client IP (default %(default)s)")
+    #: bucket size: requests a client may make at once
+    burst: int = setting(20, help="token bucket size per client (default %(default)s)")
     max_clients: int = 10_000  # buckets kept (least recently seen evicted): bounded memory
 
     def __post_init__(self) -> None:
@@ -96,10 +78,22 @@ RESERVED_DESCRIPTORS = 64
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    header_timeout: float = 10.0  # seconds from the first byte to the end of the headers
-    body_timeout: float = 10.0  # seconds without a byte while the body is read
-    keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)
-    max_connections: int | None = None  # None: 1,000, or less where the descriptor limit is lower
+    #: seconds from the first byte to the end of the headers
+    header_timeout: float = setting(
+        10.0, help="seconds a client has to send the request line and headers (default %(default)s)"
+    )
+    #: seconds without a byte while the body is read
+    body_timeout: float = setting(
+        10.0, help="seconds without a byte while a request body is read (default %(default)s)"
+    )
+    #: seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)
+    keep_alive: float = setting(5.0, help="seconds an idle keep-alive connection stays open (default %(default)s)")
+    #: None: 1,000, or less where the descriptor limit is lower
+    max_connections: int | None = setting(
+        None,
+        help="connections at once; past it the oldest idle one is closed (default: 1000, "
+        "or less when the open-file limit is lower)",
+    )
 
     def __post_init__(self) -> None:
         require_finite(self, ("header_timeout", "body_timeout", "keep_alive"), positive=True)
