@@ -213,6 +213,7 @@ def write_artifacts(
         _resolve,
         _summary,
         _write_status,
+        pool_post_vectors,
     )
 
     UNREAD = (MISSING, UNREADABLE, ZERO_BYTE)  # files never decoded; the local pipeline calls their source "failed"
@@ -237,24 +238,10 @@ def write_artifacts(
             if row["status"] in USABLE and row["vector"] is not None:
                 kept[(row["post_id"], row["path"])] = np.asarray(row["vector"], np.float32)
     counts: Counter = Counter()
-    ids: list[str] = []
-    matrix: list[np.ndarray] = []
-    for post_id, images in zip(posts["id"], posts["image"], strict=True):
-        images = [] if images is None else list(images)
-        if not images:
-            counts["posts_without_image"] += 1
-            continue
-        vectors = [
-            kept[key]
-            for key in ((str(post_id), _resolve(str(p), prepared_dir.resolve())) for p in images)
-            if key in kept
-        ]
-        if not vectors:
-            counts["posts_all_images_unusable"] += 1
-            continue
-        counts["posts_with_features"] += 1
-        ids.append(str(post_id))
-        matrix.append(np.mean(np.stack(vectors), axis=0).astype(np.float32))
+    base = prepared_dir.resolve()
+    pooled = list(pool_post_vectors(posts, lambda post_id, image: kept.get((post_id, _resolve(image, base))), counts))
+    ids = [post_id for post_id, _ in pooled]
+    matrix = [vector for _, vector in pooled]
     counts["posts"] = len(posts)
     dim = backbone.dim if not matrix else matrix[0].shape[0]
     write_image_features(prepared_dir, ids, np.stack(matrix) if matrix else np.zeros((0, dim), np.float32))

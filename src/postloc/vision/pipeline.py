@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -439,24 +439,18 @@ def _write_features(
         with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
             ids: list[str] = []
             vectors: list[np.ndarray] = []
-            for post_id, images in zip(posts["id"], posts["image"], strict=True):
-                images = [] if images is None else list(images)
-                if not images:
-                    counts["posts_without_image"] += 1
-                    continue
-                kept = []
-                for image in images:
-                    record = records.get(_resolve(image, base))
-                    if record is not None and record.status in USABLE and record.feature_key:
-                        row = store.get(record.feature_key)
-                        if row is not None:
-                            kept.append(row["vector"])
-                if not kept:
-                    counts["posts_all_images_unusable"] += 1
-                    continue
-                counts["posts_with_features"] += 1
-                ids.append(str(post_id))
-                vectors.append(np.mean(np.stack(kept), axis=0).astype(np.float32))
+
+            def stored(post_id: str, image: str) -> np.ndarray | None:
+                record = records.get(_resolve(image, base))
+                if record is not None and record.status in USABLE and record.feature_key:
+                    row = store.get(record.feature_key)
+                    if row is not None:
+                        return row["vector"]
+                return None
+
+            for post_id, vector in pool_post_vectors(posts, stored, counts):
+                ids.append(post_id)
+                vectors.append(vector)
                 if len(ids) >= 4096:
                     writer.write_table(_table(ids, vectors, schema))
                     ids, vectors = [], []
@@ -465,6 +459,28 @@ def _write_features(
         store.close()
     counts["posts"] = len(posts)
     return counts
+
+
+def pool_post_vectors(
+    posts, vector_of: Callable[[str, str], np.ndarray | None], counts: Counter
+) -> Iterator[tuple[str, np.ndarray]]:
+    """``(post id, the mean of its usable images' vectors as float32)`` for each post of ``posts`` (``id``,
+    ``image`` columns) with at least one, in order; ``vector_of(post_id, image)`` is None for an unusable image.
+
+    One rule for ``postloc images`` and its Ray engine, so that both write the same ``image_features.parquet``;
+    ``counts`` gets ``posts_without_image``, ``posts_all_images_unusable`` and ``posts_with_features``.
+    """
+    for post_id, images in zip(posts["id"], posts["image"], strict=True):
+        images = [] if images is None else list(images)
+        if not images:
+            counts["posts_without_image"] += 1
+            continue
+        vectors = [v for v in (vector_of(str(post_id), str(image)) for image in images) if v is not None]
+        if not vectors:
+            counts["posts_all_images_unusable"] += 1
+            continue
+        counts["posts_with_features"] += 1
+        yield str(post_id), np.mean(np.stack(vectors), axis=0).astype(np.float32)
 
 
 def _table(ids: list[str], vectors: list[np.ndarray], schema):
