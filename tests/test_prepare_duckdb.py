@@ -278,7 +278,7 @@ def test_cli_engine_options_and_errors(jsonl_file, tmp_path, capsys):
     assert main([*base, "--out", str(tmp_path / "bad"), "--engine", "duckdb", "--memory-limit", "lots"]) == 2
     assert "--memory-limit 'lots'" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "bad"), "--workers", "0"]) == 2
-    assert "workers must be at least 1" in capsys.readouterr().err
+    assert "--workers (PrepareConfig.workers) must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     with pytest.raises(postloc.PostlocError, match="unknown engine 'spark'"):
         prepare(path, tmp_path / "x", _with(SMALL, engine="spark"))

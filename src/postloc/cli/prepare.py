@@ -1,7 +1,8 @@
 """``postloc prepare``: the command-line side of :mod:`postloc.data.prepare`.
 
 Parses the reading options, the paper's filters, the POI and split settings and the engine into
-``ReadOptions`` and ``PrepareConfig`` (their defaults are the flags' defaults) and calls ``prepare``.
+``ReadOptions`` and ``PrepareConfig`` (the flags, their defaults and help are ``PrepareConfig``'s fields, which
+also check the values) and calls ``prepare``.
 An embedded data set name (``dresden``) is read with its own reading options.
 """
 
@@ -11,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from postloc.cli._args import defaults as config_defaults
+from postloc.cli._args import add_flags, from_args
 
 
 def _columns(text: str) -> dict[str, str]:
@@ -39,7 +40,7 @@ def add_parser(sub) -> None:
     """Register ``prepare``."""
     from postloc.data.prepare import PrepareConfig
 
-    defaults = config_defaults(PrepareConfig)
+    defaults = PrepareConfig()
     p = sub.add_parser(
         "prepare",
         help="clean posts, derive POIs, split by user, print a Table-I summary",
@@ -65,88 +66,34 @@ def add_parser(sub) -> None:
         "--pois", type=Path, help="POI table CSV poi,lat,lon[,name] giving POI centres (a name also names the POI)"
     )
     g = p.add_argument_group("filters (defaults follow the paper)")
-    g.add_argument(
-        "--min-hashtag-count",
-        type=int,
-        default=defaults["min_hashtag_count"],
-        help="drop hashtags used by fewer posts (default %(default)s)",
-    )
-    g.add_argument(
-        "--languages",
-        default=",".join(defaults["languages"]),
-        help="comma-separated ISO 639-1 codes to keep, or 'any' (default %(default)s)",
-    )
-    g.add_argument(
-        "--min-language-letters",
-        type=int,
-        default=defaults["min_language_letters"],
-        help="captions with fewer letters are kept and flagged, not judged (default %(default)s)",
+    # --languages is one comma-separated text on the command line
+    add_flags(
+        g,
+        PrepareConfig,
+        *FILTERS,
+        languages={"type": str, "default": ",".join(defaults.languages)},
     )
     g.add_argument("--keep-duplicates", action="store_true", help="do not drop same user + text + place repeats")
     g.add_argument("--keep-empty", action="store_true", help="keep posts left with no text, hashtag or image")
     g = p.add_argument_group("POIs")
-    g.add_argument(
-        "--poi-method",
-        default=defaults["poi_method"],
-        choices=("auto", "labels", "hdbscan", "dbscan", "grid"),
-        help="auto: labels when posts have them, else hdbscan (default %(default)s)",
-    )
-    g.add_argument("--min-poi-posts", type=int, default=defaults["min_poi_posts"], help="(default %(default)s)")
-    g.add_argument("--min-poi-users", type=int, default=defaults["min_poi_users"], help="(default %(default)s)")
-    g.add_argument(
-        "--poi-min-samples",
-        type=int,
-        default=defaults["poi_min_samples"],
-        help="HDBSCAN/DBSCAN core density (default %(default)s)",
-    )
-    g.add_argument(
-        "--poi-eps-m", type=float, default=defaults["poi_eps_m"], help="DBSCAN radius, metres (default %(default)s)"
-    )
-    g.add_argument(
-        "--poi-cell-m", type=float, default=defaults["poi_cell_m"], help="grid cell, metres (default %(default)s)"
-    )
-    g.add_argument(
-        "--poi-cell-deg",
-        type=float,
-        default=defaults["poi_cell_deg"],
-        help="grid cell in degrees of latitude and longitude, e.g. 0.01; replaces --poi-cell-m when given",
-    )
+    add_flags(g, PrepareConfig, *POIS)
     g = p.add_argument_group("splits")
     g.add_argument(
         "--split",
         type=_fractions,
-        default=(defaults["train"], defaults["val"], defaults["test"]),
-        help="train,val,test shares of posts (default 0.7,0.1,0.2)",
+        default=(defaults.train, defaults.val, defaults.test),
+        help=f"train,val,test shares of posts (default {defaults.train:g},{defaults.val:g},{defaults.test:g})",
     )
-    g.add_argument("--seed", type=int, default=defaults["seed"])
-    g = p.add_argument_group("engine (docs/scale-prepare.md)")
-    g.add_argument(
-        "--engine",
-        choices=("memory", "duckdb"),
-        default=defaults["engine"],
-        help="memory: pandas, the default; duckdb: out-of-core SQL for 10M+ posts, needs "
-        "pip install 'postloc[duckdb]' (default %(default)s)",
-    )
-    g.add_argument(
-        "--memory-limit",
-        default=defaults["memory_limit"],
-        help="duckdb engine: DuckDB memory limit; beyond it, it spills to disk (default %(default)s)",
-    )
-    g.add_argument(
-        "--workers",
-        type=int,
-        default=defaults["workers"],
-        help="processes for normalisation and language id; output order is kept (default %(default)s)",
-    )
-    g.add_argument(
-        "--poi-sample",
-        type=int,
-        default=defaults["poi_sample"],
-        help="duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the others by "
-        "nearest cluster centre (default %(default)s)",
-    )
+    add_flags(g, PrepareConfig, "seed")
+    add_flags(p.add_argument_group("engine (docs/scale-prepare.md)"), PrepareConfig, *ENGINE)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
+
+
+#: ``PrepareConfig``'s flags in each group, in ``--help``'s order
+FILTERS = ("min_hashtag_count", "languages", "min_language_letters")
+POIS = ("poi_method", "min_poi_posts", "min_poi_users", "poi_min_samples", "poi_eps_m", "poi_cell_m", "poi_cell_deg")
+ENGINE = ("engine", "memory_limit", "workers", "poi_sample")
 
 
 def run(args) -> int:
@@ -168,27 +115,20 @@ def run(args) -> int:
         else tuple(code.strip().lower() for code in args.languages.split(",") if code.strip())
     )
     train, val, test = args.split
-    config = PrepareConfig(
-        min_hashtag_count=args.min_hashtag_count,
+    config = from_args(
+        PrepareConfig,
+        args,
+        "min_hashtag_count",
+        "min_language_letters",
+        *POIS,
+        "seed",
+        *ENGINE,
         languages=languages,
-        min_language_letters=args.min_language_letters,
         drop_duplicates=not args.keep_duplicates,
         drop_empty=not args.keep_empty,
-        poi_method=args.poi_method,
-        min_poi_posts=args.min_poi_posts,
-        min_poi_users=args.min_poi_users,
-        poi_min_samples=args.poi_min_samples,
-        poi_eps_m=args.poi_eps_m,
-        poi_cell_m=args.poi_cell_m,
-        poi_cell_deg=args.poi_cell_deg,
         train=train,
         val=val,
         test=test,
-        seed=args.seed,
-        engine=args.engine,
-        memory_limit=args.memory_limit,
-        workers=args.workers,
-        poi_sample=args.poi_sample,
     )
     result = prepare(source, args.out, config, read, pois_csv=args.pois, progress=not args.quiet)
     if result.skip_report.skipped or result.skip_report.warned:  # quotes bad values: printed escaped

@@ -16,6 +16,7 @@ from postloc.data.readers import SkipReport
 from postloc.data.splits import SplitConfig
 from postloc.data.summary import summary_markdown
 from postloc.errors import PostlocError
+from postloc.settings import setting, setting_error
 
 ENGINES = ("memory", "duckdb")
 POI_METHOD_CHOICES = ("auto", "labels", "hdbscan", "dbscan", "grid")
@@ -35,29 +36,62 @@ class ReadOptions:
 class PrepareConfig:
     """Every threshold of the cleaning; defaults follow the paper where it gives a number."""
 
-    min_hashtag_count: int = 50
-    languages: tuple[str, ...] = ("en",)  # empty: keep every language
-    min_language_letters: int = 12  # fewer letters than this: too short to judge, kept and flagged
-    drop_duplicates: bool = True
-    drop_empty: bool = True  # posts with no text, no kept hashtag and no image carry nothing to learn
-    poi_method: str = "auto"  # auto: labels when posts have them, else hdbscan
-    min_poi_posts: int = 100
-    min_poi_users: int = 3
-    poi_min_samples: int = 10
-    poi_eps_m: float = 75.0
-    poi_cell_m: float = 250.0
-    poi_cell_deg: float = 0.0  # > 0: grid cells of this many degrees instead of poi_cell_m metres
-    train: float = 0.7
+    min_hashtag_count: int = setting(50, help="drop hashtags used by fewer posts (default %(default)s)")
+    #: empty: keep every language (``--languages any``)
+    languages: tuple[str, ...] = setting(
+        ("en",), help="comma-separated ISO 639-1 codes to keep, or 'any' (default %(default)s)"
+    )
+    #: fewer letters than this: too short to judge, kept and flagged
+    min_language_letters: int = setting(
+        12, help="captions with fewer letters are kept and flagged, not judged (default %(default)s)"
+    )
+    drop_duplicates: bool = True  # --keep-duplicates: False
+    drop_empty: bool = True  # posts with no text, no kept hashtag and no image carry nothing to learn; --keep-empty
+    #: auto: labels when posts have them, else hdbscan
+    poi_method: str = setting(
+        "auto",
+        choices=POI_METHOD_CHOICES,
+        help="auto: labels when posts have them, else hdbscan (default %(default)s)",
+    )
+    min_poi_posts: int = setting(100, help="(default %(default)s)")
+    min_poi_users: int = setting(3, help="(default %(default)s)")
+    poi_min_samples: int = setting(10, help="HDBSCAN/DBSCAN core density (default %(default)s)")
+    poi_eps_m: float = setting(75.0, help="DBSCAN radius, metres (default %(default)s)")
+    poi_cell_m: float = setting(250.0, help="grid cell, metres (default %(default)s)")
+    #: > 0: grid cells of this many degrees instead of poi_cell_m metres
+    poi_cell_deg: float = setting(
+        0.0,
+        help="grid cell in degrees of latitude and longitude, e.g. 0.01; replaces --poi-cell-m when given",
+    )
+    train: float = 0.7  # --split train,val,test
     val: float = 0.1
     test: float = 0.2
-    seed: int = 0
+    seed: int = setting(0)
     # how, not what: none of these changes the prepared posts, POIs or splits on data that fits the sample
-    engine: str = "memory"  # memory (pandas, the default) or duckdb (out-of-core, `pip install 'postloc[duckdb]'`)
-    memory_limit: str = "1GB"  # duckdb engine: SET memory_limit; it spills to a temp folder in the output's work folder
-    workers: int = 1  # processes for the per-post stage (NFKC, hashtags, language id); order is kept
-    poi_sample: int = (
-        200_000  # duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the rest by nearest centre
+    #: memory (pandas, the default) or duckdb (out-of-core, `pip install 'postloc[duckdb]'`)
+    engine: str = setting(
+        "memory",
+        choices=ENGINES,
+        help="memory: pandas, the default; duckdb: out-of-core SQL for 10M+ posts, needs "
+        "pip install 'postloc[duckdb]' (default %(default)s)",
     )
+    #: duckdb engine: SET memory_limit; it spills to a temp folder in the output's work folder
+    memory_limit: str = setting(
+        "1GB", help="duckdb engine: DuckDB memory limit; beyond it, it spills to disk (default %(default)s)"
+    )
+    #: processes for the per-post stage (NFKC, hashtags, language id); order is kept
+    workers: int = setting(
+        1, help="processes for normalisation and language id; output order is kept (default %(default)s)"
+    )
+    #: duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the rest by nearest centre
+    poi_sample: int = setting(
+        200_000,
+        help="duckdb engine: HDBSCAN/DBSCAN on at most this many seeded points, the others by "
+        "nearest cluster centre (default %(default)s)",
+    )
+
+    def __post_init__(self) -> None:
+        self.check()
 
     def poi_config(self, method: str) -> PoiConfig:
         return PoiConfig(
@@ -74,21 +108,25 @@ class PrepareConfig:
         return SplitConfig(train=self.train, val=self.val, test=self.test, seed=self.seed)
 
     def check(self) -> None:
-        """Refuse settings no engine can run, before any input is read."""
-        if self.min_poi_posts < 1 or self.min_poi_users < 1:
-            raise PostlocError("min_poi_posts and min_poi_users must be at least 1")
+        """Refuse settings no engine can run, when they are made (before any input is read); the error names
+        the ``prepare`` flag and the field."""
+        for name in ("min_poi_posts", "min_poi_users"):
+            if getattr(self, name) < 1:
+                raise setting_error(self, name, "must be at least 1", getattr(self, name))
         if self.min_hashtag_count < 0:
-            raise PostlocError("min_hashtag_count must be >= 0")
+            raise setting_error(self, "min_hashtag_count", "must be >= 0", self.min_hashtag_count)
         if self.poi_method not in POI_METHOD_CHOICES:
             raise PostlocError(f"unknown POI method {self.poi_method!r}; use auto, labels, hdbscan, dbscan or grid")
         if self.engine not in ENGINES:
             raise PostlocError(f"unknown engine {self.engine!r}; use {' or '.join(ENGINES)}")
         if self.workers < 1:
-            raise PostlocError(f"workers must be at least 1, got {self.workers}")
-        if not (self.poi_cell_m > 0 and self.poi_cell_deg >= 0):
-            raise PostlocError("poi_cell_m must be positive and poi_cell_deg not negative")
+            raise setting_error(self, "workers", "must be at least 1", self.workers)
+        if not self.poi_cell_m > 0:
+            raise setting_error(self, "poi_cell_m", "must be positive", self.poi_cell_m)
+        if not self.poi_cell_deg >= 0:
+            raise setting_error(self, "poi_cell_deg", "must not be negative", self.poi_cell_deg)
         if self.poi_sample < 2:
-            raise PostlocError(f"poi_sample must be at least 2, got {self.poi_sample}")
+            raise setting_error(self, "poi_sample", "must be at least 2", self.poi_sample)
         self.split_config().fractions()
 
 
