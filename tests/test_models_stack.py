@@ -122,3 +122,13 @@ def test_stack_refits_on_the_validation_users():
     assert create_model("stack", settings).fit(train, val, classes=classes).predict(post) == ["r"]
     alone = create_model("stack", {**settings, "refit_on_val": False}).fit(train, val, classes=classes)
     assert alone.predict(post) != ["r"]
+
+
+def test_importing_stack_imports_neither_torch_nor_scikit_learn():
+    """The package promises a light import (its docstring): torch only where it writes or fits, in a function."""
+    import subprocess
+    import sys
+
+    code = "import sys, postloc.models.stack; print(sorted({'torch', 'sklearn'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from postloc.errors import EmptyDatasetError, PostlocError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
@@ -136,6 +135,8 @@ class TfidfLogReg(Estimator):
         return {"seen": self.seen_, "C": self.C_}
 
     def _write_files(self, folder: Path) -> None:
+        import torch  # safetensors writes torch tensors; imported here, not on import (``stack`` reads this module)
+
         save_tensors(
             {
                 "idf": torch.from_numpy(self.idf_),

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from postloc.data.splits import user_groups
 from postloc.errors import PostlocError
@@ -352,6 +351,8 @@ class Stack(Estimator):
         }
 
     def _write_files(self, folder: Path) -> None:
+        import torch  # safetensors' files are written from torch tensors; here, not on import (the package is light)
+
         tensors = {}
         for learner in self.learners_:
             state = {"coef": learner.coef, "intercept": learner.intercept, **learner.tensors()}
