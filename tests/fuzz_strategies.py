@@ -249,7 +249,7 @@ def assert_valid_posts(posts: list[Post]) -> None:
         again = Post.from_record(post.to_record())
         assert again.id == post.id and again.text == post.text and again.hashtags == post.hashtags
         assert all(isinstance(h, str) and h and not h.startswith("#") for h in post.hashtags)
-        if post.has_coordinates:
+        if post.lat is not None and post.lon is not None:
             assert math.isfinite(post.lat) and math.isfinite(post.lon)
             assert -90 <= post.lat <= 90 and -180 <= post.lon <= 180
         else:

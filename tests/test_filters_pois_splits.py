@@ -110,21 +110,6 @@ def test_splits_without_users_and_zero_share():
     assert set(split) == {"train", "test"} and (split == "train").sum() == 5
 
 
-def test_derived_pois_are_named_by_their_most_distinctive_hashtags():
-    from postloc.data.pois import name_from_hashtags
-
-    posts = pd.DataFrame(
-        {
-            "poi": ["a"] * 20 + ["b"] * 20,
-            # 'city' is everywhere (lift 1); 'bridge' marks a; 'rare' is on 1 of 20 a-posts (below 10 %)
-            "hashtags": [["city", "bridge"]] * 19 + [["city", "rare"]] + [["city", "tower"]] * 10 + [["city"]] * 10,
-        }
-    )
-    assert name_from_hashtags(posts, min_share=0.1) == {"a": "#bridge #city", "b": "#tower #city"}
-    assert name_from_hashtags(posts, top=1, min_share=0.1) == {"a": "#bridge", "b": "#tower"}
-    assert name_from_hashtags(posts.assign(hashtags=[[]] * 40)) == {}
-
-
 def test_grid_cells_in_degrees_are_a_plain_lat_lon_grid():
     from postloc.data.pois import PoiConfig, cluster_coordinates
 

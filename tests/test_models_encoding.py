@@ -16,7 +16,7 @@ from postloc.data.image_features import (
 from postloc.errors import PostlocError
 from postloc.models.mrlf.config import MRLFConfig
 from postloc.models.mrlf.encoding import Vocabularies, encode_posts
-from postloc.text.vocab import PAD_ID, UNK_ID, Vocabulary, hashtag_string, pad_batch
+from postloc.text.vocab import PAD_ID, UNK_ID, Vocabulary, hashtag_string
 
 
 def test_vocabulary_order_unknown_and_round_trip():
@@ -26,7 +26,6 @@ def test_vocabulary_order_unknown_and_round_trip():
     assert Vocabulary.from_dict(vocab.to_dict()).index == vocab.index
     assert "a" in vocab and "c" not in vocab and "<pad>" not in vocab
     assert Vocabulary.build([["x", "y", "z"]], max_size=3).tokens == ["<pad>", "<unk>", "x"]
-    assert pad_batch([[1, 2], []]) == [[1, 2], [0, 0]]
     assert hashtag_string(["eiffel", "paris"]) == "#eiffel #paris"
 
 

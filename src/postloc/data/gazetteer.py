@@ -74,7 +74,7 @@ def read_gazetteer(path: str | Path) -> Gazetteer:
 def places_from_records(records: Iterable[Mapping[str, Any]], source: str = "run") -> Gazetteer:
     """A gazetteer of a run's POI table (``{poi, name, lat, lon}`` dicts); POIs without a real name are left out.
 
-    Names derived from hashtags (``#zwinger #semperoper``, see :func:`postloc.data.pois.name_from_hashtags`)
+    Names derived from hashtags (``#zwinger #semperoper``, see :func:`postloc.data.pois.name_clusters`)
     are the model's own evidence, not a place name, so they are skipped too.
     """
     places, skipped = [], 0

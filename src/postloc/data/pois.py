@@ -220,30 +220,6 @@ def apply_known_centres(table: pd.DataFrame, known_centres: pd.DataFrame | None)
     return table
 
 
-def name_from_hashtags(posts: pd.DataFrame, *, top: int = 2, min_share: float = 0.05) -> dict[str, str]:
-    """A readable name for POIs that have none: their most distinctive hashtags, e.g. ``#zwinger #semperoper``.
-
-    Derived POIs are only ids (``poi-003``), which mean nothing on a map. A tag is distinctive for
-    a POI when its share there is much higher than overall (lift); tags on fewer than
-    ``min_share`` of the POI's posts are ignored so one user's private tag cannot name a place.
-    Pass training posts only, so that no test post shapes what a user sees.
-    """
-    # one row per (post, tag); prepared hashtags are already unique within a post
-    rows = posts[["poi", "hashtags"]].explode("hashtags").dropna(subset=["hashtags"])
-    if rows.empty:
-        return {}
-    per_poi = posts.groupby("poi").size()
-    overall = rows.groupby("hashtags").size() / len(posts)
-    counts = rows.groupby(["poi", "hashtags"]).size()
-    share = counts / per_poi.reindex(counts.index.get_level_values("poi")).to_numpy()
-    lift = share / overall.reindex(counts.index.get_level_values("hashtags")).to_numpy()
-    names = {}
-    for poi, group in lift[share >= min_share].groupby(level="poi"):
-        best = group.droplevel("poi").sort_values(ascending=False, kind="stable").head(top)
-        names[str(poi)] = " ".join(f"#{tag}" for tag in best.index)
-    return names
-
-
 def name_unnamed_by_coordinates(table: pd.DataFrame) -> pd.DataFrame:
     """A POI still without a name (no label name, no distinctive hashtag) is named by its centre,
     ``near 51.0532, 13.7348``: an empty name shows as a blank on the map and in every answer."""

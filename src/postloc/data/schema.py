@@ -95,10 +95,6 @@ class Post:
     created: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def has_coordinates(self) -> bool:
-        return self.lat is not None and self.lon is not None
-
     @classmethod
     def from_record(
         cls,

@@ -106,12 +106,6 @@ def current() -> DistContext | None:
     return None
 
 
-def is_main_process() -> bool:
-    """True outside a data-parallel run and on rank 0 inside one: the process that writes files."""
-    ctx = current()
-    return ctx is None or ctx.is_main
-
-
 @contextlib.contextmanager
 def session(backend: str | None = None) -> Iterator[DistContext | None]:
     """Join the process group when torchrun launched this process; yield the context (or None).

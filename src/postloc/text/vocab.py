@@ -83,9 +83,3 @@ def hashtag_string(tags: Sequence[str]) -> str:
     tag boundary and cross-modal attention can align ``#eiffeltower`` with "eiffel tower".
     """
     return " ".join(f"#{t}" for t in tags)
-
-
-def pad_batch(rows: Sequence[Sequence[int]], length: int | None = None) -> list[list[int]]:
-    """Right-pad id lists with ``PAD_ID`` to a common length (at least 1, so empty rows work)."""
-    width = max(1, length if length is not None else max((len(r) for r in rows), default=1))
-    return [list(r[:width]) + [PAD_ID] * (width - len(r[:width])) for r in rows]
