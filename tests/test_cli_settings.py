@@ -112,6 +112,10 @@ def test_a_value_error_of_the_settings_becomes_a_postloc_error():
         (["serve", "RUN", "--port", "0"], "postloc serve: error: --port must be between 1 and 65535"),
         (["synthetic", "--out", "OUT", "--selfie-rate", "0.7", "--tourist-rate", "0.7"], "postloc synthetic: error: "),
         (["synthetic", "--out", "OUT", "--pois", "0"], "postloc synthetic: error: --pois "),
+        (["quickstart", "IN", "--out", "OUT", "--port", "0"], "postloc quickstart: error: --port must be between"),
+        (["quickstart", "IN", "--out", "OUT", "--folds", "1"], "postloc quickstart: error: --folds (QuickstartConfig"),
+        (["quickstart", "IN", "--out", "OUT", "--min-poi-users", "0"], "postloc quickstart: error: --min-poi-users ("),
+        (["prepare", "IN", "--out", "OUT", "--poi-min-samples", "0"], "postloc prepare: error: --poi-min-samples ("),
     ],
 )
 def test_the_cli_prints_the_settings_error_as_one_line(argv, start, capsys, tmp_path, monkeypatch):

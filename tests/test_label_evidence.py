@@ -178,7 +178,7 @@ def test_settings_given_to_quickstart_are_used_and_said_set_by_you(jsonl_file, t
         assert line in printed
     assert "min_poi_posts = 4: (set by you); keeps 3 of 3 POIs" in printed
     assert "min_poi_users = 2: (set by you)" in printed
-    with pytest.raises(Exception, match="--min-poi-posts must be at least 1"):
+    with pytest.raises(Exception, match=r"--min-poi-posts \(PrepareConfig.min_poi_posts\) must be at least 1, got 0"):
         _settings(build_parser().parse_args(["quickstart", "x", "--out", "o", "--min-poi-posts", "0"]))
 
 

@@ -1,7 +1,8 @@
 """``postloc quickstart INPUT --out DIR``: prepare, images, score, train, report, then serve.
 
-A thin layer over :func:`postloc.quickstart.quickstart`: it reads the few options a user may set,
-runs the steps, prints the scores and where the report is, and then serves the run exactly as
+A thin layer over :func:`postloc.quickstart.quickstart`: it reads the few options a user may set (flags
+derived from ``QuickstartConfig``, ``PrepareConfig`` and ``serve``'s ``Listen``, which check the values), runs
+the steps, prints the scores and where the report is, and then serves the run exactly as
 ``postloc serve DIR/run`` would (``--no-serve`` prints that command instead).
 """
 
@@ -12,14 +13,17 @@ import shlex
 import sys
 from pathlib import Path
 
+from postloc.cli._args import add_flags, from_args
 from postloc.cli.prepare import _columns
-from postloc.errors import PostlocError
 from postloc.io.escape import term
 
 
 def add_parser(sub) -> None:
     """Register ``quickstart``."""
-    from postloc.training.config import DEFAULT_MODEL
+    from postloc.cli.serve import Listen
+    from postloc.data.prepare import PrepareConfig
+    from postloc.quickstart import QuickstartConfig
+    from postloc.quickstart.choices import SETTABLE
 
     p = sub.add_parser(
         "quickstart",
@@ -33,7 +37,7 @@ def add_parser(sub) -> None:
         "input", help="a JSONL/CSV/Parquet file, an Instaloader download folder, or an embedded data set (dresden)"
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (a new one, or an earlier quickstart's)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="model to train and serve (default %(default)s)")
+    add_flags(p, QuickstartConfig, "model")
     g = p.add_argument_group("reading (bad records are always skipped and counted)")
     g.add_argument("--format", choices=("jsonl", "csv", "parquet", "instaloader"), help="default: from the name")
     g.add_argument("--columns", type=_columns, default={}, help="KEY=COLUMN pairs, e.g. lon=lng,text=caption")
@@ -46,12 +50,18 @@ def add_parser(sub) -> None:
     g = p.add_argument_group(
         "prepare settings (default: chosen from the data and printed with why; given here: used as given)"
     )
-    g.add_argument("--min-hashtag-count", type=int, help="drop hashtags used by fewer posts (those naming a POI stay)")
-    g.add_argument("--languages", help="comma-separated ISO 639-1 codes to keep, or 'any'")
-    g.add_argument("--poi-method", choices=("auto", "labels", "hdbscan", "dbscan", "grid"))
-    g.add_argument("--min-poi-posts", type=int, help="drop POIs with fewer posts")
-    g.add_argument("--min-poi-users", type=int, help="drop POIs with fewer users")
-    g.add_argument("--poi-min-samples", type=int, help="HDBSCAN/DBSCAN core density")
+    # prepare's flags (name, type, choices), with no default: a setting not given is chosen from the data
+    add_flags(
+        g,
+        PrepareConfig,
+        *SETTABLE,
+        min_hashtag_count={"default": None, "help": "drop hashtags used by fewer posts (those naming a POI stay)"},
+        languages={"default": None, "type": str, "help": "comma-separated ISO 639-1 codes to keep, or 'any'"},
+        poi_method={"default": None, "help": None},
+        min_poi_posts={"default": None, "help": "drop POIs with fewer posts"},
+        min_poi_users={"default": None, "help": "drop POIs with fewer users"},
+        poi_min_samples={"default": None, "help": "HDBSCAN/DBSCAN core density"},
+    )
     g.add_argument(
         "--basemap",
         type=Path,
@@ -61,27 +71,21 @@ def add_parser(sub) -> None:
     )
     g = p.add_argument_group("what to run")
     g.add_argument("--no-images", action="store_true", help="do not compute image features even when there are photos")
-    g.add_argument("--folds", type=int, help="user-disjoint folds for the scores (default: 5, or 0 for large data)")
-    g.add_argument("--seed", type=int, default=0, help="seed of splits, folds and training (default 0)")
-    g.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
-    g.add_argument("--quick", action="store_true", help="tiny model settings, 2 epochs: for tests")
+    add_flags(g, QuickstartConfig, "folds", "seed", "threads", "quick")
     g = p.add_argument_group("serving")
     g.add_argument("--no-serve", action="store_true", help="print the serve command instead of serving")
-    g.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (local only)")
-    g.add_argument("--port", type=int, default=8000)
+    add_flags(g, Listen, "host", "port", host={"help": "default 127.0.0.1 (local only)"})
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from postloc import datasets
+    from postloc.cli.serve import Listen
     from postloc.data.prepare import ReadOptions
     from postloc.quickstart import QuickstartConfig, quickstart
 
-    if args.folds is not None and (args.folds == 1 or args.folds < 0):
-        raise PostlocError(f"--folds must be 0 (the prepared test split) or at least 2, got {args.folds}")
-    if args.threads < 1:
-        raise PostlocError(f"--threads must be at least 1, got {args.threads}")
+    from_args(Listen, args, "host", "port")  # checked now, not after the steps have run
     settings = _settings(args)
     source = Path(args.input)
     read = ReadOptions(format=args.format, columns=args.columns, list_sep=args.list_sep, skip_bad=True)
@@ -89,15 +93,17 @@ def run(args) -> int:
         source = datasets.path(args.input)
         embedded = datasets.read_options(args.input)
         read = ReadOptions(format=embedded.format, columns=embedded.columns, list_sep=embedded.list_sep, skip_bad=True)
-    config = QuickstartConfig(
-        model=args.model,
+    config = from_args(
+        QuickstartConfig,
+        args,
+        "model",
+        "folds",
+        "seed",
+        "threads",
+        "quick",
         read=read,
         pois_csv=str(args.pois) if args.pois else None,
         images=not args.no_images,
-        folds=args.folds,
-        seed=args.seed,
-        threads=args.threads,
-        quick=args.quick,
         progress=not args.quiet,
         settings=settings,
         basemap=str(args.basemap) if args.basemap else None,
@@ -129,13 +135,11 @@ def run(args) -> int:
 
 
 def _settings(args) -> dict:
-    """The prepare settings given on the command line (``choices.SETTABLE``), checked as ``prepare`` checks them."""
+    """The prepare settings given on the command line (``choices.SETTABLE``), checked by ``PrepareConfig`` as
+    ``prepare`` checks them (the languages are a text here, read by the choices)."""
+    from postloc.data.prepare import PrepareConfig
     from postloc.quickstart.choices import SETTABLE
 
     given = {name: getattr(args, name) for name in SETTABLE if getattr(args, name, None) is not None}
-    for name in ("min_poi_posts", "min_poi_users", "poi_min_samples"):
-        if name in given and given[name] < 1:
-            raise PostlocError(f"--{name.replace('_', '-')} must be at least 1, got {given[name]}")
-    if given.get("min_hashtag_count", 0) < 0:
-        raise PostlocError(f"--min-hashtag-count must be >= 0, got {given['min_hashtag_count']}")
+    from_args(PrepareConfig, args, **{k: v for k, v in given.items() if k != "languages"})
     return given

@@ -38,6 +38,7 @@ from postloc.io.inputs import check_regular_file
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import QUICKSTART, REPORT, RUN, check_output_folder, is_own_folder
 from postloc.quickstart.choices import Choice, choose, prepare_config, profile_posts
+from postloc.settings import setting, setting_error
 from postloc.training.config import DEFAULT_MODEL
 
 MANIFEST = QUICKSTART.marker
@@ -55,20 +56,28 @@ NAME_ONLY_PLACES = "places.csv"
 class QuickstartConfig:
     """What the user may set; everything else is chosen from the data."""
 
-    model: str = DEFAULT_MODEL
+    model: str = setting(DEFAULT_MODEL, help="model to train and serve (default %(default)s)")
     read: ReadOptions = field(default_factory=lambda: ReadOptions(skip_bad=True))
     pois_csv: str | None = None
-    images: bool = True  # compute image features when the posts have photos
-    folds: int | None = None  # None: chosen from the data (5, or 0 = the prepared split, for large data)
-    seed: int = 0
-    threads: int = 1  # torch threads; 1 is the fastest when other work shares the cores (docs/performance.md)
-    quick: bool = False  # tiny model settings (tests)
+    images: bool = True  # compute image features when the posts have photos (--no-images: False)
+    #: None: chosen from the data (5, or 0 = the prepared split, for large data)
+    folds: int | None = setting(None, help="user-disjoint folds for the scores (default: 5, or 0 for large data)")
+    seed: int = setting(0, help="seed of splits, folds and training (default %(default)s)")
+    #: torch threads; 1 is the fastest when other work shares the cores (docs/performance.md)
+    threads: int = setting(1, help="torch threads (default %(default)s)")
+    quick: bool = setting(False, help="tiny model settings, 2 epochs: for tests")
     progress: bool = True
     #: prepare settings given on the command line instead of chosen (choices.SETTABLE: ``min_hashtag_count`` ...)
     settings: dict[str, Any] = field(default_factory=dict)
     #: a GeoJSON of streets and shores drawn under the report's map (``--basemap``; not part of the request:
     #: it changes no step, and the report is redrawn on every run)
     basemap: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.folds is not None and (self.folds == 1 or self.folds < 0):
+            raise setting_error(self, "folds", "must be 0 (the prepared test split) or at least 2", self.folds)
+        if self.threads < 1:
+            raise setting_error(self, "threads", "must be at least 1", self.threads)
 
 
 @dataclass

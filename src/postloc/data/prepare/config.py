@@ -115,6 +115,8 @@ class PrepareConfig:
                 raise setting_error(self, name, "must be at least 1", getattr(self, name))
         if self.min_hashtag_count < 0:
             raise setting_error(self, "min_hashtag_count", "must be >= 0", self.min_hashtag_count)
+        if self.poi_min_samples < 1:
+            raise setting_error(self, "poi_min_samples", "must be at least 1", self.poi_min_samples)
         if self.poi_method not in POI_METHOD_CHOICES:
             raise PostlocError(f"unknown POI method {self.poi_method!r}; use auto, labels, hdbscan, dbscan or grid")
         if self.engine not in ENGINES:
