@@ -135,7 +135,6 @@ def extract_images_ray(
     from postloc.vision.backbones import backbone_spec
     from postloc.vision.pipeline import ImagesConfig, ImagesResult, _check_dependencies, _read_posts
     from postloc.vision.weights import find_weights
-    from postloc.vision.work import WorkSettings
 
     require_ray()
     config = config or ImagesConfig()
@@ -146,14 +145,7 @@ def extract_images_ray(
     _check_dependencies(config)
     spec = backbone_spec(config.backbone)
     weights = find_weights(spec.weights_file, config.weights, spec.packaged, what=spec.name, advice=spec.advice)
-    work = WorkSettings(
-        noise=config.noise,
-        preprocessing=spec.preprocessing,
-        portrait=config.portrait,
-        inpaint=config.inpaint,
-        decode=config.decode,
-        thumbnails=False,
-    )
+    work = config.work_settings(spec.preprocessing, thumbnails=False)
     threads = threads or config.threads or max(1, (os.cpu_count() or 1) // workers)
     out = prepared_dir / VECTORS_DIR
     started = time.perf_counter()

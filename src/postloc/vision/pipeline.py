@@ -41,7 +41,7 @@ from postloc.io.locks import folder_lock
 from postloc.vision.decode import FAILURES, DecodeConfig, content_hash, read_bytes
 from postloc.vision.inpaint import InpaintConfig, check_available
 from postloc.vision.portrait import PortraitConfig, require_mediapipe
-from postloc.vision.preprocess import DEFAULT_BACKBONE
+from postloc.vision.preprocess import DEFAULT_BACKBONE, Preprocessing
 from postloc.vision.store import ShardStore
 from postloc.vision.work import (
     DROPPED,
@@ -87,6 +87,17 @@ class ImagesConfig:
     shard_size: int = 256
     thumbnails: int = 100  # at most this many inpainting before/after strips per run
     progress: bool = False
+
+    def work_settings(self, preprocessing: Preprocessing, *, thumbnails: bool) -> WorkSettings:
+        """What is done to each image: one rule for ``postloc images`` and its Ray engine."""
+        return WorkSettings(
+            noise=self.noise,
+            preprocessing=preprocessing,
+            portrait=self.portrait,
+            inpaint=self.inpaint,
+            decode=self.decode,
+            thumbnails=thumbnails,
+        )
 
 
 @dataclass(slots=True)
@@ -151,14 +162,7 @@ def _extract_images(prepared_dir: str | Path, config: ImagesConfig) -> ImagesRes
     _check_dependencies(config)
     backbone = get_backbone(config.backbone, config.weights, fold=config.fold)
     backbone.micro_batch = max(1, config.micro_batch)
-    settings = WorkSettings(
-        noise=config.noise,
-        preprocessing=backbone.preprocessing,
-        portrait=config.portrait,
-        inpaint=config.inpaint,
-        decode=config.decode,
-        thumbnails=config.thumbnails > 0,
-    )
+    settings = config.work_settings(backbone.preprocessing, thumbnails=config.thumbnails > 0)
     cache = Path(config.cache_dir) if config.cache_dir else prepared_dir / "image_cache"
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
