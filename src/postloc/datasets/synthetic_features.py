@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.pois import EARTH_RADIUS_KM
+from postloc.data.prepare.steps import post_flags
 
 SYNTHETIC_LABEL = "SYNTHETIC DATA"
 _CONSONANTS = "bdfgklmnprstvz"
@@ -143,9 +144,9 @@ def make_synthetic(config: SyntheticFeaturesConfig = SyntheticFeaturesConfig()) 
     posts["split"] = np.where(
         split_draw < config.train, "train", np.where(split_draw < config.train + config.val, "val", "test")
     )
-    posts["flags"] = [
-        _flags(text, tags, image)
-        for text, tags, image in zip(posts["text"], posts["hashtags"], posts["image"], strict=True)
+    posts["flags"] = [  # as prepare flags its posts
+        post_flags(text, tags, image, lang)
+        for text, tags, image, lang in zip(posts["text"], posts["hashtags"], posts["image"], posts["lang"], strict=True)
     ]
     matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), config.image_dim)
     by_id = dict(zip(image_ids, matrix, strict=True))
@@ -300,17 +301,6 @@ def _jitter(rng, lat: float, lon: float, spread_m: float) -> tuple[float, float]
     d_lat = rng.normal(0.0, spread_m) / 1000.0 / EARTH_RADIUS_KM
     d_lon = rng.normal(0.0, spread_m) / 1000.0 / (EARTH_RADIUS_KM * np.cos(np.radians(lat)))
     return float(lat + np.degrees(d_lat)), float(lon + np.degrees(d_lon))
-
-
-def _flags(text: str, tags: list[str], images: list[str]) -> list[str]:
-    flags = []
-    if not text:
-        flags.append("no_text")
-    if not tags:
-        flags.append("no_hashtags")
-    if not images:
-        flags.append("no_image")
-    return flags
 
 
 def describe(data: SyntheticData) -> dict[str, Any]:
