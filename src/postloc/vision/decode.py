@@ -20,6 +20,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from postloc.settings import setting, setting_error
+
 OK = "ok"
 MISSING = "missing"
 ZERO_BYTE = "zero_byte"
@@ -43,12 +45,22 @@ class DecodeConfig:
     photo decodes 4-8x faster and every later step sees at least this many pixels on the short side).
     """
 
-    max_pixels: int = 64_000_000
+    max_pixels: int = setting(64_000_000, help="larger images are refused as decompression bombs (default %(default)s)")
     max_bytes: int = 64 * 1024 * 1024
-    draft_side: int | None = 640
+    #: None: full size (``--draft-side 0``)
+    draft_side: int | None = setting(
+        640,
+        help="JPEGs whose short side is at least twice this are decoded at 1/2, 1/4 or 1/8 scale, keeping at "
+        "least this many pixels (default %(default)s; 256 is the least a 224 crop needs: large photos decode "
+        "several times faster, features change slightly, see docs/images.md; 0 = full size)",
+    )
     #: memory the decoded picture may take (after JPEG draft scaling); formats that cannot decode at
     #: a reduced scale (PNG, WebP, ...) are refused past it instead of costing hundreds of MB each
     max_decoded_bytes: int = 128 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.draft_side is not None and (isinstance(self.draft_side, bool) or self.draft_side < 1):
+            raise setting_error(self, "draft_side", "must be 0 (full size) or a number of pixels", self.draft_side)
 
     def key(self) -> str:
         return f"draft{self.draft_side}"

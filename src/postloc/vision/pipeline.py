@@ -38,6 +38,7 @@ from postloc.data.image_features import IMAGE_FEATURES_FILE
 from postloc.errors import PostlocError
 from postloc.io.atomic import atomic_open, atomic_path
 from postloc.io.locks import folder_lock
+from postloc.settings import setting, setting_error
 from postloc.vision.decode import FAILURES, DecodeConfig, content_hash, read_bytes
 from postloc.vision.inpaint import InpaintConfig, check_available
 from postloc.vision.portrait import PortraitConfig, require_mediapipe
@@ -70,23 +71,44 @@ USABLE = (KEPT, INPAINTED)
 class ImagesConfig:
     """Settings of one ``postloc images`` run; defaults follow the paper where it gives a number."""
 
-    backbone: str = DEFAULT_BACKBONE
-    weights: str | None = None  # explicit weight file; else $POSTLOC_WEIGHTS_DIR, torch's hub cache, a package
-    noise: NoiseMode = (
-        "drop"  # drop: ratio > threshold removed (Table III "remove"); inpaint: also fill smaller persons
+    backbone: str = setting(
+        DEFAULT_BACKBONE,
+        help="efficientnet-lite0 (default, offline), mobilenet-v2 (offline), vgg19 (the paper's), "
+        "vgg16, resnet50, resnet101, densenet121 (need torchvision's weight files)",
+    )
+    #: explicit weight file; else $POSTLOC_WEIGHTS_DIR, torch's hub cache, a package
+    weights: str | None = setting(None, help="weight file to load instead of the one found automatically")
+    #: drop: ratio > threshold removed (Table III "remove"); inpaint: also fill smaller persons
+    noise: NoiseMode = setting(
+        "drop",
+        flag="--image-noise",
+        help="drop: images with portrait ratio > threshold are removed; inpaint: also fill smaller "
+        "persons; keep: no segmentation (default %(default)s)",
     )
     portrait: PortraitConfig = field(default_factory=PortraitConfig)
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    batch_size: int = 32
-    workers: int = 1  # DataLoader processes decoding/segmenting/inpainting; 0 = in this process
-    threads: int | None = None  # torch threads for the backbone (default: the cores the workers leave free)
+    batch_size: int = setting(32, help="(default %(default)s)")
+    #: DataLoader processes decoding/segmenting/inpainting; 0 = in this process
+    workers: int = setting(1, help="processes decoding/segmenting/inpainting; 0 = none (default %(default)s)")
+    #: torch threads for the backbone (default: the cores the workers leave free)
+    threads: int | None = setting(None, help="torch threads for the backbone (default: all cores)")
     fold: bool = True  # BatchNorm folded into the convolutions (same features to float32 rounding)
     micro_batch: int = 2  # images per backbone call inside a batch (cache-sized activations)
-    cache_dir: str | None = None  # default <prepared>/image_cache; share one across prepared folders
+    #: default <prepared>/image_cache; share one across prepared folders
+    cache_dir: str | None = setting(
+        None, flag="--cache", help="cache folder (default PREPARED/image_cache); may be shared"
+    )
     shard_size: int = 256
-    thumbnails: int = 100  # at most this many inpainting before/after strips per run
+    #: at most this many inpainting before/after strips per run
+    thumbnails: int = setting(
+        100, help="before/mask/after strips written to CACHE/thumbnails per run (default %(default)s)"
+    )
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise setting_error(self, "batch_size", "must be at least 1", self.batch_size)
 
     def work_settings(self, preprocessing: Preprocessing, *, thumbnails: bool) -> WorkSettings:
         """What is done to each image: one rule for ``postloc images`` and its Ray engine."""

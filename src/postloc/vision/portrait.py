@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from postloc.settings import setting, setting_error
 from postloc.vision import deps
 
 PAPER_THRESHOLD = 0.5
@@ -31,12 +32,26 @@ PAPER_THRESHOLD = 0.5
 class PortraitConfig:
     """How the person mask is found; ``threshold`` only decides, it does not change the ratio."""
 
-    threshold: float = PAPER_THRESHOLD  # images with ratio > threshold are portrait noise
-    gate: Literal["face+pose", "face", "none"] = "face+pose"  # detection needed before the mask counts
-    face_confidence: float = 0.8  # window grids of skylines reach 0.6-0.76; real faces in the tests 0.81-0.92
+    #: images with ratio > threshold are portrait noise
+    threshold: float = setting(
+        PAPER_THRESHOLD,
+        flag="--portrait-threshold",
+        help="person area / image area above which an image is noise (default %(default)s)",
+    )
+    #: detection needed before the mask counts
+    gate: Literal["face+pose", "face", "none"] = setting(
+        "face+pose", flag="--person-gate", help="detection required before the person mask counts (default %(default)s)"
+    )
+    #: window grids of skylines reach 0.6-0.76; real faces in the tests 0.81-0.92
+    face_confidence: float = setting(0.8, help="(default %(default)s)")
     pose_confidence: float = 0.5
     mask_threshold: float = 0.5  # a pixel is "person" when the segmentation probability exceeds this
     work_side: int = 512  # the longer side the photo is reduced to before the models (they run at 256 anyway)
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "face_confidence"):
+            if not 0 <= getattr(self, name) <= 1:  # NaN fails the comparison too
+                raise setting_error(self, name, "must be a number in [0, 1]", getattr(self, name))
 
     def key(self) -> str:
         """Cache key of the ratio (the threshold is not part of it: changing it needs no recomputation)."""
