@@ -51,6 +51,9 @@ POST_COLUMNS: dict[str, str] = {
 }
 #: the columns of an exchange-format table (``postloc prepare``'s input, the Parquet writer's output)
 EXCHANGE_COLUMNS = (*KNOWN_KEYS, "extra")
+#: the columns of a prepared folder's ``posts.parquet``: every post column but the spool's counts and the
+#: image vector (image features have their own file)
+PREPARED_POST_COLUMNS = tuple(c for c in POST_COLUMNS if c not in ("n_text", "n_images", IMAGE_VECTOR_KEY))
 #: the columns of a post that a model reads (prediction builds its frame of these, in this order)
 MODEL_COLUMNS = ("id", "text", "hashtags", IMAGE_VECTOR_KEY, "user", "created")
 

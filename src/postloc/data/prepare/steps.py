@@ -24,7 +24,7 @@ import pandas as pd
 from postloc.data.filters import duplicate_key, place_key
 from postloc.data.pois import named_place, place_label
 from postloc.data.prepare.config import PrepareConfig
-from postloc.data.schema import IMAGE_VECTOR_KEY, POST_COLUMNS, arrow_schema
+from postloc.data.schema import IMAGE_VECTOR_KEY, POST_COLUMNS, PREPARED_POST_COLUMNS, arrow_schema
 from postloc.text.hashtags import post_hashtags
 from postloc.text.language import detect_languages
 from postloc.text.language import unload as unload_language_model
@@ -344,26 +344,7 @@ def release_cleaning_memory(posts_read: int) -> None:
 
 def prepared_schema():
     """The columns of ``posts.parquet``, in order."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("text", pa.string()),
-            ("hashtags", pa.list_(pa.string())),
-            ("image", pa.list_(pa.string())),
-            ("poi", pa.string()),
-            ("poi_name", pa.string()),
-            ("lat", pa.float64()),
-            ("lon", pa.float64()),
-            ("user", pa.string()),
-            ("created", pa.string()),
-            ("split", pa.string()),
-            ("lang", pa.string()),
-            ("flags", pa.list_(pa.string())),
-            ("extra", pa.string()),
-        ]
-    )
+    return arrow_schema(PREPARED_POST_COLUMNS)
 
 
 def post_flags(text: str, tags: list[str], images: list[str], lang: str | None) -> list[str]:
