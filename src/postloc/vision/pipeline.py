@@ -471,7 +471,7 @@ def _write_features(
                 if record is not None and record.status in USABLE and record.feature_key:
                     row = store.get(record.feature_key)
                     if row is not None:
-                        return row["vector"]
+                        return cast(np.ndarray, row["vector"])  # the store keeps arrays as float32
                 return None
 
             for post_id, vector in pool_post_vectors(posts, stored, counts):
