@@ -4,8 +4,9 @@ Posts come from the reader in batches of ``batch_size`` and every batch's predic
 before the next is read, so memory does not grow with the input (a million posts never sit in
 memory at once). Photos are read from disk per batch and turned into vectors the way the run's
 training photos were (:class:`postloc.inference.images.PhotoFeatures`: the portrait filter, the
-backbone and the feature cache of ``postloc images``). The Ray engine
-(:mod:`postloc.scale.ray_predict`) feeds the model through :func:`post_record` too.
+backbone and the feature cache of ``postloc images``); then each batch takes the predictor's road
+(:meth:`~postloc.inference.predictor.Predictor.records`, then ``answers``). The Ray engine
+(:mod:`postloc.scale.ray_predict`) feeds the model through :func:`with_photo` and the same road.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import contextlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from postloc.data.schema import IMAGE_VECTOR_KEY, Post
 from postloc.errors import PostlocError
 from postloc.inference.images import USED, ImageFeaturizer, PhotoFeatures, photos_for_run
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
@@ -37,25 +40,19 @@ def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def post_record(post, photos: PhotoFeatures | None, tally: Counter | None = None) -> dict[str, Any]:
-    """What the predictor is given for one validated post: text, hashtags and, when there is one, the
-    image vector (a precomputed ``image_vector`` wins; else the photos through ``photos``).
+def with_photo(post: Post, photos: PhotoFeatures | None, tally: Counter | None = None) -> Post:
+    """The post with its photos' vector in ``extra["image_vector"]``, for :meth:`Predictor.records` to check.
 
+    A precomputed ``image_vector`` wins; else the photos go through ``photos`` (the run's image path).
     Shared by the local path and the Ray engine (:mod:`postloc.scale.ray_predict`), so both feed the
     model exactly the same inputs. ``tally`` counts each photo's status (kept, dropped_portrait, ...).
     """
-    record: dict[str, Any] = {"id": post.id, "text": post.text, "hashtags": list(post.hashtags)}
-    for key in ("user", "created"):  # a user's other posts are evidence for models that read them
-        if getattr(post, key) is not None:
-            record[key] = getattr(post, key)
-    vector = post.extra.get("image_vector")
-    if vector is None and post.images and photos is not None:
-        vector, outcomes = photos.post_vector(post.images)
-        if tally is not None:
-            tally.update(o.status for o in outcomes)
-    if vector is not None:
-        record["image_vector"] = vector
-    return record
+    if post.extra.get(IMAGE_VECTOR_KEY) is not None or not post.images or photos is None:
+        return post
+    vector, outcomes = photos.post_vector(post.images)
+    if tally is not None:
+        tally.update(o.status for o in outcomes)
+    return post if vector is None else replace(post, extra={**post.extra, IMAGE_VECTOR_KEY: vector})
 
 
 def predict_file(
@@ -123,12 +120,10 @@ def predict_file(
     writer = _writer(out, out_fmt, sources=gazetteer is not None)
     try:
         for batch in batches(posts, batch_size):
-            records = []
-            for post in batch:
-                record = post_record(post, photos, tally)
-                counts["with_images"] += bool(post.images)
-                counts["images_used"] += "image_vector" in record
-                records.append(record)
+            with_photos = [with_photo(post, photos, tally) for post in batch]
+            counts["with_images"] += sum(bool(post.images) for post in with_photos)
+            counts["images_used"] += sum(post.extra.get(IMAGE_VECTOR_KEY) is not None for post in with_photos)
+            records = predictor.records(with_photos)
             answers = predictor.answers(records, top_k=top_k, batch_size=batch_size, min_confidence=min_confidence)
             writer.write(prediction_rows(records, answers))
             counts["abstained"] += sum(a["poi"] is None for a in answers)
@@ -155,7 +150,7 @@ def predict_file(
     return counts
 
 
-def prediction_rows(records: list[dict[str, Any]], answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def prediction_rows(records: Sequence[Mapping[str, Any]], answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The output rows of a batch: ``id``, the decision (``poi``, ``confidence``, ``reason``) and the candidates.
 
     Shared with the Ray engine, so both write the same rows (see :func:`prediction_schema`). With names

@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from postloc.data.image_features import IMAGE_COLUMN
+from postloc.inference.names import NameBlender
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
+from postloc.inference.predictor import ALL_HASHTAGS, PostRecord, Predictor, top_classes
 from postloc.text.hashtags import post_hashtags
 
-#: ``rows -> [n_rows, n_classes]`` probabilities; rows are normalised model rows (see :func:`model_proba`).
+#: ``records -> [n_records, n_classes]`` calibrated probabilities: :meth:`Predictor.probabilities`' matrix, or
+#: the rows the server's micro-batcher already computed.
 ProbaFn = Callable[[list[dict[str, Any]]], np.ndarray]
 
 MAX_PARTS = 512  # more occlusions than this would make one explanation a denial of service
@@ -84,53 +86,34 @@ class Explanation:
         return "\n".join(lines)
 
 
-def model_proba(predictor: Any) -> ProbaFn:
-    """A :data:`ProbaFn` that feeds already normalised rows straight to the model (calibrated, as
-    :meth:`Predictor.predict_proba` is).
-
-    :meth:`Predictor.predict_proba` would normalise again and re-extract hashtags from the
-    caption when a variant's hashtag list is empty, undoing a hashtag occlusion.
-    """
-
-    def proba(rows: list[dict[str, Any]]) -> np.ndarray:
-        import torch
-
-        if not rows:
-            return np.zeros((0, len(predictor.classes)))
-        frame = pd.DataFrame(rows, columns=["id", "text", "hashtags", IMAGE_COLUMN])
-        with torch.inference_mode():
-            raw = np.asarray(predictor.model.predict_proba(frame))
-        calibrate = getattr(predictor, "calibrate", None)  # the run's temperature: the probabilities users see
-        return calibrate(raw) if calibrate is not None else raw
-
-    return proba
-
-
 def _is_hashtag_word(word: str) -> str | None:
     tags = post_hashtags(None, word)
     return tags[0] if len(tags) == 1 and word.lstrip().startswith("#") else None
 
 
-def occlusions(row: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[dict[str, Any]], bool]:
-    """The (kind, token) parts of a normalised row and one variant row per part (at most :data:`MAX_PARTS`)."""
+def occlusions(row: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[PostRecord], bool]:
+    """The (kind, token) parts of a record and one variant record per part (at most :data:`MAX_PARTS`)."""
     words = str(row.get("text") or "").split()
     tags = list(row.get("hashtags") or [])
     parts: list[tuple[str, str]] = []
-    variants: list[dict[str, Any]] = []
+    variants: list[PostRecord] = []
     seen: set[str] = set()
     for word in words:
         if word in seen or _is_hashtag_word(word) is not None:
             continue
         seen.add(word)
         parts.append(("word", word))
-        variants.append({**row, "text": " ".join(w for w in words if w != word)})
+        variants.append(PostRecord({**row, "text": " ".join(w for w in words if w != word)}))
     for tag in dict.fromkeys(tags):
         parts.append(("hashtag", tag))
         text = " ".join(w for w in words if _is_hashtag_word(w) != tag)
-        variants.append({**row, "text": text, "hashtags": [t for t in tags if t != tag]})
+        variant = PostRecord({**row, "text": text, "hashtags": [t for t in tags if t != tag]})
+        if ALL_HASHTAGS in row:  # names read every tag of the post: the removed one is gone there too
+            variant[ALL_HASHTAGS] = [t for t in row[ALL_HASHTAGS] if t != tag]
+        variants.append(variant)
     if isinstance(row.get(IMAGE_COLUMN), np.ndarray):
         parts.append(("image", "image"))
-        variants.append({**row, IMAGE_COLUMN: None})
+        variants.append(PostRecord({**row, IMAGE_COLUMN: None}))
     truncated = len(parts) > MAX_PARTS
     return parts[:MAX_PARTS], variants[:MAX_PARTS], truncated
 
@@ -138,20 +121,26 @@ def occlusions(row: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[dict
 def explain_row(
     row: Mapping[str, Any], proba: ProbaFn, classes: Sequence[str], names: Sequence[str] = (), target: str | None = None
 ) -> Explanation:
-    """Occlusion explanation of one normalised row; the original and all variants in one ``proba`` call."""
+    """Occlusion explanation of one record; the original and all variants in one ``proba`` call.
+
+    The post is explained alone: without ``user`` and ``created``, its variants are not one user's posts of
+    one day, which a model reading a post's neighbours would mix into each other.
+    """
+    row = PostRecord({**row, "user": None, "created": None})
     parts, variants, truncated = occlusions(row)
-    matrix = proba([dict(row)] + variants)
+    matrix = proba([row, *variants])
     base = matrix[0]
-    index = int(np.argmax(base)) if target is None else list(classes).index(target)
+    tops = top_classes(matrix)
+    index = int(tops[0]) if target is None else list(classes).index(target)
     contributions = [
         Contribution(
             kind=kind,
             token=token,
             contribution=float(base[index] - p[index]),
             probability_without=float(p[index]),
-            top_poi_without=str(classes[int(np.argmax(p))]),
+            top_poi_without=str(classes[int(top)]),
         )
-        for (kind, token), p in zip(parts, matrix[1:], strict=True)
+        for (kind, token), p, top in zip(parts, matrix[1:], tops[1:], strict=True)
     ]
     contributions.sort(key=lambda c: -c.contribution)
     return Explanation(
@@ -163,27 +152,38 @@ def explain_row(
     )
 
 
-def explain(
-    predictor: Any, post: Mapping[str, Any], target: str | None = None, proba: ProbaFn | None = None
-) -> Explanation:
+def explain(predictor: Predictor, post: Mapping[str, Any], target: str | None = None) -> Explanation:
     """Explain ``predictor``'s top POI (or ``target``) for one raw post (exchange-format dict).
 
-    Hashtags the model never saw in training are listed in ``ignored_hashtags``: they cannot
-    change the prediction, which is itself worth telling a privacy reviewer.
+    The post and its variants take the predictor's road (:meth:`~Predictor.records`, one
+    :meth:`~Predictor.probabilities` call). Hashtags the model never saw in training are listed in
+    ``ignored_hashtags``: they cannot change the prediction, which is itself worth telling a privacy reviewer.
     """
-    row = predictor.frame([post]).iloc[0].to_dict()
-    ignored = ignored_hashtags(post.get("hashtags"), str(post.get("text") or ""), row["hashtags"])
-    names = [p.get("name") or "" for p in predictor.pois]
-    result = explain_row(row, proba or model_proba(predictor), predictor.classes, names, target)
-    result.ignored_hashtags = ignored
+    record = predictor.records([post])[0]
+    result = explain_record(predictor, record, lambda records: predictor.probabilities(records, None).matrix, target)
+    result.ignored_hashtags = ignored_hashtags(
+        post.get("hashtags"), str(post.get("text") or ""), record["hashtags"], predictor.names
+    )
     return result
 
 
-def ignored_hashtags(tags: Any, text: str, used: Sequence[str]) -> list[str]:
+def explain_record(
+    predictor: Predictor, record: Mapping[str, Any], proba: ProbaFn, target: str | None = None
+) -> Explanation:
+    """:func:`explain_row` of a record of ``predictor``, with its classes and POI names (``explain`` and the server)."""
+    names = [p.get("name") or "" for p in predictor.pois]
+    return explain_row(record, proba, predictor.classes, names, target)
+
+
+def ignored_hashtags(tags: Any, text: str, used: Sequence[str], names: NameBlender | None = None) -> list[str]:
     """The post's hashtags (the one rule of :mod:`postloc.text.hashtags`) that the model did not get: not in
-    its training vocabulary, so they cannot change the prediction."""
+    its training vocabulary, so they cannot change the prediction; with ``names`` in use, a tag that names a
+    place is not without effect, so it is not listed."""
     kept = set(used)
-    return [t for t in post_hashtags(tags, text) if t not in kept]
+    ignored = [t for t in post_hashtags(tags, text) if t not in kept]
+    if names is not None:
+        ignored = [t for t in ignored if not names.index.evidence("", [t])]
+    return ignored
 
 
 def photo_vector(

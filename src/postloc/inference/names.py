@@ -136,6 +136,10 @@ class Blend:
     weights: np.ndarray  # [n_posts], w of each post
     n_model: int  # classes [0, n_model) are the model's, the rest are known by name only
 
+    def rows(self, rows: slice) -> Blend:
+        """The blend of some of the posts (a slice of the batch)."""
+        return Blend(self.proba[rows], self.evidence[rows], self.weights[rows], self.n_model)
+
     def source(self, post: int, cls: int) -> str:
         """Where candidate ``cls`` of post ``post`` got its probability from."""
         if cls >= self.n_model:

@@ -1,4 +1,15 @@
-"""Prediction API: ``postloc.inference.predictor.load(run_dir).predict(posts, top_k=5)``.
+"""Prediction API: ``postloc.inference.predictor.load(run_dir).predict(posts, top_k=5)``; the road every post takes.
+
+One road from a post to its answer, taken by ``postloc predict`` (:mod:`postloc.inference.batch`), the
+Ray engine, the server, ``explain`` and the quickstart::
+
+    any source (a reader's Post, the API's JSON or form, a dict, a DataFrame)
+      -> Predictor.records        validated, normalised PostRecords (once; records pass on untouched)
+      -> Predictor.frame          the DataFrame the model reads
+      -> Predictor.probabilities  the model (neighbour rule, batches), the run's temperature, the name blend
+      -> Predictor.answer(s)      ranked candidates and the min-confidence decision
+
+Nothing else ranks candidates or decides (tests/test_one_road.py checks it).
 
 Posts arrive raw (exchange-format dicts, :class:`postloc.data.schema.Post` objects, or a
 DataFrame) and are normalised exactly as ``postloc prepare`` normalises training posts: NFKC
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +63,39 @@ DATA_INFO = "data.json"
 FRAME_COLUMNS = list(MODEL_COLUMNS)
 #: a row's hashtags before the vocabulary cut: what name matching reads (names are rarely in the vocabulary)
 ALL_HASHTAGS = "all_hashtags"
+
+
+class PostRecord(dict):
+    """One post validated and normalised once (:meth:`Predictor.records`): the form a post has on the road.
+
+    Its keys: ``id``, ``text`` (normalised), ``hashtags`` (cut to the training vocabulary), ``image_vector``
+    (checked; None without one, or for a model that reads no photo), ``user``, ``created``; with names in use
+    also :data:`ALL_HASHTAGS`. A dict, so that occlusion variants are the record with a part changed; its own
+    type, so that :meth:`Predictor.records` knows it needs no second validation.
+    """
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    """Calibrated probabilities of a batch of records, ``[n_posts, n_classes]`` in :attr:`Predictor.classes`
+    order (:meth:`Predictor.probabilities`); with names in use, the blend that says where each came from."""
+
+    matrix: np.ndarray
+    blend: Blend | None = None
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+    def __getitem__(self, rows: slice) -> Probabilities:
+        """The probabilities of some of the posts (the server's micro-batcher hands each request its slice)."""
+        return Probabilities(self.matrix[rows], None if self.blend is None else self.blend.rows(rows))
+
+    def source(self, post: int) -> Callable[[int], str] | None:
+        """Class index -> where post ``post``'s probability of it came from; None without names."""
+        blend = self.blend
+        return None if blend is None else (lambda cls: blend.source(post, cls))
 
 
 class Predictor:
@@ -94,28 +139,97 @@ class Predictor:
         proba = np.asarray(proba, dtype=float)
         return proba if self.temperature == 1.0 else apply_temperature(proba, self.temperature)
 
-    def predict(self, posts: Any, top_k: int = 5, batch_size: int = 256) -> list[list[dict[str, Any]]]:
-        """Per post, the ``top_k`` POIs as ``{poi, name, probability, lat, lon}``, most probable first.
-
-        ``probability`` is calibrated; :meth:`answers` adds the decision (``poi``/``confidence``/``reason``).
-        """
-        proba, blend = self._predict(posts, batch_size)
-        return [self.ranked(row, top_k, _source(blend, n)) for n, row in enumerate(proba)]
+    # --- the road: posts -> records -> frame -> probabilities -> answers ---------------------------------
 
     def answers(
         self, posts: Any, top_k: int = 5, batch_size: int = 256, min_confidence: float | None = None
     ) -> list[dict[str, Any]]:
         """Per post ``{poi, confidence, reason, predictions}``: the top POI, its calibrated probability, and
-        the ranked candidates of :meth:`predict`.
+        the ``top_k`` ranked candidates ``{poi, name, probability, lat, lon}``, most probable first.
 
-        With ``min_confidence`` (0..1), a post whose confidence is below it gets ``poi: None`` and a
-        ``reason`` (the candidates are kept, for transparency); otherwise ``reason`` is None.
+        ``posts``: any source :meth:`records` takes (records it made pass through untouched). With
+        ``min_confidence`` (0..1), a post whose confidence is below it gets ``poi: None`` and a ``reason``
+        (the candidates are kept, for transparency); otherwise ``reason`` is None.
         """
         threshold = check_min_confidence(min_confidence)
-        proba, blend = self._predict(posts, batch_size)
-        return [self.answer(row, top_k, threshold, _source(blend, n)) for n, row in enumerate(proba)]
+        probabilities = self.probabilities(posts, batch_size)
+        return [self.answer(probabilities, n, top_k, threshold) for n in range(len(probabilities))]
 
-    def ranked(self, row: np.ndarray, top_k: int, source: Callable[[int], str] | None = None) -> list[dict[str, Any]]:
+    def predict(self, posts: Any, top_k: int = 5, batch_size: int = 256) -> list[list[dict[str, Any]]]:
+        """Per post, the ``top_k`` candidates of :meth:`answers` (``{poi, name, probability, lat, lon}``), without
+        the decision: the README's first call."""
+        return [answer["predictions"] for answer in self.answers(posts, top_k=top_k, batch_size=batch_size)]
+
+    def predict_proba(self, posts: Any, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
+        """``[n_posts, n_classes]`` probabilities (columns in :attr:`classes` order) of any source of posts.
+
+        Calibrated with the run's temperature unless ``calibrated=False`` (the model's own output,
+        over the model's classes only: names are blended into calibrated probabilities only).
+        """
+        if not calibrated:
+            return self._model_proba(self.frame(posts), batch_size)
+        return self.probabilities(posts, batch_size).matrix
+
+    def records(self, posts: Any) -> list[PostRecord]:
+        """Any source of posts as validated, normalised records: the one form a post has on the road.
+
+        ``posts``: a :class:`~postloc.data.schema.Post` (what the readers yield), an exchange-format dict
+        (the API's JSON, a form), a DataFrame, or a list of them; a :class:`PostRecord` passes untouched, so
+        a post is validated once. Text is normalised as ``prepare`` normalises training posts, hashtags
+        taken from the caption when none are given and cut to the training vocabulary, the image vector
+        checked against the model (:meth:`_image_vector`).
+        """
+        items: list[Any]
+        if isinstance(posts, pd.DataFrame):
+            items = posts.to_dict(orient="records")
+        elif isinstance(posts, (Mapping, Post)):
+            items = [posts]
+        else:
+            items = list(posts)
+        return [post if isinstance(post, PostRecord) else self._record(post, i) for i, post in enumerate(items)]
+
+    def frame(self, posts: Any) -> pd.DataFrame:
+        """Posts (any source; records pass untouched) as the DataFrame the models read (:data:`FRAME_COLUMNS`).
+
+        Object columns: pandas' inferred string dtype costs about half of this call's time on a one-post
+        frame, and the models read the values as Python objects.
+        """
+        return pd.DataFrame(self.records(posts), columns=FRAME_COLUMNS, dtype=object)
+
+    def probabilities(self, posts: Any, batch_size: int | None = 256) -> Probabilities:
+        """The one way to probabilities: the records' frame through the model (the neighbour rule and batches of
+        ``batch_size``; None: one call), the run's temperature, and with names in use the blend.
+
+        Every route takes it: ``postloc predict`` and Ray (:meth:`answers`), the server's micro-batches and
+        ``explain`` (occlusion variants are records too). ``posts``: any source (records pass untouched). A
+        record's names are read from its caption and :data:`ALL_HASHTAGS` (its ``hashtags`` when it has none:
+        those were cut to the training vocabulary, which rarely holds a new POI's name).
+        """
+        records = self.records(posts)
+        proba = self.calibrate(self._model_proba(self.frame(records), batch_size))
+        if self.names is None:
+            return Probabilities(proba)
+        posts = [(str(r.get("text") or ""), list(r.get(ALL_HASHTAGS, r.get("hashtags")) or [])) for r in records]
+        blend = self.names.blend(proba, posts)
+        return Probabilities(blend.proba, blend)
+
+    def answer(
+        self, probabilities: Probabilities, post: int, top_k: int, min_confidence: float | None = None
+    ) -> dict[str, Any]:
+        """Post ``post``'s answer from :meth:`probabilities`: its ranked candidates and the decision (the only
+        place that ranks and decides; :meth:`answers` and the server's answers both come from here).
+
+        With names in use, the answer and each candidate say where their probability came from (``source``).
+        """
+        source = probabilities.source(post)
+        candidates = self._ranked(probabilities.matrix[post], top_k, source)
+        confidence = float(candidates[0]["probability"]) if candidates else 0.0
+        decision = _decide(candidates, confidence, min_confidence)
+        if source is not None:
+            decision["source"] = candidates[0]["source"] if candidates else None
+        return decision
+
+    def _ranked(self, row: np.ndarray, top_k: int, source: Callable[[int], str] | None) -> list[dict[str, Any]]:
         """One post's ``top_k`` candidates from its (calibrated) probability row.
 
         With ``source`` (class index -> ``model``/``names``/``model+names``; set when names are in use),
@@ -139,80 +253,21 @@ class Predictor:
             ranked.append(candidate)
         return ranked
 
-    def answer(
-        self,
-        row: np.ndarray,
-        top_k: int,
-        min_confidence: float | None = None,
-        source: Callable[[int], str] | None = None,
-    ) -> dict[str, Any]:
-        """One post's answer from its calibrated probability row (shared by :meth:`answers` and the server).
-
-        With ``source`` (names in use) the answer says where its top candidate came from (``source``).
-        """
-        candidates = self.ranked(row, top_k, source)
-        confidence = float(candidates[0]["probability"]) if candidates else 0.0
-        decision = decide(candidates, confidence, min_confidence)
-        if source is not None:
-            decision["source"] = candidates[0]["source"] if candidates else None
-        return decision
-
-    def blend_names(self, proba: np.ndarray, rows: Sequence[Mapping[str, Any]]) -> Blend | None:
-        """The model's calibrated ``proba`` of normalised ``rows`` blended with their names; None without names.
-
-        A row's names are read from its caption and :data:`ALL_HASHTAGS` (its ``hashtags`` when it has
-        none: those were cut to the training vocabulary, which rarely holds a new POI's name).
-        """
-        if self.names is None:
-            return None
-        posts = [(str(r.get("text") or ""), list(r.get(ALL_HASHTAGS, r.get("hashtags")) or [])) for r in rows]
-        return self.names.blend(proba, posts)
-
-    def predict_proba(self, posts: Any, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
-        """``[n_posts, n_classes]`` probabilities (columns in :attr:`classes` order), computed in batches.
-
-        Calibrated with the run's temperature unless ``calibrated=False`` (the model's own output,
-        over the model's classes only: names are blended into calibrated probabilities only).
-        """
-        if not calibrated:
-            return self._model_proba(self.frame(posts), batch_size)
-        return self._predict(posts, batch_size)[0]
-
-    def _predict(self, posts: Any, batch_size: int) -> tuple[np.ndarray, Blend | None]:
-        rows = self.rows(posts)
-        proba = self.calibrate(self._model_proba(_frame(rows), batch_size))
-        blend = self.blend_names(proba, rows)
-        return (proba, None) if blend is None else (blend.proba, blend)
-
-    def _model_proba(self, frame: pd.DataFrame, batch_size: int) -> np.ndarray:
+    def _model_proba(self, frame: pd.DataFrame, batch_size: int | None) -> np.ndarray:
         import torch
 
+        size = max(1, len(frame)) if batch_size is None else batch_size  # None: the whole frame in one call
         chunks = []
         with torch.inference_mode():
             # one batch (a single post): no slice to copy; a model that reads a post's neighbours
             # (stack's same-user context) sees the whole frame, so no user's posts are cut apart
-            if 0 < len(frame) <= batch_size or getattr(self.model, "reads_neighbours", False):
+            if 0 < len(frame) <= size or getattr(self.model, "reads_neighbours", False):
                 return np.asarray(self.model.predict_proba(frame))
-            for start in range(0, len(frame), batch_size):
-                chunks.append(self.model.predict_proba(frame.iloc[start : start + batch_size].reset_index(drop=True)))
+            for start in range(0, len(frame), size):
+                chunks.append(self.model.predict_proba(frame.iloc[start : start + size].reset_index(drop=True)))
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.model.classes_)))
 
-    def frame(self, posts: Any) -> pd.DataFrame:
-        """Posts as the normalised DataFrame the models read (columns id, text, hashtags, image_vector)."""
-        return _frame(self.rows(posts))
-
-    def rows(self, posts: Any) -> list[dict[str, Any]]:
-        """The normalised rows of :meth:`frame` as dicts; with names in use each also has :data:`ALL_HASHTAGS`."""
-        records: list[Any]
-        if isinstance(posts, pd.DataFrame):
-            records = posts.to_dict(orient="records")
-        elif isinstance(posts, (Mapping, Post)):
-            records = [posts]
-        else:
-            records = list(posts)
-        return [self._row(post, i) for i, post in enumerate(records)]
-
-    def _row(self, post: Any, position: int) -> dict[str, Any]:
+    def _record(self, post: Any, position: int) -> PostRecord:
         if isinstance(post, Post):
             text, tags, vector, post_id = post.text, post.hashtags, post.extra.get(IMAGE_COLUMN), post.id
             user, created = post.user, post.created
@@ -237,17 +292,19 @@ class Predictor:
         text = normalize_text(text or "")
         given = tags
         tags = post_hashtags(given, text, self.hashtag_vocabulary)
-        row = {
-            "id": str(post_id),
-            "text": text,
-            "hashtags": tags,
-            IMAGE_COLUMN: self._image_vector(vector, post_id),
-            "user": user,
-            "created": created,
-        }
+        record = PostRecord(
+            {
+                "id": str(post_id),
+                "text": text,
+                "hashtags": tags,
+                IMAGE_COLUMN: self._image_vector(vector, post_id),
+                "user": user,
+                "created": created,
+            }
+        )
         if self.names is not None:
-            row[ALL_HASHTAGS] = post_hashtags(given, text)
-        return row
+            record[ALL_HASHTAGS] = post_hashtags(given, text)
+        return record
 
     def _image_vector(self, vector: Any, post_id: Any) -> np.ndarray | None:
         """A post's image features as the model reads them: checked against the length it expects, or None
@@ -266,12 +323,6 @@ class Predictor:
                 f"features), got shape {vector.shape}",
             )
         return vector if inputs.image else None
-
-
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as the DataFrame the models read. Object columns: pandas' inferred string dtype costs
-    about half of this call's time on a one-post frame, and the models read the values as Python objects."""
-    return pd.DataFrame(rows, columns=FRAME_COLUMNS, dtype=object)
 
 
 def load(
@@ -307,8 +358,10 @@ def load(
     return predictor
 
 
-def _source(blend: Blend | None, post: int) -> Callable[[int], str] | None:
-    return None if blend is None else (lambda cls: blend.source(post, cls))
+def top_classes(proba: np.ndarray) -> np.ndarray:
+    """Each row's most probable class, the first among ties: the one :meth:`Predictor.answer` ranks first
+    (``explain`` names the POI it explains, and each variant's top POI, with it)."""
+    return top_k_indices(np.asarray(proba), 1)[:, 0]
 
 
 def check_min_confidence(value: Any) -> float | None:
@@ -323,7 +376,7 @@ def check_min_confidence(value: Any) -> float | None:
     return number
 
 
-def decide(candidates: list[dict[str, Any]], confidence: float, min_confidence: float | None) -> dict[str, Any]:
+def _decide(candidates: list[dict[str, Any]], confidence: float, min_confidence: float | None) -> dict[str, Any]:
     """The answer for one post: its top POI, or None with the reason when ``confidence`` is below ``min_confidence``."""
     if min_confidence is not None and confidence < min_confidence:
         return {

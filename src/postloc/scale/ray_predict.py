@@ -7,11 +7,11 @@ predicts batch after batch; the results are written by ``write_parquet`` as they
 per write task. Memory on every process stays bounded by a few blocks, whatever the input size.
 
 Every row goes through the same code as ``postloc predict``: validation by
-:meth:`postloc.data.schema.Post.from_record`, then :func:`postloc.inference.batch.post_record` (the
-precomputed ``image_vector`` or the photos through the run's image path), then
-:meth:`postloc.inference.predictor.Predictor.answers` (calibrated; no ``min_confidence``). The output has the
-columns ``postloc predict`` writes to Parquet: ``id``, ``poi``, ``confidence``, ``reason`` and ``predictions``
-(list of ``{poi, name, probability, lat, lon}``).
+:meth:`postloc.data.schema.Post.from_record`, then :func:`postloc.inference.batch.with_photo` (the
+precomputed ``image_vector`` or the photos through the run's image path), then the predictor's road
+(:meth:`~postloc.inference.predictor.Predictor.records`, then ``answers``: calibrated; no ``min_confidence``).
+The output has the columns ``postloc predict`` writes to Parquet: ``id``, ``poi``, ``confidence``, ``reason``
+and ``predictions`` (list of ``{poi, name, probability, lat, lon}``).
 
 Photos are embedded by the actor itself, through the run's image path (:class:`postloc.inference.images.PhotoFeatures`:
 training's portrait filter, the backbone loaded once per actor on first use, the content-hash cache
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from postloc.errors import BadInputError, OutputPathError, PostlocError
-from postloc.inference.batch import post_record, prediction_rows, prediction_schema
+from postloc.inference.batch import prediction_rows, prediction_schema, with_photo
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
 from postloc.io.ownership import check_not_input
 from postloc.scale._ray import RaySettings, ray_session, write_parquet_parts
@@ -106,7 +106,7 @@ class PredictActor:
 
         from postloc.data.schema import Post
 
-        records = []
+        posts = []
         for row in batch.to_pylist():
             source = str(row.pop(PATH_COLUMN, "") or "<ray input>")
             try:
@@ -116,9 +116,10 @@ class PredictActor:
                 if self.skip_bad:
                     continue
                 raise
-            records.append(post_record(post, self.photos))
+            posts.append(with_photo(post, self.photos))
         if self.photos is not None:
             self.photos.flush()  # an actor has no end hook: new cache rows are written batch by batch
+        records = self.predictor.records(posts)
         answers = self.predictor.answers(records, top_k=self.top_k, batch_size=max(1, len(records)))
         return pa.Table.from_pylist(prediction_rows(records, answers), schema=self.schema)
 

@@ -18,15 +18,22 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import numpy as np
-
-ProbaFn = Callable[[list[dict[str, Any]]], np.ndarray]
+from typing import Any, Generic, Protocol, TypeVar
 
 
-class MicroBatcher:
-    def __init__(self, proba: ProbaFn, max_rows: int = 64, max_wait_s: float = 0.0):
+class Rows(Protocol):
+    """What a model call gives back for a batch of rows: one entry per row, sliced back to each request."""
+
+    def __getitem__(self, rows: slice, /) -> Any: ...
+
+
+R = TypeVar("R", bound=Rows)
+#: rows -> their probabilities (:meth:`postloc.inference.predictor.Predictor.probabilities`, an array)
+ProbaFn = Callable[[list[Any]], R]
+
+
+class MicroBatcher(Generic[R]):
+    def __init__(self, proba: ProbaFn[R], max_rows: int = 64, max_wait_s: float = 0.0):
         self.proba, self.max_rows, self.max_wait_s = proba, max_rows, max_wait_s
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
@@ -56,7 +63,7 @@ class MicroBatcher:
             self._executor.shutdown(wait=False)
             self._executor = None
 
-    async def __call__(self, rows: list[dict[str, Any]]) -> np.ndarray:
+    async def __call__(self, rows: list[Any]) -> R:
         """Probabilities for ``rows`` (one request's rows always stay in one model call)."""
         if self._queue is None:  # not started (e.g. used outside the app's lifespan): call directly
             return await asyncio.get_running_loop().run_in_executor(self._pool(), self.proba, rows)
