@@ -21,10 +21,16 @@ from postloc.vision.backbones import (
     register_backbone,
     weights_available,
 )
-from postloc.vision.imagenet import class_names
 from postloc.vision.weights import WeightsNotFound
 
 DATA = Path(__file__).parent / "data"
+
+
+def class_names() -> list[str]:
+    """The 1000 ImageNet-1k names in the standard index order (first synonym of each line)."""
+    text = (DATA / "imagenet_classes.txt").read_text(encoding="utf-8")
+    return [line.split(",")[0].strip() for line in text.splitlines() if line.strip()]
+
 
 # sha256[:16] of the sorted "name:shape" lines of torchvision 0.28's state dicts (recorded once with
 # torchvision installed next to this CPU torch with its op registrations stubbed out).
