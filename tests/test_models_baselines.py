@@ -43,9 +43,8 @@ def test_register_a_custom_model(monkeypatch, tmp_path):
         name = "test-constant"
         Config = Empty
 
-        def fit(self, train, val=None, *, classes=None):
+        def _fit(self, train, val, *, classes, options):
             self.classes_ = self._resolve_classes(train, classes)
-            return self
 
         def predict_proba(self, posts):
             return np.full((len(posts), len(self.classes_)), 1 / len(self.classes_))

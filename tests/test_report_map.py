@@ -153,7 +153,7 @@ def test_the_server_draws_the_runs_density_and_a_run_without_it_says_so(report, 
 
 def test_an_edited_density_file_is_refused_like_data_json(report, tmp_path):
     from postloc.errors import PostlocError
-    from postloc.io.model_files import verify_run_files
+    from postloc.io.run_folder import verify_run_files
 
     out, _ = report
     run = tmp_path / "run"

@@ -9,6 +9,7 @@ import pytest
 from postloc.cli import main
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 from postloc.models import create_model
+from postloc.models.base import FitOptions
 from postloc.models.stack.fits import PathTask, ThreadExecutor, c_path, fit_logreg, log_proba
 
 QUICK = {"c_grid": (0.3, 3.0), "inner_folds": 3, "max_iter": 300, "char_ngrams": (3, 3)}
@@ -88,7 +89,9 @@ def test_a_sampled_fit_uses_every_post_for_the_refit(splits):
 
 
 def test_progress_lines_off_a_terminal(splits, capsys):
-    create_model("stack", {**QUICK, "learners": ["words"]}).fit(splits["train"], splits["val"], progress=True)
+    create_model("stack", {**QUICK, "learners": ["words"]}).fit(
+        splits["train"], splits["val"], options=FitOptions(progress=True)
+    )
     lines = capsys.readouterr().err.splitlines()
     assert any("inner fold 1/3" in line for line in lines) and any("refit on" in line for line in lines)
     create_model("stack", {**QUICK, "learners": ["words"]}).fit(splits["train"], splits["val"])
@@ -103,7 +106,7 @@ def test_executor_sees_every_call_in_order(splits):
             seen.append((fn.__name__, len(calls)))
             return super().map(fn, shared, calls, done)
 
-    create_model("stack", QUICK).fit(splits["train"], splits["val"], executor=Recording(2))
+    create_model("stack", QUICK).fit(splits["train"], splits["val"], options=FitOptions(executor=Recording(2)))
     assert seen == [("c_path", 3 * 3), ("refit", 3)]  # words, chars and image x 3 inner folds, then 3 refits
 
 
@@ -125,7 +128,9 @@ def test_ray_executor_gives_the_local_model(splits):
     local = create_model("stack", QUICK).fit(splits["train"], splits["val"])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        remote = create_model("stack", QUICK).fit(splits["train"], splits["val"], executor=RayExecutor(RaySettings()))
+        remote = create_model("stack", QUICK).fit(
+            splits["train"], splits["val"], options=FitOptions(executor=RayExecutor(RaySettings()))
+        )
     finally:
         ray.shutdown()
     assert [ln.C for ln in local.learners_] == [ln.C for ln in remote.learners_]

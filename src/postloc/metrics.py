@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from postloc.data.labels import label_indices
 from postloc.data.pois import EARTH_RADIUS_KM
 from postloc.data.schema import is_missing
 from postloc.io.escape import csv_guard_columns, md_text
@@ -235,8 +236,7 @@ def post_errors(
     proba = np.asarray(proba, dtype=float)
     if proba.shape != (len(posts), len(classes)):
         raise ValueError(f"proba has shape {proba.shape}, expected {(len(posts), len(classes))}")
-    index = {c: i for i, c in enumerate(classes)}
-    y_true = np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
+    y_true = label_indices(posts["poi"], classes)
     y_pred = proba.argmax(axis=1) if len(classes) else np.zeros(len(posts), dtype=np.int64)
     table = pois.set_index(pois["poi"].astype(str))
     poi_lat = pd.to_numeric(table["lat"], errors="coerce")

@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from postloc.io.run_folder import eval_stem
     from postloc.training.api import evaluate
 
     report = evaluate(args.run_dir, args.split, args.data)
@@ -36,7 +37,7 @@ def run(args) -> int:
         + (f"; note: {report['calibration_note']}" if report.get("calibration_note") else "")
     )
     files = ".json, .md, -per-poi.csv, -confusion.png, -reliability.png, -coverage.png"
-    print(f"wrote {args.run_dir}/eval-{args.split}{files}")
+    print(f"wrote {args.run_dir}/{eval_stem(args.split)}{files}")
     return 0
 
 

@@ -92,11 +92,12 @@ def run(args) -> int:
 
 def _train_config(args):
     """The run's settings: defaults < --config (or the run's saved config on --resume) < --set < flags."""
+    from postloc.io.run_folder import RunFolder
     from postloc.training.config import RunConfig, apply_overrides, load_config, read_run_config, with_trainer
 
     if args.config is not None:
         config = load_config(args.config)
-    elif args.resume and (args.out / "config.json").exists():
+    elif args.resume and RunFolder(args.out).is_started():
         config = read_run_config(args.out)
     else:
         config = RunConfig()
@@ -137,6 +138,6 @@ def _run_train(args, config, ctx) -> int:
     )
     print(
         f"wrote {args.out}/ (best/, metrics.csv, metrics.jsonl, run.json"
-        f"{', curves.png, checkpoints/' if s['stop_reason'] != 'not epoch-based' else ''})"
+        f"{', curves.png, checkpoints/' if result.fit is not None and result.fit.checkpoints else ''})"
     )
     return 0

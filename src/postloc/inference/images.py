@@ -31,6 +31,7 @@ import numpy as np
 from postloc.errors import PostlocError
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
 from postloc.io.inputs import read_small_json
+from postloc.io.run_folder import RunFolder
 from postloc.vision.decode import OK, DecodeConfig, Decoded, content_hash, decode_image, read_bytes
 from postloc.vision.work import DROPPED, INPAINTED, KEPT, PROCESSING_ERROR, WorkSettings, decide
 
@@ -141,7 +142,7 @@ def featurizer_for_run(run_dir: str | Path, image_dim: int) -> FeaturizerInfo:
     summary = None
     data = Path()
     try:
-        config = read_small_json(run / "config.json")
+        config = RunFolder(run).read_manifest()
         data = Path(config.get("data") or "")
         if (data / "image_summary.json").exists():
             summary = read_small_json(data / "image_summary.json")

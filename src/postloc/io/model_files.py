@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,7 +112,7 @@ def verify_folder(folder: str | Path, manifest: Mapping[str, Any], manifest_name
     """Check the digests a sealed manifest lists; a folder saved before sealing existed has none to check.
 
     ``manifest_name`` is the file holding ``manifest``: ``model.json`` of a model folder, or the
-    run manifest (:data:`RUN_MANIFEST`) of a training run.
+    manifest of a training run (:mod:`postloc.io.run_folder`).
     """
     folder = Path(folder)
     files = manifest.get(FILES_KEY) or {}
@@ -198,73 +197,6 @@ def check_format(manifest: dict[str, Any], path: str | Path) -> None:
 def package_version() -> str:
     """The running postloc's version, written into every manifest."""
     return __version__
-
-
-# --- a training run's side files ------------------------------------------------------------
-
-#: the manifest of a training run folder: its settings and its ownership marker (``io.ownership``),
-#: and, sealed like ``model.json``, the SHA-256 of the files beside ``best/`` that prediction reads
-RUN_MANIFEST = "config.json"
-#: the files of a run beside ``best/`` that prediction reads: the POI table and hashtag vocabulary,
-#: and the temperature. An edited one answers with another POI's name and place, or confidence 1.0.
-RUN_SEALED_FILES = ("data.json", "calibration.json", "density.json")
-
-
-def record_run_files(run_dir: str | Path, names: list[str]) -> None:
-    """Record the SHA-256 of the run's files ``names`` (just written) in its manifest, and reseal it.
-
-    Whoever writes one of :data:`RUN_SEALED_FILES` calls this right after, so that the run's
-    reader (:func:`verify_run_files`) refuses any other change to it. Digests recorded before for
-    other files are kept. The manifest is replaced atomically.
-    """
-    from postloc.io.atomic import atomic_open
-
-    run = Path(run_dir)
-    path = run / RUN_MANIFEST
-    manifest = read_json(path)
-    if not isinstance(manifest, dict):
-        raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
-    files = manifest.get(FILES_KEY)
-    files = dict(files) if isinstance(files, dict) else {}
-    files.update({name: file_digest(run / name) for name in names})
-    manifest[FILES_KEY] = dict(sorted(files.items()))
-    manifest[SEAL_KEY] = manifest_digest(manifest)
-    with atomic_open(path) as handle:
-        handle.write(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=True) + "\n")
-
-
-def verify_run_files(run_dir: str | Path) -> None:
-    """Refuse a run whose ``data.json`` or ``calibration.json`` differs from what its training wrote.
-
-    The digests are in the run manifest (:func:`record_run_files`). A run saved before they were
-    recorded (no ``"files"`` in its manifest; or a folder without a manifest) still loads: its side
-    files are read unchecked, with a warning saying so, so that runs of older versions need not
-    be retrained. A recorded file that is missing, and a side file the manifest does not record,
-    are refused.
-    """
-    run = Path(run_dir)
-    present = [name for name in RUN_SEALED_FILES if (run / name).exists()]
-    path = run / RUN_MANIFEST
-    manifest = read_json(path) if path.is_file() else None
-    if manifest is not None and not isinstance(manifest, dict):
-        raise ModelFileError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
-    if manifest is None or FILES_KEY not in manifest:
-        if present:
-            warnings.warn(
-                f"{run}: {' and '.join(present)} carry no recorded SHA-256 (a run saved by an older "
-                f"postloc, or without its {RUN_MANIFEST}), so edits to them are not checked; retrain "
-                f"the run to seal them",
-                stacklevel=3,
-            )
-        return
-    check_seal(manifest, path)
-    verify_folder(run, manifest, RUN_MANIFEST)
-    unrecorded = [name for name in present if name not in manifest[FILES_KEY]]
-    if unrecorded:
-        raise ModelFileError(
-            f"{run / unrecorded[0]}: the run's {RUN_MANIFEST} records no SHA-256 for it, so this run's "
-            f"training did not write it; remove it, or retrain (or resume) the run"
-        )
 
 
 # --- tensors (safetensors) -------------------------------------------------------------------

@@ -7,11 +7,15 @@
 JSON; never pickle, so a saved model cannot run code). Keeping the interface this small lets the
 training CLI, the evaluation, the benchmark and the prediction API treat MRLF and the baselines alike.
 
-Run arguments: models trained epoch by epoch (``epoch_based = True``, the subclasses of
-:class:`~postloc.models.torch_estimator.TorchEstimator`) also take the run's arguments as
-keywords of ``fit``: ``run_dir`` (checkpoints, ``best/``, curves), ``resume``, ``callbacks`` and
-``progress``. The others have no epochs, checkpoints or curves, so their ``fit`` takes none; a
-caller (the training API) passes them only where ``epoch_based`` is true.
+One fit contract: every model's ``fit`` takes the same :class:`FitOptions` (the run folder, resume,
+callbacks, progress, an executor; each model uses what it needs) and leaves the same typed
+:class:`FitResult` in ``fit_result_`` (epochs, stop reason, the best epoch's val scores), so the
+training layer calls every model alike and never asks what kind of model it trains. A subclass
+implements :meth:`Estimator._fit`; :meth:`Estimator.fit` times it and records the result. Given a
+run folder, a model fitted in one pass (the default :meth:`Estimator._fit_result`) saves itself as
+``RUN/best`` and writes its one metrics row; a model trained in epochs
+(:class:`~postloc.models.torch_estimator.TorchEstimator`) has its trainer write checkpoints,
+``best/`` and curves, and ends the fit as the model ``best/`` holds.
 
 What a model is, written once on its class: ``name`` (the registry key; ``@register`` reads it),
 ``Config`` (a frozen dataclass of hyperparameters), ``requires`` (the inputs it needs, each item
@@ -36,16 +40,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
+from postloc.data.labels import label_indices
 from postloc.errors import ModelFileError, PostlocError
 from postloc.io.model_files import (
     FORMAT_VERSION,
@@ -63,8 +69,11 @@ from postloc.settings import make_dataclass_config
 
 __all__ = [
     "MODALITIES",
+    "NOT_EPOCH_BASED",
     "Estimator",
     "FORMAT_VERSION",
+    "FitOptions",
+    "FitResult",
     "MODEL_FILE",
     "ModelInputs",
     "check_format",
@@ -120,6 +129,81 @@ class ModelInputs:
         return ModelInputs(self.modalities | other.modalities, max(self.image_dim, other.image_dim))
 
 
+#: the stop reason (``run.json``'s ``stop_reason``) of a model fitted in one pass, without epochs
+NOT_EPOCH_BASED = "not epoch-based"
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What a fit inside a training run gets besides the posts; every model's ``fit`` takes it.
+
+    One object rather than keywords some models take and others refuse, so that the training
+    layer calls every model the same way; each model reads the fields it needs (its
+    :attr:`Estimator.fit_options`) and leaves the others alone.
+    """
+
+    #: the run folder: ``best/`` and the metrics (every model), checkpoints and curves (epoch-trained ones);
+    #: None: a plain fit that writes nothing
+    run_dir: Path | None = None
+    #: continue from the newest checkpoint in ``run_dir`` (a model without epochs fits again)
+    resume: bool = False
+    #: objects seeing every batch and epoch (:mod:`postloc.nn.trainer`'s callbacks)
+    callbacks: tuple[Any, ...] = ()
+    #: None: the model's own default (a bar on a terminal only, or the trainer setting); True: lines in a log too;
+    #: False: silent
+    progress: bool | None = None
+    #: what runs a model's independent regressions (:mod:`postloc.models.stack.fits`); None: threads here
+    executor: Any = None
+    #: the fit is one process of several under torchrun (each trains the same model on its share)
+    data_parallel: bool = False
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a fit did, the same record for every model: ``run.json``'s training facts come from it.
+
+    ``history`` holds the per-epoch rows (``metrics.jsonl``); ``checkpoints`` says whether the fit
+    wrote epoch checkpoints and curves (a model trained in epochs), so that no caller has to
+    recognise a stop reason.
+    """
+
+    epochs_run: int
+    best_epoch: int
+    stop_reason: str
+    #: the whole fit, and the mean of the epochs' own times (None without epochs recorded)
+    seconds: float
+    seconds_per_epoch: float | None
+    history: tuple[dict[str, Any], ...] = ()
+    checkpoints: bool = False
+
+    @property
+    def best_row(self) -> dict[str, Any] | None:
+        """The row of the kept epoch (the last one marked best; else the last epoch), None without epochs."""
+        rows = [row for row in self.history if row.get("best")] or list(self.history)
+        return rows[-1] if rows else None
+
+    @property
+    def val_acc(self) -> float | None:
+        """Val accuracy of the kept epoch (None without val posts)."""
+        row = self.best_row
+        return row.get("val_acc") if row else None
+
+    @property
+    def val_loss(self) -> float | None:
+        """Val cross-entropy of the kept epoch (None without val posts)."""
+        row = self.best_row
+        return row.get("val_loss") if row else None
+
+    def summary(self) -> dict[str, Any]:
+        """The keys ``run.json`` has always held for the fit: epochs, best epoch, stop reason, seconds per epoch."""
+        return {
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "stop_reason": self.stop_reason,
+            "seconds_per_epoch": self.seconds_per_epoch,
+        }
+
+
 class Estimator(ABC):
     """Base class of the registered models.
 
@@ -135,16 +219,16 @@ class Estimator(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: tiny hyperparameters for ``--quick`` runs (tests, smoke runs)
     quick_params: ClassVar[Mapping[str, Any]] = MappingProxyType({})
-    #: whether ``fit`` runs epochs through the trainer (checkpoints, resume, curves; see the module docstring)
+    #: whether ``fit`` runs epochs through the trainer (checkpoints, resume, curves); a fact the registry
+    #: lists, never a switch for callers: every model is fitted through the same :class:`FitOptions`
     epoch_based: ClassVar[bool] = False
     #: whether ``predict_proba`` is already calibrated on users the model did not train on (``stack``
     #: fits its combination out of fold); training then fits no temperature on the validation posts,
     #: which such a model may have trained on
     calibrates_itself: ClassVar[bool] = False
-    #: the run's keywords a ``fit`` that is not epoch-based takes: ``progress`` (None: a bar on a terminal only;
-    #: True: lines in a log too; False: silent) and ``executor`` (what runs its independent regressions:
-    #: :mod:`postloc.models.stack.fits`), for models whose fit is long enough to need them (``stack`` at scale)
-    fit_options: ClassVar[tuple[str, ...]] = ()
+    #: the fields of :class:`FitOptions` this model's fit reads (every model writes ``best/`` into ``run_dir``);
+    #: :meth:`check_options` refuses an ``executor`` or ``data_parallel`` for a model that does not read it
+    fit_options: ClassVar[tuple[str, ...]] = ("run_dir",)
 
     @property
     def inputs_used(self) -> ModelInputs:
@@ -159,6 +243,15 @@ class Estimator(ABC):
     def trains_on_val(self) -> bool:
         """Whether ``fit`` also learns from the ``val`` posts it is given (then a val score is in-sample)."""
         return False
+
+    @property
+    def reads_neighbours(self) -> bool:
+        """Whether a post's probabilities depend on the other posts of the frame (``stack``: the same user's)."""
+        return False
+
+    def describe(self) -> dict[str, Any] | None:
+        """Facts about the fitted model worth a line in ``run.json`` (``model_info``); None: nothing to add."""
+        return None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Wrap a subclass's own ``load`` and ``_read_folder`` so damaged files give clear errors.
@@ -183,12 +276,74 @@ class Estimator(ABC):
         self.config = config
         self.trainer = trainer or TrainerConfig()
         self.classes_: list[str] = []
+        self.fit_result_: FitResult | None = None  # what the last fit did (see fit)
+
+    def check_options(self, options: FitOptions) -> None:
+        """Refuse what this model's fit cannot do with ``options``, before a run writes anything.
+
+        An ``executor`` runs independent regressions, which only some models have; data-parallel
+        training splits epochs over processes, which a model fitted in one pass has not.
+        """
+        if options.executor is not None and "executor" not in self.fit_options:
+            raise PostlocError(
+                f"--engine ray runs the independent regressions of a model that has them (stack); "
+                f"model {self.name!r} has none: train it with the local engine"
+            )
+        if options.data_parallel and "data_parallel" not in self.fit_options:
+            raise PostlocError(
+                f"model {self.name!r} is not trained epoch by epoch, so it has nothing to run "
+                "data-parallel; train it without torchrun"
+            )
+
+    def fit(
+        self,
+        train: pd.DataFrame,
+        val: pd.DataFrame | None = None,
+        *,
+        classes: Sequence[str] | None = None,
+        options: FitOptions | None = None,
+    ) -> Self:
+        """Learn from ``train`` (``val`` steers model selection where the model has any); ``fit_result_`` says how.
+
+        ``classes``: the class list (e.g. every POI of the prepared table; default: the sorted
+        training labels). ``options``: the run's folder and settings (:class:`FitOptions`), the same
+        for every model. Returns the model, as scikit-learn's ``fit`` does.
+        """
+        options = options or FitOptions()
+        started = time.perf_counter()
+        self._fit(train, val, classes=classes, options=options)
+        self.fit_result_ = self._fit_result(val, options, time.perf_counter() - started)
+        return self
 
     @abstractmethod
-    def fit(
-        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
-    ) -> Estimator:
-        """Learn from ``train`` (``val`` steers model selection where the model has any)."""
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
+        """The model's own learning (what :meth:`fit` runs); read of ``options`` only what the model needs."""
+
+    def _fit_result(self, val: pd.DataFrame | None, options: FitOptions, seconds: float) -> FitResult:
+        """A fit in one pass: given a run folder, save the model as ``RUN/best`` and write its one metrics row.
+
+        The row holds the fit's time and, with val posts, the val loss and accuracy (what an
+        epoch-trained model's best epoch records), so every run's ``metrics.jsonl`` reads alike.
+        """
+        row: dict[str, Any] = {"epoch": 1, "seconds": round(seconds, 3)}
+        if options.run_dir is not None:
+            from postloc.io.atomic import write_folder_atomically
+            from postloc.io.run_folder import RunFolder
+
+            run = RunFolder(options.run_dir)
+            write_folder_atomically(run.best, self._write_folder)
+            if val is not None and len(val):
+                proba = self.predict_proba(val)
+                y = label_indices(val["poi"], self.classes_)
+                ok = y >= 0
+                row.update(
+                    val_loss=float(-np.log(np.clip(proba[ok, y[ok]], 1e-12, 1)).mean()),
+                    val_acc=float((proba.argmax(axis=1) == y).mean()),
+                )
+            run.write_metrics([row])
+        return FitResult(1, 1, NOT_EPOCH_BASED, seconds, seconds, (row,))
 
     @abstractmethod
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
@@ -278,8 +433,7 @@ class Estimator(ABC):
         """Each post's index into ``classes_`` (-1: a POI outside them, or no ``poi`` column)."""
         if "poi" not in posts:
             return np.full(len(posts), -1, dtype=np.int64)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        return np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
+        return label_indices(posts["poi"], self.classes_)
 
     @staticmethod
     def _resolve_classes(train: pd.DataFrame, classes: Sequence[str] | None) -> list[str]:

@@ -8,7 +8,7 @@ log-likelihood, after the best model is chosen (``postloc.training.api.train``),
 ``RUN/calibration.json``; prediction and ``evaluate`` apply it. A run without the file (written
 before calibration existed) reads as ``T = 1``: its probabilities are used as they are. The file
 is sealed: :func:`write_calibration`, its one writer, records its digest in the run's manifest,
-and loading a run refuses an edited one (:func:`postloc.io.model_files.verify_run_files`).
+and loading a run refuses an edited one (:func:`postloc.io.run_folder.verify_run_files`).
 
 Works on probabilities rather than logits, so every registered model (neural or not) gets it;
 probabilities are clipped at :data:`EPS` first, so a hard 0 (e.g. the majority baseline) stays finite.
@@ -16,7 +16,6 @@ probabilities are clipped at :data:`EPS` first, so a hard 0 (e.g. the majority b
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -26,12 +25,12 @@ from numpy.typing import ArrayLike
 
 from postloc.errors import PostlocError
 from postloc.io.inputs import read_small_json
-from postloc.io.model_files import record_run_files
+from postloc.io.run_folder import CALIBRATION, RunFolder
 
 #: probabilities are clipped to at least this before the log
 EPS = 1e-12
-#: the file in a run folder
-CALIBRATION_FILE = "calibration.json"
+#: the file in a run folder (named by :mod:`postloc.io.run_folder`)
+CALIBRATION_FILE = CALIBRATION
 #: ``T`` is searched in this range (log-uniformly)
 T_BOUNDS = (0.05, 20.0)
 
@@ -100,7 +99,7 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any]:
     A file that is unreadable or holds no positive finite temperature raises ``ValueError``: a
     run must not silently predict uncalibrated when it says it is calibrated.
     """
-    path = Path(run_dir) / CALIBRATION_FILE
+    path = RunFolder(run_dir).calibration_path
     if not path.is_file():
         return {"temperature": 1.0, "reason": f"no {CALIBRATION_FILE} (a run from before calibration): T = 1"}
     try:
@@ -119,14 +118,10 @@ def write_calibration(run_dir: str | Path, record: dict[str, Any]) -> None:
     The only way postloc (re)writes the file, after training or in a later calibrate step: a
     calibration written any other way is refused when the run is loaded, as a hand edit is.
     """
-    from postloc.io.atomic import atomic_open
-
     temperature = record.get("temperature")
     if not is_temperature(temperature):
         raise ValueError(f"'temperature' must be a positive number, got {temperature!r}")
-    with atomic_open(Path(run_dir) / CALIBRATION_FILE) as handle:
-        handle.write(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    record_run_files(run_dir, [CALIBRATION_FILE])
+    RunFolder(run_dir).write_calibration(record)
 
 
 def is_temperature(value: Any) -> TypeGuard[float]:

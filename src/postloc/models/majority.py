@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.errors import EmptyDatasetError
-from postloc.models.base import Estimator, ModelInputs
+from postloc.models.base import Estimator, FitOptions, ModelInputs
 from postloc.models.registry import register
 
 
@@ -39,14 +39,13 @@ class Majority(Estimator):
         """Nothing of the post: every post gets the training frequencies."""
         return ModelInputs.reading()
 
-    def fit(
-        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
-    ) -> Majority:
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
         if not len(train):  # frequencies of nothing are 0/0: NaN probabilities
             raise EmptyDatasetError(f"{self.name}: no training posts to count")
         self.classes_ = self._resolve_classes(train, classes)
         self.counts_ = np.bincount(self._class_index(train), minlength=len(self.classes_)).astype(float)
-        return self
 
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         self._check_fitted()

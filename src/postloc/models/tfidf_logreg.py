@@ -22,7 +22,7 @@ import pandas as pd
 
 from postloc.errors import EmptyDatasetError, PostlocError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
-from postloc.models.base import Estimator, ModelInputs
+from postloc.models.base import Estimator, FitOptions, ModelInputs
 from postloc.models.registry import register
 from postloc.text.hashtags import frame_hashtags
 from postloc.text.normalize import tokenize
@@ -72,9 +72,9 @@ class TfidfLogReg(Estimator):
         """Caption words and ``#hashtag`` tokens (:func:`post_tokens`), no photo."""
         return ModelInputs.reading("text", "hashtags")
 
-    def fit(
-        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
-    ) -> TfidfLogReg:
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -102,7 +102,7 @@ class TfidfLogReg(Estimator):
         self.seen_ = sorted(set(y.tolist()))
         if len(self.seen_) < 2 or not self.vocabulary_:
             self._constant(y)
-            return self
+            return
         grid = self._grid(searchable=val is not None and len(val) > 0)
         best: tuple[float, float, Any] | None = None
         for C in grid:
@@ -120,7 +120,6 @@ class TfidfLogReg(Estimator):
         _, self.C_, lr = best
         self.seen_ = [int(c) for c in lr.classes_]
         self.coef_, self.intercept_ = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
-        return self
 
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         self._check_fitted()

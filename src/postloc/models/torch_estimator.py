@@ -27,7 +27,7 @@ which is also the content of every checkpoint and of ``RUN/best``.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
@@ -37,8 +37,9 @@ import torch
 from torch import nn
 
 from postloc.errors import PostlocError
-from postloc.io.model_files import load_state_into, read_json, save_tensors, write_compact_json
-from postloc.models.base import Estimator
+from postloc.io.model_files import MODEL_FILE, load_state_into, read_json, save_tensors, write_compact_json
+from postloc.io.run_folder import RunFolder
+from postloc.models.base import Estimator, FitOptions, FitResult
 from postloc.nn import checkpoints as ck
 from postloc.nn.trainer import (
     BatchData,
@@ -61,6 +62,7 @@ class TorchEstimator(Estimator):
     """An estimator whose model is a torch network trained epoch by epoch (see the module docstring)."""
 
     epoch_based = True
+    fit_options = ("run_dir", "resume", "callbacks", "progress", "data_parallel")
     #: file names of the saved folder (a subclass may rename the state file; MRLF keeps ``vocab.json``)
     weights_file: ClassVar[str] = "weights.safetensors"
     state_file: ClassVar[str] = "state.json"
@@ -107,24 +109,19 @@ class TorchEstimator(Estimator):
 
     # --- fitting ---------------------------------------------------------------------------
 
-    def fit(
-        self,
-        train: pd.DataFrame,
-        val: pd.DataFrame | None = None,
-        *,
-        classes: Sequence[str] | None = None,
-        run_dir: str | Path | None = None,
-        resume: bool = False,
-        callbacks: Iterable[Any] = (),
-        progress: bool | None = None,
-    ) -> TorchEstimator:
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
         """Train on ``train``; ``val`` drives the learning-rate schedule, early stopping and best weights.
 
-        With ``run_dir``, a checkpoint is written every epoch and ``resume=True`` continues from
-        the newest one (the checkpoint's config and state win over the arguments); ``callbacks``
-        see every batch and epoch, ``progress`` overrides the trainer setting for progress bars.
+        With ``options.run_dir``, a checkpoint is written every epoch and ``options.resume``
+        continues from the newest one (the checkpoint's config and state win over the arguments);
+        ``callbacks`` see every batch and epoch, ``progress`` overrides the trainer setting for
+        progress bars. The fit ends as the model ``RUN/best`` holds (read back from it), so that
+        what training calibrates and returns is what prediction will load.
         """
         cfg = self.trainer
+        run_dir, resume = options.run_dir, options.resume
         if resume and run_dir is not None:
             ck.recover_run(run_dir)
         resume_from = ck.latest_checkpoint(run_dir) if (resume and run_dir is not None) else None
@@ -154,7 +151,7 @@ class TorchEstimator(Estimator):
             val_data = (
                 self._encode(val_rows, self._class_index(val_rows)) if val_rows is not None and len(val_rows) else None
             )
-            trainer = Trainer(cfg, run_dir=run_dir, callbacks=callbacks, progress=progress)
+            trainer = Trainer(cfg, run_dir=run_dir, callbacks=options.callbacks, progress=options.progress)
             self.state = trainer.fit(
                 self._fitted_net(),
                 train_data,
@@ -164,7 +161,25 @@ class TorchEstimator(Estimator):
                 resume_from=resume_from,
                 loss=self._loss(rows, y),
             )
-        return self
+        best = RunFolder(run_dir).best if run_dir is not None else None
+        if best is not None and (best / MODEL_FILE).exists():  # rank 0 (the others write no best/)
+            self._read_folder(best, keep_trainer=True)
+
+    def _fit_result(self, val: pd.DataFrame | None, options: FitOptions, seconds: float) -> FitResult:
+        """The trainer's record: epochs run, the best one, why it stopped; checkpoints and curves were written."""
+        state = self.state
+        if state is None:
+            raise PostlocError(f"{self.name} model is not fitted yet; call fit()")
+        history = state.history
+        return FitResult(
+            epochs_run=state.epoch,
+            best_epoch=state.best_epoch,
+            stop_reason=state.stop_reason,
+            seconds=seconds,
+            seconds_per_epoch=float(np.mean([r["seconds"] for r in history])) if history else None,
+            history=tuple(history),
+            checkpoints=True,
+        )
 
     # --- prediction ------------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ import torch
 
 from postloc.errors import ModelFileError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_json
+from postloc.io.run_folder import BEST, CHECKPOINTS
 
-CHECKPOINTS = "checkpoints"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
 TRAINER_STATE = "trainer_state.json"
@@ -135,7 +135,7 @@ def recover_run(run_dir: str | Path) -> None:
     from postloc.io.atomic import recover_folder
 
     run_dir = Path(run_dir)
-    recover_folder(run_dir / "best")
+    recover_folder(run_dir / BEST)
     folder = run_dir / CHECKPOINTS
     if folder.is_dir():
         for aside in folder.glob(".epoch-*.old-*"):

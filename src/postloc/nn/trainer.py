@@ -21,9 +21,6 @@ none of that code runs.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import math
 import sys
 import time
@@ -40,16 +37,10 @@ from torch.nn import functional as F
 from postloc.errors import PostlocError
 from postloc.io.atomic import write_folder_atomically
 from postloc.io.inputs import read_small_json
+from postloc.io.run_folder import BEST, CURVES_PNG, RunFolder
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
 from postloc.nn.config import TrainerConfig, resolve_threads
-
-METRICS_CSV = "metrics.csv"
-#: column order of metrics.csv (the order an epoch's row is built in); other keys follow
-METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "best")
-METRICS_JSONL = "metrics.jsonl"
-CURVES_PNG = "curves.png"
-BEST = "best"
 
 
 class DivergedError(PostlocError):
@@ -256,7 +247,7 @@ class Trainer:
             if diverged(row, module):
                 state.history.append(row)
                 if out is not None:
-                    write_metrics(out, state.history)  # the NaN epoch, for the user to see (as null)
+                    RunFolder(out).write_metrics(state.history)  # the NaN epoch, for the user to see (as null)
                 raise DivergedError(epoch, state.lr)
             score = monitored_score(row, monitor)
             improved = score > state.best_score + cfg.min_delta
@@ -289,7 +280,7 @@ class Trainer:
                     state.rng = {**state.rng, "ranks": dist.gather_objects(state.rng, ctx)}
             if out is not None:
                 self._checkpoint(out, state, optimizer, export)
-                write_metrics(out, state.history)
+                RunFolder(out).write_metrics(state.history)
             if self.progress and (ctx is None or ctx.is_main):
                 _echo(_epoch_line(row, cfg.epochs))
             for callback in self.callbacks:
@@ -390,17 +381,6 @@ def monitored_score(row: dict[str, Any], monitor: str) -> float:
     if value is None or not math.isfinite(value):
         return -row["train_loss"]
     return value if monitor.endswith("acc") else -value
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None: strict JSON has no NaN or Infinity."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def epoch_batches(data: BatchData, batch_size: int, rng: np.random.Generator, bucket: int = 50) -> list[np.ndarray]:
@@ -518,26 +498,6 @@ def inference_batches(
             bounds.append((start, end))
             start = end
     return order, bounds
-
-
-def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """The per-epoch log as CSV and JSONL, rewritten whole (atomically) from the trainer state."""
-    from postloc.io.atomic import atomic_open
-
-    # a fixed order: rows read back from a checkpoint (JSON with sorted keys) must not reorder the file
-    seen = {k for row in history for k in row}
-    columns = [k for k in METRIC_COLUMNS if k in seen]
-    for row in history:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    with atomic_open(run_dir / METRICS_CSV) as handle:
-        handle.write(buffer.getvalue())
-    with atomic_open(run_dir / METRICS_JSONL) as handle:
-        for row in history:
-            handle.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:

@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 from postloc.errors import PostlocError
 from postloc.io.inputs import read_small_json
 from postloc.io.ownership import QUICKSTART, read_marker
+from postloc.io.run_folder import RunFolder
 
 RUN_FOLDER = "run"  # quickstart trains the served model into OUT/run
-EVAL_TEST = "eval-test.json"
 QUICKSTART_MARKER = QUICKSTART.markers[0][0]  # quickstart.json
 
 
@@ -53,7 +53,7 @@ def _quickstart_verdict(run: Path) -> str | None:
 
 
 def _test_score(run: Path) -> str | None:
-    path = Path(run) / EVAL_TEST
+    path = RunFolder(run).eval_file("test")
     try:
         report: Any = read_small_json(path) if path.is_file() else None
     except (PostlocError, ValueError, OSError):  # an unreadable score is no score, not a server that fails to start

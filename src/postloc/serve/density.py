@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field
 
 from postloc.errors import PostlocError
 from postloc.io.inputs import read_small_json
+from postloc.io.run_folder import RunFolder
 from postloc.serve.errors import ApiError
-from postloc.training.density import DENSITY_FILE, check_grid, density_png
+from postloc.training.density import check_grid, density_png
 
 MAX_DENSITY_BYTES = 16 * 1024 * 1024
 
@@ -31,7 +32,7 @@ class Density(BaseModel):
 
 def load_density(run: Path) -> tuple[Density, bytes | None]:
     """The run's density as the page's description and PNG bytes; (unavailable, None) without a valid file."""
-    path = Path(run) / DENSITY_FILE
+    path = RunFolder(run).density_path
     try:
         grid = check_grid(read_small_json(path, MAX_DENSITY_BYTES)) if path.is_file() else None
     except (PostlocError, ValueError, OSError):  # an unreadable picture is no picture, not a server that fails

@@ -1,26 +1,16 @@
 """``train`` and ``evaluate``: a prepared folder in, a self-describing run folder out.
 
-Run folder layout::
+The run folder's layout, its file names, and how its files are read, written and sealed belong
+to :mod:`postloc.io.run_folder`; this module decides what goes in them. ``run.json`` holds the
+summary written when training ends (status, epochs, timings); after a failure, its status
+("diverged" or "failed") and reason: a plain retry then starts the run again, and ``--resume`` of
+a diverged run is refused. ``calibration.json`` holds the temperature fitted on the val split
+after the best model is chosen (with the val ECE before/after and how many val posts); prediction
+and evaluate apply it. A run without it (older versions) predicts with T = 1.
 
-    RUN/config.json        RunConfig + which prepared data (path, fingerprint, synthetic flag); the
-                           run's manifest: the SHA-256 of data.json, density.json and calibration.json, and its own
-                           (loading refuses an edited one; a run of an older version, without them,
-                           loads with a warning: io.model_files.verify_run_files)
-    RUN/data.json          POI table (names, centres) and the prepared hashtag vocabulary,
-                           so prediction needs only the run folder
-    RUN/density.json       where the training posts were made: post counts on a grid (cells of one
-                           person left out; training.density), the served page's map background
-    RUN/checkpoints/epoch-NNNN/   newest epoch checkpoints (neural models)
-    RUN/best/              the best-on-validation model (loadable with postloc.models.load_model)
-    RUN/metrics.csv, metrics.jsonl, curves.png   per-epoch log and curves
-    RUN/run.json           summary written when training ends (status, epochs, timings); after a
-                           failure, its status ("diverged" or "failed") and reason: a plain retry
-                           then starts the run again, and ``--resume`` of a diverged run is refused
-    RUN/calibration.json   the temperature fitted on the val split after the best model is chosen
-                           (with the val ECE before/after and how many val posts); prediction and
-                           evaluate apply it. A run without it (older versions) predicts with T = 1
-    RUN/eval-<split>.json/.md/-per-poi.csv/-confusion.png/-reliability.png/-coverage.png
-                           written by evaluate
+Every model is fitted the same way (:class:`postloc.models.base.FitOptions` in,
+:class:`postloc.models.base.FitResult` out): the run folder, resume, callbacks, progress and the
+executor travel in one options object, and the model writes ``best/`` and its metrics there.
 """
 
 from __future__ import annotations
@@ -40,17 +30,17 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.image_features import attach_image_features, load_image_features
+from postloc.data.labels import label_indices
 from postloc.data.modalities import available_modalities, unmet_needs
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.errors import DiskFullError, PostlocError
-from postloc.io.atomic import write_folder_atomically
 from postloc.io.escape import csv_unguard
-from postloc.io.inputs import read_small_json
 from postloc.io.locks import folder_lock
-from postloc.io.model_files import RUN_MANIFEST, record_run_files, verify_run_files
 from postloc.io.ownership import RUN, check_output_folder
+from postloc.io.run_folder import RunFolder, eval_stem
 from postloc.metrics import evaluate as evaluate_predictions
 from postloc.metrics import expected_calibration_error, write_report
+from postloc.models.base import Estimator, FitOptions, FitResult
 from postloc.models.calibration import (
     apply_temperature,
     fit_temperature,
@@ -61,13 +51,10 @@ from postloc.models.calibration import (
 from postloc.models.registry import load_model
 from postloc.nn import checkpoints as ck
 from postloc.nn import distributed as dist
-from postloc.nn.trainer import BEST, DivergedError, json_safe, write_metrics
+from postloc.nn.trainer import DivergedError
 from postloc.training.config import RunConfig, read_run_config
-from postloc.training.density import DENSITY_FILE, density_grid, extent
+from postloc.training.density import density_grid, extent
 
-RUN_CONFIG = RUN_MANIFEST
-DATA_INFO = "data.json"
-RUN_INFO = "run.json"
 SYNTHETIC_LABEL = "SYNTHETIC DATA"
 #: ``run.json`` statuses of a run whose training raised: a plain retry may start it again
 FAILED, DIVERGED = "failed", "diverged"
@@ -75,9 +62,12 @@ FAILED, DIVERGED = "failed", "diverged"
 
 @dataclass
 class TrainResult:
+    """The run folder, the trained model, ``run.json``'s summary, and the fit's typed record (:class:`FitResult`)."""
+
     run_dir: Path
     model: Any
     summary: dict[str, Any]
+    fit: FitResult | None = None
 
 
 def train(
@@ -127,16 +117,7 @@ def _train(
     main = ctx is None or ctx.is_main
     prepared = load_prepared(prepared_dir)
     model = create_model(config.model, config.params, config.trainer)  # bad params fail before any file is written
-    if executor is not None and "executor" not in model.fit_options:
-        raise PostlocError(
-            f"--engine ray runs the independent regressions of a model that has them (stack); "
-            f"model {config.model!r} has none: train it with the local engine"
-        )
-    if ctx is not None and not model.epoch_based:
-        raise PostlocError(
-            f"model {config.model!r} is not trained epoch by epoch, so it has nothing to run "
-            "data-parallel; train it without torchrun"
-        )
+    model.check_options(FitOptions(executor=executor, data_parallel=ctx is not None))
     missing = unmet_needs(model.requires, available_modalities(prepared.path))
     if missing:  # before any file is written: a retry must not find a half-made run in the way
         raise PostlocError(
@@ -177,11 +158,12 @@ def _after_failure(out: Path, error: BaseException, fresh: bool) -> None:
 
 def _mark_failed(out: Path, status: str, error: BaseException) -> None:
     """``run.json`` with the failure, when the folder is a run; best effort (the disk may be full)."""
-    if not (out / RUN_CONFIG).is_file():
+    run = RunFolder(out)
+    if not run.manifest_path.is_file():
         return
     record = {"status": status, "reason": str(error), "finished": datetime.now(UTC).isoformat(timespec="seconds")}
     with contextlib.suppress(OSError, PostlocError):
-        _write_json(out / RUN_INFO, record)
+        run.write_run_info(record)
 
 
 def _forget_failed_start(out: Path) -> None:
@@ -190,7 +172,7 @@ def _forget_failed_start(out: Path) -> None:
     Only this command's own files are there (the folder was new or empty, and the lock is held);
     once a checkpoint or ``best/`` exists the run is resumable and is left as it is.
     """
-    if not out.is_dir() or ck.latest_checkpoint(out) is not None or (out / BEST).exists():
+    if not out.is_dir() or ck.latest_checkpoint(out) is not None or RunFolder(out).has_model():
         return
     _empty_folder(out)
     with contextlib.suppress(OSError):
@@ -211,7 +193,7 @@ def _fit_and_summarise(
     prepared_dir: str | Path,
     prepared: PreparedData,
     config: RunConfig,
-    model: Any,
+    model: Estimator,
     resume: bool,
     callbacks: Iterable[Any],
     progress: bool | None,
@@ -226,7 +208,7 @@ def _fit_and_summarise(
     val_df = attach_image_features(prepared.split("val"), features)
 
     with contextlib.ExitStack() as stack:
-        run_dir: Path | None = out if model.epoch_based else None
+        run_dir = out
         if ctx is not None and not main:
             # The other ranks never touch the run folder: they resume from a private copy of
             # rank 0's newest checkpoint and write nothing (the trainer checks the rank too).
@@ -236,46 +218,18 @@ def _fit_and_summarise(
                 dist.mirror_latest_checkpoint(out, mirror, ctx)
         elif ctx is not None and resume:
             dist.mirror_latest_checkpoint(out, out, ctx)  # rank 0's half of the exchange
-        # only models trained in epochs take the run's arguments (see postloc.models.base)
-        run_args: dict[str, Any] = (
-            {"run_dir": run_dir, "resume": resume, "callbacks": callbacks, "progress": progress}
-            if model.epoch_based
-            else {}
+        options = FitOptions(
+            run_dir=run_dir,
+            resume=resume,
+            callbacks=tuple(callbacks),
+            progress=progress if progress is not None else config.trainer.progress,
+            executor=executor,
+            data_parallel=ctx is not None,
         )
-        if not model.epoch_based:
-            options = {
-                "progress": progress if progress is not None else config.trainer.progress,
-                "executor": executor,
-            }
-            run_args = {key: value for key, value in options.items() if key in model.fit_options}
-        started = time.perf_counter()
-        model.fit(train_df, val_df, classes=prepared.poi_names, **run_args)
-    seconds = time.perf_counter() - started
-    if model.epoch_based:
-        state = model.state
-        history = state.history
-        summary = {
-            "epochs_run": state.epoch,
-            "best_epoch": state.best_epoch,
-            "stop_reason": state.stop_reason,
-            "seconds_per_epoch": float(np.mean([r["seconds"] for r in history])) if history else None,
-        }
-    else:
-        write_folder_atomically(out / BEST, model.save)
-        row = {"epoch": 1, "seconds": round(seconds, 3)}
-        if len(val_df):
-            proba = model.predict_proba(val_df)
-            index = {c: i for i, c in enumerate(model.classes_)}
-            y = np.array([index.get(str(p), -1) for p in val_df["poi"]])
-            ok = y >= 0
-            row.update(
-                val_loss=float(-np.log(np.clip(proba[ok, y[ok]], 1e-12, 1)).mean()),
-                val_acc=float((proba.argmax(axis=1) == y).mean()),
-            )
-        write_metrics(out, [row])
-        summary = {"epochs_run": 1, "best_epoch": 1, "stop_reason": "not epoch-based", "seconds_per_epoch": seconds}
-        history = [row]
-    last = [r for r in history if r.get("best")] or history
+        fit = model.fit(train_df, val_df, classes=prepared.poi_names, options=options).fit_result_
+    if fit is None:  # a model that overrides fit itself and records nothing
+        raise PostlocError(f"model {config.model!r} recorded no fit result (its fit must set fit_result_)")
+    summary = fit.summary()
     summary.update(
         {
             "status": "complete",
@@ -283,25 +237,26 @@ def _fit_and_summarise(
             "train_posts": len(train_df),
             "val_posts": len(val_df),
             "classes": len(model.classes_),
-            "seconds": round(seconds, 3),
-            "val_acc": last[-1].get("val_acc") if last else None,
-            "val_in_training": bool(getattr(model, "trains_on_val", False)),
-            "val_loss": last[-1].get("val_loss") if last else None,
+            "seconds": round(fit.seconds, 3),
+            "val_acc": fit.val_acc,
+            "val_in_training": bool(model.trains_on_val),
+            "val_loss": fit.val_loss,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "synthetic": bool(prepared.manifest.get("synthetic", False)),
         }
     )
-    if hasattr(model, "describe"):
-        summary["model_info"] = {k: v for k, v in model.describe().items() if k != "config"}
+    info = model.describe()
+    if info is not None:
+        summary["model_info"] = {k: v for k, v in info.items() if k != "config"}
     if ctx is not None:
         summary["processes"] = ctx.world_size
         summary["backend"] = ctx.backend
     if main:
-        calibration = fit_calibration(load_model(out / BEST) if model.epoch_based else model, val_df)
+        calibration = fit_calibration(model, val_df)  # the model as RUN/best holds it (see FitOptions)
         write_calibration(out, calibration)
         summary["temperature"] = calibration["temperature"]
-        _write_json(out / RUN_INFO, summary)
-    return TrainResult(run_dir=out, model=model, summary=summary)
+        RunFolder(out).write_run_info(summary)
+    return TrainResult(run_dir=out, model=model, summary=summary, fit=fit)
 
 
 def _start_run_folder(out: Path, prepared_dir: str | Path, prepared: PreparedData, config: RunConfig) -> None:
@@ -310,28 +265,31 @@ def _start_run_folder(out: Path, prepared_dir: str | Path, prepared: PreparedDat
     A resumed run keeps the digests recorded before (its ``calibration.json``) until it rewrites them.
     """
     out.mkdir(parents=True, exist_ok=True)
-    recorded = _recorded_files(out)
-    manifest = {
-        "config": config.to_dict(),
-        "data": str(Path(prepared_dir).resolve()),
-        "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
-        "synthetic": bool(prepared.manifest.get("synthetic", False)),
-    }
-    _write_json(out / RUN_CONFIG, {**manifest, "files": recorded} if recorded else manifest)
-    _write_json(out / DATA_INFO, data_info(prepared))
-    sealed = [DATA_INFO]
-    if _write_density(out, prepared):
-        sealed.append(DENSITY_FILE)
-    record_run_files(out, sealed)
+    run = RunFolder(out)
+    run.write_manifest(
+        {
+            "config": config.to_dict(),
+            "data": str(Path(prepared_dir).resolve()),
+            "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
+            "synthetic": bool(prepared.manifest.get("synthetic", False)),
+        }
+    )
+    run.write_data(data_info(prepared))
+    sealed = [run.data_path.name]
+    grid = _density(prepared)
+    if grid is not None:
+        run.write_density(grid)
+        sealed.append(run.density_path.name)
+    run.seal(sealed)
 
 
-def _write_density(out: Path, prepared: PreparedData) -> bool:
-    """``RUN/density.json``: where the training posts were made (the map's background); False without coordinates.
+def _density(prepared: PreparedData) -> dict[str, Any] | None:
+    """Where the training posts were made (``RUN/density.json``, the map's background); None without coordinates.
 
     The extent holds the training posts and every POI centre, so that the served map shows both."""
     train = prepared.split("train")
     if not {"lat", "lon"} <= set(train.columns):
-        return False
+        return None
     lat = pd.to_numeric(train["lat"], errors="coerce").to_numpy(float)
     lon = pd.to_numeric(train["lon"], errors="coerce").to_numpy(float)
     pois = prepared.pois
@@ -340,30 +298,14 @@ def _write_density(out: Path, prepared: PreparedData) -> bool:
         np.concatenate([lon, pd.to_numeric(pois["lon"], errors="coerce").to_numpy(float)]),
     )
     if bounds is None or not np.isfinite(lat).any():
-        return False
+        return None
     users = train["user"].tolist() if "user" in train else None
-    from postloc.io.atomic import atomic_open
-
-    with atomic_open(out / DENSITY_FILE) as handle:  # compact: thousands of [row, col, count] cells
-        handle.write(json.dumps(density_grid(lat, lon, users, bounds), separators=(",", ":")) + "\n")
-    return True
+    return density_grid(lat, lon, users, bounds)
 
 
-def _recorded_files(out: Path) -> dict[str, str]:
-    """The digests the run's manifest recorded so far (none for a new run or an older version's)."""
-    if not (out / RUN_CONFIG).is_file():
-        return {}
-    with contextlib.suppress(OSError, ValueError, PostlocError):
-        files = read_small_json(out / RUN_CONFIG).get("files")
-        if isinstance(files, dict):
-            return {str(k): str(v) for k, v in files.items()}
-    return {}
-
-
-def fit_calibration(model: Any, val_df: pd.DataFrame) -> dict[str, Any]:
+def fit_calibration(model: Estimator, val_df: pd.DataFrame) -> dict[str, Any]:
     """Fit the temperature of ``model`` (the chosen best model) on the val posts; the calibration.json content."""
-    index = {c: i for i, c in enumerate(model.classes_)}
-    y = np.array([index.get(str(p), -1) for p in val_df["poi"]], dtype=np.int64) if len(val_df) else np.zeros(0, int)
+    y = label_indices(val_df["poi"], model.classes_) if len(val_df) else np.zeros(0, int)
     known = int((y >= 0).sum())
     record: dict[str, Any] = {
         "method": "temperature scaling (Guo et al. 2017) on the model's probabilities",
@@ -371,7 +313,7 @@ def fit_calibration(model: Any, val_df: pd.DataFrame) -> dict[str, Any]:
         "val_posts": int(len(val_df)),
         "val_posts_used": known,
     }
-    if getattr(model, "calibrates_itself", False):
+    if model.calibrates_itself:
         return {
             **record,
             "temperature": 1.0,
@@ -403,10 +345,11 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     coverage table gives the accuracy on the 100/80/50/20 % most confident posts.
     """
     run = Path(run_dir)
-    if not (run / BEST).exists():
+    folder = RunFolder(run)
+    if not folder.has_model():
         raise PostlocError(f"{run} has no trained model (no best/ folder); train first")
-    verify_run_files(run)  # an edited data.json, calibration.json or config.json is refused, naming it
-    info = read_small_json(run / RUN_CONFIG) if (run / RUN_CONFIG).exists() else {}
+    folder.verify()  # an edited data.json, calibration.json or config.json is refused, naming it
+    info = folder.read_manifest() if folder.is_started() else {}
     data = data or info.get("data")
     if data is None:
         raise PostlocError(f"{run}: no prepared data recorded; pass --data")
@@ -416,7 +359,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
         raise PostlocError(str(error)) from None
     temperature = float(calibration["temperature"])
     prepared = load_prepared(data)
-    model = load_model(run / BEST)
+    model = load_model(folder.best)
     posts = attach_image_features(prepared.split(split), load_image_features(prepared.path))
     if posts.empty:
         raise PostlocError(f"{data}: the {split} split is empty")
@@ -438,7 +381,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
         **report,
     }
     title = f"{model.name} on {Path(str(data)).name}, {split} split" + (f" ({SYNTHETIC_LABEL})" if synthetic else "")
-    write_report(report, run, f"eval-{split}", title)
+    write_report(report, run, eval_stem(split), title)
     return report
 
 
@@ -472,7 +415,7 @@ def data_info(prepared: PreparedData) -> dict[str, Any]:
 def _check_run_folder(out: Path, config: RunConfig, resume: bool, prepared: Path) -> None:
     # never into someone else's folder, the prepared data, or a folder holding it
     check_output_folder(out, RUN, inputs=[prepared])
-    started = (out / RUN_CONFIG).exists() or ck.latest_checkpoint(out) is not None
+    started = RunFolder(out).is_started() or ck.latest_checkpoint(out) is not None
     failure = _failure(out) if started else None
     if resume:
         if not started:
@@ -496,20 +439,12 @@ def _check_run_folder(out: Path, config: RunConfig, resume: bool, prepared: Path
 
 def _failure(out: Path) -> dict[str, str] | None:
     """``run.json``'s status and reason when the run's training failed (see :func:`_mark_failed`), else None."""
-    with contextlib.suppress(OSError, ValueError, PostlocError):
-        info = read_small_json(out / RUN_INFO) if (out / RUN_INFO).is_file() else None
-        if isinstance(info, dict) and info.get("status") in (FAILED, DIVERGED):
-            return {"status": str(info["status"]), "reason": str(info.get("reason") or "failed")}
+    info = RunFolder(out).read_run_info()
+    if info is not None and info.get("status") in (FAILED, DIVERGED):
+        return {"status": str(info["status"]), "reason": str(info.get("reason") or "failed")}
     return None
 
 
 def _plain(params: Any) -> Any:
     """Params as JSON sees them (tuples become lists), so a saved config compares equal to the original."""
     return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
-
-
-def _write_json(path: Path, data: Any) -> None:
-    from postloc.io.atomic import atomic_open
-
-    with atomic_open(path) as handle:
-        handle.write(json.dumps(json_safe(data), indent=2, sort_keys=True, default=str) + "\n")

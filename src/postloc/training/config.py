@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from postloc.errors import BadInputError, PostlocError
-from postloc.io.inputs import read_small_json, read_small_text
+from postloc.io.inputs import read_small_text
+from postloc.io.run_folder import MANIFEST, RunFolder
 from postloc.nn.config import MONITORS, TrainerConfig
 from postloc.settings import make_dataclass_config
 
@@ -89,11 +90,11 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def read_run_config(run_dir: str | Path) -> RunConfig:
-    """The config a run was started with (``RUN/config.json``)."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise PostlocError(f"{run_dir} is not a training run (no config.json)")
-    return RunConfig.from_dict(read_small_json(path)["config"])
+    """The config a run was started with (the run's manifest, ``RUN/config.json``)."""
+    run = RunFolder(run_dir)
+    if not run.is_started():
+        raise PostlocError(f"{run_dir} is not a training run (no {MANIFEST})")
+    return RunConfig.from_dict(run.read_manifest()["config"])
 
 
 def apply_overrides(config: RunConfig, overrides: Iterable[str]) -> RunConfig:

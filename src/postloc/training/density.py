@@ -20,7 +20,6 @@ import numpy as np
 
 from postloc.data.schema import is_missing
 
-DENSITY_FILE = "density.json"
 CELLS = 256  # cells along the longer side of the extent
 MAX_CELLS = 1024  # a grid read back from a file is refused past this many cells a side
 MIN_USERS = 2

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.image_features import attach_image_features, load_image_features
+from postloc.data.labels import label_indices
 from postloc.data.modalities import available_modalities, unmet_needs
 from postloc.data.prepared import load_prepared
 from postloc.errors import PostlocError
@@ -37,6 +38,7 @@ from postloc.io.escape import md_text
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import OPEN_SET, check_output_folder
 from postloc.metrics import expected_calibration_error
+from postloc.models.base import FitOptions
 from postloc.models.calibration import apply_temperature
 from postloc.training.config import RunConfig
 
@@ -117,8 +119,8 @@ def _open_set(prepared_dir: Path, out: Path, config: OpenSetConfig) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    run_args = {"progress": run.trainer.progress} if model.epoch_based else {}
-    model.fit(train_known, val_known, classes=known_pois, **run_args)
+    # no run folder: nothing of the fit is kept but the model (progress: the model's own default)
+    model.fit(train_known, val_known, classes=known_pois, options=FitOptions())
     seconds = time.perf_counter() - started
     from postloc.training.api import fit_calibration  # here: the CLI imports this module to build its parser
 
@@ -127,8 +129,7 @@ def _open_set(prepared_dir: Path, out: Path, config: OpenSetConfig) -> dict[str,
 
     raw = np.asarray(model.predict_proba(test), dtype=float)
     proba = apply_temperature(raw, temperature)
-    index = {c: i for i, c in enumerate(model.classes_)}
-    y = np.array([index.get(p, -1) for p in test["poi"]], dtype=np.int64)
+    y = label_indices(test["poi"], model.classes_)
     known = y >= 0
     confidence = proba.max(axis=1)
     raw_confidence = raw.max(axis=1)

@@ -21,7 +21,7 @@ import torch
 from postloc.data.image_features import image_dim, image_matrix
 from postloc.errors import PostlocError
 from postloc.io.model_files import load_tensors, save_tensors
-from postloc.models.base import Estimator, ModelInputs
+from postloc.models.base import Estimator, FitOptions, ModelInputs
 from postloc.models.registry import register
 from postloc.settings import check_ranges
 
@@ -67,9 +67,9 @@ class KnnImage(Estimator):
         """The photo alone, as a vector as long as the training vectors it compares with."""
         return ModelInputs.reading(image_dim=self.matrix_.shape[1] if len(self.matrix_) else 0)
 
-    def fit(
-        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
-    ) -> KnnImage:
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
         self.classes_ = self._resolve_classes(train, classes)
         dim = image_dim(train)
         if dim == 0:
@@ -80,7 +80,6 @@ class KnnImage(Estimator):
         self.labels_ = y[present]
         counts = np.bincount(y, minlength=len(self.classes_)).astype(float) + 1.0
         self.prior_ = counts / counts.sum()
-        return self
 
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         self._check_fitted()

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from postloc.errors import PostlocError
-from postloc.models.base import Estimator, ModelInputs
+from postloc.models.base import Estimator, FitOptions, ModelInputs
 from postloc.models.mrlf import MRLF, MRLFConfig
 from postloc.models.registry import register
 from postloc.models.tfidf_logreg import TfidfLogReg
@@ -105,9 +105,9 @@ class MRLFPlus(Estimator):
         params = {name: getattr(self.config, name) for name in MRLF_FIELDS}
         return {**params, "modalities": list(params["modalities"])}
 
-    def fit(
-        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
-    ) -> MRLFPlus:
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
         import warnings
 
         self.classes_ = self._resolve_classes(train, classes)
@@ -122,7 +122,6 @@ class MRLFPlus(Estimator):
             a, b = self.mrlf.predict_proba(val), self.linear.predict_proba(val)
             losses = [(-_log(_mix(a, b, w))[ok, y[ok]].mean(), w) for w in self.config.weights]
             self.weight_ = float(min(losses)[1])
-        return self
 
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         self._check_fitted()

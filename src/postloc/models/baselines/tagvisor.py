@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
-from postloc.models.base import Estimator, ModelInputs
+from postloc.models.base import Estimator, FitOptions, ModelInputs
 from postloc.models.baselines.forest_arrays import ForestArrays
 from postloc.models.registry import register
 from postloc.text.hashtags import frame_hashtags
@@ -58,9 +58,9 @@ class TagVisor(Estimator):
         """The hashtags alone (TagVisor's forest is over a hashtag vocabulary)."""
         return ModelInputs.reading("hashtags")
 
-    def fit(
-        self, train: pd.DataFrame, val: pd.DataFrame | None = None, *, classes: Sequence[str] | None = None
-    ) -> TagVisor:
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
         from sklearn.ensemble import RandomForestClassifier
 
         cfg = self.config
@@ -76,7 +76,7 @@ class TagVisor(Estimator):
         self.seen_ = sorted(set(y[usable].tolist()))
         if len(self.seen_) < 1:
             self.forest_ = None
-            return self
+            return
         forest = RandomForestClassifier(
             n_estimators=cfg.n_estimators,
             max_depth=cfg.max_depth or None,
@@ -89,7 +89,6 @@ class TagVisor(Estimator):
         forest.fit(X[usable], y[usable])
         self.seen_ = [int(c) for c in forest.classes_]
         self.forest_ = ForestArrays.from_forest(forest)
-        return self
 
     def predict_proba(self, posts: pd.DataFrame) -> np.ndarray:
         self._check_fitted()

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from postloc.data.image_features import image_matrix
+from postloc.data.labels import label_indices
 from postloc.models.mrlf.config import MRLFConfig
 from postloc.text.hashtags import frame_hashtags
 from postloc.text.normalize import tokenize
@@ -110,8 +111,7 @@ def encode_posts(
     tags = _pad([vocabs.hashtags.encode(t, config.max_hashtags) for t in tag_lists], config.max_hashtags)
     image, present = image_matrix(posts, image_dim)
     if classes is not None and "poi" in posts:
-        index = {c: i for i, c in enumerate(classes)}
-        y = np.array([index.get(str(p), -1) for p in posts["poi"]], dtype=np.int64)
+        y = label_indices(posts["poi"], classes)
     else:
         y = np.full(len(posts), -1, dtype=np.int64)
     return EncodedPosts(text_chars, tag_chars, text_words, tags, image, present, y, config.char_pool)

@@ -38,7 +38,7 @@ import pandas as pd
 from postloc.data.splits import user_groups
 from postloc.errors import PostlocError
 from postloc.io.model_files import load_tensors, read_json, save_tensors, write_compact_json
-from postloc.models.base import Estimator, ModelInputs
+from postloc.models.base import Estimator, FitOptions, ModelInputs
 from postloc.models.registry import register
 from postloc.models.stack.combiner import combine, fit_combiner
 from postloc.models.stack.fits import Executor, PathTask, ThreadExecutor, c_path, fit_logreg, log_proba, refit
@@ -107,7 +107,7 @@ class Stack(Estimator):
     quick_params = {"c_grid": (1.0,), "inner_folds": 2, "max_iter": 200}
     #: its combiner weights are fitted on out-of-fold users: no temperature on val on top (training/api)
     calibrates_itself = True
-    fit_options = ("progress", "executor")
+    fit_options = ("run_dir", "progress", "executor")
 
     def __init__(self, config: Any = None, trainer=None):
         super().__init__(config, trainer)
@@ -140,26 +140,21 @@ class Stack(Estimator):
 
     # --- fit ---------------------------------------------------------------------------------
 
-    def fit(
-        self,
-        train: pd.DataFrame,
-        val: pd.DataFrame | None = None,
-        *,
-        classes: Sequence[str] | None = None,
-        progress: bool | None = None,
-        executor: Executor | None = None,
-    ) -> Stack:
+    def _fit(
+        self, train: pd.DataFrame, val: pd.DataFrame | None, *, classes: Sequence[str] | None, options: FitOptions
+    ) -> None:
         """Fit every learner, choose its C out of fold, then the combiner and the context weights.
 
         The costly part is the regressions (docs/scale-stack.md): each learner's features are
         computed once; the inner folds' C paths are independent tasks run on ``n_jobs`` threads; with
         more posts than ``c_sample_posts`` they run on a sample of whole users, and only the final
-        refit of each learner sees every post. ``progress``: a bar on a terminal, a line per step in
-        a log (None: the bar only, on a terminal). ``executor`` runs the independent regressions
-        (default: ``n_jobs`` threads here; :class:`postloc.scale.ray_fits.RayExecutor` on a Ray
-        cluster); any executor gives the same model, since each regression is a pure function.
+        refit of each learner sees every post. ``options.progress``: a bar on a terminal, a line per
+        step in a log (None: the bar only, on a terminal). ``options.executor`` runs the independent
+        regressions (default: ``n_jobs`` threads here; :class:`postloc.scale.ray_fits.RayExecutor` on
+        a Ray cluster); any executor gives the same model, since each regression is a pure function.
         """
         cfg = self.config
+        progress, executor = options.progress, options.executor
         self.classes_ = self._resolve_classes(train, classes)
         n_classes = len(self.classes_)
         kinds = [kind for kind in cfg.learners if LEARNERS[kind].usable(train)]
@@ -201,7 +196,6 @@ class Stack(Estimator):
         y_s, w_s = y_all[sample], weights_all[sample]
         self.weights_ = fit_combiner(oof, y_s, w_s) if folds else np.ones(len(kinds))
         self._fit_context(everyone.iloc[sample], combine(oof, self.weights_) if folds else None, y_s, w_s)
-        return self
 
     def _fit_context(self, posts: pd.DataFrame, oof: np.ndarray | None, y: np.ndarray, weights: np.ndarray) -> None:
         """The weights of :mod:`postloc.models.user_context` on the out-of-fold probabilities (0 without them).
