@@ -50,15 +50,12 @@ from postloc.data.image_features import IMAGE_COLUMN
 from postloc.data.schema import MODEL_COLUMNS, Post
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.names import DEFAULT_NAME_WEIGHT, Blend, NameBlender
-from postloc.io.inputs import read_small_json
-from postloc.io.model_files import verify_run_files
+from postloc.io.run_folder import RunFolder, verify_run_files
 from postloc.metrics import top_k_indices
 from postloc.models.calibration import apply_temperature, read_calibration
 from postloc.text.hashtags import post_hashtags
 from postloc.text.normalize import normalize_text
 
-#: a run's POI table and hashtag vocabulary (written by ``postloc.training``)
-DATA_INFO = "data.json"
 #: the columns of the rows a model reads
 FRAME_COLUMNS = list(MODEL_COLUMNS)
 #: a row's hashtags before the vocabulary cut: what name matching reads (names are rarely in the vocabulary)
@@ -337,15 +334,14 @@ def load(
     from postloc.models.registry import load_model
 
     run = Path(run_dir)
-    model_dir = run / "best" if (run / "best" / MODEL_FILE).exists() else run
+    model_dir = RunFolder(run).model_dir()
     if not (model_dir / MODEL_FILE).exists():
         raise PostlocError(f"{run} holds no trained model (neither best/{MODEL_FILE} nor {MODEL_FILE})")
     model = load_model(model_dir)
     # data.json and calibration.json are the run's (sealed in its config.json), never best/'s: a file
     # dropped into best/ is not among the model's recorded files and would be read unchecked
     verify_run_files(run)
-    info_path = run / DATA_INFO
-    info = read_small_json(info_path) if info_path.is_file() else {}
+    info = RunFolder(run).read_data()
     try:  # a run folder's calibration; a bare model folder (or an older run) has none: T = 1
         calibration = read_calibration(run)
     except ValueError as error:
