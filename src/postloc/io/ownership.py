@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from postloc.errors import OutputPathError
+from postloc.io import run_folder
 
 #: bytes read of a marker file at most: a marker is a small JSON object, never a data file
 MARKER_MAX_BYTES = 4 << 20
@@ -42,7 +43,7 @@ class FolderKind:
 
 
 PREPARED = FolderKind("prepared dataset", (("manifest.json", lambda m: "postloc_prepared" in m),))
-RUN = FolderKind("training run", (("config.json", lambda m: isinstance(m.get("config"), Mapping)),))
+RUN = FolderKind("training run", ((run_folder.MANIFEST, lambda m: isinstance(m.get("config"), Mapping)),))
 #: experiments write ``experiment.json`` when they start; folders of earlier versions have only results.json
 REPORT = FolderKind(
     "experiment report",

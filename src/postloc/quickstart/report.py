@@ -28,11 +28,13 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.basemap import Basemap, clip, simplify
+from postloc.data.labels import class_index
 from postloc.data.prepared import load_prepared
 from postloc.experiments.cv import PREDICTIONS
 from postloc.experiments.verdict import wins
 from postloc.io.atomic import atomic_path
 from postloc.io.inputs import read_small_json
+from postloc.io.run_folder import RunFolder
 from postloc.metrics import per_poi_table
 from postloc.training.density import density_grid, density_png, extent
 
@@ -415,7 +417,7 @@ def _per_poi_section(pois: pd.DataFrame, outcomes: pd.DataFrame, posts: pd.DataF
     """Precision, recall and support of every POI (:func:`postloc.metrics.per_poi_table`), busiest first:
     the POIs a good overall score hides are the ones with recall near 0."""
     classes = pois["poi"].astype(str).tolist()
-    index = {poi: i for i, poi in enumerate(classes)}
+    index = class_index(classes)
     truth = posts.set_index(posts["id"].astype(str))["poi"].astype(str).reindex(outcomes.index)
     y_true = truth.map(index).fillna(-1).to_numpy(int)
     y_pred = outcomes["predicted"].astype(str).map(index).fillna(-1).to_numpy(int)
@@ -569,7 +571,7 @@ def _commands_section(out: Path, names: dict[str, Any] | None, verdict: dict[str
         "<li>Predict a file of posts: "
         f"<code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl{escape(pois)}</code></li>",
         f"<li>The full scores: <code>{escape(str(out / 'cv' / 'report.md'))}</code>; the test-split evaluation of the "
-        f"served model: <code>{escape(str(out / 'run' / 'eval-test.md'))}</code></li>",
+        f"served model: <code>{escape(str(RunFolder(out / 'run').eval_file('test', '.md')))}</code></li>",
         "</ul>",
     ]
 

@@ -37,6 +37,7 @@ from postloc.io.escape import csv_guard_columns, csv_unguard, csv_unguard_column
 from postloc.io.inputs import check_regular_file
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import QUICKSTART, REPORT, RUN, check_output_folder, is_own_folder
+from postloc.io.run_folder import RunFolder
 from postloc.quickstart.choices import Choice, choose, prepare_config, profile_posts
 from postloc.settings import setting, setting_error
 from postloc.training.config import DEFAULT_MODEL
@@ -362,7 +363,7 @@ class _Quickstart:
         from postloc.training.api import evaluate, train
         from postloc.training.config import RunConfig, TrainerConfig
 
-        info = _read_json(self.run_dir / "run.json")
+        info = RunFolder(self.run_dir).read_run_info()
         if not (info and info.get("status") == "complete"):
             if self.run_dir.exists() and is_own_folder(self.run_dir, RUN):
                 shutil.rmtree(self.run_dir)  # an interrupted first training: start it again
