@@ -10,8 +10,9 @@ import json
 
 import pytest
 
+from postloc.data.prepared import PREPARED
 from postloc.errors import OutputPathError
-from postloc.io.ownership import PREPARED, RUN, check_not_input, check_output_folder
+from postloc.io.ownership import RUN, check_not_input, check_output_folder
 
 
 def test_missing_and_empty_folders_are_fine(tmp_path):
@@ -72,7 +73,7 @@ def test_file_as_output_folder_is_refused(tmp_path):
 
 
 def test_experiment_folders_of_this_and_earlier_versions_are_ours(tmp_path):
-    from postloc.io.ownership import REPORT
+    from postloc.experiments.folder import REPORT
 
     now, before, foreign = tmp_path / "now", tmp_path / "before", tmp_path / "foreign"
     for folder in (now, before, foreign):

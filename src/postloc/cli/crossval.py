@@ -47,6 +47,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from postloc.experiments import ExperimentConfig, run_experiments
     from postloc.experiments.config import quick_config
+    from postloc.experiments.folder import report_path
     from postloc.models.registry import get_model
 
     try:
@@ -91,7 +92,7 @@ def run(args) -> int:
     print(
         f"{args.model} over {args.folds} folds: acc {acc['mean']:.3f} ± {acc['std']:.3f} "
         f"(± is the standard deviation over the folds; folds: {', '.join(f'{v:.3f}' for v in acc['values'])}); "
-        f"wrote {args.out / 'report.md'}"
+        f"wrote {report_path(args.out)}"
     )
     if results.get("verdict"):
         print("verdict: " + term(results["verdict"]["sentence"]))

@@ -93,6 +93,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from postloc.experiments import ExperimentConfig, run_experiments
     from postloc.experiments.config import quick_config
+    from postloc.experiments.folder import report_path
 
     studies = tuple(s.strip() for s in args.studies.split(",") if s.strip())
     common = dict(
@@ -119,7 +120,7 @@ def run(args) -> int:
     except ValueError as error:
         raise PostlocError(str(error)) from None
     results = run_experiments(args.prepared, args.out, config)
-    print(f"wrote {args.out / 'report.md'} ({len(results['rows'])} rows, {results['cells_run_now']} cells run now)")
+    print(f"wrote {report_path(args.out)} ({len(results['rows'])} rows, {results['cells_run_now']} cells run now)")
     for study, verdict in results.get("verdicts", {}).items():
         print(f"verdict ({study}): " + term(verdict["sentence"]))
     return 0

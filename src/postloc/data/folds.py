@@ -40,7 +40,6 @@ import pandas as pd
 from postloc.data.prepared import PreparedData
 from postloc.data.splits import SplitConfig, assign_to_targets, user_disjoint_split
 
-FOLDS_FILE = "folds.parquet"
 NO_USER = "\0post:"
 
 

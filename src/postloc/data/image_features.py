@@ -19,15 +19,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from postloc.data.schema import IMAGE_VECTOR_KEY, is_missing
 from postloc.errors import PostlocError
+from postloc.io.inputs import read_small_json
 
 IMAGE_FEATURES_FILE = "image_features.parquet"
 IMAGE_COLUMN = IMAGE_VECTOR_KEY  # the one name, whether a record carries the vector or a frame does
+
+# What ``postloc images`` (and its Ray engine) write beside the contract file; this module owns the
+# names, the pipelines write the files and training, prediction and the experiments read them here.
+#: one row per image file: its status (kept, dropped, inpainted, unreadable...) and portrait ratio
+STATUS_FILE = "image_status.csv"
+#: the run's record: backbone, preprocessing, noise mode, counts (what prediction rebuilds the featurizer from)
+SUMMARY_FILE = "image_summary.json"
+#: the default content-hash feature cache (``--cache`` puts it elsewhere)
+CACHE_DIR = "image_cache"
+#: the Ray engine's per-image rows (``part-*.parquet``)
+VECTORS_DIR = "image_vectors"
+
+
+def has_image_features(prepared_dir: str | Path) -> bool:
+    """Whether the prepared folder holds the contract file (``postloc images`` ran, or vectors were given)."""
+    return (Path(prepared_dir) / IMAGE_FEATURES_FILE).exists()
+
+
+def read_image_summary(prepared_dir: str | Path) -> dict[str, Any] | None:
+    """``image_summary.json`` of the folder (how its vectors were made), or None when there is none."""
+    path = Path(prepared_dir) / SUMMARY_FILE
+    return read_small_json(path) if path.exists() else None
+
+
+def default_cache_dir(prepared_dir: str | Path) -> Path:
+    """Where ``postloc images`` keeps its feature cache when not told (``--cache``)."""
+    return Path(prepared_dir) / CACHE_DIR
 
 
 def load_image_features(prepared_dir: str | Path) -> tuple[list[str], np.ndarray] | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from postloc.experiments.folder import cells_dir
 from postloc.io.inputs import read_small_json
 
 
@@ -53,7 +54,7 @@ class CellStore:
     """``out/cells/<key>.json`` per finished cell."""
 
     def __init__(self, root: Path):
-        self.root = root / "cells"
+        self.root = cells_dir(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:

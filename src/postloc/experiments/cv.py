@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from postloc.data.folds import (
-    FOLDS_FILE,
     FoldConfig,
     assign_folds,
     fold_data,
@@ -41,17 +40,18 @@ from postloc.data.folds import (
     user_keys,
     write_folds,
 )
+from postloc.data.prepared import POSTS, POSTS_JSONL, load_prepared, write_posts
 from postloc.errors import PostlocError
+from postloc.experiments import folder as layout
 
-PREDICTIONS = "predictions"
 BOOTSTRAP_RESAMPLES = 2000
 LEVEL = 0.95
-_SKIP = ("posts.parquet", "posts.jsonl")
+_SKIP = (POSTS, POSTS_JSONL)  # rewritten for the fold, or left out (the exchange copy)
 
 
 def ensure_folds(prepared: Path, out: Path, config: FoldConfig) -> dict[str, int]:
     """The user -> fold map of this experiment folder: read back, or made now from ``prepared``."""
-    path = out / FOLDS_FILE
+    path = layout.folds_path(out)
     if path.exists():
         known, stored = read_folds(path)
         if stored != config:
@@ -61,8 +61,6 @@ def ensure_folds(prepared: Path, out: Path, config: FoldConfig) -> dict[str, int
                 "settings to resume, or another --out"
             )
         return known
-    from postloc.data.prepared import load_prepared
-
     posts = load_prepared(prepared).posts
     table = user_fold_table(posts, assign_folds(posts, config))
     write_folds(path, table, config)
@@ -71,8 +69,6 @@ def ensure_folds(prepared: Path, out: Path, config: FoldConfig) -> dict[str, int
 
 def fold_summary(prepared: Path, known: Mapping[str, int], k: int) -> list[dict[str, int]]:
     """Posts and users per fold of the prepared folder (for the report)."""
-    from postloc.data.prepared import load_prepared
-
     posts = load_prepared(prepared).posts
     folds = user_keys(posts).map(known)
     users = pd.DataFrame({"u": user_keys(posts), "f": folds}).drop_duplicates()
@@ -83,16 +79,15 @@ class FoldFolders:
     """``OUT/data/folds/VARIANT/fold-K/``: the variant's prepared folder with fold K's splits."""
 
     def __init__(self, out: Path, known: Mapping[str, int], config: FoldConfig):
-        self.root = out / "data" / "folds"
+        self.root = layout.fold_root(out)
         self.known = known
         self.config = config
         self._folds: dict[str, tuple[Any, pd.Series]] = {}
 
     def folder(self, variant: str, source: str | Path, k: int) -> Path:
         target = self.root / variant / f"fold-{k}"
-        if (target / "fold.json").exists():
+        if (target / layout.FOLD_INFO).exists():
             return target
-        from postloc.data.prepared import load_prepared
         from postloc.io.atomic import write_folder_atomically
 
         if variant not in self._folds:
@@ -109,27 +104,13 @@ class FoldFolders:
                     os.link(item, tmp / item.name)
                 except OSError:
                     shutil.copy2(item, tmp / item.name)
-            _write_posts(fold.posts, tmp / "posts.parquet")
+            write_posts(fold.posts, tmp)
             counts = fold.posts["split"].value_counts().to_dict()
             info = {"variant": variant, "fold": k, "k": self.config.k, "seed": self.config.seed, "posts": counts}
-            (tmp / "fold.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+            (tmp / layout.FOLD_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
         write_folder_atomically(target, fill)
         return target
-
-
-def _write_posts(posts: pd.DataFrame, path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from postloc.data.prepare import prepared_schema
-
-    schema = prepared_schema()
-    columns = [f.name for f in schema if f.name in posts]
-    table = pa.Table.from_pandas(
-        posts[columns], schema=pa.schema([schema.field(c) for c in columns]), preserve_index=False
-    )
-    pq.write_table(table, path)
 
 
 def outcomes(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, pois: pd.DataFrame) -> pd.DataFrame:
@@ -157,14 +138,15 @@ def outcomes(proba: np.ndarray, classes: Sequence[str], posts: pd.DataFrame, poi
 def write_outcomes(out: Path, key: str, frame: pd.DataFrame) -> None:
     from postloc.io.atomic import atomic_path
 
-    (out / PREDICTIONS).mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / PREDICTIONS / f"{key}.parquet") as tmp:
+    path = layout.outcomes_path(out, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False, compression="zstd")
 
 
 def read_outcomes(out: Path, keys: Sequence[str]) -> pd.DataFrame | None:
     """The pooled outcomes of a row's cells, averaged over seeds per post (None if any is missing)."""
-    paths = [out / PREDICTIONS / f"{k}.parquet" for k in keys]
+    paths = [layout.outcomes_path(out, k) for k in keys]
     if not paths or not all(p.exists() for p in paths):
         return None
     frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)

@@ -19,37 +19,25 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from postloc.data.image_features import IMAGE_FEATURES_FILE
+from postloc.data.image_features import IMAGE_FEATURES_FILE, has_image_features, read_image_summary
 from postloc.data.modalities import available_modalities
-from postloc.data.prepared import load_prepared
+from postloc.data.prepared import POSTS, copy_manifest, load_prepared, read_manifest, read_posts, write_posts
+from postloc.experiments.folder import VARIANT_INFO
 from postloc.io.inputs import read_small_json
 
-__all__ = ["available_modalities", "image_backbone", "is_synthetic", "resolve_raw_input"]
+__all__ = ["available_modalities", "image_backbone", "resolve_raw_input"]
 
 
 def image_backbone(prepared: str | Path) -> str | None:
     """Which network produced ``image_features.parquet`` (None when there are no features)."""
-    path = Path(prepared)
-    if not (path / IMAGE_FEATURES_FILE).exists():
+    if not has_image_features(prepared):
         return None
-    summary = path / "image_summary.json"
-    if summary.exists():
-        return str(read_small_json(summary).get("backbone") or "unknown backbone")
-    manifest = read_small_json(path / "manifest.json")
-    if manifest.get("synthetic"):
+    summary = read_image_summary(prepared)
+    if summary is not None:
+        return str(summary.get("backbone") or "unknown backbone")
+    if read_manifest(prepared).get("synthetic"):
         return "synthetic Gaussian vectors"
     return "unknown backbone"
-
-
-def is_synthetic(prepared: str | Path) -> bool:
-    """The manifest says so, or the posts do (``postloc.datasets.synthetic`` marks every record, and
-    ``prepare`` keeps the mark in ``extra`` but not in the manifest)."""
-    if read_small_json(Path(prepared) / "manifest.json").get("synthetic", False):
-        return True
-    posts = pd.read_parquet(Path(prepared) / "posts.parquet", columns=["extra"])
-    return bool(posts["extra"].dropna().astype(str).str.contains('"synthetic": true').any())
 
 
 def resolve_raw_input(prepared: str | Path, raw: str | None) -> tuple[Path | None, str]:
@@ -57,7 +45,7 @@ def resolve_raw_input(prepared: str | Path, raw: str | None) -> tuple[Path | Non
     if raw:
         path = Path(raw)
         return (path, f"given: {path}") if path.exists() else (None, f"--raw {raw} does not exist")
-    manifest = read_small_json(Path(prepared) / "manifest.json")
+    manifest = read_manifest(prepared)
     name = str((manifest.get("input") or {}).get("path") or "")
     from postloc import datasets
 
@@ -71,7 +59,7 @@ def resolve_raw_input(prepared: str | Path, raw: str | None) -> tuple[Path | Non
 
 
 def prepared_threshold(prepared: str | Path) -> int:
-    manifest = read_small_json(Path(prepared) / "manifest.json")
+    manifest = read_manifest(prepared)
     return int((manifest.get("config") or {}).get("min_hashtag_count") or 1)
 
 
@@ -81,11 +69,11 @@ def hashtag_variant(prepared: str | Path, threshold: int, out: Path, raw: Path |
     Returns ``{"ok": bool, "method": ..., "reason": ...}``; reuses ``out`` when it is complete.
     """
     prepared = Path(prepared)
-    marker = out / "variant.json"
+    marker = out / VARIANT_INFO
     if marker.exists():
         return read_small_json(marker)
     own = prepared_threshold(prepared)
-    manifest = read_small_json(prepared / "manifest.json")
+    manifest = read_manifest(prepared)
     if raw is not None and not manifest.get("synthetic"):
         from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 
@@ -103,7 +91,7 @@ def hashtag_variant(prepared: str | Path, threshold: int, out: Path, raw: Path |
             skip_bad=bool(spec.get("skip_bad", False)),
         )
         prepare(raw, out, PrepareConfig(**settings), read)
-        if (prepared / IMAGE_FEATURES_FILE).exists():
+        if has_image_features(prepared):
             shutil.copy2(prepared / IMAGE_FEATURES_FILE, out / IMAGE_FEATURES_FILE)
         info = {
             "ok": True,
@@ -140,26 +128,14 @@ def _filter_prepared(prepared: Path, threshold: int, out: Path) -> None:
     keep = {t for t, n in counts.items() if n >= threshold}
     out.mkdir(parents=True, exist_ok=True)
     for item in prepared.iterdir():
-        if item.is_file() and item.name != "posts.parquet":
+        if item.is_file() and item.name != POSTS:
             shutil.copy2(item, out / item.name)
     posts = data.posts.copy()
     posts["hashtags"] = [[t for t in tags if t in keep] for tags in posts["hashtags"]]
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from postloc.data.prepare import prepared_schema
-
-    schema = prepared_schema()
-    columns = [f.name for f in schema if f.name in posts]
-    table = pa.Table.from_pandas(
-        posts[columns], schema=pa.schema([schema.field(c) for c in columns]), preserve_index=False
-    )
-    pq.write_table(table, out / "posts.parquet")
-    manifest = read_small_json(prepared / "manifest.json")
-    manifest.setdefault("config", {})["min_hashtag_count"] = threshold
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    write_posts(posts, out)
+    copy_manifest(prepared, out, min_hashtag_count=threshold)
 
 
 def frame_has_images(prepared: str | Path) -> bool:
-    posts = pd.read_parquet(Path(prepared) / "posts.parquet", columns=["image"])
+    posts = read_posts(prepared, columns=["image"])
     return bool(posts["image"].map(lambda v: v is not None and len(v) > 0).any())

@@ -15,9 +15,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from postloc.data.image_features import default_cache_dir
+from postloc.data.prepared import TABLES, read_posts, write_posts
 from postloc.experiments.data import frame_has_images
+from postloc.experiments.folder import TABLE3_INFO
 from postloc.io.inputs import read_small_json
 
 if TYPE_CHECKING:  # the image pipeline is imported only when the study runs
@@ -30,7 +31,7 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
     """``{"ok": True, "keep": path, "drop": path, "backbone": ..., "dropped": n}``, or
     ``{"ok": False, "reason": ...}``."""
     prepared = Path(prepared)
-    marker = work / "table3.json"
+    marker = work / TABLE3_INFO
     if marker.exists():
         return read_small_json(marker)
     if not frame_has_images(prepared):
@@ -55,7 +56,7 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
         for mode in MODES:
             target = work / f"images-{mode}"
             _copy_with_absolute_images(prepared, target)
-            result = extract_images(target, ImagesConfig(noise=mode, cache_dir=str(work / "image_cache")))
+            result = extract_images(target, ImagesConfig(noise=mode, cache_dir=str(default_cache_dir(work))))
             info[mode] = str(target)
             info["backbone"] = result.summary.get("backbone")
             info[f"{mode}_status"] = result.summary.get("status")
@@ -67,7 +68,7 @@ def noise_variants(prepared: str | Path, work: Path) -> dict[str, Any]:
 
 def _missing_files(prepared: Path, sample: int = 20) -> str | None:
     """The first of up to ``sample`` image paths that does not exist, when none of them exists."""
-    posts = pd.read_parquet(prepared / "posts.parquet", columns=["image"])
+    posts = read_posts(prepared, columns=["image"])
     paths = [p for v in posts["image"] if v is not None for p in v][:sample]
     resolved = [Path(p) if Path(p).is_absolute() else prepared / p for p in paths]
     if paths and not any(p.exists() for p in resolved):
@@ -77,21 +78,13 @@ def _missing_files(prepared: Path, sample: int = 20) -> str | None:
 
 def _copy_with_absolute_images(prepared: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("pois.csv", "hashtags.csv", "manifest.json", "summary.json", "summary.md"):
+    for name in TABLES:
         if (prepared / name).exists():
             shutil.copy2(prepared / name, target / name)
-    posts = pd.read_parquet(prepared / "posts.parquet")
+    posts = read_posts(prepared)
     base = prepared.resolve()
     posts["image"] = [
         [str(p) if Path(p).is_absolute() else str((base / p).resolve()) for p in (list(v) if v is not None else [])]
         for v in posts["image"]
     ]
-    import pyarrow as pa
-
-    from postloc.data.prepare import prepared_schema
-
-    schema = prepared_schema()
-    table = pa.Table.from_pandas(posts[[f.name for f in schema]], schema=schema, preserve_index=False)
-    import pyarrow.parquet as pq
-
-    pq.write_table(table, target / "posts.parquet")
+    write_posts(posts, target)

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from postloc.experiments import folder as layout
 from postloc.io.escape import md_code, md_text
 
 TITLES = {
@@ -324,12 +325,12 @@ def write_report(results: dict[str, Any], out: Path) -> list[str]:
     plotted = []
     for study, plot in _PLOTS.items():
         rows = [r for r in results["rows"] if r["study"] == study]
-        if rows and plot(rows, out / f"{study}.png", TITLES[study] + suffix):
+        if rows and plot(rows, layout.plot_path(out, study), TITLES[study] + suffix):
             plotted.append(study)
         else:
-            (out / f"{study}.png").unlink(missing_ok=True)
-    with atomic_open(out / "results.json") as handle:
+            layout.plot_path(out, study).unlink(missing_ok=True)
+    with atomic_open(layout.results_path(out)) as handle:
         handle.write(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
-    with atomic_open(out / "report.md") as handle:
+    with atomic_open(layout.report_path(out)) as handle:
         handle.write(markdown(results, plotted))
     return plotted

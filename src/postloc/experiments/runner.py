@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -13,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from postloc.data.prepared import is_synthetic, read_manifest, read_pois
 from postloc.experiments import data as datamod
+from postloc.experiments import folder as layout
 from postloc.experiments.cells import Cell, CellStore
 from postloc.experiments.config import ExperimentConfig, Method
 from postloc.experiments.methods import (
@@ -25,9 +26,8 @@ from postloc.experiments.methods import (
     table2_methods,
 )
 from postloc.experiments.noisy_images import noise_variants
-from postloc.io.inputs import read_small_json
 from postloc.io.locks import folder_lock
-from postloc.io.ownership import REPORT, check_output_folder
+from postloc.io.ownership import check_output_folder
 
 DROP_KEYS = ("per_poi", "confusion", "labels", "coverage", "calibration_curves")
 
@@ -62,12 +62,10 @@ def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentCon
     """
     config = config or ExperimentConfig()
     prepared, out = Path(prepared).resolve(), Path(out)
-    check_output_folder(out, REPORT, inputs=[prepared])  # never someone else's folder, nor the data's
+    check_output_folder(out, layout.REPORT, inputs=[prepared])  # never someone else's folder, nor the data's
     with folder_lock(out):
         out.mkdir(parents=True, exist_ok=True)
-        marker = out / REPORT.marker
-        if not marker.exists():
-            marker.write_text(json.dumps({"postloc_experiments": 1, "prepared": str(prepared)}) + "\n")
+        layout.mark(out, prepared)
         return _run(prepared, out, config)
 
 
@@ -214,7 +212,7 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
 
 
 def _plan_table3(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, add) -> None:
-    info = noise_variants(prepared, out / "data" / "table3")
+    info = noise_variants(prepared, layout.variant_dir(out, "table3"))
     methods = [
         Method("MRLF image only", "mrlf", {"modalities": ["image"], "fusion": "concat"}, ("image",)),
         Method(
@@ -265,15 +263,15 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
                     }
                 )
         return
-    synthetic = datamod.is_synthetic(prepared)
+    synthetic = is_synthetic(prepared)
     for t in sorted(set(config.thresholds) | {own}):
         if t == own:
             variant, info = "base", {"ok": True, "method": "the prepared folder itself"}
         else:
             variant = f"tags-min{t}"
-            info = datamod.hashtag_variant(prepared, t, out / "data" / variant, None if synthetic else raw)
+            info = datamod.hashtag_variant(prepared, t, layout.variant_dir(out, variant), None if synthetic else raw)
             if info.get("ok"):
-                plan.variants[variant] = str(out / "data" / variant)
+                plan.variants[variant] = str(layout.variant_dir(out, variant))
                 plan.note(
                     "fig4",
                     f"threshold {t}: {info['method']}; {info.get('posts')} posts "
@@ -347,7 +345,7 @@ def run_cell(cell: Cell, prepared: str, out: Path, config: ExperimentConfig) -> 
     from postloc.training.api import train
     from postloc.training.config import RunConfig, TrainerConfig
 
-    run_dir = out / "runs" / cell.key
+    run_dir = layout.run_dir(out, cell.key)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an interrupted cell restarts from scratch
     trainer = TrainerConfig(**cell.trainer)
@@ -386,7 +384,7 @@ def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConf
     the mean over its seeds); n/a rows keep their reason."""
     from postloc.experiments.verdict import verdicts
 
-    manifest = read_small_json(prepared / "manifest.json")
+    manifest = read_manifest(prepared)
     rows = []
     for row in plan.rows:
         entry = {k: row[k] for k in ("study", "row", "column", "model", "variant", "na")}
@@ -420,7 +418,7 @@ def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConf
         rows.append(entry)
     results = {
         "prepared": str(prepared),
-        "synthetic": datamod.is_synthetic(prepared),
+        "synthetic": is_synthetic(prepared),
         "label": manifest.get("label"),
         "config": asdict(config),
         "rows": rows,
@@ -451,9 +449,7 @@ def collect(plan: Plan, store: CellStore, prepared: Path, config: ExperimentConf
 
 def _count_pois(prepared: Path) -> int:
     """The POIs of the prepared folder (its ``pois.csv``, already read once by every cell)."""
-    import pandas as pd
-
-    return int(len(pd.read_csv(prepared / "pois.csv", usecols=["poi"], dtype=str)))
+    return int(len(read_pois(prepared)))
 
 
 def _fold(record: dict[str, Any]) -> int:

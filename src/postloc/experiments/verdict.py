@@ -28,6 +28,7 @@ import pandas as pd
 
 from postloc.data.prepared import PreparedData, load_prepared
 from postloc.experiments import cv
+from postloc.experiments import folder as layout
 
 DEFAULT_SUBJECT = "stack"  # Table II's verdict is about postloc's default model when it ran
 
@@ -39,7 +40,7 @@ def majority_answers(data: PreparedData, out: Path, folds: int) -> tuple[pd.Seri
     With folds the splits are rebuilt exactly as each fold's cells saw them (the stored user -> fold
     map, :func:`postloc.data.folds.fold_splits`); without, the prepared folder's own split.
     """
-    from postloc.data.folds import FOLDS_FILE, assign_folds, fold_splits, read_folds
+    from postloc.data.folds import assign_folds, fold_splits, read_folds
 
     posts = data.posts
     order = [str(p) for p in data.pois["poi"]]  # ties go to the earlier POI of the table, as the classes do
@@ -47,7 +48,7 @@ def majority_answers(data: PreparedData, out: Path, folds: int) -> tuple[pd.Seri
     ids = posts["id"].astype(str)
     splits: list[pd.Series] = []
     if folds:
-        known, config = read_folds(out / FOLDS_FILE)
+        known, config = read_folds(layout.folds_path(out))
         assigned = assign_folds(posts, config, known=known)
         splits = [fold_splits(posts, assigned, k, config) for k in range(config.k)]
     else:
@@ -196,7 +197,7 @@ def verdicts(
         subjects[study] = named[0] if named else max(done, key=lambda r: r["accuracy"]["mean"])
     if not subjects:
         return {}
-    if not any(all((out / cv.PREDICTIONS / f"{k}.parquet").exists() for k in r["keys"]) for r in subjects.values()):
+    if not any(all(layout.outcomes_path(out, k).exists() for k in r["keys"]) for r in subjects.values()):
         return {}  # no subject has per-post outcomes (a partial run): the data need not be read
     data = load_prepared(prepared)
     majority = majority_answers(data, out, folds)

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from postloc.data.image_features import default_cache_dir, read_image_summary
 from postloc.errors import PostlocError
 from postloc.inference.photos import DEFAULT_MAX_PIXELS
-from postloc.io.inputs import read_small_json
 from postloc.io.run_folder import RunFolder
 from postloc.vision.decode import OK, DecodeConfig, Decoded, content_hash, decode_image, read_bytes
 from postloc.vision.work import DROPPED, INPAINTED, KEPT, PROCESSING_ERROR, WorkSettings, decide
@@ -111,7 +111,7 @@ def run_images(summary: dict[str, Any], prepared: Path) -> RunImages | None:
     except (TypeError, KeyError, ValueError):
         return None
     candidates = [Path(summary["cache"])] if summary.get("cache") else []
-    candidates.append(prepared / "image_cache")
+    candidates.append(default_cache_dir(prepared))
     cache = next((c for c in candidates if (c / "features").is_dir()), None)
     return RunImages(work, str(summary["backbone"]), cache)
 
@@ -144,8 +144,7 @@ def featurizer_for_run(run_dir: str | Path, image_dim: int) -> FeaturizerInfo:
     try:
         config = RunFolder(run).read_manifest()
         data = Path(config.get("data") or "")
-        if (data / "image_summary.json").exists():
-            summary = read_small_json(data / "image_summary.json")
+        summary = read_image_summary(data)
     except (OSError, ValueError, PostlocError):
         summary = None
     if not summary or not summary.get("backbone"):

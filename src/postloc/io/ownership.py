@@ -42,17 +42,9 @@ class FolderKind:
         return self.markers[0][0]
 
 
-PREPARED = FolderKind("prepared dataset", (("manifest.json", lambda m: "postloc_prepared" in m),))
+# The module that owns a folder's layout defines its kind beside its file names (this layer cannot
+# import them): ``postloc.data.prepared.PREPARED``, ``postloc.experiments.folder.REPORT``.
 RUN = FolderKind("training run", ((run_folder.MANIFEST, lambda m: isinstance(m.get("config"), Mapping)),))
-#: experiments write ``experiment.json`` when they start; folders of earlier versions have only results.json
-REPORT = FolderKind(
-    "experiment report",
-    (
-        ("experiment.json", lambda m: "postloc_experiments" in m),
-        ("results.json", lambda m: isinstance(m.get("rows"), list) and "config" in m),
-    ),
-)
-
 
 #: ``postloc quickstart`` writes its manifest first and updates it after every step
 QUICKSTART = FolderKind("quickstart folder", (("quickstart.json", lambda m: "postloc_quickstart" in m),))

@@ -29,8 +29,8 @@ import pandas as pd
 
 from postloc.data.basemap import Basemap, clip, simplify
 from postloc.data.labels import class_index
-from postloc.data.prepared import load_prepared
-from postloc.experiments.cv import PREDICTIONS
+from postloc.data.prepared import load_prepared, read_summary
+from postloc.experiments.folder import outcomes_path, report_path, results_path
 from postloc.experiments.verdict import wins
 from postloc.io.atomic import atomic_path
 from postloc.io.inputs import read_small_json
@@ -49,7 +49,7 @@ def write_report(out: Path, manifest: dict[str, Any], basemap: Basemap | None = 
 
     ``basemap``: streets and shores the user supplied (``--basemap``), drawn under the density."""
     prepared = load_prepared(out / "prepared")
-    results = read_small_json(out / "cv" / "results.json")
+    results = read_small_json(results_path(out / "cv"))
     rows = [r for r in results["rows"] if r["study"] == "cv" and not r.get("na")]
     model = manifest["request"]["model"]
     main = next((r for r in rows if r["model"] == model), None)
@@ -85,7 +85,7 @@ def write_report(out: Path, manifest: dict[str, Any], basemap: Basemap | None = 
 
 def _outcomes(cv: Path, row: dict[str, Any]) -> pd.DataFrame | None:
     """The default model's per-post outcomes, pooled over folds (one seed: no averaging of ``predicted``)."""
-    paths = [cv / PREDICTIONS / f"{key}.parquet" for key in row["keys"]]
+    paths = [outcomes_path(cv, key) for key in row["keys"]]
     if not paths or not all(path.exists() for path in paths):
         return None
     frame = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True).drop_duplicates("id", keep="first")
@@ -523,7 +523,7 @@ def _choices_section(manifest: dict[str, Any]) -> list[str]:
 
 
 def _data_section(prepared: Path) -> list[str]:
-    summary = read_small_json(prepared / "summary.json")
+    summary = read_summary(prepared)
     out = [
         "<h2>The prepared data</h2>",
         "<table><tr><th>split</th><th>posts</th><th>users</th><th>POIs</th><th>with text</th>"
@@ -570,7 +570,7 @@ def _commands_section(out: Path, names: dict[str, Any] | None, verdict: dict[str
         "</li>",
         "<li>Predict a file of posts: "
         f"<code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl{escape(pois)}</code></li>",
-        f"<li>The full scores: <code>{escape(str(out / 'cv' / 'report.md'))}</code>; the test-split evaluation of the "
+        f"<li>The full scores: <code>{escape(str(report_path(out / 'cv')))}</code>; the test-split evaluation of the "
         f"served model: <code>{escape(str(RunFolder(out / 'run').eval_file('test', '.md')))}</code></li>",
         "</ul>",
     ]

@@ -30,13 +30,15 @@ from typing import Any
 from postloc.data.basemap import Basemap, read_basemap
 from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 from postloc.data.prepare.run import fingerprint
+from postloc.data.prepared import SUMMARY_MD, read_pois
 from postloc.data.readers import SkipReport, read_posts
 from postloc.errors import BadInputError, PostlocError
+from postloc.experiments import folder as experiment_folder
 from postloc.io.atomic import atomic_path
-from postloc.io.escape import csv_guard_columns, csv_unguard, csv_unguard_columns, term, term_lines, term_skip_summary
+from postloc.io.escape import csv_guard_columns, csv_unguard_columns, term, term_lines, term_skip_summary
 from postloc.io.inputs import check_regular_file
 from postloc.io.locks import folder_lock
-from postloc.io.ownership import QUICKSTART, REPORT, RUN, check_output_folder, is_own_folder
+from postloc.io.ownership import QUICKSTART, RUN, check_output_folder, is_own_folder
 from postloc.io.run_folder import RunFolder
 from postloc.quickstart.choices import Choice, choose, prepare_config, profile_posts
 from postloc.settings import setting, setting_error
@@ -227,13 +229,9 @@ class _Quickstart:
     def _names(self) -> dict[str, Any]:
         """POIs known by name but not trained on (too few posts or users): the served model can still answer
         them when a post names them. Taken from the input's location names and the ``--pois`` table."""
-        import pandas as pd
-
         from postloc.data.gazetteer import read_gazetteer
 
-        trained = set(
-            pd.read_csv(self.prepared / "pois.csv", dtype={"poi": str}, usecols=["poi"])["poi"].map(csv_unguard)
-        )
+        trained = set(read_pois(self.prepared)["poi"])
         rows = {r["poi"]: r for r in _read_places(self.out / SEEN_PLACES) if r["poi"] not in trained}
         table = None
         if self.config.pois_csv:
@@ -269,7 +267,7 @@ class _Quickstart:
 
     def _forget_outputs(self) -> None:
         """Remove this folder's earlier step outputs, each only when it is postloc's own of its kind."""
-        for folder, kind in ((self.cv, REPORT), (self.run_dir, RUN)):
+        for folder, kind in ((self.cv, experiment_folder.REPORT), (self.run_dir, RUN)):
             if folder.is_dir() and not folder.is_symlink() and is_own_folder(folder, kind):
                 shutil.rmtree(folder)
         # the prepared folder is replaced atomically by prepare itself
@@ -309,13 +307,13 @@ class _Quickstart:
         if pois < 2:
             raise PostlocError(
                 f"the prepared data has {pois} POI(s); a model needs at least two. The posts give too few places "
-                f"with enough posts and users: see {self.prepared / 'summary.md'}, and run `postloc prepare` with "
+                f"with enough posts and users: see {self.prepared / SUMMARY_MD}, and run `postloc prepare` with "
                 "a lower --min-poi-posts / --min-poi-users"
             )
         for split in ("train", "test"):
             if not summary.get(split, {}).get("posts"):
                 raise PostlocError(
-                    f"the {split} split is empty (too few users to split by user); see {self.prepared / 'summary.md'}"
+                    f"the {split} split is empty (too few users to split by user); see {self.prepared / SUMMARY_MD}"
                 )
         return {"posts": summary["all"]["posts"], "pois": pois, "users": summary["all"].get("users")}
 
@@ -356,7 +354,9 @@ class _Quickstart:
         results = run_experiments(self.prepared, self.cv, config)
         missing = results.get("cells_missing", 0)
         if missing:
-            raise PostlocError(f"{missing} evaluation cell(s) did not finish; see {self.cv / 'report.md'}")
+            raise PostlocError(
+                f"{missing} evaluation cell(s) did not finish; see {experiment_folder.report_path(self.cv)}"
+            )
         return {"folds": folds}
 
     def _train(self) -> dict[str, Any]:
@@ -406,11 +406,8 @@ def _read_places(path: Path) -> list[dict[str, Any]]:
 
 def read_verdict(cv: Path) -> dict[str, Any] | None:
     """The verdict the scoring step wrote into ``cv/results.json`` (None: none, e.g. a folder of an older postloc)."""
-    from postloc.io.inputs import read_small_json
-
-    path = cv / "results.json"
-    results = read_small_json(path) if path.is_file() else None
-    found = results.get("verdict") if isinstance(results, dict) else None
+    results = experiment_folder.read_results(cv)
+    found = results.get("verdict") if results is not None else None
     return dict(found) if isinstance(found, dict) else None
 
 

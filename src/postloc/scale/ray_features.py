@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from postloc.data.image_features import IMAGE_FEATURES_FILE, STATUS_FILE, SUMMARY_FILE, VECTORS_DIR
+from postloc.data.prepared import POSTS
 from postloc.errors import PostlocError
 from postloc.scale._ray import RaySettings, ray_session, write_parquet_parts
-
-VECTORS_DIR = "image_vectors"
 
 
 def image_row_schema():
@@ -150,7 +150,7 @@ def extract_images_ray(
     out = prepared_dir / VECTORS_DIR
     started = time.perf_counter()
     with ray_session(settings or RaySettings(), workers) as ray:
-        rows = ray.data.read_parquet(str((prepared_dir / "posts.parquet").resolve())).select_columns(["id", "image"])
+        rows = ray.data.read_parquet(str((prepared_dir / POSTS).resolve())).select_columns(["id", "image"])
         images = rows.map_batches(
             explode_images, batch_format="pandas", fn_kwargs={"base": str(prepared_dir.resolve())}
         )
@@ -197,9 +197,6 @@ def write_artifacts(
     from postloc.io.atomic import atomic_open
     from postloc.vision.decode import MISSING, UNREADABLE, ZERO_BYTE
     from postloc.vision.pipeline import (
-        IMAGE_FEATURES_FILE,
-        STATUS_FILE,
-        SUMMARY_FILE,
         USABLE,
         ImageRecord,
         _resolve,

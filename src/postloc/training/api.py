@@ -32,9 +32,8 @@ import pandas as pd
 from postloc.data.image_features import attach_image_features, load_image_features
 from postloc.data.labels import label_indices
 from postloc.data.modalities import available_modalities, unmet_needs
-from postloc.data.prepared import PreparedData, load_prepared
+from postloc.data.prepared import PreparedData, load_prepared, read_kept_hashtags
 from postloc.errors import DiskFullError, PostlocError
-from postloc.io.escape import csv_unguard
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import RUN, check_output_folder
 from postloc.io.run_folder import RunFolder, eval_stem
@@ -397,16 +396,9 @@ def data_info(prepared: PreparedData) -> dict[str, Any]:
         }
         for r in rows
     ]
-    vocabulary = None
-    path = prepared.path / "hashtags.csv"
-    if path.exists():
-        table = pd.read_csv(path, dtype={"hashtag": str}, keep_default_na=False)
-        if "kept" in table:
-            kept = table["kept"].astype(str).str.lower().isin(["true", "1"])
-            vocabulary = sorted(table.loc[kept, "hashtag"].map(csv_unguard).tolist())  # prepare guards formulas
     return {
         "pois": pois,
-        "hashtag_vocabulary": vocabulary,
+        "hashtag_vocabulary": read_kept_hashtags(prepared.path),
         "min_hashtag_count": prepared.manifest.get("config", {}).get("min_hashtag_count"),
         "synthetic": bool(prepared.manifest.get("synthetic", False)),
     }

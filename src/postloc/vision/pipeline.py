@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from postloc.data.image_features import IMAGE_FEATURES_FILE
+from postloc.data.image_features import IMAGE_FEATURES_FILE, STATUS_FILE, SUMMARY_FILE, default_cache_dir
+from postloc.data.prepared import MANIFEST, POSTS, is_prepared, read_posts
 from postloc.errors import PostlocError
 from postloc.io.atomic import atomic_open, atomic_path
 from postloc.io.locks import folder_lock
@@ -60,10 +61,8 @@ from postloc.vision.work import (
 if TYPE_CHECKING:  # torch is imported only when the pipeline runs
     from postloc.vision.backbones import BackboneKey, FrozenBackbone
 
-STATUS_FILE = "image_status.csv"
 #: images a DataLoader worker hands to the backbone at a time (decoding overlaps the forward pass)
 LOADER_BATCH = 8
-SUMMARY_FILE = "image_summary.json"
 USABLE = (KEPT, INPAINTED)
 
 
@@ -185,7 +184,7 @@ def _extract_images(prepared_dir: str | Path, config: ImagesConfig) -> ImagesRes
     backbone = get_backbone(config.backbone, config.weights, fold=config.fold)
     backbone.micro_batch = max(1, config.micro_batch)
     settings = config.work_settings(backbone.preprocessing, thumbnails=config.thumbnails > 0)
-    cache = Path(config.cache_dir) if config.cache_dir else prepared_dir / "image_cache"
+    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir(prepared_dir)
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(default_threads(config))
@@ -217,13 +216,11 @@ def _extract_images(prepared_dir: str | Path, config: ImagesConfig) -> ImagesRes
 
 
 def _read_posts(prepared_dir: Path):
-    import pandas as pd
-
-    if not (prepared_dir / "manifest.json").exists() or not (prepared_dir / "posts.parquet").exists():
+    if not is_prepared(prepared_dir):
         raise PostlocError(
-            f"{prepared_dir} is not a prepared dataset (no manifest.json/posts.parquet); run `postloc prepare` first"
+            f"{prepared_dir} is not a prepared dataset (no {MANIFEST}/{POSTS}); run `postloc prepare` first"
         )
-    return pd.read_parquet(prepared_dir / "posts.parquet", columns=["id", "image"])
+    return read_posts(prepared_dir, columns=["id", "image"])
 
 
 def _check_dependencies(config: ImagesConfig) -> None:

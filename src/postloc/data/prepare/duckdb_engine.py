@@ -54,6 +54,7 @@ from postloc.data.prepare.steps import (
     spool_place_keys,
     write_csv,
 )
+from postloc.data.prepared import HASHTAGS, POIS, POSTS
 from postloc.data.splits import SPLITS, assign_users
 from postloc.data.summary import assemble_summary, split_stats
 from postloc.errors import EmptyDatasetError, PostlocError
@@ -123,14 +124,14 @@ def _build(
 
     pois = _poi_table(con, known_centres)
     _write_posts(con, spool, vocabulary, work, n_posts, show_progress)
-    _write_hashtags(con, work / "hashtags.csv")
-    posts_parquet = quote(str(work / "posts.parquet"))
+    _write_hashtags(con, work / HASHTAGS)
+    posts_parquet = quote(str(work / POSTS))
     if method != "labels":
         named = name_clusters(*_cluster_tag_counts(con, posts_parquet))
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
-    write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
+    write_csv(csv_guard_columns(pois), work / POIS)  # ids and names: no formulas in a spreadsheet
     n_places = scalar(con, "SELECT count(*) FROM tags WHERE kept AND posts < ?", [config.min_hashtag_count])
     summary = _summary(con, posts_parquet, funnel, len(vocabulary), n_places)
     add_label_notes(summary, merges, n_posts, funnel)

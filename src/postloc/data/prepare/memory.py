@@ -36,6 +36,7 @@ from postloc.data.prepare.steps import (
     spool_place_keys,
     write_csv,
 )
+from postloc.data.prepared import HASHTAGS, POIS, POSTS
 from postloc.data.splits import user_disjoint_split
 from postloc.data.summary import build_summary
 from postloc.errors import EmptyDatasetError, PostlocError
@@ -82,18 +83,18 @@ def build_in_memory(
     by_use: list[tuple[str, int]] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     vocab_stats = pd.DataFrame(by_use, columns=["hashtag", "posts"])
     vocab_stats["kept"] = vocab_stats["hashtag"].isin(vocabulary)
-    write_csv(csv_guard_columns(vocab_stats, HASHTAG_TEXT_COLUMNS), work / "hashtags.csv")  # a given tag may be =x
+    write_csv(csv_guard_columns(vocab_stats, HASHTAG_TEXT_COLUMNS), work / HASHTAGS)  # a given tag may be =x
 
     if method != "labels":
-        train = pd.read_parquet(work / "posts.parquet", columns=["poi", "hashtags"], filters=[("split", "==", "train")])
+        train = pd.read_parquet(work / POSTS, columns=["poi", "hashtags"], filters=[("split", "==", "train")])
         named = name_clusters(*cluster_tag_counts(train))
         del train
         unnamed = pois["name"].fillna("").eq("")
         pois.loc[unnamed, "name"] = pois.loc[unnamed, "poi"].map(named).fillna("")
         pois = name_unnamed_by_coordinates(pois)
-    write_csv(csv_guard_columns(pois), work / "pois.csv")  # ids and names: no formulas in a spreadsheet
+    write_csv(csv_guard_columns(pois), work / POIS)  # ids and names: no formulas in a spreadsheet
     n_places = sum(1 for tag in vocabulary if counts[tag] < config.min_hashtag_count)
-    summary = build_summary(_written_posts(work / "posts.parquet"), funnel, len(vocabulary), n_places)
+    summary = build_summary(_written_posts(work / POSTS), funnel, len(vocabulary), n_places)
     add_label_notes(summary, merges, len(meta), funnel)
     return summary, method
 

@@ -21,6 +21,7 @@ import pandas as pd
 from postloc.data.prepare.config import PrepareConfig, PrepareResult, ReadOptions
 from postloc.data.prepare.memory import build_in_memory
 from postloc.data.prepare.steps import collector_paused, progress, release_cleaning_memory, spool_clean_posts
+from postloc.data.prepared import HASHTAGS, PREPARED, SUMMARY, SUMMARY_MD, write_manifest
 from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
 from postloc.errors import BadInputError
@@ -28,7 +29,7 @@ from postloc.io.atomic import write_folder_atomically
 from postloc.io.escape import csv_unguard_columns
 from postloc.io.inputs import read_small_text
 from postloc.io.locks import folder_lock
-from postloc.io.ownership import PREPARED, check_output_folder
+from postloc.io.ownership import check_output_folder
 
 
 def prepare(
@@ -100,7 +101,7 @@ def filter_notes(summary: dict[str, Any], config: PrepareConfig, out_dir: Path) 
     notes = []
     funnel = summary.get("funnel") or {}
     places = summary.get("hashtag_vocabulary_place_names", 0)  # kept below the count: they name a POI
-    if summary.get("hashtag_vocabulary", 0) == places and _has_data_row(out_dir / "hashtags.csv"):
+    if summary.get("hashtag_vocabulary", 0) == places and _has_data_row(out_dir / HASHTAGS):
         but = f" but for the {places:,} that name a POI" if places else ""
         notes.append(
             f"no hashtag is used by {config.min_hashtag_count} or more posts, so the hashtag vocabulary is empty{but} "
@@ -157,8 +158,8 @@ def _build(
             summary, method = build_in_memory(spool, work, config, funnel, known_centres, source, show_progress)
     spool.unlink()
     summary["poi_method"] = method
-    (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    (work / "summary.md").write_text(summary_markdown(summary))
+    (work / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    (work / SUMMARY_MD).write_text(summary_markdown(summary))
     manifest = {
         "postloc_prepared": 1,
         "input": {
@@ -174,10 +175,9 @@ def _build(
         "pois_csv": Path(pois_csv).name if pois_csv else None,
         "skipped": report.to_dict(),
         "funnel": dict(funnel),
-        "outputs": sorted(p.name for p in work.iterdir()) + ["manifest.json"],
         "versions": _versions(config.engine),
     }
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    write_manifest(work, manifest)  # the seal, last: it lists the folder's files
     return summary
 
 

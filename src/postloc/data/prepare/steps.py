@@ -24,7 +24,8 @@ import pandas as pd
 from postloc.data.filters import duplicate_key, place_key
 from postloc.data.pois import named_place, place_label
 from postloc.data.prepare.config import PrepareConfig
-from postloc.data.schema import IMAGE_VECTOR_KEY, POST_COLUMNS, PREPARED_POST_COLUMNS, arrow_schema
+from postloc.data.prepared import POSTS, POSTS_JSONL, prepared_schema
+from postloc.data.schema import IMAGE_VECTOR_KEY, POST_COLUMNS, arrow_schema
 from postloc.text.hashtags import post_hashtags
 from postloc.text.language import detect_languages
 from postloc.text.language import unload as unload_language_model
@@ -342,11 +343,6 @@ def release_cleaning_memory(posts_read: int) -> None:
 # --- outputs -------------------------------------------------------------------------------
 
 
-def prepared_schema():
-    """The columns of ``posts.parquet``, in order."""
-    return arrow_schema(PREPARED_POST_COLUMNS)
-
-
 def post_flags(text: str, tags: list[str], images: list[str], lang: str | None) -> list[str]:
     """What a prepared post lacks (no_text, language_undetermined, no_hashtags, no_image)."""
     flags = []
@@ -402,8 +398,8 @@ class PreparedPostsWriter:
     def __enter__(self) -> PreparedPostsWriter:
         import pyarrow.parquet as pq
 
-        self._parquet = self._stack.enter_context(pq.ParquetWriter(self.work / "posts.parquet", self.schema))
-        self._jsonl = self._stack.enter_context(open(self.work / "posts.jsonl", "w", encoding="utf-8", newline="\n"))
+        self._parquet = self._stack.enter_context(pq.ParquetWriter(self.work / POSTS, self.schema))
+        self._jsonl = self._stack.enter_context(open(self.work / POSTS_JSONL, "w", encoding="utf-8", newline="\n"))
         return self
 
     def __exit__(self, *exc) -> bool:
