@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from postloc.data.schema import PREPARED_POST_COLUMNS, arrow_schema
 from postloc.errors import PostlocError
 from postloc.io.escape import csv_unguard, csv_unguard_columns
 from postloc.io.inputs import check_regular_file, read_small_json
@@ -153,26 +154,7 @@ def is_synthetic(path: str | Path) -> bool:
 
 def prepared_schema():
     """The columns of ``posts.parquet``, in order."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("id", pa.string()),
-            ("text", pa.string()),
-            ("hashtags", pa.list_(pa.string())),
-            ("image", pa.list_(pa.string())),
-            ("poi", pa.string()),
-            ("poi_name", pa.string()),
-            ("lat", pa.float64()),
-            ("lon", pa.float64()),
-            ("user", pa.string()),
-            ("created", pa.string()),
-            ("split", pa.string()),
-            ("lang", pa.string()),
-            ("flags", pa.list_(pa.string())),
-            ("extra", pa.string()),
-        ]
-    )
+    return arrow_schema(PREPARED_POST_COLUMNS)
 
 
 def write_posts(posts: pd.DataFrame, path: str | Path) -> Path:
