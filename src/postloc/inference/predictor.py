@@ -138,35 +138,6 @@ class Predictor:
 
     # --- the road: posts -> records -> frame -> probabilities -> answers ---------------------------------
 
-    def answers(
-        self, posts: Any, top_k: int = 5, batch_size: int = 256, min_confidence: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Per post ``{poi, confidence, reason, predictions}``: the top POI, its calibrated probability, and
-        the ``top_k`` ranked candidates ``{poi, name, probability, lat, lon}``, most probable first.
-
-        ``posts``: any source :meth:`records` takes (records it made pass through untouched). With
-        ``min_confidence`` (0..1), a post whose confidence is below it gets ``poi: None`` and a ``reason``
-        (the candidates are kept, for transparency); otherwise ``reason`` is None.
-        """
-        threshold = check_min_confidence(min_confidence)
-        probabilities = self.probabilities(posts, batch_size)
-        return [self.answer(probabilities, n, top_k, threshold) for n in range(len(probabilities))]
-
-    def predict(self, posts: Any, top_k: int = 5, batch_size: int = 256) -> list[list[dict[str, Any]]]:
-        """Per post, the ``top_k`` candidates of :meth:`answers` (``{poi, name, probability, lat, lon}``), without
-        the decision: the README's first call."""
-        return [answer["predictions"] for answer in self.answers(posts, top_k=top_k, batch_size=batch_size)]
-
-    def predict_proba(self, posts: Any, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
-        """``[n_posts, n_classes]`` probabilities (columns in :attr:`classes` order) of any source of posts.
-
-        Calibrated with the run's temperature unless ``calibrated=False`` (the model's own output,
-        over the model's classes only: names are blended into calibrated probabilities only).
-        """
-        if not calibrated:
-            return self._model_proba(self.frame(posts), batch_size)
-        return self.probabilities(posts, batch_size).matrix
-
     def records(self, posts: Any) -> list[PostRecord]:
         """Any source of posts as validated, normalised records: the one form a post has on the road.
 
@@ -206,8 +177,8 @@ class Predictor:
         proba = self.calibrate(self._model_proba(self.frame(records), batch_size))
         if self.names is None:
             return Probabilities(proba)
-        posts = [(str(r.get("text") or ""), list(r.get(ALL_HASHTAGS, r.get("hashtags")) or [])) for r in records]
-        blend = self.names.blend(proba, posts)
+        named = [(str(r.get("text") or ""), list(r.get(ALL_HASHTAGS, r.get("hashtags")) or [])) for r in records]
+        blend = self.names.blend(proba, named)
         return Probabilities(blend.proba, blend)
 
     def answer(
@@ -225,6 +196,35 @@ class Predictor:
         if source is not None:
             decision["source"] = candidates[0]["source"] if candidates else None
         return decision
+
+    def answers(
+        self, posts: Any, top_k: int = 5, batch_size: int = 256, min_confidence: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Per post ``{poi, confidence, reason, predictions}``: the top POI, its calibrated probability, and
+        the ``top_k`` ranked candidates ``{poi, name, probability, lat, lon}``, most probable first.
+
+        ``posts``: any source :meth:`records` takes (records it made pass through untouched). With
+        ``min_confidence`` (0..1), a post whose confidence is below it gets ``poi: None`` and a ``reason``
+        (the candidates are kept, for transparency); otherwise ``reason`` is None.
+        """
+        threshold = check_min_confidence(min_confidence)
+        probabilities = self.probabilities(posts, batch_size)
+        return [self.answer(probabilities, n, top_k, threshold) for n in range(len(probabilities))]
+
+    def predict(self, posts: Any, top_k: int = 5, batch_size: int = 256) -> list[list[dict[str, Any]]]:
+        """Per post, the ``top_k`` candidates of :meth:`answers` (``{poi, name, probability, lat, lon}``), without
+        the decision: the README's first call."""
+        return [answer["predictions"] for answer in self.answers(posts, top_k=top_k, batch_size=batch_size)]
+
+    def predict_proba(self, posts: Any, batch_size: int = 256, calibrated: bool = True) -> np.ndarray:
+        """``[n_posts, n_classes]`` probabilities (columns in :attr:`classes` order) of any source of posts.
+
+        Calibrated with the run's temperature unless ``calibrated=False`` (the model's own output,
+        over the model's classes only: names are blended into calibrated probabilities only).
+        """
+        if not calibrated:
+            return self._model_proba(self.frame(posts), batch_size)
+        return self.probabilities(posts, batch_size).matrix
 
     def _ranked(self, row: np.ndarray, top_k: int, source: Callable[[int], str] | None) -> list[dict[str, Any]]:
         """One post's ``top_k`` candidates from its (calibrated) probability row.
