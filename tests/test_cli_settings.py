@@ -116,6 +116,10 @@ def test_a_value_error_of_the_settings_becomes_a_postloc_error():
         (["quickstart", "IN", "--out", "OUT", "--folds", "1"], "postloc quickstart: error: --folds (QuickstartConfig"),
         (["quickstart", "IN", "--out", "OUT", "--min-poi-users", "0"], "postloc quickstart: error: --min-poi-users ("),
         (["prepare", "IN", "--out", "OUT", "--poi-min-samples", "0"], "postloc prepare: error: --poi-min-samples ("),
+        (["images", "IN", "--draft-side", "-1"], "postloc images: error: --draft-side (DecodeConfig.draft_side) "),
+        (["images", "IN", "--portrait-threshold", "2"], "postloc images: error: --portrait-threshold (PortraitConfig"),
+        (["open-set", "IN", "--out", "OUT", "--leave-out", "0"], "postloc open-set: error: --leave-out (OpenSetConfig"),
+        (["experiments", "IN", "--out", "OUT", "--folds", "1"], "postloc experiments: error: --folds must be 0"),
     ],
 )
 def test_the_cli_prints_the_settings_error_as_one_line(argv, start, capsys, tmp_path, monkeypatch):
@@ -138,3 +142,19 @@ def test_every_subcommand_flag_default_matches_its_settings_field():
     serve = {a.dest: a.default for a in sub.choices["serve"]._actions}
     assert serve["batch_rows"] == ServeSettings().batch_rows and serve["rate"] == Limits().rate_per_second
     assert serve["keep_alive"] == ConnectionLimits().keep_alive and serve["tiles"] is ServeSettings().tile_url
+
+    from postloc.data.prepare import PrepareConfig
+    from postloc.experiments.config import ExperimentConfig
+    from postloc.vision.decode import DecodeConfig
+    from postloc.vision.pipeline import ImagesConfig
+
+    prepare = {a.dest: a for a in sub.choices["prepare"]._actions}
+    assert prepare["min_poi_posts"].default == PrepareConfig().min_poi_posts
+    assert prepare["engine"].choices == ("memory", "duckdb") and prepare["languages"].default == "en"
+    images = {a.dest: a for a in sub.choices["images"]._actions}
+    assert images["image_noise"].choices == ("drop", "inpaint", "keep") and images["image_noise"].default == "drop"
+    assert images["draft_side"].default == DecodeConfig().draft_side and images["threads"].default is None
+    assert images["batch_size"].default == ImagesConfig().batch_size
+    experiments = {a.dest: a.default for a in sub.choices["experiments"]._actions}
+    assert experiments["thresholds"] == ",".join(map(str, ExperimentConfig().thresholds))
+    assert experiments["early_stopping"] == ExperimentConfig().early_stopping

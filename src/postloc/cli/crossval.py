@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from postloc.cli._args import defaults
+from postloc.cli._args import add_flags
 from postloc.errors import PostlocError
 from postloc.io.escape import term
 
@@ -20,7 +20,6 @@ def add_parser(sub) -> None:
     """Register ``crossval``."""
     from postloc.experiments.config import ExperimentConfig
 
-    d = defaults(ExperimentConfig)
     p = sub.add_parser(
         "crossval",
         help="score one model over K user-disjoint folds (mean ± std, per fold, paired to a reference)",
@@ -33,12 +32,25 @@ def add_parser(sub) -> None:
     p.add_argument("--reference", default="", help="a second model to compare with, paired over folds and users")
     p.add_argument("--also", default="", help="more models, comma-separated, scored on the same folds (e.g. majority)")
     p.add_argument("--out", type=Path, required=True, help="report folder")
-    p.add_argument("--folds", type=int, default=5, help="number of folds (default %(default)s)")
-    p.add_argument("--fold-seed", type=int, default=d["fold_seed"], help="seed of the fold assignment")
+    # ExperimentConfig's flags; cross-validation has folds (five unless told), no single split
+    add_flags(
+        p,
+        ExperimentConfig,
+        "folds",
+        "fold_seed",
+        folds={"default": 5, "help": "number of folds (default %(default)s)"},
+        fold_seed={"help": "seed of the fold assignment"},
+    )
     p.add_argument("--seeds", default="0", help="comma-separated training seeds per fold (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=d["epochs"], help="maximum epochs (default %(default)s)")
-    p.add_argument("--early-stopping", type=int, default=d["early_stopping"], help="patience (default %(default)s)")
-    p.add_argument("--threads", type=int, default=d["threads"], help="torch threads (default %(default)s)")
+    add_flags(
+        p,
+        ExperimentConfig,
+        "epochs",
+        "early_stopping",
+        "threads",
+        early_stopping={"help": "patience (default %(default)s)"},
+        threads={"help": "torch threads (default %(default)s)"},
+    )
     p.add_argument("--quick", action="store_true", help="tiny model settings, 2 epochs: for tests")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postloc.cli._args import defaults
+from postloc.cli._args import add_flags
 from postloc.errors import PostlocError
 from postloc.io.escape import term
 
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     """Register ``experiments``."""
     from postloc.experiments.config import STUDIES, ExperimentConfig, quick_config
 
-    d, quick = defaults(ExperimentConfig), quick_config()
+    d, quick = ExperimentConfig(), quick_config()
     p = sub.add_parser(
         "experiments",
         help="run the paper's studies (Table II, Fig. 2-4, Table III) on a prepared dataset; resumable",
@@ -47,40 +47,32 @@ def add_parser(sub) -> None:
     )
     p.add_argument("prepared", type=Path, metavar="PREPARED", help="prepared dataset folder")
     p.add_argument("--out", type=Path, required=True, help="report folder (e.g. reports/NAME)")
+    # the seeds' and the epochs' defaults depend on --folds and --quick: given or not, they are decided in run
     p.add_argument(
-        "--seeds", help=f"comma-separated seeds (default {_joined(d['seeds'])}; with --folds: 0, one seed per fold)"
+        "--seeds", help=f"comma-separated seeds (default {_joined(d.seeds)}; with --folds: 0, one seed per fold)"
     )
+    add_flags(p, ExperimentConfig, "folds", "fold_seed")
     p.add_argument(
-        "--folds",
-        type=int,
-        default=d["folds"],
-        help="K user-disjoint folds: every cell runs once per fold and is scored on it; the report adds "
-        "per-fold values and paired differences to the best baseline (default %(default)s: the prepared split)",
+        "--epochs", type=int, help=f"maximum epochs of neural models (default {d.epochs}; --quick: {quick.epochs})"
     )
-    p.add_argument(
-        "--fold-seed", type=int, default=d["fold_seed"], help="seed of the fold assignment (default %(default)s)"
+    # the lists are comma-separated texts on the command line
+    add_flags(
+        p,
+        ExperimentConfig,
+        "early_stopping",
+        "studies",
+        "thresholds",
+        "fig4_models",
+        "fig4_seeds",
+        "raw_input",
+        "threads",
+        "keep_runs",
+        "report_only",
+        studies={"default": _joined(STUDIES)},
+        thresholds={"default": _joined(d.thresholds)},
+        fig4_models={"default": _joined(d.fig4_models)},
+        fig4_seeds={"default": _joined(d.fig4_seeds)},
     )
-    p.add_argument(
-        "--epochs", type=int, help=f"maximum epochs of neural models (default {d['epochs']}; --quick: {quick.epochs})"
-    )
-    p.add_argument(
-        "--early-stopping",
-        type=int,
-        default=d["early_stopping"],
-        help="patience in epochs; 0: never (default %(default)s)",
-    )
-    p.add_argument("--studies", default=_joined(STUDIES), help="comma-separated subset of %(default)s")
-    p.add_argument(
-        "--thresholds", default=_joined(d["thresholds"]), help="Fig. 4 min_hashtag_count values (default %(default)s)"
-    )
-    p.add_argument(
-        "--fig4-models", default=_joined(d["fig4_models"]), help="models of the Fig. 4 sweep (default %(default)s)"
-    )
-    p.add_argument("--fig4-seeds", default="", help="seeds of the Fig. 4 sweep (default: --seeds)")
-    p.add_argument("--raw", help="raw input the prepared folder came from (default: found via its manifest.json)")
-    p.add_argument("--threads", type=int, default=d["threads"], help="torch threads per run (default %(default)s)")
-    p.add_argument("--keep-runs", action="store_true", help="keep each cell's run folder (checkpoints, curves)")
-    p.add_argument("--report-only", action="store_true", help="write the report from finished cells; run nothing")
     p.add_argument(
         "--quick",
         action="store_true",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postloc.cli._args import defaults
+from postloc.cli._args import add_flags, from_args
 from postloc.io.escape import term
 
 
@@ -16,7 +16,6 @@ def add_parser(sub) -> None:
     """Register ``open-set``."""
     from postloc.training.open_set import OpenSetConfig
 
-    d = defaults(OpenSetConfig)
     p = sub.add_parser(
         "open-set",
         help="leave POIs out of training; AUROC of the calibrated confidence for known vs unknown POIs",
@@ -25,9 +24,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("prepared", type=Path, metavar="PREPARED", help="prepared dataset folder")
     p.add_argument("--out", type=Path, required=True, help="report folder to create (open-set.json, .md, .png)")
-    p.add_argument("--model", default="tfidf-logreg", help="registered model name (default tfidf-logreg)")
-    p.add_argument("--leave-out", type=int, default=d["leave_out"], help=f"POIs left out (default {d['leave_out']})")
-    p.add_argument("--seed", type=int, default=d["seed"], help="chooses the left-out POIs (default %(default)s)")
+    p.add_argument("--model", default=OpenSetConfig().run.model, help="registered model name (default %(default)s)")
+    add_flags(p, OpenSetConfig, "leave_out", "seed")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -53,7 +51,7 @@ def run(args) -> int:
         changes["progress"] = False
     if changes:
         config = with_trainer(config, **changes)
-    report = open_set(args.prepared, args.out, OpenSetConfig(leave_out=args.leave_out, seed=args.seed, run=config))
+    report = open_set(args.prepared, args.out, from_args(OpenSetConfig, args, "leave_out", "seed", run=config))
     left = ", ".join(f"{p['poi']} ({p['name'] or 'unnamed'}, {p['test_posts']} test posts)" for p in report["left_out"])
     label = " (SYNTHETIC DATA)" if report.get("synthetic") else ""
     print(f"left out (seed {args.seed}): {term(left)}")

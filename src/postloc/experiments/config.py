@@ -5,26 +5,46 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from postloc.settings import setting
+
 STUDIES = ("table2", "fig2", "fig3", "table3", "fig4")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 40  # upper bound; early stopping usually ends runs far earlier
-    early_stopping: int = 6
-    threads: int = 2
-    studies: tuple[str, ...] = STUDIES
-    thresholds: tuple[int, ...] = (1, 5, 10, 25, 50, 100)  # Fig. 4 sweep of min_hashtag_count (1: no filter)
-    fig4_models: tuple[str, ...] = ("mrlf", "tfidf-logreg")
-    fig4_seeds: tuple[int, ...] = ()  # seeds of the Fig. 4 sweep (empty: ``seeds``); fewer keep the sweep affordable
-    raw_input: str | None = None  # the raw posts the prepared folder came from (default: from its manifest)
+    #: upper bound; early stopping usually ends runs far earlier
+    epochs: int = setting(40, help="maximum epochs (default %(default)s)")
+    early_stopping: int = setting(6, help="patience in epochs; 0: never (default %(default)s)")
+    threads: int = setting(2, help="torch threads per run (default %(default)s)")
+    studies: tuple[str, ...] = setting(STUDIES, help="comma-separated subset of %(default)s")
+    #: Fig. 4 sweep of min_hashtag_count (1: no filter)
+    thresholds: tuple[int, ...] = setting(
+        (1, 5, 10, 25, 50, 100), help="Fig. 4 min_hashtag_count values (default %(default)s)"
+    )
+    fig4_models: tuple[str, ...] = setting(
+        ("mrlf", "tfidf-logreg"), help="models of the Fig. 4 sweep (default %(default)s)"
+    )
+    #: seeds of the Fig. 4 sweep (empty: ``seeds``); fewer keep the sweep affordable
+    fig4_seeds: tuple[int, ...] = setting((), help="seeds of the Fig. 4 sweep (default: --seeds)")
+    #: the raw posts the prepared folder came from (default: from its manifest)
+    raw_input: str | None = setting(
+        None, flag="--raw", help="raw input the prepared folder came from (default: found via its manifest.json)"
+    )
     quick: bool = False  # tiny models, 2 epochs, for tests
     progress: bool = True
-    report_only: bool = False  # write the report from the finished cells, run nothing (partial runs)
-    keep_runs: bool = False  # keep each cell's run folder (checkpoints, curves); default: delete after scoring
-    folds: int = 0  # K user-disjoint folds, every cell once per fold (0: the prepared folder's own split)
-    fold_seed: int = 0  # seed of the fold assignment (stored in OUT/folds.parquet)
+    #: write the report from the finished cells, run nothing (partial runs)
+    report_only: bool = setting(False, help="write the report from finished cells; run nothing")
+    #: keep each cell's run folder (checkpoints, curves); default: delete after scoring
+    keep_runs: bool = setting(False, help="keep each cell's run folder (checkpoints, curves)")
+    #: K user-disjoint folds, every cell once per fold (0: the prepared folder's own split)
+    folds: int = setting(
+        0,
+        help="K user-disjoint folds: every cell runs once per fold and is scored on it; the report adds "
+        "per-fold values and paired differences to the best baseline (default %(default)s: the prepared split)",
+    )
+    #: seed of the fold assignment (stored in OUT/folds.parquet)
+    fold_seed: int = setting(0, help="seed of the fold assignment (default %(default)s)")
     cv_model: str = ""  # study "cv" (``postloc crossval``): this one model ...
     cv_params: dict[str, Any] = field(default_factory=dict)  # ... with these params ...
     cv_reference: str = ""  # ... and, if named, a reference model for the paired differences

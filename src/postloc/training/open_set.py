@@ -40,6 +40,7 @@ from postloc.io.ownership import OPEN_SET, check_output_folder
 from postloc.metrics import expected_calibration_error
 from postloc.models.base import FitOptions
 from postloc.models.calibration import apply_temperature
+from postloc.settings import setting, setting_error
 from postloc.training.config import RunConfig
 
 REPORT = "open-set.json"
@@ -53,9 +54,13 @@ KEEP_KNOWN = (0.9, 0.95)
 class OpenSetConfig:
     """``leave_out`` POIs (chosen by ``seed``) held out of training; ``run`` is the model to train."""
 
-    leave_out: int = 3
-    seed: int = 0
+    leave_out: int = setting(3, help="POIs left out (default %(default)s)")
+    seed: int = setting(0, help="chooses the left-out POIs (default %(default)s)")
     run: RunConfig = field(default_factory=lambda: RunConfig(model="tfidf-logreg"))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.leave_out, bool) or self.leave_out < 1:
+            raise setting_error(self, "leave_out", "must be at least 1", self.leave_out)
 
 
 def choose_left_out(posts: pd.DataFrame, leave_out: int, seed: int) -> list[str]:
