@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,16 @@ def photo_input(predictor: Predictor, image: FeaturizerInfo | None) -> Featurize
     return image
 
 
+@dataclass
+class RequestPost:
+    """What a request asks about: its checked body (``top_k``, ``min_confidence``, ``explain``), its post as a
+    record, and what happened to its photo (``{received, used, message}``)."""
+
+    body: PredictRequest
+    record: PostRecord
+    image: dict[str, Any]
+
+
 class Answerer:
     """Answers requests: a request's post to the predictor's answer, its photo status and explanation.
 
@@ -65,8 +76,12 @@ class Answerer:
         return self.predictor.probabilities(records, batch_size=None)
 
     async def __call__(self, request: Request, force_explain: bool) -> dict[str, Any]:
-        """The answer to one request (``PredictResponse``): the predictor's answer, the hashtags it used, what
-        happened to the photo, and with ``explain`` (or ``force_explain``) the occlusion explanation."""
+        """The answer to one request (``PredictResponse``); with ``force_explain`` always with an explanation."""
+        return await self.answer(await self.post(request), force_explain)
+
+    async def post(self, request: Request) -> RequestPost:
+        """Request -> post: the body parsed and checked against the limits, the photo turned into its vector,
+        the post made one record (:meth:`Predictor.records`; invalid: the client's 422)."""
         body, photo = await parse(request, self.limits)
         check_limits(body, self.limits)
         status = {"received": photo is not None, "used": False, "message": ""}
@@ -75,14 +90,24 @@ class Answerer:
             image_dim = self.predictor.model.inputs_used.image_dim
             vector, status["message"] = await _photo_vector(photo, self.limits, self.image, self.photos, image_dim)
             status["used"] = vector is not None
-        record = self.record(body, vector)
+        try:
+            record = self.predictor.records([{"id": "request", "text": body.text, "hashtags": body.hashtags}])[0]
+        except Exception as error:  # noqa: BLE001 - PostlocError from validation: the client's input
+            raise ApiError(422, str(error).replace("<predict>:1: ", "")) from None
+        record[IMAGE_COLUMN] = vector  # checked against the model's length by _photo_vector
+        return RequestPost(body, record, status)
+
+    async def answer(self, post: RequestPost, force_explain: bool = False) -> dict[str, Any]:
+        """Post -> answer: the record (and its occlusion variants, for an explanation) through the micro-batched
+        :meth:`Predictor.probabilities`, ranked and decided by :meth:`Predictor.answer`."""
+        body, record = post.body, post.record
         explain = force_explain or body.explain
         _, variants, _ = occlusions(record) if explain else ([], [], False)
         probabilities = await self.batcher([record, *variants])
         result: dict[str, Any] = {
             **self.predictor.answer(probabilities, 0, body.top_k, body.min_confidence),
             "hashtags_used": list(record["hashtags"]),
-            "image": status,
+            "image": post.image,
             "explanation": None,
         }
         if explain:
@@ -92,16 +117,6 @@ class Answerer:
             )
             result["explanation"] = explanation.to_dict()
         return result
-
-    def record(self, body: PredictRequest, vector: Any) -> PostRecord:
-        """The request's post as a record (the photo's vector, already checked, in it); invalid: the client's 422."""
-        post = {"id": "request", "text": body.text, "hashtags": body.hashtags}
-        try:
-            record = self.predictor.records([post])[0]
-        except Exception as error:  # noqa: BLE001 - PostlocError from validation: the client's input
-            raise ApiError(422, str(error).replace("<predict>:1: ", "")) from None
-        record[IMAGE_COLUMN] = vector
-        return record
 
 
 def check_limits(body: PredictRequest, limits: Limits) -> None:
