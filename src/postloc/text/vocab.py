@@ -55,7 +55,7 @@ class Vocabulary:
         return cls([PAD, UNK, *ranked])
 
     def encode(self, tokens: Sequence[str], max_len: int) -> list[int]:
-        """Ids of the first ``max_len`` tokens (not padded; see :func:`pad_batch`)."""
+        """Ids of the first ``max_len`` tokens, not padded (the MRLF encoding pads its batches itself)."""
         get = self.index.get
         return [get(t, UNK_ID) for t in tokens[:max_len]]
 
