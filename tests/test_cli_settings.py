@@ -135,8 +135,8 @@ def test_the_cli_prints_the_settings_error_as_one_line(argv, start, capsys, tmp_
 def test_every_subcommand_flag_default_matches_its_settings_field():
     """The flags derived from a settings class show the class's defaults (no copy to drift)."""
     from postloc.cli import build_parser
-    from postloc.serve.app import ServeSettings
     from postloc.serve.limits import ConnectionLimits, Limits
+    from postloc.serve.settings import ServeSettings
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     serve = {a.dest: a.default for a in sub.choices["serve"]._actions}

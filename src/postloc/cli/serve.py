@@ -14,7 +14,7 @@ from postloc.settings import setting
 @dataclass(frozen=True)
 class Listen:
     """Where ``postloc serve`` listens and the model's torch threads: the command's own settings (uvicorn's
-    and torch's), beside the app's :class:`~postloc.serve.app.ServeSettings`."""
+    and torch's), beside the app's :class:`~postloc.serve.settings.ServeSettings`."""
 
     host: str = setting("127.0.0.1", help="address to listen on; default 127.0.0.1 (local only)")
     port: int = setting(8000)
@@ -35,8 +35,8 @@ PAGE = ("tile_url", "tile_attribution")
 
 
 def add_parser(sub) -> None:
-    from postloc.serve.app import ServeSettings
     from postloc.serve.limits import ConnectionLimits, Limits
+    from postloc.serve.settings import ServeSettings
 
     p = sub.add_parser(
         "serve",
@@ -88,9 +88,9 @@ def add_parser(sub) -> None:
 def settings_from_args(args):
     """The server's settings from the flags, every value checked by the settings themselves (a one-line
     PostlocError, exit 2) before the run is loaded or a port is bound."""
-    from postloc.serve.app import ServeSettings
     from postloc.serve.hosts import LOOPBACK_HOSTS, normalise_host
     from postloc.serve.limits import Limits
+    from postloc.serve.settings import ServeSettings
 
     from_args(Listen, args, "host", "port", "threads")
     if args.name_weight is not None and args.pois is None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from postloc.serve.errors import error_response
-
 #: the names of this machine's loopback interface, allowed by default
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 ANY = "*"
@@ -62,6 +60,8 @@ class HostGuard:
         self.origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
 
     async def __call__(self, scope, receive, send):
+        from postloc.serve.errors import error_response  # FastAPI: not needed to read the settings (postloc --help)
+
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
