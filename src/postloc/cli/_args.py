@@ -13,16 +13,11 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 from typing import Any, Literal
 
 from postloc.errors import PostlocError
 from postloc.settings import flag_of, setting_field
-
-
-def defaults(cls: type) -> dict[str, Any]:
-    """Field name -> default of a config dataclass (the flags' defaults)."""
-    return {f.name: f.default for f in fields(cls)}
 
 
 def fraction(text: str) -> float:
@@ -54,7 +49,7 @@ def add_flags(parser: Any, cls: type, *names: str, **overrides: dict[str, Any]) 
         kwargs: dict[str, Any] = {"default": default, "dest": flag_dest(flag)}
         if kind is bool and default is False:
             kwargs["action"] = "store_true"
-        elif kind is not None:
+        elif kind is not None and kind is not bool:  # a switch that is on by default needs its own flag
             kwargs["type"] = kind
         if meta.get("choices") is not None or choices is not None:
             kwargs["choices"] = tuple(meta.get("choices") or choices)

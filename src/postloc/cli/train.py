@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from postloc.cli._args import add_flags
 from postloc.errors import PostlocError
-from postloc.nn.config import free_cores
+from postloc.nn.config import TrainerConfig, free_cores
 
 
 def add_parser(sub) -> None:
@@ -41,15 +42,22 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue the interrupted run in --out from its newest checkpoint"
     )
-    p.add_argument("--epochs", type=int, help="maximum epochs (trainer.epochs)")
-    p.add_argument("--seed", type=int, help="random seed (trainer.seed)")
-    p.add_argument(
-        "--threads",
-        metavar="N|auto",
-        help="torch threads for training (trainer.threads; default auto: the cores free when the run "
-        "starts: cores minus the larger of the 1-minute load average and the tasks running now, at least 1; "
-        f"now {free_cores()}). Results are bit-identical for a seed at a given N; the number used is saved "
-        "in the run's config",
+    # the trainer's settings; not given (None), they are the config's (TrainerConfig checks them)
+    add_flags(
+        p,
+        TrainerConfig,
+        "epochs",
+        "seed",
+        "threads",
+        epochs={"default": None},
+        seed={"default": None},
+        threads={
+            "default": None,
+            "help": "torch threads for training (trainer.threads; default auto: the cores free when the run "
+            "starts: cores minus the larger of the 1-minute load average and the tasks running now, at least 1; "
+            f"now {free_cores()}). Results are bit-identical for a seed at a given N; the number used is saved "
+            "in the run's config",
+        },
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (off a terminal: one line per epoch)")
     p.add_argument(

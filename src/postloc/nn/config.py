@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 from postloc.errors import PostlocError
+from postloc.settings import setting
 
 MONITORS = ("val_loss", "val_acc")
 #: ``trainer.threads`` value that picks the count from the cores free when the config is made
@@ -80,7 +81,7 @@ class TrainerConfig:
     lost, so the defaults here are argued in docs/mrlf.md.
     """
 
-    epochs: int = 40
+    epochs: int = setting(40, help="maximum epochs (trainer.epochs)")
     batch_size: int = 64
     lr: float = 1e-3  # Keras' RMSprop default; the paper used TensorFlow
     lr_factor: float = 0.8  # paper
@@ -90,12 +91,12 @@ class TrainerConfig:
     monitor: str = "val_loss"  # what "improvement" means; also picks the best/ weights
     min_delta: float = 1e-4
     grad_clip: float = 5.0  # max gradient norm; 0: no clipping
-    seed: int = 0
+    seed: int = setting(0, help="random seed (trainer.seed)")
     #: torch intra-op threads; results are bit-identical for a seed at a fixed thread count.
     #: ``"auto"`` (the default) is resolved to :func:`free_cores` when the config is made, so the
     #: saved config (config.json, model.json) always holds a number: a resumed run keeps its count
     #: and older readers, which expect an int, still load it.
-    threads: int | str = AUTO
+    threads: int | str = setting(AUTO, metavar="N|auto")
     eval_batch_size: int = 256
     keep_checkpoints: int = 2  # epoch checkpoints kept on disk (the newest ones)
     progress: bool = True
