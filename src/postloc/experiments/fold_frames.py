@@ -48,17 +48,17 @@ def user_folds(prepared: Path, n_folds: int) -> Iterator[FoldFrames]:
     same columns whichever POIs its training users visited.
     """
     from postloc.data.folds import FoldConfig, assign_folds, fold_splits
+    from postloc.data.labels import label_indices
     from postloc.data.prepared import load_prepared
 
     posts = load_prepared(prepared).posts
     config = FoldConfig(k=n_folds)
     folds = assign_folds(posts, config)
     classes = sorted(posts["poi"].astype(str).unique())
-    index = {c: i for i, c in enumerate(classes)}
     for k in range(n_folds):
         split = fold_splits(posts, folds, k, config)
         train, val, test = (posts[split == s] for s in ("train", "val", "test"))
-        yield FoldFrames(k, train, val, test, classes, test["poi"].astype(str).map(index).to_numpy())
+        yield FoldFrames(k, train, val, test, classes, label_indices(test["poi"], classes))
 
 
 def write_fold_report(out: Path, stem: str, lines: list[str], rows: list[dict[str, Any]]) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from postloc.data.gazetteer import Gazetteer, Place
+from postloc.data.labels import class_index
 from postloc.errors import PostlocError
 from postloc.text.names import name_tokens, segment, squash
 
@@ -156,7 +157,7 @@ class NameBlender:
             raise PostlocError(f"the name weight must be a number from 0 to 1, got {weight!r}")
         self.weight = weight
         self.n_model = len(model_pois)
-        index = {str(p["poi"]): i for i, p in enumerate(model_pois)}
+        index = class_index(p["poi"] for p in model_pois)
         by_name: dict[str, int] = {}
         places: list[Place] = []
         targets: list[int] = []
