@@ -54,6 +54,17 @@ OWNERS: dict[str, set[str]] = {
         "variant.json",
         "table3.json",
     },
+    # a training run: `postloc train` writes it, calibration, evaluate, prediction and the server read it
+    "postloc.io.run_folder": {
+        "config.json",
+        "data.json",
+        "calibration.json",
+        "density.json",
+        "run.json",
+        "metrics.csv",
+        "metrics.jsonl",
+        "curves.png",
+    },  # its "best" and "checkpoints" folders share their spelling with other things (torch hub's checkpoints)
     # `postloc synthetic`: raw posts with images, the input of `prepare` (not a prepared folder)
     "postloc.datasets.synthetic": {"posts.jsonl", "pois.csv", "manifest.json", "README.md"},
 }
