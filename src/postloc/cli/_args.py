@@ -14,10 +14,12 @@ import argparse
 import types
 import typing
 from dataclasses import MISSING
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from postloc.errors import PostlocError
 from postloc.settings import flag_of, setting_field
+
+T = TypeVar("T")
 
 
 def fraction(text: str) -> float:
@@ -44,15 +46,16 @@ def add_flags(parser: Any, cls: type, *names: str, **overrides: dict[str, Any]) 
         if flag is None:
             raise TypeError(f"{cls.__name__}.{name} is not declared with postloc.settings.setting")
         meta = f.metadata
-        default = f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
         kind, choices = _kind(hints[name])
         kwargs: dict[str, Any] = {"default": default, "dest": flag_dest(flag)}
         if kind is bool and default is False:
             kwargs["action"] = "store_true"
         elif kind is not None and kind is not bool:  # a switch that is on by default needs its own flag
             kwargs["type"] = kind
-        if meta.get("choices") is not None or choices is not None:
-            kwargs["choices"] = tuple(meta.get("choices") or choices)
+        allowed = meta.get("choices") or choices
+        if allowed is not None:
+            kwargs["choices"] = tuple(allowed)
         for key in ("metavar", "help"):
             if meta.get(key) is not None:
                 kwargs[key] = meta[key]
@@ -65,7 +68,7 @@ def flag_dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
-def from_args(cls: type, args: argparse.Namespace, *names: str, **values: Any) -> Any:
+def from_args(cls: type[T], args: argparse.Namespace, *names: str, **values: Any) -> T:
     """``cls`` built from the parsed flags of ``names`` (see :func:`add_flags`) and the further ``values``.
 
     The settings check themselves; an error they raise (:class:`PostlocError`, or a ``ValueError``/
