@@ -11,6 +11,8 @@ from postloc.io.escape import term
 
 
 def add_parser(sub) -> None:
+    from postloc.inference.names import DEFAULT_NAME_WEIGHT
+
     p = sub.add_parser(
         "predict",
         help="predict POIs for a file of posts (streaming JSONL/CSV/Parquet in, JSONL/Parquet out)",
@@ -48,7 +50,8 @@ def add_parser(sub) -> None:
         "--name-weight",
         type=fraction,
         metavar="W",
-        help="with --pois: the names' share of the probability at a full name match (0..1, default 0.5)",
+        help="with --pois: the names' share of the probability at a full name match "
+        f"(0..1, default {DEFAULT_NAME_WEIGHT:g})",
     )
     p.add_argument("--batch-size", type=int, default=1024, help="posts read, predicted and written at a time")
     p.add_argument("--skip-bad", action="store_true", help="skip bad input records (reported) instead of stopping")

@@ -35,6 +35,7 @@ PAGE = ("tile_url", "tile_attribution")
 
 
 def add_parser(sub) -> None:
+    from postloc.inference.names import DEFAULT_NAME_WEIGHT
     from postloc.serve.limits import ConnectionLimits, Limits
     from postloc.serve.settings import ServeSettings
 
@@ -58,7 +59,8 @@ def add_parser(sub) -> None:
         "--name-weight",
         type=fraction,
         metavar="W",
-        help="with --pois: the names' share of the probability at a full name match (0..1, default 0.5)",
+        help="with --pois: the names' share of the probability at a full name match "
+        f"(0..1, default {DEFAULT_NAME_WEIGHT:g})",
     )
     add_flags(p.add_argument_group("limits"), Limits, *LIMITS)
     add_flags(p.add_argument_group("connections (slow and idle clients)"), ConnectionLimits, *CONNECTIONS)
