@@ -47,7 +47,7 @@ import pandas as pd
 
 from postloc.data.gazetteer import Gazetteer
 from postloc.data.image_features import IMAGE_COLUMN
-from postloc.data.schema import MODEL_COLUMNS, Post
+from postloc.data.schema import MODEL_COLUMNS, Post, is_missing
 from postloc.errors import BadInputError, PostlocError
 from postloc.inference.names import DEFAULT_NAME_WEIGHT, Blend, NameBlender
 from postloc.io.run_folder import RunFolder, verify_run_files
@@ -258,7 +258,7 @@ class Predictor:
         with torch.inference_mode():
             # one batch (a single post): no slice to copy; a model that reads a post's neighbours
             # (stack's same-user context) sees the whole frame, so no user's posts are cut apart
-            if 0 < len(frame) <= size or getattr(self.model, "reads_neighbours", False):
+            if 0 < len(frame) <= size or self.model.reads_neighbours:
                 return np.asarray(self.model.predict_proba(frame))
             for start in range(0, len(frame), size):
                 chunks.append(self.model.predict_proba(frame.iloc[start : start + size].reset_index(drop=True)))
@@ -275,7 +275,7 @@ class Predictor:
                 record["id"] = str(position)
             vector = record.pop(IMAGE_COLUMN, None)
             fields = {k: record[k] for k in ("id", "text", "hashtags", "user", "created") if k in record}
-            if vector is not None and not (isinstance(vector, float) and np.isnan(vector)):
+            if not is_missing(vector):
                 fields[IMAGE_COLUMN] = vector  # validated with the post: finite numbers, flat
             if _is_paths(record.get("image")):  # image files are not read yet; kept for validation only
                 fields["image"] = record["image"]
@@ -306,7 +306,7 @@ class Predictor:
     def _image_vector(self, vector: Any, post_id: Any) -> np.ndarray | None:
         """A post's image features as the model reads them: checked against the length it expects, or None
         when there are none or the model reads no photo (:attr:`~postloc.models.base.Estimator.inputs_used`)."""
-        if vector is None or (isinstance(vector, float) and np.isnan(vector)):
+        if is_missing(vector):
             return None
         vector = np.asarray(vector, dtype=np.float32)
         inputs = self.model.inputs_used
