@@ -158,3 +158,21 @@ def test_every_subcommand_flag_default_matches_its_settings_field():
     experiments = {a.dest: a.default for a in sub.choices["experiments"]._actions}
     assert experiments["thresholds"] == ",".join(map(str, ExperimentConfig().thresholds))
     assert experiments["early_stopping"] == ExperimentConfig().early_stopping
+
+
+def test_settings_check_themselves_when_made():
+    """The checks the CLI used to make are the settings' own, for API users too."""
+    from postloc.data.prepare import PrepareConfig
+    from postloc.datasets.synthetic import SyntheticPostsConfig
+    from postloc.vision.decode import DecodeConfig
+
+    assert SyntheticPostsConfig(users=0).users == 0  # 0 was always "the default", posts / 6
+    with pytest.raises(PostlocError, match=r"--users \(SyntheticPostsConfig.users\) must not be negative, got -1"):
+        SyntheticPostsConfig(users=-1)
+    with pytest.raises(PostlocError, match="rates"):
+        SyntheticPostsConfig(selfie_rate=0.8, tourist_rate=0.5)
+    with pytest.raises(PostlocError, match=r"--workers \(PrepareConfig.workers\) must be at least 1, got 0"):
+        PrepareConfig(workers=0)
+    assert DecodeConfig(draft_side=None).draft_side is None
+    with pytest.raises(PostlocError, match="--draft-side"):
+        DecodeConfig(draft_side=0)

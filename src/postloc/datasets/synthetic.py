@@ -149,8 +149,8 @@ class SyntheticPostsConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise setting_error(self, name, "must be an integer of at least 1", value)
-        if self.users is not None and (isinstance(self.users, bool) or self.users < 1):
-            raise setting_error(self, "users", "must be at least 1", self.users)
+        if self.users is not None and (isinstance(self.users, bool) or self.users < 0):  # 0: the default
+            raise setting_error(self, "users", "must not be negative", self.users)
         for name in RATES:
             value = getattr(self, name)
             if isinstance(value, bool) or not 0 <= value <= 1:  # NaN fails the comparison too
