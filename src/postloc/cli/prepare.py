@@ -38,7 +38,7 @@ def _fractions(text: str) -> tuple[float, float, float]:
 
 def add_parser(sub) -> None:
     """Register ``prepare``."""
-    from postloc.data.prepare import PrepareConfig
+    from postloc.data.prepare import PrepareConfig, ReadOptions
 
     defaults = PrepareConfig()
     p = sub.add_parser(
@@ -51,17 +51,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
     g = p.add_argument_group("reading")
-    g.add_argument("--format", choices=("jsonl", "csv", "parquet", "instaloader"), help="default: from the name")
-    g.add_argument(
-        "--columns",
-        type=_columns,
-        default={},
-        help="KEY=COLUMN pairs for CSV, JSONL and Parquet, e.g. lon=lng,text=caption",
-    )
-    g.add_argument("--list-sep", default=";", help="separator of hashtags/images inside one CSV cell (default ;)")
-    g.add_argument(
-        "--skip-bad", action="store_true", help="skip bad records (counted and reported) instead of stopping"
-    )
+    add_flags(g, ReadOptions, *READING, columns={"type": _columns})
     g.add_argument(
         "--pois", type=Path, help="POI table CSV poi,lat,lon[,name] giving POI centres (a name also names the POI)"
     )
@@ -90,7 +80,8 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-#: ``PrepareConfig``'s flags in each group, in ``--help``'s order
+#: ``ReadOptions``' flags and ``PrepareConfig``'s in each group, in ``--help``'s order
+READING = ("format", "columns", "list_sep", "skip_bad")
 FILTERS = ("min_hashtag_count", "languages", "min_language_letters")
 POIS = ("poi_method", "min_poi_posts", "min_poi_users", "poi_min_samples", "poi_eps_m", "poi_cell_m", "poi_cell_deg")
 ENGINE = ("engine", "memory_limit", "workers", "poi_sample")
@@ -102,7 +93,7 @@ def run(args) -> int:
     from postloc.io.escape import term, term_skip_summary
 
     source = Path(args.input)
-    read = ReadOptions(format=args.format, columns=args.columns, list_sep=args.list_sep, skip_bad=args.skip_bad)
+    read = from_args(ReadOptions, args, *READING)
     if not source.exists() and args.input in datasets.names():
         source = datasets.path(args.input)
         embedded = datasets.read_options(args.input)

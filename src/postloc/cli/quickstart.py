@@ -21,7 +21,7 @@ from postloc.io.escape import term
 def add_parser(sub) -> None:
     """Register ``quickstart``."""
     from postloc.cli.serve import Listen
-    from postloc.data.prepare import PrepareConfig
+    from postloc.data.prepare import PrepareConfig, ReadOptions
     from postloc.quickstart import QuickstartConfig
     from postloc.quickstart.choices import SETTABLE
 
@@ -39,9 +39,15 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (a new one, or an earlier quickstart's)")
     add_flags(p, QuickstartConfig, "model")
     g = p.add_argument_group("reading (bad records are always skipped and counted)")
-    g.add_argument("--format", choices=("jsonl", "csv", "parquet", "instaloader"), help="default: from the name")
-    g.add_argument("--columns", type=_columns, default={}, help="KEY=COLUMN pairs, e.g. lon=lng,text=caption")
-    g.add_argument("--list-sep", default=";", help="separator of hashtags/images inside one CSV cell (default ;)")
+    # prepare's reading flags; bad records are always skipped here
+    add_flags(
+        g,
+        ReadOptions,
+        "format",
+        "columns",
+        "list_sep",
+        columns={"type": _columns, "help": "KEY=COLUMN pairs, e.g. lon=lng,text=caption"},
+    )
     g.add_argument(
         "--pois",
         type=Path,
@@ -88,7 +94,7 @@ def run(args) -> int:
     from_args(Listen, args, "host", "port")  # checked now, not after the steps have run
     settings = _settings(args)
     source = Path(args.input)
-    read = ReadOptions(format=args.format, columns=args.columns, list_sep=args.list_sep, skip_bad=True)
+    read = from_args(ReadOptions, args, "format", "columns", "list_sep", skip_bad=True)
     if not source.exists() and args.input in datasets.names():
         source = datasets.path(args.input)
         embedded = datasets.read_options(args.input)

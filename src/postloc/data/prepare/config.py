@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from postloc.data.pois import PoiConfig
-from postloc.data.readers import SkipReport
+from postloc.data.readers import FORMATS, SkipReport
 from postloc.data.splits import SplitConfig
 from postloc.data.summary import summary_markdown
 from postloc.errors import PostlocError
@@ -26,10 +26,13 @@ POI_METHOD_CHOICES = ("auto", "labels", "hdbscan", "dbscan", "grid")
 class ReadOptions:
     """How to read the input: format (auto from the name), CSV/JSONL/Parquet column mapping, list separator."""
 
-    format: str | None = None
-    columns: Mapping[str, str] = field(default_factory=dict)
-    list_sep: str = ";"
-    skip_bad: bool = False
+    format: str | None = setting(None, choices=FORMATS, help="default: from the name")
+    #: the exchange format's key -> the input's column (``--columns lon=lng,text=caption``)
+    columns: Mapping[str, str] = setting(
+        default_factory=dict, help="KEY=COLUMN pairs for CSV, JSONL and Parquet, e.g. lon=lng,text=caption"
+    )
+    list_sep: str = setting(";", help="separator of hashtags/images inside one CSV cell (default %(default)s)")
+    skip_bad: bool = setting(False, help="skip bad records (counted and reported) instead of stopping")
 
 
 @dataclass(frozen=True)
