@@ -12,9 +12,11 @@ from pathlib import Path
 
 def add_parser(sub) -> None:
     """Register ``evaluate``."""
+    from postloc.data.splits import SPLITS
+
     p = sub.add_parser("evaluate", help="evaluate a trained run on a split (JSON + Markdown into the run folder)")
     p.add_argument("run_dir", type=Path, metavar="RUN", help="run folder written by `postloc train`")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--data", type=Path, help="prepared dataset (default: the one the run was trained on)")
     p.set_defaults(run=run)
 
