@@ -13,6 +13,10 @@ from postloc.settings import setting
 
 @dataclass
 class ServeSettings:
+    """What a server answers and how (its limits, page, batching and host names); each field that is a
+    ``postloc serve`` flag says so (:func:`postloc.settings.setting`), and a bad value is refused here,
+    before a run is loaded or a port bound."""
+
     limits: Limits = field(default_factory=Limits)
     #: e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; off: no network needed
     tile_url: str | None = setting(
