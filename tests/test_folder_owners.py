@@ -65,6 +65,10 @@ OWNERS: dict[str, set[str]] = {
         "metrics.jsonl",
         "curves.png",
     },  # its "best" and "checkpoints" folders share their spelling with other things (torch hub's checkpoints)
+    # `postloc quickstart --out`: its manifest, report and places tables (in io: the server, a lower
+    # layer than quickstart, reads the manifest beside the run); its "prepared", "cv" and "run" folders
+    # share their spelling with dictionary keys and study names
+    "postloc.io.quickstart_folder": {"quickstart.json", "report.html", "places-seen.csv", "places.csv"},
     # `postloc synthetic`: raw posts with images, the input of `prepare` (not a prepared folder)
     "postloc.datasets.synthetic": {"posts.jsonl", "pois.csv", "manifest.json", "README.md"},
 }

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from postloc.errors import OutputPathError
-from postloc.io import run_folder
+from postloc.io import quickstart_folder, run_folder
 
 #: bytes read of a marker file at most: a marker is a small JSON object, never a data file
 MARKER_MAX_BYTES = 4 << 20
@@ -47,7 +47,9 @@ class FolderKind:
 RUN = FolderKind("training run", ((run_folder.MANIFEST, lambda m: isinstance(m.get("config"), Mapping)),))
 
 #: ``postloc quickstart`` writes its manifest first and updates it after every step
-QUICKSTART = FolderKind("quickstart folder", (("quickstart.json", lambda m: "postloc_quickstart" in m),))
+QUICKSTART = FolderKind(
+    "quickstart folder", ((quickstart_folder.MANIFEST, lambda m: quickstart_folder.MARKER_KEY in m),)
+)
 
 #: ``postloc open-set`` writes its report (``open-set.json``) last; the marker is in it
 OPEN_SET = FolderKind("leave-out (open-set) report", (("open-set.json", lambda m: "postloc_open_set" in m),))

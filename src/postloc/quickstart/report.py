@@ -32,6 +32,7 @@ from postloc.data.labels import class_index
 from postloc.data.prepared import load_prepared, read_summary
 from postloc.experiments.folder import outcomes_path, report_path, results_path
 from postloc.experiments.verdict import wins
+from postloc.io import quickstart_folder
 from postloc.io.atomic import atomic_path
 from postloc.io.inputs import read_small_json
 from postloc.io.run_folder import RunFolder
@@ -48,12 +49,12 @@ def write_report(out: Path, manifest: dict[str, Any], basemap: Basemap | None = 
     """Write ``out/report.html`` from the quickstart folder; returns the scores it shows (for the manifest).
 
     ``basemap``: streets and shores the user supplied (``--basemap``), drawn under the density."""
-    prepared = load_prepared(out / "prepared")
-    results = read_small_json(results_path(out / "cv"))
+    prepared = load_prepared(out / quickstart_folder.PREPARED)
+    results = read_small_json(results_path(out / quickstart_folder.CV))
     rows = [r for r in results["rows"] if r["study"] == "cv" and not r.get("na")]
     model = manifest["request"]["model"]
     main = next((r for r in rows if r["model"] == model), None)
-    outcomes = _outcomes(out / "cv", main) if main else None
+    outcomes = _outcomes(out / quickstart_folder.CV, main) if main else None
     pois = prepared.pois.copy()
     pois["poi"] = pois["poi"].astype(str)
     pois["label"] = [_poi_label(r) for r in pois.itertuples()]
@@ -75,10 +76,10 @@ def write_report(out: Path, manifest: dict[str, Any], basemap: Basemap | None = 
         body += _examples_section(pois, outcomes, prepared.posts)
     body += _served_run_section(manifest)
     body += _choices_section(manifest)
-    body += _data_section(out / "prepared")
+    body += _data_section(out / quickstart_folder.PREPARED)
     body += _commands_section(out, manifest["steps"].get("names"), results.get("verdict"))
     page = _PAGE.format(title=escape(title), body="\n".join(body))
-    with atomic_path(out / "report.html") as tmp:
+    with atomic_path(out / quickstart_folder.REPORT_HTML) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     return {r["model"]: {m: r[m]["mean"] for m in ("accuracy", "mean_km", "median_km", "ece")} for r in rows}
 
@@ -554,13 +555,14 @@ def _data_section(prepared: Path) -> list[str]:
 
 def _commands_section(out: Path, names: dict[str, Any] | None, verdict: dict[str, Any] | None = None) -> list[str]:
     pois = f" --pois {out / names['file']}" if names and names.get("file") else ""
+    run, cv = out / quickstart_folder.RUN, out / quickstart_folder.CV
     lines = ["<h2>Next</h2>"]
     if verdict and not verdict.get("beats_majority"):
         lines.append(
             '<p class="warn">The model does not place posts better than always answering '
             f"'{escape(verdict['majority']['name'])}' (see the verdict above): what it serves is no better.</p>"
         )
-    lines += ["<ul>", f"<li>Serve the model: <code>postloc serve {escape(str(out / 'run') + pois)}</code>"]
+    lines += ["<ul>", f"<li>Serve the model: <code>postloc serve {escape(str(run) + pois)}</code>"]
     if names and pois:
         lines.append(
             f" ({names['pois']} POI(s) had too few posts to train on; <code>{escape(str(names['file']))}</code> "
@@ -569,9 +571,9 @@ def _commands_section(out: Path, names: dict[str, Any] | None, verdict: dict[str
     return lines + [
         "</li>",
         "<li>Predict a file of posts: "
-        f"<code>postloc predict {escape(str(out / 'run'))} POSTS.jsonl --out PRED.jsonl{escape(pois)}</code></li>",
-        f"<li>The full scores: <code>{escape(str(report_path(out / 'cv')))}</code>; the test-split evaluation of the "
-        f"served model: <code>{escape(str(RunFolder(out / 'run').eval_file('test', '.md')))}</code></li>",
+        f"<code>postloc predict {escape(str(run))} POSTS.jsonl --out PRED.jsonl{escape(pois)}</code></li>",
+        f"<li>The full scores: <code>{escape(str(report_path(cv)))}</code>; the test-split evaluation of the "
+        f"served model: <code>{escape(str(RunFolder(run).eval_file('test', '.md')))}</code></li>",
         "</ul>",
     ]
 

@@ -34,6 +34,7 @@ from postloc.data.prepared import SUMMARY_MD, read_pois
 from postloc.data.readers import SkipReport, read_posts
 from postloc.errors import BadInputError, PostlocError
 from postloc.experiments import folder as experiment_folder
+from postloc.io import quickstart_folder
 from postloc.io.atomic import atomic_path
 from postloc.io.escape import csv_guard_columns, csv_unguard_columns, term, term_lines, term_skip_summary
 from postloc.io.inputs import check_regular_file
@@ -44,15 +45,15 @@ from postloc.quickstart.choices import Choice, choose, prepare_config, profile_p
 from postloc.settings import setting, setting_error
 from postloc.training.config import DEFAULT_MODEL
 
-MANIFEST = QUICKSTART.marker
+MANIFEST = QUICKSTART.marker  # quickstart_folder.MANIFEST
 VERSION = 1
 #: what the default model is scored against in the report
 BASELINES = ("tfidf-logreg", "majority")
 STEPS = ("prepare", "images", "evaluate", "train", "names", "report")
 #: every named, labelled POI of the input (written by the scan), and those of them the model was not
-#: trained on: what ``serve --pois`` matches by name (docs/cold-start.md)
-SEEN_PLACES = "places-seen.csv"
-NAME_ONLY_PLACES = "places.csv"
+#: trained on: what ``serve --pois`` matches by name (docs/cold-start.md); named by the folder's owner
+SEEN_PLACES = quickstart_folder.SEEN_PLACES
+NAME_ONLY_PLACES = quickstart_folder.NAME_ONLY_PLACES
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | N
 class _Quickstart:
     def __init__(self, source: Path, out: Path, config: QuickstartConfig, basemap: Basemap | None = None):
         self.source, self.out, self.config, self.basemap = source, out, config, basemap
-        self.prepared, self.cv, self.run_dir = out / "prepared", out / "cv", out / "run"
+        self.prepared, self.cv = out / quickstart_folder.PREPARED, out / quickstart_folder.CV
+        self.run_dir = out / quickstart_folder.RUN
         self.manifest: dict[str, Any] = {}
 
     def echo(self, message: str, *, lines: bool = False) -> None:
@@ -154,7 +156,9 @@ class _Quickstart:
         self.manifest["steps"]["report"] = True
         self.manifest["seconds"] = round(self.manifest.get("seconds", 0) + time.perf_counter() - started, 1)
         self._save()
-        return QuickstartResult(self.out, self.run_dir, self.out / "report.html", choices, self.manifest)
+        return QuickstartResult(
+            self.out, self.run_dir, self.out / quickstart_folder.REPORT_HTML, choices, self.manifest
+        )
 
     # -- the manifest -------------------------------------------------------------------------
     def _choices(self) -> list[Choice]:
@@ -196,7 +200,7 @@ class _Quickstart:
             ]
         self._write_places(SEEN_PLACES, profile.named_places())
         self.manifest = {
-            "postloc_quickstart": VERSION,
+            quickstart_folder.MARKER_KEY: VERSION,
             "input": {"path": str(self.source), "sha256": sha},
             "request": request,
             "profile": profile.summary(),
@@ -419,6 +423,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:
     manifest = _read_json(out / MANIFEST)
-    if manifest is None or manifest.get("postloc_quickstart") != VERSION or not isinstance(manifest.get("steps"), dict):
+    if (
+        manifest is None
+        or manifest.get(quickstart_folder.MARKER_KEY) != VERSION
+        or not isinstance(manifest.get("steps"), dict)
+    ):
         return None
     return manifest

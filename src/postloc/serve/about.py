@@ -16,12 +16,10 @@ from fastapi import FastAPI, Response
 from pydantic import BaseModel, Field
 
 from postloc.errors import PostlocError
+from postloc.io import quickstart_folder
 from postloc.io.inputs import read_small_json
-from postloc.io.ownership import QUICKSTART, read_marker
+from postloc.io.ownership import read_marker
 from postloc.io.run_folder import RunFolder
-
-RUN_FOLDER = "run"  # quickstart trains the served model into OUT/run
-QUICKSTART_MARKER = QUICKSTART.markers[0][0]  # quickstart.json
 
 
 class About(BaseModel):
@@ -41,11 +39,11 @@ def describe_run(run: Path) -> About:
 
 
 def _quickstart_verdict(run: Path) -> str | None:
-    run = Path(run)
-    if run.name != RUN_FOLDER:
+    out = quickstart_folder.quickstart_of_run(run)
+    if out is None:
         return None
-    manifest = read_marker(run.parent, QUICKSTART_MARKER)
-    if not manifest or "postloc_quickstart" not in manifest:
+    manifest = read_marker(out, quickstart_folder.MANIFEST)
+    if not manifest or quickstart_folder.MARKER_KEY not in manifest:
         return None
     verdict = manifest.get("verdict")
     sentence = verdict.get("sentence") if isinstance(verdict, dict) else None
