@@ -140,3 +140,21 @@ def test_cli_entry(tmp_path, capsys):
     assert args.run(args) == 0
     assert "SYNTHETIC" in capsys.readouterr().out
     assert len((tmp_path / "cli" / "posts.jsonl").read_text().splitlines()) == 8
+
+
+def test_prepared_from_synthetic_posts_is_synthetic_but_not_generated(dataset, tmp_path):
+    """The two questions of data.prepared: posts of `postloc synthetic` prepared by `postloc prepare` are
+    synthetic (every record's mark survives in ``extra``) but the folder was not generated, so ``prepare``'s
+    manifest has no "synthetic" key and what training records stays as it was; a generated folder is both."""
+    from postloc.data.prepared import SYNTHETIC_KEY, is_generated, is_synthetic, read_manifest
+    from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
+
+    out = tmp_path / "prepared"
+    config = PrepareConfig(min_hashtag_count=2, min_poi_posts=5, min_poi_users=2)
+    prepare(dataset.out_dir / "posts.jsonl", out, config, pois_csv=dataset.out_dir / "pois.csv")
+    assert SYNTHETIC_KEY not in read_manifest(out)
+    assert not is_generated(read_manifest(out)) and is_synthetic(out)
+    generated = write_synthetic_prepared(
+        tmp_path / "generated", SyntheticFeaturesConfig(n_pois=3, n_posts=60, n_users=12)
+    )
+    assert is_generated(read_manifest(generated)) and is_synthetic(generated)

@@ -18,7 +18,7 @@ for the few reads and writes they share, so that the layout is defined once::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,11 +142,39 @@ def read_kept_hashtags(path: str | Path) -> list[str] | None:
     return sorted(table.loc[kept, "hashtag"].map(csv_unguard).tolist())  # prepare guards formulas
 
 
+#: the manifest key of a generated folder (:mod:`postloc.datasets.synthetic_features`); ``prepare`` never writes it
+SYNTHETIC_KEY = "synthetic"
+
+
+# Two questions, asked only here (nobody else reads the manifest's ``"synthetic"`` key):
+#
+# - :func:`is_generated` -- was the folder *generated* rather than prepared from posts? Only
+#   ``datasets.synthetic_features`` writes such a folder (planted Gaussian image vectors, no raw input
+#   to re-prepare), and it says so in the manifest. Training, evaluate and open-set record this flag in
+#   what they write (the run's ``config.json``, ``eval-*.json``, ``open-set.json``); the experiments ask it
+#   for the image backbone's name and whether a variant can be re-prepared.
+# - :func:`is_synthetic` -- does the folder hold synthetic *posts*? Generated, or prepared by
+#   ``postloc prepare`` from ``postloc synthetic``'s posts: those carry ``"synthetic": true`` in every
+#   record, which ``prepare`` keeps in ``extra`` but does not copy into its manifest. The experiments'
+#   ``results.json`` (and so the reports and quickstart's ``report.html``) records this one.
+#
+# They differ exactly for a folder prepared from ``postloc synthetic`` posts (generated: False,
+# synthetic: True). Making training ask :func:`is_synthetic` would mark such runs synthetic, which
+# they are, but it would change the bytes of their ``config.json`` and evaluation reports; that change
+# is a decision of its own, not a refactoring.
+
+
+def is_generated(manifest: Mapping[str, Any]) -> bool:
+    """Whether the prepared folder with this manifest was generated (``datasets.synthetic_features``),
+    not prepared from posts; the note above says how this differs from :func:`is_synthetic`."""
+    return bool(manifest.get(SYNTHETIC_KEY, False))
+
+
 def is_synthetic(path: str | Path) -> bool:
-    """Whether the folder holds synthetic posts: its manifest says so (``postloc.datasets.synthetic_features``),
-    or its posts do (``postloc.datasets.synthetic`` marks every record, and ``prepare`` keeps the mark in
-    ``extra`` but not in the manifest)."""
-    if read_manifest(path).get("synthetic", False):
+    """Whether the folder holds synthetic posts: it was generated (:func:`is_generated`), or its posts say so
+    (``postloc.datasets.synthetic`` marks every record, and ``prepare`` keeps the mark in ``extra`` but not
+    in the manifest)."""
+    if is_generated(read_manifest(path)):
         return True
     posts = read_posts(path, columns=["extra"])
     return bool(posts["extra"].dropna().astype(str).str.contains('"synthetic": true').any())

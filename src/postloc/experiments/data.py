@@ -21,7 +21,15 @@ from typing import Any
 
 from postloc.data.image_features import IMAGE_FEATURES_FILE, has_image_features, read_image_summary
 from postloc.data.modalities import available_modalities
-from postloc.data.prepared import POSTS, copy_manifest, load_prepared, read_manifest, read_posts, write_posts
+from postloc.data.prepared import (
+    POSTS,
+    copy_manifest,
+    is_generated,
+    load_prepared,
+    read_manifest,
+    read_posts,
+    write_posts,
+)
 from postloc.experiments.folder import VARIANT_INFO
 from postloc.io.inputs import read_small_json
 
@@ -35,7 +43,7 @@ def image_backbone(prepared: str | Path) -> str | None:
     summary = read_image_summary(prepared)
     if summary is not None:
         return str(summary.get("backbone") or "unknown backbone")
-    if read_manifest(prepared).get("synthetic"):
+    if is_generated(read_manifest(prepared)):
         return "synthetic Gaussian vectors"
     return "unknown backbone"
 
@@ -74,7 +82,7 @@ def hashtag_variant(prepared: str | Path, threshold: int, out: Path, raw: Path |
         return read_small_json(marker)
     own = prepared_threshold(prepared)
     manifest = read_manifest(prepared)
-    if raw is not None and not manifest.get("synthetic"):
+    if raw is not None and not is_generated(manifest):
         from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
 
         names = {f.name for f in fields(PrepareConfig)}
