@@ -32,6 +32,13 @@ from postloc.io.ownership import check_output_folder
 DROP_KEYS = ("per_poi", "confusion", "labels", "coverage", "calibration_curves")
 
 
+def _row(study: str, row: str, column: str, model: str, variant: str, na: str | None = None) -> dict[str, Any]:
+    """One row of a study's table: its cells' keys are added when they are planned; ``na`` says why it has none.
+
+    One constructor, so every row has the same keys in the same order (``results.json`` keeps it)."""
+    return {"study": study, "row": row, "column": column, "model": model, "keys": [], "na": na, "variant": variant}
+
+
 class Plan:
     """Cells to run and n/a rows, per study, in display order."""
 
@@ -132,15 +139,7 @@ def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:
         missing = missing_needs(method, avail)
         params = _params(method, avail, config)
         label = caption(method, params)
-        row: dict[str, Any] = {
-            "study": study,
-            "row": label,
-            "column": column,
-            "model": method.model,
-            "keys": [],
-            "na": None,
-            "variant": variant,
-        }
+        row = _row(study, label, column, method.model, variant)
         if missing:
             row["na"] = (
                 "needs "
@@ -222,17 +221,7 @@ def _plan_table3(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig
     if not info.get("ok"):
         for m in methods:
             for mode in ("keep", "drop"):
-                plan.rows.append(
-                    {
-                        "study": "table3",
-                        "row": m.label,
-                        "column": mode,
-                        "model": m.model,
-                        "keys": [],
-                        "na": info["reason"],
-                        "variant": "",
-                    }
-                )
+                plan.rows.append(_row("table3", m.label, mode, m.model, "", na=info["reason"]))
         return
     plan.note(
         "table3", f"features: {info.get('backbone')}; keep: {info.get('keep_status')}; drop: {info.get('drop_status')}"
@@ -251,17 +240,7 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
     if "hashtags" not in available:
         for t in config.thresholds:
             for model in config.fig4_models:
-                plan.rows.append(
-                    {
-                        "study": "fig4",
-                        "row": model,
-                        "column": str(t),
-                        "model": model,
-                        "keys": [],
-                        "na": "the data has no hashtags",
-                        "variant": "",
-                    }
-                )
+                plan.rows.append(_row("fig4", model, str(t), model, "", na="the data has no hashtags"))
         return
     synthetic = is_synthetic(prepared)
     for t in sorted(set(config.thresholds) | {own}):
@@ -282,17 +261,7 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
         for model in config.fig4_models:
             method = Method(model, model, {}, ("text|hashtags",) if model != "mrlf" else ())
             if not info.get("ok"):
-                plan.rows.append(
-                    {
-                        "study": "fig4",
-                        "row": model,
-                        "column": str(t),
-                        "model": model,
-                        "keys": [],
-                        "na": info["reason"],
-                        "variant": variant,
-                    }
-                )
+                plan.rows.append(_row("fig4", model, str(t), model, variant, na=info["reason"]))
             else:
                 avail = available if variant == "base" else datamod.available_modalities(plan.variants[variant])
                 add("fig4", method, variant, avail, column=str(t))
