@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,7 +116,14 @@ def _train(
     main = ctx is None or ctx.is_main
     prepared = load_prepared(prepared_dir)
     model = create_model(config.model, config.params, config.trainer)  # bad params fail before any file is written
-    model.check_options(FitOptions(executor=executor, data_parallel=ctx is not None))
+    options = FitOptions(  # the run folder is set where the fit starts (a rank's private copy, or out)
+        resume=resume,
+        callbacks=tuple(callbacks),
+        progress=progress if progress is not None else config.trainer.progress,
+        executor=executor,
+        data_parallel=ctx is not None,
+    )
+    model.check_options(options)
     missing = unmet_needs(model.requires, available_modalities(prepared.path))
     if missing:  # before any file is written: a retry must not find a half-made run in the way
         raise PostlocError(
@@ -128,9 +135,7 @@ def _train(
     dist.on_main(lambda: _check_run_folder(out, config, resume, prepared.path), ctx)
     fresh = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     try:
-        return _fit_and_summarise(
-            out, prepared_dir, prepared, config, model, resume, callbacks, progress, ctx, executor
-        )
+        return _fit_and_summarise(out, prepared_dir, prepared, config, model, options, ctx)
     except BaseException as error:
         if main:
             _after_failure(out, error, fresh and not resume)
@@ -193,11 +198,8 @@ def _fit_and_summarise(
     prepared: PreparedData,
     config: RunConfig,
     model: Estimator,
-    resume: bool,
-    callbacks: Iterable[Any],
-    progress: bool | None,
+    options: FitOptions,
     ctx: dist.DistContext | None,
-    executor: Any = None,
 ) -> TrainResult:
     main = ctx is None or ctx.is_main
     if main:
@@ -213,18 +215,11 @@ def _fit_and_summarise(
             # rank 0's newest checkpoint and write nothing (the trainer checks the rank too).
             mirror = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="postloc-rank-")))
             run_dir = mirror
-            if resume:
+            if options.resume:
                 dist.mirror_latest_checkpoint(out, mirror, ctx)
-        elif ctx is not None and resume:
+        elif ctx is not None and options.resume:
             dist.mirror_latest_checkpoint(out, out, ctx)  # rank 0's half of the exchange
-        options = FitOptions(
-            run_dir=run_dir,
-            resume=resume,
-            callbacks=tuple(callbacks),
-            progress=progress if progress is not None else config.trainer.progress,
-            executor=executor,
-            data_parallel=ctx is not None,
-        )
+        options = replace(options, run_dir=run_dir)
         fit = model.fit(train_df, val_df, classes=prepared.poi_names, options=options).fit_result_
     if fit is None:  # a model that overrides fit itself and records nothing
         raise PostlocError(f"model {config.model!r} recorded no fit result (its fit must set fit_result_)")
