@@ -209,26 +209,22 @@ def add_answer_routes(app: FastAPI, answerer: Answerer) -> None:
     """``POST /v1/predict`` and ``POST /v1/explain``, answered by ``answerer``."""
     errors: dict[int | str, dict[str, Any]] = {code: {"model": Error} for code in (400, 413, 415, 422, 429)}
 
+    # both routes take the same body and give the same answer (explain adds the occlusion maps).
     # exclude_unset: ``source`` appears only when the server matches names (``--pois``); every other field is
     # always set by the answerer, so responses without names stay as they were
-    @app.post(
-        "/v1/predict",
-        response_model=PredictResponse,
-        response_model_exclude_unset=True,
-        openapi_extra=OPENAPI_BODY,
-        responses=errors,
-    )
+    route: dict[str, Any] = {
+        "response_model": PredictResponse,
+        "response_model_exclude_unset": True,
+        "openapi_extra": OPENAPI_BODY,
+        "responses": errors,
+    }
+
+    @app.post("/v1/predict", **route)
     async def predict(request: Request):
         """Top-k POIs for one post (JSON, or multipart/form-data with a `photo` upload)."""
         return await answerer(request, force_explain=False)
 
-    @app.post(
-        "/v1/explain",
-        response_model=PredictResponse,
-        response_model_exclude_unset=True,
-        openapi_extra=OPENAPI_BODY,
-        responses=errors,
-    )
+    @app.post("/v1/explain", **route)
     async def explain(request: Request):
         """Like /v1/predict, always with the occlusion explanation."""
         return await answerer(request, force_explain=True)
