@@ -188,18 +188,21 @@ def _extract_images(prepared_dir: str | Path, config: ImagesConfig) -> ImagesRes
     started = time.perf_counter()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(default_threads(config))
-    features = ShardStore(cache / "features" / backbone.name, config.shard_size)
-    ratios = ShardStore(cache / "portrait", config.shard_size)
-    failures = ShardStore(cache / "failures", config.shard_size)
+    stores = _Stores(
+        ShardStore(cache / "features" / backbone.name, config.shard_size),
+        ShardStore(cache / "portrait", config.shard_size),
+        ShardStore(cache / "failures", config.shard_size),
+    )
+    features = stores.features
     try:
         paths = _unique_paths(posts, prepared_dir)
         records = _hash_all(paths, config)
-        todo = _plan(records, features, ratios, failures, backbone, settings)
+        todo = _plan(records, stores, backbone, settings)
         computed_at = time.perf_counter()
-        n_computed = _compute(todo, records, features, ratios, failures, backbone, settings, config, cache)
+        n_computed = _compute(todo, records, stores, backbone, settings, config, cache)
         compute_seconds = time.perf_counter() - computed_at
     finally:
-        for store in (features, ratios, failures):
+        for store in (stores.features, stores.ratios, stores.failures):
             store.close()
         torch.set_num_threads(previous_threads)
     counts = _write_features(prepared_dir, posts, records, features, prepared_dir)
@@ -270,15 +273,20 @@ def _failure_key(sha: str, settings: WorkSettings) -> str:
     return f"{sha}|{d.key()}|px{d.max_pixels}|b{d.max_bytes}"
 
 
+@dataclass(frozen=True)
+class _Stores:
+    """The content-hash caches of one ``images`` run: vectors (per backbone), portrait ratios, failures."""
+
+    features: ShardStore
+    ratios: ShardStore
+    failures: ShardStore
+
+
 def _plan(
-    records: dict[str, ImageRecord],
-    features: ShardStore,
-    ratios: ShardStore,
-    failures: ShardStore,
-    backbone: FrozenBackbone,
-    settings: WorkSettings,
+    records: dict[str, ImageRecord], stores: _Stores, backbone: FrozenBackbone, settings: WorkSettings
 ) -> list[WorkItem]:
     """Fill records from the caches; return one work item per content hash still to compute."""
+    features, ratios, failures = stores.features, stores.ratios, stores.failures
     todo: dict[str, WorkItem] = {}
     for record in records.values():
         if record.source == "failed":
@@ -376,15 +384,15 @@ def _worker_context() -> str | None:
 def _compute(
     items: list[WorkItem],
     records: dict[str, ImageRecord],
-    features: ShardStore,
-    ratios: ShardStore,
-    failures: ShardStore,
+    stores: _Stores,
     backbone: FrozenBackbone,
     settings: WorkSettings,
     config: ImagesConfig,
     cache: Path,
 ) -> int:
     import torch
+
+    features, ratios, failures = stores.features, stores.ratios, stores.failures
 
     by_sha: dict[str, list[ImageRecord]] = {}
     for record in records.values():
