@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter
 
 from postloc.settings import setting, setting_error
 from postloc.vision import deps
+from postloc.vision.preprocess import shrink
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,5 @@ def thumbnail(before: Image.Image, mask: np.ndarray, after: Image.Image, height:
 
 
 def _reduce(image: Image.Image, short_side: int) -> Image.Image:
-    w, h = image.size
-    scale = short_side / min(w, h)
-    if scale >= 1:
-        return image
-    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    """The shorter side down to ``short_side`` (never up)."""
+    return shrink(image, short_side / min(image.size), Image.Resampling.LANCZOS)

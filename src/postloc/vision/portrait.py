@@ -24,6 +24,7 @@ from PIL import Image
 
 from postloc.settings import setting, setting_error
 from postloc.vision import deps
+from postloc.vision.preprocess import shrink
 
 PAPER_THRESHOLD = 0.5
 
@@ -170,8 +171,5 @@ def _mediapipe_version() -> str:
 
 
 def _reduce(image: Image.Image, side: int) -> Image.Image:
-    w, h = image.size
-    scale = side / max(w, h)
-    if scale >= 1:
-        return image
-    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+    """The longer side down to ``side`` (never up)."""
+    return shrink(image, side / max(image.size), Image.Resampling.BILINEAR)

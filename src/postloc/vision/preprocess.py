@@ -29,6 +29,16 @@ LITE_STD = (128.0 / 255.0,) * 3
 _FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
+def shrink(image: Image.Image, scale: float, resample: Image.Resampling) -> Image.Image:
+    """``image`` scaled by ``scale`` when that makes it smaller (never enlarged), each side at least one pixel.
+
+    The portrait filter and inpainting work on reduced copies of a photo (for speed); one rule for both."""
+    if scale >= 1:
+        return image
+    w, h = image.size
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), resample)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How a decoded RGB photo becomes the backbone's input tensor (CHW float32)."""
