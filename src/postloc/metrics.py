@@ -408,12 +408,7 @@ def plot_reliability(curves: dict[str, Any], path: str | Path, title: str = "") 
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, style, label=name)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (top POI probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title or "reliability")
-    ax.legend(loc="upper left")
+    _accuracy_axes(ax, "confidence (top POI probability)", 1, title or "reliability", "upper left")
     return _save(fig, plt, path)
 
 
@@ -423,13 +418,18 @@ def plot_coverage(curves: dict[str, Any], path: str | Path, title: str = "") -> 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for (name, curve), style in zip(curves.items(), ("--", "-"), strict=False):
         ax.plot(curve["coverage"], [a if a is not None else float("nan") for a in curve["accuracy"]], style, label=name)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("coverage (share of posts answered)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title or "accuracy-coverage")
-    ax.legend(loc="lower left")
+    _accuracy_axes(ax, "coverage (share of posts answered)", 1.02, title or "accuracy-coverage", "lower left")
     return _save(fig, plt, path)
+
+
+def _accuracy_axes(ax: Any, xlabel: str, top: float, title: str, legend: str) -> None:
+    """Accuracy (0 to ``top``) against a share (0 to 1): the frame of the reliability and coverage plots."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, top)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(loc=legend)
 
 
 def _pyplot():
