@@ -243,6 +243,7 @@ def _plan_fig4(plan: Plan, prepared: Path, out: Path, config: ExperimentConfig, 
                 plan.rows.append(_row("fig4", model, str(t), model, "", na="the data has no hashtags"))
         return
     synthetic = is_synthetic(prepared)
+    info: dict[str, Any]
     for t in sorted(set(config.thresholds) | {own}):
         if t == own:
             variant, info = "base", {"ok": True, "method": "the prepared folder itself"}
