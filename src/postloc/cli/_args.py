@@ -14,6 +14,7 @@ import argparse
 import types
 import typing
 from dataclasses import MISSING
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from postloc.errors import PostlocError
@@ -31,6 +32,27 @@ def fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
+
+
+def add_name_flags(parser: Any, pois_help: str) -> None:
+    """``--pois`` and ``--name-weight``: the POIs known by name that ``predict`` and ``serve`` match
+    (docs/cold-start.md). ``pois_help`` says what the command does with them."""
+    from postloc.inference.names import DEFAULT_NAME_WEIGHT
+
+    parser.add_argument("--pois", type=Path, metavar="FILE", help=pois_help)
+    parser.add_argument(
+        "--name-weight",
+        type=fraction,
+        metavar="W",
+        help="with --pois: the names' share of the probability at a full name match "
+        f"(0..1, default {DEFAULT_NAME_WEIGHT:g})",
+    )
+
+
+def check_name_flags(args: argparse.Namespace) -> None:
+    """``--name-weight`` alone means nothing: say so instead of ignoring it."""
+    if args.name_weight is not None and args.pois is None:
+        raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
 
 
 def add_flags(parser: Any, cls: type, *names: str, **overrides: dict[str, Any]) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from postloc.cli._args import fraction
+from postloc.cli._args import add_name_flags, check_name_flags, fraction
 from postloc.errors import PostlocError
 from postloc.io.escape import term
 
 
 def add_parser(sub) -> None:
-    from postloc.inference.names import DEFAULT_NAME_WEIGHT
-
     p = sub.add_parser(
         "predict",
         help="predict POIs for a file of posts (streaming JSONL/CSV/Parquet in, JSONL/Parquet out)",
@@ -38,20 +38,11 @@ def add_parser(sub) -> None:
         help="abstain below this calibrated confidence (0..1): the post's poi is null with a reason, "
         "its ranked candidates are still written",
     )
-    p.add_argument(
-        "--pois",
-        type=Path,
-        metavar="FILE",
-        help="POIs known by name (CSV poi,lat,lon,name or an OpenStreetMap GeoJSON of named points): "
+    add_name_flags(
+        p,
+        "POIs known by name (CSV poi,lat,lon,name or an OpenStreetMap GeoJSON of named points): "
         "also predict POIs without training posts from the names posts write; each answer gets a "
         "source (model, names, model+names); docs/cold-start.md",
-    )
-    p.add_argument(
-        "--name-weight",
-        type=fraction,
-        metavar="W",
-        help="with --pois: the names' share of the probability at a full name match "
-        f"(0..1, default {DEFAULT_NAME_WEIGHT:g})",
     )
     p.add_argument("--batch-size", type=int, default=1024, help="posts read, predicted and written at a time")
     p.add_argument("--skip-bad", action="store_true", help="skip bad input records (reported) instead of stopping")
@@ -74,8 +65,7 @@ def add_parser(sub) -> None:
 def run_predict(args) -> int:
     from postloc.inference.batch import photo_summary, predict_file
 
-    if args.name_weight is not None and args.pois is None:
-        raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
+    check_name_flags(args)
     if args.engine == "ray":
         if str(args.input) == "-":
             raise PostlocError("--engine ray reads files; give a file of posts, or use the local engine for -")
@@ -88,11 +78,7 @@ def run_predict(args) -> int:
         args.run_dir,
         args.input,
         args.out,
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        fmt=args.format,
-        skip_bad=args.skip_bad,
-        images=not args.no_images,
+        **_reading(args),
         progress=not args.quiet,
         min_confidence=args.min_confidence,
         names=args.pois,
@@ -137,11 +123,7 @@ def _run_predict_ray(args) -> int:
         args.input,
         args.out,
         workers=args.workers,
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        fmt=args.format,
-        skip_bad=args.skip_bad,
-        images=not args.no_images,
+        **_reading(args),
         threads=args.threads,
         settings=RaySettings(address=args.ray_address, progress=not args.quiet),
     )
@@ -151,3 +133,15 @@ def _run_predict_ray(args) -> int:
         + (f", {counts['skipped']} bad records skipped" if counts.get("skipped") else "")
     )
     return 0
+
+
+def _reading(args: argparse.Namespace) -> dict[str, Any]:
+    """What the local and the Ray engine read and write alike: top-k, batch size, input format, bad
+    records, photos."""
+    return {
+        "top_k": args.top_k,
+        "batch_size": args.batch_size,
+        "fmt": args.format,
+        "skip_bad": args.skip_bad,
+        "images": not args.no_images,
+    }

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from postloc.cli._args import add_flags, fraction, from_args
+from postloc.cli._args import add_flags, add_name_flags, check_name_flags, from_args
 from postloc.errors import PostlocError
 from postloc.settings import setting
 
@@ -35,7 +35,6 @@ PAGE = ("tile_url", "tile_attribution")
 
 
 def add_parser(sub) -> None:
-    from postloc.inference.names import DEFAULT_NAME_WEIGHT
     from postloc.serve.limits import ConnectionLimits, Limits
     from postloc.serve.settings import ServeSettings
 
@@ -47,20 +46,11 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN", type=Path, help="training run folder")
     add_flags(p, Listen, "host", "port", "threads")
     add_flags(p, ServeSettings, *APP)
-    p.add_argument(
-        "--pois",
-        type=Path,
-        metavar="FILE",
-        help="POIs known by name (CSV poi,lat,lon,name or an OpenStreetMap GeoJSON of named points): "
+    add_name_flags(
+        p,
+        "POIs known by name (CSV poi,lat,lon,name or an OpenStreetMap GeoJSON of named points): "
         "also answer with POIs that have no training posts, from the names a post writes; answers say "
         "their source (docs/cold-start.md)",
-    )
-    p.add_argument(
-        "--name-weight",
-        type=fraction,
-        metavar="W",
-        help="with --pois: the names' share of the probability at a full name match "
-        f"(0..1, default {DEFAULT_NAME_WEIGHT:g})",
     )
     add_flags(p.add_argument_group("limits"), Limits, *LIMITS)
     add_flags(p.add_argument_group("connections (slow and idle clients)"), ConnectionLimits, *CONNECTIONS)
@@ -95,8 +85,7 @@ def settings_from_args(args):
     from postloc.serve.settings import ServeSettings
 
     from_args(Listen, args, "host", "port", "threads")
-    if args.name_weight is not None and args.pois is None:
-        raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
+    check_name_flags(args)
     if args.allowed_hosts is not None:
         hosts = tuple(h for h in (part.strip() for part in args.allowed_hosts.split(",")) if h)
     else:  # the names this machine's own clients use, and the address it was told to bind

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from postloc.cli._args import add_flags, from_args
+from postloc.settings import flag_of
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -39,20 +40,16 @@ def add_parser(sub) -> None:
         default=(default.width, default.height),
         help=f"image size WxH (default {default.width}x{default.height})",
     )
-    add_flags(p, SyntheticPostsConfig, "users", *RATES)
+    add_flags(p, SyntheticPostsConfig, "users", *_rates())
     p.set_defaults(run=run)
 
 
-#: the shares settable from the command line, in ``--help``'s order
-RATES = (
-    "selfie_rate",
-    "tourist_rate",
-    "missing_image_rate",
-    "missing_text_rate",
-    "missing_hashtags_rate",
-    "second_image_rate",
-    "typo_rate",
-)
+def _rates() -> tuple[str, ...]:
+    """The generator's shares that are flags, in ``--help``'s order (``other_poi_word_rate`` is a knob of
+    the planted confusion, not a flag). Imported when used: the generator is heavy to import."""
+    from postloc.datasets.synthetic import RATES, SyntheticPostsConfig
+
+    return tuple(name for name in RATES if flag_of(SyntheticPostsConfig, name))
 
 
 def run(args) -> int:
@@ -60,7 +57,7 @@ def run(args) -> int:
 
     width, height = args.size
     config = from_args(
-        SyntheticPostsConfig, args, "pois", "posts_per_poi", "seed", "users", *RATES, width=width, height=height
+        SyntheticPostsConfig, args, "pois", "posts_per_poi", "seed", "users", *_rates(), width=width, height=height
     )
     result = generate(args.out, config)
     counts = result.manifest["counts"]
