@@ -46,12 +46,11 @@ from postloc.data.prepare.duckdb_connection import FETCH_ROWS, arrow_batches, co
 from postloc.data.prepare.poi_sample import assign_to_sample_clusters
 from postloc.data.prepare.steps import (
     SPOOL_BATCH,
+    EngineInput,
     PreparedPostsWriter,
     add_label_notes,
     empty_message,
     progress_bar,
-    settle_spool,
-    spool_place_keys,
     write_csv,
 )
 from postloc.data.prepared import HASHTAGS, POIS, POSTS
@@ -62,25 +61,17 @@ from postloc.io.escape import HASHTAG_TEXT_COLUMNS, csv_guard_columns
 from postloc.text.names import names_place
 
 
-def build_duckdb(
-    spool: Path,
-    work: Path,
-    config: PrepareConfig,
-    funnel: Counter,
-    known_centres: pd.DataFrame | None,
-    source: Path,
-    show_progress: bool,
-) -> tuple[dict[str, Any], str]:
-    """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method).
+def build_duckdb(job: EngineInput) -> tuple[dict[str, Any], str]:
+    """Steps 3-7 over ``job.spool`` into ``job.work``; returns (summary, POI method).
 
-    The held posts (judged outside ``--languages``) are settled first, in Python, as the default
-    engine does (:func:`settle_spool`); the duplicates are left to SQL.
+    The held posts (judged outside ``--languages``) were settled first, in Python, as for the default
+    engine (:func:`settle_spool`, keys only); the duplicates are left to SQL.
 
     DuckDB sees ``work`` and ``spool`` by plain paths (:func:`plain_path`): the output's name is
     the user's, and DuckDB would read ``?``, ``\\`` or ``*`` in it as options, separators or globs.
     """
-    places = spool_place_keys(spool, config, known_centres)
-    settle_spool(spool, places, funnel, keys_only=True)
+    spool, work, config, funnel, known_centres = job.spool, job.work, job.config, job.funnel, job.known_centres
+    source, show_progress, places = job.source, job.show_progress, job.places
     with contextlib.ExitStack() as paths:
         plain_work = paths.enter_context(plain_path(work))
         plain_spool = paths.enter_context(plain_path(spool.parent)) / spool.name

@@ -28,12 +28,11 @@ from postloc.data.pois import (
 from postloc.data.prepare.config import PrepareConfig
 from postloc.data.prepare.steps import (
     SPOOL_BATCH,
+    EngineInput,
     PreparedPostsWriter,
     add_label_notes,
     empty_message,
     progress,
-    settle_spool,
-    spool_place_keys,
     write_csv,
 )
 from postloc.data.prepared import HASHTAGS, POIS, POSTS
@@ -43,18 +42,10 @@ from postloc.errors import EmptyDatasetError, PostlocError
 from postloc.io.escape import HASHTAG_TEXT_COLUMNS, csv_guard_columns
 
 
-def build_in_memory(
-    spool: Path,
-    work: Path,
-    config: PrepareConfig,
-    funnel: Counter,
-    known_centres: pd.DataFrame | None,
-    source: Path,
-    show_progress: bool,
-) -> tuple[dict[str, Any], str]:
-    """Steps 3-7 over ``spool`` into ``work``; returns (summary, POI method)."""
-    places = spool_place_keys(spool, config, known_centres)
-    settle_spool(spool, places, funnel, keys_only=False)
+def build_in_memory(job: EngineInput) -> tuple[dict[str, Any], str]:
+    """Steps 3-7 over ``job.spool`` into ``job.work``; returns (summary, POI method)."""
+    spool, work, config, funnel, known_centres = job.spool, job.work, job.config, job.funnel, job.known_centres
+    source, show_progress, places = job.source, job.show_progress, job.places
     meta = pd.read_parquet(spool, columns=["poi", "lat", "lon", "user", "poi_name", "n_text", "n_images"])
     if meta.empty:
         raise EmptyDatasetError(empty_message(source, funnel, "after reading and cleaning"))

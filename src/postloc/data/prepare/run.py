@@ -20,7 +20,15 @@ import pandas as pd
 
 from postloc.data.prepare.config import PrepareConfig, PrepareResult, ReadOptions
 from postloc.data.prepare.memory import build_in_memory
-from postloc.data.prepare.steps import collector_paused, progress, release_cleaning_memory, spool_clean_posts
+from postloc.data.prepare.steps import (
+    EngineInput,
+    collector_paused,
+    progress,
+    release_cleaning_memory,
+    settle_spool,
+    spool_clean_posts,
+    spool_place_keys,
+)
 from postloc.data.prepared import HASHTAGS, PREPARED, SUMMARY, SUMMARY_MD, write_manifest
 from postloc.data.readers import SkipReport, read_posts
 from postloc.data.summary import summary_markdown
@@ -153,9 +161,12 @@ def _build(
         if out_of_core:
             from postloc.data.prepare.duckdb_engine import build_duckdb  # the optional extra: only when asked for
 
-            summary, method = build_duckdb(spool, work, config, funnel, known_centres, source, show_progress)
+            build = build_duckdb
         else:
-            summary, method = build_in_memory(spool, work, config, funnel, known_centres, source, show_progress)
+            build = build_in_memory
+        places = spool_place_keys(spool, config, known_centres)
+        settle_spool(spool, places, funnel, keys_only=out_of_core)  # duckdb de-duplicates in SQL
+        summary, method = build(EngineInput(spool, work, config, funnel, known_centres, source, show_progress, places))
     spool.unlink()
     summary["poi_method"] = method
     (work / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -56,6 +56,25 @@ def spool_schema(*, keys: bool = False, held: bool = False):
     return schema.append(pa.field("held", pa.bool_())) if held else schema
 
 
+@dataclass(frozen=True)
+class EngineInput:
+    """What ``prepare`` hands an engine (:mod:`~postloc.data.prepare.memory` or
+    :mod:`~postloc.data.prepare.duckdb_engine`) for steps 3-7: one type, so both take the same thing.
+
+    The spool is settled (:func:`settle_spool`) before an engine sees it, with ``places`` (its place
+    keys, :func:`spool_place_keys`) kept for the hashtag vocabulary.
+    """
+
+    spool: Path  # the cleaned posts (steps 1-2)
+    work: Path  # the folder being written
+    config: PrepareConfig
+    funnel: Counter  # what was read, kept and dropped; the engine adds its counts
+    known_centres: pd.DataFrame | None  # the given POI table (``--pois``), if any
+    source: Path  # the input, named in messages
+    show_progress: bool
+    places: frozenset[str]
+
+
 @dataclass
 class CleanedChunk:
     """The spool rows of a chunk of posts, as Arrow columns (cheap to pickle back from a worker).
