@@ -145,7 +145,8 @@ def test_cli_entry(tmp_path, capsys):
 def test_prepared_from_synthetic_posts_is_synthetic_but_not_generated(dataset, tmp_path):
     """The two questions of data.prepared: posts of `postloc synthetic` prepared by `postloc prepare` are
     synthetic (every record's mark survives in ``extra``) but the folder was not generated, so ``prepare``'s
-    manifest has no "synthetic" key and what training records stays as it was; a generated folder is both."""
+    manifest has no "synthetic" key; a generated folder is both. A run trained on such posts says it is
+    synthetic (it said not, before issue 30), in its config and its evaluation."""
     from postloc.data.prepared import SYNTHETIC_KEY, is_generated, is_synthetic, read_manifest
     from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, write_synthetic_prepared
 
@@ -158,3 +159,11 @@ def test_prepared_from_synthetic_posts_is_synthetic_but_not_generated(dataset, t
         tmp_path / "generated", SyntheticFeaturesConfig(n_pois=3, n_posts=60, n_users=12)
     )
     assert is_generated(read_manifest(generated)) and is_synthetic(generated)
+    from postloc.data.prepared import load_prepared
+    from postloc.io.run_folder import RunFolder
+    from postloc.training import RunConfig, TrainerConfig, evaluate, train
+
+    assert load_prepared(out).synthetic and load_prepared(generated).synthetic
+    train(out, tmp_path / "run", RunConfig("majority", {}, TrainerConfig(epochs=1, seed=0)))
+    assert json.loads(RunFolder(tmp_path / "run").manifest_path.read_text())["synthetic"] is True
+    assert evaluate(tmp_path / "run", "test")["synthetic"] is True

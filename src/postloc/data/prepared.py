@@ -65,6 +65,13 @@ class PreparedData:
     def poi_names(self) -> list[str]:
         return self.pois["poi"].tolist()
 
+    @property
+    def synthetic(self) -> bool:
+        """Whether these are synthetic posts (:func:`is_synthetic`, on the posts already loaded)."""
+        if is_generated(self.manifest):
+            return True
+        return "extra" in self.posts and _marks_synthetic(self.posts["extra"])
+
 
 def load_prepared(path: str | Path) -> PreparedData:
     """Load the output of ``postloc prepare``; a clear error if the folder is not one."""
@@ -150,18 +157,14 @@ SYNTHETIC_KEY = "synthetic"
 #
 # - :func:`is_generated` -- was the folder *generated* rather than prepared from posts? Only
 #   ``datasets.synthetic_features`` writes such a folder (planted Gaussian image vectors, no raw input
-#   to re-prepare), and it says so in the manifest. Training, evaluate and open-set record this flag in
-#   what they write (the run's ``config.json``, ``eval-*.json``, ``open-set.json``); the experiments ask it
-#   for the image backbone's name and whether a variant can be re-prepared.
-# - :func:`is_synthetic` -- does the folder hold synthetic *posts*? Generated, or prepared by
-#   ``postloc prepare`` from ``postloc synthetic``'s posts: those carry ``"synthetic": true`` in every
-#   record, which ``prepare`` keeps in ``extra`` but does not copy into its manifest. The experiments'
-#   ``results.json`` (and so the reports and quickstart's ``report.html``) records this one.
-#
-# They differ exactly for a folder prepared from ``postloc synthetic`` posts (generated: False,
-# synthetic: True). Making training ask :func:`is_synthetic` would mark such runs synthetic, which
-# they are, but it would change the bytes of their ``config.json`` and evaluation reports; that change
-# is a decision of its own, not a refactoring.
+#   to re-prepare), and it says so in the manifest. The experiments ask it for the image backbone's name
+#   and whether a variant can be re-prepared.
+# - :func:`is_synthetic` / :attr:`PreparedData.synthetic` -- does the folder hold synthetic *posts*?
+#   Generated, or prepared by ``postloc prepare`` from ``postloc synthetic``'s posts: those carry
+#   ``"synthetic": true`` in every record, which ``prepare`` keeps in ``extra``. Everything that labels its
+#   output SYNTHETIC asks this one: training, evaluate and open-set (the run's ``config.json``,
+#   ``eval-*.json``, ``open-set.json``) and the experiments' ``results.json``. (Until issue 30 training
+#   asked only the manifest and called a run on ``postloc synthetic`` posts not synthetic.)
 
 
 def is_generated(manifest: Mapping[str, Any]) -> bool:
@@ -176,8 +179,12 @@ def is_synthetic(path: str | Path) -> bool:
     in the manifest)."""
     if is_generated(read_manifest(path)):
         return True
-    posts = read_posts(path, columns=["extra"])
-    return bool(posts["extra"].dropna().astype(str).str.contains('"synthetic": true').any())
+    return _marks_synthetic(read_posts(path, columns=["extra"])["extra"])
+
+
+def _marks_synthetic(extra: pd.Series) -> bool:
+    """Whether any post's ``extra`` carries ``postloc.datasets.synthetic``'s mark."""
+    return bool(extra.dropna().astype(str).str.contains('"synthetic": true').any())
 
 
 def prepared_schema():

@@ -32,7 +32,7 @@ import pandas as pd
 from postloc.data.image_features import attach_image_features, load_image_features
 from postloc.data.labels import label_indices
 from postloc.data.modalities import available_modalities, unmet_needs
-from postloc.data.prepared import PreparedData, is_generated, load_prepared, read_kept_hashtags
+from postloc.data.prepared import PreparedData, load_prepared, read_kept_hashtags
 from postloc.errors import DiskFullError, PostlocError
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import RUN, check_output_folder
@@ -236,7 +236,7 @@ def _fit_and_summarise(
             "val_in_training": bool(model.trains_on_val),
             "val_loss": fit.val_loss,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "synthetic": is_generated(prepared.manifest),
+            "synthetic": prepared.synthetic,
         }
     )
     info = model.describe()
@@ -265,7 +265,7 @@ def _start_run_folder(out: Path, prepared_dir: str | Path, prepared: PreparedDat
             "config": config.to_dict(),
             "data": str(Path(prepared_dir).resolve()),
             "data_sha256": prepared.manifest.get("input", {}).get("sha256"),
-            "synthetic": is_generated(prepared.manifest),
+            "synthetic": prepared.synthetic,
         }
     )
     run.write_data(data_info(prepared))
@@ -362,7 +362,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data: str | Path | None =
     seconds = time.perf_counter() - started
     proba = apply_temperature(raw, temperature)
     report = evaluate_predictions(proba, model.classes_, posts, prepared.pois, uncalibrated=raw)
-    synthetic = is_generated(prepared.manifest)
+    synthetic = prepared.synthetic
     report = {
         "split": split,
         "model": model.name,
@@ -395,7 +395,7 @@ def data_info(prepared: PreparedData) -> dict[str, Any]:
         "pois": pois,
         "hashtag_vocabulary": read_kept_hashtags(prepared.path),
         "min_hashtag_count": prepared.manifest.get("config", {}).get("min_hashtag_count"),
-        "synthetic": is_generated(prepared.manifest),
+        "synthetic": prepared.synthetic,
     }
 
 

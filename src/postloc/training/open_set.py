@@ -31,7 +31,7 @@ import pandas as pd
 from postloc.data.image_features import attach_image_features, load_image_features
 from postloc.data.labels import label_indices
 from postloc.data.modalities import available_modalities, unmet_needs
-from postloc.data.prepared import is_generated, load_prepared
+from postloc.data.prepared import load_prepared
 from postloc.errors import PostlocError
 from postloc.io.atomic import atomic_open, atomic_path
 from postloc.io.escape import md_text
@@ -156,7 +156,7 @@ def _open_set(prepared_dir: Path, out: Path, config: OpenSetConfig) -> dict[str,
         "model": run.model,
         "config": run.to_dict(),
         "data": str(prepared_dir.resolve()),
-        "synthetic": is_generated(prepared.manifest),
+        "synthetic": prepared.synthetic,
         "seed": config.seed,
         "left_out": [
             {
