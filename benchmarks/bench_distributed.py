@@ -3,7 +3,7 @@
 Run: ``PYTHONPATH=src python benchmarks/bench_distributed.py`` (about 3 minutes on 2 idle cores, 8 on the busy
 shared 2-core CPU).
 Writes ``benchmarks/results/distributed.{json,md}``; the numbers in docs/scale-training.md and
-the tolerance of tests/test_distributed.py come from there.
+the tolerance of tests/nn/test_distributed.py come from there.
 
 Part 1, speed and accuracy: MRLF with its default parameters on a SYNTHETIC set
 (``postloc.datasets.synthetic_features``, 1,500 posts, 10 POIs), global batch 64, a fixed number of
@@ -12,7 +12,7 @@ thread, and ``torchrun --nproc_per_node 2`` x 1 thread each (per-rank batch 32).
 training seconds per epoch (rank 0's clock, validation excluded), the whole command's wall time
 (process start, data loading and validation included), and best-epoch validation accuracy.
 
-Part 2, seed noise of the test setting: the exact setting of tests/test_distributed.py, trained
+Part 2, seed noise of the test setting: the exact setting of tests/nn/test_distributed.py, trained
 in 1 process over seeds 0-4 and in 2 processes over seeds 0-2, so that the test's tolerance
 rests on a measured spread.
 
@@ -40,7 +40,7 @@ from _common import machine, write_results
 
 SYNTHETIC = "SYNTHETIC DATA"
 SPEED_DATA = {"n_pois": 10, "n_posts": 1500, "n_users": 200, "seed": 0}
-# Part 2 mirrors tests/test_distributed.py (DATA, TRAINER) and tests/tiny_models.py (SMALL): keep them in step.
+# Part 2 mirrors tests/nn/test_distributed.py (DATA, TRAINER) and tests/support/tiny_models.py (SMALL): keep them in step.
 TEST_DATA = {
     "n_pois": 4,
     "n_posts": 500,
@@ -241,7 +241,7 @@ def _markdown(p: dict[str, Any]) -> str:
         "a second Python interpreter. Data parallelism pays off with more cores or machines than one "
         "process can use, or with GPUs.",
         "",
-        "## Seed noise of the test setting (tests/test_distributed.py)",
+        "## Seed noise of the test setting (tests/nn/test_distributed.py)",
         "",
         f"Synthetic set {p['seed_noise']['data']}; settings {p['seed_noise']['settings']}; "
         f"{p['seed_noise']['epochs']} epochs. Best-epoch validation accuracy:",

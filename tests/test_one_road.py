@@ -22,7 +22,7 @@ from postloc.inference.predictor import Predictor, load
 from postloc.models.base import ModelInputs
 from postloc.serve.app import ServeSettings, create_app
 from postloc.serve.limits import Limits
-from test_serve_support import decisive_tag, small_run
+from serve_support import decisive_tag, small_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

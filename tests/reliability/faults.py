@@ -3,10 +3,10 @@
     python tests/reliability/faults.py [--kills 20] [--seed 0] [--skip-full-disk]
 
 For ``prepare``, ``images`` and ``train`` (SYNTHETIC data, small settings) the harness of
-``tests/fault_harness.py`` kills the command with SIGKILL just before a seeded random file-system
+``tests/support/fault_harness.py`` kills the command with SIGKILL just before a seeded random file-system
 event (every rename of the commit step is always included), then judges the output with the
 project's own loaders against a clean run and re-runs (``--resume`` for training). The full-disk
-cases run ``tests/test_full_disk.py`` (a small tmpfs; needs root or ``unshare``). Writes
+cases run ``tests/reliability/test_full_disk.py`` (a small tmpfs; needs root or ``unshare``). Writes
 tests/reliability/results/faults.{json,md}; "corrupt" must be 0.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # _common: the machine and the results files
-sys.path.insert(0, str(ROOT / "tests"))  # fault_harness (found beside this script too, once it moves here)
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # fault_harness
 
 from _common import machine, write_results  # noqa: E402
 from fault_harness import ImagesScenario, PrepareScenario, TrainScenario, Zygote, kill_points  # noqa: E402
@@ -148,7 +148,8 @@ def main() -> None:
     if full_disk is not None:
         md += [
             "",
-            "Full disk (a 16 MB tmpfs filled to a few KB, earlier outputs inside; `tests/test_full_disk.py`):",
+            "Full disk (a 16 MB tmpfs filled to a few KB, earlier outputs inside; "
+            "`tests/reliability/test_full_disk.py`):",
             "",
             "| case | outcome |",
             "|---|---|",

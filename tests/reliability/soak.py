@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 # _common (the machine, the results files) and bench_serve (the server process, its RSS) from benchmarks/;
 # bench_serve imports test_serve_http (a free port) from tests/
 sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))
-sys.path.insert(0, str(HERE.parents[1] / "tests"))
+sys.path.insert(0, str(HERE.parent / "support"))
 
 from _common import machine, write_results  # noqa: E402
 from bench_serve import rss_mb, server_process  # noqa: E402

@@ -13,7 +13,7 @@ it does not handle, any value that ``from_record`` would refuse or warn about, a
 to check, known keys hidden in an ``extra`` JSON column, or enough keys there that a row may be
 over ``max_keys``) returns ``None``, and the reader validates that batch record by record as
 before, so errors, warnings and skip reports read exactly the same.
-``tests/test_columnar_validation.py`` compares the two paths.
+``tests/support/photos/test_columnar_validation.py`` compares the two paths.
 """
 
 from __future__ import annotations

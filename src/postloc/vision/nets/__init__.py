@@ -3,7 +3,7 @@
 Why they exist: torchvision cannot be installed next to the CPU build of torch from the package
 index (its wheels are built against CUDA torch and fail on import with
 ``operator torchvision::nms does not exist``). These modules have exactly torchvision's
-parameter names and shapes (checked in ``tests/test_vision_backbones.py``), so torchvision's
+parameter names and shapes (checked in ``tests/vision/test_vision_backbones.py``), so torchvision's
 own ImageNet weight files load into them strictly, with or without torchvision installed.
 """
 
