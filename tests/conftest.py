@@ -38,7 +38,7 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-# --- Hypothesis profiles of the fuzz tests (tests/test_fuzz_*.py; see docs/reliability.md) -------------
+# --- Hypothesis profiles of the fuzz tests (tests/reliability/test_fuzz_*.py; see docs/reliability.md) -------------
 # "default": few derandomized examples, so `make test` stays fast and CI sees the same cases every run.
 # "long" (HYPOTHESIS_PROFILE=long, `make reliability`): many more, random, examples. No example
 # database: nothing is written into the tree; a failure prints its reproduction blob instead.

@@ -7,7 +7,7 @@ project's own loaders and against a clean run's bytes), and a re-run (``--resume
 must succeed, leave no temporaries and, for training, give bit-identical weights and the same
 validation accuracy as an uninterrupted run. The default run kills at a few chosen points (the
 commit renames, one seeded random point); ``-m reliability`` kills at many seeded points, and
-``benchmarks/bench_faults.py`` tabulates them.
+``tests/reliability/faults.py`` tabulates them.
 """
 
 from __future__ import annotations

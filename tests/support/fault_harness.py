@@ -15,7 +15,7 @@ Writes done inside C extensions (pyarrow's Parquet writer, safetensors' Rust wri
 audit event; they happen between events, and :func:`run_postloc` also accepts ``kill_after``
 seconds for timer kills that land inside them.
 
-Also usable as a library by ``benchmarks/bench_faults.py``.
+Also usable as a library by ``tests/reliability/faults.py``.
 """
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ def classify(current: dict[str, str] | None, previous: dict[str, str] | None, ne
     return "corrupt"
 
 
-# --- scenarios: one per command, shared by tests/reliability/test_faults.py and benchmarks/bench_faults.py --
+# --- scenarios: one per command, shared by tests/reliability/test_faults.py and tests/reliability/faults.py --
 
 SMALL_MRLF = {
     "filters": 8,

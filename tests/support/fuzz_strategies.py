@@ -1,4 +1,4 @@
-"""Shared Hypothesis strategies and checks of the fuzz tests (tests/test_fuzz_*.py).
+"""Shared Hypothesis strategies and checks of the fuzz tests (tests/reliability/test_fuzz_*.py).
 
 The invariant of every input surface (docs/reliability.md): *a clear error or a valid answer, never
 a crash, a hang or a 500*. The helpers here say what "clear" and "valid" mean, so every fuzz test
