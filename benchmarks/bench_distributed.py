@@ -40,7 +40,8 @@ from _common import machine, write_results
 
 SYNTHETIC = "SYNTHETIC DATA"
 SPEED_DATA = {"n_pois": 10, "n_posts": 1500, "n_users": 200, "seed": 0}
-# Part 2 mirrors tests/nn/test_distributed.py (DATA, TRAINER) and tests/support/tiny_models.py (SMALL): keep them in step.
+# Part 2 mirrors tests/nn/test_distributed.py (DATA, TRAINER) and tests/support/tiny_models.py (SMALL):
+# keep them in step.
 TEST_DATA = {
     "n_pois": 4,
     "n_posts": 500,

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 from _common import machine, write_results
 
@@ -72,7 +72,7 @@ def server_process(run: Path, extra: list[str] | None = None):
     """``postloc serve`` in a child process on a free 127.0.0.1 port; stopped (by its pid) afterwards."""
     import httpx
 
-    from test_serve_http import free_port
+    from serving import free_port
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
