@@ -26,6 +26,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,7 +124,7 @@ def summarise(args, cells: Path, load_before: list[float]) -> None:
     reference = read(0)
     if reference is None:
         raise SystemExit("the reference (row 0, tfidf-logreg) is not done on every fold")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, (label, (model, params)) in enumerate(VARIANTS.items()):
         frame = read(i)
         if frame is None:
