@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/dresden
 
-.PHONY: install demo test test-slow lint lint-fix test-browser reliability bench experiments clean
+.PHONY: install demo test test-slow lint lint-fix test-browser reliability golden bench experiments clean
 
 install: $(VENV)/.installed
 
@@ -71,6 +71,10 @@ reliability: install
 	$(PY) -m pytest -q -m reliability
 	$(PY) tests/reliability/faults.py
 	$(PY) tests/reliability/soak.py
+
+# Did a change keep postloc's outputs? The same pipeline with OLD's code and NEW's (default: this tree), compared.
+golden: install
+	bash tests/reliability/golden.sh $(OLD) $(NEW)
 
 # The paper's studies (Table II, Fig. 2-4) on the embedded data; see docs/experiments.md.
 experiments: install
