@@ -12,7 +12,7 @@ from postloc.errors import BadInputError, PostlocError
 from postloc.inference.predictor import Predictor, load
 from postloc.models.calibration import apply_temperature
 from postloc.training import RunConfig, TrainerConfig, train
-from tiny_models import SMALL
+from tiny_models import EASY_DATA, SMALL
 
 
 @pytest.fixture(scope="module")
@@ -20,17 +20,7 @@ def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("predict")
     prepared = write_synthetic_prepared(
         base / "prepared",
-        SyntheticFeaturesConfig(
-            n_pois=4,
-            n_posts=300,
-            n_users=40,
-            text_signal=0.35,
-            tag_signal=0.6,
-            image_separation=1.5,
-            caption_words=(3, 8),
-            image_dim=8,
-            seed=11,
-        ),
+        SyntheticFeaturesConfig(**EASY_DATA, n_posts=300, n_users=40, seed=11),
     )
     config = RunConfig("mrlf", dict(SMALL), TrainerConfig(epochs=5, batch_size=32, progress=False, threads=1))
     train(prepared, base / "run", config)

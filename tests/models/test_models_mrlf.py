@@ -20,19 +20,9 @@ from postloc.models.mrlf.encoding import Vocabularies, encode_posts
 from postloc.models.mrlf.layers import MultiHeadAttention, masked_max
 from postloc.models.mrlf.net import MRLFNet
 from postloc.nn.config import TrainerConfig
-from tiny_models import SMALL
+from tiny_models import EASY_DATA, SMALL
 
-EASY = SyntheticFeaturesConfig(
-    n_pois=4,
-    n_posts=360,
-    n_users=60,
-    text_signal=0.35,
-    tag_signal=0.6,
-    image_separation=1.5,
-    caption_words=(3, 8),
-    image_dim=8,
-    seed=3,
-)
+EASY = SyntheticFeaturesConfig(**EASY_DATA, n_posts=360, n_users=60, seed=3)
 
 
 @pytest.fixture(scope="module")

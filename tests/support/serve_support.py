@@ -12,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tiny_models import SMALL
+from tiny_models import EASY_DATA, SMALL
 
 _CACHE: dict[str, object] = {}
+
+#: the easy data with hashtags carrying most of the signal (the served run's)
+HASHTAG_DATA = {**EASY_DATA, "text_signal": 0.2, "tag_signal": 0.9}
 
 
 def small_run(tmp_path_factory) -> Path:
@@ -26,17 +29,7 @@ def small_run(tmp_path_factory) -> Path:
         base = tmp_path_factory.mktemp("serve-run")
         prepared = write_synthetic_prepared(
             base / "prepared",
-            SyntheticFeaturesConfig(
-                n_pois=4,
-                n_posts=400,
-                n_users=40,
-                text_signal=0.2,
-                tag_signal=0.9,
-                image_separation=1.5,
-                caption_words=(3, 8),
-                image_dim=8,
-                seed=5,
-            ),
+            SyntheticFeaturesConfig(**HASHTAG_DATA, n_posts=400, n_users=40, seed=5),
         )
         config = RunConfig("mrlf", dict(SMALL), TrainerConfig(epochs=8, batch_size=32, progress=False, threads=1))
         train(prepared, base / "run", config)

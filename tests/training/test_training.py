@@ -18,24 +18,14 @@ from postloc.models import load_model
 from postloc.nn import checkpoints as ck
 from postloc.nn.trainer import Trainer
 from postloc.training import Callback, RunConfig, TrainerConfig, apply_overrides, evaluate, load_config, train
-from tiny_models import SMALL
+from tiny_models import EASY_DATA, SMALL
 
 ALLOWED_SUFFIXES = {".json", ".jsonl", ".safetensors", ".csv", ".png", ".md"}
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    config = SyntheticFeaturesConfig(
-        n_pois=4,
-        n_posts=240,
-        n_users=40,
-        text_signal=0.35,
-        tag_signal=0.6,
-        image_separation=1.5,
-        caption_words=(3, 8),
-        image_dim=8,
-        seed=5,
-    )
+    config = SyntheticFeaturesConfig(**EASY_DATA, n_posts=240, n_users=40, seed=5)
     return write_synthetic_prepared(tmp_path_factory.mktemp("syn") / "prepared", config)
 
 
