@@ -242,6 +242,53 @@ def test_crossval_one_model_against_a_reference(tiny, tmp_path, capsys):
     assert main([*args[:-1], "1", "--out", str(tmp_path / "y")]) == 2
 
 
+class _LastFirst:
+    """An executor (``stack``'s ``Executor`` shape) that runs the calls last first: cells finishing in any order."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def map(self, fn, shared, calls, done):
+        results = {}
+        for i in reversed(range(len(calls))):
+            results[i] = fn(*shared, *calls[i])
+            self.calls += 1
+            done(i)
+        return [results[i] for i in range(len(calls))]
+
+
+def test_cells_through_an_executor_give_the_local_results(tiny, tmp_path, capsys):
+    """The path of ``--engine ray`` without Ray: every cell a call of ``run_stored_cell``, finished in any order."""
+    from postloc.errors import PostlocError
+    from postloc.experiments import folder as layout
+    from postloc.experiments.cells import Cell
+    from postloc.experiments.runner import run_stored_cell
+
+    config = quick_config(
+        studies=("cv",), folds=3, cv_model="tfidf-logreg", cv_reference="majority", threads=1, progress=True
+    )
+    local = run_experiments(tiny, tmp_path / "local", config)
+    executor = _LastFirst()
+    elsewhere = run_experiments(tiny, tmp_path / "elsewhere", config, executor=executor)
+    assert executor.calls == 6 and "[1/6 done, 5 left] cv: majority fold 2 seed 0: acc" in capsys.readouterr().err
+    for results in (local, elsewhere):
+        results.pop("seconds_this_run")
+        for row in results["rows"]:
+            row.pop("train_seconds")
+    assert elsewhere == local and local["paired"]["cv"]["rows"]
+    keys = [p.stem for p in layout.cells_dir(tmp_path / "local").glob("*.json")]
+    for key in keys:
+        paths = [layout.outcomes_path(tmp_path / out, key) for out in ("local", "elsewhere")]
+        assert paths[0].read_bytes() == paths[1].read_bytes()
+    resumed = run_experiments(tiny, tmp_path / "elsewhere", config, executor=_LastFirst())
+    assert resumed["cells_run_now"] == 0  # the cells the calls stored count as done
+    # a worker that does not see the head's folder (another machine, no shared filesystem) refuses
+    record = json.loads((layout.cells_dir(tmp_path / "local") / f"{keys[0]}.json").read_text())
+    marker = layout.marker_text(tmp_path / "local")
+    with pytest.raises(PostlocError, match="cannot see the experiment folder"):
+        run_stored_cell(str(tmp_path / "nowhere"), config, marker, Cell(**record["cell"]), str(tiny))
+
+
 def test_a_variant_keeps_every_known_user_in_their_fold(tiny, tmp_path):
     """Fig. 4's re-prepared variants: the stored user -> fold map decides, new users get a fold too."""
     import shutil

@@ -55,6 +55,37 @@ def check_name_flags(args: argparse.Namespace) -> None:
         raise PostlocError("--name-weight needs --pois (the table of POI names to match)")
 
 
+def add_engine_flags(parser: Any, runs: str, local: str, same: str) -> None:
+    """``--engine {local,ray}`` and ``--ray-address`` in a "scaling out" group: one spelling for every
+    command whose independent pieces of work (``train``'s regressions; ``crossval``'s, ``experiments``'
+    and ``quickstart``'s cells) may run as Ray tasks. ``runs`` names that work, ``local`` says where it
+    runs by default, ``same`` what the two engines give alike."""
+    g = parser.add_argument_group("scaling out (docs/scale-stack.md)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help=f"where {runs} run: local, {local} (default); ray, as Ray "
+        f"tasks (a local Ray, or the cluster of --ray-address; needs pip install 'postloc[ray]'); {same}",
+    )
+    g.add_argument("--ray-address", help="--engine ray: join this cluster (default: $RAY_ADDRESS, else a local Ray)")
+
+
+def cell_executor(args: argparse.Namespace, threads: int) -> Any:
+    """The executor of an experiment's cells for :func:`add_engine_flags`' flags: None (one after another
+    here) or a :class:`postloc.scale.ray_folds.RayFoldExecutor` of ``threads`` CPUs a cell. Ray's absence,
+    or ``--ray-address`` without ``--engine ray``, is refused now, before any step runs."""
+    if args.engine != "ray":
+        if args.ray_address:
+            raise PostlocError("--ray-address needs --engine ray")
+        return None
+    from postloc.scale._ray import RaySettings, require_ray
+    from postloc.scale.ray_folds import RayFoldExecutor
+
+    require_ray()
+    return RayFoldExecutor(RaySettings(address=args.ray_address), cpus_per_task=threads)
+
+
 def add_flags(parser: Any, cls: type, *names: str, **overrides: dict[str, Any]) -> None:
     """Add the flags of the settings fields ``names`` of ``cls`` to ``parser`` (a parser or an argument
     group), in that order: the flag's name, type, default, choices, metavar and help come from the field

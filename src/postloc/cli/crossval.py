@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from postloc.cli._args import add_flags
+from postloc.cli._args import add_engine_flags, add_flags, cell_executor
 from postloc.errors import PostlocError
 from postloc.io.escape import term
 
@@ -53,6 +53,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--quick", action="store_true", help="tiny model settings, 2 epochs: for tests")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_engine_flags(
+        p,
+        "the folds' cells (one per fold, model and seed)",
+        "one after another in this process",
+        "each cell a task of --threads CPUs; several machines need --out on a filesystem they all mount; "
+        "the same results",
+    )
     p.set_defaults(run=run)
 
 
@@ -68,6 +75,7 @@ def run(args) -> int:
         raise PostlocError(f"--params is not JSON: {error}") from None
     if not isinstance(params, dict):
         raise PostlocError("--params must be a JSON object")
+    executor = cell_executor(args, args.threads)
     also = tuple(name.strip() for name in args.also.split(",") if name.strip())
     for name in filter(None, (args.model, args.reference, *also)):
         get_model(name)  # an unknown name: one line listing the registered ones
@@ -96,7 +104,7 @@ def run(args) -> int:
         )
     except ValueError as error:
         raise PostlocError(str(error)) from None
-    results = run_experiments(args.prepared, args.out, config)
+    results = run_experiments(args.prepared, args.out, config, executor=executor)
     row = next(r for r in results["rows"] if r["study"] == "cv")
     if row["na"]:
         raise PostlocError(f"{args.model} cannot run on {args.prepared}: {row['na']}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postloc.cli._args import add_flags
+from postloc.cli._args import add_engine_flags, add_flags, cell_executor
 from postloc.errors import PostlocError
 from postloc.io.escape import term
 
@@ -79,6 +79,13 @@ def add_parser(sub) -> None:
         help=f"tiny models, {quick.epochs} epochs, {len(quick.seeds)} seed: for tests and smoke runs",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_engine_flags(
+        p,
+        "the cells (one per method, variant, seed and fold)",
+        "one after another in this process",
+        "each cell a task of --threads CPUs; several machines need --out on a filesystem they all mount; "
+        "the same results",
+    )
     p.set_defaults(run=run)
 
 
@@ -87,6 +94,7 @@ def run(args) -> int:
     from postloc.experiments.config import quick_config
     from postloc.experiments.folder import report_path
 
+    executor = cell_executor(args, args.threads)
     studies = tuple(s.strip() for s in args.studies.split(",") if s.strip())
     common = dict(
         studies=studies,
@@ -111,7 +119,7 @@ def run(args) -> int:
         )
     except ValueError as error:
         raise PostlocError(str(error)) from None
-    results = run_experiments(args.prepared, args.out, config)
+    results = run_experiments(args.prepared, args.out, config, executor=executor)
     print(f"wrote {report_path(args.out)} ({len(results['rows'])} rows, {results['cells_run_now']} cells run now)")
     for study, verdict in results.get("verdicts", {}).items():
         print(f"verdict ({study}): " + term(verdict["sentence"]))

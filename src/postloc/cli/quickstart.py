@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from postloc.cli._args import add_flags, from_args
+from postloc.cli._args import add_engine_flags, add_flags, cell_executor, from_args
 from postloc.cli.prepare import _columns
 from postloc.io.escape import term
 
@@ -82,6 +82,13 @@ def add_parser(sub) -> None:
     g.add_argument("--no-serve", action="store_true", help="print the serve command instead of serving")
     add_flags(g, Listen, "host", "port", host={"help": "default 127.0.0.1 (local only)"})
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_engine_flags(
+        p,
+        "the scoring step's cells (one per fold and model)",
+        "one after another in this process",
+        "each cell a task of --threads CPUs; several machines need --out on a filesystem they all mount; "
+        "the same scores",
+    )
     p.set_defaults(run=run)
 
 
@@ -114,7 +121,7 @@ def run(args) -> int:
         settings=settings,
         basemap=str(args.basemap) if args.basemap else None,
     )
-    result = quickstart(source, args.out, config)
+    result = quickstart(source, args.out, config, executor=cell_executor(args, config.threads))
     for model, scores in sorted(result.scores.items(), key=lambda kv: -(kv[1].get("accuracy") or 0)):
         acc, km = scores.get("accuracy"), scores.get("mean_km")
         print(

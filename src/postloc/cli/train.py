@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postloc.cli._args import add_flags
+from postloc.cli._args import add_engine_flags, add_flags
 from postloc.errors import PostlocError
 from postloc.nn.config import TrainerConfig, free_cores
 
@@ -69,15 +69,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--list-models", action="store_true", help="print the registered models with the inputs each needs, and exit"
     )
-    g = p.add_argument_group("scaling out (docs/scale-stack.md)")
-    g.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="where stack's independent regressions run: local, this machine's cores (default); ray, as Ray "
-        "tasks (a local Ray, or the cluster of --ray-address; needs pip install 'postloc[ray]'); the same model",
-    )
-    g.add_argument("--ray-address", help="--engine ray: join this cluster (default: $RAY_ADDRESS, else a local Ray)")
+    add_engine_flags(p, "stack's independent regressions", "this machine's cores", "the same model")
     p.set_defaults(run=run)
 
 

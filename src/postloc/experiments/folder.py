@@ -60,6 +60,34 @@ def mark(out: Path, prepared: Path) -> None:
         marker.write_text(json.dumps({MARKER_KEY: 1, "prepared": str(prepared)}) + "\n")
 
 
+def marker_text(out: Path) -> str:
+    """The marker's text, which a cell run elsewhere compares with its own view of the folder
+    (:func:`check_reachable`); empty when the folder has no marker."""
+    marker = out / MARKER
+    return marker.read_text() if marker.is_file() else ""
+
+
+def check_reachable(out: Path, marker: str, prepared: str | Path) -> None:
+    """Refuse, in one line, to run a cell where the experiment folder is not the head's ``out``.
+
+    A cell sent to another machine (``--engine ray`` on a cluster) reads its fold's prepared folder
+    and writes its run and outcomes into ``out``, so that machine must see the folder the head wrote
+    at the same path (a shared filesystem): the marker's text ``marker`` (the head's) and the cell's
+    prepared folder must be there. Without this check the cell would fail later on some missing file,
+    or write its results where the head never reads them.
+    """
+    import socket
+
+    from postloc.errors import PostlocError
+
+    if not marker or marker_text(out) != marker or not Path(prepared).is_dir():
+        raise PostlocError(
+            f"{socket.gethostname()} cannot see the experiment folder {out} (or its data {prepared}) as the "
+            "head wrote it: with workers on other machines, --out must be on a filesystem every node mounts "
+            "at the same path"
+        )
+
+
 def results_path(out: Path) -> Path:
     return out / RESULTS
 

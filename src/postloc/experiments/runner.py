@@ -8,11 +8,12 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from postloc.data.prepared import is_synthetic, read_manifest, read_pois
+from postloc.errors import PostlocError
 from postloc.experiments import data as datamod
 from postloc.experiments import folder as layout
 from postloc.experiments.cells import Cell, CellStore
@@ -28,6 +29,9 @@ from postloc.experiments.methods import (
 from postloc.experiments.noisy_images import noise_variants
 from postloc.io.locks import folder_lock
 from postloc.io.ownership import check_output_folder
+
+if TYPE_CHECKING:
+    from postloc.models.stack.fits import Executor
 
 DROP_KEYS = ("per_poi", "confusion", "labels", "coverage", "calibration_curves")
 
@@ -60,12 +64,22 @@ class Plan:
         self.notes.setdefault(study, []).append(text)
 
 
-def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentConfig | None = None) -> dict[str, Any]:
+def run_experiments(
+    prepared: str | Path,
+    out: str | Path,
+    config: ExperimentConfig | None = None,
+    *,
+    executor: Executor | None = None,
+) -> dict[str, Any]:
     """Run (or resume) every study on ``prepared``; returns the results written to ``out/results.json``.
 
     ``config`` defaults to ``ExperimentConfig()``: every study, three seeds. ``out`` must be new,
     empty or an experiment folder of postloc's (resumed: finished cells are kept); one command at
     a time writes it.
+
+    ``executor`` (None: the cells one after another in this process) runs the missing cells as
+    independent calls of :func:`run_stored_cell`, in any order and possibly on other machines
+    (:class:`postloc.scale.ray_folds.RayFoldExecutor` for ``--engine ray``); the results are the same.
     """
     config = config or ExperimentConfig()
     prepared, out = Path(prepared).resolve(), Path(out)
@@ -73,10 +87,10 @@ def run_experiments(prepared: str | Path, out: str | Path, config: ExperimentCon
     with folder_lock(out):
         out.mkdir(parents=True, exist_ok=True)
         layout.mark(out, prepared)
-        return _run(prepared, out, config)
+        return _run(prepared, out, config, executor)
 
 
-def _run(prepared: Path, out: Path, config: ExperimentConfig) -> dict[str, Any]:
+def _run(prepared: Path, out: Path, config: ExperimentConfig, executor: Executor | None = None) -> dict[str, Any]:
     from postloc.experiments.report import write_report
 
     started = time.perf_counter()
@@ -91,16 +105,19 @@ def _run(prepared: Path, out: Path, config: ExperimentConfig) -> dict[str, Any]:
         todo = []
     done_before = len(unique) - len(todo)
     _echo(config, f"{len(unique)} cells: {done_before} already done, {len(todo)} to run")
-    for i, cell in enumerate(todo, start=1):
-        t0 = time.perf_counter()
-        record = run_cell(cell, plan.folder(cell), out, config)
-        store.put(cell.key, record)
-        acc = record["metrics"].get("accuracy")
-        _echo(
-            config,
-            f"[{done_before + i}/{len(unique)} done, {len(todo) - i} left] {cell.describe()}: "
-            f"acc {acc:.3f} ({time.perf_counter() - t0:.0f} s)",
-        )
+    if executor is not None and todo:
+        _run_elsewhere(plan, todo, store, out, config, executor, done_before, len(unique))
+    else:
+        for i, cell in enumerate(todo, start=1):
+            t0 = time.perf_counter()
+            record = run_cell(cell, plan.folder(cell), out, config)
+            store.put(cell.key, record)
+            acc = record["metrics"].get("accuracy")
+            _echo(
+                config,
+                f"[{done_before + i}/{len(unique)} done, {len(todo) - i} left] {cell.describe()}: "
+                f"acc {acc:.3f} ({time.perf_counter() - t0:.0f} s)",
+            )
     results = collect(plan, store, prepared, config)
     results["seconds_this_run"] = round(time.perf_counter() - started, 1)
     results["cells_run_now"] = len(todo)
@@ -108,6 +125,70 @@ def _run(prepared: Path, out: Path, config: ExperimentConfig) -> dict[str, Any]:
     results["cells_missing"] = sum(store.get(k) is None for k in unique)
     write_report(results, out)
     return results
+
+
+def _run_elsewhere(
+    plan: Plan,
+    todo: list[Cell],
+    store: CellStore,
+    out: Path,
+    config: ExperimentConfig,
+    executor: Executor,
+    done_before: int,
+    total: int,
+) -> None:
+    """Run ``todo`` through ``executor``: each cell an independent :func:`run_stored_cell` call.
+
+    What the calls share is made here first, by this one process: the folds' prepared copies
+    (``plan.folder``, written atomically) and the marker. Each call then writes only files named by
+    its own cell's key (its run folder, its outcomes, its cell record, each written atomically), so
+    calls finishing in any order, or at once, never write the same file; ``results.json`` and the
+    report are written here once every call has returned. A call that fails stops the run; the
+    cells finished before it stay stored, and the next run resumes after them.
+    """
+    folders = [plan.folder(cell) for cell in todo]
+    marker = layout.marker_text(out)
+    started = time.perf_counter()
+    finished = 0
+
+    def done(i: int) -> None:
+        nonlocal finished
+        finished += 1
+        record = store.get(todo[i].key)
+        acc = record["metrics"].get("accuracy") if record else None
+        _echo(
+            config,
+            f"[{done_before + finished}/{total} done, {len(todo) - finished} left] {todo[i].describe()}: "
+            + (f"acc {acc:.3f} " if acc is not None else "")
+            + f"({time.perf_counter() - started:.0f} s since the start)",
+        )
+
+    calls = [(cell, folder) for cell, folder in zip(todo, folders, strict=True)]
+    records = executor.map(run_stored_cell, (str(out), config, marker), calls, done)
+    unseen = [
+        cell.key
+        for cell, record in zip(todo, records, strict=True)
+        if (store.get(cell.key) or {}).get("finished") != record["finished"]
+    ]
+    if unseen:
+        raise PostlocError(
+            f"{len(unseen)} cell(s) finished on a worker, but their records are not in {store.root} as seen from "
+            "here: with workers on other machines, --out must be on a filesystem every node mounts at the same path"
+        )
+
+
+def run_stored_cell(out: str, config: ExperimentConfig, marker: str, cell: Cell, prepared: str) -> dict[str, Any]:
+    """:func:`run_cell` where an executor runs it (another process, another machine): the cell's record
+    stored in ``out/cells`` as the local loop stores it, and returned.
+
+    ``marker`` is the head's text of the folder's marker: a worker that does not see the same folder at
+    ``out`` refuses in one line before it writes anything (:func:`postloc.experiments.folder.check_reachable`).
+    """
+    folder = Path(out)
+    layout.check_reachable(folder, marker, prepared)
+    record = run_cell(cell, prepared, folder, config)
+    CellStore(folder).put(cell.key, record)
+    return record
 
 
 def build_plan(prepared: Path, out: Path, config: ExperimentConfig) -> Plan:

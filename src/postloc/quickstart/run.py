@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from postloc.data.basemap import Basemap, read_basemap
 from postloc.data.prepare import PrepareConfig, ReadOptions, prepare
@@ -44,6 +44,9 @@ from postloc.io.run_folder import RunFolder
 from postloc.quickstart.choices import Choice, choose, prepare_config, profile_posts
 from postloc.settings import setting, setting_error
 from postloc.training.config import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from postloc.models.stack.fits import Executor
 
 MANIFEST = QUICKSTART.marker  # quickstart_folder.MANIFEST
 VERSION = 1
@@ -110,8 +113,15 @@ class QuickstartResult:
         return self.out_dir / found if found else None
 
 
-def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | None = None) -> QuickstartResult:
-    """Run (or resume) every step on ``source`` into ``out``; see the module docstring."""
+def quickstart(
+    source: str | Path, out: str | Path, config: QuickstartConfig | None = None, *, executor: Executor | None = None
+) -> QuickstartResult:
+    """Run (or resume) every step on ``source`` into ``out``; see the module docstring.
+
+    ``executor`` runs the scoring step's cells (None: one after another here; ``--engine ray``: a
+    :class:`postloc.scale.ray_folds.RayFoldExecutor`), as :func:`postloc.experiments.run_experiments`
+    does; the scores are the same, so it is not a setting a resumed run must keep.
+    """
     from postloc.models.registry import get_model
 
     config = config or QuickstartConfig()
@@ -124,12 +134,20 @@ def quickstart(source: str | Path, out: str | Path, config: QuickstartConfig | N
     check_output_folder(out, QUICKSTART, inputs=[source, config.pois_csv, config.basemap])
     with folder_lock(out):
         out.mkdir(parents=True, exist_ok=True)
-        return _Quickstart(source, out, config, basemap).run()
+        return _Quickstart(source, out, config, basemap, executor).run()
 
 
 class _Quickstart:
-    def __init__(self, source: Path, out: Path, config: QuickstartConfig, basemap: Basemap | None = None):
+    def __init__(
+        self,
+        source: Path,
+        out: Path,
+        config: QuickstartConfig,
+        basemap: Basemap | None = None,
+        executor: Executor | None = None,
+    ):
         self.source, self.out, self.config, self.basemap = source, out, config, basemap
+        self.executor = executor
         self.prepared, self.cv = out / quickstart_folder.PREPARED, out / quickstart_folder.CV
         self.run_dir = out / quickstart_folder.RUN
         self.manifest: dict[str, Any] = {}
@@ -355,7 +373,7 @@ class _Quickstart:
             progress=self.config.progress,
         )
         config = quick_config(**common) if self.config.quick else ExperimentConfig(seeds=(self.config.seed,), **common)
-        results = run_experiments(self.prepared, self.cv, config)
+        results = run_experiments(self.prepared, self.cv, config, executor=self.executor)
         missing = results.get("cells_missing", 0)
         if missing:
             raise PostlocError(
