@@ -56,7 +56,7 @@ def _table(out: Path) -> dict:
     return results
 
 
-@pytest.mark.slow  # a local Ray and two 3-fold crossvals of 3 models: about 35 s here
+@pytest.mark.slow  # a local Ray and two 3-fold crossvals of 3 models: 20-25 s here (load 5)
 def test_crossval_on_ray_gives_the_local_results(tiny, tmp_path, capsys):
     ray = pytest.importorskip("ray")
     from postloc.experiments import run_experiments
