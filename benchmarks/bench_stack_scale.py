@@ -33,18 +33,31 @@ BUILD = Path("build/bench-stack-scale")
 
 
 def timed(command: list[str], log: Path) -> dict:
-    """Run ``command``; its wall seconds and peak RSS (its own, from wait4), output to ``log``."""
+    """Run ``command``; its wall seconds, peak RSS (its own, from wait4) and its ``stack:`` progress lines.
+
+    Each line of its output goes to ``log`` behind the seconds since the start, and the lines of
+    ``stack``'s progress (one per finished step: features, inner folds, refits) are returned with
+    theirs, so a results file says where a fit's time went.
+    """
     start = time.perf_counter()
+    steps = []
     with log.open("w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            elapsed = round(time.perf_counter() - start, 1)
+            handle.write(f"[{elapsed:8.1f} s] {line}")
+            if line.startswith("stack: "):
+                steps.append([elapsed, line[len("stack: ") :].strip()])
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed; see {log}")
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 0)}
+    result = {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 0)}
+    return {**result, "steps": steps} if steps else result
 
 
-def cell(posts: int, pois: int, keep: bool, models: list[str]) -> dict:
+def cell(posts: int, pois: int, keep: bool, models: list[str], stack_set: list[str] | None = None) -> dict:
     root = BUILD / f"{posts}x{pois}"
     corpus, prepared = root / "corpus", root / "prepared"
     if not (prepared / "manifest.json").exists():
@@ -57,7 +70,8 @@ def cell(posts: int, pois: int, keep: bool, models: list[str]) -> dict:
     summary = json.loads((prepared / "summary.json").read_text())
     result["posts_prepared"] = summary["all"]["posts"]
     for name in models:
-        model = [] if name == "stack" else ["--model", name]  # stack: what `postloc train` trains by default
+        # stack: what `postloc train` trains by default, with the settings asked for (--set)
+        model = [arg for item in stack_set or [] for arg in ("--set", item)] if name == "stack" else ["--model", name]
         out = root / f"run-{name}"
         shutil.rmtree(out, ignore_errors=True)
         command = [sys.executable, "-m", "postloc", "train", "--data", str(prepared), "--out", str(out), *model]
@@ -84,7 +98,8 @@ def markdown(payload: dict) -> str:
     lines = [
         "# stack against tfidf-logreg by posts and POIs (SYNTHETIC, the paper's New York shape)",
         "",
-        f"Command: `python benchmarks/bench_stack_scale.py --grid {payload['grid']} --models {payload['models']}`; "
+        f"Command: `python benchmarks/bench_stack_scale.py --grid {payload['grid']} --models {payload['models']}"
+        f"{''.join(f' --set {item}' for item in payload.get('stack_set', []))}`; "
         f"commit {payload['commit']}.",
         f"Machine: {m['cpu']}, {m['cores']} cores, GPU {m['gpu']}; load average before "
         f"{m['load_average_1_5_15']}, after {payload['load_after']}.",
@@ -102,6 +117,11 @@ def markdown(payload: dict) -> str:
             f"{t['test_acc']} / {s['test_acc']} | "
             f"{t['test_mean_km']} / {s['test_mean_km']} |"
         )
+    for r in payload["cells"]:
+        steps = r.get("stack", {}).get("steps")
+        if steps:
+            lines += ["", f"stack's steps on {r['posts_written']:,} x {r['pois']} (seconds since the start):", ""]
+            lines += [f"- {seconds:.1f} s: {step}" for seconds, step in steps]
     return "\n".join(lines) + "\n"
 
 
@@ -111,13 +131,15 @@ def main() -> None:
     parser.add_argument("--name", default="stack-scale")
     parser.add_argument("--keep-corpus", action="store_true")
     parser.add_argument("--models", default="tfidf-logreg,stack", help="comma-separated (default both)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for stack's train")
     args = parser.parse_args()
     BUILD.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "grid": args.grid, "models": args.models, "synthetic": True, "cells": []}
+    payload["stack_set"] = args.set
     payload["commit"] = git_commit()
     for item in args.grid.split(","):
         posts, pois = (int(v) for v in item.split("x"))
-        payload["cells"].append(cell(posts, pois, args.keep_corpus, args.models.split(",")))
+        payload["cells"].append(cell(posts, pois, args.keep_corpus, args.models.split(","), args.set))
         payload["cells"][-1]["commit"] = git_commit()  # the code may change between long cells
         payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
         write_results(args.name, payload, markdown(payload))

@@ -10,7 +10,15 @@ from postloc.cli import main
 from postloc.datasets.synthetic_features import SyntheticFeaturesConfig, make_synthetic
 from postloc.models import create_model
 from postloc.models.base import FitOptions
-from postloc.models.stack.fits import PathTask, ThreadExecutor, c_path, fit_logreg, log_proba
+from postloc.models.stack.fits import (
+    Minibatch,
+    PathTask,
+    ThreadExecutor,
+    c_path,
+    fit_logreg,
+    fit_logreg_minibatch,
+    log_proba,
+)
 
 QUICK = {"c_grid": (0.3, 3.0), "inner_folds": 3, "max_iter": 300, "char_ngrams": (3, 3)}
 
@@ -86,6 +94,49 @@ def test_a_sampled_fit_uses_every_post_for_the_refit(splits):
         (m.predict_proba(splits["test"]).argmax(axis=1) == m._class_index(splits["test"])).mean() for m in (model, full)
     ]
     assert accuracy[0] > 0.5 and abs(accuracy[0] - accuracy[1]) < 0.1
+
+
+def _objective(X, y, w, regression, k):
+    share = w / w.sum()
+    fit = -(share * log_proba(X, regression, k)[np.arange(len(y)), y]).sum()
+    return fit + 0.5 / (regression.C * w.sum()) * (regression.coef**2).sum()
+
+
+def test_minibatch_refit_lands_near_the_full_batch_optimum():
+    """Adam over mini-batches minimises the same objective: near L-BFGS's optimum, the same answers; seeded."""
+    from scipy.sparse import csr_matrix
+    from sklearn.preprocessing import normalize
+
+    X, y, w = _problem(n=4000, d=60, k=5, seed=2)
+    X = normalize(csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0)))  # sparse rows of unit length, as TF-IDF's
+    schedule = Minibatch(epochs=5, min_batch=256)
+    for scale in (1.0, 20.0):  # the step follows the rows' length (z-scored image vectors are long)
+        exact = fit_logreg(X * scale, y, w, 1.0, 1000, 6)  # class 5 never seen
+        approx = fit_logreg_minibatch(X * scale, y, w, 1.0, 6, schedule)
+        assert approx.seen == exact.seen == [0, 1, 2, 3, 4]
+        best = _objective(X * scale, y, w, exact, 6)
+        assert 0 <= _objective(X * scale, y, w, approx, 6) - best < 0.03 * best
+        agree = (log_proba(X * scale, approx, 6).argmax(axis=1) == log_proba(X * scale, exact, 6).argmax(axis=1)).mean()
+        assert agree > 0.93
+    once, again = (fit_logreg_minibatch(X, y, w, 1.0, 6, schedule) for _ in range(2))
+    assert np.array_equal(once.coef, again.coef)
+    other = fit_logreg_minibatch(X, y, w, 1.0, 6, Minibatch(epochs=5, min_batch=256, seed=1))
+    assert not np.array_equal(once.coef, other.coef)
+    assert Minibatch().batch_rows(10) == 1024 and Minibatch().batch_rows(1_000_000) == 15_625
+
+
+def test_refit_past_full_batch_cells_uses_mini_batches(splits, capsys):
+    everyone = len(splits["train"]) + len(splits["val"])
+    small = {**QUICK, "learners": ["words"], "refit_epochs": 8}
+    model = create_model("stack", {**small, "full_batch_cells": everyone * 5 - 1})  # 5 POIs: one cell short
+    model.fit(splits["train"], splits["val"], options=FitOptions(progress=True))
+    assert "(8 passes of mini-batches)" in capsys.readouterr().err
+    exact = create_model("stack", {**small, "full_batch_cells": everyone * 5}).fit(splits["train"], splits["val"])
+    assert model.learners_[0].C == exact.learners_[0].C  # C is chosen before the refit, the same way
+    assert not np.array_equal(model.learners_[0].coef, exact.learners_[0].coef)
+    y = model._class_index(splits["test"])
+    accuracy = [(m.predict_proba(splits["test"]).argmax(axis=1) == y).mean() for m in (model, exact)]
+    assert accuracy[0] > 0.5 and abs(accuracy[0] - accuracy[1]) < 0.05
 
 
 def test_progress_lines_off_a_terminal(splits, capsys):

@@ -41,7 +41,16 @@ from postloc.io.model_files import load_tensors, read_json, save_tensors, write_
 from postloc.models.base import Estimator, FitOptions, ModelInputs
 from postloc.models.registry import register
 from postloc.models.stack.combiner import combine, fit_combiner
-from postloc.models.stack.fits import Executor, PathTask, ThreadExecutor, c_path, fit_logreg, log_proba, refit
+from postloc.models.stack.fits import (
+    Executor,
+    Minibatch,
+    PathTask,
+    ThreadExecutor,
+    c_path,
+    fit_logreg,
+    log_proba,
+    refit,
+)
 from postloc.models.stack.learners import LEARNERS, Learner
 from postloc.models.user_context import CONTEXTS, LEVELS, apply_context, context_evidence, fit_rhos, smoothed_prior
 from postloc.models.user_weights import user_sample_weights
@@ -58,6 +67,9 @@ RANGES = {
     "max_features": (1, 10_000_000),
     "max_iter": (1, 100_000),
     "c_sample_posts": (0, 1_000_000_000),
+    "full_batch_cells": (0, 10**15),
+    "refit_epochs": (1, 1000),
+    "refit_lr": (1e-6, 100.0),
     "n_jobs": (0, 4096),
 }
 
@@ -79,6 +91,11 @@ class StackConfig:
     # past this many posts, C, the combiner and the context weights are fitted out of fold on a sample of
     # whole users of about this size, and only each learner's final refit sees every post (0: all posts)
     c_sample_posts: int = 20_000
+    # the final refit on every post is full-batch L-BFGS (the exact optimum) up to this many posts x POIs;
+    # past it, refit_epochs passes of Adam over mini-batches at refit_lr (fits.Minibatch; 0: always L-BFGS)
+    full_batch_cells: int = 10_000_000
+    refit_epochs: int = 5
+    refit_lr: float = 0.5
     n_jobs: int = 0  # threads for the independent regressions (inner folds x learners); 0: every core
     # "user": a user's other posts of the same day, and of other days with a weight of their own, as
     # evidence (user_context); "day": the same day only; "none": each post alone
@@ -184,10 +201,12 @@ class Stack(Estimator):
         executor = executor or ThreadExecutor(cfg.n_jobs or os.cpu_count() or 1)
         shared = (tuple(matrices), y_all, weights_all)
         oof = self._out_of_fold(shared, grids, sample, folds, executor, report) if folds else []
-        calls = [(i, grids[i][0], cfg.max_iter, n_classes) for i in range(len(kinds))]
+        minibatch = self._minibatch(len(everyone), n_classes)
+        calls = [(i, grids[i][0], cfg.max_iter, n_classes, minibatch) for i in range(len(kinds))]
+        how = f" ({minibatch.epochs} passes of mini-batches)" if minibatch else ""
 
         def refitted(i: int) -> None:
-            report.step(f"{kinds[i]}: refit on {len(everyone):,} posts with C={grids[i][0]:g}")
+            report.step(f"{kinds[i]}: refit on {len(everyone):,} posts with C={grids[i][0]:g}{how}")
 
         for learner, regression in zip(self.learners_, executor.map(refit, shared, calls, refitted), strict=True):
             learner.set_regression(regression)
@@ -209,6 +228,18 @@ class Stack(Estimator):
             return
         evidence = context_evidence(oof, posts, self.config.context)
         self.context_rhos_ = fit_rhos(oof, evidence, y, weights, self.context_prior_)
+
+    def _minibatch(self, n_posts: int, n_classes: int) -> Minibatch | None:
+        """The final refits' schedule past ``full_batch_cells`` posts x POIs; None: full-batch L-BFGS.
+
+        Why a bound on posts x POIs: a full gradient costs features-per-post x posts x POIs, and
+        L-BFGS needs hundreds of them; at 1M posts x 500 POIs each takes tens of seconds on two cores
+        (docs/scale-stack.md), while a few passes of mini-batches land near the same optimum.
+        """
+        cells = self.config.full_batch_cells
+        if not cells or n_posts * n_classes <= cells:
+            return None
+        return Minibatch(epochs=self.config.refit_epochs, lr=self.config.refit_lr, seed=self.config.seed)
 
     def _inner_sample(self, posts: pd.DataFrame) -> np.ndarray:
         """Positions of the posts the inner folds run on: all, or whole users up to ``c_sample_posts``.
