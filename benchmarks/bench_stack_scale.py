@@ -47,6 +47,7 @@ def timed(command: list[str], log: Path) -> dict:
         for line in process.stdout:
             elapsed = round(time.perf_counter() - start, 1)
             handle.write(f"[{elapsed:8.1f} s] {line}")
+            handle.flush()  # a long run's log can be followed while it runs
             if line.startswith("stack: "):
                 steps.append([elapsed, line[len("stack: ") :].strip()])
         _, status, usage = os.wait4(process.pid, 0)
@@ -57,7 +58,9 @@ def timed(command: list[str], log: Path) -> dict:
     return {**result, "steps": steps} if steps else result
 
 
-def cell(posts: int, pois: int, keep: bool, models: list[str], stack_set: list[str] | None = None) -> dict:
+def cell(
+    posts: int, pois: int, keep: bool, models: list[str], stack_set: list[str] | None = None, ray: bool = False
+) -> dict:
     root = BUILD / f"{posts}x{pois}"
     corpus, prepared = root / "corpus", root / "prepared"
     if not (prepared / "manifest.json").exists():
@@ -71,7 +74,9 @@ def cell(posts: int, pois: int, keep: bool, models: list[str], stack_set: list[s
     result["posts_prepared"] = summary["all"]["posts"]
     for name in models:
         # stack: what `postloc train` trains by default, with the settings asked for (--set)
+        # and, with ray, its regressions as tasks of a local Ray cluster (one worker per core)
         model = [arg for item in stack_set or [] for arg in ("--set", item)] if name == "stack" else ["--model", name]
+        model += ["--engine", "ray"] if ray and name == "stack" else []
         out = root / f"run-{name}"
         shutil.rmtree(out, ignore_errors=True)
         command = [sys.executable, "-m", "postloc", "train", "--data", str(prepared), "--out", str(out), *model]
@@ -99,7 +104,8 @@ def markdown(payload: dict) -> str:
         "# stack against tfidf-logreg by posts and POIs (SYNTHETIC, the paper's New York shape)",
         "",
         f"Command: `python benchmarks/bench_stack_scale.py --grid {payload['grid']} --models {payload['models']}"
-        f"{''.join(f' --set {item}' for item in payload.get('stack_set', []))}`; "
+        f"{''.join(f' --set {item}' for item in payload.get('stack_set', []))}"
+        f"{' --ray' if payload.get('ray') else ''}`; "
         f"commit {payload['commit']}.",
         f"Machine: {m['cpu']}, {m['cores']} cores, GPU {m['gpu']}; load average before "
         f"{m['load_average_1_5_15']}, after {payload['load_after']}.",
@@ -132,14 +138,15 @@ def main() -> None:
     parser.add_argument("--keep-corpus", action="store_true")
     parser.add_argument("--models", default="tfidf-logreg,stack", help="comma-separated (default both)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for stack's train")
+    parser.add_argument("--ray", action="store_true", help="train stack with --engine ray (a local Ray cluster)")
     args = parser.parse_args()
     BUILD.mkdir(parents=True, exist_ok=True)
     payload = {"machine": machine(), "grid": args.grid, "models": args.models, "synthetic": True, "cells": []}
-    payload["stack_set"] = args.set
+    payload["stack_set"], payload["ray"] = args.set, args.ray
     payload["commit"] = git_commit()
     for item in args.grid.split(","):
         posts, pois = (int(v) for v in item.split("x"))
-        payload["cells"].append(cell(posts, pois, args.keep_corpus, args.models.split(","), args.set))
+        payload["cells"].append(cell(posts, pois, args.keep_corpus, args.models.split(","), args.set, args.ray))
         payload["cells"][-1]["commit"] = git_commit()  # the code may change between long cells
         payload["load_after"] = [round(x, 2) for x in os.getloadavg()]
         write_results(args.name, payload, markdown(payload))
