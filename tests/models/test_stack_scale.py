@@ -123,6 +123,8 @@ def test_minibatch_refit_lands_near_the_full_batch_optimum():
     other = fit_logreg_minibatch(X, y, w, 1.0, 6, Minibatch(epochs=5, min_batch=256, seed=1))
     assert not np.array_equal(once.coef, other.coef)
     assert Minibatch().batch_rows(10) == 1024 and Minibatch().batch_rows(1_000_000) == 15_625
+    assert Minibatch().passes(1_000_000) == 5 and Minibatch().passes(65_557) == 5  # 64 steps a pass
+    assert Minibatch().passes(7_000) == 46  # 7 steps a pass: passed over until 320 steps
 
 
 def test_refit_past_full_batch_cells_uses_mini_batches(splits, capsys):
@@ -130,7 +132,8 @@ def test_refit_past_full_batch_cells_uses_mini_batches(splits, capsys):
     small = {**QUICK, "learners": ["words"], "refit_epochs": 8}
     model = create_model("stack", {**small, "full_batch_cells": everyone * 5 - 1})  # 5 POIs: one cell short
     model.fit(splits["train"], splits["val"], options=FitOptions(progress=True))
-    assert "(8 passes of mini-batches)" in capsys.readouterr().err
+    passes = Minibatch(epochs=8).passes(everyone)
+    assert passes >= 8 and f"({passes} passes of mini-batches)" in capsys.readouterr().err
     exact = create_model("stack", {**small, "full_batch_cells": everyone * 5}).fit(splits["train"], splits["val"])
     assert model.learners_[0].C == exact.learners_[0].C  # C is chosen before the refit, the same way
     assert not np.array_equal(model.learners_[0].coef, exact.learners_[0].coef)

@@ -92,7 +92,8 @@ class StackConfig:
     # whole users of about this size, and only each learner's final refit sees every post (0: all posts)
     c_sample_posts: int = 20_000
     # the final refit on every post is full-batch L-BFGS (the exact optimum) up to this many posts x POIs;
-    # past it, refit_epochs passes of Adam over mini-batches at refit_lr (fits.Minibatch; 0: always L-BFGS)
+    # past it, refit_epochs passes (more on a small set) of Adam over mini-batches at refit_lr (fits.Minibatch;
+    # 0: always L-BFGS)
     full_batch_cells: int = 10_000_000
     refit_epochs: int = 5
     refit_lr: float = 0.5
@@ -203,7 +204,7 @@ class Stack(Estimator):
         oof = self._out_of_fold(shared, grids, sample, folds, executor, report) if folds else []
         minibatch = self._minibatch(len(everyone), n_classes)
         calls = [(i, grids[i][0], cfg.max_iter, n_classes, minibatch) for i in range(len(kinds))]
-        how = f" ({minibatch.epochs} passes of mini-batches)" if minibatch else ""
+        how = f" ({minibatch.passes(len(everyone))} passes of mini-batches)" if minibatch else ""
 
         def refitted(i: int) -> None:
             report.step(f"{kinds[i]}: refit on {len(everyone):,} posts with C={grids[i][0]:g}{how}")

@@ -113,22 +113,28 @@ def fit_logreg(
 class Minibatch:
     """How :func:`fit_logreg_minibatch` passes over the posts.
 
-    ``lr`` is for rows of unit length (TF-IDF); it is divided by the rows' mean length. The batch grows with the posts (``ceil(n / steps_per_epoch)``, at least ``min_batch``), so the
+    The batch grows with the posts (``ceil(n / steps_per_epoch)``, at least ``min_batch``), so the
     number of Adam steps stays bounded: a larger set gives each step a better gradient, not more
     steps, and every step updates all ``features x POIs`` coefficients (the cost that does not
-    shrink with the batch). The learning rate falls linearly to 0 over the run, so the last steps
-    average the noise of the batches out. The defaults were chosen on 65,557 SYNTHETIC
-    paper-shaped posts x 243 POIs (docs/scale-stack.md, "Past full-batch L-BFGS").
+    shrink with the batch). A small set is passed over until it has had ``min_steps`` steps. The
+    learning rate falls linearly to 0 over the run, so the last steps average the batches' noise
+    out; ``lr`` is for rows of unit length (TF-IDF) and is divided by the rows' mean length. The
+    defaults were chosen on 65,557 SYNTHETIC paper-shaped posts x 243 POIs
+    (studies/stack_minibatch_refit).
     """
 
     epochs: int = 5
     lr: float = 0.5
     steps_per_epoch: int = 64
     min_batch: int = 1024
+    min_steps: int = 320  # a small set is passed over more often, so it still gets this many steps
     seed: int = 0
 
     def batch_rows(self, n: int) -> int:
         return max(self.min_batch, math.ceil(n / self.steps_per_epoch))
+
+    def passes(self, n: int) -> int:
+        return max(self.epochs, math.ceil(self.min_steps / math.ceil(n / self.batch_rows(n))))
 
 
 def fit_logreg_minibatch(
@@ -156,13 +162,13 @@ def fit_logreg_minibatch(
     l2 = 1.0 / (C * float(weights.sum()))
     X = X.tocsr() if issparse(X) else np.asarray(X)
     coef, intercept = torch.zeros((X.shape[1], k)), torch.zeros(k)
-    batch = schedule.batch_rows(n)
-    steps = schedule.epochs * math.ceil(n / batch)
+    batch, passes = schedule.batch_rows(n), schedule.passes(n)
+    steps = passes * math.ceil(n / batch)
     solver = torch.optim.Adam([coef, intercept], lr=schedule.lr / _mean_row_norm(X))
     decay = torch.optim.lr_scheduler.LambdaLR(solver, lambda step: max(0.0, 1.0 - step / steps))
     rng = np.random.default_rng(schedule.seed)
     with torch.no_grad():
-        for _ in range(schedule.epochs):
+        for _ in range(passes):
             order = rng.permutation(n)
             for start in range(0, n, batch):
                 rows = np.sort(order[start : start + batch])
