@@ -55,6 +55,25 @@ def test_fit_logreg_keeps_unseen_classes_finite_and_handles_one_class():
     assert np.exp(log_proba(X[:2], constant, 5))[:, 0].min() > 0.99
 
 
+def test_columns_no_row_uses_are_left_out_with_coefficients_of_zero():
+    """An inner fold's rows use part of the run's vocabulary: the rest is not solved for, and the answer is the same."""
+    from scipy.sparse import csr_matrix, hstack
+
+    X, y, w = _problem(seed=3)
+    narrow = csr_matrix(X)
+    wide = hstack([csr_matrix((len(y), 7)), narrow, csr_matrix((len(y), 5))]).tocsr()  # 12 empty columns
+    a, b = fit_logreg(narrow, y, w, 1.0, 1000, 4), fit_logreg(wide, y, w, 1.0, 1000, 4)
+    assert b.coef.shape == (4, X.shape[1] + 12) and not b.coef[:, :7].any() and not b.coef[:, -5:].any()
+    assert np.allclose(b.coef[:, 7:-5], a.coef, atol=1e-5)
+    assert np.allclose(np.exp(log_proba(wide, b, 4)), np.exp(log_proba(narrow, a, 4)), atol=1e-6)
+    warm = fit_logreg(wide, y, w, 2.0, 1000, 4, init=b)  # a warm start of the full width
+    assert np.allclose(
+        np.exp(log_proba(wide, warm, 4)),
+        np.exp(log_proba(narrow, fit_logreg(narrow, y, w, 2.0, 1000, 4), 4)),
+        atol=5e-3,
+    )
+
+
 def test_warm_started_path_lands_where_cold_fits_do():
     X, y, w = _problem(seed=1)
     task = PathTask(0, 0, np.arange(400), np.arange(400, 600))
