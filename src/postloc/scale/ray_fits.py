@@ -33,6 +33,34 @@ def _call_with_threads(threads: int, fn: Callable[..., R], *args: Any) -> R:
     return fn(*args)
 
 
+def map_tasks(
+    ray: Any, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Done, cpus: int
+) -> list[R]:
+    """``fn(*shared, *call)`` for every call as a task of ``cpus`` CPUs, results in ``calls``' order.
+
+    ``shared`` goes to the object store once; ``done(i)`` as call ``i`` finishes. If a call fails,
+    the calls still pending are cancelled before the error goes up: no task keeps working (or
+    writing) for a command that has ended.
+    """
+    refs = [ray.put(value) for value in shared]
+    remote = ray.remote(num_cpus=cpus)(_call_with_threads)
+    futures = [remote.remote(cpus, fn, *refs, *call) for call in calls]
+    index = {future: i for i, future in enumerate(futures)}
+    results: dict[int, R] = {}
+    pending = list(futures)
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            i = index[ready[0]]
+            results[i] = ray.get(ready[0])
+            done(i)
+    except BaseException:
+        for future in pending:
+            ray.cancel(future, force=True)
+        raise
+    return [results[i] for i in range(len(calls))]
+
+
 @dataclass(frozen=True)
 class RayExecutor:
     """:class:`postloc.models.stack.fits.Executor` on a Ray cluster (local, or joined through ``settings``)."""
@@ -44,15 +72,4 @@ class RayExecutor:
         self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Done
     ) -> list[R]:
         with ray_session(self.settings, workers=len(calls)) as ray:
-            refs = [ray.put(value) for value in shared]
-            remote = ray.remote(num_cpus=self.cpus_per_task)(_call_with_threads)
-            futures = [remote.remote(self.cpus_per_task, fn, *refs, *call) for call in calls]
-            index = {future: i for i, future in enumerate(futures)}
-            results: dict[int, R] = {}
-            pending = list(futures)
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                i = index[ready[0]]
-                results[i] = ray.get(ready[0])
-                done(i)
-            return [results[i] for i in range(len(calls))]
+            return map_tasks(ray, fn, shared, calls, done, self.cpus_per_task)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from postloc.errors import PostlocError
 from postloc.models.stack.fits import Done
 from postloc.scale._ray import RaySettings, ray_session, user_error
-from postloc.scale.ray_fits import _call_with_threads
+from postloc.scale.ray_fits import map_tasks
 
 R = TypeVar("R")
 
@@ -53,25 +53,12 @@ class RayFoldExecutor:
             settings = replace(settings, num_cpus=max(os.cpu_count() or 1, self.cpus_per_task))
         with ray_session(settings, workers=0) as ray:
             _check_room(ray, self.cpus_per_task)
-            refs = [ray.put(value) for value in shared]
-            remote = ray.remote(num_cpus=self.cpus_per_task)(_call_with_threads)
-            futures = [remote.remote(self.cpus_per_task, fn, *refs, *call) for call in calls]
-            index = {future: i for i, future in enumerate(futures)}
-            results: dict[int, R] = {}
-            pending = list(futures)
             try:
-                while pending:
-                    ready, pending = ray.wait(pending, num_returns=1)
-                    i = index[ready[0]]
-                    results[i] = ray.get(ready[0])
-                    done(i)
-            except BaseException as error:
-                for future in pending:
-                    ray.cancel(future, force=True)
+                return map_tasks(ray, fn, shared, calls, done, self.cpus_per_task)
+            except BaseException as error:  # an interrupt goes up as it is; a task's error as the user's one line
                 if isinstance(error, Exception):
                     raise user_error(error) from None
                 raise
-            return [results[i] for i in range(len(calls))]
 
 
 def _check_room(ray: Any, cpus: int) -> None:

@@ -383,7 +383,11 @@ class Stack(Estimator):
         for learner in self.learners_:
             state = {"coef": learner.coef, "intercept": learner.intercept, **learner.tensors()}
             tensors.update(
-                {f"{learner.kind}.{key}": torch.from_numpy(np.ascontiguousarray(v)) for key, v in state.items()}
+                # writable too: arrays a Ray task returned are read-only views of its object store
+                {
+                    f"{learner.kind}.{key}": torch.from_numpy(np.require(v, requirements=["C", "W"]))
+                    for key, v in state.items()
+                }
             )
         save_tensors(tensors, folder / WEIGHTS)
         write_compact_json(folder / VOCAB, {learner.kind: learner.strings() for learner in self.learners_})
