@@ -72,7 +72,9 @@ def main() -> None:
         for variant in args.variants:
             epochs, lr, steps = variant.split(",")
             schedule = Minibatch(epochs=int(epochs), lr=float(lr), steps_per_epoch=int(steps))
-            label = f"Adam, {epochs} passes, lr {lr}, {steps} steps a pass (batch {schedule.batch_rows(len(y)):,})"
+            # the passes it makes: a set too small for min_steps at this many steps a pass gets more
+            passes, batch = schedule.passes(len(y)), schedule.batch_rows(len(y))
+            label = f"Adam, epochs {epochs} ({passes} passes), lr {lr}, {steps} steps a pass (batch {batch:,})"
             schedules.append((label, schedule))
         reference = None
         for label, schedule in schedules:
