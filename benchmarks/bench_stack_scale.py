@@ -77,10 +77,10 @@ def cell(
         # and, with ray, its regressions as tasks of a local Ray cluster (one worker per core)
         model = [arg for item in stack_set or [] for arg in ("--set", item)] if name == "stack" else ["--model", name]
         model += ["--engine", "ray"] if ray and name == "stack" else []
-        out = root / f"run-{name}"
+        out = root / f"run-{name}{'-ray' if ray and name == 'stack' else ''}"  # a Ray run beside the local one
         shutil.rmtree(out, ignore_errors=True)
         command = [sys.executable, "-m", "postloc", "train", "--data", str(prepared), "--out", str(out), *model]
-        result[name] = timed(command, root / f"train-{name}.log")
+        result[name] = timed(command, root / f"train-{out.name[len('run-') :]}.log")
         evaluate = [sys.executable, "-m", "postloc", "evaluate", str(out), "--split", "test"]
         subprocess.run(evaluate, check=True, capture_output=True)
         scores = json.loads((out / "eval-test.json").read_text())
