@@ -91,6 +91,19 @@ def test_thread_counts_give_the_same_model(splits):
     assert np.allclose(one.predict_proba(splits["test"]), two.predict_proba(splits["test"]), atol=1e-6)
 
 
+def test_default_threads_follow_torchs_count():
+    """Inside a Ray task of N CPUs torch has N threads: the fit's thread pool takes that, not the machine's cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert ThreadExecutor.sized(0).n_jobs == 1 and ThreadExecutor.sized(3).n_jobs == 3
+    finally:
+        torch.set_num_threads(before)
+    assert ThreadExecutor.sized(0).n_jobs == before
+
+
 def test_inner_sample_takes_whole_users_up_to_its_size():
     users = [f"u{i}" for i in range(50) for _ in range(i % 7 + 1)] + ["heavy"] * 400
     posts = pd.DataFrame({"user": users})

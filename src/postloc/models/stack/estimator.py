@@ -25,7 +25,6 @@ model lists the ones it uses.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -199,7 +198,7 @@ class Stack(Estimator):
             matrices.append(learner.fit_transform(everyone, cfg))
             self.learners_.append(learner)
             report.note(f"{kind}: {matrices[-1].shape[1]:,} features of {len(everyone):,} posts")
-        executor = executor or ThreadExecutor(cfg.n_jobs or os.cpu_count() or 1)
+        executor = executor or ThreadExecutor.sized(cfg.n_jobs)
         shared = (tuple(matrices), y_all, weights_all)
         oof = self._out_of_fold(shared, grids, sample, folds, executor, report) if folds else []
         minibatch = self._minibatch(len(everyone), n_classes)

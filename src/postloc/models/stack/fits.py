@@ -79,9 +79,9 @@ def fit_logreg(
     if used is not None:
         start = None if init is None else Regression(init.coef[:, used], init.intercept, init.seen, init.C)
         narrow = fit_logreg(X[:, used], y, weights, C, max_iter, n_classes, start)
-        coef = np.zeros((narrow.coef.shape[0], X.shape[1]))
-        coef[:, used] = narrow.coef
-        return Regression(coef, narrow.intercept, narrow.seen, C)
+        wide = np.zeros((narrow.coef.shape[0], X.shape[1]))
+        wide[:, used] = narrow.coef
+        return Regression(wide, narrow.intercept, narrow.seen, C)
     import torch
 
     column = np.full(n_classes, -1)
@@ -335,6 +335,18 @@ class ThreadExecutor:
     """The calls on ``n_jobs`` threads of this process (torch's products release the GIL); 1: one after another."""
 
     n_jobs: int = 1
+
+    @classmethod
+    def sized(cls, n_jobs: int) -> ThreadExecutor:
+        """``n_jobs`` threads; 0: as many as torch may use here (every core, or a Ray task's CPUs).
+
+        Why torch's count and not the machine's cores: inside a Ray task of N CPUs torch is set to
+        N threads (``scale.ray_fits``), and a fold's fit there must not start a thread per core of
+        a machine that other tasks share.
+        """
+        import torch
+
+        return cls(n_jobs or max(1, torch.get_num_threads()))
 
     def map(
         self, fn: Callable[..., R], shared: tuple[Any, ...], calls: Sequence[tuple[Any, ...]], done: Done
