@@ -84,13 +84,10 @@ def fit_logreg(
         return Regression(wide, narrow.intercept, narrow.seen, C)
     import torch
 
-    column = np.full(n_classes, -1)
-    column[seen] = np.arange(len(seen))
-    target = torch.from_numpy(column[y])
-    share = torch.from_numpy((weights / weights.sum()).astype(np.float32))
+    terms = _Objective.of(seen, y, weights, C, n_classes)
+    target, share, l2 = torch.from_numpy(terms.target), torch.from_numpy(terms.share), terms.l2
     data, data_t = _tensor(X), _tensor(X.T)
     n, k = X.shape[0], len(seen)
-    l2 = 1.0 / (C * float(weights.sum()))
     rows = torch.arange(n)
     if init is not None and init.seen == seen:
         coef = torch.tensor(init.coef.T, dtype=torch.float32)
@@ -101,11 +98,7 @@ def fit_logreg(
     def closure() -> Any:
         log_p = torch.log_softmax(_matmul(data, coef) + intercept, dim=1)
         loss = -(share * log_p[rows, target]).sum() + 0.5 * l2 * (coef * coef).sum()
-        residual = log_p.exp_()
-        residual[rows, target] -= 1.0
-        residual *= share[:, None]
-        coef.grad = _matmul(data_t, residual) + l2 * coef
-        intercept.grad = residual.sum(dim=0)
+        _set_gradient(log_p.exp_(), target, share, data_t, coef, intercept, l2)
         return loss
 
     solver = torch.optim.LBFGS(
@@ -120,6 +113,41 @@ def fit_logreg(
     with torch.no_grad():
         solver.step(closure)
     return Regression(coef.T.double().numpy().copy(), intercept.double().numpy().copy(), seen, C)
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """The terms of the objective both solvers minimise, so that the same C means the same thing in both."""
+
+    seen: list[int]  # the classes of y, in order: the regression's columns
+    target: np.ndarray  # each post's class as one of those columns
+    share: np.ndarray  # each post's weight over the weights' sum (float32)
+    l2: float  # the penalty's factor, 1 / (C sum(weights))
+
+    @classmethod
+    def of(cls, seen: list[int], y: np.ndarray, weights: np.ndarray, C: float, n_classes: int) -> _Objective:
+        """``seen``: the sorted classes of ``y``, two at least (fewer leave nothing to fit)."""
+        column = np.full(n_classes, -1)
+        column[seen] = np.arange(len(seen))
+        share = (weights / weights.sum()).astype(np.float32)
+        return cls(seen, column[y], share, 1.0 / (C * float(weights.sum())))
+
+
+def _set_gradient(
+    probabilities: Any, target: Any, share: Any, data_t: Any, coef: Any, intercept: Any, l2: float
+) -> None:
+    """The objective's gradient on ``coef`` and ``intercept`` from rows' softmax ``probabilities``.
+
+    ``probabilities`` becomes the weighted residual in place; ``data_t`` is the rows' features
+    transposed; ``share`` their weight shares (scaled up for a mini-batch, so its gradient
+    estimates the full one).
+    """
+    import torch
+
+    probabilities[torch.arange(len(target)), target] -= 1.0
+    probabilities *= share[:, None]
+    coef.grad = _matmul(data_t, probabilities) + l2 * coef
+    intercept.grad = probabilities.sum(dim=0)
 
 
 @dataclass(frozen=True)
@@ -168,12 +196,8 @@ def fit_logreg_minibatch(
     import torch
     from scipy.sparse import issparse
 
-    column = np.full(n_classes, -1)
-    column[seen] = np.arange(len(seen))
-    target = column[y]
-    share = (weights / weights.sum()).astype(np.float32)
-    n, k = X.shape[0], len(seen)
-    l2 = 1.0 / (C * float(weights.sum()))
+    terms = _Objective.of(seen, y, weights, C, n_classes)
+    n, k = X.shape[0], len(terms.seen)
     X = X.tocsr() if issparse(X) else np.asarray(X)
     coef, intercept = torch.zeros((X.shape[1], k)), torch.zeros(k)
     batch, passes = schedule.batch_rows(n), schedule.passes(n)
@@ -187,14 +211,18 @@ def fit_logreg_minibatch(
             for start in range(0, n, batch):
                 rows = np.sort(order[start : start + batch])
                 part = X[rows]
-                residual = torch.softmax(_matmul(_tensor(part), coef) + intercept, dim=1)
-                residual[torch.arange(len(rows)), torch.from_numpy(target[rows])] -= 1.0
-                residual *= torch.from_numpy(share[rows] * (n / len(rows)))[:, None]
-                coef.grad = _matmul(_tensor(part.T), residual) + l2 * coef
-                intercept.grad = residual.sum(dim=0)
+                _set_gradient(
+                    torch.softmax(_matmul(_tensor(part), coef) + intercept, dim=1),
+                    torch.from_numpy(terms.target[rows]),
+                    torch.from_numpy(terms.share[rows] * (n / len(rows))),
+                    _tensor(part.T),
+                    coef,
+                    intercept,
+                    terms.l2,
+                )
                 solver.step()
                 decay.step()
-    return Regression(coef.T.double().numpy().copy(), intercept.double().numpy().copy(), seen, C)
+    return Regression(coef.T.double().numpy().copy(), intercept.double().numpy().copy(), terms.seen, C)
 
 
 def _mean_row_norm(X: Any) -> float:
